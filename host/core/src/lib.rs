@@ -1,0 +1,17 @@
+//! The Halo domain: accounts, roles and the rules around them, as plain Rust.
+//!
+//! Nothing here does I/O: no clock, socket, disk, sled, axum or wasmtime. Time arrives as an
+//! argument ([`Millis`]), so every rule is a unit test away. Start from [`user::User`],
+//! [`user::Username`] and [`throttle::Throttle`].
+//!
+//! Later domains (presence aggregation, access levels, conversations) live here too, each in its
+//! own module.
+
+pub mod throttle;
+pub mod user;
+
+pub use throttle::{Throttle, ThrottleRule};
+pub use user::{NewUser, ProfileUpdate, Role, User, UserError, Username};
+
+/// Milliseconds since the Unix epoch, as the edge of the system read it from the clock.
+pub type Millis = u64;

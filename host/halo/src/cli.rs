@@ -1,0 +1,142 @@
+//! Command-line syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Halo: an IM and presence server whose extension points are WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "halo", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (zero-config: data in ./halo-data, listening on 127.0.0.1:7420).
+    Serve(ServeArgs),
+    /// Manage user accounts on a running server (admin).
+    #[command(subcommand_required = true)]
+    User(UserArgs),
+}
+
+/// Where the configuration comes from: flag > HALO_* environment > halo.toml > default.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Configuration file [default: ./halo.toml if it exists].
+    #[arg(long, env = "HALO_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./halo-data].
+    #[arg(long, env = "HALO_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on [default: 127.0.0.1:7420]; use 0.0.0.0:7420 to accept remote users.
+    #[arg(long, env = "HALO_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// PEM certificate chain: serve HTTPS/WSS (needs --tls-key).
+    #[arg(long, env = "HALO_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "HALO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `halo_server=debug` [default: info; env RUST_LOG also works].
+    #[arg(long, env = "HALO_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// How an admin verb reaches the server: --server/--token, else the local server's own
+/// credentials from its data directory.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Server URL, e.g. https://halo.example.com [default: the local server].
+    #[arg(long, env = "HALO_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token of an admin [default: the local server's CLI token].
+    #[arg(long, env = "HALO_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra trusted CA certificate (PEM) for a server with a private certificate.
+    #[arg(long, env = "HALO_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (asks for the password, or reads it from stdin with --password-stdin).
+    Add {
+        /// Account name: 1-64 of a-z 0-9 . _ -
+        username: String,
+        /// Name shown to others.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Job title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Department.
+        #[arg(long)]
+        department: Option<String>,
+        /// Phone number.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Give the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// Give the compliance role.
+        #[arg(long)]
+        compliance: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Show one account.
+    Show {
+        /// Account name.
+        username: String,
+    },
+    /// Disable an account: it can no longer log in and its sessions end.
+    Disable {
+        /// Account name.
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Account name.
+        username: String,
+    },
+    /// Delete an account.
+    Remove {
+        /// Account name.
+        username: String,
+    },
+    /// Set an account's password (its sessions end).
+    Passwd {
+        /// Account name.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}

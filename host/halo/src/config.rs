@@ -1,0 +1,112 @@
+//! Configuration, resolved once: flag > `HALO_*` environment (both via clap) > `halo.toml` >
+//! default. A misspelt key in `halo.toml` is an error naming the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use halo_server::Settings;
+use halo_server::settings::{AuthSettings, Limits};
+use serde::Deserialize;
+
+use crate::cli::{ConfigArgs, ServeArgs};
+
+/// The default listen address: loopback only until an admin opens it up; 7420 clashes with no
+/// common service.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "halo-data";
+
+/// `halo.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    log: Option<String>,
+    public_metrics: Option<bool>,
+    limits: Option<Limits>,
+    auth: Option<AuthSettings>,
+}
+
+/// Everything `halo serve` needs.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub tls: Option<halo_server::TlsFiles>,
+    pub log: String,
+    pub settings: Settings,
+    pub source: Option<PathBuf>,
+}
+
+fn read_file(args: &ConfigArgs) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None if Path::new("halo.toml").exists() => PathBuf::from("halo.toml"),
+        None => return Ok((FileConfig::default(), None)),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok((file, Some(path)))
+}
+
+/// The data directory the CLI and server agree on.
+pub fn data_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
+    let (file, _) = read_file(args)?;
+    Ok(args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+}
+
+/// Resolves the serve configuration.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let (file, source) = read_file(&args.config)?;
+    let tls_cert = args.tls_cert.clone().or(file.tls_cert);
+    let tls_key = args.tls_key.clone().or(file.tls_key);
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(halo_server::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (tls_cert and tls_key)"),
+    };
+    let settings = Settings {
+        limits: file.limits.unwrap_or_default(),
+        auth: file.auth.unwrap_or_default(),
+        public_metrics: file.public_metrics.unwrap_or(false),
+    };
+    if settings.limits.max_frame_bytes < 1024 || settings.limits.send_queue == 0 {
+        anyhow::bail!("limits.max_frame_bytes must be at least 1024 and limits.send_queue at least 1");
+    }
+    if settings.limits.heartbeat.is_zero() || settings.auth.token_ttl.is_zero() {
+        anyhow::bail!("limits.heartbeat and auth.token_ttl must be longer than zero");
+    }
+    Ok(ServeConfig {
+        data_dir: args.config.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        tls,
+        log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+        settings,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = toml::from_str::<FileConfig>("listn = \"x\"").expect_err("misspelt key");
+        assert!(err.to_string().contains("listn"), "{err}");
+        let err = toml::from_str::<FileConfig>("[limits]\nmax_frame = 1").expect_err("misspelt key");
+        assert!(err.to_string().contains("max_frame"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sections_parse() {
+        let f: FileConfig = toml::from_str("[auth]\ntoken_ttl = \"2s\"\n[limits]\nheartbeat = \"5s\"").expect("valid");
+        assert_eq!(f.auth.expect("auth").token_ttl, std::time::Duration::from_secs(2));
+        let limits = f.limits.expect("limits");
+        assert_eq!(limits.heartbeat, std::time::Duration::from_secs(5));
+        assert_eq!(limits.max_frame_bytes, 64 * 1024, "unset keys keep their defaults");
+    }
+}

@@ -1,0 +1,30 @@
+//! `halo`: the Halo IM and presence server (`halo serve`) and its admin command-line tool.
+//!
+//! This crate only parses flags, resolves configuration and wires the library crates:
+//! [`halo_store`] for storage, [`halo_server`] for HTTP/WebSocket, [`halo_client`] for the admin
+//! verbs, which talk to a running server through its REST API.
+
+mod admin;
+mod cli;
+mod config;
+mod local;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::main(args),
+        cli::Command::User(args) => admin::user(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("halo: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `halo serve`.
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+use halo_server::{AppState, token};
+use halo_store::Store;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+use crate::config;
+use crate::local::{self, Local};
+
+/// File (mode 0600) holding the generated bootstrap admin password.
+const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+pub fn main(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = config::serve(&args)?;
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| cfg.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).with_context(|| format!("log filter {filter:?}"))?)
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
+}
+
+async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
+    if let Some(src) = &cfg.source {
+        tracing::info!(config = %src.display(), "configuration file");
+    }
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let store = Store::open(&cfg.data_dir.join("db"))
+        .with_context(|| format!("opening the store in {} (is another halo running on it?)", cfg.data_dir.display()))?;
+
+    let local_token = token::generate();
+    let state = AppState::new(store, cfg.settings.clone(), Some(token::hash(&local_token)));
+    bootstrap_admin(&state, &cfg.data_dir).await?;
+
+    let listener = TcpListener::bind(&cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
+    let local = Local {
+        url: url.clone(),
+        token: local_token,
+        ca_cert: cfg.tls.as_ref().map(|t| t.cert.clone()),
+        pid: std::process::id(),
+    };
+    local.write(&cfg.data_dir)?;
+    tracing::info!(%url, data_dir = %cfg.data_dir.display(), "Halo {} listening", env!("CARGO_PKG_VERSION"));
+
+    let result = halo_server::run(listener, state, cfg.tls.clone(), shutdown_signal()).await;
+    local::Local::remove(&cfg.data_dir);
+    tracing::info!("stopped");
+    result
+}
+
+async fn bootstrap_admin(state: &AppState, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let from_env = std::env::var("HALO_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let generated = state.accounts.bootstrap_admin(from_env).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(password) = generated {
+        let path = data_dir.join(INITIAL_PASSWORD_FILE);
+        local::write_private(&path, format!("{password}\n").as_bytes())?;
+        eprintln!(
+            "\n  Created user 'admin' with password: {password}\n  (also saved to {}; change it with `halo user passwd admin`)\n",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,272 @@
+//! The account service: logins and sessions, throttling, and account changes with their rules
+//! (the last enabled admin cannot be removed; disabling or deleting an account ends its sessions
+//! and sockets).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use halo_core::{NewUser, ProfileUpdate, Role, Throttle, ThrottleRule, User, Username, user::check_password};
+use halo_store::{Session, Store, TokenHash};
+
+use crate::auth::{AuthUser, Principal};
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::settings::AuthSettings;
+use crate::stream::hub::{CloseReason, Hub};
+use crate::{password, token};
+
+/// A successful login.
+pub struct LoginOk {
+    /// The bearer token, shown once.
+    pub token: String,
+    /// The stored session.
+    pub session: Session,
+    /// The account.
+    pub user: User,
+}
+
+/// Logins, sessions and account changes.
+pub struct Accounts {
+    store: Store,
+    settings: AuthSettings,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    by_user: Mutex<Throttle>,
+    by_ip: Mutex<Throttle>,
+    /// Serialises account changes so rules spanning accounts (the last admin) hold.
+    writes: tokio::sync::Mutex<()>,
+    local_admin: Option<TokenHash>,
+}
+
+fn lock(t: &Mutex<Throttle>) -> std::sync::MutexGuard<'_, Throttle> {
+    t.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Accounts {
+    /// The service over `store`; `local_admin` is the hash of the local CLI token, if any.
+    pub fn new(
+        store: Store,
+        settings: AuthSettings,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        local_admin: Option<TokenHash>,
+    ) -> Self {
+        let window_ms = settings.failure_window.as_millis() as u64;
+        let rule = |max_failures| Throttle::new(ThrottleRule { max_failures, window_ms });
+        Self {
+            by_user: Mutex::new(rule(settings.max_failures_per_user)),
+            by_ip: Mutex::new(rule(settings.max_failures_per_ip)),
+            store,
+            settings,
+            hub,
+            metrics,
+            writes: tokio::sync::Mutex::new(()),
+            local_admin,
+        }
+    }
+
+    /// On an empty store, creates the `admin` account with `password`, or a random password that
+    /// is returned (to be shown once). Does nothing when any account exists.
+    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, ApiError> {
+        let _w = self.writes.lock().await;
+        if !self.store.users().is_empty() {
+            return Ok(None);
+        }
+        let generated = password.is_none();
+        let password = password.unwrap_or_else(token::random_password);
+        check_password(&password).map_err(|e| ApiError::BadRequest(format!("HALO_ADMIN_PASSWORD: {e}")))?;
+        let name = Username::parse("admin")?;
+        let hash = password::hash(password.clone()).await?;
+        let new = NewUser { roles: [Role::Admin].into(), ..Default::default() };
+        self.store.users().create(&new.into_user(name, hash, now_ms())?).await?;
+        tracing::info!("created the bootstrap account 'admin'");
+        Ok(generated.then_some(password))
+    }
+
+    /// Checks credentials and opens a session. Failures count against the username and the
+    /// client IP; past either limit the attempt is refused before the password is checked.
+    pub async fn login(&self, username: &str, password: String, ip: IpAddr) -> Result<LoginOk, ApiError> {
+        let now = now_ms();
+        let user_key = username.trim().to_ascii_lowercase();
+        let ip_key = ip.to_string();
+        let locked = [lock(&self.by_ip).check(&ip_key, now), lock(&self.by_user).check(&user_key, now)];
+        if let Some(Err(retry_ms)) = locked.into_iter().find(Result::is_err) {
+            self.metrics.login("rate_limited");
+            return Err(ApiError::RateLimited(retry_ms.div_ceil(1000)));
+        }
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.users().get(&name)?,
+            Err(_) => None,
+        };
+        let ok = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+        let user = match user {
+            Some(u) if ok => u,
+            _ => {
+                lock(&self.by_ip).fail(&ip_key, now);
+                lock(&self.by_user).fail(&user_key, now);
+                self.metrics.login("invalid");
+                tracing::info!(username = %user_key, %ip, "failed login");
+                return Err(ApiError::InvalidCredentials);
+            }
+        };
+        if user.disabled {
+            self.metrics.login("disabled");
+            return Err(ApiError::Forbidden("this account is disabled"));
+        }
+        lock(&self.by_user).clear(&user_key);
+        let token = token::generate();
+        let session = Session {
+            username: user.username.clone(),
+            created_at: now,
+            expires_at: now + self.settings.token_ttl.as_millis() as u64,
+        };
+        self.store.sessions().insert(&token::hash(&token), &session).await?;
+        self.metrics.login("ok");
+        tracing::info!(username = %user.username, %ip, "login");
+        Ok(LoginOk { token, session, user })
+    }
+
+    /// Resolves a bearer token to its principal.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let hash = token::hash(token);
+        if self.local_admin == Some(hash) {
+            return Ok(AuthUser { principal: Principal::LocalAdmin, token: hash });
+        }
+        let session = self.store.sessions().get(&hash)?.ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        if session.expires_at <= now_ms() {
+            self.store.sessions().remove(&hash).await?;
+            return Err(ApiError::Unauthorized("token expired; log in again"));
+        }
+        let user =
+            self.store.users().get(&session.username)?.ok_or(ApiError::Unauthorized("account no longer exists"))?;
+        if user.disabled {
+            return Err(ApiError::Unauthorized("account is disabled"));
+        }
+        Ok(AuthUser { principal: Principal::User(user), token: hash })
+    }
+
+    /// Ends the session of `auth`'s token and closes the sockets opened with it.
+    pub async fn logout(&self, auth: &AuthUser) -> Result<(), ApiError> {
+        if matches!(auth.principal, Principal::LocalAdmin) {
+            return Err(ApiError::BadRequest("the local admin token ends when the server stops".into()));
+        }
+        self.store.sessions().remove(&auth.token).await?;
+        self.hub.close_token(&auth.token, CloseReason::SessionEnded);
+        Ok(())
+    }
+
+    /// Creates an account.
+    pub async fn create(&self, name: &str, password: String, new: NewUser) -> Result<User, ApiError> {
+        let name = Username::parse(name)?;
+        check_password(&password)?;
+        let hash = password::hash(password).await?;
+        let user = new.into_user(name, hash, now_ms())?;
+        let _w = self.writes.lock().await;
+        self.store.users().create(&user).await?;
+        tracing::info!(username = %user.username, "account created");
+        Ok(user)
+    }
+
+    /// The account named `name` (404 if none).
+    pub fn get(&self, name: &str) -> Result<User, ApiError> {
+        let parsed = Username::parse(name).map_err(|_| not_found(name))?;
+        self.store.users().get(&parsed)?.ok_or_else(|| not_found(name))
+    }
+
+    /// A page of accounts after `after`.
+    pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>, ApiError> {
+        let after = after.map(Username::parse).transpose()?;
+        Ok(self.store.users().list(after.as_ref(), limit)?)
+    }
+
+    /// Number of accounts.
+    pub fn count(&self) -> usize {
+        self.store.users().count()
+    }
+
+    /// Changes an account. Disabling ends its sessions and sockets; the last enabled admin
+    /// cannot lose the role or be disabled.
+    pub async fn update(&self, name: &str, update: ProfileUpdate) -> Result<User, ApiError> {
+        let _w = self.writes.lock().await;
+        let mut user = self.get(name)?;
+        let was_admin = user.is_active_admin();
+        update.apply(&mut user, now_ms())?;
+        if was_admin && !user.is_active_admin() {
+            self.ensure_other_admin(&user.username)?;
+        }
+        self.store.users().put(&user).await?;
+        if user.disabled {
+            self.end_sessions(&user.username, CloseReason::AccountDisabled, None).await?;
+        }
+        Ok(user)
+    }
+
+    /// Sets a new password and ends every session of the account, except `keep` (the session
+    /// that changed its own password).
+    pub async fn set_password(&self, name: &str, password: String, keep: Option<&TokenHash>) -> Result<(), ApiError> {
+        check_password(&password)?;
+        let hash = password::hash(password).await?;
+        let _w = self.writes.lock().await;
+        let mut user = self.get(name)?;
+        user.password_hash = hash;
+        user.updated_at = now_ms();
+        self.store.users().put(&user).await?;
+        self.end_sessions(&user.username, CloseReason::SessionEnded, keep).await
+    }
+
+    /// Checks `current` before [`Accounts::set_password`] for a user changing their own password.
+    pub async fn change_own_password(&self, auth: &AuthUser, current: String, new: String) -> Result<(), ApiError> {
+        let user = auth.user()?;
+        if !password::verify(current, Some(user.password_hash.clone())).await {
+            return Err(ApiError::InvalidCredentials);
+        }
+        self.set_password(user.username.as_str(), new, Some(&auth.token)).await
+    }
+
+    /// Deletes an account, its sessions and sockets. The last enabled admin cannot be deleted.
+    pub async fn remove(&self, name: &str) -> Result<(), ApiError> {
+        let _w = self.writes.lock().await;
+        let user = self.get(name)?;
+        if user.is_active_admin() {
+            self.ensure_other_admin(&user.username)?;
+        }
+        self.store.remove_user(&user.username).await?;
+        self.hub.close_user(&user.username, None, CloseReason::AccountDisabled);
+        tracing::info!(username = %user.username, "account deleted");
+        Ok(())
+    }
+
+    /// Deletes expired sessions (run periodically).
+    pub async fn prune(&self) -> Result<usize, ApiError> {
+        let now = now_ms();
+        lock(&self.by_user).prune(now);
+        lock(&self.by_ip).prune(now);
+        Ok(self.store.sessions().prune_expired(now).await?)
+    }
+
+    async fn end_sessions(
+        &self,
+        name: &Username,
+        reason: CloseReason,
+        keep: Option<&TokenHash>,
+    ) -> Result<(), ApiError> {
+        self.store.sessions().remove_all_for(name, keep).await?;
+        self.hub.close_user(name, keep, reason);
+        Ok(())
+    }
+
+    fn ensure_other_admin(&self, name: &Username) -> Result<(), ApiError> {
+        for user in self.store.users().all() {
+            let user = user?;
+            if &user.username != name && user.is_active_admin() {
+                return Ok(());
+            }
+        }
+        Err(ApiError::Conflict(format!("{name} is the last enabled admin; make another admin first")))
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no user named {name:?}"))
+}

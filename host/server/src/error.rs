@@ -1,0 +1,114 @@
+//! `ApiError`: the one error type HTTP handlers return, and its JSON shape
+//! `{"error": code, "message": text}`.
+
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use halo_core::UserError;
+use halo_store::StoreError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `invalid_credentials`, `not_found`.
+    pub error: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// An error answered to an HTTP client. Client faults carry their message; internal faults are
+/// logged in full and answered with a generic text.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing, unknown or expired token (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Wrong username or password (401).
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// Authenticated but not allowed (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Conflicts with existing state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many failed attempts; retry after the given seconds (429).
+    #[error("too many failed attempts; retry in {0} s")]
+    RateLimited(u64),
+    /// Something broke on the server (500); the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "internal server error; see the server log".to_owned()
+            }
+            other => {
+                tracing::debug!(code, %other, "request refused");
+                other.to_string()
+            }
+        };
+        let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
+        if let Self::RateLimited(secs) = self {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Exists(what) => Self::Conflict(format!("{what}")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::BadRequest(format!("invalid JSON body: {}", e.body_text()))
+    }
+}
+
+/// `axum::Json`, but a malformed body is answered in the [`ErrorBody`] shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);

@@ -1,0 +1,107 @@
+//! The Halo server: HTTP/WebSocket transport over the domain ([`halo_core`]) and storage
+//! ([`halo_store`]).
+//!
+//! Start from [`run`], which serves an [`AppState`] on a bound listener (plain or TLS) until a
+//! shutdown future resolves. Handlers are thin: they extract (auth is an extractor, see
+//! [`auth`]), call [`accounts::Accounts`] or the [`stream::hub::Hub`], and map the result.
+//! Only this crate knows the wire formats (JSON, `halo.msgpack`). It knows nothing of sled.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod metrics;
+mod password;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod stream;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+/// Certificate chain and private key (PEM files) for HTTPS/WSS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The full application: routes, body limit, request metrics and tracing.
+pub fn app(state: AppState) -> axum::Router {
+    routes::router()
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(RequestBodyLimitLayer::new(state.settings.limits.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let resp = next.run(req).await;
+    state.metrics.http_request(&method, &route, resp.status().as_u16());
+    resp
+}
+
+/// Serves `state` on `listener` (HTTPS/WSS when `tls` is given) until `shutdown` resolves, then
+/// closes every WebSocket (1001), waits briefly for requests in flight and flushes the store.
+pub async fn run(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Option<TlsFiles>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let pruner = tokio::spawn(prune_sessions(state.clone()));
+    {
+        let (handle, hub) = (handle.clone(), state.hub.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            hub.close_all(stream::hub::CloseReason::ShuttingDown);
+            handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+    }
+    match tls {
+        Some(files) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading TLS certificate {:?} / key {:?}: {e}", files.cert, files.key))?;
+            axum_server::from_tcp_rustls(listener, config).handle(handle).serve(service).await?;
+        }
+        None => axum_server::from_tcp(listener).handle(handle).serve(service).await?,
+    }
+    pruner.abort();
+    state.store.flush().await?;
+    Ok(())
+}
+
+async fn prune_sessions(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match state.accounts.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "pruned expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning sessions"),
+        }
+    }
+}

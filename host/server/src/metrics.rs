@@ -1,0 +1,115 @@
+//! Prometheus metrics, all prefixed `halo_`, rendered at `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::stream::wire::ErrorCode;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+/// The server's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    logins: Family<ResultLabel, Counter>,
+    ws_frame_errors: Family<CodeLabel, Counter>,
+    /// Connected WebSocket endpoints.
+    pub ws_connections: Gauge,
+    /// WebSocket endpoints accepted since start.
+    pub ws_accepted: Counter,
+    /// Frames received from clients.
+    pub ws_frames_received: Counter,
+    /// Frames sent to clients.
+    pub ws_frames_sent: Counter,
+    /// Endpoints dropped because their send queue was full.
+    pub ws_slow_consumers: Counter,
+    /// Accounts (refreshed at each scrape).
+    pub users: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("halo");
+        let m = Self {
+            http_requests: Family::default(),
+            logins: Family::default(),
+            ws_frame_errors: Family::default(),
+            ws_connections: Gauge::default(),
+            ws_accepted: Counter::default(),
+            ws_frames_received: Counter::default(),
+            ws_frames_sent: Counter::default(),
+            ws_slow_consumers: Counter::default(),
+            users: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let build_info: Family<VersionLabel, Gauge> = Family::default();
+        build_info.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "Halo version (value is always 1)", build_info);
+        registry.register("http_requests", "HTTP requests by method, route and status", m.http_requests.clone());
+        registry.register("logins", "Login attempts by result", m.logins.clone());
+        registry.register("ws_connections", "Connected WebSocket endpoints", m.ws_connections.clone());
+        registry.register("ws_accepted", "WebSocket endpoints accepted", m.ws_accepted.clone());
+        registry.register("ws_frames_received", "Frames received on WebSockets", m.ws_frames_received.clone());
+        registry.register("ws_frames_sent", "Frames sent on WebSockets", m.ws_frames_sent.clone());
+        registry.register("ws_frame_errors", "Refused WebSocket frames by error code", m.ws_frame_errors.clone());
+        registry.register("ws_slow_consumers", "Endpoints dropped for a full send queue", m.ws_slow_consumers.clone());
+        registry.register("users", "Accounts", m.users.clone());
+        Self { registry, ..m }
+    }
+
+    /// Counts one HTTP request.
+    pub fn http_request(&self, method: &str, route: &str, status: u16) {
+        let labels = HttpLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.http_requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts one login attempt by result (`ok`, `invalid`, `disabled`, `rate_limited`).
+    pub fn login(&self, result: &'static str) {
+        self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Counts one refused frame.
+    pub fn ws_frame_error(&self, code: ErrorCode) {
+        let code = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.ws_frame_errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}

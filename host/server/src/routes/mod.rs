@@ -1,0 +1,60 @@
+//! The HTTP routes, grouped by area, collected with their OpenAPI descriptions.
+
+pub mod me;
+pub mod session;
+pub mod system;
+pub mod users;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+use crate::stream;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Halo", description = "Halo IM and presence server: REST API. The WebSocket frames of /api/v1/stream are in docs/protocol.md."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "session", description = "Login and logout"),
+        (name = "me", description = "The caller's own account"),
+        (name = "users", description = "Account administration (admin role)"),
+        (name = "stream", description = "The WebSocket event stream"),
+        (name = "system", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Every route, and the OpenAPI document generated from the same list (served at
+/// `/api/v1/openapi.json`), so the document cannot miss a route.
+pub fn router() -> Router<AppState> {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(me::change_password))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(users::disable_user))
+        .routes(routes!(users::enable_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(stream::stream))
+        .split_for_parts();
+    let json = api.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    router.route("/api/v1/openapi.json", get(move || async move { ([("content-type", "application/json")], json) }))
+}

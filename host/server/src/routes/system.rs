@@ -1,0 +1,33 @@
+//! Health, metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// 200 while the server is serving.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, description = "Serving", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus metrics (prefix `halo_`). Needs an admin token unless `public_metrics = true`.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    admin: Result<AdminUser, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.settings.public_metrics {
+        admin?;
+    }
+    state.metrics.users.set(state.accounts.count() as i64);
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()))
+}

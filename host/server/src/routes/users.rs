@@ -1,0 +1,137 @@
+//! Admin routes for accounts.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use halo_core::{NewUser, ProfileUpdate, user::Profile};
+
+use crate::api::{CreateUserRequest, ListUsersQuery, SetPasswordRequest, UpdateUserRequest, UserPage, UserView};
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::state::AppState;
+
+/// Lists accounts in username order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListUsersQuery),
+    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<ListUsersQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be 1-1000".into()));
+    }
+    let users = state.accounts.list(q.after.as_deref(), limit)?;
+    let next = (users.len() == limit).then(|| users.last().map(|u| u.username.to_string())).flatten();
+    Ok(Json(UserPage { users: users.iter().map(UserView::from).collect(), next }))
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Username taken", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let new = NewUser {
+        profile: Profile {
+            display_name: req.display_name,
+            email: req.email,
+            title: req.title,
+            department: req.department,
+            phone: req.phone,
+        },
+        roles: req.roles.into_iter().collect(),
+    };
+    let user = state.accounts.create(&req.username, req.password, new).await?;
+    tracing::info!(by = admin.name(), username = %user.username, "admin created account");
+    Ok((StatusCode::CREATED, Json((&user).into())))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json((&state.accounts.get(&username)?).into()))
+}
+
+/// Changes an account's contact card, roles or disabled flag. Disabling ends its sessions.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UpdateUserRequest,
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Would leave no enabled admin", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+    ApiJson(req): ApiJson<UpdateUserRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json((&state.accounts.update(&username, req.into()).await?).into()))
+}
+
+/// Disables an account: it cannot log in, its sessions and sockets end.
+#[utoipa::path(post, path = "/api/v1/users/{username}/disable", tag = "users",
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let update = ProfileUpdate { disabled: Some(true), ..Default::default() };
+    Ok(Json((&state.accounts.update(&username, update).await?).into()))
+}
+
+/// Enables a disabled account.
+#[utoipa::path(post, path = "/api/v1/users/{username}/enable", tag = "users",
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let update = ProfileUpdate { disabled: Some(false), ..Default::default() };
+    Ok(Json((&state.accounts.update(&username, update).await?).into()))
+}
+
+/// Deletes an account with its sessions.
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.remove(&username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resets an account's password; its sessions end.
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "users", request_body = SetPasswordRequest,
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 204, description = "Password set"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(username): Path<String>,
+    ApiJson(req): ApiJson<SetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.set_password(&username, req.password, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,82 @@
+//! Server settings with their defaults; `halo.toml` sections `[limits]` and `[auth]` map onto these.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Protocol and resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket frame handled (64 KiB): enough for any IM or presence frame, small enough
+    /// that a hostile client cannot make the server buffer much. Larger frames, up to
+    /// [`Limits::hard_frame_bytes`], get a `frame_too_large` error; beyond that the socket closes.
+    pub max_frame_bytes: usize,
+    /// Largest HTTP request body (1 MiB).
+    pub max_body_bytes: usize,
+    /// Frames queued for one WebSocket before the endpoint is dropped as a slow consumer (256).
+    pub send_queue: usize,
+    /// Interval of server pings (30 s); an endpoint silent for two intervals is dropped.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Most concurrent WebSocket endpoints per user (32).
+    pub max_endpoints_per_user: usize,
+}
+
+impl Limits {
+    /// Beyond this the WebSocket layer itself refuses a message and closes with 1009.
+    pub fn hard_frame_bytes(&self) -> usize {
+        (self.max_frame_bytes * 16).max(1 << 20)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 1 << 20,
+            send_queue: 256,
+            heartbeat: Duration::from_secs(30),
+            max_endpoints_per_user: 32,
+        }
+    }
+}
+
+/// Sessions and login throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// How long a bearer token stays valid after login (7 days).
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// Failed logins allowed per username inside `failure_window` (5).
+    pub max_failures_per_user: u32,
+    /// Failed logins allowed per client IP inside `failure_window` (20).
+    pub max_failures_per_ip: u32,
+    /// Sliding window for the two counts above (15 min).
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_failures_per_user: 5,
+            max_failures_per_ip: 20,
+            failure_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Everything the server needs besides its listener and store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Protocol and resource limits.
+    pub limits: Limits,
+    /// Sessions and login throttling.
+    pub auth: AuthSettings,
+    /// Serve `/metrics` without a token (default: admin token required).
+    pub public_metrics: bool,
+}

@@ -1,0 +1,208 @@
+//! The hub: every connected endpoint (one WebSocket each) by user, with its bounded send queue.
+//! Later features deliver to users through here; a full queue drops that endpoint as a slow
+//! consumer instead of blocking the sender.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use halo_core::{Millis, Username};
+use halo_store::TokenHash;
+use tokio::sync::{mpsc, watch};
+
+use super::wire::{EndpointInfo, ServerFrame};
+use crate::metrics::Metrics;
+
+/// Why the server closes a socket; each maps to a WebSocket close code and reason text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client could not keep up with its send queue (4001).
+    SlowConsumer,
+    /// No frame (not even a pong) within two heartbeats (4002).
+    IdleTimeout,
+    /// The session was logged out or its password changed (4003).
+    SessionEnded,
+    /// The account was disabled or deleted (4004).
+    AccountDisabled,
+    /// The user has too many endpoints open (4005).
+    TooManyEndpoints,
+    /// A message beyond the hard size limit (1009).
+    MessageTooBig,
+    /// A text frame that is not UTF-8 (1007).
+    InvalidUtf8,
+    /// The server is stopping (1001).
+    ShuttingDown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::SlowConsumer => 4001,
+            Self::IdleTimeout => 4002,
+            Self::SessionEnded => 4003,
+            Self::AccountDisabled => 4004,
+            Self::TooManyEndpoints => 4005,
+            Self::MessageTooBig => 1009,
+            Self::InvalidUtf8 => 1007,
+            Self::ShuttingDown => 1001,
+        }
+    }
+
+    /// The close reason text (also the metrics label).
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::SlowConsumer => "slow_consumer",
+            Self::IdleTimeout => "idle_timeout",
+            Self::SessionEnded => "session_ended",
+            Self::AccountDisabled => "account_disabled",
+            Self::TooManyEndpoints => "too_many_endpoints",
+            Self::MessageTooBig => "message_too_big",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+struct Slot {
+    info: EndpointInfo,
+    token: TokenHash,
+    sender: EndpointSender,
+}
+
+/// What a session gets back from [`Hub::register`].
+pub struct Registration {
+    /// The endpoint as others see it.
+    pub info: EndpointInfo,
+    /// Frames to write to the socket.
+    pub outbox: mpsc::Receiver<ServerFrame>,
+    /// Set when the server wants the socket closed.
+    pub close: watch::Receiver<Option<CloseReason>>,
+    /// Queue into this endpoint (for replies), with the slow-consumer rule.
+    pub sender: EndpointSender,
+}
+
+/// A handle that queues frames to one endpoint, closing it as a slow consumer when full.
+#[derive(Clone)]
+pub struct EndpointSender {
+    tx: mpsc::Sender<ServerFrame>,
+    close: watch::Sender<Option<CloseReason>>,
+    metrics: Arc<Metrics>,
+}
+
+impl EndpointSender {
+    /// Queues `frame`; `false` (and the endpoint is closed) if its queue is full or it is gone.
+    pub fn send(&self, frame: ServerFrame) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.ws_slow_consumers.inc();
+                self.close.send_replace(Some(CloseReason::SlowConsumer));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the session to close with `reason`.
+    pub fn close(&self, reason: CloseReason) {
+        self.close.send_replace(Some(reason));
+    }
+}
+
+/// Connected endpoints by user.
+pub struct Hub {
+    by_user: Mutex<HashMap<Username, Vec<Slot>>>,
+    next_id: AtomicU64,
+    queue: usize,
+    max_per_user: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    /// An empty hub whose endpoints queue up to `queue` frames, at most `max_per_user` per user.
+    pub fn new(queue: usize, max_per_user: usize, metrics: Arc<Metrics>) -> Self {
+        Self { by_user: Mutex::default(), next_id: AtomicU64::new(1), queue: queue.max(1), max_per_user, metrics }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Username, Vec<Slot>>> {
+        self.by_user.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an endpoint of `user` opened with `token`; `None` when the user has too many.
+    pub fn register(&self, user: &Username, name: String, token: TokenHash, now: Millis) -> Option<Registration> {
+        let mut map = self.map();
+        let slots = map.entry(user.clone()).or_default();
+        if slots.len() >= self.max_per_user {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, outbox) = mpsc::channel(self.queue);
+        let (close, close_rx) = watch::channel(None);
+        let info = EndpointInfo { id, name, connected_at: now };
+        let sender = EndpointSender { tx, close, metrics: self.metrics.clone() };
+        slots.push(Slot { info: info.clone(), token, sender: sender.clone() });
+        self.metrics.ws_connections.inc();
+        Some(Registration { info, outbox, close: close_rx, sender })
+    }
+
+    /// Removes an endpoint (when its socket ends).
+    pub fn unregister(&self, user: &Username, id: u64) {
+        let mut map = self.map();
+        if let Some(slots) = map.get_mut(user) {
+            let before = slots.len();
+            slots.retain(|s| s.info.id != id);
+            if slots.len() < before {
+                self.metrics.ws_connections.dec();
+            }
+            if slots.is_empty() {
+                map.remove(user);
+            }
+        }
+    }
+
+    /// The connected endpoints of `user`.
+    pub fn endpoints(&self, user: &Username) -> Vec<EndpointInfo> {
+        self.map().get(user).map(|s| s.iter().map(|s| s.info.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Queues `frame` to every endpoint of `user`; returns how many took it.
+    pub fn send_to_user(&self, user: &Username, frame: &ServerFrame) -> usize {
+        let map = self.map();
+        let Some(slots) = map.get(user) else { return 0 };
+        slots.iter().filter(|s| s.sender.send(frame.clone())).count()
+    }
+
+    /// Closes every endpoint of `user`, except those opened with the token `keep`.
+    pub fn close_user(&self, user: &Username, keep: Option<&TokenHash>, reason: CloseReason) {
+        if let Some(slots) = self.map().get(user) {
+            for s in slots.iter().filter(|s| keep != Some(&s.token)) {
+                s.sender.close(reason);
+            }
+        }
+    }
+
+    /// Closes every endpoint opened with the token `token`.
+    pub fn close_token(&self, token: &TokenHash, reason: CloseReason) {
+        for s in self.map().values().flatten().filter(|s| &s.token == token) {
+            s.sender.close(reason);
+        }
+    }
+
+    /// Closes everything (server shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        for s in self.map().values().flatten() {
+            s.sender.close(reason);
+        }
+    }
+
+    /// Number of connected endpoints.
+    pub fn len(&self) -> usize {
+        self.map().values().map(Vec::len).sum()
+    }
+
+    /// Whether nothing is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

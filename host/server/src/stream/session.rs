@@ -1,0 +1,163 @@
+//! One WebSocket session: a writer task drains the endpoint's bounded queue and sends pings; the
+//! reader decodes requests and queues replies. Either side ending ends both.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use halo_core::User;
+use halo_store::TokenHash;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::hub::{CloseReason, EndpointSender, Registration};
+use super::wire::{Codec, Incoming, Outgoing, Reply, Request, ServerFrame};
+use crate::clock::now_ms;
+use crate::state::AppState;
+
+pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: TokenHash, name: String, codec: Codec) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(reg) = state.hub.register(&user.username, name, token, now_ms()) else {
+        let reason = CloseReason::TooManyEndpoints;
+        let _ = sink.send(close_message(reason)).await;
+        return;
+    };
+    let Registration { info, mut outbox, mut close, sender } = reg;
+    state.metrics.ws_accepted.inc();
+    tracing::info!(username = %user.username, endpoint = info.id, name = %info.name, ?codec, "endpoint connected");
+
+    let limits = state.settings.limits.clone();
+    sender.send(ServerFrame::Hello {
+        endpoint: info.clone(),
+        username: user.username.to_string(),
+        server_version: env!("CARGO_PKG_VERSION"),
+        heartbeat_ms: limits.heartbeat.as_millis() as u64,
+        max_frame_bytes: limits.max_frame_bytes,
+    });
+
+    let metrics = state.metrics.clone();
+    let heartbeat = limits.heartbeat;
+    let mut close_w = close.clone();
+    let mut writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = close_w.changed() => {
+                    let reason = (*close_w.borrow()).unwrap_or(CloseReason::SessionEnded);
+                    let _ = sink.send(close_message(reason)).await;
+                    return reason;
+                }
+                frame = outbox.recv() => {
+                    let Some(frame) = frame else { return CloseReason::SessionEnded };
+                    let msg = match codec.encode(&frame) {
+                        Ok(Outgoing::Text(t)) => Message::Text(t.into()),
+                        Ok(Outgoing::Binary(b)) => Message::Binary(b.into()),
+                        Err(e) => { tracing::error!(error = %e, "encoding a frame"); continue }
+                    };
+                    // A client that does not read for a whole heartbeat is not keeping up.
+                    match tokio::time::timeout(heartbeat, sink.send(msg)).await {
+                        Ok(Ok(())) => metrics.ws_frames_sent.inc(),
+                        Ok(Err(_)) => return CloseReason::SessionEnded,
+                        Err(_) => { metrics.ws_slow_consumers.inc(); return CloseReason::SlowConsumer }
+                    };
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() { return CloseReason::SessionEnded }
+                }
+            }
+        }
+    });
+
+    let ctx = Ctx { state: &state, user: &user, endpoint: &info, sender: &sender, codec };
+    let idle = heartbeat * 2 + Duration::from_secs(1);
+    let reader = async {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = close.changed() => return,
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            match next {
+                Err(_) => return sender.close(CloseReason::IdleTimeout),
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    tracing::info!(username = %user.username, endpoint = info.id, error = %e, "socket read failed");
+                    if let Some(r) = read_error_reason(e) {
+                        sender.close(r)
+                    }
+                    return;
+                }
+                Ok(Some(Ok(msg))) => match msg {
+                    Message::Text(t) => ctx.handle(Incoming::Text(t.as_str())),
+                    Message::Binary(b) => ctx.handle(Incoming::Binary(&b)),
+                    Message::Close(_) => return,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                },
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {
+            // Give the writer a moment to send a pending close frame.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+            writer.abort();
+        }
+        _ = &mut writer => {}
+    }
+    state.hub.unregister(&user.username, info.id);
+    tracing::info!(username = %user.username, endpoint = info.id, "endpoint disconnected");
+}
+
+fn close_message(reason: CloseReason) -> Message {
+    Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.text().into() }))
+}
+
+/// Maps a read failure to the close the client should see (`None`: the socket is gone already).
+fn read_error_reason(e: axum::Error) -> Option<CloseReason> {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some(CloseReason::MessageTooBig),
+        tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        _ => None,
+    }
+}
+
+struct Ctx<'a> {
+    state: &'a AppState,
+    user: &'a User,
+    endpoint: &'a super::wire::EndpointInfo,
+    sender: &'a EndpointSender,
+    codec: Codec,
+}
+
+impl Ctx<'_> {
+    fn handle(&self, frame: Incoming<'_>) {
+        let metrics = &self.state.metrics;
+        metrics.ws_frames_received.inc();
+        let reply = match self.codec.decode(frame, self.state.settings.limits.max_frame_bytes) {
+            Ok(req) => self.answer(req),
+            Err(error) => {
+                metrics.ws_frame_error(error.code);
+                tracing::info!(username = %self.user.username, endpoint = self.endpoint.id, code = ?error.code, message = %error.message, "bad frame");
+                ServerFrame::Error { error }
+            }
+        };
+        self.sender.send(reply);
+    }
+
+    fn answer(&self, req: Request) -> ServerFrame {
+        let id = req.id();
+        let result = match req {
+            Request::Ping { data, .. } => Reply::Pong { data, server_time: now_ms() },
+            Request::Whoami { .. } => Reply::Whoami {
+                username: self.user.username.to_string(),
+                display_name: self.user.profile.display_name.clone().unwrap_or_else(|| self.user.username.to_string()),
+                roles: self.user.all_roles(),
+                endpoint: self.endpoint.clone(),
+            },
+            Request::Endpoints { .. } => Reply::Endpoints { endpoints: self.state.hub.endpoints(&self.user.username) },
+        };
+        ServerFrame::Reply { id, result }
+    }
+}

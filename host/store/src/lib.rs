@@ -1,0 +1,110 @@
+//! Halo's storage: the one crate that knows sled.
+//!
+//! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`]).
+//! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
+//! and the schema version is checked on open. Every write method that the server acknowledges
+//! flushes before it returns: **what a caller was told is stored survives `kill -9`.**
+//!
+//! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
+
+mod codec;
+mod sessions;
+mod users;
+
+use std::path::Path;
+
+pub use sessions::{Session, Sessions, TokenHash};
+pub use users::Users;
+
+/// The on-disk layout this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_TREE: &str = "meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine failed (disk full, I/O error, corruption).
+    #[error("storage engine: {0}")]
+    Engine(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt record in tree {tree:?}: {source}")]
+    Decode {
+        /// The tree holding it.
+        tree: &'static str,
+        /// The decoder's complaint.
+        source: rmp_serde::decode::Error,
+    },
+    /// A value could not be encoded.
+    #[error("encoding a record for tree {tree:?}: {source}")]
+    Encode {
+        /// The tree it was meant for.
+        tree: &'static str,
+        /// The encoder's complaint.
+        source: rmp_serde::encode::Error,
+    },
+    /// The data directory was written by a newer Halo.
+    #[error("data was written with schema version {found}; this Halo reads up to {SCHEMA_VERSION}: upgrade Halo")]
+    SchemaTooNew {
+        /// The version found on disk.
+        found: u32,
+    },
+    /// The record to create exists already.
+    #[error("{0} exists already")]
+    Exists(String),
+}
+
+/// Handle to the whole store; clones share the same database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    users: Users,
+    sessions: Sessions,
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`, checking the schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let meta = db.open_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew { found });
+                }
+            }
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+        }
+        let users = Users::open(&db)?;
+        let sessions = Sessions::open(&db)?;
+        Ok(Self { db, users, sessions })
+    }
+
+    /// Accounts.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// Login sessions (bearer tokens, stored hashed).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Deletes an account and every session it holds, durably.
+    pub async fn remove_user(&self, name: &halo_core::Username) -> Result<bool, StoreError> {
+        let existed = self.users.remove_unflushed(name)?;
+        self.sessions.remove_all_for_unflushed(name, None)?;
+        self.flush().await?;
+        Ok(existed)
+    }
+
+    /// Makes every earlier write durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! The `users` tree: key = normalised username, value = [`User`].
+
+use halo_core::{User, Username};
+
+use crate::StoreError;
+use crate::codec::{decode, encode};
+
+const TREE: &str = "users";
+
+/// Typed access to accounts.
+#[derive(Clone)]
+pub struct Users {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl Users {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self { db: db.clone(), tree: db.open_tree(TREE)? })
+    }
+
+    /// The account named `name`, if any.
+    pub fn get(&self, name: &Username) -> Result<Option<User>, StoreError> {
+        self.tree.get(name.as_str())?.map(|v| decode(TREE, &v)).transpose()
+    }
+
+    /// Stores a new account durably; fails with [`StoreError::Exists`] if the name is taken.
+    pub async fn create(&self, user: &User) -> Result<(), StoreError> {
+        let value = encode(TREE, user)?;
+        let swapped = self.tree.compare_and_swap(user.username.as_str(), None as Option<&[u8]>, Some(value))?;
+        if swapped.is_err() {
+            return Err(StoreError::Exists(format!("user {}", user.username)));
+        }
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Replaces an existing account durably.
+    pub async fn put(&self, user: &User) -> Result<(), StoreError> {
+        self.tree.insert(user.username.as_str(), encode(TREE, user)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub(crate) fn remove_unflushed(&self, name: &Username) -> Result<bool, StoreError> {
+        Ok(self.tree.remove(name.as_str())?.is_some())
+    }
+
+    /// Up to `limit` accounts in name order, starting after `after`.
+    pub fn list(&self, after: Option<&Username>, limit: usize) -> Result<Vec<User>, StoreError> {
+        let iter = match after {
+            Some(a) => self
+                .tree
+                .range::<&[u8], _>((std::ops::Bound::Excluded(a.as_str().as_bytes()), std::ops::Bound::Unbounded)),
+            None => self.tree.iter(),
+        };
+        iter.take(limit).map(|kv| decode(TREE, &kv?.1)).collect()
+    }
+
+    /// Every account (for small scans such as counting admins).
+    pub fn all(&self) -> impl Iterator<Item = Result<User, StoreError>> + '_ {
+        self.tree.iter().map(|kv| decode(TREE, &kv?.1))
+    }
+
+    /// Whether no account exists.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Number of accounts (walks the tree).
+    pub fn count(&self) -> usize {
+        self.tree.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use halo_core::NewUser;
+
+    use crate::Store;
+
+    use super::*;
+
+    fn user(name: &str) -> User {
+        NewUser::default().into_user(Username::parse(name).expect("valid"), "hash".into(), 1).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn create_get_list_remove_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            for n in ["carol", "alice", "bob"] {
+                store.users().create(&user(n)).await.expect("create");
+            }
+            assert!(matches!(store.users().create(&user("bob")).await, Err(StoreError::Exists(_))));
+            let names: Vec<String> =
+                store.users().list(None, 10).expect("list").into_iter().map(|u| u.username.to_string()).collect();
+            assert_eq!(names, ["alice", "bob", "carol"]);
+            let after = Username::parse("alice").expect("valid");
+            let page = store.users().list(Some(&after), 1).expect("list");
+            assert_eq!(page[0].username.as_str(), "bob");
+            assert!(store.remove_user(&Username::parse("carol").expect("valid")).await.expect("remove"));
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.users().count(), 2);
+        assert!(store.users().get(&Username::parse("bob").expect("valid")).expect("get").is_some());
+        assert!(store.users().get(&Username::parse("carol").expect("valid")).expect("get").is_none());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.open_tree(crate::META_TREE)
+                .expect("meta")
+                .insert(crate::SCHEMA_KEY, &99u32.to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::SchemaTooNew { found: 99 })));
+    }
+}
