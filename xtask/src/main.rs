@@ -1,1 +1,76 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `run [ARGS]`: build the first-party plugins and Halo (release), then `halo serve ARGS`.
+//! - `test`: everything CI checks: formatting, clippy, plugin builds, every test.
+//! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if missing).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = root()?;
+    match task.as_str() {
+        "run" => {
+            plugins(&root)?;
+            cargo(&root, &["build", "--release", "-p", "halo"])?;
+            let bin = root.join("target/release/halo");
+            let mut serve = vec!["serve".to_owned()];
+            serve.extend(rest);
+            run(Command::new(bin).args(&serve).current_dir(&root))
+        }
+        "test" => {
+            cargo(&root, &["fmt", "--all", "--", "--check"])?;
+            cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            plugins(&root)?;
+            let mut test = vec!["test", "--workspace"];
+            test.extend(rest.iter().map(String::as_str));
+            cargo(&root, &test)
+        }
+        "plugins" => plugins(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <run [serve args] | test [cargo test args] | plugins>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn root() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(dir.parent().context("xtask lives in the workspace root")?.to_owned())
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args).current_dir(dir))
+}
+
+/// Builds the plugin workspace under `plugins/` when it has members.
+fn plugins(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("plugins");
+    if !dir.join("Cargo.toml").exists() {
+        eprintln!("xtask: no plugin workspace in plugins/ yet; nothing to build");
+        return Ok(());
+    }
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let has_target =
+        installed.map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == WASM_TARGET)).unwrap_or(false);
+    if !has_target {
+        run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    cargo(&dir, &["build", "--release", "--target", WASM_TARGET])
+}

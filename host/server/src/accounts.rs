@@ -143,7 +143,7 @@ impl Accounts {
         if user.disabled {
             return Err(ApiError::Unauthorized("account is disabled"));
         }
-        Ok(AuthUser { principal: Principal::User(user), token: hash })
+        Ok(AuthUser { principal: Principal::User(Box::new(user)), token: hash })
     }
 
     /// Ends the session of `auth`'s token and closes the sockets opened with it.

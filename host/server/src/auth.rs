@@ -14,7 +14,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A stored account (re-read on every request, so disabling takes effect at once).
-    User(User),
+    User(Box<User>),
     /// The local command-line tool, through the token `halo serve` writes into its data dir.
     LocalAdmin,
 }

@@ -78,10 +78,10 @@ impl IntoResponse for ApiError {
             }
         };
         let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
-        if let Self::RateLimited(secs) = self {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Self::RateLimited(secs) = self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -90,7 +90,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Exists(what) => Self::Conflict(format!("{what}")),
+            StoreError::Exists(what) => Self::Conflict(what),
             other => Self::Internal(other.to_string()),
         }
     }

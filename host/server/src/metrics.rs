@@ -26,6 +26,11 @@ struct CodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
@@ -36,6 +41,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     logins: Family<ResultLabel, Counter>,
     ws_frame_errors: Family<CodeLabel, Counter>,
+    ws_closed: Family<ReasonLabel, Counter>,
     /// Connected WebSocket endpoints.
     pub ws_connections: Gauge,
     /// WebSocket endpoints accepted since start.
@@ -64,6 +70,7 @@ impl Metrics {
             http_requests: Family::default(),
             logins: Family::default(),
             ws_frame_errors: Family::default(),
+            ws_closed: Family::default(),
             ws_connections: Gauge::default(),
             ws_accepted: Counter::default(),
             ws_frames_received: Counter::default(),
@@ -82,6 +89,7 @@ impl Metrics {
         registry.register("ws_frames_received", "Frames received on WebSockets", m.ws_frames_received.clone());
         registry.register("ws_frames_sent", "Frames sent on WebSockets", m.ws_frames_sent.clone());
         registry.register("ws_frame_errors", "Refused WebSocket frames by error code", m.ws_frame_errors.clone());
+        registry.register("ws_closed", "WebSocket endpoints closed, by reason", m.ws_closed.clone());
         registry.register("ws_slow_consumers", "Endpoints dropped for a full send queue", m.ws_slow_consumers.clone());
         registry.register("users", "Accounts", m.users.clone());
         Self { registry, ..m }
@@ -102,6 +110,11 @@ impl Metrics {
     pub fn ws_frame_error(&self, code: ErrorCode) {
         let code = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         self.ws_frame_errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts one closed endpoint by reason (`client` when the client closed or vanished).
+    pub fn ws_closed(&self, reason: &'static str) {
+        self.ws_closed.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// The Prometheus text exposition.

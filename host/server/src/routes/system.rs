@@ -8,11 +8,19 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+/// `/healthz` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// Server version.
+    pub version: &'static str,
+}
+
 /// 200 while the server is serving.
-#[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, description = "Serving", body = String, content_type = "text/plain")))]
-pub async fn healthz() -> &'static str {
-    "ok\n"
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Serving", body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
 
 /// Prometheus metrics (prefix `halo_`). Needs an admin token unless `public_metrics = true`.

@@ -66,13 +66,13 @@ pub async fn stream(
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest("endpoint name must be 1-64 printable characters".into()));
     }
+    let ws = ws.protocols([MSGPACK_PROTOCOL]);
     let codec = match ws.selected_protocol() {
         Some(p) if p.as_bytes() == MSGPACK_PROTOCOL.as_bytes() => Codec::MsgPack,
         _ => Codec::Json,
     };
     let hard = state.settings.limits.hard_frame_bytes();
     Ok(ws
-        .protocols([MSGPACK_PROTOCOL])
         .max_message_size(hard)
         .max_frame_size(hard)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))

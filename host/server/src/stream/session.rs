@@ -106,7 +106,9 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
         _ = &mut writer => {}
     }
     state.hub.unregister(&user.username, info.id);
-    tracing::info!(username = %user.username, endpoint = info.id, "endpoint disconnected");
+    let reason = (*close.borrow()).map_or("client", CloseReason::text);
+    state.metrics.ws_closed(reason);
+    tracing::info!(username = %user.username, endpoint = info.id, reason, "endpoint disconnected");
 }
 
 fn close_message(reason: CloseReason) -> Message {

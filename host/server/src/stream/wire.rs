@@ -81,10 +81,6 @@ pub enum ErrorCode {
     BadRequest,
     /// The frame exceeds the frame size limit.
     FrameTooLarge,
-    /// The request was refused.
-    Forbidden,
-    /// The server failed.
-    Internal,
 }
 
 /// A typed error, naming the request it answers when its id could be read.
@@ -216,12 +212,12 @@ impl Codec {
         let Some(bytes) = bytes else {
             return Err(FrameError::new(None, ErrorCode::FrameTooLarge, format!("frame exceeds {max} bytes")));
         };
-        let envelope: Envelope = self.from_bytes(bytes).map_err(|e| FrameError::new(None, ErrorCode::BadFrame, e))?;
+        let envelope: Envelope = self.parse(bytes).map_err(|e| FrameError::new(None, ErrorCode::BadFrame, e))?;
         let id = envelope.id;
-        if let Some(RequestId::Str(s)) = &id {
-            if s.len() > 128 {
-                return Err(FrameError::new(None, ErrorCode::BadRequest, "request id longer than 128 bytes"));
-            }
+        if let Some(RequestId::Str(s)) = &id
+            && s.len() > 128
+        {
+            return Err(FrameError::new(None, ErrorCode::BadRequest, "request id longer than 128 bytes"));
         }
         match envelope.kind.as_deref() {
             None => return Err(FrameError::new(id, ErrorCode::UnknownType, "missing \"type\"")),
@@ -234,10 +230,10 @@ impl Codec {
             }
             Some(_) => {}
         }
-        self.from_bytes(bytes).map_err(|e| FrameError::new(id, ErrorCode::BadRequest, e))
+        self.parse(bytes).map_err(|e| FrameError::new(id, ErrorCode::BadRequest, e))
     }
 
-    fn from_bytes<T: serde::de::DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
+    fn parse<T: serde::de::DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}")),
             Codec::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| format!("invalid MessagePack: {e}")),

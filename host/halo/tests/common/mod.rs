@@ -1,0 +1,244 @@
+//! Test harness: runs the real `halo serve` on 127.0.0.1:0 with a temp data dir and talks to it
+//! over HTTP and WebSocket.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use halo_client::Client;
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub type Ws = tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>>;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub local_token: String,
+    child: Option<Child>,
+    config: Option<String>,
+    extra_args: Vec<String>,
+    ca: Option<Vec<u8>>,
+}
+
+pub fn halo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_halo"))
+}
+
+impl TestServer {
+    /// A server with default settings and admin password [`ADMIN_PASSWORD`].
+    pub fn start() -> Self {
+        Self::with_config("")
+    }
+
+    /// A server whose `halo.toml` holds `toml`.
+    pub fn with_config(toml: &str) -> Self {
+        Self::build(toml, Vec::new(), None, true)
+    }
+
+    pub fn build(toml: &str, extra_args: Vec<String>, ca: Option<Vec<u8>>, admin_password: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = (!toml.is_empty()).then(|| toml.to_owned());
+        let mut s = Self { dir, url: String::new(), local_token: String::new(), child: None, config, extra_args, ca };
+        s.spawn(admin_password);
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self, admin_password: bool) {
+        let data = self.data_dir();
+        let _ = std::fs::remove_file(data.join("local.json"));
+        let mut cmd = halo();
+        cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg("127.0.0.1:0");
+        if let Some(toml) = &self.config {
+            let path = self.dir.path().join("halo.toml");
+            std::fs::write(&path, toml).expect("write halo.toml");
+            cmd.arg("--config").arg(path);
+        }
+        cmd.args(&self.extra_args).current_dir(self.dir.path()).env_remove("RUST_LOG").env("HALO_LOG", "warn");
+        if admin_password {
+            cmd.env("HALO_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        } else {
+            cmd.env_remove("HALO_ADMIN_PASSWORD");
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn halo");
+        self.child = Some(child);
+        let local = wait_for_file(&data.join("local.json"));
+        self.url = local["url"].as_str().expect("url").to_owned();
+        self.local_token = local["token"].as_str().expect("token").to_owned();
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.client(None).call("GET", "/healthz", None).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("halo did not become healthy");
+    }
+
+    /// `kill -9`, then start again on the same data dir.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("wait");
+        }
+        self.spawn(true);
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().expect("wait")
+    }
+
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(&self.url, token.map(str::to_owned), self.ca.as_deref()).expect("client")
+    }
+
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let resp = self.client(None).login(user, password).unwrap_or_else(|e| panic!("login {user}: {e}"));
+        resp["token"].as_str().expect("token").to_owned()
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(Some(&self.login("admin", ADMIN_PASSWORD)))
+    }
+
+    /// Creates `name` with password `<name>-password` and returns a client logged in as them.
+    pub fn user(&self, name: &str) -> Client {
+        let body = json!({"username": name, "password": format!("{name}-password")});
+        self.admin().call_json("POST", "/api/v1/users", Some(&body)).expect("create user");
+        self.client(Some(&self.login(name, &format!("{name}-password"))))
+    }
+
+    /// Raw HTTP for bad-input cases: `(status, body)`.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut req = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.header("content-type", content_type).body(body).expect("request");
+        let resp = agent.run(req).expect("http");
+        let status = resp.status().as_u16();
+        (status, resp.into_body().read_to_string().unwrap_or_default())
+    }
+
+    fn ws_request(
+        &self,
+        query: &str,
+        token: Option<&str>,
+        protocol: Option<&str>,
+    ) -> tungstenite::handshake::client::Request {
+        let url = format!("{}/api/v1/stream{query}", self.url.replacen("http", "ws", 1));
+        let mut req = url.into_client_request().expect("ws request");
+        if let Some(t) = token {
+            req.headers_mut().insert("authorization", format!("Bearer {t}").parse().expect("header"));
+        }
+        if let Some(p) = protocol {
+            req.headers_mut().insert("sec-websocket-protocol", p.parse().expect("header"));
+        }
+        req
+    }
+
+    /// Opens a stream; `Err(status)` when the handshake is refused.
+    pub fn try_ws(&self, query: &str, token: Option<&str>, protocol: Option<&str>) -> Result<Ws, u16> {
+        match tungstenite::connect(self.ws_request(query, token, protocol)) {
+            Ok((mut ws, _)) => {
+                if let MaybeTlsStream::Plain(s) = ws.get_mut() {
+                    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+                }
+                Ok(ws)
+            }
+            Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("ws connect: {e}"),
+        }
+    }
+
+    /// Opens a JSON stream and reads its `hello`.
+    pub fn ws(&self, token: &str, endpoint: &str) -> (Ws, Value) {
+        let mut ws = self.try_ws(&format!("?endpoint={endpoint}"), Some(token), None).expect("ws");
+        let hello = read_json(&mut ws);
+        assert_eq!(hello["type"], "hello", "{hello}");
+        (ws, hello)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for_file(path: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} did not appear", path.display());
+}
+
+/// Reads the next data frame as JSON, skipping pings.
+pub fn read_json(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("read frame") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).expect("json frame"),
+            tungstenite::Message::Binary(b) => return rmp_serde::from_slice(&b).expect("msgpack frame"),
+            tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends a JSON request and reads the answer.
+pub fn request(ws: &mut Ws, frame: Value) -> Value {
+    ws.send(tungstenite::Message::Text(frame.to_string().into())).expect("send");
+    read_json(ws)
+}
+
+/// Reads until the server closes; returns the close code and reason.
+pub fn read_close(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(c))) => return (c.code.into(), c.reason.to_string()),
+            Ok(tungstenite::Message::Close(None)) => return (1005, String::new()),
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+    }
+}
+
+/// The error code of an API error.
+pub fn api_error(e: halo_client::ClientError) -> (u16, String) {
+    match e {
+        halo_client::ClientError::Api { status, code, .. } => (status, code),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
