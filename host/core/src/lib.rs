@@ -2,11 +2,14 @@
 //!
 //! Nothing here does I/O: no clock, socket, disk, sled, axum or wasmtime. Time arrives as an
 //! argument ([`Millis`]), so every rule is a unit test away. Start from [`user::User`],
-//! [`user::Username`] and [`throttle::Throttle`].
+//! [`conversation::Conversation`], [`room::Room`] and [`throttle::Throttle`].
 //!
-//! Later domains (presence aggregation, access levels, conversations) live here too, each in its
-//! own module.
+//! Presence aggregation and access levels join them, each in its own module.
 
+pub mod conversation;
+pub mod message;
+pub mod rate;
+pub mod room;
 pub mod throttle;
 pub mod user;
 

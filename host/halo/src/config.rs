@@ -28,6 +28,7 @@ struct FileConfig {
     public_metrics: Option<bool>,
     limits: Option<Limits>,
     auth: Option<AuthSettings>,
+    im: Option<halo_server::im::ImSettings>,
 }
 
 /// Everything `halo serve` needs.
@@ -72,6 +73,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         limits: file.limits.unwrap_or_default(),
         auth: file.auth.unwrap_or_default(),
         public_metrics: file.public_metrics.unwrap_or(false),
+        im: file.im.unwrap_or_default(),
     };
     if settings.limits.max_frame_bytes < 1024 || settings.limits.send_queue == 0 {
         anyhow::bail!("limits.max_frame_bytes must be at least 1024 and limits.send_queue at least 1");

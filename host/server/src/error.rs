@@ -35,6 +35,21 @@ pub enum ApiError {
     /// Authenticated but not allowed (403).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Not allowed, with a message naming what (403).
+    #[error("{0}")]
+    Denied(String),
+    /// The recipient blocked the sender (403).
+    #[error("{0} does not accept messages from you")]
+    Blocked(String),
+    /// Offline IM is off and the recipient has no connected device (409).
+    #[error("{0} is offline and offline messages are turned off on this server")]
+    RecipientOffline(String),
+    /// An idempotency key was reused for a different message (409).
+    #[error("this idempotency key was used for a different message")]
+    IdempotencyConflict,
+    /// Too many messages too fast (429).
+    #[error("sending too fast; slow down")]
+    TooFast,
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -50,12 +65,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the stable error code (also used in stream error frames).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Forbidden(_) | Self::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Blocked(_) => (StatusCode::FORBIDDEN, "blocked"),
+            Self::RecipientOffline(_) => (StatusCode::CONFLICT, "recipient_offline"),
+            Self::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
+            Self::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -64,19 +84,26 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
+impl ApiError {
+    /// The text shown to the client; internal details are logged instead.
+    pub fn client_message(&self) -> String {
+        match self {
             Self::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 "internal server error; see the server log".to_owned()
             }
             other => {
-                tracing::debug!(code, %other, "request refused");
+                tracing::debug!(code = other.status_and_code().1, %other, "request refused");
                 other.to_string()
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = self.client_message();
         let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
         if let Self::RateLimited(secs) = self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
@@ -99,6 +126,34 @@ impl From<StoreError> for ApiError {
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<halo_core::conversation::ImError> for ApiError {
+    fn from(e: halo_core::conversation::ImError) -> Self {
+        use halo_core::conversation::ImError as E;
+        match e {
+            E::NotParticipant | E::Closed => Self::Denied(e.to_string()),
+            E::AlreadyParticipant(_) => Self::Conflict(e.to_string()),
+            E::TooManyParticipants
+            | E::NoOtherParticipant
+            | E::EmptyMessage
+            | E::MessageTooLarge
+            | E::ControlCharacters
+            | E::BadKey => Self::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<halo_core::room::RoomError> for ApiError {
+    fn from(e: halo_core::room::RoomError) -> Self {
+        use halo_core::room::RoomError as E;
+        match e {
+            E::NotFound => Self::NotFound("no such room".into()),
+            E::Forbidden(m) => Self::Forbidden(m),
+            E::Invalid(m) => Self::BadRequest(m.into()),
+            E::LastManager => Self::Conflict(e.to_string()),
+        }
     }
 }
 

@@ -11,13 +11,17 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod im;
 pub mod metrics;
 mod password;
+pub mod rooms;
 pub mod routes;
+pub mod search;
 pub mod settings;
 pub mod state;
 pub mod stream;
 pub mod token;
+pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;

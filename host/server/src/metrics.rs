@@ -4,9 +4,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::stream::wire::ErrorCode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -54,6 +53,14 @@ pub struct Metrics {
     pub ws_slow_consumers: Counter,
     /// Accounts (refreshed at each scrape).
     pub users: Gauge,
+    /// Messages and room posts stored.
+    pub im_sent: Counter,
+    /// Messages queued to at least one endpoint of a recipient, per recipient.
+    pub im_delivered: Counter,
+    /// Offline messages waiting (refreshed at each scrape).
+    pub im_offline_queue: Gauge,
+    /// Seconds from a send request to the message stored and queued to every recipient.
+    pub im_delivery: Histogram,
 }
 
 impl Default for Metrics {
@@ -77,6 +84,10 @@ impl Metrics {
             ws_frames_sent: Counter::default(),
             ws_slow_consumers: Counter::default(),
             users: Gauge::default(),
+            im_sent: Counter::default(),
+            im_delivered: Counter::default(),
+            im_offline_queue: Gauge::default(),
+            im_delivery: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -92,6 +103,14 @@ impl Metrics {
         registry.register("ws_closed", "WebSocket endpoints closed, by reason", m.ws_closed.clone());
         registry.register("ws_slow_consumers", "Endpoints dropped for a full send queue", m.ws_slow_consumers.clone());
         registry.register("users", "Accounts", m.users.clone());
+        registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
+        registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
+        registry.register("im_offline_queue", "Offline messages waiting for a device", m.im_offline_queue.clone());
+        registry.register(
+            "im_delivery_seconds",
+            "Send request to stored and queued to recipients",
+            m.im_delivery.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -107,9 +126,8 @@ impl Metrics {
     }
 
     /// Counts one refused frame.
-    pub fn ws_frame_error(&self, code: ErrorCode) {
-        let code = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        self.ws_frame_errors.get_or_create(&CodeLabel { code }).inc();
+    pub fn ws_frame_error(&self, code: &str) {
+        self.ws_frame_errors.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
     }
 
     /// Counts one closed endpoint by reason (`client` when the client closed or vanished).

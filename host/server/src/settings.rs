@@ -79,4 +79,6 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Serve `/metrics` without a token (default: admin token required).
     pub public_metrics: bool,
+    /// Instant messaging.
+    pub im: crate::im::ImSettings,
 }

@@ -1,11 +1,16 @@
 //! `AppState`: the one cheap-to-clone state every handler gets.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use halo_store::{Store, TokenHash};
 
 use crate::accounts::Accounts;
+use crate::im::ImService;
 use crate::metrics::Metrics;
+use crate::rooms::RoomService;
+use crate::search::Indexer;
 use crate::settings::Settings;
 use crate::stream::hub::Hub;
 
@@ -22,16 +27,31 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Conversations and messages.
+    pub im: Arc<ImService>,
+    /// Persistent chat rooms.
+    pub rooms: Arc<RoomService>,
+    /// Full-text search over history.
+    pub search: Arc<Indexer>,
 }
 
 impl AppState {
-    /// Wires the state over `store`; `local_admin` is the hash of the local CLI token, if any.
-    pub fn new(store: Store, settings: Settings, local_admin: Option<TokenHash>) -> Self {
+    /// Wires the state over `store`, keeping the search index in `search_dir`; `local_admin` is
+    /// the hash of the local CLI token, if any. Starts the search indexer (needs a runtime).
+    pub fn new(
+        store: Store,
+        search_dir: &Path,
+        settings: Settings,
+        local_admin: Option<TokenHash>,
+    ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let hub =
             Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
         let accounts =
             Arc::new(Accounts::new(store.clone(), settings.auth.clone(), hub.clone(), metrics.clone(), local_admin));
-        Self { store, accounts, hub, metrics, settings: Arc::new(settings) }
+        let im = Arc::new(ImService::new(store.clone(), hub.clone(), metrics.clone(), &settings.im));
+        let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone()));
+        let search = Arc::new(Indexer::start(store.clone(), search_dir, Duration::from_millis(250))?);
+        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search })
     }
 }

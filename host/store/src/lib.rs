@@ -1,18 +1,27 @@
 //! Halo's storage: the one crate that knows sled.
 //!
-//! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`]).
+//! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`],
+//! [`Store::im`], [`Store::rooms`]).
 //! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
 //! and the schema version is checked on open. Every write method that the server acknowledges
 //! flushes before it returns: **what a caller was told is stored survives `kill -9`.**
 //!
 //! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
 
+mod blocks;
 mod codec;
+mod im;
+mod keys;
+mod rooms;
 mod sessions;
 mod users;
 
 use std::path::Path;
 
+pub use blocks::Blocks;
+pub use im::{Im, InboxEntry};
+pub use keys::Thread;
+pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
 pub use users::Users;
 
@@ -61,6 +70,9 @@ pub struct Store {
     db: sled::Db,
     users: Users,
     sessions: Sessions,
+    im: Im,
+    rooms: Rooms,
+    blocks: Blocks,
 }
 
 impl Store {
@@ -81,7 +93,10 @@ impl Store {
         }
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
-        Ok(Self { db, users, sessions })
+        let im = Im::open(&db)?;
+        let rooms = Rooms::open(&db, im.clone())?;
+        let blocks = Blocks::open(&db)?;
+        Ok(Self { db, users, sessions, im, rooms, blocks })
     }
 
     /// Accounts.
@@ -92,6 +107,32 @@ impl Store {
     /// Login sessions (bearer tokens, stored hashed).
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    /// Conversations and their messages.
+    pub fn im(&self) -> &Im {
+        &self.im
+    }
+
+    /// Block lists.
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
+    }
+
+    /// Persistent chat rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// A small value in the `meta` tree (e.g. the search index's cursor).
+    pub fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.db.open_tree(META_TREE)?.get(key)?.map(|v| keys::u64_at(&v, 0)))
+    }
+
+    /// Sets a `meta` value durably.
+    pub async fn set_meta_u64(&self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.db.open_tree(META_TREE)?.insert(key, &value.to_be_bytes())?;
+        self.flush().await
     }
 
     /// Deletes an account and every session it holds, durably.

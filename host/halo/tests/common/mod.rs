@@ -242,3 +242,88 @@ pub fn api_error(e: halo_client::ClientError) -> (u16, String) {
         other => panic!("expected an API error, got {other}"),
     }
 }
+
+/// A WebSocket client that sets events aside while it waits for replies.
+pub struct Peer {
+    pub ws: Ws,
+    pub hello: Value,
+    events: std::collections::VecDeque<Value>,
+    next_id: u64,
+}
+
+impl Peer {
+    /// Connects `token` as endpoint `name` and reads the hello.
+    pub fn connect(server: &TestServer, token: &str, name: &str) -> Self {
+        let (ws, hello) = server.ws(token, name);
+        Self { ws, hello, events: Default::default(), next_id: 1 }
+    }
+
+    fn read(&mut self) -> Value {
+        read_json(&mut self.ws)
+    }
+
+    /// Sends a request (an `id` is added) and returns its reply or error.
+    pub fn call(&mut self, mut frame: Value) -> Value {
+        let id = format!("r{}", self.next_id);
+        self.next_id += 1;
+        frame["id"] = json!(id);
+        self.ws.send(tungstenite::Message::Text(frame.to_string().into())).expect("send");
+        loop {
+            let v = self.read();
+            if (v["type"] == "reply" || v["type"] == "error") && v["id"] == json!(id) {
+                return v;
+            }
+            self.events.push_back(v);
+        }
+    }
+
+    /// `call`, expecting a reply; returns its result.
+    pub fn ok(&mut self, frame: Value) -> Value {
+        let v = self.call(frame.clone());
+        assert_eq!(v["type"], "reply", "{frame} -> {v}");
+        v["result"].clone()
+    }
+
+    /// `call`, expecting an error; returns its code.
+    pub fn err(&mut self, frame: Value) -> String {
+        let v = self.call(frame.clone());
+        assert_eq!(v["type"], "error", "{frame} -> {v}");
+        v["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The next event of type `kind` (earlier events of other types stay queued).
+    pub fn event(&mut self, kind: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["type"] == kind) {
+            return self.events.remove(i).expect("present");
+        }
+        loop {
+            let v = self.read();
+            if v["type"] == kind {
+                return v;
+            }
+            self.events.push_back(v);
+        }
+    }
+
+    /// Asserts that no event of type `kind` arrives within `wait`.
+    pub fn no_event(&mut self, kind: &str, wait: Duration) {
+        assert!(!self.events.iter().any(|e| e["type"] == kind), "unexpected {kind}: {:?}", self.events);
+        if let MaybeTlsStream::Plain(s) = self.ws.get_mut() {
+            s.set_read_timeout(Some(wait)).expect("timeout");
+        }
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).expect("json");
+                    assert_ne!(v["type"], kind, "unexpected {v}");
+                    self.events.push_back(v);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if let MaybeTlsStream::Plain(s) = self.ws.get_mut() {
+            s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        }
+    }
+}

@@ -1,7 +1,12 @@
 //! The HTTP routes, grouped by area, collected with their OpenAPI descriptions.
 
+pub mod blocks;
+pub mod conversations;
 pub mod me;
+pub mod rooms;
+pub mod search;
 pub mod session;
+pub mod settings;
 pub mod system;
 pub mod users;
 
@@ -23,6 +28,8 @@ use crate::stream;
         (name = "session", description = "Login and logout"),
         (name = "me", description = "The caller's own account"),
         (name = "users", description = "Account administration (admin role)"),
+        (name = "conversations", description = "IM conversations, history and search"),
+        (name = "rooms", description = "Persistent chat rooms"),
         (name = "stream", description = "The WebSocket event stream"),
         (name = "system", description = "Health and metrics"),
     )
@@ -53,6 +60,24 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::reset_password))
+        .routes(routes!(blocks::list))
+        .routes(routes!(blocks::block, blocks::unblock))
+        .routes(routes!(settings::get, settings::update))
+        .routes(routes!(conversations::list, conversations::start))
+        .routes(routes!(conversations::get, conversations::hide))
+        .routes(routes!(conversations::messages, conversations::send))
+        .routes(routes!(conversations::add))
+        .routes(routes!(conversations::leave))
+        .routes(routes!(conversations::read))
+        .routes(routes!(search::search))
+        .routes(routes!(rooms::list, rooms::create))
+        .routes(routes!(rooms::get, rooms::update))
+        .routes(routes!(rooms::join))
+        .routes(routes!(rooms::leave))
+        .routes(routes!(rooms::set_member, rooms::remove_member))
+        .routes(routes!(rooms::messages, rooms::post))
+        .routes(routes!(rooms::read))
+        .routes(routes!(rooms::follow))
         .routes(routes!(stream::stream))
         .split_for_parts();
     let json = api.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

@@ -166,11 +166,16 @@ impl Hub {
         self.map().get(user).map(|s| s.iter().map(|s| s.info.clone()).collect()).unwrap_or_default()
     }
 
-    /// Queues `frame` to every endpoint of `user`; returns how many took it.
-    pub fn send_to_user(&self, user: &Username, frame: &ServerFrame) -> usize {
+    /// Queues `frame` to every endpoint of `user` but `except`; returns how many took it.
+    pub fn send_to_user(&self, user: &Username, except: Option<u64>, frame: &ServerFrame) -> usize {
         let map = self.map();
         let Some(slots) = map.get(user) else { return 0 };
-        slots.iter().filter(|s| s.sender.send(frame.clone())).count()
+        slots.iter().filter(|s| Some(s.info.id) != except && s.sender.send(frame.clone())).count()
+    }
+
+    /// Whether `user` has a connected endpoint.
+    pub fn is_online(&self, user: &Username) -> bool {
+        self.map().get(user).is_some_and(|s| !s.is_empty())
     }
 
     /// Closes every endpoint of `user`, except those opened with the token `keep`.

@@ -10,8 +10,10 @@ use halo_store::TokenHash;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::hub::{CloseReason, EndpointSender, Registration};
-use super::wire::{Codec, Incoming, Outgoing, Reply, Request, ServerFrame};
+use super::wire::{Codec, FrameError, Incoming, Outgoing, Reply, Request, ServerFrame};
 use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::im::Actor;
 use crate::state::AppState;
 
 pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: TokenHash, name: String, codec: Codec) {
@@ -26,13 +28,23 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
     tracing::info!(username = %user.username, endpoint = info.id, name = %info.name, ?codec, "endpoint connected");
 
     let limits = state.settings.limits.clone();
+    // Offline messages follow the hello, oldest first, up to half the queue; the rest come on
+    // the next connect after these are acknowledged.
+    let pending = state.im.pending(&user.username, limits.send_queue / 2).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading offline messages");
+        Vec::new()
+    });
     sender.send(ServerFrame::Hello {
         endpoint: info.clone(),
         username: user.username.to_string(),
         server_version: env!("CARGO_PKG_VERSION"),
         heartbeat_ms: limits.heartbeat.as_millis() as u64,
         max_frame_bytes: limits.max_frame_bytes,
+        offline: pending.len(),
     });
+    for frame in pending {
+        sender.send(frame);
+    }
 
     let metrics = state.metrics.clone();
     let heartbeat = limits.heartbeat;
@@ -89,8 +101,8 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
                     return;
                 }
                 Ok(Some(Ok(msg))) => match msg {
-                    Message::Text(t) => ctx.handle(Incoming::Text(t.as_str())),
-                    Message::Binary(b) => ctx.handle(Incoming::Binary(&b)),
+                    Message::Text(t) => ctx.handle(Incoming::Text(t.as_str())).await,
+                    Message::Binary(b) => ctx.handle(Incoming::Binary(&b)).await,
                     Message::Close(_) => return,
                     Message::Ping(_) | Message::Pong(_) => {}
                 },
@@ -134,32 +146,60 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn handle(&self, frame: Incoming<'_>) {
+    async fn handle(&self, frame: Incoming<'_>) {
         let metrics = &self.state.metrics;
         metrics.ws_frames_received.inc();
         let reply = match self.codec.decode(frame, self.state.settings.limits.max_frame_bytes) {
-            Ok(req) => self.answer(req),
+            Ok((id, req)) => match self.answer(req).await {
+                Ok(result) => ServerFrame::Reply { id, result },
+                Err(e) => {
+                    let (_, code) = e.status_and_code();
+                    ServerFrame::Error { error: FrameError::new(id, code, e.client_message()) }
+                }
+            },
             Err(error) => {
                 metrics.ws_frame_error(error.code);
-                tracing::info!(username = %self.user.username, endpoint = self.endpoint.id, code = ?error.code, message = %error.message, "bad frame");
+                tracing::info!(username = %self.user.username, endpoint = self.endpoint.id, code = error.code, message = %error.message, "bad frame");
                 ServerFrame::Error { error }
             }
         };
         self.sender.send(reply);
     }
 
-    fn answer(&self, req: Request) -> ServerFrame {
-        let id = req.id();
-        let result = match req {
-            Request::Ping { data, .. } => Reply::Pong { data, server_time: now_ms() },
-            Request::Whoami { .. } => Reply::Whoami {
-                username: self.user.username.to_string(),
-                display_name: self.user.profile.display_name.clone().unwrap_or_else(|| self.user.username.to_string()),
+    async fn answer(&self, req: Request) -> Result<Reply, ApiError> {
+        let me = &self.user.username;
+        let actor = Actor { user: me, endpoint: Some(self.endpoint.id) };
+        let im = &self.state.im;
+        Ok(match req {
+            Request::Ping { data } => Reply::Pong { data, server_time: now_ms() },
+            Request::Whoami {} => Reply::Whoami {
+                username: me.to_string(),
+                display_name: self.user.profile.display_name.clone().unwrap_or_else(|| me.to_string()),
                 roles: self.user.all_roles(),
                 endpoint: self.endpoint.clone(),
             },
-            Request::Endpoints { .. } => Reply::Endpoints { endpoints: self.state.hub.endpoints(&self.user.username) },
-        };
-        ServerFrame::Reply { id, result }
+            Request::Endpoints {} => Reply::Endpoints { endpoints: self.state.hub.endpoints(me) },
+            Request::ImStart { participants } => {
+                Reply::Conversation { conversation: im.start(actor, &participants).await? }
+            }
+            Request::ImSend { conversation, text, format, key } => {
+                Reply::Message { message: im.send(actor, conversation, &text, format, key).await? }
+            }
+            Request::ImAdd { conversation, user } => {
+                Reply::Conversation { conversation: im.add(actor, conversation, &user).await? }
+            }
+            Request::ImLeave { conversation } => {
+                Reply::Conversation { conversation: im.leave(actor, conversation).await? }
+            }
+            Request::ImTyping { conversation, typing } => {
+                im.typing(actor, conversation, typing)?;
+                Reply::Ok {}
+            }
+            Request::ImRead { conversation, upto } => Reply::Read { unread: im.read(actor, conversation, upto).await? },
+            Request::ImAck { upto } => Reply::Acked { acked: im.ack(me, upto).await? },
+            Request::RoomPost { room, text, format, key } => Reply::Message {
+                message: self.state.rooms.post(room, me, Some(self.endpoint.id), &text, format, key).await?,
+            },
+        })
     }
 }

@@ -2,7 +2,10 @@
 //! frames or (subprotocol `halo.msgpack`) MessagePack binary frames with the same field names.
 //! `docs/protocol.md` documents every frame defined here.
 
+use halo_core::conversation::Format;
 use serde::{Deserialize, Serialize};
+
+use crate::views::{ConversationView, MessageView, RoomView};
 
 /// The WebSocket subprotocol selecting MessagePack framing.
 pub const MSGPACK_PROTOCOL: &str = "halo.msgpack";
@@ -17,45 +20,110 @@ pub enum RequestId {
     Str(String),
 }
 
-/// What a client may ask, selected by the frame's `type` field.
+/// What a client may ask, selected by the frame's `type` field (the `id` is read apart).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum Request {
     /// Liveness check; the reply echoes `data`.
+    #[serde(rename = "ping")]
     Ping {
-        /// Optional request id (read by the envelope).
-        #[serde(default)]
-        id: Option<RequestId>,
         /// Echoed back.
         #[serde(default)]
         data: Option<String>,
     },
     /// Who this endpoint is.
-    Whoami {
-        /// Optional request id.
-        #[serde(default)]
-        id: Option<RequestId>,
-    },
+    #[serde(rename = "whoami")]
+    Whoami {},
     /// The user's connected endpoints (devices).
-    Endpoints {
-        /// Optional request id.
+    #[serde(rename = "endpoints")]
+    Endpoints {},
+    /// Start a conversation (reuses the open 1:1 with a single other participant).
+    #[serde(rename = "im.start")]
+    ImStart {
+        /// The other participants.
+        participants: Vec<String>,
+    },
+    /// Send a message.
+    #[serde(rename = "im.send")]
+    ImSend {
+        /// Conversation id.
+        conversation: u64,
+        /// The text.
+        text: String,
+        /// `plain` (default) or `markdown`.
         #[serde(default)]
-        id: Option<RequestId>,
+        format: Format,
+        /// Idempotency key: a retried send with the same key is stored once.
+        #[serde(default)]
+        key: Option<String>,
+    },
+    /// Add a participant (a 1:1 becomes a group).
+    #[serde(rename = "im.add")]
+    ImAdd {
+        /// Conversation id.
+        conversation: u64,
+        /// Who to add.
+        user: String,
+    },
+    /// Leave a conversation.
+    #[serde(rename = "im.leave")]
+    ImLeave {
+        /// Conversation id.
+        conversation: u64,
+    },
+    /// Typing started or stopped (not stored).
+    #[serde(rename = "im.typing")]
+    ImTyping {
+        /// Conversation id.
+        conversation: u64,
+        /// Whether the user is typing.
+        typing: bool,
+    },
+    /// Read marker: everything up to `upto` is read.
+    #[serde(rename = "im.read")]
+    ImRead {
+        /// Conversation id.
+        conversation: u64,
+        /// Message id.
+        upto: u64,
+    },
+    /// Offline messages up to `upto` were received; stop resending them.
+    #[serde(rename = "im.ack")]
+    ImAck {
+        /// Message id.
+        upto: u64,
+    },
+    /// Post to a room.
+    #[serde(rename = "room.post")]
+    RoomPost {
+        /// Room id.
+        room: u64,
+        /// The text.
+        text: String,
+        /// `plain` (default) or `markdown`.
+        #[serde(default)]
+        format: Format,
+        /// Idempotency key.
+        #[serde(default)]
+        key: Option<String>,
     },
 }
 
 impl Request {
     /// Every request type name, for the `unknown_type` error.
-    pub const TYPES: &[&str] = &["ping", "whoami", "endpoints"];
-}
-
-/// The two fields read before the rest, so an error can name the request.
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
+    pub const TYPES: &[&str] = &[
+        "ping",
+        "whoami",
+        "endpoints",
+        "im.start",
+        "im.send",
+        "im.add",
+        "im.leave",
+        "im.typing",
+        "im.read",
+        "im.ack",
+        "room.post",
+    ];
 }
 
 /// An endpoint (one connected socket) of a user.
@@ -69,18 +137,17 @@ pub struct EndpointInfo {
     pub connected_at: u64,
 }
 
-/// Error codes a frame may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+/// Error codes a frame may carry that concern the frame itself; errors of a request's
+/// operation carry the REST API's codes (`not_found`, `forbidden`, `blocked`, ...).
+pub mod code {
     /// Not a JSON / MessagePack map, or the wrong frame kind for the framing.
-    BadFrame,
+    pub const BAD_FRAME: &str = "bad_frame";
     /// The `type` is missing or unknown.
-    UnknownType,
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
     /// The fields do not fit the type.
-    BadRequest,
+    pub const BAD_REQUEST: &str = "bad_request";
     /// The frame exceeds the frame size limit.
-    FrameTooLarge,
+    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
 }
 
 /// A typed error, naming the request it answers when its id could be read.
@@ -89,22 +156,24 @@ pub struct FrameError {
     /// The request's id, if it could be read.
     pub id: Option<RequestId>,
     /// Machine-readable code.
-    pub code: ErrorCode,
+    pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
 }
 
 impl FrameError {
-    fn new(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
+    /// An error answering request `id`.
+    pub fn new(id: Option<RequestId>, code: &'static str, message: impl Into<String>) -> Self {
         Self { id, code, message: message.into() }
     }
 }
 
 /// Everything the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 pub enum ServerFrame {
     /// First frame on every socket.
+    #[serde(rename = "hello")]
     Hello {
         /// This endpoint.
         endpoint: EndpointInfo,
@@ -116,8 +185,11 @@ pub enum ServerFrame {
         heartbeat_ms: u64,
         /// Largest frame accepted, bytes.
         max_frame_bytes: usize,
+        /// Offline messages waiting (they follow as `im.message` with `offline: true`).
+        offline: usize,
     },
     /// Successful answer to a request.
+    #[serde(rename = "reply")]
     Reply {
         /// The request's id.
         id: Option<RequestId>,
@@ -125,10 +197,71 @@ pub enum ServerFrame {
         result: Reply,
     },
     /// Failed request or unreadable frame.
+    #[serde(rename = "error")]
     Error {
         /// What failed.
         #[serde(flatten)]
         error: FrameError,
+    },
+    /// A conversation started, or its participants changed.
+    #[serde(rename = "im.conversation")]
+    ImConversation {
+        /// The conversation as the recipient sees it.
+        conversation: ConversationView,
+    },
+    /// A message in one of the user's conversations (also the sender's other devices).
+    #[serde(rename = "im.message")]
+    ImMessage {
+        /// The message.
+        message: MessageView,
+        /// Delivered from the offline queue: acknowledge with `im.ack`.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        offline: bool,
+    },
+    /// A participant's device received a message (to the sender).
+    #[serde(rename = "im.delivered")]
+    ImDelivered {
+        /// Conversation id.
+        conversation: u64,
+        /// Message id.
+        message: u64,
+        /// Who received it.
+        user: String,
+    },
+    /// A participant started or stopped typing.
+    #[serde(rename = "im.typing")]
+    ImTyping {
+        /// Conversation id.
+        conversation: u64,
+        /// Who.
+        user: String,
+        /// Typing or not.
+        typing: bool,
+    },
+    /// A participant's read marker moved (read receipt; also the reader's other devices).
+    #[serde(rename = "im.read")]
+    ImRead {
+        /// Conversation id.
+        conversation: u64,
+        /// Who read.
+        user: String,
+        /// Up to this message.
+        upto: u64,
+        /// The reader's remaining unread count (sent to the reader's own devices only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unread: Option<u32>,
+    },
+    /// A post in a room the user follows.
+    #[serde(rename = "room.message")]
+    RoomMessage {
+        /// The post.
+        message: MessageView,
+    },
+    /// A room the user belongs to changed (name, topic, privacy, members), or they joined it.
+    #[serde(rename = "room.updated")]
+    RoomUpdated {
+        /// The room as the recipient sees it.
+        room: RoomView,
     },
 }
 
@@ -159,6 +292,28 @@ pub enum Reply {
         /// The user's connected endpoints.
         endpoints: Vec<EndpointInfo>,
     },
+    /// To `im.start`, `im.add`, `im.leave`.
+    Conversation {
+        /// The conversation.
+        conversation: ConversationView,
+    },
+    /// To `im.send`, `room.post`.
+    Message {
+        /// The stored message.
+        message: MessageView,
+    },
+    /// To `im.read`.
+    Read {
+        /// Unread messages left in the conversation.
+        unread: u32,
+    },
+    /// To `im.ack`.
+    Acked {
+        /// Offline messages dropped from the queue.
+        acked: usize,
+    },
+    /// To `im.typing`.
+    Ok {},
 }
 
 /// How frames are encoded on one socket.
@@ -187,8 +342,8 @@ pub enum Outgoing {
 }
 
 impl Codec {
-    /// Decodes a request, or explains why not. `max` is the frame size limit.
-    pub fn decode(self, frame: Incoming<'_>, max: usize) -> Result<Request, FrameError> {
+    /// Decodes a request and its id, or explains why not. `max` is the frame size limit.
+    pub fn decode(self, frame: Incoming<'_>, max: usize) -> Result<(Option<RequestId>, Request), FrameError> {
         let bytes = match (self, &frame) {
             (_, Incoming::Text(t)) if t.len() > max => None,
             (_, Incoming::Binary(b)) if b.len() > max => None,
@@ -197,40 +352,48 @@ impl Codec {
             (Codec::Json, Incoming::Binary(_)) => {
                 return Err(FrameError::new(
                     None,
-                    ErrorCode::BadFrame,
+                    code::BAD_FRAME,
                     "binary frames need the halo.msgpack subprotocol; send JSON as text",
                 ));
             }
             (Codec::MsgPack, Incoming::Text(_)) => {
                 return Err(FrameError::new(
                     None,
-                    ErrorCode::BadFrame,
+                    code::BAD_FRAME,
                     "this socket speaks halo.msgpack: send binary frames",
                 ));
             }
         };
         let Some(bytes) = bytes else {
-            return Err(FrameError::new(None, ErrorCode::FrameTooLarge, format!("frame exceeds {max} bytes")));
+            return Err(FrameError::new(None, code::FRAME_TOO_LARGE, format!("frame exceeds {max} bytes")));
         };
-        let envelope: Envelope = self.parse(bytes).map_err(|e| FrameError::new(None, ErrorCode::BadFrame, e))?;
-        let id = envelope.id;
+        let value: serde_json::Value = self.parse(bytes).map_err(|e| FrameError::new(None, code::BAD_FRAME, e))?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(FrameError::new(None, code::BAD_FRAME, "a frame must be an object (a map)"));
+        };
+        let id: Option<RequestId> =
+            match fields.remove("id") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+                    FrameError::new(None, code::BAD_REQUEST, "id must be a string or an unsigned integer")
+                })?),
+            };
         if let Some(RequestId::Str(s)) = &id
             && s.len() > 128
         {
-            return Err(FrameError::new(None, ErrorCode::BadRequest, "request id longer than 128 bytes"));
+            return Err(FrameError::new(None, code::BAD_REQUEST, "request id longer than 128 bytes"));
         }
-        match envelope.kind.as_deref() {
-            None => return Err(FrameError::new(id, ErrorCode::UnknownType, "missing \"type\"")),
+        match fields.get("type").and_then(|t| t.as_str()) {
+            None => return Err(FrameError::new(id, code::UNKNOWN_TYPE, "missing \"type\"")),
             Some(kind) if !Request::TYPES.contains(&kind) => {
-                return Err(FrameError::new(
-                    id,
-                    ErrorCode::UnknownType,
-                    format!("unknown type {kind:?}; known: {}", Request::TYPES.join(", ")),
-                ));
+                let known = Request::TYPES.join(", ");
+                return Err(FrameError::new(id, code::UNKNOWN_TYPE, format!("unknown type {kind:?}; known: {known}")));
             }
             Some(_) => {}
         }
-        self.parse(bytes).map_err(|e| FrameError::new(id, ErrorCode::BadRequest, e))
+        let request = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| FrameError::new(id.clone(), code::BAD_REQUEST, e.to_string()))?;
+        Ok((id, request))
     }
 
     fn parse<T: serde::de::DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
@@ -249,20 +412,11 @@ impl Codec {
     }
 }
 
-impl Request {
-    /// The request's id.
-    pub fn id(&self) -> Option<RequestId> {
-        match self {
-            Request::Ping { id, .. } | Request::Whoami { id } | Request::Endpoints { id } => id.clone(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn json(s: &str) -> Result<Request, FrameError> {
+    fn json(s: &str) -> Result<(Option<RequestId>, Request), FrameError> {
         Codec::Json.decode(Incoming::Text(s), 1024)
     }
 
@@ -270,28 +424,32 @@ mod tests {
     fn decodes_requests_with_ids() {
         assert_eq!(
             json(r#"{"type":"ping","id":7,"data":"x"}"#),
-            Ok(Request::Ping { id: Some(RequestId::Num(7)), data: Some("x".into()) })
+            Ok((Some(RequestId::Num(7)), Request::Ping { data: Some("x".into()) }))
         );
-        assert_eq!(json(r#"{"type":"whoami","id":"a"}"#), Ok(Request::Whoami { id: Some(RequestId::Str("a".into())) }));
+        assert_eq!(json(r#"{"type":"whoami","id":"a"}"#), Ok((Some(RequestId::Str("a".into())), Request::Whoami {})));
+        assert_eq!(
+            json(r#"{"type":"im.send","conversation":4,"text":"hi","format":"markdown"}"#),
+            Ok((None, Request::ImSend { conversation: 4, text: "hi".into(), format: Format::Markdown, key: None }))
+        );
     }
 
     #[test]
     fn errors_name_the_request_when_they_can() {
         let e = json(r#"{"type":"fly","id":3}"#).expect_err("unknown");
-        assert_eq!((e.id, e.code), (Some(RequestId::Num(3)), ErrorCode::UnknownType));
+        assert_eq!((e.id, e.code), (Some(RequestId::Num(3)), code::UNKNOWN_TYPE));
         let e = json(r#"{"type":"ping","id":3,"data":5}"#).expect_err("bad field");
-        assert_eq!((e.id, e.code), (Some(RequestId::Num(3)), ErrorCode::BadRequest));
+        assert_eq!((e.id, e.code), (Some(RequestId::Num(3)), code::BAD_REQUEST));
         let e = json(r#"{"type":"ping","id":3,"extra":1}"#).expect_err("unknown field");
-        assert_eq!(e.code, ErrorCode::BadRequest);
-        assert_eq!(json("not json").expect_err("bad").code, ErrorCode::BadFrame);
-        assert_eq!(json("[1,2]").expect_err("bad").code, ErrorCode::BadFrame);
-        assert_eq!(json(r#"{"id":1}"#).expect_err("no type").code, ErrorCode::UnknownType);
+        assert_eq!(e.code, code::BAD_REQUEST);
+        assert_eq!(json("not json").expect_err("bad").code, code::BAD_FRAME);
+        assert_eq!(json("[1,2]").expect_err("bad").code, code::BAD_FRAME);
+        assert_eq!(json(r#"{"id":1}"#).expect_err("no type").code, code::UNKNOWN_TYPE);
         assert_eq!(
             json(&format!(r#"{{"type":"ping","data":"{}"}}"#, "x".repeat(2000))).expect_err("big").code,
-            ErrorCode::FrameTooLarge
+            code::FRAME_TOO_LARGE
         );
         let e = Codec::Json.decode(Incoming::Binary(b"{}"), 1024).expect_err("binary on json");
-        assert_eq!(e.code, ErrorCode::BadFrame);
+        assert_eq!(e.code, code::BAD_FRAME);
     }
 
     #[test]
@@ -303,9 +461,9 @@ mod tests {
             id: u64,
         }
         let bytes = rmp_serde::to_vec_named(&Ping { kind: "ping", id: 9 }).expect("encode");
-        let req = Codec::MsgPack.decode(Incoming::Binary(&bytes), 1024).expect("decode");
-        assert_eq!(req, Request::Ping { id: Some(RequestId::Num(9)), data: None });
-        let frame = ServerFrame::Reply { id: req.id(), result: Reply::Pong { data: None, server_time: 1 } };
+        let (id, req) = Codec::MsgPack.decode(Incoming::Binary(&bytes), 1024).expect("decode");
+        assert_eq!((id.clone(), req), (Some(RequestId::Num(9)), Request::Ping { data: None }));
+        let frame = ServerFrame::Reply { id, result: Reply::Pong { data: None, server_time: 1 } };
         let Ok(Outgoing::Binary(out)) = Codec::MsgPack.encode(&frame) else { panic!("binary expected") };
         let v: serde_json::Value = rmp_serde::from_slice(&out).expect("decode");
         assert_eq!(v["type"], "reply");

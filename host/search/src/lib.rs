@@ -1,0 +1,307 @@
+//! Full-text search over IM history and room posts, on tantivy.
+//!
+//! [`SearchIndex`] holds one document per message: its words, its container (conversation or
+//! room), its sender, its *audience* (the users allowed to read it: the conversation's present
+//! participants when it was sent) and its time. [`SearchIndex::search`] combines words,
+//! participant and date range with what the searcher may read, so visibility is decided by the
+//! index, never by scanning history. Indexing is asynchronous: the caller batches [`Doc`]s and
+//! calls [`SearchIndex::commit`]; the message store stays the source of truth.
+//!
+//! This crate knows nothing of sled, axum or the wire format.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+
+/// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
+const WRITER_HEAP_BYTES: usize = 32 << 20;
+
+/// Search failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The index failed (I/O, corruption).
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// The index directory could not be created.
+    #[error("search index directory: {0}")]
+    Dir(#[from] std::io::Error),
+    /// The index directory could not be opened.
+    #[error("search index directory: {0}")]
+    OpenDir(#[from] tantivy::directory::error::OpenDirectoryError),
+}
+
+/// Where a message lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// A conversation (1:1 or multiparty).
+    Conversation(u64),
+    /// A persistent chat room.
+    Room(u64),
+}
+
+/// One message to index.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    /// Message id.
+    pub id: u64,
+    /// Where it was posted.
+    pub container: Container,
+    /// Sender.
+    pub from: String,
+    /// Who may read it (conversations; empty for rooms, whose readers are decided at query time).
+    pub audience: Vec<String>,
+    /// Server time, ms since the Unix epoch.
+    pub at: u64,
+    /// The words.
+    pub text: String,
+}
+
+/// What to look for, on behalf of whom.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// The searcher: conversation messages are limited to those they may read.
+    pub user: String,
+    /// Rooms the searcher may read (room posts are limited to these).
+    pub rooms: Vec<u64>,
+    /// Words (all must match; `"a phrase"` and `-word` work).
+    pub words: Option<String>,
+    /// Only conversation messages that this user could read too (a participant), or posts by them.
+    pub with: Option<String>,
+    /// Only messages in this conversation.
+    pub conversation: Option<u64>,
+    /// Only posts in this room.
+    pub room: Option<u64>,
+    /// From this time on (ms, inclusive).
+    pub since: Option<u64>,
+    /// Before this time (ms, exclusive).
+    pub until: Option<u64>,
+    /// Most hits (newest first).
+    pub limit: usize,
+}
+
+/// A matching message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Message id.
+    pub id: u64,
+    /// Where it lives.
+    pub container: Container,
+    /// Its time.
+    pub at: u64,
+}
+
+struct Fields {
+    id: Field,
+    conversation: Field,
+    room: Field,
+    from: Field,
+    audience: Field,
+    at: Field,
+    text: Field,
+}
+
+/// The search index.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+}
+
+impl SearchIndex {
+    /// Opens (or creates) the index in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, SearchError> {
+        let mut s = Schema::builder();
+        let f = Fields {
+            id: s.add_u64_field("id", STORED | INDEXED),
+            conversation: s.add_u64_field("conversation", STORED | INDEXED),
+            room: s.add_u64_field("room", STORED | INDEXED),
+            from: s.add_text_field("from", STRING),
+            audience: s.add_text_field("audience", STRING),
+            at: s.add_u64_field("at", STORED | INDEXED | FAST),
+            text: s.add_text_field("text", TEXT),
+        };
+        let schema = s.build();
+        std::fs::create_dir_all(dir)?;
+        let mmap = tantivy::directory::MmapDirectory::open(dir)?;
+        let index = Index::open_or_create(mmap, schema)?;
+        let writer = index.writer(WRITER_HEAP_BYTES)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self { index, reader, writer: Mutex::new(writer), f })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds documents, replacing any earlier copy with the same id (visible after
+    /// [`SearchIndex::commit`]).
+    pub fn add(&self, docs: &[Doc]) -> Result<(), SearchError> {
+        let writer = self.writer();
+        let f = &self.f;
+        for d in docs {
+            writer.delete_term(Term::from_field_u64(f.id, d.id));
+            let mut doc = doc!(f.id => d.id, f.from => d.from.as_str(), f.at => d.at, f.text => d.text.as_str());
+            match d.container {
+                Container::Conversation(c) => doc.add_u64(f.conversation, c),
+                Container::Room(r) => doc.add_u64(f.room, r),
+            }
+            for a in &d.audience {
+                doc.add_text(f.audience, a);
+            }
+            writer.add_document(doc)?;
+        }
+        Ok(())
+    }
+
+    /// Makes added documents durable and searchable.
+    pub fn commit(&self) -> Result<(), SearchError> {
+        self.writer().commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Messages matching `q` that `q.user` may read, newest first.
+    pub fn search(&self, q: &SearchQuery) -> Result<Vec<Hit>, SearchError> {
+        let f = &self.f;
+        let term = |field, s: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(field, s), IndexRecordOption::Basic))
+        };
+        let u64_term = |field, v: u64| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_u64(field, v), IndexRecordOption::Basic))
+        };
+
+        // Readable: a conversation message with the searcher in its audience, or a readable room's post.
+        let mut readable: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, term(f.audience, &q.user))];
+        if !q.rooms.is_empty() {
+            let rooms = q.rooms.iter().map(|r| Term::from_field_u64(f.room, *r));
+            readable.push((Occur::Should, Box::new(TermSetQuery::new(rooms))));
+        }
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(readable)))];
+
+        if let Some(words) = q.words.as_deref().filter(|w| !w.trim().is_empty()) {
+            let mut parser = QueryParser::for_index(&self.index, vec![f.text]);
+            parser.set_conjunction_by_default();
+            let (parsed, _errors) = parser.parse_query_lenient(words);
+            must.push((Occur::Must, parsed));
+        }
+        if let Some(with) = &q.with {
+            let either = vec![(Occur::Should, term(f.audience, with)), (Occur::Should, term(f.from, with))];
+            must.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+        }
+        if let Some(c) = q.conversation {
+            must.push((Occur::Must, u64_term(f.conversation, c)));
+        }
+        if let Some(r) = q.room {
+            must.push((Occur::Must, u64_term(f.room, r)));
+        }
+        if q.since.is_some() || q.until.is_some() {
+            let lower = q.since.map_or(Bound::Unbounded, |s| Bound::Included(Term::from_field_u64(f.at, s)));
+            let upper = q.until.map_or(Bound::Unbounded, |u| Bound::Excluded(Term::from_field_u64(f.at, u)));
+            must.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+
+        let query = BooleanQuery::new(must);
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(q.limit.max(1)).order_by_u64_field("at", Order::Desc);
+        let found = searcher.search(&query, &top)?;
+        let mut hits = Vec::with_capacity(found.len());
+        for (_, addr) in found {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let get = |field| doc.get_first(field).and_then(|v| v.as_u64());
+            let container = match (get(f.conversation), get(f.room)) {
+                (Some(c), _) => Container::Conversation(c),
+                (None, Some(r)) => Container::Room(r),
+                (None, None) => continue,
+            };
+            hits.push(Hit { id: get(f.id).unwrap_or(0), container, at: get(f.at).unwrap_or(0) });
+        }
+        Ok(hits)
+    }
+
+    /// Removes every document of a container (a deleted room).
+    pub fn remove_container(&self, container: Container) -> Result<(), SearchError> {
+        let term = match container {
+            Container::Conversation(c) => Term::from_field_u64(self.f.conversation, c),
+            Container::Room(r) => Term::from_field_u64(self.f.room, r),
+        };
+        self.writer().delete_term(term);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: u64, container: Container, from: &str, audience: &[&str], at: u64, text: &str) -> Doc {
+        Doc {
+            id,
+            container,
+            from: from.into(),
+            audience: audience.iter().map(|s| s.to_string()).collect(),
+            at,
+            text: text.into(),
+        }
+    }
+
+    fn query(user: &str) -> SearchQuery {
+        SearchQuery { user: user.into(), limit: 10, ..Default::default() }
+    }
+
+    #[test]
+    fn finds_by_words_participant_and_date_within_what_the_user_may_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = SearchIndex::open(dir.path()).expect("open");
+        let c1 = Container::Conversation(1);
+        idx.add(&[
+            doc(1, c1, "alice", &["alice", "bob"], 1_000, "the quarterly budget is ready"),
+            doc(2, c1, "bob", &["alice", "bob"], 2_000, "Budget approved!"),
+            doc(3, Container::Conversation(2), "carol", &["carol", "dave"], 3_000, "budget secrets"),
+            doc(4, Container::Room(7), "erin", &[], 4_000, "room budget talk"),
+            doc(5, c1, "alice", &["alice", "bob", "frank"], 5_000, "welcome frank"),
+        ])
+        .expect("add");
+        idx.commit().expect("commit");
+
+        let ids = |q: SearchQuery| idx.search(&q).expect("search").iter().map(|h| h.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(SearchQuery { words: Some("budget".into()), ..query("alice") }),
+            [2, 1],
+            "newest first, case-folded"
+        );
+        assert_eq!(ids(SearchQuery { words: Some("budget".into()), ..query("dave") }), [3]);
+        assert_eq!(ids(SearchQuery { words: Some("budget".into()), rooms: vec![7], ..query("dave") }), [4, 3]);
+        assert_eq!(
+            ids(SearchQuery { words: Some("budget".into()), ..query("frank") }),
+            Vec::<u64>::new(),
+            "joined later"
+        );
+        assert_eq!(ids(SearchQuery { with: Some("frank".into()), ..query("alice") }), [5]);
+        assert_eq!(ids(SearchQuery { since: Some(1_500), until: Some(5_000), ..query("alice") }), [2]);
+        assert_eq!(ids(SearchQuery { words: Some("budget -approved".into()), ..query("bob") }), [1]);
+        assert_eq!(ids(SearchQuery { words: Some("\"budget is".into()), ..query("bob") }).len(), 1, "lenient parsing");
+        let hit =
+            idx.search(&SearchQuery { words: Some("room".into()), rooms: vec![7], ..query("x") }).expect("search");
+        assert_eq!(hit, [Hit { id: 4, container: Container::Room(7), at: 4_000 }]);
+
+        idx.add(&[doc(5, c1, "alice", &["alice", "bob", "frank"], 5_000, "welcome frank")]).expect("re-add");
+        idx.commit().expect("commit");
+        assert_eq!(ids(SearchQuery { words: Some("welcome".into()), ..query("bob") }), [5], "re-adding replaces");
+
+        idx.remove_container(Container::Room(7)).expect("remove");
+        idx.commit().expect("commit");
+        assert!(ids(SearchQuery { words: Some("room".into()), rooms: vec![7], ..query("x") }).is_empty());
+        drop(idx);
+        let idx = SearchIndex::open(dir.path()).expect("reopen");
+        assert_eq!(
+            idx.search(&SearchQuery { words: Some("welcome".into()), ..query("bob") }).expect("search").len(),
+            1
+        );
+    }
+}

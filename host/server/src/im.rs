@@ -1,0 +1,407 @@
+//! The IM service: conversations, messages, typing, receipts and offline delivery.
+//!
+//! Each operation on a conversation runs under that conversation's lock, so its messages get
+//! their ids in the order they are stored and membership changes never race a send. A message
+//! is acknowledged only after [`halo_store::Im::append`] has flushed it; then it is fanned out
+//! through the [`Hub`] to every endpoint of every present participant except the one that sent
+//! it. Participants with no endpoint get it in their offline queue (when offline IM is on).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use halo_core::Username;
+use halo_core::conversation::{self, Conversation, ConversationId, Format, MessageId};
+use halo_core::message::{Body, Message};
+use halo_core::rate::{Rate, TokenBucket};
+use halo_store::{Store, Thread};
+use serde::Deserialize;
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::stream::hub::Hub;
+use crate::stream::wire::ServerFrame;
+use crate::views::{ConversationView, MessageView};
+
+/// IM settings (`[im]` in `halo.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImSettings {
+    /// Messages per second a user may send, sustained (5).
+    pub messages_per_sec: f64,
+    /// Messages a user may send in a burst (20).
+    pub burst: f64,
+}
+
+impl Default for ImSettings {
+    fn default() -> Self {
+        Self { messages_per_sec: 5.0, burst: 20.0 }
+    }
+}
+
+const OFFLINE_IM_KEY: &str = "offline_im_disabled";
+const LOCK_SHARDS: usize = 256;
+
+/// Who is acting: the user, and the endpoint the request came on (not echoed back to it).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The user.
+    pub user: &'a Username,
+    /// The requesting endpoint, if the request came on the stream.
+    pub endpoint: Option<u64>,
+}
+
+/// A page of a user's conversations.
+pub struct Inbox {
+    /// Most recent first.
+    pub conversations: Vec<ConversationView>,
+    /// Cursor of the next page (`last:conversation`).
+    pub next: Option<String>,
+}
+
+/// The IM service.
+pub struct ImService {
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    rate: Rate,
+    buckets: Mutex<HashMap<Username, TokenBucket>>,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl ImService {
+    /// The service.
+    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: &ImSettings) -> Self {
+        Self {
+            store,
+            hub,
+            metrics,
+            rate: Rate { per_sec: settings.messages_per_sec, burst: settings.burst.max(1.0) },
+            buckets: Mutex::default(),
+            locks: (0..LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    async fn lock(&self, conv: ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks[(conv % LOCK_SHARDS as u64) as usize].lock().await
+    }
+
+    /// Whether offline IM is on (an admin setting, stored).
+    pub fn offline_im(&self) -> Result<bool, ApiError> {
+        Ok(self.store.meta_u64(OFFLINE_IM_KEY)?.unwrap_or(0) == 0)
+    }
+
+    /// Turns offline IM on or off.
+    pub async fn set_offline_im(&self, on: bool) -> Result<(), ApiError> {
+        Ok(self.store.set_meta_u64(OFFLINE_IM_KEY, u64::from(!on)).await?)
+    }
+
+    fn check_rate(&self, user: &Username) -> Result<(), ApiError> {
+        let now = now_ms();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(user.clone()).or_insert_with(|| TokenBucket::new(self.rate, now));
+        if bucket.take(self.rate, now) { Ok(()) } else { Err(ApiError::TooFast) }
+    }
+
+    fn user(&self, name: &str) -> Result<Username, ApiError> {
+        let unknown = || ApiError::NotFound(format!("no user named {name:?}"));
+        let u = Username::parse(name).map_err(|_| unknown())?;
+        match self.store.users().get(&u)? {
+            Some(user) if !user.disabled => Ok(u),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// The seam where the recipient's wishes decide whether `from` may reach `to`: today the
+    /// block list; presence adds do-not-disturb here.
+    fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+        if self.store.blocks().blocks(to, from)? {
+            return Err(ApiError::Blocked(to.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The conversation `id` if `user` ever took part in it (else 404, hiding its existence).
+    pub fn conversation_of(&self, user: &Username, id: ConversationId) -> Result<Conversation, ApiError> {
+        match self.store.im().conversation(id)? {
+            Some(c) if c.participants.contains_key(user) => Ok(c),
+            _ => Err(ApiError::NotFound(format!("no conversation {id}"))),
+        }
+    }
+
+    fn view(&self, c: &Conversation, viewer: &Username) -> Result<ConversationView, ApiError> {
+        let entry = self.store.im().entry(viewer, c.id)?;
+        let (from, until) = c.window(viewer).unwrap_or((0, 0));
+        let from = from.max(entry.as_ref().map_or(0, |e| e.hidden_upto.saturating_add(1)));
+        let last = self.store.im().page(Thread::Conversation(c.id), (from, until), None, None, 1)?;
+        Ok(ConversationView::new(c, viewer, entry.as_ref(), last.first()))
+    }
+
+    /// Starts a conversation of `actor` with `others`; with one other, the open 1:1 between
+    /// them is reused.
+    pub async fn start(&self, actor: Actor<'_>, others: &[String]) -> Result<ConversationView, ApiError> {
+        let mut users = Vec::with_capacity(others.len());
+        for name in others {
+            let u = self.user(name)?;
+            if &u != actor.user && !users.contains(&u) {
+                self.check_reach(actor.user, &u)?;
+                users.push(u);
+            }
+        }
+        if let [other] = users.as_slice()
+            && let Some(id) = self.store.im().direct(actor.user, other)?
+            && let Some(c) = self.store.im().conversation(id)?
+            && c.kind == conversation::Kind::Direct
+            && c.is_member(actor.user)
+            && c.is_member(other)
+        {
+            return self.view(&c, actor.user);
+        }
+        let id = self.store.im().next_id()?;
+        let conv = Conversation::new(id, actor.user, &users, now_ms(), 0)?;
+        let _guard = self.lock(id).await;
+        self.store.im().create(&conv).await?;
+        for m in conv.members() {
+            let frame = ServerFrame::ImConversation { conversation: self.view(&conv, m)? };
+            self.hub.send_to_user(m, if m == actor.user { actor.endpoint } else { None }, &frame);
+        }
+        self.view(&conv, actor.user)
+    }
+
+    /// Sends a text message; a retry with the same `key` returns the stored message.
+    pub async fn send(
+        &self,
+        actor: Actor<'_>,
+        id: ConversationId,
+        text: &str,
+        format: Format,
+        key: Option<String>,
+    ) -> Result<MessageView, ApiError> {
+        let started = Instant::now();
+        let text = conversation::check_text(text)?;
+        if let Some(k) = &key {
+            conversation::check_key(k)?;
+        }
+        let _guard = self.lock(id).await;
+        let conv = self.conversation_of(actor.user, id)?;
+        if let Some(k) = &key
+            && let Some((thread, existing)) = self.store.im().by_key(actor.user, k)?
+        {
+            if thread == Thread::Conversation(id) && existing.same_content(&text, format) {
+                return Ok(MessageView::new(thread, &existing));
+            }
+            return Err(ApiError::IdempotencyConflict);
+        }
+        conv.check_send(actor.user)?;
+        if conv.kind == conversation::Kind::Direct {
+            for other in conv.members().filter(|m| *m != actor.user) {
+                self.check_reach(actor.user, other)?;
+            }
+        }
+        self.check_rate(actor.user)?;
+        let msg = Message {
+            id: self.store.im().next_id()?,
+            at: now_ms(),
+            from: actor.user.clone(),
+            body: Body::Text { text, format },
+            key,
+        };
+        self.append(actor, &conv, &msg, true).await?;
+        self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
+        Ok(MessageView::new(Thread::Conversation(id), &msg))
+    }
+
+    /// Stores `msg` in `conv` and fans it out. A 1:1 `text` to an offline user is refused when
+    /// offline IM is off; in a group, offline participants then find it in their history.
+    async fn append(&self, actor: Actor<'_>, conv: &Conversation, msg: &Message, text: bool) -> Result<(), ApiError> {
+        let offline_on = self.offline_im()?;
+        let mut offline = Vec::new();
+        for m in conv.members().filter(|m| *m != actor.user) {
+            if !self.hub.is_online(m) {
+                if !offline_on && text && conv.kind == conversation::Kind::Direct {
+                    return Err(ApiError::RecipientOffline(m.to_string()));
+                }
+                if offline_on {
+                    offline.push(m.clone());
+                }
+            }
+        }
+        self.store.im().append(conv, msg, &offline).await?;
+        self.metrics.im_sent.inc();
+        let view = MessageView::new(Thread::Conversation(conv.id), msg);
+        let frame = ServerFrame::ImMessage { message: view, offline: false };
+        for m in conv.members() {
+            let skip = if m == actor.user { actor.endpoint } else { None };
+            let n = self.hub.send_to_user(m, skip, &frame);
+            if n > 0 && m != actor.user {
+                self.metrics.im_delivered.inc();
+                if text {
+                    let receipt =
+                        ServerFrame::ImDelivered { conversation: conv.id, message: msg.id, user: m.to_string() };
+                    self.hub.send_to_user(actor.user, None, &receipt);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `actor` adds `user`; the newcomer sees messages from now on.
+    pub async fn add(&self, actor: Actor<'_>, id: ConversationId, user: &str) -> Result<ConversationView, ApiError> {
+        let user = self.user(user)?;
+        self.check_reach(actor.user, &user)?;
+        let _guard = self.lock(id).await;
+        let mut conv = self.conversation_of(actor.user, id)?;
+        let msg_id = self.store.im().next_id()?;
+        let now = now_ms();
+        conv.add(actor.user, &user, now, msg_id)?;
+        let msg = Message {
+            id: msg_id,
+            at: now,
+            from: actor.user.clone(),
+            body: Body::Joined { user: user.clone() },
+            key: None,
+        };
+        self.announce(actor, &conv, &[])?;
+        self.append(actor, &conv, &msg, false).await?;
+        self.view(&conv, actor.user)
+    }
+
+    /// `actor` leaves the conversation.
+    pub async fn leave(&self, actor: Actor<'_>, id: ConversationId) -> Result<ConversationView, ApiError> {
+        let _guard = self.lock(id).await;
+        let mut conv = self.conversation_of(actor.user, id)?;
+        let msg_id = self.store.im().next_id()?;
+        conv.leave(actor.user, msg_id)?;
+        let msg = Message {
+            id: msg_id,
+            at: now_ms(),
+            from: actor.user.clone(),
+            body: Body::Left { user: actor.user.clone() },
+            key: None,
+        };
+        self.append(Actor { user: actor.user, endpoint: None }, &conv, &msg, false).await?;
+        self.announce(actor, &conv, std::slice::from_ref(actor.user))?;
+        self.view(&conv, actor.user)
+    }
+
+    /// Sends the conversation's new shape to its present participants and `also`.
+    fn announce(&self, actor: Actor<'_>, conv: &Conversation, also: &[Username]) -> Result<(), ApiError> {
+        for m in conv.members().chain(also) {
+            let frame = ServerFrame::ImConversation { conversation: self.view(conv, m)? };
+            self.hub.send_to_user(m, if m == actor.user { actor.endpoint } else { None }, &frame);
+        }
+        Ok(())
+    }
+
+    /// Tells the other participants that `actor` is (not) typing. Nothing is stored.
+    pub fn typing(&self, actor: Actor<'_>, id: ConversationId, typing: bool) -> Result<(), ApiError> {
+        let conv = self.conversation_of(actor.user, id)?;
+        conv.check_send(actor.user)?;
+        let frame = ServerFrame::ImTyping { conversation: id, user: actor.user.to_string(), typing };
+        for m in conv.members().filter(|m| *m != actor.user) {
+            self.hub.send_to_user(m, None, &frame);
+        }
+        Ok(())
+    }
+
+    /// Moves `actor`'s read marker; tells the others (read receipt) and the reader's devices.
+    pub async fn read(&self, actor: Actor<'_>, id: ConversationId, upto: MessageId) -> Result<u32, ApiError> {
+        let conv = self.conversation_of(actor.user, id)?;
+        let entry = self.store.im().mark_read(actor.user, id, upto).await?;
+        let receipt = |unread| ServerFrame::ImRead {
+            conversation: id,
+            user: actor.user.to_string(),
+            upto: entry.read_upto,
+            unread,
+        };
+        for m in conv.members() {
+            if m == actor.user {
+                self.hub.send_to_user(m, actor.endpoint, &receipt(Some(entry.unread)));
+            } else {
+                self.hub.send_to_user(m, None, &receipt(None));
+            }
+        }
+        Ok(entry.unread)
+    }
+
+    /// Offline messages waiting for `user`, as frames to send on connect.
+    pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<ServerFrame>, ApiError> {
+        let msgs = self.store.im().offline(user, limit)?;
+        Ok(msgs
+            .iter()
+            .map(|(t, m)| ServerFrame::ImMessage { message: MessageView::new(*t, m), offline: true })
+            .collect())
+    }
+
+    /// `user`'s device got the offline messages up to `upto`: drop them and tell the senders.
+    pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ApiError> {
+        let acked = self.store.im().offline(user, usize::MAX)?;
+        let n = self.store.im().ack_offline(user, upto).await?;
+        for (thread, m) in acked.iter().filter(|(_, m)| m.id <= upto) {
+            if let (Thread::Conversation(c), Some(_)) = (thread, m.text()) {
+                let receipt = ServerFrame::ImDelivered { conversation: *c, message: m.id, user: user.to_string() };
+                self.hub.send_to_user(&m.from, None, &receipt);
+            }
+        }
+        Ok(n)
+    }
+
+    /// A page of `user`'s conversations, most recent first; `cursor` is the previous page's `next`.
+    pub fn inbox(&self, user: &Username, cursor: Option<&str>, limit: usize) -> Result<Inbox, ApiError> {
+        let cursor = cursor.map(parse_cursor).transpose()?;
+        let entries = self.store.im().inbox(user, cursor, limit)?;
+        let next = (entries.len() == limit).then(|| entries.last().map(|(c, e)| format!("{}:{c}", e.last))).flatten();
+        let mut conversations = Vec::with_capacity(entries.len());
+        for (id, _) in entries {
+            if let Some(c) = self.store.im().conversation(id)? {
+                conversations.push(self.view(&c, user)?);
+            }
+        }
+        Ok(Inbox { conversations, next })
+    }
+
+    /// One conversation.
+    pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ApiError> {
+        self.view(&self.conversation_of(user, id)?, user)
+    }
+
+    /// A page of messages `user` may read.
+    pub fn messages(
+        &self,
+        user: &Username,
+        id: ConversationId,
+        before: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, ApiError> {
+        let conv = self.conversation_of(user, id)?;
+        let (from, until) = conv.window(user).unwrap_or((1, 0));
+        let hidden = self.store.im().entry(user, id)?.map_or(0, |e| e.hidden_upto);
+        let thread = Thread::Conversation(id);
+        let page = self.store.im().page(thread, (from.max(hidden.saturating_add(1)), until), before, after, limit)?;
+        Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
+    }
+
+    /// Whether `user` may see message `id` of conversation `conv` in search results.
+    pub fn searchable(&self, user: &Username, conv: ConversationId, id: MessageId) -> Result<bool, ApiError> {
+        Ok(self.store.im().entry(user, conv)?.is_some_and(|e| id > e.hidden_upto))
+    }
+
+    /// Deletes the conversation from `user`'s history.
+    pub async fn hide(&self, user: &Username, id: ConversationId) -> Result<(), ApiError> {
+        self.conversation_of(user, id)?;
+        Ok(self.store.im().hide(user, id).await?)
+    }
+
+    /// Offline messages waiting over all users (for metrics).
+    pub fn offline_depth(&self) -> usize {
+        self.store.im().offline_depth()
+    }
+}
+
+fn parse_cursor(s: &str) -> Result<(MessageId, ConversationId), ApiError> {
+    let bad = || ApiError::BadRequest(format!("invalid cursor {s:?}"));
+    let (last, conv) = s.split_once(':').ok_or_else(bad)?;
+    Ok((last.parse().map_err(|_| bad())?, conv.parse().map_err(|_| bad())?))
+}

@@ -1,0 +1,287 @@
+//! The persistent chat service: rooms, membership, posts, read markers and following.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use halo_core::Username;
+use halo_core::conversation::{self, Format, MessageId};
+use halo_core::message::{Body, Message};
+use halo_core::room::{Privacy, Room, RoomId, RoomRole};
+use halo_store::{RoomMark, Store, Thread};
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::stream::hub::Hub;
+use crate::stream::wire::ServerFrame;
+use crate::views::{MessageView, RoomView};
+
+/// What a manager may change about a room; `None` leaves a field alone.
+#[derive(Debug, Default)]
+pub struct RoomChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New topic.
+    pub topic: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New privacy.
+    pub privacy: Option<Privacy>,
+}
+
+/// The persistent chat service.
+pub struct RoomService {
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    /// Serialises changes to rooms (membership and names span records).
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl RoomService {
+    /// The service.
+    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Self {
+        Self { store, hub, metrics, writes: tokio::sync::Mutex::new(()) }
+    }
+
+    fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ApiError> {
+        match self.store.rooms().get(id)? {
+            Some(r) if r.can_see(viewer) => Ok(r),
+            _ => Err(ApiError::NotFound(format!("no room {id}"))),
+        }
+    }
+
+    /// `viewer`'s view of `room`.
+    pub fn view(&self, room: &Room, viewer: &Username) -> Result<RoomView, ApiError> {
+        let mark = self.store.rooms().mark(viewer, room.id)?;
+        let unread = match mark {
+            Some(m) => {
+                let last = self.store.rooms().last_post(room.id)?;
+                self.store.im().count_unread(Thread::Room(room.id), viewer, m.read_upto, last)?
+            }
+            None => 0,
+        };
+        Ok(RoomView::new(room, viewer, unread, mark.is_some_and(|m| m.follow)))
+    }
+
+    /// Rooms `viewer` can see whose name or topic contains `q` (case-insensitive), by name.
+    pub fn list(&self, viewer: &Username, q: Option<&str>, mine: bool) -> Result<Vec<RoomView>, ApiError> {
+        let q = q.map(str::to_lowercase);
+        let mut rooms: Vec<Room> = self
+            .store
+            .rooms()
+            .all()?
+            .into_iter()
+            .filter(|r| r.can_see(viewer) && (!mine || r.members.contains_key(viewer)))
+            .filter(|r| {
+                q.as_ref().is_none_or(|q| r.name.to_lowercase().contains(q) || r.topic.to_lowercase().contains(q))
+            })
+            .collect();
+        rooms.sort_by_key(|r| r.name.to_lowercase());
+        rooms.iter().map(|r| self.view(r, viewer)).collect()
+    }
+
+    /// One room.
+    pub fn get(&self, id: RoomId, viewer: &Username) -> Result<RoomView, ApiError> {
+        self.view(&self.room(id, viewer)?, viewer)
+    }
+
+    /// Creates a room managed by `creator`.
+    pub async fn create(
+        &self,
+        creator: &Username,
+        name: &str,
+        topic: &str,
+        description: &str,
+        privacy: Privacy,
+    ) -> Result<RoomView, ApiError> {
+        let id = self.store.im().next_id()?;
+        let room = Room::new(id, name, creator, privacy, topic, description, now_ms())?;
+        let _w = self.writes.lock().await;
+        self.store.rooms().put(&room, None, std::slice::from_ref(creator), &[]).await?;
+        self.view(&room, creator)
+    }
+
+    /// A manager changes the room.
+    pub async fn update(&self, id: RoomId, by: &Username, change: RoomChange) -> Result<RoomView, ApiError> {
+        let _w = self.writes.lock().await;
+        let mut room = self.room(id, by)?;
+        room.check_manage(by)?;
+        let old_name = room.name.clone();
+        if let Some(n) = change.name {
+            room.name = halo_core::room::check_name(&n)?;
+        }
+        if let Some(t) = change.topic {
+            room.topic = halo_core::room::check_text(&t)?;
+        }
+        if let Some(d) = change.description {
+            room.description = halo_core::room::check_text(&d)?;
+        }
+        if let Some(p) = change.privacy {
+            room.privacy = p;
+        }
+        self.store.rooms().put(&room, Some(&old_name), &[], &[]).await?;
+        self.notify_members(&room)?;
+        self.view(&room, by)
+    }
+
+    /// `user` joins an open room.
+    pub async fn join(&self, id: RoomId, user: &Username) -> Result<RoomView, ApiError> {
+        let _w = self.writes.lock().await;
+        let mut room = self.room(id, user)?;
+        if room.join(user)? {
+            self.store.rooms().put(&room, None, std::slice::from_ref(user), &[]).await?;
+            self.post_event(&room, user, Body::Joined { user: user.clone() }).await?;
+            self.notify_members(&room)?;
+        }
+        self.view(&room, user)
+    }
+
+    /// A manager adds `user` or changes their role (an invitation, for closed and secret rooms).
+    pub async fn set_member(
+        &self,
+        id: RoomId,
+        by: &Username,
+        user: &str,
+        role: RoomRole,
+    ) -> Result<RoomView, ApiError> {
+        let user = self.existing_user(user)?;
+        let _w = self.writes.lock().await;
+        let mut room = self.room(id, by)?;
+        let new = !room.members.contains_key(&user);
+        room.set_member(by, &user, role)?;
+        self.store.rooms().put(&room, None, std::slice::from_ref(&user), &[]).await?;
+        if new {
+            self.post_event(&room, by, Body::Joined { user: user.clone() }).await?;
+        }
+        self.notify_members(&room)?;
+        self.view(&room, by)
+    }
+
+    /// `by` removes `user` (a manager), or leaves (`by == user`).
+    pub async fn remove_member(&self, id: RoomId, by: &Username, user: &str) -> Result<(), ApiError> {
+        let user = Username::parse(user).map_err(|_| ApiError::NotFound(format!("no user named {user:?}")))?;
+        let _w = self.writes.lock().await;
+        let mut room = self.room(id, by)?;
+        room.remove_member(by, &user)?;
+        self.store.rooms().put(&room, None, &[], std::slice::from_ref(&user)).await?;
+        self.post_event(&room, by, Body::Left { user: user.clone() }).await?;
+        self.notify_members(&room)?;
+        if room.can_see(&user) {
+            let frame = ServerFrame::RoomUpdated { room: self.view(&room, &user)? };
+            self.hub.send_to_user(&user, None, &frame);
+        }
+        Ok(())
+    }
+
+    fn existing_user(&self, name: &str) -> Result<Username, ApiError> {
+        let unknown = || ApiError::NotFound(format!("no user named {name:?}"));
+        let u = Username::parse(name).map_err(|_| unknown())?;
+        self.store.users().get(&u)?.map(|_| u).ok_or_else(unknown)
+    }
+
+    fn notify_members(&self, room: &Room) -> Result<(), ApiError> {
+        for m in room.members.keys() {
+            let frame = ServerFrame::RoomUpdated { room: self.view(room, m)? };
+            self.hub.send_to_user(m, None, &frame);
+        }
+        Ok(())
+    }
+
+    async fn post_event(&self, room: &Room, by: &Username, body: Body) -> Result<(), ApiError> {
+        let msg = Message { id: self.store.im().next_id()?, at: now_ms(), from: by.clone(), body, key: None };
+        self.store.rooms().post(room.id, &msg).await?;
+        self.fan_out(room, &msg, None);
+        Ok(())
+    }
+
+    fn fan_out(&self, room: &Room, msg: &Message, skip: Option<u64>) {
+        let frame = ServerFrame::RoomMessage { message: MessageView::new(Thread::Room(room.id), msg) };
+        for m in room.members.keys() {
+            let follows = self.store.rooms().mark(m, room.id).ok().flatten().is_some_and(|mk| mk.follow);
+            if follows {
+                self.hub.send_to_user(m, if m == &msg.from { skip } else { None }, &frame);
+            }
+        }
+    }
+
+    /// `by` posts to the room (members only); a retry with the same `key` returns the stored post.
+    pub async fn post(
+        &self,
+        id: RoomId,
+        by: &Username,
+        endpoint: Option<u64>,
+        text: &str,
+        format: Format,
+        key: Option<String>,
+    ) -> Result<MessageView, ApiError> {
+        let started = Instant::now();
+        let text = conversation::check_text(text)?;
+        if let Some(k) = &key {
+            conversation::check_key(k)?;
+            if let Some((thread, existing)) = self.store.im().by_key(by, k)? {
+                if thread == Thread::Room(id) && existing.same_content(&text, format) {
+                    return Ok(MessageView::new(thread, &existing));
+                }
+                return Err(ApiError::IdempotencyConflict);
+            }
+        }
+        let room = self.room(id, by)?;
+        room.check_post(by)?;
+        let msg = Message {
+            id: self.store.im().next_id()?,
+            at: now_ms(),
+            from: by.clone(),
+            body: Body::Text { text, format },
+            key,
+        };
+        self.store.rooms().post(id, &msg).await?;
+        self.metrics.im_sent.inc();
+        self.fan_out(&room, &msg, endpoint);
+        self.mark(id, by, |m| m.read_upto = m.read_upto.max(msg.id)).await?;
+        self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
+        Ok(MessageView::new(Thread::Room(id), &msg))
+    }
+
+    /// A page of posts (members, and anyone for open rooms).
+    pub fn messages(
+        &self,
+        id: RoomId,
+        viewer: &Username,
+        before: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, ApiError> {
+        let room = self.room(id, viewer)?;
+        room.check_read(viewer)?;
+        let thread = Thread::Room(id);
+        let page = self.store.im().page(thread, (1, MessageId::MAX), before, after, limit)?;
+        Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
+    }
+
+    async fn mark(&self, id: RoomId, user: &Username, f: impl FnOnce(&mut RoomMark)) -> Result<RoomMark, ApiError> {
+        let mut mark = self.store.rooms().mark(user, id)?.ok_or(ApiError::Forbidden("not a member of this room"))?;
+        f(&mut mark);
+        self.store.rooms().set_mark(user, id, mark).await?;
+        Ok(mark)
+    }
+
+    /// Moves a member's read marker forward.
+    pub async fn read(&self, id: RoomId, user: &Username, upto: MessageId) -> Result<RoomView, ApiError> {
+        let room = self.room(id, user)?;
+        self.mark(id, user, |m| m.read_upto = m.read_upto.max(upto)).await?;
+        self.view(&room, user)
+    }
+
+    /// Turns pushing of posts to a member's devices on or off.
+    pub async fn follow(&self, id: RoomId, user: &Username, follow: bool) -> Result<RoomView, ApiError> {
+        let room = self.room(id, user)?;
+        self.mark(id, user, |m| m.follow = follow).await?;
+        self.view(&room, user)
+    }
+
+    /// Rooms `user` may read (for search).
+    pub fn readable(&self, user: &Username) -> Result<Vec<RoomId>, ApiError> {
+        Ok(self.store.rooms().all()?.into_iter().filter(|r| r.can_read(user)).map(|r| r.id).collect())
+    }
+}

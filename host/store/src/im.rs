@@ -1,0 +1,443 @@
+//! Conversations and their messages.
+//!
+//! Trees: `conversations` (id → [`Conversation`]), `direct` (the two usernames → id, to reuse a
+//! 1:1), `messages` (thread key ++ message id → [`Message`], shared with rooms), `journal`
+//! (message id → thread key: every message in arrival order), `inbox` (user, 0, conversation id →
+//! [`InboxEntry`]), `recent` (user, 0, !last message id, conversation id → (): most recent
+//! first), `offline` (user, 0, message id → thread key: waiting for a device), `idempotency`
+//! (user, 0, key → thread key ++ message id).
+//!
+//! A message and every index it touches are written in one transaction and flushed before the
+//! call returns.
+
+use halo_core::Username;
+use halo_core::conversation::{Conversation, ConversationId, MessageId};
+use halo_core::message::{Body, Message};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::StoreError;
+use crate::codec::{decode, encode};
+use crate::keys::{Thread, u64_at, user_key};
+
+const CONVERSATIONS: &str = "conversations";
+const DIRECT: &str = "direct";
+pub(crate) const MESSAGES: &str = "messages";
+const JOURNAL: &str = "journal";
+const INBOX: &str = "inbox";
+const RECENT: &str = "recent";
+const OFFLINE: &str = "offline";
+const IDEMPOTENCY: &str = "idempotency";
+
+/// A user's view of one conversation: last message, unread count, read marker, deletion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Newest message id (0: none yet).
+    pub last: MessageId,
+    /// Its time.
+    pub last_at: u64,
+    /// Text messages from others after `read_upto`.
+    pub unread: u32,
+    /// The user has read up to this message.
+    pub read_upto: MessageId,
+    /// The user deleted the conversation from their history up to this message.
+    pub hidden_upto: MessageId,
+}
+
+/// Typed access to conversations.
+#[derive(Clone)]
+pub struct Im {
+    db: sled::Db,
+    conversations: sled::Tree,
+    direct: sled::Tree,
+    pub(crate) messages: sled::Tree,
+    pub(crate) journal: sled::Tree,
+    inbox: sled::Tree,
+    recent: sled::Tree,
+    offline: sled::Tree,
+    pub(crate) idempotency: sled::Tree,
+}
+
+type TxError = ConflictableTransactionError<StoreError>;
+
+pub(crate) fn abort(e: StoreError) -> TxError {
+    ConflictableTransactionError::Abort(e)
+}
+
+pub(crate) fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Engine(e),
+    })
+}
+
+fn direct_key(a: &Username, b: &Username) -> Vec<u8> {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    user_key(x, y.as_str().as_bytes())
+}
+
+fn recent_key(user: &Username, last: MessageId, conv: ConversationId) -> Vec<u8> {
+    let mut rest = [0u8; 16];
+    rest[..8].copy_from_slice(&(!last).to_be_bytes());
+    rest[8..].copy_from_slice(&conv.to_be_bytes());
+    user_key(user, &rest)
+}
+
+impl Im {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            conversations: db.open_tree(CONVERSATIONS)?,
+            direct: db.open_tree(DIRECT)?,
+            messages: db.open_tree(MESSAGES)?,
+            journal: db.open_tree(JOURNAL)?,
+            inbox: db.open_tree(INBOX)?,
+            recent: db.open_tree(RECENT)?,
+            offline: db.open_tree(OFFLINE)?,
+            idempotency: db.open_tree(IDEMPOTENCY)?,
+        })
+    }
+
+    /// A fresh id, larger than every id handed out before (also across restarts).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        // sled starts at 0; keep 0 free to mean "none".
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// The conversation `id`, if any.
+    pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        self.conversations.get(id.to_be_bytes())?.map(|v| decode(CONVERSATIONS, &v)).transpose()
+    }
+
+    /// The id of the last 1:1 conversation between `a` and `b`, if any.
+    pub fn direct(&self, a: &Username, b: &Username) -> Result<Option<ConversationId>, StoreError> {
+        Ok(self.direct.get(direct_key(a, b))?.map(|v| u64_at(&v, 0)))
+    }
+
+    /// Stores a new conversation (and, for a 1:1, remembers it for the pair), durably.
+    pub async fn create(&self, conv: &Conversation) -> Result<(), StoreError> {
+        let value = encode(CONVERSATIONS, conv)?;
+        let members: Vec<Username> = conv.members().cloned().collect();
+        let entry = encode(INBOX, &InboxEntry { last_at: conv.created_at, ..Default::default() })?;
+        let r = (&self.conversations, &self.direct, &self.inbox, &self.recent).transaction(
+            |(convs, direct, inbox, recent)| {
+                convs.insert(&conv.id.to_be_bytes(), value.clone())?;
+                if let [a, b] = members.as_slice() {
+                    direct.insert(direct_key(a, b), &conv.id.to_be_bytes())?;
+                }
+                for m in &members {
+                    inbox.insert(user_key(m, &conv.id.to_be_bytes()), entry.clone())?;
+                    recent.insert(recent_key(m, 0, conv.id), &[])?;
+                }
+                Ok(())
+            },
+        );
+        tx_result(r)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Appends `msg` to `conv` (whose stored record is replaced by `conv`, so membership changes
+    /// land with their message), updates every present participant's inbox, queues it for the
+    /// `offline` ones, and records the sender's idempotency key. One transaction, flushed.
+    pub async fn append(&self, conv: &Conversation, msg: &Message, offline: &[Username]) -> Result<(), StoreError> {
+        let thread = Thread::Conversation(conv.id);
+        let conv_value = encode(CONVERSATIONS, conv)?;
+        let msg_value = encode(MESSAGES, msg)?;
+        let members: Vec<Username> = conv.members().cloned().collect();
+        let counts_as_unread = matches!(msg.body, Body::Text { .. });
+        let trees = (
+            &self.conversations,
+            &self.messages,
+            &self.journal,
+            &self.inbox,
+            &self.recent,
+            &self.offline,
+            &self.idempotency,
+        );
+        let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem)| {
+            convs.insert(&conv.id.to_be_bytes(), conv_value.clone())?;
+            msgs.insert(&thread.message_key(msg.id), msg_value.clone())?;
+            journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
+            for m in &members {
+                let key = user_key(m, &conv.id.to_be_bytes());
+                let mut entry: InboxEntry = match inbox.get(&key)? {
+                    Some(v) => decode(INBOX, &v).map_err(abort)?,
+                    None => InboxEntry::default(),
+                };
+                recent.remove(recent_key(m, entry.last, conv.id))?;
+                recent.insert(recent_key(m, msg.id, conv.id), &[])?;
+                entry.last = msg.id;
+                entry.last_at = msg.at;
+                if counts_as_unread && m != &msg.from {
+                    entry.unread = entry.unread.saturating_add(1);
+                }
+                if m == &msg.from {
+                    entry.read_upto = msg.id;
+                    entry.unread = 0;
+                }
+                inbox.insert(key, encode(INBOX, &entry).map_err(abort)?)?;
+            }
+            for m in offline {
+                offline_q.insert(user_key(m, &msg.id.to_be_bytes()), &thread.key())?;
+            }
+            if let Some(k) = &msg.key {
+                idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
+            }
+            Ok(())
+        });
+        tx_result(r)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The message an idempotency key of `user` produced, if any.
+    pub fn by_key(&self, user: &Username, key: &str) -> Result<Option<(Thread, Message)>, StoreError> {
+        let Some(v) = self.idempotency.get(user_key(user, key.as_bytes()))? else { return Ok(None) };
+        let Some(thread) = Thread::from_key(&v) else { return Ok(None) };
+        Ok(self.messages.get(&v)?.map(|m| decode(MESSAGES, &m)).transpose()?.map(|m| (thread, m)))
+    }
+
+    /// One message of a thread.
+    pub fn message(&self, thread: Thread, id: MessageId) -> Result<Option<Message>, StoreError> {
+        self.messages.get(thread.message_key(id))?.map(|v| decode(MESSAGES, &v)).transpose()
+    }
+
+    /// Up to `limit` messages of `thread` with ids in `from..=until`, either the newest ones
+    /// before `before` (returned oldest first), or the oldest ones after `after`.
+    pub fn page(
+        &self,
+        thread: Thread,
+        (from, until): (MessageId, MessageId),
+        before: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let lo = after.map_or(from, |a| a.saturating_add(1).max(from));
+        let hi = before.map_or(until, |b| b.saturating_sub(1).min(until));
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        let range = self.messages.range(thread.message_key(lo)..=thread.message_key(hi));
+        let mut out: Vec<Message> = if after.is_some() {
+            range.take(limit).map(|kv| decode(MESSAGES, &kv?.1)).collect::<Result<_, _>>()?
+        } else {
+            range.rev().take(limit).map(|kv| decode(MESSAGES, &kv?.1)).collect::<Result<_, _>>()?
+        };
+        if after.is_none() {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// Text messages not from `user` in `thread` with ids in `(after, until]`.
+    pub fn count_unread(
+        &self,
+        thread: Thread,
+        user: &Username,
+        after: MessageId,
+        until: MessageId,
+    ) -> Result<u32, StoreError> {
+        if after >= until {
+            return Ok(0);
+        }
+        let mut n = 0u32;
+        for kv in self.messages.range(thread.message_key(after + 1)..=thread.message_key(until)) {
+            let m: Message = decode(MESSAGES, &kv?.1)?;
+            if m.text().is_some() && &m.from != user {
+                n = n.saturating_add(1);
+            }
+        }
+        Ok(n)
+    }
+
+    /// `user`'s entry for `conv`.
+    pub fn entry(&self, user: &Username, conv: ConversationId) -> Result<Option<InboxEntry>, StoreError> {
+        self.inbox.get(user_key(user, &conv.to_be_bytes()))?.map(|v| decode(INBOX, &v)).transpose()
+    }
+
+    async fn put_entry(&self, user: &Username, conv: ConversationId, entry: &InboxEntry) -> Result<(), StoreError> {
+        self.inbox.insert(user_key(user, &conv.to_be_bytes()), encode(INBOX, entry)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// `user`'s conversations, most recent first, after the cursor `(last, conversation)` of the
+    /// previous page; deleted ones are skipped.
+    pub fn inbox(
+        &self,
+        user: &Username,
+        cursor: Option<(MessageId, ConversationId)>,
+        limit: usize,
+    ) -> Result<Vec<(ConversationId, InboxEntry)>, StoreError> {
+        let prefix = user_key(user, &[]);
+        let start = match cursor {
+            Some((last, conv)) => {
+                let mut k = recent_key(user, last, conv);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for kv in self.recent.range(start..) {
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let conv = u64_at(&k, prefix.len() + 8);
+            if let Some(entry) = self.entry(user, conv)?
+                && (entry.hidden_upto == 0 || entry.last > entry.hidden_upto)
+            {
+                out.push((conv, entry));
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves `user`'s read marker in `conv` forward to `upto`; returns the updated entry.
+    pub async fn mark_read(
+        &self,
+        user: &Username,
+        conv: ConversationId,
+        upto: MessageId,
+    ) -> Result<InboxEntry, StoreError> {
+        let mut entry = self.entry(user, conv)?.unwrap_or_default();
+        if upto > entry.read_upto {
+            entry.read_upto = upto.min(entry.last);
+            entry.unread = self.count_unread(Thread::Conversation(conv), user, entry.read_upto, entry.last)?;
+            self.put_entry(user, conv, &entry).await?;
+        }
+        Ok(entry)
+    }
+
+    /// Deletes `conv` from `user`'s history (up to its current last message).
+    pub async fn hide(&self, user: &Username, conv: ConversationId) -> Result<(), StoreError> {
+        let mut entry = self.entry(user, conv)?.unwrap_or_default();
+        entry.hidden_upto = entry.last.max(1);
+        entry.read_upto = entry.read_upto.max(entry.last);
+        entry.unread = 0;
+        self.recent.remove(recent_key(user, entry.last, conv))?;
+        self.put_entry(user, conv, &entry).await
+    }
+
+    /// Up to `limit` offline messages waiting for `user`, oldest first.
+    pub fn offline(&self, user: &Username, limit: usize) -> Result<Vec<(Thread, Message)>, StoreError> {
+        let prefix = user_key(user, &[]);
+        let mut out = Vec::new();
+        for kv in self.offline.scan_prefix(&prefix).take(limit) {
+            let (k, thread) = kv?;
+            let id = u64_at(&k, prefix.len());
+            if let Some(t) = Thread::from_key(&thread)
+                && let Some(m) = self.message(t, id)?
+            {
+                out.push((t, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops `user`'s offline messages up to `upto` (acknowledged by a device); returns how many.
+    pub async fn ack_offline(&self, user: &Username, upto: MessageId) -> Result<usize, StoreError> {
+        let prefix = user_key(user, &[]);
+        let mut n = 0;
+        for kv in self.offline.range(prefix.clone()..=user_key(user, &upto.to_be_bytes())) {
+            let (k, _) = kv?;
+            self.offline.remove(k)?;
+            n += 1;
+        }
+        if n > 0 {
+            self.db.flush_async().await?;
+        }
+        Ok(n)
+    }
+
+    /// Offline messages waiting, over all users.
+    pub fn offline_depth(&self) -> usize {
+        self.offline.len()
+    }
+
+    /// Messages in arrival order with ids above `after`: `(id, thread)`.
+    pub fn journal_after(&self, after: MessageId, limit: usize) -> Result<Vec<(MessageId, Thread)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.journal.range((after + 1).to_be_bytes()..).take(limit) {
+            let (k, v) = kv?;
+            if let Some(t) = Thread::from_key(&v) {
+                out.push((u64_at(&k, 0), t));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use halo_core::conversation::Format;
+
+    use super::*;
+    use crate::Store;
+
+    fn u(s: &str) -> Username {
+        Username::parse(s).expect("valid")
+    }
+
+    fn text(id: MessageId, from: &str, t: &str, key: Option<&str>) -> Message {
+        Message {
+            id,
+            at: id * 10,
+            from: u(from),
+            body: Body::Text { text: t.into(), format: Format::Plain },
+            key: key.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn inbox_unread_offline_idempotency_and_paging() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let im = store.im();
+        let c1 = Conversation::new(1, &u("alice"), &[u("bob")], 0, 1).expect("conv");
+        let c2 = Conversation::new(2, &u("alice"), &[u("carol")], 0, 1).expect("conv");
+        im.create(&c1).await.expect("create");
+        im.create(&c2).await.expect("create");
+        assert_eq!(im.direct(&u("bob"), &u("alice")).expect("direct"), Some(1));
+
+        im.append(&c1, &text(10, "alice", "one", Some("k1")), &[u("bob")]).await.expect("append");
+        im.append(&c2, &text(11, "carol", "two", None), &[]).await.expect("append");
+        im.append(&c1, &text(12, "alice", "three", None), &[u("bob")]).await.expect("append");
+
+        let inbox = im.inbox(&u("alice"), None, 10).expect("inbox");
+        assert_eq!(inbox.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [1, 2], "most recent first");
+        assert_eq!(inbox[1].1.unread, 1);
+        let page2 = im.inbox(&u("alice"), Some((12, 1)), 10).expect("page");
+        assert_eq!(page2.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
+        let bob = im.entry(&u("bob"), 1).expect("entry").expect("exists");
+        assert_eq!((bob.unread, bob.last), (2, 12));
+        assert_eq!(im.mark_read(&u("bob"), 1, 10).await.expect("read").unread, 1);
+
+        let offline = im.offline(&u("bob"), 10).expect("offline");
+        assert_eq!(offline.iter().map(|(_, m)| m.id).collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(im.ack_offline(&u("bob"), 10).await.expect("ack"), 1);
+        assert_eq!(im.offline(&u("bob"), 10).expect("offline").len(), 1);
+
+        let (thread, m) = im.by_key(&u("alice"), "k1").expect("key").expect("found");
+        assert_eq!((thread, m.id), (Thread::Conversation(1), 10));
+
+        let t = Thread::Conversation(1);
+        let ids = |v: Vec<Message>| v.iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(im.page(t, (0, u64::MAX), None, None, 1).expect("page")), [12]);
+        assert_eq!(ids(im.page(t, (0, u64::MAX), Some(12), None, 5).expect("page")), [10]);
+        assert_eq!(ids(im.page(t, (0, u64::MAX), None, Some(10), 5).expect("page")), [12]);
+        assert_eq!(ids(im.page(t, (11, u64::MAX), None, None, 5).expect("page")), [12], "window");
+
+        im.hide(&u("alice"), 1).await.expect("hide");
+        assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox").iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
+        im.append(&c1, &text(13, "bob", "back", None), &[]).await.expect("append");
+        assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox")[0].0, 1, "a new message brings it back");
+        assert_eq!(im.journal_after(11, 10).expect("journal").iter().map(|(id, _)| *id).collect::<Vec<_>>(), [12, 13]);
+    }
+}
