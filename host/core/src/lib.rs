@@ -6,8 +6,10 @@
 //!
 //! Presence aggregation and access levels join them, each in its own module.
 
+pub mod contacts;
 pub mod conversation;
 pub mod message;
+pub mod presence;
 pub mod rate;
 pub mod room;
 pub mod throttle;

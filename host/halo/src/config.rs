@@ -29,6 +29,7 @@ struct FileConfig {
     limits: Option<Limits>,
     auth: Option<AuthSettings>,
     im: Option<halo_server::im::ImSettings>,
+    presence: Option<halo_server::presence::PresenceSettings>,
 }
 
 /// Everything `halo serve` needs.
@@ -74,6 +75,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         auth: file.auth.unwrap_or_default(),
         public_metrics: file.public_metrics.unwrap_or(false),
         im: file.im.unwrap_or_default(),
+        presence: file.presence.unwrap_or_default(),
     };
     if settings.limits.max_frame_bytes < 1024 || settings.limits.send_queue == 0 {
         anyhow::bail!("limits.max_frame_bytes must be at least 1024 and limits.send_queue at least 1");

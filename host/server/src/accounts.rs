@@ -146,6 +146,14 @@ impl Accounts {
         Ok(AuthUser { principal: Principal::User(Box::new(user)), token: hash })
     }
 
+    /// Resolves a user token or an app token.
+    pub async fn authenticate_any(&self, token: &str) -> Result<crate::auth::Caller, ApiError> {
+        if let Some(app) = self.store.presence().app_token(&token::hash(token))? {
+            return Ok(crate::auth::Caller::App(app));
+        }
+        Ok(crate::auth::Caller::User(self.authenticate(token).await?))
+    }
+
     /// Ends the session of `auth`'s token and closes the sockets opened with it.
     pub async fn logout(&self, auth: &AuthUser) -> Result<(), ApiError> {
         if matches!(auth.principal, Principal::LocalAdmin) {

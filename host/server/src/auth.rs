@@ -75,6 +75,48 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Who is calling a route that applications and anonymous viewers may use too.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A signed-in user (or the local admin).
+    User(AuthUser),
+    /// An application with an admin-issued app token.
+    App(halo_store::AppToken),
+    /// No token.
+    Anonymous,
+}
+
+impl Caller {
+    /// Refuses anonymous callers, and apps without `scope`.
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::User(_) => Ok(()),
+            Caller::App(app) if app.scopes.iter().any(|s| s == scope) => Ok(()),
+            Caller::App(_) => Err(ApiError::Denied(format!("this app token lacks the {scope} scope"))),
+            Caller::Anonymous => Err(ApiError::Unauthorized("missing bearer token")),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    /// The bearer header, else `?token=` (for `<img>` and badge URLs); no token is anonymous,
+    /// a bad one is 401.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let query_token =
+            parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(str::to_owned));
+        let token = match bearer(parts)? {
+            Some(t) => t.to_owned(),
+            None => match query_token {
+                Some(t) => t,
+                None => return Ok(Caller::Anonymous),
+            },
+        };
+        state.accounts.authenticate_any(&token).await
+    }
+}
+
 /// A request from an administrator.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The recipient blocked the sender (403).
     #[error("{0} does not accept messages from you")]
     Blocked(String),
+    /// The recipient is in Do Not Disturb and the sender is not in their Workgroup (409).
+    #[error("{0} is in Do Not Disturb; only their Workgroup contacts get through")]
+    DoNotDisturb(String),
     /// Offline IM is off and the recipient has no connected device (409).
     #[error("{0} is offline and offline messages are turned off on this server")]
     RecipientOffline(String),
@@ -74,6 +77,7 @@ impl ApiError {
             Self::Forbidden(_) | Self::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Blocked(_) => (StatusCode::FORBIDDEN, "blocked"),
             Self::RecipientOffline(_) => (StatusCode::CONFLICT, "recipient_offline"),
+            Self::DoNotDisturb(_) => (StatusCode::CONFLICT, "do_not_disturb"),
             Self::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

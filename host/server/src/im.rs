@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::presence::PresenceService;
 use crate::stream::hub::Hub;
 use crate::stream::wire::ServerFrame;
 use crate::views::{ConversationView, MessageView};
@@ -65,6 +66,7 @@ pub struct ImService {
     store: Store,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    presence: Arc<PresenceService>,
     rate: Rate,
     buckets: Mutex<HashMap<Username, TokenBucket>>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -72,8 +74,15 @@ pub struct ImService {
 
 impl ImService {
     /// The service.
-    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: &ImSettings) -> Self {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        presence: Arc<PresenceService>,
+        settings: &ImSettings,
+    ) -> Self {
         Self {
+            presence,
             store,
             hub,
             metrics,
@@ -113,13 +122,10 @@ impl ImService {
         }
     }
 
-    /// The seam where the recipient's wishes decide whether `from` may reach `to`: today the
-    /// block list; presence adds do-not-disturb here.
+    /// The seam where the recipient's wishes decide whether `from` may reach `to`: presence
+    /// refuses Blocked contacts, and non-Workgroup senders while `to` is in Do Not Disturb.
     fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
-        if self.store.blocks().blocks(to, from)? {
-            return Err(ApiError::Blocked(to.to_string()));
-        }
-        Ok(())
+        self.presence.check_reach(from, to)
     }
 
     /// The conversation `id` if `user` ever took part in it (else 404, hiding its existence).

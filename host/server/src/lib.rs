@@ -14,6 +14,7 @@ pub mod error;
 pub mod im;
 pub mod metrics;
 mod password;
+pub mod presence;
 pub mod rooms;
 pub mod routes;
 pub mod search;

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub im_offline_queue: Gauge,
     /// Seconds from a send request to the message stored and queued to every recipient.
     pub im_delivery: Histogram,
+    /// Presence changes published (after coalescing).
+    pub presence_published: Counter,
+    /// Presence frames queued to watchers' sockets.
+    pub presence_notifications: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +92,8 @@ impl Metrics {
             im_delivered: Counter::default(),
             im_offline_queue: Gauge::default(),
             im_delivery: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            presence_published: Counter::default(),
+            presence_notifications: Counter::default(),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -106,6 +112,12 @@ impl Metrics {
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
         registry.register("im_offline_queue", "Offline messages waiting for a device", m.im_offline_queue.clone());
+        registry.register("presence_published", "Presence changes published", m.presence_published.clone());
+        registry.register(
+            "presence_notifications",
+            "Presence frames queued to watchers",
+            m.presence_notifications.clone(),
+        );
         registry.register(
             "im_delivery_seconds",
             "Send request to stored and queued to recipients",

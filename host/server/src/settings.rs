@@ -81,4 +81,6 @@ pub struct Settings {
     pub public_metrics: bool,
     /// Instant messaging.
     pub im: crate::im::ImSettings,
+    /// Presence.
+    pub presence: crate::presence::PresenceSettings,
 }

@@ -9,6 +9,7 @@ use halo_store::{Store, TokenHash};
 use crate::accounts::Accounts;
 use crate::im::ImService;
 use crate::metrics::Metrics;
+use crate::presence::PresenceService;
 use crate::rooms::RoomService;
 use crate::search::Indexer;
 use crate::settings::Settings;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub rooms: Arc<RoomService>,
     /// Full-text search over history.
     pub search: Arc<Indexer>,
+    /// Presence and contacts.
+    pub presence: Arc<PresenceService>,
 }
 
 impl AppState {
@@ -49,9 +52,13 @@ impl AppState {
             Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
         let accounts =
             Arc::new(Accounts::new(store.clone(), settings.auth.clone(), hub.clone(), metrics.clone(), local_admin));
-        let im = Arc::new(ImService::new(store.clone(), hub.clone(), metrics.clone(), &settings.im));
+        halo_core::presence::check_custom_states(&settings.presence.custom_states)?;
+        let presence =
+            Arc::new(PresenceService::new(store.clone(), hub.clone(), metrics.clone(), settings.presence.clone()));
+        tokio::spawn(presence.clone().run());
+        let im = Arc::new(ImService::new(store.clone(), hub.clone(), metrics.clone(), presence.clone(), &settings.im));
         let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone()));
         let search = Arc::new(Indexer::start(store.clone(), search_dir, Duration::from_millis(250))?);
-        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search })
+        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search, presence })
     }
 }

@@ -1,26 +1,26 @@
 //! Halo's storage: the one crate that knows sled.
 //!
 //! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`],
-//! [`Store::im`], [`Store::rooms`]).
+//! [`Store::im`], [`Store::rooms`], [`Store::presence`]).
 //! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
 //! and the schema version is checked on open. Every write method that the server acknowledges
 //! flushes before it returns: **what a caller was told is stored survives `kill -9`.**
 //!
 //! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
 
-mod blocks;
 mod codec;
 mod im;
 mod keys;
+mod presence;
 mod rooms;
 mod sessions;
 mod users;
 
 use std::path::Path;
 
-pub use blocks::Blocks;
 pub use im::{Im, InboxEntry};
 pub use keys::Thread;
+pub use presence::{AppToken, Presence};
 pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
 pub use users::Users;
@@ -72,7 +72,7 @@ pub struct Store {
     sessions: Sessions,
     im: Im,
     rooms: Rooms,
-    blocks: Blocks,
+    presence: Presence,
 }
 
 impl Store {
@@ -95,8 +95,8 @@ impl Store {
         let sessions = Sessions::open(&db)?;
         let im = Im::open(&db)?;
         let rooms = Rooms::open(&db, im.clone())?;
-        let blocks = Blocks::open(&db)?;
-        Ok(Self { db, users, sessions, im, rooms, blocks })
+        let presence = Presence::open(&db)?;
+        Ok(Self { db, users, sessions, im, rooms, presence })
     }
 
     /// Accounts.
@@ -114,9 +114,9 @@ impl Store {
         &self.im
     }
 
-    /// Block lists.
-    pub fn blocks(&self) -> &Blocks {
-        &self.blocks
+    /// Presence documents, contact lists, pictures and app tokens.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
     }
 
     /// Persistent chat rooms.

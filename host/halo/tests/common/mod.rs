@@ -217,10 +217,20 @@ pub fn read_json(ws: &mut Ws) -> Value {
     }
 }
 
-/// Sends a JSON request and reads the answer.
+/// Sends a JSON request and reads the answer (a `reply` or `error`), skipping events.
 pub fn request(ws: &mut Ws, frame: Value) -> Value {
     ws.send(tungstenite::Message::Text(frame.to_string().into())).expect("send");
-    read_json(ws)
+    next_answer(ws)
+}
+
+/// Reads until a `reply` or `error` frame.
+pub fn next_answer(ws: &mut Ws) -> Value {
+    loop {
+        let v = read_json(ws);
+        if v["type"] == "reply" || v["type"] == "error" {
+            return v;
+        }
+    }
 }
 
 /// Reads until the server closes; returns the close code and reason.
@@ -307,19 +317,22 @@ impl Peer {
 
     /// Asserts that no event of type `kind` arrives within `wait`.
     pub fn no_event(&mut self, kind: &str, wait: Duration) {
-        assert!(!self.events.iter().any(|e| e["type"] == kind), "unexpected {kind}: {:?}", self.events);
+        self.none_matching(wait, |v| v["type"] == kind);
+    }
+
+    /// Asserts that no queued or arriving (within `wait`) event matches `pred`.
+    pub fn none_matching(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) {
+        if let Some(e) = self.events.iter().find(|e| pred(e)) {
+            panic!("unexpected event {e}");
+        }
         if let MaybeTlsStream::Plain(s) = self.ws.get_mut() {
             s.set_read_timeout(Some(wait)).expect("timeout");
         }
-        loop {
-            match self.ws.read() {
-                Ok(tungstenite::Message::Text(t)) => {
-                    let v: Value = serde_json::from_str(&t).expect("json");
-                    assert_ne!(v["type"], kind, "unexpected {v}");
-                    self.events.push_back(v);
-                }
-                Ok(_) => {}
-                Err(_) => break,
+        while let Ok(msg) = self.ws.read() {
+            if let tungstenite::Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert!(!pred(&v), "unexpected event {v}");
+                self.events.push_back(v);
             }
         }
         if let MaybeTlsStream::Plain(s) = self.ws.get_mut() {

@@ -1,8 +1,10 @@
 //! The HTTP routes, grouped by area, collected with their OpenAPI descriptions.
 
-pub mod blocks;
+pub mod apps;
+pub mod contacts;
 pub mod conversations;
 pub mod me;
+pub mod presence;
 pub mod rooms;
 pub mod search;
 pub mod session;
@@ -28,6 +30,8 @@ use crate::stream;
         (name = "session", description = "Login and logout"),
         (name = "me", description = "The caller's own account"),
         (name = "users", description = "Account administration (admin role)"),
+        (name = "presence", description = "Presence: states, notes, pictures, other users' presence, integrations"),
+        (name = "contacts", description = "Contact list, groups, access levels, blocking, directory"),
         (name = "conversations", description = "IM conversations, history and search"),
         (name = "rooms", description = "Persistent chat rooms"),
         (name = "stream", description = "The WebSocket event stream"),
@@ -60,8 +64,25 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::reset_password))
-        .routes(routes!(blocks::list))
-        .routes(routes!(blocks::block, blocks::unblock))
+        .routes(routes!(contacts::blocked))
+        .routes(routes!(contacts::block, contacts::unblock))
+        .routes(routes!(contacts::list, contacts::add))
+        .routes(routes!(contacts::edit, contacts::remove))
+        .routes(routes!(contacts::add_group))
+        .routes(routes!(contacts::edit_group, contacts::remove_group))
+        .routes(routes!(contacts::directory))
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::revoke))
+        .routes(routes!(presence::states))
+        .routes(routes!(presence::get_mine, presence::patch_mine))
+        .routes(routes!(presence::set_state, presence::reset_state))
+        .routes(routes!(presence::put_picture, presence::delete_picture))
+        .routes(routes!(presence::get_picture))
+        .routes(routes!(presence::get_one))
+        .routes(routes!(presence::batch))
+        .routes(routes!(presence::badge))
+        .routes(routes!(presence::calendar))
+        .routes(routes!(presence::phone))
         .routes(routes!(settings::get, settings::update))
         .routes(routes!(conversations::list, conversations::start))
         .routes(routes!(conversations::get, conversations::hide))

@@ -173,6 +173,14 @@ impl Hub {
         slots.iter().filter(|s| Some(s.info.id) != except && s.sender.send(frame.clone())).count()
     }
 
+    /// Queues `frame` to endpoint `id` of `user`; whether it took it.
+    pub fn send_to_endpoint(&self, user: &Username, id: u64, frame: &ServerFrame) -> bool {
+        let map = self.map();
+        map.get(user)
+            .and_then(|slots| slots.iter().find(|s| s.info.id == id))
+            .is_some_and(|s| s.sender.send(frame.clone()))
+    }
+
     /// Whether `user` has a connected endpoint.
     pub fn is_online(&self, user: &Username) -> bool {
         self.map().get(user).is_some_and(|s| !s.is_empty())

@@ -42,6 +42,10 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
         max_frame_bytes: limits.max_frame_bytes,
         offline: pending.len(),
     });
+    match state.presence.connect(&user.username, info.id) {
+        Ok(frames) => frames.into_iter().for_each(|f| _ = sender.send(f)),
+        Err(e) => tracing::error!(error = %e, "presence snapshot"),
+    }
     for frame in pending {
         sender.send(frame);
     }
@@ -118,6 +122,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
         _ = &mut writer => {}
     }
     state.hub.unregister(&user.username, info.id);
+    state.presence.disconnect(&user.username, info.id);
     let reason = (*close.borrow()).map_or("client", CloseReason::text);
     state.metrics.ws_closed(reason);
     tracing::info!(username = %user.username, endpoint = info.id, reason, "endpoint disconnected");
@@ -170,6 +175,7 @@ impl Ctx<'_> {
         let me = &self.user.username;
         let actor = Actor { user: me, endpoint: Some(self.endpoint.id) };
         let im = &self.state.im;
+        let presence = &self.state.presence;
         Ok(match req {
             Request::Ping { data } => Reply::Pong { data, server_time: now_ms() },
             Request::Whoami {} => Reply::Whoami {
@@ -197,6 +203,29 @@ impl Ctx<'_> {
             }
             Request::ImRead { conversation, upto } => Reply::Read { unread: im.read(actor, conversation, upto).await? },
             Request::ImAck { upto } => Reply::Acked { acked: im.ack(me, upto).await? },
+            Request::PresenceSet { state, availability, activity, until } => {
+                let manual = presence.manual(state.as_deref(), availability, activity.as_deref(), until)?;
+                let view = presence.set_manual(me, Some(manual))?;
+                presence.flush().await?;
+                Reply::Presence { presence: view }
+            }
+            Request::PresenceReset {} => {
+                let view = presence.set_manual(me, None)?;
+                presence.flush().await?;
+                Reply::Presence { presence: view }
+            }
+            Request::PresenceMachine { state } => {
+                Reply::Presence { presence: presence.machine(me, self.endpoint.id, state)? }
+            }
+            Request::PresenceSubscribe { users, ttl_secs } => {
+                let targets = presence.users(&users)?;
+                let ttl = ttl_secs.map_or(presence.settings().subscription_ttl, Duration::from_secs);
+                Reply::Presences { presence: presence.subscribe(me, self.endpoint.id, &targets, ttl)? }
+            }
+            Request::PresenceUnsubscribe { users } => {
+                presence.unsubscribe(self.endpoint.id, &presence.users(&users)?);
+                Reply::Ok {}
+            }
             Request::RoomPost { room, text, format, key } => Reply::Message {
                 message: self.state.rooms.post(room, me, Some(self.endpoint.id), &text, format, key).await?,
             },

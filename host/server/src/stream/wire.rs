@@ -5,6 +5,9 @@
 use halo_core::conversation::Format;
 use serde::{Deserialize, Serialize};
 
+use std::sync::{Arc, OnceLock};
+
+use crate::presence::PresenceView;
 use crate::views::{ConversationView, MessageView, RoomView};
 
 /// The WebSocket subprotocol selecting MessagePack framing.
@@ -93,6 +96,47 @@ pub enum Request {
         /// Message id.
         upto: u64,
     },
+    /// Set a manual state: a `state` token (built-in or custom), or an `availability` number
+    /// with an optional `activity`; optionally `until` a time.
+    #[serde(rename = "presence.set")]
+    PresenceSet {
+        /// State token, e.g. `busy`, `be-right-back`, a custom state id.
+        #[serde(default)]
+        state: Option<String>,
+        /// Explicit availability, 0-18500.
+        #[serde(default)]
+        availability: Option<u32>,
+        /// Activity token with an explicit availability.
+        #[serde(default)]
+        activity: Option<String>,
+        /// When the manual state ends, ms since the Unix epoch.
+        #[serde(default)]
+        until: Option<u64>,
+    },
+    /// Clear the manual state: presence follows the devices again.
+    #[serde(rename = "presence.reset")]
+    PresenceReset {},
+    /// This device's machine state (idle detection).
+    #[serde(rename = "presence.machine")]
+    PresenceMachine {
+        /// `active`, `inactive` or `away`.
+        state: halo_core::presence::MachineState,
+    },
+    /// Watch users who are not contacts (e.g. names shown in another app), on this endpoint.
+    #[serde(rename = "presence.subscribe")]
+    PresenceSubscribe {
+        /// Usernames.
+        users: Vec<String>,
+        /// Seconds until the subscription lapses (default and maximum: the server's TTL).
+        #[serde(default)]
+        ttl_secs: Option<u64>,
+    },
+    /// Stop watching users.
+    #[serde(rename = "presence.unsubscribe")]
+    PresenceUnsubscribe {
+        /// Usernames.
+        users: Vec<String>,
+    },
     /// Post to a room.
     #[serde(rename = "room.post")]
     RoomPost {
@@ -123,6 +167,11 @@ impl Request {
         "im.read",
         "im.ack",
         "room.post",
+        "presence.set",
+        "presence.reset",
+        "presence.machine",
+        "presence.subscribe",
+        "presence.unsubscribe",
     ];
 }
 
@@ -263,9 +312,76 @@ pub enum ServerFrame {
         /// The room as the recipient sees it.
         room: RoomView,
     },
+    /// A watched user's presence changed (or the user's own, on their devices).
+    #[serde(rename = "presence")]
+    Presence {
+        /// The presence as the recipient may see it.
+        presence: PresenceView,
+    },
+    /// After `hello`: the presence of everyone in the contact list, in chunks.
+    #[serde(rename = "presence.snapshot")]
+    PresenceSnapshot {
+        /// Contacts' presence.
+        contacts: Vec<PresenceView>,
+        /// The user's own presence (in the first chunk).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        me: Option<PresenceView>,
+        /// The last chunk.
+        last: bool,
+    },
+    /// A frame encoded once and shared by many sockets (presence fan-out).
+    #[serde(skip)]
+    Shared(Arc<SharedFrame>),
+}
+
+/// A frame whose encodings are computed once, on first use, and reused for every recipient.
+pub struct SharedFrame {
+    frame: ServerFrame,
+    json: OnceLock<Option<String>>,
+    msgpack: OnceLock<Option<Vec<u8>>>,
+}
+
+impl SharedFrame {
+    /// Wraps `frame` for sharing.
+    pub fn new(frame: ServerFrame) -> Arc<Self> {
+        Arc::new(Self { frame, json: OnceLock::new(), msgpack: OnceLock::new() })
+    }
+
+    /// The frame.
+    pub fn frame(&self) -> &ServerFrame {
+        &self.frame
+    }
+
+    fn encoded(&self, codec: Codec) -> Result<Outgoing, String> {
+        let failed = || "encoding a shared frame failed".to_owned();
+        match codec {
+            Codec::Json => {
+                let s = self.json.get_or_init(|| serde_json::to_string(&self.frame).ok());
+                s.clone().map(Outgoing::Text).ok_or_else(failed)
+            }
+            Codec::MsgPack => {
+                let b = self.msgpack.get_or_init(|| rmp_serde::to_vec_named(&self.frame).ok());
+                b.clone().map(Outgoing::Binary).ok_or_else(failed)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.frame.fmt(f)
+    }
+}
+
+impl PartialEq for SharedFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
 }
 
 /// Result payloads, one shape per request type.
+// Replies live only between a request and its encoding; boxing the large ones buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
@@ -312,7 +428,17 @@ pub enum Reply {
         /// Offline messages dropped from the queue.
         acked: usize,
     },
-    /// To `im.typing`.
+    /// To `presence.set`, `presence.reset`, `presence.machine`: the user's own presence.
+    Presence {
+        /// As the owner sees it.
+        presence: PresenceView,
+    },
+    /// To `presence.subscribe`.
+    Presences {
+        /// The watched users' presence.
+        presence: Vec<PresenceView>,
+    },
+    /// To `im.typing`, `presence.unsubscribe`.
     Ok {},
 }
 
@@ -405,6 +531,9 @@ impl Codec {
 
     /// Encodes a frame for the socket.
     pub fn encode(self, frame: &ServerFrame) -> Result<Outgoing, String> {
+        if let ServerFrame::Shared(shared) = frame {
+            return shared.encoded(self);
+        }
         match self {
             Codec::Json => serde_json::to_string(frame).map(Outgoing::Text).map_err(|e| e.to_string()),
             Codec::MsgPack => rmp_serde::to_vec_named(frame).map(Outgoing::Binary).map_err(|e| e.to_string()),

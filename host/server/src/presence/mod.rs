@@ -1,0 +1,611 @@
+//! The presence service: aggregates each user's sources, keeps who watches whom, and fans
+//! changes out.
+//!
+//! All state lives in one [`Engine`] behind a mutex: per-user entries (stored document, contact
+//! list, connected devices, published state), the watcher index (target → online users who have
+//! the target in their contacts), ad-hoc endpoint subscriptions, a dirty set and a deadline
+//! heap. A change marks its user dirty; every `coalesce` interval the dirty users are published
+//! once each (rapid changes coalesce). A publication projects the state once per visibility
+//! (owner, each access level, privacy mode), encodes each frame once ([`SharedFrame`]), and
+//! hands the shared bytes to every watcher's sockets: nothing is re-filtered per watcher.
+//!
+//! Writes to the store happen under the lock without waiting for the disk; callers await
+//! [`Store::flush`] before acknowledging.
+
+mod view;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use halo_core::contacts::{ContactError, ContactList};
+use halo_core::presence::{
+    AccessLevel, Band, Calendar, CustomState, Document, Inputs, Machine, MachineState, Manual, Phone, Published,
+    StateChoice, Timers, Visibility, aggregate,
+};
+use halo_core::{Millis, User, Username};
+use halo_store::Store;
+use serde::Deserialize;
+
+pub use view::{MeetingView, PresenceView};
+use view::{Source, project};
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::stream::hub::Hub;
+use crate::stream::wire::{ServerFrame, SharedFrame};
+
+/// Presence settings (`[presence]` in `halo.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// An Inactive device turns Away this long later (5 min).
+    #[serde(with = "humantime_serde")]
+    pub away_after: Duration,
+    /// Offline only this long after the last device left (10 s), so reconnects do not flap.
+    #[serde(with = "humantime_serde")]
+    pub offline_grace: Duration,
+    /// Changes within this interval are published once (20 ms).
+    #[serde(with = "humantime_serde")]
+    pub coalesce: Duration,
+    /// Most contacts per user (1000).
+    pub max_contacts: usize,
+    /// Most ad-hoc subscriptions per endpoint (200).
+    pub max_subscriptions: usize,
+    /// Longest life of an ad-hoc subscription (1 h).
+    #[serde(with = "humantime_serde")]
+    pub subscription_ttl: Duration,
+    /// Largest picture, bytes (256 KiB).
+    pub max_picture_bytes: usize,
+    /// States the organisation adds to the built-in ones.
+    pub custom_states: Vec<CustomState>,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self {
+            away_after: Duration::from_secs(300),
+            offline_grace: Duration::from_secs(10),
+            coalesce: Duration::from_millis(20),
+            max_contacts: 1000,
+            max_subscriptions: 200,
+            subscription_ttl: Duration::from_secs(3600),
+            max_picture_bytes: 256 * 1024,
+            custom_states: Vec::new(),
+        }
+    }
+}
+
+/// Who asks to see presence.
+#[derive(Debug, Clone, Copy)]
+pub enum Viewer<'a> {
+    /// A signed-in user.
+    User(&'a Username),
+    /// An application with an app token (sees what colleagues see).
+    App,
+    /// Nobody signed in (sees what External sees; nothing of availability in privacy mode).
+    Anonymous,
+}
+
+/// Contacts per snapshot frame.
+const SNAPSHOT_CHUNK: usize = 250;
+
+struct Entry {
+    user: User,
+    doc: Document,
+    contacts: ContactList,
+    endpoints: BTreeMap<u64, Machine>,
+    lingering: Option<(Machine, Millis)>,
+    published: Published,
+    since: Millis,
+    frames: HashMap<Visibility, Arc<SharedFrame>>,
+}
+
+impl Entry {
+    fn visibility(&self, viewer: Viewer<'_>) -> Visibility {
+        match viewer {
+            Viewer::User(v) => Visibility::resolve(
+                v == &self.user.username,
+                self.contacts.level_of(v),
+                self.doc.privacy_mode,
+                AccessLevel::Colleagues,
+            ),
+            Viewer::App => Visibility::Level(AccessLevel::Colleagues),
+            Viewer::Anonymous => {
+                if self.doc.privacy_mode {
+                    Visibility::Private
+                } else {
+                    Visibility::Level(AccessLevel::External)
+                }
+            }
+        }
+    }
+
+    fn view(&self, vis: Visibility, custom: &[CustomState]) -> PresenceView {
+        let src = Source { user: &self.user, doc: &self.doc, published: &self.published, since: self.since, custom };
+        project(&src, vis)
+    }
+
+    fn frame(&mut self, vis: Visibility, custom: &[CustomState]) -> Arc<SharedFrame> {
+        if let Some(f) = self.frames.get(&vis) {
+            return f.clone();
+        }
+        let f = SharedFrame::new(ServerFrame::Presence { presence: self.view(vis, custom) });
+        self.frames.insert(vis, f.clone());
+        f
+    }
+}
+
+#[derive(Default)]
+struct Engine {
+    entries: HashMap<Username, Entry>,
+    /// Target → online users with the target in their contacts.
+    watchers: HashMap<Username, HashSet<Username>>,
+    /// Target → endpoint → (its user, expiry).
+    adhoc: HashMap<Username, HashMap<u64, (Username, Millis)>>,
+    /// Endpoint → targets it subscribed to.
+    adhoc_by_endpoint: HashMap<u64, HashSet<Username>>,
+    dirty: HashSet<Username>,
+    deadlines: BinaryHeap<Reverse<(Millis, Username)>>,
+}
+
+/// The presence service.
+pub struct PresenceService {
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    settings: PresenceSettings,
+    timers: Timers,
+    engine: Mutex<Engine>,
+}
+
+fn contact_error(e: ContactError) -> ApiError {
+    match e {
+        ContactError::TooMany(_) | ContactError::AlreadyAContact(_) => ApiError::Conflict(e.to_string()),
+        ContactError::NotAContact(_) | ContactError::NoGroup(_) => ApiError::NotFound(e.to_string()),
+        ContactError::DefaultGroup | ContactError::BadGroupName | ContactError::Oneself => {
+            ApiError::BadRequest(e.to_string())
+        }
+    }
+}
+
+impl PresenceService {
+    /// The service; call [`PresenceService::run`] in a task to publish changes.
+    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
+        let timers = Timers {
+            away_after_ms: settings.away_after.as_millis() as u64,
+            offline_grace_ms: settings.offline_grace.as_millis() as u64,
+        };
+        Self { store, hub, metrics, settings, timers, engine: Mutex::default() }
+    }
+
+    /// The configured custom states.
+    pub fn custom_states(&self) -> &[CustomState] {
+        &self.settings.custom_states
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &PresenceSettings {
+        &self.settings
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes dirty users and fires timers, every `coalesce` interval, forever.
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.settings.coalesce.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.publish(now_ms());
+        }
+    }
+
+    /// Fires due timers and publishes every dirty user once.
+    pub fn publish(&self, now: Millis) {
+        let mut e = self.engine();
+        while let Some(Reverse((at, _))) = e.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, user))) = e.deadlines.pop() else { break };
+            self.recompute(&mut e, &user, now);
+        }
+        let dirty: Vec<Username> = e.dirty.drain().collect();
+        for target in dirty {
+            self.fan_out(&mut e, &target, now);
+        }
+    }
+
+    fn fan_out(&self, e: &mut Engine, target: &Username, now: Millis) {
+        let Engine { entries, watchers, adhoc, .. } = e;
+        let Some(entry) = entries.get_mut(target) else { return };
+        let custom = &self.settings.custom_states;
+        let mut sent = 0u64;
+        let own = ServerFrame::Shared(entry.frame(Visibility::Own, custom));
+        sent += self.hub.send_to_user(target, None, &own) as u64;
+        if let Some(ws) = watchers.get(target) {
+            for w in ws {
+                let vis = entry.visibility(Viewer::User(w));
+                if vis.hears_changes() {
+                    sent += self.hub.send_to_user(w, None, &ServerFrame::Shared(entry.frame(vis, custom))) as u64;
+                }
+            }
+        }
+        if let Some(subs) = adhoc.get_mut(target) {
+            subs.retain(|_, (_, expires)| *expires > now);
+            for (ep, (w, _)) in subs.iter() {
+                let vis = entry.visibility(Viewer::User(w));
+                if vis.hears_changes() {
+                    sent +=
+                        u64::from(self.hub.send_to_endpoint(w, *ep, &ServerFrame::Shared(entry.frame(vis, custom))));
+                }
+            }
+        }
+        self.metrics.presence_published.inc();
+        self.metrics.presence_notifications.inc_by(sent);
+    }
+
+    /// Loads `user` into the engine if needed.
+    fn load<'e>(&self, e: &'e mut Engine, user: &Username) -> Result<&'e mut Entry, ApiError> {
+        if !e.entries.contains_key(user) {
+            let account = self
+                .store
+                .users()
+                .get(user)?
+                .ok_or_else(|| ApiError::NotFound(format!("no user named {:?}", user.as_str())))?;
+            let doc = self.store.presence().document(user)?;
+            let contacts = self.store.presence().contacts(user)?;
+            let entry = Entry {
+                user: account,
+                doc,
+                contacts,
+                endpoints: BTreeMap::new(),
+                lingering: None,
+                published: Published::offline(),
+                since: 0,
+                frames: HashMap::new(),
+            };
+            e.entries.insert(user.clone(), entry);
+        }
+        e.entries.get_mut(user).ok_or_else(|| ApiError::Internal("presence entry vanished".into()))
+    }
+
+    fn recompute(&self, e: &mut Engine, user: &Username, now: Millis) {
+        let Some(entry) = e.entries.get_mut(user) else { return };
+        let inputs = Inputs {
+            manual: entry.doc.manual.clone(),
+            endpoints: entry.endpoints.clone(),
+            lingering: entry.lingering,
+            calendar: entry.doc.calendar.clone(),
+            phone: entry.doc.phone,
+        };
+        let (published, next) = aggregate(&inputs, now, &self.timers);
+        if published != entry.published {
+            entry.published = published;
+            entry.since = now;
+            entry.frames.clear();
+            e.dirty.insert(user.clone());
+        }
+        if let Some(at) = next {
+            e.deadlines.push(Reverse((at, user.clone())));
+        }
+    }
+
+    /// Marks `user`'s document or contacts changed: views are rebuilt and published.
+    fn touched(e: &mut Engine, user: &Username) {
+        if let Some(entry) = e.entries.get_mut(user) {
+            entry.frames.clear();
+        }
+        e.dirty.insert(user.clone());
+    }
+
+    /// A device of `user` connected: it counts as Active; the user starts watching their
+    /// contacts. Returns the snapshot frames to send after `hello`.
+    pub fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<ServerFrame>, ApiError> {
+        let now = now_ms();
+        let mut e = self.engine();
+        let entry = self.load(&mut e, user)?;
+        let first = entry.endpoints.is_empty();
+        entry.endpoints.insert(endpoint, Machine { state: MachineState::Active, since: now });
+        entry.lingering = None;
+        entry.doc.last_active = Some(now);
+        self.store.presence().put_document(user, &entry.doc)?;
+        let contacts: Vec<Username> = entry.contacts.contacts.keys().cloned().collect();
+        if first {
+            for c in &contacts {
+                e.watchers.entry(c.clone()).or_default().insert(user.clone());
+            }
+        }
+        self.recompute(&mut e, user, now);
+        Self::touched(&mut e, user);
+        let mut views = Vec::with_capacity(contacts.len());
+        for c in &contacts {
+            if let Ok(entry) = self.load(&mut e, c) {
+                let vis = entry.visibility(Viewer::User(user));
+                views.push(entry.view(vis, &self.settings.custom_states));
+            }
+        }
+        let me = self.load(&mut e, user)?.view(Visibility::Own, &self.settings.custom_states);
+        let mut frames = Vec::new();
+        let mut chunks = views.chunks(SNAPSHOT_CHUNK).peekable();
+        let mut first_chunk = Some(me);
+        if chunks.peek().is_none() {
+            frames.push(ServerFrame::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            frames.push(ServerFrame::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
+        }
+        Ok(frames)
+    }
+
+    /// A device of `user` disconnected.
+    pub fn disconnect(&self, user: &Username, endpoint: u64) {
+        let now = now_ms();
+        let mut e = self.engine();
+        if let Some(targets) = e.adhoc_by_endpoint.remove(&endpoint) {
+            for t in targets {
+                if let Some(subs) = e.adhoc.get_mut(&t) {
+                    subs.remove(&endpoint);
+                }
+            }
+        }
+        let Some(entry) = e.entries.get_mut(user) else { return };
+        let Some(machine) = entry.endpoints.remove(&endpoint) else { return };
+        if entry.endpoints.is_empty() {
+            entry.lingering = Some((machine, now));
+            let contacts: Vec<Username> = entry.contacts.contacts.keys().cloned().collect();
+            for c in contacts {
+                if let Some(w) = e.watchers.get_mut(&c) {
+                    w.remove(user);
+                }
+            }
+        }
+        self.recompute(&mut e, user, now);
+    }
+
+    /// A device reports its machine state.
+    pub fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ApiError> {
+        let now = now_ms();
+        let mut e = self.engine();
+        let entry = self.load(&mut e, user)?;
+        entry.endpoints.insert(endpoint, Machine { state, since: now });
+        if state == MachineState::Active {
+            entry.doc.last_active = Some(now);
+            self.store.presence().put_document(user, &entry.doc)?;
+        }
+        self.recompute(&mut e, user, now);
+        self.own_view(&mut e, user)
+    }
+
+    fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ApiError> {
+        Ok(self.load(e, user)?.view(Visibility::Own, &self.settings.custom_states))
+    }
+
+    /// Changes `user`'s stored document with `f` (validated inside), republishes, and returns
+    /// the owner's view. Durable after [`Store::flush`].
+    pub fn update<T>(
+        &self,
+        user: &Username,
+        f: impl FnOnce(&mut Document) -> Result<T, ApiError>,
+    ) -> Result<(T, PresenceView), ApiError> {
+        let now = now_ms();
+        let mut e = self.engine();
+        let entry = self.load(&mut e, user)?;
+        let mut doc = entry.doc.clone();
+        let out = f(&mut doc)?;
+        self.store.presence().put_document(user, &doc)?;
+        entry.doc = doc;
+        Self::touched(&mut e, user);
+        self.recompute(&mut e, user, now);
+        Ok((out, self.own_view(&mut e, user)?))
+    }
+
+    /// Sets or clears the manual state.
+    pub fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ApiError> {
+        if let Some(until) = manual.as_ref().and_then(|m| m.until)
+            && until <= now_ms()
+        {
+            return Err(ApiError::BadRequest("until is in the past".into()));
+        }
+        Ok(self
+            .update(user, |d| {
+                d.manual = manual;
+                Ok(())
+            })?
+            .1)
+    }
+
+    /// Sets or clears calendar input.
+    pub fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ApiError> {
+        Ok(self
+            .update(user, |d| {
+                d.calendar = calendar;
+                Ok(())
+            })?
+            .1)
+    }
+
+    /// Sets or clears phone input.
+    pub fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ApiError> {
+        Ok(self
+            .update(user, |d| {
+                d.phone = phone;
+                Ok(())
+            })?
+            .1)
+    }
+
+    /// The account changed (card fields): reload it and republish.
+    pub fn refresh_account(&self, user: &User) {
+        let mut e = self.engine();
+        if let Some(entry) = e.entries.get_mut(&user.username) {
+            entry.user = user.clone();
+            Self::touched(&mut e, &user.username);
+        }
+    }
+
+    /// `target`'s presence as `viewer` sees it.
+    pub fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ApiError> {
+        let mut e = self.engine();
+        let entry = self.load(&mut e, target)?;
+        let vis = entry.visibility(viewer);
+        Ok(entry.view(vis, &self.settings.custom_states))
+    }
+
+    /// The visibility `viewer` has on `target`.
+    pub fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ApiError> {
+        let mut e = self.engine();
+        Ok(self.load(&mut e, target)?.visibility(viewer))
+    }
+
+    /// Runs `f` on `owner`'s contact list, stores it, updates who watches whom, and republishes
+    /// the owner (their contacts' views of them may have changed). Durable after [`Store::flush`].
+    pub fn with_contacts<T>(
+        &self,
+        owner: &Username,
+        f: impl FnOnce(&mut ContactList) -> Result<T, ContactError>,
+    ) -> Result<T, ApiError> {
+        let now = now_ms();
+        let mut e = self.engine();
+        let entry = self.load(&mut e, owner)?;
+        let mut list = entry.contacts.clone();
+        let out = f(&mut list).map_err(contact_error)?;
+        self.store.presence().put_contacts(owner, &list)?;
+        let before: HashSet<Username> = entry.contacts.contacts.keys().cloned().collect();
+        let after: HashSet<Username> = list.contacts.keys().cloned().collect();
+        let online = !entry.endpoints.is_empty();
+        entry.contacts = list;
+        if online {
+            for gone in before.difference(&after) {
+                if let Some(w) = e.watchers.get_mut(gone) {
+                    w.remove(owner);
+                }
+            }
+            for new in after.difference(&before) {
+                e.watchers.entry(new.clone()).or_default().insert(owner.clone());
+                if let Ok(target) = self.load(&mut e, new) {
+                    let vis = target.visibility(Viewer::User(owner));
+                    let frame = ServerFrame::Shared(target.frame(vis, &self.settings.custom_states));
+                    self.hub.send_to_user(owner, None, &frame);
+                }
+            }
+        }
+        Self::touched(&mut e, owner);
+        self.recompute(&mut e, owner, now);
+        Ok(out)
+    }
+
+    /// `owner`'s contact list.
+    pub fn contacts(&self, owner: &Username) -> Result<ContactList, ApiError> {
+        let mut e = self.engine();
+        Ok(self.load(&mut e, owner)?.contacts.clone())
+    }
+
+    /// Subscribes endpoint `endpoint` of `user` to `targets` for `ttl`; returns their presence.
+    pub fn subscribe(
+        &self,
+        user: &Username,
+        endpoint: u64,
+        targets: &[Username],
+        ttl: Duration,
+    ) -> Result<Vec<PresenceView>, ApiError> {
+        let now = now_ms();
+        let expires = now + ttl.min(self.settings.subscription_ttl).as_millis() as u64;
+        let mut e = self.engine();
+        let current = e.adhoc_by_endpoint.get(&endpoint).map_or(0, HashSet::len);
+        let new =
+            targets.iter().filter(|t| !e.adhoc_by_endpoint.get(&endpoint).is_some_and(|s| s.contains(*t))).count();
+        if current + new > self.settings.max_subscriptions {
+            return Err(ApiError::BadRequest(format!(
+                "at most {} subscriptions per endpoint (this one has {current})",
+                self.settings.max_subscriptions
+            )));
+        }
+        let mut views = Vec::with_capacity(targets.len());
+        for t in targets {
+            let entry = self.load(&mut e, t)?;
+            let vis = entry.visibility(Viewer::User(user));
+            views.push(entry.view(vis, &self.settings.custom_states));
+        }
+        for t in targets {
+            e.adhoc.entry(t.clone()).or_default().insert(endpoint, (user.clone(), expires));
+            e.adhoc_by_endpoint.entry(endpoint).or_default().insert(t.clone());
+        }
+        Ok(views)
+    }
+
+    /// Ends subscriptions of an endpoint.
+    pub fn unsubscribe(&self, endpoint: u64, targets: &[Username]) {
+        let mut e = self.engine();
+        for t in targets {
+            if let Some(subs) = e.adhoc.get_mut(t) {
+                subs.remove(&endpoint);
+            }
+            if let Some(s) = e.adhoc_by_endpoint.get_mut(&endpoint) {
+                s.remove(t);
+            }
+        }
+    }
+
+    /// The seam IM asks before a message from `from` reaches `to`: Blocked contacts are refused;
+    /// while `to` is in Do Not Disturb only their Workgroup contacts get through.
+    pub fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+        let mut e = self.engine();
+        let entry = self.load(&mut e, to)?;
+        let level = entry.contacts.level_of(from);
+        if level == Some(AccessLevel::Blocked) {
+            return Err(ApiError::Blocked(to.to_string()));
+        }
+        if Band::of(entry.published.availability) == Band::DoNotDisturb
+            && !level.is_some_and(AccessLevel::interrupts_dnd)
+        {
+            return Err(ApiError::DoNotDisturb(to.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Resolves a manual state request: a `state` token, or an `availability` with an optional
+    /// `activity`, until an optional time.
+    pub fn manual(
+        &self,
+        state: Option<&str>,
+        availability: Option<u32>,
+        activity: Option<&str>,
+        until: Option<Millis>,
+    ) -> Result<Manual, ApiError> {
+        let choice = match (state, availability) {
+            (Some(token), None) if activity.is_none() => StateChoice::from_token(token, &self.settings.custom_states),
+            (None, Some(a)) => StateChoice::explicit(a, activity),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give either `state`, or `availability` (with an optional `activity`)".into(),
+                ));
+            }
+        }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Manual { choice, until })
+    }
+
+    /// Parses usernames of existing accounts.
+    pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ApiError> {
+        names
+            .iter()
+            .map(|n| {
+                let unknown = || ApiError::NotFound(format!("no user named {n:?}"));
+                let u = Username::parse(n).map_err(|_| unknown())?;
+                self.store.users().get(&u)?.map(|_| u).ok_or_else(unknown)
+            })
+            .collect()
+    }
+
+    /// Makes presence writes durable.
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        Ok(self.store.flush().await?)
+    }
+}

@@ -1,0 +1,434 @@
+//! Presence over REST: one's own state and document, pictures, other users' presence (also for
+//! other applications), the SVG badge, and calendar / phone inputs for integrations.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use halo_core::Username;
+use halo_core::presence::{
+    self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, MAX_LOCATION_CHARS, MAX_NOTE_CHARS,
+    MAX_PHONE_CHARS, Phone, PictureMeta,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AuthUser, Caller};
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::presence::{PresenceView, Viewer};
+use crate::state::AppState;
+
+/// A state users can pick.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateInfo {
+    /// Token for `presence.set`.
+    pub id: String,
+    /// Labels by language.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Availability number.
+    pub availability: u32,
+    /// Dot colour.
+    pub colour: String,
+    /// Built-in or defined by the organisation.
+    pub custom: bool,
+}
+
+/// The states catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct States {
+    /// Built-in states, then custom ones.
+    pub states: Vec<StateInfo>,
+}
+
+/// The caller's own presence and settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyPresence {
+    /// As the owner sees it.
+    pub presence: PresenceView,
+    /// Only contacts see the availability.
+    pub privacy_mode: bool,
+    /// The last-active time is hidden from everyone.
+    pub hide_last_active: bool,
+    /// Minutes without input before devices report Inactive.
+    pub idle_minutes: u32,
+}
+
+/// `PATCH /api/v1/me/presence`: absent fields are left alone; `""` clears a text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresencePatch {
+    /// Personal note (500 characters).
+    pub note: Option<String>,
+    /// Out-of-office note (500 characters).
+    pub ooo_note: Option<String>,
+    /// Location (100 characters).
+    pub location: Option<String>,
+    /// Mobile phone.
+    pub mobile_phone: Option<String>,
+    /// Home phone.
+    pub home_phone: Option<String>,
+    /// Only contacts see the availability.
+    pub privacy_mode: Option<bool>,
+    /// Hide the last-active time.
+    pub hide_last_active: Option<bool>,
+    /// Idle timeout for devices, 5-360 minutes.
+    pub idle_minutes: Option<u32>,
+}
+
+/// `PUT /api/v1/me/presence/state`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetState {
+    /// A state token (see `/api/v1/presence/states`).
+    pub state: Option<String>,
+    /// Or an explicit availability, 0-18500.
+    pub availability: Option<u32>,
+    /// With an explicit availability: an activity token.
+    pub activity: Option<String>,
+    /// When the manual state ends, ms since the Unix epoch.
+    pub until: Option<u64>,
+}
+
+/// `PUT /api/v1/users/{username}/calendar`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarInput {
+    /// `in-a-meeting`, `out-of-office`, or null to clear.
+    #[schema(value_type = Option<String>)]
+    pub activity: Option<CalendarActivity>,
+    /// End, ms since the Unix epoch.
+    pub until: Option<u64>,
+    /// Meeting subject (shown to Workgroup contacts).
+    pub subject: Option<String>,
+}
+
+/// `PUT /api/v1/users/{username}/phone`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneInput {
+    /// `in-a-call`, `in-a-conference`, or null to clear.
+    #[schema(value_type = Option<String>)]
+    pub activity: Option<Phone>,
+}
+
+/// `GET /api/v1/presence?users=a,b,c`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchQuery {
+    /// Comma-separated usernames (at most 200).
+    pub users: String,
+}
+
+/// Several users' presence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Batch {
+    /// In the order asked; unknown users are left out.
+    pub presence: Vec<PresenceView>,
+}
+
+fn me(auth: &AuthUser) -> Result<&Username, ApiError> {
+    Ok(&auth.user()?.username)
+}
+
+fn viewer(caller: &Caller) -> Viewer<'_> {
+    match caller {
+        Caller::User(a) => match &a.principal {
+            crate::auth::Principal::User(u) => Viewer::User(&u.username),
+            crate::auth::Principal::LocalAdmin => Viewer::App,
+        },
+        Caller::App(_) => Viewer::App,
+        Caller::Anonymous => Viewer::Anonymous,
+    }
+}
+
+fn bad(e: presence::PresenceError) -> ApiError {
+    ApiError::BadRequest(e.to_string())
+}
+
+fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
+    Ok(state.presence.users(&[name.to_owned()])?.remove(0))
+}
+
+/// The built-in and custom states, with labels and colours.
+#[utoipa::path(get, path = "/api/v1/presence/states", tag = "presence", responses((status = 200, body = States)))]
+pub async fn states(State(state): State<AppState>) -> Json<States> {
+    let mut states: Vec<StateInfo> = BuiltinState::ALL
+        .iter()
+        .map(|b| {
+            let (availability, activity) = b.value();
+            let band = presence::Band::of(availability);
+            let label = activity.map_or(band.label(), Activity::label);
+            let label = if *b == BuiltinState::AppearOffline { "Appear offline" } else { label };
+            StateInfo {
+                id: b.token(),
+                labels: [("en".into(), label.into())].into(),
+                availability,
+                colour: band.colour().into(),
+                custom: false,
+            }
+        })
+        .collect();
+    states.extend(state.presence.custom_states().iter().map(|c: &CustomState| StateInfo {
+        id: c.id.clone(),
+        labels: c.labels.clone(),
+        availability: c.availability,
+        colour: c.colour.clone(),
+        custom: true,
+    }));
+    Json(States { states })
+}
+
+fn my_presence(state: &AppState, user: &Username, view: PresenceView) -> Result<MyPresence, ApiError> {
+    let doc = state.store.presence().document(user)?;
+    Ok(MyPresence {
+        presence: view,
+        privacy_mode: doc.privacy_mode,
+        hide_last_active: doc.hide_last_active,
+        idle_minutes: if doc.idle_minutes == 0 { 5 } else { doc.idle_minutes },
+    })
+}
+
+/// The caller's presence and settings.
+#[utoipa::path(get, path = "/api/v1/me/presence", tag = "presence",
+    responses((status = 200, body = MyPresence), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_mine(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MyPresence>, ApiError> {
+    let u = me(&auth)?;
+    let view = state.presence.view(u, Viewer::User(u))?;
+    Ok(Json(my_presence(&state, u, view)?))
+}
+
+/// Changes the caller's note, out-of-office note, location, phones and privacy settings.
+#[utoipa::path(patch, path = "/api/v1/me/presence", tag = "presence", request_body = PresencePatch,
+    responses((status = 200, body = MyPresence), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn patch_mine(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(p): ApiJson<PresencePatch>,
+) -> Result<Json<MyPresence>, ApiError> {
+    let u = me(&auth)?;
+    let ((), view) = state.presence.update(u, |d| {
+        if let Some(v) = p.note {
+            d.note =
+                presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true).map_err(bad)?;
+        }
+        if let Some(v) = p.ooo_note {
+            d.ooo_note = presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
+                .map_err(bad)?;
+        }
+        if let Some(v) = p.location {
+            d.location = presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
+                .map_err(bad)?;
+        }
+        if let Some(v) = p.mobile_phone {
+            d.mobile_phone =
+                presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
+                    .map_err(bad)?;
+        }
+        if let Some(v) = p.home_phone {
+            d.home_phone = presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
+                .map_err(bad)?;
+        }
+        if let Some(v) = p.privacy_mode {
+            d.privacy_mode = v;
+        }
+        if let Some(v) = p.hide_last_active {
+            d.hide_last_active = v;
+        }
+        if let Some(v) = p.idle_minutes {
+            d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
+        }
+        Ok(())
+    })?;
+    state.presence.flush().await?;
+    Ok(Json(my_presence(&state, u, view)?))
+}
+
+/// Sets the caller's manual state (as `presence.set`).
+#[utoipa::path(put, path = "/api/v1/me/presence/state", tag = "presence", request_body = SetState,
+    responses((status = 200, body = PresenceView), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_state(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(s): ApiJson<SetState>,
+) -> Result<Json<PresenceView>, ApiError> {
+    let manual = state.presence.manual(s.state.as_deref(), s.availability, s.activity.as_deref(), s.until)?;
+    let view = state.presence.set_manual(me(&auth)?, Some(manual))?;
+    state.presence.flush().await?;
+    Ok(Json(view))
+}
+
+/// Clears the manual state: presence follows the devices again.
+#[utoipa::path(delete, path = "/api/v1/me/presence/state", tag = "presence",
+    responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
+pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
+    let view = state.presence.set_manual(me(&auth)?, None)?;
+    state.presence.flush().await?;
+    Ok(Json(view))
+}
+
+/// Uploads the caller's picture (PNG, JPEG, GIF or WebP; at most `presence.max_picture_bytes`).
+#[utoipa::path(put, path = "/api/v1/me/picture", tag = "presence", request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 200, body = PresenceView), (status = 400, description = "Not an image", body = ErrorBody), (status = 413, description = "Too big", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_picture(State(state): State<AppState>, auth: AuthUser, body: Bytes) -> Result<Response, ApiError> {
+    let max = state.presence.settings().max_picture_bytes;
+    if body.len() > max {
+        let body = ErrorBody { error: "too_large", message: format!("pictures are at most {max} bytes") };
+        return Ok((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
+    }
+    let content_type = presence::sniff_image(&body)
+        .ok_or_else(|| ApiError::BadRequest("not a PNG, JPEG, GIF or WebP image".into()))?;
+    let etag: String = Sha256::digest(&body).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let u = me(&auth)?;
+    state.store.presence().put_picture(u, Some(&body))?;
+    let ((), view) = state.presence.update(u, |d| {
+        d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
+        Ok(())
+    })?;
+    state.presence.flush().await?;
+    Ok(Json(view).into_response())
+}
+
+/// Removes the caller's picture.
+#[utoipa::path(delete, path = "/api/v1/me/picture", tag = "presence", responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
+pub async fn delete_picture(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
+    let u = me(&auth)?;
+    state.store.presence().put_picture(u, None)?;
+    let ((), view) = state.presence.update(u, |d| {
+        d.picture = None;
+        Ok(())
+    })?;
+    state.presence.flush().await?;
+    Ok(Json(view))
+}
+
+/// A user's picture, if the caller's access level shows it (anonymous callers see what External
+/// sees). Cacheable: the URL in presence views carries its version.
+#[utoipa::path(get, path = "/api/v1/users/{username}/picture", tag = "presence", params(("username" = String, Path, description = "Whose")),
+    responses((status = 200, description = "The image"), (status = 304, description = "Not modified"), (status = 404, body = ErrorBody)))]
+pub async fn get_picture(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let u = user(&state, &name)?;
+    let view = state.presence.view(&u, viewer(&caller))?;
+    let doc = state.store.presence().document(&u)?;
+    let (Some(_), Some(meta)) = (view.picture, doc.picture) else {
+        return Err(ApiError::NotFound(format!("{name} has no picture you can see")));
+    };
+    let etag = format!("\"{}\"", meta.etag);
+    let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())];
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    let bytes = state.store.presence().picture(&u)?.ok_or_else(|| ApiError::NotFound("no picture".into()))?;
+    Ok((cache, [(header::CONTENT_TYPE, meta.content_type)], bytes).into_response())
+}
+
+/// A user's presence as the caller may see it (users, and apps with `presence:read`).
+#[utoipa::path(get, path = "/api/v1/users/{username}/presence", tag = "presence", params(("username" = String, Path, description = "Whose")),
+    responses((status = 200, body = PresenceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<PresenceView>, ApiError> {
+    caller.require("presence:read")?;
+    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller))?))
+}
+
+/// Several users' presence at once (users, and apps with `presence:read`).
+#[utoipa::path(get, path = "/api/v1/presence", tag = "presence", params(BatchQuery),
+    responses((status = 200, body = Batch), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<BatchQuery>,
+) -> Result<Json<Batch>, ApiError> {
+    caller.require("presence:read")?;
+    let names: Vec<&str> = q.users.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if names.is_empty() || names.len() > 200 {
+        return Err(ApiError::BadRequest("users: 1-200 comma-separated usernames".into()));
+    }
+    let mut presence = Vec::with_capacity(names.len());
+    for n in names {
+        if let Ok(u) = user(&state, n) {
+            presence.push(state.presence.view(&u, viewer(&caller))?);
+        }
+    }
+    Ok(Json(Batch { presence }))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// An embeddable badge: a coloured dot and the state's label, as the caller may see it
+/// (anonymous: what External sees, or "Presence unknown" in privacy mode). Takes `?token=`.
+#[utoipa::path(get, path = "/api/v1/users/{username}/presence.svg", tag = "presence", params(("username" = String, Path, description = "Whose")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml"), (status = 404, body = ErrorBody)))]
+pub async fn badge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.presence.view(&user(&state, &name)?, viewer(&caller))?;
+    let label = xml_escape(&format!("{} · {}", view.display_name, view.label));
+    let width = 24 + 7 * label.chars().count();
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" aria-label="{label}"><rect width="{width}" height="20" rx="4" fill="#ffffff" stroke="#e1dfdd"/><circle cx="11" cy="10" r="5" fill="{colour}"/><text x="21" y="14" font-family="Segoe UI,Helvetica,Arial,sans-serif" font-size="11" fill="#323130">{label}</text></svg>"##,
+        colour = xml_escape(&view.colour),
+    );
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=15")], svg).into_response())
+}
+
+fn may_write(caller: &Caller, target: &Username, scope: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::User(a) if a.is_admin() => Ok(()),
+        Caller::User(a) => match a.user()? {
+            u if &u.username == target => Ok(()),
+            _ => Err(ApiError::Forbidden("you may set only your own calendar and phone state")),
+        },
+        other => other.require(scope),
+    }
+}
+
+/// Sets a user's calendar state (the user, an admin, or an app with `calendar:write`).
+#[utoipa::path(put, path = "/api/v1/users/{username}/calendar", tag = "presence", request_body = CalendarInput, params(("username" = String, Path, description = "Whose")),
+    responses((status = 200, body = PresenceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn calendar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(c): ApiJson<CalendarInput>,
+) -> Result<Json<PresenceView>, ApiError> {
+    let u = user(&state, &name)?;
+    may_write(&caller, &u, "calendar:write")?;
+    let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
+    let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
+    state.presence.set_calendar(&u, input)?;
+    state.presence.flush().await?;
+    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+}
+
+/// Sets a user's phone state (the user, an admin, or an app with `phone:write`).
+#[utoipa::path(put, path = "/api/v1/users/{username}/phone", tag = "presence", request_body = PhoneInput, params(("username" = String, Path, description = "Whose")),
+    responses((status = 200, body = PresenceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn phone(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(p): ApiJson<PhoneInput>,
+) -> Result<Json<PresenceView>, ApiError> {
+    let u = user(&state, &name)?;
+    may_write(&caller, &u, "phone:write")?;
+    state.presence.set_phone(&u, p.activity)?;
+    state.presence.flush().await?;
+    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+}
