@@ -2,7 +2,8 @@
 //!
 //! - `run [ARGS]`: build the first-party plugins and Halo (release), then `halo serve ARGS`.
 //! - `test`: everything CI checks: formatting, clippy, plugin builds, every test.
-//! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if missing).
+//! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
+//!   missing), and the Python example with componentize-py when it is installed (required in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// First-party plugins `run` installs (disabled until configured).
+const FIRST_PARTY: [&str; 2] = ["custom_states", "office_hours"];
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -22,6 +25,10 @@ fn main() -> anyhow::Result<()> {
             cargo(&root, &["build", "--release", "-p", "halo"])?;
             let bin = root.join("target/release/halo");
             let mut serve = vec!["serve".to_owned()];
+            for p in FIRST_PARTY {
+                serve.push("--preinstall".into());
+                serve.push(root.join(format!("plugins/target/{WASM_TARGET}/release/{p}.wasm")).display().to_string());
+            }
             serve.extend(rest);
             run(Command::new(bin).args(&serve).current_dir(&root))
         }
@@ -29,6 +36,8 @@ fn main() -> anyhow::Result<()> {
             cargo(&root, &["fmt", "--all", "--", "--check"])?;
             cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
             plugins(&root)?;
+            // Plugin logic against the SDK's test host, natively.
+            cargo(&root.join("plugins"), &["test", "--quiet"])?;
             let mut test = vec!["test", "--workspace"];
             test.extend(rest.iter().map(String::as_str));
             cargo(&root, &test)
@@ -72,5 +81,45 @@ fn plugins(root: &Path) -> anyhow::Result<()> {
     if !has_target {
         run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
     }
-    cargo(&dir, &["build", "--release", "--target", WASM_TARGET])
+    cargo(&dir, &["build", "--release", "--target", WASM_TARGET])?;
+    python_example(root)
+}
+
+/// Builds `examples/python-presence` with componentize-py and packs its manifest in.
+fn python_example(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("examples/python-presence");
+    let has_tool = Command::new("componentize-py").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_tool {
+        if std::env::var_os("CI").is_some() {
+            bail!("componentize-py is not installed (.ci/run installs it: pip install componentize-py==0.25.1)");
+        }
+        eprintln!(
+            "xtask: componentize-py not installed; skipping the Python example (pip install componentize-py==0.25.1)"
+        );
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.join("target"))?;
+    let wit = root.join("wit/v0.1.0");
+    run(Command::new("componentize-py")
+        .args(["-d"])
+        .arg(&wit)
+        .args(["-w", "presence-states", "componentize", "app", "-o", "target/python-lunch.raw.wasm"])
+        .current_dir(&dir))?;
+    cargo(
+        root,
+        &[
+            "run",
+            "--quiet",
+            "-p",
+            "halo",
+            "--",
+            "plugin",
+            "pack",
+            "examples/python-presence/target/python-lunch.raw.wasm",
+            "--manifest",
+            "examples/python-presence/manifest.json",
+            "-o",
+            "examples/python-presence/target/python-lunch.wasm",
+        ],
+    )
 }

@@ -49,7 +49,7 @@ impl Client {
     /// with a private or self-signed certificate.
     pub fn new(base: &str, token: Option<String>, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
         let mut config =
-            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30)));
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120)));
         if let Some(pem) = ca_pem {
             let mut certs = Vec::new();
             for item in ureq::tls::parse_pem(pem) {
@@ -73,6 +73,27 @@ impl Client {
 
     /// Sends `method path` with an optional JSON body; `Ok(None)` for an empty (204) answer.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, ClientError> {
+        match body {
+            Some(b) => {
+                let bytes = serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?;
+                self.send(method, path, Some((bytes, "application/json")))
+            }
+            None => self.send(method, path, None),
+        }
+    }
+
+    /// Sends raw bytes (e.g. a plugin component) with a content type.
+    pub fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<Value>, ClientError> {
+        self.send(method, path, Some((bytes, content_type)))
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<(Vec<u8>, &str)>) -> Result<Option<Value>, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
@@ -80,10 +101,9 @@ impl Client {
         }
         let transport = |source| ClientError::Transport { url: self.base.clone(), source };
         let resp = match body {
-            Some(b) => {
-                let bytes = serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?;
+            Some((bytes, content_type)) => {
                 let req = req
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(bytes)
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
                 self.agent.run(req).map_err(transport)?

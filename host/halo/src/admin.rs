@@ -11,7 +11,7 @@ use crate::config;
 use crate::local::Local;
 
 /// Connects with --server/--token, else with the local server's credentials.
-fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
+pub fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let read_ca =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading CA certificate {}", p.display()));
     let (url, token, ca) = match (&args.server, &args.token) {
@@ -126,7 +126,7 @@ pub fn user(args: UserArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn s(v: &Value) -> &str {
+pub fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 

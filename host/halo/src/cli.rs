@@ -19,6 +19,111 @@ pub enum Command {
     /// Manage user accounts on a running server (admin).
     #[command(subcommand_required = true)]
     User(UserArgs),
+    /// Manage plugins on a running server (admin), or scaffold and pack plugins.
+    #[command(subcommand_required = true)]
+    Plugin(PluginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a plugin: shows what it asks for and grants only what you allow (deny by default).
+    Install {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Grant a capability it asks for (repeatable), e.g. --grant kv.
+        #[arg(long = "grant", value_name = "CAPABILITY")]
+        grants: Vec<String>,
+        /// Grant everything it asks for, without asking (scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Config to set after installing: a TOML file of key = "value" pairs.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Install disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List plugins.
+    List,
+    /// Show a plugin: manifest, grants, config, states, health.
+    Info {
+        /// Plugin name.
+        name: String,
+    },
+    /// Enable a plugin.
+    Enable {
+        /// Plugin name.
+        name: String,
+    },
+    /// Disable a plugin (presence falls back to the built-in states).
+    Disable {
+        /// Plugin name.
+        name: String,
+    },
+    /// Set a plugin's config from a TOML file or key=value pairs (replaces the whole config).
+    Config {
+        /// Plugin name.
+        name: String,
+        /// A TOML file, or key=value pairs.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+    /// Upgrade a plugin to a new version of it; shows the permission diff.
+    Upgrade {
+        /// Plugin name.
+        name: String,
+        /// The new component (.wasm).
+        file: PathBuf,
+        /// Grants for the new version (default: keep the old ones it still asks for).
+        #[arg(long = "grant", value_name = "CAPABILITY")]
+        grants: Vec<String>,
+        /// Grant everything the new version asks for.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove a plugin and its storage.
+    Remove {
+        /// Plugin name.
+        name: String,
+    },
+    /// Show a plugin's recent log lines.
+    Logs {
+        /// Plugin name.
+        name: String,
+    },
+    /// Scaffold a new plugin crate that builds to wasm32-wasip2 and installs as is.
+    New {
+        /// Plugin name (a-z, 0-9, -).
+        name: String,
+        /// Plugin kind.
+        #[arg(long, default_value = "presence-states")]
+        kind: String,
+        /// Where to create it [default: ./<name>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Path to Halo's sdk/ folder, for the generated Cargo.toml [default: the halo-sdk crate from crates.io].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Add a manifest to a component built without the SDK (e.g. with componentize-py).
+    Pack {
+        /// The component.
+        file: PathBuf,
+        /// The manifest (JSON).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where to write the packed component.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 /// Where the configuration comes from: flag > HALO_* environment > halo.toml > default.
@@ -48,6 +153,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `halo_server=debug` [default: info; env RUST_LOG also works].
     #[arg(long, env = "HALO_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Install this plugin component at start if no plugin of its name is installed (disabled
+    /// until an admin configures and enables it). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub preinstall: Vec<PathBuf>,
 }
 
 /// How an admin verb reaches the server: --server/--token, else the local server's own

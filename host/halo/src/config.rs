@@ -30,6 +30,7 @@ struct FileConfig {
     auth: Option<AuthSettings>,
     im: Option<halo_server::im::ImSettings>,
     presence: Option<halo_server::presence::PresenceSettings>,
+    plugins: Option<halo_server::plugins::PluginSettings>,
 }
 
 /// Everything `halo serve` needs.
@@ -41,6 +42,7 @@ pub struct ServeConfig {
     pub log: String,
     pub settings: Settings,
     pub source: Option<PathBuf>,
+    pub preinstall: Vec<PathBuf>,
 }
 
 fn read_file(args: &ConfigArgs) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
@@ -76,6 +78,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         public_metrics: file.public_metrics.unwrap_or(false),
         im: file.im.unwrap_or_default(),
         presence: file.presence.unwrap_or_default(),
+        plugins: file.plugins.unwrap_or_default(),
     };
     if settings.limits.max_frame_bytes < 1024 || settings.limits.send_queue == 0 {
         anyhow::bail!("limits.max_frame_bytes must be at least 1024 and limits.send_queue at least 1");
@@ -90,6 +93,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         settings,
         source,
+        preinstall: args.preinstall.clone(),
     })
 }
 
@@ -103,6 +107,14 @@ mod tests {
         assert!(err.to_string().contains("listn"), "{err}");
         let err = toml::from_str::<FileConfig>("[limits]\nmax_frame = 1").expect_err("misspelt key");
         assert!(err.to_string().contains("max_frame"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../examples/halo.toml");
+        let file: FileConfig = toml::from_str(text).expect("examples/halo.toml parses");
+        assert_eq!(file.listen.as_deref(), Some(DEFAULT_LISTEN));
+        assert_eq!(file.presence.expect("presence").max_contacts, 1000);
     }
 
     #[test]

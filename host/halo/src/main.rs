@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod config;
 mod local;
+mod plugin;
 mod serve;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve::main(args),
         cli::Command::User(args) => admin::user(args),
+        cli::Command::Plugin(args) => plugin::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,9 +34,9 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {} (is another halo running on it?)", cfg.data_dir.display()))?;
 
     let local_token = token::generate();
-    let state =
-        AppState::new(store, &cfg.data_dir.join("search"), cfg.settings.clone(), Some(token::hash(&local_token)))?;
+    let state = AppState::new(store, &cfg.data_dir, cfg.settings.clone(), Some(token::hash(&local_token)))?;
     bootstrap_admin(&state, &cfg.data_dir).await?;
+    state.plugins.preinstall(&cfg.preinstall).await?;
 
     let listener = TcpListener::bind(&cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;

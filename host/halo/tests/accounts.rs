@@ -267,6 +267,13 @@ fn openapi_lists_every_route() {
         [
             "/api/v1/admin/app-tokens",
             "/api/v1/admin/app-tokens/{name}",
+            "/api/v1/admin/plugins",
+            "/api/v1/admin/plugins/inspect",
+            "/api/v1/admin/plugins/{name}",
+            "/api/v1/admin/plugins/{name}/config",
+            "/api/v1/admin/plugins/{name}/disable",
+            "/api/v1/admin/plugins/{name}/enable",
+            "/api/v1/admin/plugins/{name}/logs",
             "/api/v1/admin/settings",
             "/api/v1/contacts",
             "/api/v1/contacts/groups",

@@ -14,6 +14,7 @@ pub mod error;
 pub mod im;
 pub mod metrics;
 mod password;
+pub mod plugins;
 pub mod presence;
 pub mod rooms;
 pub mod routes;
@@ -32,7 +33,6 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use settings::Settings;
@@ -49,9 +49,8 @@ pub struct TlsFiles {
 
 /// The full application: routes, body limit, request metrics and tracing.
 pub fn app(state: AppState) -> axum::Router {
-    routes::router()
+    routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
-        .layer(RequestBodyLimitLayer::new(state.settings.limits.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

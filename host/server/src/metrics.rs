@@ -30,6 +30,17 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+type HistogramFamily = Family<PluginLabel, Histogram, fn() -> Histogram>;
+
+fn plugin_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_001, 4.0, 12))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
@@ -65,6 +76,11 @@ pub struct Metrics {
     pub presence_published: Counter,
     /// Presence frames queued to watchers' sockets.
     pub presence_notifications: Counter,
+    plugin_calls: Family<PluginLabel, Counter>,
+    plugin_errors: Family<PluginLabel, Counter>,
+    plugin_traps: Family<PluginLabel, Counter>,
+    plugin_seconds: HistogramFamily,
+    plugin_memory: Family<PluginLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,6 +110,11 @@ impl Metrics {
             im_delivery: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             presence_published: Counter::default(),
             presence_notifications: Counter::default(),
+            plugin_calls: Family::default(),
+            plugin_errors: Family::default(),
+            plugin_traps: Family::default(),
+            plugin_seconds: Family::new_with_constructor(plugin_histogram),
+            plugin_memory: Family::default(),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -112,6 +133,15 @@ impl Metrics {
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
         registry.register("im_offline_queue", "Offline messages waiting for a device", m.im_offline_queue.clone());
+        registry.register("plugin_calls", "Plugin calls", m.plugin_calls.clone());
+        registry.register("plugin_errors", "Plugin calls that answered invalid data", m.plugin_errors.clone());
+        registry.register(
+            "plugin_traps",
+            "Plugin calls that trapped or found the plugin disabled",
+            m.plugin_traps.clone(),
+        );
+        registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_seconds.clone());
+        registry.register("plugin_memory_bytes", "Linear memory of a plugin's live instance", m.plugin_memory.clone());
         registry.register("presence_published", "Presence changes published", m.presence_published.clone());
         registry.register(
             "presence_notifications",
@@ -135,6 +165,23 @@ impl Metrics {
     /// Counts one login attempt by result (`ok`, `invalid`, `disabled`, `rate_limited`).
     pub fn login(&self, result: &'static str) {
         self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Records one plugin call.
+    pub fn plugin_call(&self, plugin: &str, took: std::time::Duration, error: Option<&halo_plugin_host::CallError>) {
+        let label = PluginLabel { plugin: plugin.to_owned() };
+        self.plugin_calls.get_or_create(&label).inc();
+        self.plugin_seconds.get_or_create(&label).observe(took.as_secs_f64());
+        match error {
+            Some(halo_plugin_host::CallError::Invalid(_)) => _ = self.plugin_errors.get_or_create(&label).inc(),
+            Some(_) => _ = self.plugin_traps.get_or_create(&label).inc(),
+            None => {}
+        }
+    }
+
+    /// Sets a plugin's memory gauge.
+    pub fn plugin_memory(&self, plugin: &str, bytes: usize) {
+        self.plugin_memory.get_or_create(&PluginLabel { plugin: plugin.to_owned() }).set(bytes as i64);
     }
 
     /// Counts one refused frame.

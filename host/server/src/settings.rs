@@ -83,4 +83,6 @@ pub struct Settings {
     pub im: crate::im::ImSettings,
     /// Presence.
     pub presence: crate::presence::PresenceSettings,
+    /// Plugins.
+    pub plugins: crate::plugins::PluginSettings,
 }

@@ -9,6 +9,7 @@ use halo_store::{Store, TokenHash};
 use crate::accounts::Accounts;
 use crate::im::ImService;
 use crate::metrics::Metrics;
+use crate::plugins::PluginService;
 use crate::presence::PresenceService;
 use crate::rooms::RoomService;
 use crate::search::Indexer;
@@ -36,14 +37,17 @@ pub struct AppState {
     pub search: Arc<Indexer>,
     /// Presence and contacts.
     pub presence: Arc<PresenceService>,
+    /// Installed plugins.
+    pub plugins: Arc<PluginService>,
 }
 
 impl AppState {
-    /// Wires the state over `store`, keeping the search index in `search_dir`; `local_admin` is
-    /// the hash of the local CLI token, if any. Starts the search indexer (needs a runtime).
+    /// Wires the state over `store`, keeping the search index and plugins under `data_dir`;
+    /// `local_admin` is the hash of the local CLI token, if any. Starts the search indexer,
+    /// the presence publisher and the installed plugins (needs a runtime).
     pub fn new(
         store: Store,
-        search_dir: &Path,
+        data_dir: &Path,
         settings: Settings,
         local_admin: Option<TokenHash>,
     ) -> anyhow::Result<Self> {
@@ -58,7 +62,14 @@ impl AppState {
         tokio::spawn(presence.clone().run());
         let im = Arc::new(ImService::new(store.clone(), hub.clone(), metrics.clone(), presence.clone(), &settings.im));
         let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone()));
-        let search = Arc::new(Indexer::start(store.clone(), search_dir, Duration::from_millis(250))?);
-        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search, presence })
+        let search = Arc::new(Indexer::start(store.clone(), &data_dir.join("search"), Duration::from_millis(250))?);
+        let plugins = Arc::new(PluginService::start(
+            store.clone(),
+            data_dir.join("plugins"),
+            settings.plugins.clone(),
+            presence.clone(),
+            metrics.clone(),
+        )?);
+        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search, presence, plugins })
     }
 }

@@ -11,6 +11,7 @@
 mod codec;
 mod im;
 mod keys;
+mod plugins;
 mod presence;
 mod rooms;
 mod sessions;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 pub use im::{Im, InboxEntry};
 pub use keys::Thread;
+pub use plugins::{PluginRecord, Plugins};
 pub use presence::{AppToken, Presence};
 pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
@@ -73,6 +75,7 @@ pub struct Store {
     im: Im,
     rooms: Rooms,
     presence: Presence,
+    plugins: Plugins,
 }
 
 impl Store {
@@ -96,7 +99,8 @@ impl Store {
         let im = Im::open(&db)?;
         let rooms = Rooms::open(&db, im.clone())?;
         let presence = Presence::open(&db)?;
-        Ok(Self { db, users, sessions, im, rooms, presence })
+        let plugins = Plugins::open(&db)?;
+        Ok(Self { db, users, sessions, im, rooms, presence, plugins })
     }
 
     /// Accounts.
@@ -112,6 +116,11 @@ impl Store {
     /// Conversations and their messages.
     pub fn im(&self) -> &Im {
         &self.im
+    }
+
+    /// Installed plugins and their storage.
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
     }
 
     /// Presence documents, contact lists, pictures and app tokens.

@@ -25,6 +25,7 @@ use halo_core::presence::{
     StateChoice, Timers, Visibility, aggregate,
 };
 use halo_core::{Millis, User, Username};
+use halo_plugin_host::Plugin;
 use halo_store::Store;
 use serde::Deserialize;
 
@@ -151,6 +152,15 @@ struct Engine {
     deadlines: BinaryHeap<Reverse<(Millis, Username)>>,
 }
 
+/// Enabled presence plugins, in install order, with the state catalog they make.
+#[derive(Default)]
+struct Plugins {
+    list: Vec<Arc<Plugin>>,
+    /// Config states, then each plugin's (ids already taken are skipped).
+    catalog: Arc<Vec<CustomState>>,
+    tick: Option<Duration>,
+}
+
 /// The presence service.
 pub struct PresenceService {
     store: Store,
@@ -159,6 +169,8 @@ pub struct PresenceService {
     settings: PresenceSettings,
     timers: Timers,
     engine: Mutex<Engine>,
+    plugins: std::sync::RwLock<Plugins>,
+    last_tick: Mutex<std::time::Instant>,
 }
 
 fn contact_error(e: ContactError) -> ApiError {
@@ -178,12 +190,87 @@ impl PresenceService {
             away_after_ms: settings.away_after.as_millis() as u64,
             offline_grace_ms: settings.offline_grace.as_millis() as u64,
         };
-        Self { store, hub, metrics, settings, timers, engine: Mutex::default() }
+        let plugins = Plugins { catalog: Arc::new(settings.custom_states.clone()), ..Default::default() };
+        Self {
+            store,
+            hub,
+            metrics,
+            settings,
+            timers,
+            engine: Mutex::default(),
+            plugins: std::sync::RwLock::new(plugins),
+            last_tick: Mutex::new(std::time::Instant::now()),
+        }
     }
 
-    /// The configured custom states.
-    pub fn custom_states(&self) -> &[CustomState] {
-        &self.settings.custom_states
+    /// The custom states: the configured ones, then those of enabled plugins.
+    pub fn custom_states(&self) -> Arc<Vec<CustomState>> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner()).catalog.clone()
+    }
+
+    /// Replaces the enabled presence plugins (after an install, upgrade, config change, enable
+    /// or disable): rebuilds the state catalog and re-derives every loaded user.
+    pub fn set_plugins(&self, list: Vec<Arc<Plugin>>) {
+        let mut catalog = self.settings.custom_states.clone();
+        let mut tick: Option<Duration> = None;
+        for p in &list {
+            match p.states() {
+                Ok(states) => {
+                    for s in states {
+                        if catalog.iter().any(|c| c.id == s.id) {
+                            tracing::warn!(plugin = %p.manifest().name, state = %s.id, "state id taken; skipped");
+                        } else {
+                            catalog.push(s);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(plugin = %p.manifest().name, error = %e, "plugin states unavailable"),
+            }
+            if let Ok(Some(t)) = p.tick_seconds() {
+                tick = Some(tick.map_or(t, |old| old.min(t)));
+            }
+        }
+        {
+            let mut w = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+            *w = Plugins { list, catalog: Arc::new(catalog), tick };
+        }
+        self.recompute_all(true);
+    }
+
+    /// Recomputes every loaded user (`all`) or those with a device connected.
+    fn recompute_all(&self, all: bool) {
+        let now = now_ms();
+        let mut e = self.engine();
+        let users: Vec<Username> =
+            e.entries.iter().filter(|(_, en)| all || !en.endpoints.is_empty()).map(|(u, _)| u.clone()).collect();
+        for u in &users {
+            if all {
+                Self::touched(&mut e, u);
+            }
+            self.recompute(&mut e, u, now);
+        }
+    }
+
+    /// Runs the enabled plugins' `derive` over the built-in result; a failing plugin is skipped
+    /// (its users keep the built-in state), and its answer must name a known state.
+    fn derive_with_plugins(&self, user: &Username, inputs: &Inputs, now: Millis, builtin: Published) -> Published {
+        let plugins = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        let mut current = builtin;
+        for p in &plugins.list {
+            let started = std::time::Instant::now();
+            let result = p.derive(user.as_str(), inputs, now, &current);
+            self.metrics.plugin_call(&p.manifest().name, started.elapsed(), result.as_ref().err());
+            match result {
+                Ok(Some(derived))
+                    if derived.custom.as_ref().is_none_or(|c| plugins.catalog.iter().any(|s| &s.id == c)) =>
+                {
+                    current = derived
+                }
+                Ok(Some(_)) => tracing::debug!(plugin = %p.manifest().name, "derived an unknown custom state; ignored"),
+                Ok(None) | Err(_) => {}
+            }
+        }
+        current
     }
 
     /// Settings.
@@ -205,8 +292,17 @@ impl PresenceService {
         }
     }
 
-    /// Fires due timers and publishes every dirty user once.
+    /// Fires due timers and plugin ticks, and publishes every dirty user once.
     pub fn publish(&self, now: Millis) {
+        let tick = self.plugins.read().unwrap_or_else(|p| p.into_inner()).tick;
+        if let Some(every) = tick {
+            let mut last = self.last_tick.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= every {
+                *last = std::time::Instant::now();
+                drop(last);
+                self.recompute_all(false);
+            }
+        }
         let mut e = self.engine();
         while let Some(Reverse((at, _))) = e.deadlines.peek() {
             if *at > now {
@@ -224,7 +320,8 @@ impl PresenceService {
     fn fan_out(&self, e: &mut Engine, target: &Username, now: Millis) {
         let Engine { entries, watchers, adhoc, .. } = e;
         let Some(entry) = entries.get_mut(target) else { return };
-        let custom = &self.settings.custom_states;
+        let catalog = self.custom_states();
+        let custom = catalog.as_slice();
         let mut sent = 0u64;
         let own = ServerFrame::Shared(entry.frame(Visibility::Own, custom));
         sent += self.hub.send_to_user(target, None, &own) as u64;
@@ -284,7 +381,10 @@ impl PresenceService {
             calendar: entry.doc.calendar.clone(),
             phone: entry.doc.phone,
         };
-        let (published, next) = aggregate(&inputs, now, &self.timers);
+        let (builtin, next) = aggregate(&inputs, now, &self.timers);
+        let has_plugins = !self.plugins.read().unwrap_or_else(|p| p.into_inner()).list.is_empty();
+        let published = if has_plugins { self.derive_with_plugins(user, &inputs, now, builtin) } else { builtin };
+        let Some(entry) = e.entries.get_mut(user) else { return };
         if published != entry.published {
             entry.published = published;
             entry.since = now;
@@ -327,10 +427,10 @@ impl PresenceService {
         for c in &contacts {
             if let Ok(entry) = self.load(&mut e, c) {
                 let vis = entry.visibility(Viewer::User(user));
-                views.push(entry.view(vis, &self.settings.custom_states));
+                views.push(entry.view(vis, &self.custom_states()));
             }
         }
-        let me = self.load(&mut e, user)?.view(Visibility::Own, &self.settings.custom_states);
+        let me = self.load(&mut e, user)?.view(Visibility::Own, &self.custom_states());
         let mut frames = Vec::new();
         let mut chunks = views.chunks(SNAPSHOT_CHUNK).peekable();
         let mut first_chunk = Some(me);
@@ -384,7 +484,7 @@ impl PresenceService {
     }
 
     fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ApiError> {
-        Ok(self.load(e, user)?.view(Visibility::Own, &self.settings.custom_states))
+        Ok(self.load(e, user)?.view(Visibility::Own, &self.custom_states()))
     }
 
     /// Changes `user`'s stored document with `f` (validated inside), republishes, and returns
@@ -455,7 +555,7 @@ impl PresenceService {
         let mut e = self.engine();
         let entry = self.load(&mut e, target)?;
         let vis = entry.visibility(viewer);
-        Ok(entry.view(vis, &self.settings.custom_states))
+        Ok(entry.view(vis, &self.custom_states()))
     }
 
     /// The visibility `viewer` has on `target`.
@@ -491,7 +591,7 @@ impl PresenceService {
                 e.watchers.entry(new.clone()).or_default().insert(owner.clone());
                 if let Ok(target) = self.load(&mut e, new) {
                     let vis = target.visibility(Viewer::User(owner));
-                    let frame = ServerFrame::Shared(target.frame(vis, &self.settings.custom_states));
+                    let frame = ServerFrame::Shared(target.frame(vis, &self.custom_states()));
                     self.hub.send_to_user(owner, None, &frame);
                 }
             }
@@ -531,7 +631,7 @@ impl PresenceService {
         for t in targets {
             let entry = self.load(&mut e, t)?;
             let vis = entry.visibility(Viewer::User(user));
-            views.push(entry.view(vis, &self.settings.custom_states));
+            views.push(entry.view(vis, &self.custom_states()));
         }
         for t in targets {
             e.adhoc.entry(t.clone()).or_default().insert(endpoint, (user.clone(), expires));
@@ -580,7 +680,7 @@ impl PresenceService {
         until: Option<Millis>,
     ) -> Result<Manual, ApiError> {
         let choice = match (state, availability) {
-            (Some(token), None) if activity.is_none() => StateChoice::from_token(token, &self.settings.custom_states),
+            (Some(token), None) if activity.is_none() => StateChoice::from_token(token, &self.custom_states()),
             (None, Some(a)) => StateChoice::explicit(a, activity),
             _ => {
                 return Err(ApiError::BadRequest(

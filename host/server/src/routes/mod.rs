@@ -4,6 +4,7 @@ pub mod apps;
 pub mod contacts;
 pub mod conversations;
 pub mod me;
+pub mod plugins;
 pub mod presence;
 pub mod rooms;
 pub mod search;
@@ -13,7 +14,9 @@ pub mod system;
 pub mod users;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +34,7 @@ use crate::stream;
         (name = "me", description = "The caller's own account"),
         (name = "users", description = "Account administration (admin role)"),
         (name = "presence", description = "Presence: states, notes, pictures, other users' presence, integrations"),
+        (name = "plugins", description = "Plugin administration (admin role)"),
         (name = "contacts", description = "Contact list, groups, access levels, blocking, directory"),
         (name = "conversations", description = "IM conversations, history and search"),
         (name = "rooms", description = "Persistent chat rooms"),
@@ -49,10 +53,21 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every route, and the OpenAPI document generated from the same list (served at
-/// `/api/v1/openapi.json`), so the document cannot miss a route.
-pub fn router() -> Router<AppState> {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every route, and the OpenAPI document generated from the same lists (served at
+/// `/api/v1/openapi.json`), so the document cannot miss a route. Component uploads get their
+/// own body limit (`max_upload`); everything else `max_body`.
+pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
+    let (uploads, uploads_api) = OpenApiRouter::new()
+        .routes(routes!(plugins::inspect))
+        .routes(routes!(plugins::list, plugins::install))
+        .routes(routes!(plugins::get, plugins::upgrade, plugins::remove))
+        .split_for_parts();
+    let uploads = uploads.layer(DefaultBodyLimit::max(max_upload)).layer(RequestBodyLimitLayer::new(max_upload));
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(plugins::enable))
+        .routes(routes!(plugins::disable))
+        .routes(routes!(plugins::configure))
+        .routes(routes!(plugins::logs))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
         .routes(routes!(session::login))
@@ -101,6 +116,8 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(rooms::follow))
         .routes(routes!(stream::stream))
         .split_for_parts();
+    let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads);
+    api.merge(uploads_api);
     let json = api.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     router.route("/api/v1/openapi.json", get(move || async move { ([("content-type", "application/json")], json) }))
 }

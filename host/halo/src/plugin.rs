@@ -1,0 +1,337 @@
+//! `halo plugin …`: plugin administration through the admin REST API, plus `new` and `pack`,
+//! which work locally.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use halo_client::segment;
+use serde_json::Value;
+
+use crate::admin::{connect, s};
+use crate::cli::{PluginArgs, PluginCommand};
+
+pub fn main(args: PluginArgs) -> anyhow::Result<()> {
+    match args.command {
+        PluginCommand::New { name, kind, dir, sdk } => return scaffold(&name, &kind, dir.as_deref(), sdk.as_deref()),
+        PluginCommand::Pack { file, manifest, output } => {
+            let component = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let manifest = std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+            let packed = halo_plugin_host::pack(&component, &manifest)?;
+            std::fs::write(&output, packed).with_context(|| format!("writing {}", output.display()))?;
+            println!("wrote {}", output.display());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let client = connect(&args.client)?;
+    let json_out = args.client.json;
+    let path = |name: &str| format!("/api/v1/admin/plugins/{}", segment(name));
+    let show = |v: &Value| {
+        if json_out {
+            println!("{v}");
+        } else {
+            print_info(v);
+        }
+    };
+    match args.command {
+        PluginCommand::Install { file, grants, yes, config, disabled } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let inspection = client
+                .call_bytes("POST", "/api/v1/admin/plugins/inspect", bytes.clone(), "application/wasm")?
+                .unwrap_or_default();
+            let manifest = &inspection["manifest"];
+            eprintln!(
+                "{} {} ({}, built against {})",
+                s(&manifest["name"]),
+                s(&manifest["version"]),
+                s(&manifest["kind"]),
+                s(&manifest["api"])
+            );
+            if !s(&manifest["description"]).is_empty() {
+                eprintln!("  {}", s(&manifest["description"]));
+            }
+            let requested: Vec<String> = strings(&manifest["capabilities"]);
+            let grants = decide_grants(&requested, grants, yes)?;
+            let query = format!("/api/v1/admin/plugins?grant={}&enabled={}", grants.join(","), !disabled);
+            let mut info = client.call_bytes("POST", &query, bytes, "application/wasm")?.unwrap_or_default();
+            if let Some(cfg) = config {
+                let values = read_config_file(&cfg)?;
+                info = client.call_json(
+                    "PUT",
+                    &format!("{}/config", path(s(&info["name"]))),
+                    Some(&serde_json::to_value(values)?),
+                )?;
+            }
+            show(&info);
+        }
+        PluginCommand::List => {
+            let list = client.call_json("GET", "/api/v1/admin/plugins", None)?;
+            if json_out {
+                println!("{list}");
+            } else {
+                println!("{:<20} {:<10} {:<16} {:<10} GRANTS", "NAME", "VERSION", "KIND", "STATE");
+                for p in list["plugins"].as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "{:<20} {:<10} {:<16} {:<10} {}",
+                        s(&p["name"]),
+                        s(&p["version"]),
+                        s(&p["kind"]),
+                        state(&p),
+                        strings(&p["granted"]).join(",")
+                    );
+                }
+            }
+        }
+        PluginCommand::Info { name } => show(&client.call_json("GET", &path(&name), None)?),
+        PluginCommand::Enable { name } => show(&client.call_json("POST", &format!("{}/enable", path(&name)), None)?),
+        PluginCommand::Disable { name } => {
+            show(&client.call_json("POST", &format!("{}/disable", path(&name)), None)?)
+        }
+        PluginCommand::Config { name, values } => {
+            let config = match values.as_slice() {
+                [one] if !one.contains('=') => read_config_file(Path::new(one))?,
+                pairs => pairs
+                    .iter()
+                    .map(|p| {
+                        p.split_once('=')
+                            .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                            .with_context(|| format!("{p:?} is not key=value"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            show(&client.call_json("PUT", &format!("{}/config", path(&name)), Some(&serde_json::to_value(config)?))?);
+        }
+        PluginCommand::Upgrade { name, file, grants, yes } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let inspection = client
+                .call_bytes("POST", "/api/v1/admin/plugins/inspect", bytes.clone(), "application/wasm")?
+                .unwrap_or_default();
+            let requested = strings(&inspection["manifest"]["capabilities"]);
+            let query = if yes || !grants.is_empty() {
+                format!("{}?grant={}", path(&name), decide_grants(&requested, grants, yes)?.join(","))
+            } else {
+                path(&name)
+            };
+            let result = client.call_bytes("PUT", &query, bytes, "application/wasm")?.unwrap_or_default();
+            for c in strings(&result["added_capabilities"]) {
+                eprintln!("  + asks for {c} (not granted unless you pass --grant {c})");
+            }
+            for c in strings(&result["removed_capabilities"]) {
+                eprintln!("  - no longer asks for {c}");
+            }
+            show(&result["plugin"]);
+        }
+        PluginCommand::Remove { name } => {
+            client.call("DELETE", &path(&name), None)?;
+            println!("removed {name}");
+        }
+        PluginCommand::Logs { name } => {
+            let logs = client.call_json("GET", &format!("{}/logs", path(&name)), None)?;
+            for l in logs["lines"].as_array().cloned().unwrap_or_default() {
+                println!("{} {:<5} {}", l["at_ms"], s(&l["level"]), s(&l["message"]));
+            }
+            if logs["dropped"].as_u64().unwrap_or(0) > 0 {
+                println!("({} lines dropped by the flood limit)", logs["dropped"]);
+            }
+        }
+        PluginCommand::New { .. } | PluginCommand::Pack { .. } => {}
+    }
+    Ok(())
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+fn state(p: &Value) -> String {
+    if !p["load_error"].is_null() {
+        "broken".into()
+    } else if !p["status"]["disabled"].is_null() || p["enabled"] == false {
+        "disabled".into()
+    } else {
+        "enabled".into()
+    }
+}
+
+/// Deny by default: `--yes` grants all requested; `--grant` grants those; on a terminal each
+/// requested capability is asked about; otherwise nothing is granted.
+fn decide_grants(requested: &[String], given: Vec<String>, yes: bool) -> anyhow::Result<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(Vec::new());
+    }
+    if yes {
+        return Ok(requested.to_vec());
+    }
+    if let Some(extra) = given.iter().find(|g| !requested.contains(g)) {
+        anyhow::bail!("the plugin does not ask for {extra:?}; it asks for: {}", requested.join(", "));
+    }
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    if !std::io::stdin().is_terminal() {
+        eprintln!("  asks for: {} — nothing granted (pass --grant or --yes)", requested.join(", "));
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for c in requested {
+        eprint!("  grant {c}? [y/N] ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if line.trim().eq_ignore_ascii_case("y") {
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok(table
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                },
+            )
+        })
+        .collect())
+}
+
+fn print_info(p: &Value) {
+    println!("{} {} — {}", s(&p["name"]), s(&p["version"]), state(p));
+    if !s(&p["description"]).is_empty() {
+        println!("  {}", s(&p["description"]));
+    }
+    println!("  kind         {} ({})", s(&p["kind"]), s(&p["api"]));
+    println!("  asks for     {}", strings(&p["requested"]).join(", "));
+    println!("  granted      {}", strings(&p["granted"]).join(", "));
+    if let Some(cfg) = p["config"].as_object() {
+        for (k, v) in cfg {
+            println!("  config       {k} = {}", v.as_str().unwrap_or(""));
+        }
+    }
+    for st in p["states"].as_array().cloned().unwrap_or_default() {
+        println!("  state        {} ({})", s(&st["id"]), st["availability"]);
+    }
+    if let Some(reason) = p["status"]["disabled"].as_str() {
+        println!("  disabled     {reason}");
+    }
+    if let Some(e) = p["load_error"].as_str() {
+        println!("  load error   {e}");
+    }
+    let st = &p["status"];
+    if st.is_object() {
+        println!(
+            "  calls {} · errors {} · traps {} · memory {} bytes",
+            st["calls"], st["errors"], st["traps"], st["memory_bytes"]
+        );
+    }
+    println!("  sha256       {}", s(&p["sha256"]));
+}
+
+fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> anyhow::Result<()> {
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    anyhow::ensure!(ok, "plugin names are a-z, 0-9 and -");
+    anyhow::ensure!(kind == "presence-states", "kind {kind:?}: this Halo scaffolds presence-states plugins");
+    let dir = dir.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);
+    anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
+    std::fs::create_dir_all(dir.join("src"))?;
+    let sdk_dep = match sdk {
+        Some(p) => format!(
+            "halo-sdk = {{ path = {:?} }}",
+            std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?
+        ),
+        None => "halo-sdk = \"0.1\"".to_owned(),
+    };
+    let ident: String = name
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+{sdk_dep}
+
+[profile.release]
+opt-level = "s"
+lto = true
+strip = true
+
+# Its own workspace, so it builds wherever it is created.
+[workspace]
+"#
+        ),
+    )?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        format!(
+            r##"//! `{name}`: a Halo presence-states plugin.
+
+use halo_sdk::{{Host, PresenceInput, PresencePlugin, Published, StateDef}};
+
+halo_sdk::manifest!(
+    r#"{{"name": "{name}", "version": "0.1.0", "kind": "presence-states", "api": "halo:plugin@0.1.0",
+  "description": "Describe what {name} does.",
+  "capabilities": [],
+  "config": {{"label": {{"type": "string", "default": "Focusing", "description": "Label of the state"}}}}}}"#
+);
+
+/// The plugin.
+pub struct {ident};
+
+impl PresencePlugin for {ident} {{
+    fn states(host: &dyn Host) -> Vec<StateDef> {{
+        let label = host.config("label").unwrap_or_else(|| "Focusing".into());
+        vec![StateDef {{ id: "{name}".into(), labels: vec![("en".into(), label)], availability: 6500, colour: "#8e44ad".into() }}]
+    }}
+
+    fn derive(_host: &dyn Host, _input: &PresenceInput) -> Option<Published> {{
+        None
+    }}
+}}
+
+halo_sdk::presence_plugin!({ident});
+
+#[cfg(test)]
+mod tests {{
+    use halo_sdk::testing::TestHost;
+
+    use super::*;
+
+    #[test]
+    fn defines_its_state() {{
+        let host = TestHost::new().with_config("label", "Heads down");
+        assert_eq!({ident}::states(&host)[0].labels[0].1, "Heads down");
+    }}
+}}
+"##
+        ),
+    )?;
+    println!("created {} — build it with:", dir.display());
+    println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
+    println!(
+        "then: halo plugin install {}/target/wasm32-wasip2/release/{}.wasm",
+        dir.display(),
+        name.replace('-', "_")
+    );
+    Ok(())
+}

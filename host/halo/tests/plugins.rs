@@ -1,0 +1,294 @@
+//! Plugins on a running server: install, configure, upgrade, disable and remove live from the
+//! CLI while clients are connected; hostile plugins; grants; restart; the Python example.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Peer, TestServer, api_error, halo};
+use serde_json::{Value, json};
+
+fn component(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    assert!(p.exists(), "{} is missing: run `cargo xtask plugins`", p.display());
+    p
+}
+
+fn rust_plugin(name: &str) -> PathBuf {
+    component(&format!("plugins/target/wasm32-wasip2/release/{name}.wasm"))
+}
+
+fn cli(server: &TestServer, args: &[&str]) -> Command {
+    let mut c = halo();
+    c.arg("plugin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .env_remove("HALO_SERVER")
+        .env_remove("HALO_TOKEN");
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn fails(out: Output) -> String {
+    assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("halo ran")
+}
+
+const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing","fr":"Concentration"},"availability":6500,"colour":"#8e44ad"}]"##;
+
+fn wait_presence(peer: &mut Peer, user: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..60 {
+        let e = peer.event("presence");
+        if e["presence"]["username"] == user && pred(&e["presence"]) {
+            return e["presence"].clone();
+        }
+    }
+    panic!("no matching presence of {user}");
+}
+
+#[test]
+fn admins_install_configure_upgrade_disable_and_remove_live() {
+    let mut server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n");
+    for n in ["alice", "bob"] {
+        server.user(n);
+    }
+    let (alice_t, bob_t) = (server.login("alice", "alice-password"), server.login("bob", "bob-password"));
+    server
+        .client(Some(&bob_t))
+        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": "alice"})))
+        .expect("contact");
+    let mut bob = Peer::connect(&server, &bob_t, "desk");
+    let mut alice = Peer::connect(&server, &alice_t, "laptop");
+    assert_eq!(alice.err(json!({"type": "presence.set", "state": "focusing"})), "bad_request", "not a state yet");
+
+    let out = ok(run(cli(&server, &["install", rust_plugin("custom_states").to_str().expect("path")])));
+    assert!(out.contains("custom-states 0.1.0"), "{out}");
+    ok(run(cli(&server, &["config", "custom-states", FOCUS])));
+    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
+    assert!(
+        states["states"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|s| s["id"] == "focusing" && s["labels"]["fr"] == "Concentration")
+    );
+    alice.ok(json!({"type": "presence.set", "state": "focusing"}));
+    let seen = wait_presence(&mut bob, "alice", |p| p["custom_state"] == "focusing");
+    assert_eq!((seen["label"].as_str(), seen["colour"].as_str()), (Some("Focusing"), Some("#8e44ad")));
+
+    // Upgrade to a new version (the same code, packed with a new manifest version).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("m.json");
+    std::fs::write(&manifest, r#"{"name":"custom-states","version":"0.2.0","kind":"presence-states","api":"halo:plugin@0.1.0","capabilities":["kv"],
+        "config":{"states":{"type":"string","default":"[]"},"max_states":{"type":"integer","default":"20"}}}"#).expect("manifest");
+    let v2 = dir.path().join("v2.wasm");
+    ok(run({
+        let mut c = halo();
+        c.args(["plugin", "pack"])
+            .arg(rust_plugin("custom_states"))
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("-o")
+            .arg(&v2);
+        c
+    }));
+    let out = ok(run(cli(&server, &["upgrade", "custom-states", v2.to_str().expect("path")])));
+    assert!(out.contains("+ asks for kv") && out.contains("0.2.0"), "the permission diff is shown: {out}");
+    let info = ok(run(cli(&server, &["info", "custom-states", "--json"])));
+    let info: Value = serde_json::from_str(info.lines().next().expect("json")).expect("json");
+    assert_eq!(
+        (info["version"].as_str(), info["granted"].clone()),
+        (Some("0.2.0"), json!([])),
+        "new capabilities are not granted silently"
+    );
+    assert_eq!(
+        info["config"]["states"].as_str().map(|s| s.contains("focusing")),
+        Some(true),
+        "config survives upgrades"
+    );
+
+    ok(run(cli(&server, &["disable", "custom-states"])));
+    let fallback = server.client(Some(&bob_t)).call_json("GET", "/api/v1/users/alice/presence", None).expect("view");
+    assert_eq!(
+        (fallback["state"].as_str(), fallback["label"].as_str()),
+        (Some("busy"), Some("Busy")),
+        "built-in states while disabled"
+    );
+    ok(run(cli(&server, &["enable", "custom-states"])));
+
+    // Restart keeps plugins, grants and config.
+    drop((alice, bob));
+    server.crash_and_restart();
+    let list = ok(run(cli(&server, &["list"])));
+    assert!(list.contains("custom-states") && list.contains("0.2.0") && list.contains("enabled"), "{list}");
+    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
+    assert!(states["states"].as_array().expect("list").iter().any(|s| s["id"] == "focusing"));
+
+    ok(run(cli(&server, &["remove", "custom-states"])));
+    assert!(fails(run(cli(&server, &["info", "custom-states"]))).contains("no plugin named"));
+    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
+    assert!(!states["states"].as_array().expect("list").iter().any(|s| s["id"] == "focusing"));
+}
+
+#[test]
+fn office_hours_sets_off_work_by_config() {
+    let server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n");
+    server.user("alice");
+    let token = server.login("alice", "alice-password");
+    let mut alice = Peer::connect(&server, &token, "laptop");
+    ok(run(cli(&server, &["install", rust_plugin("office_hours").to_str().expect("path"), "--disabled"])));
+    // No working days at all: always outside office hours.
+    ok(run(cli(&server, &["config", "office-hours", "timezone=Europe/Paris", "days=none"])));
+    ok(run(cli(&server, &["enable", "office-hours"])));
+    let own = wait_presence(&mut alice, "alice", |p| p["activity"] == "off-work");
+    assert_eq!((own["state"].as_str(), own["label"].as_str()), (Some("away"), Some("Off work")));
+    let err = fails(run(cli(&server, &["config", "office-hours", "zone=UTC"])));
+    assert!(err.contains("unknown config key \"zone\""), "{err}");
+}
+
+#[test]
+fn hostile_plugins_cannot_hurt_the_server() {
+    let server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n[plugins.limits]\nmax_traps = 3\n");
+    for n in ["alice", "bob"] {
+        server.user(n);
+    }
+    let (alice_t, bob_t) = (server.login("alice", "alice-password"), server.login("bob", "bob-password"));
+    server
+        .client(Some(&bob_t))
+        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": "alice"})))
+        .expect("contact");
+    let mut bob = Peer::connect(&server, &bob_t, "desk");
+    ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")])));
+    ok(run(cli(&server, &["config", "hostile", "mode=loop"])));
+    let mut alice = Peer::connect(&server, &alice_t, "laptop");
+    for state in ["busy", "be-right-back", "do-not-disturb", "available"] {
+        alice.ok(json!({"type": "presence.set", "state": state}));
+    }
+    wait_presence(&mut bob, "alice", |p| p["state"] == "available");
+    let info = ok(run(cli(&server, &["info", "hostile"])));
+    assert!(info.contains("disabled after 3 traps") && info.contains("deadline"), "{info}");
+    let logs = ok(run(cli(&server, &["logs", "hostile"])));
+    assert!(logs.contains("trapped"), "{logs}");
+    server.client(None).call_json("GET", "/healthz", None).expect("still serving");
+
+    for mode in ["memory", "trap", "oversized", "logflood"] {
+        ok(run(cli(&server, &["config", "hostile", &format!("mode={mode}")])));
+        ok(run(cli(&server, &["enable", "hostile"])));
+        alice.ok(json!({"type": "presence.set", "state": "busy"}));
+        alice.ok(json!({"type": "presence.reset"}));
+        wait_presence(&mut bob, "alice", |p| p["state"] == "available");
+    }
+    let admin = server.login("admin", common::ADMIN_PASSWORD);
+    let (_, metrics) = server.raw("GET", "/metrics", Some(&admin), "text/plain", Vec::new());
+    assert!(metrics.contains("halo_plugin_traps_total{plugin=\"hostile\"}"), "{metrics}");
+    assert!(metrics.contains("halo_plugin_errors_total{plugin=\"hostile\"}"), "oversized output counts as an error");
+}
+
+#[test]
+fn grants_are_denied_by_default_and_bad_components_refused() {
+    let server = TestServer::start();
+    let out = ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")])));
+    assert!(out.contains("nothing granted"), "{out}");
+    let info: Value =
+        serde_json::from_str(ok(run(cli(&server, &["info", "hostile", "--json"]))).lines().next().expect("json"))
+            .expect("json");
+    assert_eq!((info["requested"].clone(), info["granted"].clone()), (json!(["kv"]), json!([])));
+    ok(run(cli(&server, &["remove", "hostile"])));
+    let err =
+        fails(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path"), "--grant", "network"])));
+    assert!(err.contains("does not ask for \"network\""), "{err}");
+    ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path"), "--grant", "kv"])));
+    let err = fails(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path"), "--yes"])));
+    assert!(err.contains("use upgrade"), "{err}");
+
+    let admin = server.admin();
+    let garbage = admin.call_bytes("POST", "/api/v1/admin/plugins", b"not wasm".to_vec(), "application/wasm");
+    let (status, code) = api_error(garbage.expect_err("garbage"));
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("m.json");
+    std::fs::write(
+        &manifest,
+        r#"{"name":"future","version":"1.0.0","kind":"presence-states","api":"halo:plugin@9.0.0"}"#,
+    )
+    .expect("write");
+    let err = fails(run({
+        let mut c = halo();
+        c.args(["plugin", "pack"])
+            .arg(rust_plugin("custom_states"))
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("-o")
+            .arg(dir.path().join("x.wasm"));
+        c
+    }));
+    assert!(err.contains("rebuild it"), "{err}");
+    let user = server.user("mallory");
+    assert_eq!(
+        api_error(user.call_bytes("POST", "/api/v1/admin/plugins", vec![0], "application/wasm").expect_err("403")).0,
+        403
+    );
+}
+
+#[test]
+fn a_python_plugin_loads_and_derives() {
+    let server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n");
+    server.user("alice");
+    let token = server.login("alice", "alice-password");
+    let mut alice = Peer::connect(&server, &token, "laptop");
+    let wasm = component("examples/python-presence/target/python-lunch.wasm");
+    ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    // A lunch hour spanning the whole day.
+    ok(run(cli(&server, &["config", "python-lunch", "start_minute=0", "end_minute=1440", "label=Lunch break"])));
+    let own = wait_presence(&mut alice, "alice", |p| p["custom_state"] == "at-lunch");
+    assert_eq!((own["label"].as_str(), own["state"].as_str()), (Some("Lunch break"), Some("be_right_back")));
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+#[test]
+fn a_scaffolded_plugin_builds_and_installs_as_is() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crate_dir = dir.path().join("heads-down");
+    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
+    let out = ok(run({
+        let mut c = halo();
+        c.args(["plugin", "new", "heads-down", "--dir"]).arg(&crate_dir).arg("--sdk").arg(&sdk);
+        c
+    }));
+    assert!(out.contains("cargo build --release --target wasm32-wasip2"), "{out}");
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(status.success());
+    let wasm = target.join("wasm32-wasip2/release/heads_down.wasm");
+    ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
+    assert!(
+        states["states"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|s| s["id"] == "heads-down" && s["labels"]["en"] == "Focusing")
+    );
+}

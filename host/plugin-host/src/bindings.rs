@@ -1,0 +1,73 @@
+//! The generated bindings of each supported WIT version, and conversions between them and
+//! Halo's types. Nothing outside this module names a generated type.
+
+wasmtime::component::bindgen!({
+    world: "presence-states",
+    path: "../../wit/v0.1.0",
+});
+
+use halo::plugin::types as wit;
+use halo_core::presence::{
+    Activity, Calendar, CalendarActivity, Inputs, MachineState, Phone, Published as CorePublished,
+};
+
+fn token<T: serde::Serialize>(t: &T) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// Halo's published state as WIT.
+pub(crate) fn published_to_wit(p: &CorePublished) -> wit::Published {
+    wit::Published { availability: p.availability, activity: p.activity.as_ref().map(token), custom: p.custom.clone() }
+}
+
+/// A user's inputs as WIT.
+pub(crate) fn input_to_wit(user: &str, i: &Inputs, now_ms: u64, builtin: &CorePublished) -> wit::PresenceInput {
+    wit::PresenceInput {
+        user: user.to_owned(),
+        manual: i.manual.as_ref().map(|m| wit::ManualState {
+            availability: m.choice.availability,
+            activity: m.choice.activity.as_ref().map(token),
+            custom: m.choice.custom.clone(),
+            until_ms: m.until,
+        }),
+        endpoints: i
+            .endpoints
+            .iter()
+            .map(|(id, m)| wit::Endpoint {
+                id: *id,
+                state: match m.state {
+                    MachineState::Active => wit::MachineState::Active,
+                    MachineState::Inactive => wit::MachineState::Inactive,
+                    MachineState::Away => wit::MachineState::Away,
+                },
+                since_ms: m.since,
+            })
+            .collect(),
+        calendar: i.calendar.as_ref().map(|c: &Calendar| match c.activity {
+            CalendarActivity::InAMeeting => "in-a-meeting".to_owned(),
+            CalendarActivity::OutOfOffice => "out-of-office".to_owned(),
+        }),
+        phone: i.phone.map(|p| match p {
+            Phone::InACall => "in-a-call".to_owned(),
+            Phone::InAConference => "in-a-conference".to_owned(),
+        }),
+        now_ms,
+        builtin: published_to_wit(builtin),
+    }
+}
+
+/// A plugin's published state as Halo's, checked: availability 0-18500, a known activity.
+pub(crate) fn published_from_wit(p: wit::Published) -> Result<CorePublished, String> {
+    if p.availability > 18_500 {
+        return Err(format!("availability {} out of range", p.availability));
+    }
+    let activity = match p.activity {
+        Some(a) if a.len() > 64 => return Err("activity token too long".into()),
+        Some(a) => Some(Activity::parse(&a).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if p.custom.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err("custom state id too long".into());
+    }
+    Ok(CorePublished { availability: p.availability, activity, custom: p.custom })
+}

@@ -1,0 +1,44 @@
+//! Per-plugin limits and their defaults.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What one plugin may use. Defaults are what an admin gets without configuring anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Longest a call may run before it traps (50 ms): presence is recomputed inline.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Linear memory cap per instance (64 MiB).
+    pub memory_bytes: usize,
+    /// Core instances, tables and memories per store (64 each: one component is several).
+    pub instances: usize,
+    /// Traps within `trap_window` that disable the plugin (5).
+    pub max_traps: u32,
+    /// Window for `max_traps` (60 s).
+    #[serde(with = "humantime_serde")]
+    pub trap_window: Duration,
+    /// Most states a plugin may define (50).
+    pub max_states: usize,
+    /// Log lines per second before lines are dropped (50, bursts of 200).
+    pub log_lines_per_sec: u32,
+    /// Plugin-private key-value storage (1 MiB).
+    pub kv_quota_bytes: u64,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(50),
+            memory_bytes: 64 << 20,
+            instances: 64,
+            max_traps: 5,
+            trap_window: Duration::from_secs(60),
+            max_states: 50,
+            log_lines_per_sec: 50,
+            kv_quota_bytes: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The plugin manifest: JSON in a `halo-manifest` custom section of the component (the SDK's
+//! `manifest!` writes it inside the core module; [`pack`] appends one to any component, e.g. a
+//! Python one). Read before compiling; validated here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::wasmparser::{Parser, Payload};
+
+/// Custom section name.
+pub const SECTION: &str = "halo-manifest";
+/// WIT versions this host loads.
+pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0"];
+/// Plugin kinds (worlds) this host runs.
+pub const KINDS: &[&str] = &["presence-states"];
+/// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
+pub const CAPABILITIES: &[&str] = &["kv"];
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not a WebAssembly component.
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    /// No manifest section.
+    #[error(
+        "the component has no `halo-manifest` section: build it with halo-sdk's manifest! macro, or add one with `halo plugin pack`"
+    )]
+    Missing,
+    /// The manifest is not valid JSON of the expected shape.
+    #[error("invalid manifest: {0}")]
+    Malformed(String),
+    /// A field's value is wrong.
+    #[error("invalid manifest: {0}")]
+    Field(String),
+    /// Built against a WIT version this host does not load.
+    #[error("the plugin was built against {found}; this Halo loads {}: rebuild it with a matching halo-sdk", SUPPORTED_APIS.join(", "))]
+    Api {
+        /// The version in the manifest.
+        found: String,
+    },
+}
+
+/// The type of a config value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Any text.
+    String,
+    /// A signed integer.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+}
+
+/// One key of the config schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigField {
+    /// Value type.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// Default value.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Must be set (no default).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Unique name: a-z, 0-9, `-`.
+    pub name: String,
+    /// Its version (semver).
+    pub version: String,
+    /// The world it implements: `presence-states`.
+    pub kind: String,
+    /// The WIT package version it was built against, e.g. `halo:plugin@0.1.0`.
+    pub api: String,
+    /// One line for admins.
+    #[serde(default)]
+    pub description: String,
+    /// Capabilities it asks for (`kv`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Config schema.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigField>,
+}
+
+fn custom_sections(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ManifestError> {
+    let mut out = Vec::new();
+    let mut saw_component = false;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| ManifestError::Invalid(e.to_string()))? {
+            Payload::Version { encoding: wasmtime::wasmparser::Encoding::Component, .. } => saw_component = true,
+            Payload::CustomSection(r) if r.name() == SECTION => out.push(r.data().to_vec()),
+            _ => {}
+        }
+    }
+    if !saw_component {
+        return Err(ManifestError::Invalid("this is a core module, not a component (build for wasm32-wasip2)".into()));
+    }
+    Ok(out)
+}
+
+impl Manifest {
+    /// Reads and validates the manifest of component `bytes`. A top-level section (from
+    /// [`pack`]) wins over one inside the core module.
+    pub fn read(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let sections = custom_sections(bytes)?;
+        let raw = sections.last().ok_or(ManifestError::Missing)?;
+        let m: Manifest = serde_json::from_slice(raw).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(ManifestError::Field(format!("name {:?}: use 1-64 characters a-z, 0-9, -", self.name)));
+        }
+        if !SUPPORTED_APIS.contains(&self.api.as_str()) {
+            return Err(ManifestError::Api { found: self.api.clone() });
+        }
+        if !KINDS.contains(&self.kind.as_str()) {
+            return Err(ManifestError::Field(format!("kind {:?}: this Halo runs {}", self.kind, KINDS.join(", "))));
+        }
+        if let Some(c) = self.capabilities.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {
+            return Err(ManifestError::Field(format!("unknown capability {c:?}; known: {}", CAPABILITIES.join(", "))));
+        }
+        for (key, field) in &self.config {
+            if let Some(d) = &field.default {
+                check_value(key, field, d).map_err(ManifestError::Field)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates a full config against the schema: unknown keys, types, required keys.
+    /// Returns the config with defaults filled in.
+    pub fn check_config(&self, config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+        if let Some(k) = config.keys().find(|k| !self.config.contains_key(*k)) {
+            let known: Vec<&str> = self.config.keys().map(String::as_str).collect();
+            return Err(format!("unknown config key {k:?}; {} takes: {}", self.name, known.join(", ")));
+        }
+        let mut out = BTreeMap::new();
+        for (key, field) in &self.config {
+            match config.get(key).or(field.default.as_ref()) {
+                Some(v) => {
+                    check_value(key, field, v)?;
+                    out.insert(key.clone(), v.clone());
+                }
+                None if field.required => return Err(format!("config key {key:?} is required")),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_value(key: &str, field: &ConfigField, v: &str) -> Result<(), String> {
+    let ok = match field.kind {
+        FieldType::String => v.len() <= 64 * 1024,
+        FieldType::Integer => v.trim().parse::<i64>().is_ok(),
+        FieldType::Boolean => matches!(v, "true" | "false"),
+    };
+    if ok { Ok(()) } else { Err(format!("config key {key:?} must be a {:?}, got {v:?}", field.kind)) }
+}
+
+/// Appends a `halo-manifest` section holding `manifest` (JSON) to a finished component.
+pub fn pack(component: &[u8], manifest: &[u8]) -> Result<Vec<u8>, ManifestError> {
+    custom_sections(component)?;
+    let m: Manifest = serde_json::from_slice(manifest).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    m.validate()?;
+    let mut payload = Vec::new();
+    leb(&mut payload, SECTION.len() as u64);
+    payload.extend_from_slice(SECTION.as_bytes());
+    payload.extend_from_slice(manifest);
+    let mut out = component.to_vec();
+    out.push(0);
+    leb(&mut out, payload.len() as u64);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+fn leb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> String {
+        format!(r#"{{"name": "p", "version": "0.1.0", "kind": "presence-states", "api": "halo:plugin@0.1.0"{extra}}}"#)
+    }
+
+    #[test]
+    fn config_is_checked_against_the_schema() {
+        let m: Manifest = serde_json::from_str(&manifest(
+            r#", "config": {"n": {"type": "integer", "default": "3"}, "tz": {"type": "string", "required": true}}"#,
+        ))
+        .expect("manifest");
+        let cfg = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(m.check_config(&cfg(&[("tz", "UTC")])).expect("ok").get("n").map(String::as_str), Some("3"));
+        assert!(m.check_config(&cfg(&[])).expect_err("required").contains("tz"));
+        assert!(m.check_config(&cfg(&[("tz", "UTC"), ("n", "x")])).expect_err("type").contains("Integer"));
+        assert!(m.check_config(&cfg(&[("tz", "UTC"), ("zone", "x")])).expect_err("unknown").contains("zone"));
+    }
+
+    #[test]
+    fn bad_manifests_say_what_is_wrong() {
+        let bad =
+            |s: &str| serde_json::from_str::<Manifest>(s).expect("json").validate().expect_err("invalid").to_string();
+        assert!(bad(&manifest("").replace("halo:plugin@0.1.0", "halo:plugin@9.0.0")).contains("rebuild"));
+        assert!(bad(&manifest("").replace("presence-states", "chat-bot")).contains("kind"));
+        assert!(bad(&manifest(r#", "capabilities": ["network"]"#)).contains("network"));
+        assert!(bad(&manifest("").replace("\"p\"", "\"Bad Name\"")).contains("name"));
+    }
+
+    #[test]
+    fn core_modules_and_garbage_are_refused() {
+        assert!(matches!(Manifest::read(b"not wasm"), Err(ManifestError::Invalid(_))));
+        let core_module = b"\0asm\x01\0\0\0";
+        assert!(Manifest::read(core_module).expect_err("core").to_string().contains("core module"));
+    }
+}

@@ -1,0 +1,412 @@
+//! The plugin service: install, inspect, upgrade, configure, enable, disable and remove
+//! plugins on a running server, persisting records (`halo-store`) and component files
+//! (`<data>/plugins/<sha256>.wasm`), and handing the enabled presence plugins to presence.
+//!
+//! A swap (upgrade, config change) replaces the `Arc<Plugin>` in the map: calls in flight
+//! finish on the old instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use halo_plugin_host::cap::kv::KvBackend;
+use halo_plugin_host::{Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
+use halo_store::{PluginRecord, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::presence::PresenceService;
+
+/// Plugin settings (`[plugins]` in `halo.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Largest component accepted, bytes (64 MiB: a Python plugin is ~18 MiB).
+    pub max_component_bytes: usize,
+    /// Limits applied to every plugin.
+    pub limits: PluginLimits,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self { max_component_bytes: 64 << 20, limits: PluginLimits::default() }
+    }
+}
+
+/// A plugin as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginInfo {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// World: `presence-states`.
+    pub kind: String,
+    /// WIT version it was built against.
+    pub api: String,
+    /// What it does.
+    pub description: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Capabilities it asks for.
+    pub requested: Vec<String>,
+    /// Capabilities granted.
+    pub granted: Vec<String>,
+    /// The effective config.
+    pub config: BTreeMap<String, String>,
+    /// Its config schema.
+    #[schema(value_type = Object)]
+    pub schema: serde_json::Value,
+    /// Enabled by the admin.
+    pub enabled: bool,
+    /// Health: disabled reason (by an admin or by its trap budget), counters, memory.
+    #[schema(value_type = Object)]
+    pub status: Option<PluginStatus>,
+    /// Why it failed to load, if it did.
+    pub load_error: Option<String>,
+    /// The states it defines.
+    #[schema(value_type = Vec<Object>)]
+    pub states: Vec<StateInfo>,
+    /// When installed or upgraded, ms.
+    pub installed_at: u64,
+}
+
+/// What a component asks for, read before installing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Inspection {
+    /// The manifest.
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Whether a plugin of this name is installed (then use upgrade).
+    pub installed: bool,
+}
+
+/// The result of an upgrade.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Upgrade {
+    /// The plugin now.
+    pub plugin: PluginInfo,
+    /// Capabilities the new version asks for that the old did not.
+    pub added_capabilities: Vec<String>,
+    /// Capabilities no longer asked for.
+    pub removed_capabilities: Vec<String>,
+}
+
+struct Loaded {
+    record: PluginRecord,
+    plugin: Option<Arc<Plugin>>,
+    error: Option<String>,
+}
+
+struct StoreKv(Store);
+
+impl KvBackend for StoreKv {
+    fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
+        self.0.plugins().kv_get(plugin, key).ok().flatten()
+    }
+    fn set(&self, plugin: &str, key: &str, value: &[u8]) {
+        if let Err(e) = self.0.plugins().kv_set(plugin, key, value) {
+            tracing::error!(plugin, error = %e, "plugin kv write failed");
+        }
+    }
+    fn delete(&self, plugin: &str, key: &str) {
+        let _ = self.0.plugins().kv_delete(plugin, key);
+    }
+    fn usage(&self, plugin: &str) -> u64 {
+        self.0.plugins().kv_usage(plugin).unwrap_or(u64::MAX)
+    }
+}
+
+/// The plugin service.
+pub struct PluginService {
+    runtime: Runtime,
+    store: Store,
+    dir: PathBuf,
+    settings: PluginSettings,
+    presence: Arc<PresenceService>,
+    metrics: Arc<Metrics>,
+    loaded: RwLock<BTreeMap<String, Loaded>>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PluginService {
+    /// Opens the service over `<data>/plugins` and loads every installed plugin (a plugin that
+    /// fails to load stays listed with its error; presence runs without it).
+    pub fn start(
+        store: Store,
+        dir: PathBuf,
+        settings: PluginSettings,
+        presence: Arc<PresenceService>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv(store.clone())))?;
+        let service = Self {
+            runtime,
+            store,
+            dir,
+            settings,
+            presence,
+            metrics,
+            loaded: RwLock::default(),
+            writes: tokio::sync::Mutex::new(()),
+        };
+        for record in service.store.plugins().all()? {
+            let loaded = service.load_record(record);
+            if let Some(e) = &loaded.error {
+                tracing::error!(plugin = %loaded.record.name, error = %e, "plugin failed to load");
+            }
+            service.write().insert(loaded.record.name.clone(), loaded);
+        }
+        service.publish();
+        Ok(service)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
+        self.loaded.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn file(&self, sha: &str) -> PathBuf {
+        self.dir.join(format!("{sha}.wasm"))
+    }
+
+    fn load_record(&self, record: PluginRecord) -> Loaded {
+        let result = std::fs::read(self.file(&record.sha256))
+            .map_err(|e| anyhow::anyhow!("reading the component: {e}"))
+            .and_then(|bytes| self.runtime.load(&bytes, &record.grants, &record.config, self.settings.limits.clone()));
+        match result {
+            Ok(p) => Loaded { record, plugin: Some(Arc::new(p)), error: None },
+            Err(e) => Loaded { record, plugin: None, error: Some(format!("{e:#}")) },
+        }
+    }
+
+    /// Hands the enabled presence plugins to presence.
+    fn publish(&self) {
+        let list: Vec<Arc<Plugin>> = self
+            .read()
+            .values()
+            .filter(|l| l.record.enabled)
+            .filter_map(|l| l.plugin.clone())
+            .filter(|p| p.manifest().kind == "presence-states")
+            .collect();
+        self.presence.set_plugins(list);
+    }
+
+    fn info(&self, l: &Loaded) -> PluginInfo {
+        let (manifest, status, states, config) = match &l.plugin {
+            Some(p) => {
+                (Some(p.manifest().clone()), Some(p.status()), p.states().unwrap_or_default(), p.config().clone())
+            }
+            None => (None, None, Vec::new(), l.record.config.clone()),
+        };
+        if let (Some(p), Some(s)) = (&l.plugin, &status) {
+            self.metrics.plugin_memory(&p.manifest().name, s.memory_bytes);
+        }
+        let m = manifest.as_ref();
+        PluginInfo {
+            name: l.record.name.clone(),
+            version: m.map(|m| m.version.clone()).unwrap_or_default(),
+            kind: m.map(|m| m.kind.clone()).unwrap_or_default(),
+            api: m.map(|m| m.api.clone()).unwrap_or_default(),
+            description: m.map(|m| m.description.clone()).unwrap_or_default(),
+            sha256: l.record.sha256.clone(),
+            requested: m.map(|m| m.capabilities.clone()).unwrap_or_default(),
+            granted: l.plugin.as_ref().map_or_else(|| l.record.grants.clone(), |p| p.grants().to_vec()),
+            config,
+            schema: m.and_then(|m| serde_json::to_value(&m.config).ok()).unwrap_or_default(),
+            enabled: l.record.enabled,
+            status,
+            load_error: l.error.clone(),
+            states,
+            installed_at: l.record.installed_at,
+        }
+    }
+
+    fn check_size(&self, bytes: &[u8]) -> Result<(), ApiError> {
+        if bytes.len() > self.settings.max_component_bytes {
+            return Err(ApiError::BadRequest(format!(
+                "components are at most {} bytes",
+                self.settings.max_component_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads a component's manifest without installing it.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, ApiError> {
+        self.check_size(bytes)?;
+        let manifest = Manifest::read(bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let installed = self.read().contains_key(&manifest.name);
+        Ok(Inspection { manifest, sha256: sha_hex(bytes), installed })
+    }
+
+    fn load(&self, bytes: &[u8], grants: &[String], config: &BTreeMap<String, String>) -> Result<Plugin, ApiError> {
+        self.runtime
+            .load(bytes, grants, config, self.settings.limits.clone())
+            .map_err(|e| ApiError::BadRequest(format!("{e:#}")))
+    }
+
+    async fn save_file(&self, bytes: &[u8], sha: &str) -> Result<(), ApiError> {
+        let path = self.file(sha);
+        let tmp = path.with_extension("tmp");
+        let io = |e: std::io::Error| ApiError::Internal(format!("writing {}: {e}", path.display()));
+        tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+        let f = tokio::fs::File::open(&tmp).await.map_err(io)?;
+        f.sync_all().await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok(())
+    }
+
+    /// Installs a plugin with the granted capabilities (a subset of what it asks for: deny by
+    /// default) and `enabled` state. Refuses a name already installed (upgrade instead).
+    pub async fn install(&self, bytes: &[u8], grants: &[String], enabled: bool) -> Result<PluginInfo, ApiError> {
+        self.check_size(bytes)?;
+        let _w = self.writes.lock().await;
+        let plugin = self.load(bytes, grants, &BTreeMap::new())?;
+        let name = plugin.manifest().name.clone();
+        if self.read().contains_key(&name) {
+            return Err(ApiError::Conflict(format!("plugin {name} is installed; use upgrade")));
+        }
+        let sha = plugin.sha256().to_owned();
+        self.save_file(bytes, &sha).await?;
+        let record = PluginRecord {
+            name: name.clone(),
+            sha256: sha,
+            grants: plugin.grants().to_vec(),
+            config: BTreeMap::new(),
+            enabled,
+            installed_at: now_ms(),
+        };
+        self.store.plugins().put(&record).await?;
+        tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
+        self.write().insert(name.clone(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
+        self.publish();
+        self.get(&name)
+    }
+
+    /// Replaces a plugin with a new version of it; keeps its config (checked against the new
+    /// schema) and, unless `grants` is given, the old grants the new version still asks for.
+    pub async fn upgrade(&self, name: &str, bytes: &[u8], grants: Option<&[String]>) -> Result<Upgrade, ApiError> {
+        self.check_size(bytes)?;
+        let _w = self.writes.lock().await;
+        let (old_record, old_caps) = {
+            let map = self.read();
+            let l = map.get(name).ok_or_else(|| not_found(name))?;
+            let caps: BTreeSet<String> =
+                l.plugin.as_ref().map(|p| p.manifest().capabilities.iter().cloned().collect()).unwrap_or_default();
+            (l.record.clone(), caps)
+        };
+        let grants = grants.map_or_else(|| old_record.grants.clone(), <[String]>::to_vec);
+        let plugin = self.load(bytes, &grants, &old_record.config)?;
+        if plugin.manifest().name != name {
+            return Err(ApiError::BadRequest(format!("this component is {:?}, not {name:?}", plugin.manifest().name)));
+        }
+        let new_caps: BTreeSet<String> = plugin.manifest().capabilities.iter().cloned().collect();
+        let sha = plugin.sha256().to_owned();
+        self.save_file(bytes, &sha).await?;
+        let record =
+            PluginRecord { sha256: sha, grants: plugin.grants().to_vec(), installed_at: now_ms(), ..old_record };
+        self.store.plugins().put(&record).await?;
+        tracing::info!(plugin = %name, version = %plugin.manifest().version, "plugin upgraded");
+        self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
+        self.publish();
+        Ok(Upgrade {
+            plugin: self.get(name)?,
+            added_capabilities: new_caps.difference(&old_caps).cloned().collect(),
+            removed_capabilities: old_caps.difference(&new_caps).cloned().collect(),
+        })
+    }
+
+    /// Replaces a plugin's config (validated against its schema).
+    pub async fn configure(&self, name: &str, config: BTreeMap<String, String>) -> Result<PluginInfo, ApiError> {
+        let _w = self.writes.lock().await;
+        let record = self.read().get(name).map(|l| l.record.clone()).ok_or_else(|| not_found(name))?;
+        let bytes = std::fs::read(self.file(&record.sha256))
+            .map_err(|e| ApiError::Internal(format!("reading the component: {e}")))?;
+        let plugin = self.load(&bytes, &record.grants, &config)?;
+        let record = PluginRecord { config, ..record };
+        self.store.plugins().put(&record).await?;
+        self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
+        self.publish();
+        self.get(name)
+    }
+
+    /// Enables or disables a plugin (enabling also resets its trap budget).
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, ApiError> {
+        let _w = self.writes.lock().await;
+        let record = {
+            let mut map = self.write();
+            let l = map.get_mut(name).ok_or_else(|| not_found(name))?;
+            l.record.enabled = enabled;
+            if let Some(p) = &l.plugin {
+                if enabled { p.enable() } else { p.disable("disabled by an admin") }
+            }
+            l.record.clone()
+        };
+        self.store.plugins().put(&record).await?;
+        self.publish();
+        self.get(name)
+    }
+
+    /// Removes a plugin, its storage and (if unused) its file.
+    pub async fn remove(&self, name: &str) -> Result<(), ApiError> {
+        let _w = self.writes.lock().await;
+        let removed = self.write().remove(name).ok_or_else(|| not_found(name))?;
+        self.store.plugins().remove(name).await?;
+        if !self.read().values().any(|l| l.record.sha256 == removed.record.sha256) {
+            let _ = std::fs::remove_file(self.file(&removed.record.sha256));
+        }
+        tracing::info!(plugin = %name, "plugin removed");
+        self.publish();
+        Ok(())
+    }
+
+    /// One plugin.
+    pub fn get(&self, name: &str) -> Result<PluginInfo, ApiError> {
+        self.read().get(name).map(|l| self.info(l)).ok_or_else(|| not_found(name))
+    }
+
+    /// Every plugin, by name.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        self.read().values().map(|l| self.info(l)).collect()
+    }
+
+    /// A plugin's recent log lines and the count of dropped ones.
+    pub fn logs(&self, name: &str) -> Result<(Vec<halo_plugin_host::cap::log::LogLine>, u64), ApiError> {
+        let map = self.read();
+        let l = map.get(name).ok_or_else(|| not_found(name))?;
+        Ok(l.plugin.as_ref().map(|p| p.logs()).unwrap_or_default())
+    }
+
+    /// Installs each component of `files` not installed yet (disabled: an admin configures and
+    /// enables it). Used by `halo serve --preinstall`.
+    pub async fn preinstall(&self, files: &[PathBuf]) -> anyhow::Result<()> {
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
+            let inspection = self.inspect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            if !inspection.installed {
+                self.install(&bytes, &[], false).await.map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                tracing::info!(plugin = %inspection.manifest.name, "preinstalled (disabled): configure and enable it with `halo plugin`");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no plugin named {name:?}"))
+}

@@ -1,0 +1,100 @@
+//! Conversions between the generated WIT types and the SDK's plain types (wasm32 only).
+
+use crate::bindings::halo::plugin::types as wit;
+use crate::bindings::halo::plugin::{config, kv, log};
+use crate::{
+    Endpoint, Host, KvError, Level, MachineState, ManualState, PresenceInput, PresencePlugin, Published, StateDef,
+};
+
+/// The host, through the component's imports.
+pub struct WasmHost;
+
+fn kv_error(e: kv::KvError) -> KvError {
+    match e {
+        kv::KvError::AccessDenied => KvError::AccessDenied,
+        kv::KvError::QuotaExceeded => KvError::QuotaExceeded,
+        kv::KvError::TooLarge => KvError::TooLarge,
+    }
+}
+
+impl Host for WasmHost {
+    fn config(&self, key: &str) -> Option<String> {
+        config::get(key)
+    }
+    fn config_all(&self) -> Vec<(String, String)> {
+        config::all()
+    }
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => wit::Level::Trace,
+            Level::Debug => wit::Level::Debug,
+            Level::Info => wit::Level::Info,
+            Level::Warn => wit::Level::Warn,
+            Level::Error => wit::Level::Error,
+        };
+        log::log(level, message);
+    }
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        kv::get(key).map_err(kv_error)
+    }
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        kv::set(key, value).map_err(kv_error)
+    }
+    fn kv_delete(&self, key: &str) -> Result<(), KvError> {
+        kv::delete(key).map_err(kv_error)
+    }
+}
+
+fn published_from(p: wit::Published) -> Published {
+    Published { availability: p.availability, activity: p.activity, custom: p.custom }
+}
+
+pub fn states<P: PresencePlugin>() -> Vec<wit::StateDef> {
+    P::states(&WasmHost)
+        .into_iter()
+        .map(|s: StateDef| wit::StateDef {
+            id: s.id,
+            labels: s.labels.into_iter().map(|(lang, text)| wit::Label { lang, text }).collect(),
+            availability: s.availability,
+            colour: s.colour,
+        })
+        .collect()
+}
+
+pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Published> {
+    let input = PresenceInput {
+        user: input.user,
+        manual: input.manual.map(|m| ManualState {
+            availability: m.availability,
+            activity: m.activity,
+            custom: m.custom,
+            until_ms: m.until_ms,
+        }),
+        endpoints: input
+            .endpoints
+            .into_iter()
+            .map(|e| Endpoint {
+                id: e.id,
+                state: match e.state {
+                    wit::MachineState::Active => MachineState::Active,
+                    wit::MachineState::Inactive => MachineState::Inactive,
+                    wit::MachineState::Away => MachineState::Away,
+                },
+                since_ms: e.since_ms,
+            })
+            .collect(),
+        calendar: input.calendar,
+        phone: input.phone,
+        now_ms: input.now_ms,
+        builtin: published_from(input.builtin),
+    };
+    P::derive(&WasmHost, &input).map(|p| wit::Published {
+        availability: p.availability,
+        activity: p.activity,
+        custom: p.custom,
+    })
+}
+
+pub fn tick_seconds<P: PresencePlugin>() -> u32 {
+    P::tick_seconds(&WasmHost)
+}

@@ -1,0 +1,216 @@
+//! Write Halo plugins in Rust.
+//!
+//! A presence plugin is a type implementing [`PresencePlugin`] with plain Rust types; the
+//! [`presence_plugin!`] macro turns it into a WebAssembly component exporting the
+//! `halo:plugin@0.1.0` world `presence-states`, and [`manifest!`] embeds the manifest the
+//! server reads at install (name, version, requested capabilities, config schema). The same
+//! code runs natively against [`testing::TestHost`] in unit tests. See `sdk/README.md`.
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod glue;
+
+/// The WIT bindings (generated; used by the macros).
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.0",
+        world: "presence-states",
+        pub_export_macro: true,
+        default_bindings_module: "halo_sdk::bindings",
+    });
+}
+
+pub mod testing;
+
+/// The WIT package this SDK builds against.
+pub const API: &str = "halo:plugin@0.1.0";
+
+/// Log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something is off.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// Why a key-value call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvError {
+    /// The admin did not grant `kv`.
+    AccessDenied,
+    /// The quota is used up.
+    QuotaExceeded,
+    /// Key over 256 bytes or value over 64 KiB.
+    TooLarge,
+}
+
+/// What the host offers a plugin.
+pub trait Host {
+    /// A config value set by the admin.
+    fn config(&self, key: &str) -> Option<String>;
+    /// Every config value.
+    fn config_all(&self) -> Vec<(String, String)>;
+    /// Logs a line (tagged with the plugin's name by the host).
+    fn log(&self, level: Level, message: &str);
+    /// Reads a key.
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Writes a key.
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
+    /// Deletes a key.
+    fn kv_delete(&self, key: &str) -> Result<(), KvError>;
+}
+
+/// A state a plugin adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDef {
+    /// Token: a-z, 0-9, `-`.
+    pub id: String,
+    /// `(language, label)` pairs; `en` is required.
+    pub labels: Vec<(String, String)>,
+    /// Availability (below 18000).
+    pub availability: u32,
+    /// `#rrggbb`.
+    pub colour: String,
+}
+
+/// A published state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Availability number.
+    pub availability: u32,
+    /// Activity token.
+    pub activity: Option<String>,
+    /// Custom state id.
+    pub custom: Option<String>,
+}
+
+/// A device's machine state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineState {
+    /// In use.
+    Active,
+    /// Idle.
+    Inactive,
+    /// Away.
+    Away,
+}
+
+/// One device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Id.
+    pub id: u64,
+    /// State.
+    pub state: MachineState,
+    /// Since, ms.
+    pub since_ms: u64,
+}
+
+/// The user's manual state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualState {
+    /// Availability.
+    pub availability: u32,
+    /// Activity token.
+    pub activity: Option<String>,
+    /// Custom state id.
+    pub custom: Option<String>,
+    /// End, ms.
+    pub until_ms: Option<u64>,
+}
+
+/// A user's presence sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceInput {
+    /// Username.
+    pub user: String,
+    /// Manual state.
+    pub manual: Option<ManualState>,
+    /// Connected devices.
+    pub endpoints: Vec<Endpoint>,
+    /// `in-a-meeting` or `out-of-office`.
+    pub calendar: Option<String>,
+    /// `in-a-call` or `in-a-conference`.
+    pub phone: Option<String>,
+    /// Now, ms since the Unix epoch (UTC).
+    pub now_ms: u64,
+    /// What the built-in rules publish.
+    pub builtin: Published,
+}
+
+/// A presence-states plugin.
+pub trait PresencePlugin {
+    /// The states it adds.
+    fn states(host: &dyn Host) -> Vec<StateDef>;
+    /// May replace the published state of a user; `None` keeps the built-in one.
+    fn derive(host: &dyn Host, input: &PresenceInput) -> Option<Published> {
+        let _ = (host, input);
+        None
+    }
+    /// Seconds between ticks (re-deriving every signed-in user); 0 for none.
+    fn tick_seconds(host: &dyn Host) -> u32 {
+        let _ = host;
+        0
+    }
+}
+
+/// Embeds the plugin's manifest (JSON) in the component's `halo-manifest` custom section:
+///
+/// ```ignore
+/// halo_sdk::manifest!(r#"{"name": "office-hours", "version": "0.1.0", "kind": "presence-states",
+///   "api": "halo:plugin@0.1.0", "capabilities": [], "config": {...}}"#);
+/// ```
+#[macro_export]
+macro_rules! manifest {
+    ($json:expr) => {
+        const __HALO_MANIFEST_BYTES: &[u8] = $json.as_bytes();
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "halo-manifest")]
+        #[used]
+        static __HALO_MANIFEST: [u8; __HALO_MANIFEST_BYTES.len()] = $crate::__bytes(__HALO_MANIFEST_BYTES);
+    };
+}
+
+#[doc(hidden)]
+pub const fn __bytes<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// Exports `$ty` (a [`PresencePlugin`]) as the component's `presence-states` world.
+#[macro_export]
+macro_rules! presence_plugin {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __HaloGlue;
+            impl $crate::bindings::Guest for __HaloGlue {
+                fn states() -> Vec<$crate::bindings::StateDef> {
+                    $crate::glue::states::<$ty>()
+                }
+                fn derive(input: $crate::bindings::PresenceInput) -> Option<$crate::bindings::Published> {
+                    $crate::glue::derive::<$ty>(input)
+                }
+                fn tick_seconds() -> u32 {
+                    $crate::glue::tick_seconds::<$ty>()
+                }
+            }
+    $crate::bindings::export!(__HaloGlue with_types_in $crate::bindings);
+        };
+    };
+}
