@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use common::{ADMIN_PASSWORD, TestServer, halo};
+use common::{ADMIN_PASSWORD, TestServer, fails, halo, ok};
 
 fn run(server: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = halo();
@@ -22,21 +22,6 @@ fn run(server: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().expect("halo ran")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: Output) -> String {
-    assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Peer, TestServer, api_error, halo};
+use common::{Peer, TestServer, api_error, fails, halo, ok, wait_presence};
 use serde_json::{Value, json};
 
 fn component(rel: &str) -> PathBuf {
@@ -31,36 +31,11 @@ fn cli(server: &TestServer, args: &[&str]) -> Command {
     c
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn fails(out: Output) -> String {
-    assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn run(mut c: Command) -> Output {
     c.output().expect("halo ran")
 }
 
 const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing","fr":"Concentration"},"availability":6500,"colour":"#8e44ad"}]"##;
-
-fn wait_presence(peer: &mut Peer, user: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..60 {
-        let e = peer.event("presence");
-        if e["presence"]["username"] == user && pred(&e["presence"]) {
-            return e["presence"].clone();
-        }
-    }
-    panic!("no matching presence of {user}");
-}
 
 #[test]
 fn admins_install_configure_upgrade_disable_and_remove_live() {
@@ -80,6 +55,8 @@ fn admins_install_configure_upgrade_disable_and_remove_live() {
     let out = ok(run(cli(&server, &["install", rust_plugin("custom_states").to_str().expect("path")])));
     assert!(out.contains("custom-states 0.1.0"), "{out}");
     ok(run(cli(&server, &["config", "custom-states", FOCUS])));
+    let catalog = bob.event("presence.states");
+    assert_eq!(catalog["states"][0]["id"], "focusing", "connected clients learn the new states at once");
     let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
     assert!(
         states["states"]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Peer, TestServer, api_error};
+use common::{Peer, TestServer, api_error, wait_presence};
 use halo_client::Client;
 use serde_json::{Value, json};
 
@@ -42,17 +42,6 @@ fn people(server: &TestServer, names: &[&str]) -> Vec<Person> {
 
 fn add_contact(p: &Person, who: &str, level: &str) {
     p.rest.call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level}))).expect("add contact");
-}
-
-/// Waits for a `presence` event about `user` matching `pred`.
-fn wait_presence(peer: &mut Peer, user: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..50 {
-        let e = peer.event("presence");
-        if e["presence"]["username"] == user && pred(&e["presence"]) {
-            return e["presence"].clone();
-        }
-    }
-    panic!("no matching presence of {user}");
 }
 
 fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {

@@ -275,6 +275,16 @@ impl Accounts {
     }
 }
 
+/// The username of an enabled account named `name` (404 otherwise): the one check every
+/// service uses before addressing a user.
+pub fn existing_user(store: &Store, name: &str) -> Result<Username, ApiError> {
+    let u = Username::parse(name).map_err(|_| not_found(name))?;
+    match store.users().get(&u)? {
+        Some(user) if !user.disabled => Ok(u),
+        _ => Err(not_found(name)),
+    }
+}
+
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("no user named {name:?}"))
 }

@@ -114,12 +114,7 @@ impl ImService {
     }
 
     fn user(&self, name: &str) -> Result<Username, ApiError> {
-        let unknown = || ApiError::NotFound(format!("no user named {name:?}"));
-        let u = Username::parse(name).map_err(|_| unknown())?;
-        match self.store.users().get(&u)? {
-            Some(user) if !user.disabled => Ok(u),
-            _ => Err(unknown()),
-        }
+        crate::accounts::existing_user(&self.store, name)
     }
 
     /// The seam where the recipient's wishes decide whether `from` may reach `to`: presence

@@ -213,9 +213,6 @@ impl PluginService {
             }
             None => (None, None, Vec::new(), l.record.config.clone()),
         };
-        if let (Some(p), Some(s)) = (&l.plugin, &status) {
-            self.metrics.plugin_memory(&p.manifest().name, s.memory_bytes);
-        }
         let m = manifest.as_ref();
         PluginInfo {
             name: l.record.name.clone(),
@@ -373,6 +370,15 @@ impl PluginService {
         tracing::info!(plugin = %name, "plugin removed");
         self.publish();
         Ok(())
+    }
+
+    /// Refreshes the per-plugin memory gauges (at each scrape).
+    pub fn refresh_metrics(&self) {
+        for l in self.read().values() {
+            if let Some(p) = &l.plugin {
+                self.metrics.plugin_memory(&p.manifest().name, p.status().memory_bytes);
+            }
+        }
     }
 
     /// One plugin.

@@ -175,9 +175,7 @@ impl RoomService {
     }
 
     fn existing_user(&self, name: &str) -> Result<Username, ApiError> {
-        let unknown = || ApiError::NotFound(format!("no user named {name:?}"));
-        let u = Username::parse(name).map_err(|_| unknown())?;
-        self.store.users().get(&u)?.map(|_| u).ok_or_else(unknown)
+        crate::accounts::existing_user(&self.store, name)
     }
 
     fn notify_members(&self, room: &Room) -> Result<(), ApiError> {

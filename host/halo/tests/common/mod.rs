@@ -340,3 +340,31 @@ impl Peer {
         }
     }
 }
+
+/// Waits for a `presence` event about `user` matching `pred`.
+pub fn wait_presence(peer: &mut Peer, user: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..60 {
+        let e = peer.event("presence");
+        if e["presence"]["username"] == user && pred(&e["presence"]) {
+            return e["presence"].clone();
+        }
+    }
+    panic!("no matching presence of {user}");
+}
+
+/// A command's output, which must show success; returns stdout and stderr.
+pub fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A command's output, which must show failure; returns stderr.
+pub fn fails(out: std::process::Output) -> String {
+    assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

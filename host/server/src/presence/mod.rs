@@ -230,9 +230,15 @@ impl PresenceService {
                 tick = Some(tick.map_or(t, |old| old.min(t)));
             }
         }
-        {
+        let changed = {
             let mut w = self.plugins.write().unwrap_or_else(|p| p.into_inner());
-            *w = Plugins { list, catalog: Arc::new(catalog), tick };
+            let changed = *w.catalog != catalog;
+            *w = Plugins { list, catalog: Arc::new(catalog.clone()), tick };
+            changed
+        };
+        if changed {
+            let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::PresenceStates { states: catalog }));
+            self.hub.send_to_all(&frame);
         }
         self.recompute_all(true);
     }
@@ -694,14 +700,7 @@ impl PresenceService {
 
     /// Parses usernames of existing accounts.
     pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ApiError> {
-        names
-            .iter()
-            .map(|n| {
-                let unknown = || ApiError::NotFound(format!("no user named {n:?}"));
-                let u = Username::parse(n).map_err(|_| unknown())?;
-                self.store.users().get(&u)?.map(|_| u).ok_or_else(unknown)
-            })
-            .collect()
+        names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
     }
 
     /// Makes presence writes durable.

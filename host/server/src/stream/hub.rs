@@ -181,6 +181,13 @@ impl Hub {
             .is_some_and(|s| s.sender.send(frame.clone()))
     }
 
+    /// Queues `frame` to every connected endpoint.
+    pub fn send_to_all(&self, frame: &ServerFrame) {
+        for s in self.map().values().flatten() {
+            s.sender.send(frame.clone());
+        }
+    }
+
     /// Whether `user` has a connected endpoint.
     pub fn is_online(&self, user: &Username) -> bool {
         self.map().get(user).is_some_and(|s| !s.is_empty())

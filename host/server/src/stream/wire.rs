@@ -329,6 +329,13 @@ pub enum ServerFrame {
         /// The last chunk.
         last: bool,
     },
+    /// The catalog of custom states changed (a plugin was installed, configured, upgraded,
+    /// enabled, disabled or removed): the states users may now pick and see.
+    #[serde(rename = "presence.states")]
+    PresenceStates {
+        /// Custom states, as `GET /api/v1/presence/states` lists them (`custom: true`).
+        states: Vec<halo_core::presence::CustomState>,
+    },
     /// A frame encoded once and shared by many sockets (presence fan-out).
     #[serde(skip)]
     Shared(Arc<SharedFrame>),
