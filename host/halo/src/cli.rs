@@ -76,6 +76,18 @@ pub enum PluginCommand {
         #[arg(required = true)]
         values: Vec<String>,
     },
+    /// Set a plugin's own limits as key=value pairs (e.g. deadline=20ms memory_bytes=33554432),
+    /// over the server's defaults; `--reset` goes back to the server's.
+    Limits {
+        /// Plugin name.
+        name: String,
+        /// key=value pairs: deadline, memory_bytes, instances, max_traps, trap_window,
+        /// max_states, log_lines_per_sec, kv_quota_bytes.
+        values: Vec<String>,
+        /// Use the server's limits again.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Upgrade a plugin to a new version of it; shows the permission diff.
     Upgrade {
         /// Plugin name.

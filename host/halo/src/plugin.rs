@@ -123,6 +123,24 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             }
             show(&result["plugin"]);
         }
+        PluginCommand::Limits { name, values, reset } => {
+            let body = if reset {
+                Value::Null
+            } else {
+                let current = client.call_json("GET", &path(&name), None)?;
+                let mut limits = current["limits"].clone();
+                for pair in &values {
+                    let (k, v) = pair.split_once('=').with_context(|| format!("{pair:?} is not key=value"))?;
+                    anyhow::ensure!(limits.get(k).is_some(), "unknown limit {k:?}");
+                    limits[k] = match v.parse::<u64>() {
+                        Ok(n) => Value::from(n),
+                        Err(_) => Value::from(v),
+                    };
+                }
+                limits
+            };
+            show(&client.call_json("PUT", &format!("{}/limits", path(&name)), Some(&body))?);
+        }
         PluginCommand::Remove { name } => {
             client.call("DELETE", &path(&name), None)?;
             println!("removed {name}");

@@ -137,6 +137,12 @@ fn office_hours_sets_off_work_by_config() {
     assert_eq!((own["state"].as_str(), own["label"].as_str()), (Some("away"), Some("Off work")));
     let err = fails(run(cli(&server, &["config", "office-hours", "zone=UTC"])));
     assert!(err.contains("unknown config key \"zone\""), "{err}");
+    let info = ok(run(cli(&server, &["limits", "office-hours", "deadline=20ms", "max_traps=2", "--json"])));
+    let info: Value = serde_json::from_str(info.lines().next().expect("json")).expect("json");
+    assert_eq!((info["limits"]["deadline"].as_str(), info["limits"]["max_traps"].as_u64()), (Some("20ms"), Some(2)));
+    assert!(fails(run(cli(&server, &["limits", "office-hours", "speed=11"]))).contains("unknown limit"));
+    let info = ok(run(cli(&server, &["limits", "office-hours", "--reset", "--json"])));
+    assert!(info.contains("\"deadline\":\"50ms\""), "{info}");
 }
 
 #[test]

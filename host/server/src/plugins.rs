@@ -63,6 +63,9 @@ pub struct PluginInfo {
     pub schema: serde_json::Value,
     /// Enabled by the admin.
     pub enabled: bool,
+    /// The limits in force for this plugin.
+    #[schema(value_type = Object)]
+    pub limits: PluginLimits,
     /// Health: disabled reason (by an admin or by its trap budget), counters, memory.
     #[schema(value_type = Object)]
     pub status: Option<PluginStatus>,
@@ -184,12 +187,27 @@ impl PluginService {
         self.dir.join(format!("{sha}.wasm"))
     }
 
+    /// The limits of a plugin: its own, else the server's.
+    fn limits_of(&self, record: &PluginRecord) -> PluginLimits {
+        record
+            .limits
+            .as_deref()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| self.settings.limits.clone())
+    }
+
     fn load_record(&self, record: PluginRecord) -> Loaded {
+        let limits = self.limits_of(&record);
         let result = std::fs::read(self.file(&record.sha256))
             .map_err(|e| anyhow::anyhow!("reading the component: {e}"))
-            .and_then(|bytes| self.runtime.load(&bytes, &record.grants, &record.config, self.settings.limits.clone()));
+            .and_then(|bytes| self.runtime.load(&bytes, &record.grants, &record.config, limits));
         match result {
-            Ok(p) => Loaded { record, plugin: Some(Arc::new(p)), error: None },
+            Ok(p) => {
+                if !record.enabled {
+                    p.disable("disabled by an admin");
+                }
+                Loaded { record, plugin: Some(Arc::new(p)), error: None }
+            }
             Err(e) => Loaded { record, plugin: None, error: Some(format!("{e:#}")) },
         }
     }
@@ -226,6 +244,7 @@ impl PluginService {
             config,
             schema: m.and_then(|m| serde_json::to_value(&m.config).ok()).unwrap_or_default(),
             enabled: l.record.enabled,
+            limits: self.limits_of(&l.record),
             status,
             load_error: l.error.clone(),
             states,
@@ -251,10 +270,14 @@ impl PluginService {
         Ok(Inspection { manifest, sha256: sha_hex(bytes), installed })
     }
 
-    fn load(&self, bytes: &[u8], grants: &[String], config: &BTreeMap<String, String>) -> Result<Plugin, ApiError> {
-        self.runtime
-            .load(bytes, grants, config, self.settings.limits.clone())
-            .map_err(|e| ApiError::BadRequest(format!("{e:#}")))
+    fn load(
+        &self,
+        bytes: &[u8],
+        grants: &[String],
+        config: &BTreeMap<String, String>,
+        limits: PluginLimits,
+    ) -> Result<Plugin, ApiError> {
+        self.runtime.load(bytes, grants, config, limits).map_err(|e| ApiError::BadRequest(format!("{e:#}")))
     }
 
     async fn save_file(&self, bytes: &[u8], sha: &str) -> Result<(), ApiError> {
@@ -273,7 +296,7 @@ impl PluginService {
     pub async fn install(&self, bytes: &[u8], grants: &[String], enabled: bool) -> Result<PluginInfo, ApiError> {
         self.check_size(bytes)?;
         let _w = self.writes.lock().await;
-        let plugin = self.load(bytes, grants, &BTreeMap::new())?;
+        let plugin = self.load(bytes, grants, &BTreeMap::new(), self.settings.limits.clone())?;
         let name = plugin.manifest().name.clone();
         if self.read().contains_key(&name) {
             return Err(ApiError::Conflict(format!("plugin {name} is installed; use upgrade")));
@@ -287,6 +310,7 @@ impl PluginService {
             config: BTreeMap::new(),
             enabled,
             installed_at: now_ms(),
+            limits: None,
         };
         self.store.plugins().put(&record).await?;
         tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
@@ -308,7 +332,7 @@ impl PluginService {
             (l.record.clone(), caps)
         };
         let grants = grants.map_or_else(|| old_record.grants.clone(), <[String]>::to_vec);
-        let plugin = self.load(bytes, &grants, &old_record.config)?;
+        let plugin = self.load(bytes, &grants, &old_record.config, self.limits_of(&old_record))?;
         if plugin.manifest().name != name {
             return Err(ApiError::BadRequest(format!("this component is {:?}, not {name:?}", plugin.manifest().name)));
         }
@@ -330,12 +354,27 @@ impl PluginService {
 
     /// Replaces a plugin's config (validated against its schema).
     pub async fn configure(&self, name: &str, config: BTreeMap<String, String>) -> Result<PluginInfo, ApiError> {
+        self.reload(name, |r| r.config = config).await
+    }
+
+    /// Sets a plugin's own limits (`None`: back to the server's).
+    pub async fn set_limits(&self, name: &str, limits: Option<PluginLimits>) -> Result<PluginInfo, ApiError> {
+        let json =
+            limits.map(|l| serde_json::to_string(&l)).transpose().map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.reload(name, |r| r.limits = json).await
+    }
+
+    /// Changes a record, loads the plugin anew from it (validating), stores and swaps it.
+    async fn reload(&self, name: &str, change: impl FnOnce(&mut PluginRecord)) -> Result<PluginInfo, ApiError> {
         let _w = self.writes.lock().await;
-        let record = self.read().get(name).map(|l| l.record.clone()).ok_or_else(|| not_found(name))?;
+        let mut record = self.read().get(name).map(|l| l.record.clone()).ok_or_else(|| not_found(name))?;
+        change(&mut record);
         let bytes = std::fs::read(self.file(&record.sha256))
             .map_err(|e| ApiError::Internal(format!("reading the component: {e}")))?;
-        let plugin = self.load(&bytes, &record.grants, &config)?;
-        let record = PluginRecord { config, ..record };
+        let plugin = self.load(&bytes, &record.grants, &record.config, self.limits_of(&record))?;
+        if !record.enabled {
+            plugin.disable("disabled by an admin");
+        }
         self.store.plugins().put(&record).await?;
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();

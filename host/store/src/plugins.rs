@@ -27,6 +27,9 @@ pub struct PluginRecord {
     pub enabled: bool,
     /// When it was installed or last upgraded.
     pub installed_at: Millis,
+    /// Limits set for this plugin (JSON of the host's limits), replacing the server's defaults.
+    #[serde(default)]
+    pub limits: Option<String>,
 }
 
 /// Typed access to plugin records and plugin storage.

@@ -151,6 +151,25 @@ pub async fn configure(
     Ok(Json(state.plugins.configure(&name, config).await?))
 }
 
+/// Sets this plugin's limits (deadline, memory, trap budget, …); `null` restores the server's.
+#[utoipa::path(put, path = "/api/v1/admin/plugins/{name}/limits", tag = "plugins", params(("name" = String, Path, description = "Plugin")), request_body(content = Object),
+    responses((status = 200, body = PluginInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn limits(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(name): Path<String>,
+    ApiJson(limits): ApiJson<Option<halo_plugin_host::PluginLimits>>,
+) -> Result<Json<PluginInfo>, ApiError> {
+    if let Some(l) = &limits
+        && (l.deadline.is_zero() || l.memory_bytes < (1 << 20) || l.max_traps == 0)
+    {
+        return Err(ApiError::BadRequest(
+            "deadline must be above zero, memory_bytes at least 1 MiB, max_traps at least 1".into(),
+        ));
+    }
+    Ok(Json(state.plugins.set_limits(&name, limits).await?))
+}
+
 /// A plugin's recent log lines.
 #[utoipa::path(get, path = "/api/v1/admin/plugins/{name}/logs", tag = "plugins", params(("name" = String, Path, description = "Plugin")),
     responses((status = 200, body = PluginLogs), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
