@@ -37,18 +37,23 @@ fn run(mut c: Command) -> Output {
 
 const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing","fr":"Concentration"},"availability":6500,"colour":"#8e44ad"}]"##;
 
-#[test]
-fn admins_install_configure_upgrade_disable_and_remove_live() {
-    let mut server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n");
+/// Creates alice and bob, bob with alice as a contact and connected; returns both tokens and
+/// bob's socket.
+fn alice_watched_by_bob(server: &TestServer) -> (String, String, Peer) {
     for n in ["alice", "bob"] {
         server.user(n);
     }
     let (alice_t, bob_t) = (server.login("alice", "alice-password"), server.login("bob", "bob-password"));
-    server
-        .client(Some(&bob_t))
-        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": "alice"})))
-        .expect("contact");
-    let mut bob = Peer::connect(&server, &bob_t, "desk");
+    let contact = json!({"username": "alice"});
+    server.client(Some(&bob_t)).call_json("POST", "/api/v1/contacts", Some(&contact)).expect("contact");
+    let bob = Peer::connect(server, &bob_t, "desk");
+    (alice_t, bob_t, bob)
+}
+
+#[test]
+fn admins_install_configure_upgrade_disable_and_remove_live() {
+    let mut server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n");
+    let (alice_t, bob_t, mut bob) = alice_watched_by_bob(&server);
     let mut alice = Peer::connect(&server, &alice_t, "laptop");
     assert_eq!(alice.err(json!({"type": "presence.set", "state": "focusing"})), "bad_request", "not a state yet");
 
@@ -148,15 +153,7 @@ fn office_hours_sets_off_work_by_config() {
 #[test]
 fn hostile_plugins_cannot_hurt_the_server() {
     let server = TestServer::with_config("[presence]\ncoalesce = \"10ms\"\n[plugins.limits]\nmax_traps = 3\n");
-    for n in ["alice", "bob"] {
-        server.user(n);
-    }
-    let (alice_t, bob_t) = (server.login("alice", "alice-password"), server.login("bob", "bob-password"));
-    server
-        .client(Some(&bob_t))
-        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": "alice"})))
-        .expect("contact");
-    let mut bob = Peer::connect(&server, &bob_t, "desk");
+    let (alice_t, _, mut bob) = alice_watched_by_bob(&server);
     ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")])));
     ok(run(cli(&server, &["config", "hostile", "mode=loop"])));
     let mut alice = Peer::connect(&server, &alice_t, "laptop");
