@@ -84,7 +84,9 @@ fn a_runaway_loop_is_stopped_at_its_deadline_then_disabled() {
 
 #[test]
 fn memory_bombs_and_panics_trap_without_hurting_the_host() {
-    let p = hostile("memory", PluginLimits::default());
+    // A long deadline, so that on a loaded machine the memory limit, not the clock, stops it.
+    let slow_ok = PluginLimits { deadline: Duration::from_secs(5), ..PluginLimits::default() };
+    let p = hostile("memory", slow_ok);
     let err = p.derive("alice", &online(0), 0, &AVAILABLE).expect_err("memory");
     assert!(err.to_string().contains("memory"), "{err}");
     let p = hostile("trap", PluginLimits::default());
@@ -94,10 +96,11 @@ fn memory_bombs_and_panics_trap_without_hurting_the_host() {
 
 #[test]
 fn oversized_answers_and_log_floods_are_contained() {
-    let p = hostile("oversized", PluginLimits::default());
+    let slow_ok = || PluginLimits { deadline: Duration::from_secs(5), ..PluginLimits::default() };
+    let p = hostile("oversized", slow_ok());
     assert!(matches!(p.derive("alice", &online(0), 0, &AVAILABLE), Err(CallError::Invalid(_))));
     assert_eq!(p.status().errors, 1);
-    let p = hostile("logflood", PluginLimits::default());
+    let p = hostile("logflood", slow_ok());
     assert_eq!(p.derive("alice", &online(0), 0, &AVAILABLE).expect("completes"), None);
     let (lines, dropped) = p.logs();
     assert!(lines.len() <= 500 && dropped > 9_000, "{} kept, {dropped} dropped", lines.len());
