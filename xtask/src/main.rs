@@ -33,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             run(Command::new(bin).args(&serve).current_dir(&root))
         }
         "test" => {
+            run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
             cargo(&root, &["fmt", "--all", "--", "--check"])?;
             cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
             plugins(&root)?;
@@ -88,8 +89,12 @@ fn plugins(root: &Path) -> anyhow::Result<()> {
 /// Builds `examples/python-presence` with componentize-py and packs its manifest in.
 fn python_example(root: &Path) -> anyhow::Result<()> {
     let dir = root.join("examples/python-presence");
-    let has_tool = Command::new("componentize-py").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has_tool {
+    let installed = || Command::new("componentize-py").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !installed() {
+        eprintln!("xtask: installing componentize-py 0.25.1 from PyPI for the Python example");
+        let _ = run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "componentize-py==0.25.1"]));
+    }
+    if !installed() {
         if std::env::var_os("CI").is_some() {
             bail!("componentize-py is not installed (.ci/run installs it: pip install componentize-py==0.25.1)");
         }
