@@ -62,13 +62,9 @@ fn admins_install_configure_upgrade_disable_and_remove_live() {
     ok(run(cli(&server, &["config", "custom-states", FOCUS])));
     let catalog = bob.event("presence.states");
     assert_eq!(catalog["states"][0]["id"], "focusing", "connected clients learn the new states at once");
-    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
-    assert!(
-        states["states"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|s| s["id"] == "focusing" && s["labels"]["fr"] == "Concentration")
+    assert_eq!(
+        common::listed_state(&server, "focusing").map(|s| s["labels"]["fr"].clone()),
+        Some(json!("Concentration"))
     );
     alice.ok(json!({"type": "presence.set", "state": "focusing"}));
     let seen = wait_presence(&mut bob, "alice", |p| p["custom_state"] == "focusing");
@@ -119,13 +115,11 @@ fn admins_install_configure_upgrade_disable_and_remove_live() {
     server.crash_and_restart();
     let list = ok(run(cli(&server, &["list"])));
     assert!(list.contains("custom-states") && list.contains("0.2.0") && list.contains("enabled"), "{list}");
-    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
-    assert!(states["states"].as_array().expect("list").iter().any(|s| s["id"] == "focusing"));
+    assert!(common::listed_state(&server, "focusing").is_some());
 
     ok(run(cli(&server, &["remove", "custom-states"])));
     assert!(fails(run(cli(&server, &["info", "custom-states"]))).contains("no plugin named"));
-    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
-    assert!(!states["states"].as_array().expect("list").iter().any(|s| s["id"] == "focusing"));
+    assert!(common::listed_state(&server, "focusing").is_none());
 }
 
 #[test]
@@ -265,12 +259,5 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
     assert!(status.success());
     let wasm = target.join("wasm32-wasip2/release/heads_down.wasm");
     ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
-    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
-    assert!(
-        states["states"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|s| s["id"] == "heads-down" && s["labels"]["en"] == "Focusing")
-    );
+    assert_eq!(common::listed_state(&server, "heads-down").map(|s| s["labels"]["en"].clone()), Some(json!("Focusing")));
 }

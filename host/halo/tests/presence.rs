@@ -101,13 +101,9 @@ fn manual_custom_calendar_and_phone_states() {
     wait_presence(&mut bob, "alice", state_is("be_right_back"));
     alice.ok(json!({"type": "presence.reset"}));
     wait_presence(&mut bob, "alice", state_is("available"));
-    let states = p[0].rest.call_json("GET", "/api/v1/presence/states", None).expect("states");
-    assert!(
-        states["states"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|s| s["id"] == "focusing" && s["labels"]["fr"] == "Concentration")
+    assert_eq!(
+        common::listed_state(&server, "focusing").map(|s| s["labels"]["fr"].clone()),
+        Some(json!("Concentration"))
     );
 
     // An integration feeds the calendar and the phone.

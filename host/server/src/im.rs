@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
 use crate::stream::hub::Hub;
-use crate::stream::wire::ServerFrame;
+use crate::stream::wire::{ServerFrame, SharedFrame};
 use crate::views::{ConversationView, MessageView};
 
 /// IM settings (`[im]` in `halo.toml`).
@@ -231,7 +231,8 @@ impl ImService {
         self.store.im().append(conv, msg, &offline).await?;
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
-        let frame = ServerFrame::ImMessage { message: view, offline: false };
+        // Encoded once for every recipient.
+        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::ImMessage { message: view, offline: false }));
         for m in conv.members() {
             let skip = if m == actor.user { actor.endpoint } else { None };
             let n = self.hub.send_to_user(m, skip, &frame);

@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::stream::hub::Hub;
-use crate::stream::wire::ServerFrame;
+use crate::stream::wire::{ServerFrame, SharedFrame};
 use crate::views::{MessageView, RoomView};
 
 /// What a manager may change about a room; `None` leaves a field alone.
@@ -194,7 +194,9 @@ impl RoomService {
     }
 
     fn fan_out(&self, room: &Room, msg: &Message, skip: Option<u64>) {
-        let frame = ServerFrame::RoomMessage { message: MessageView::new(Thread::Room(room.id), msg) };
+        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::RoomMessage {
+            message: MessageView::new(Thread::Room(room.id), msg),
+        }));
         for m in room.members.keys() {
             let follows = self.store.rooms().mark(m, room.id).ok().flatten().is_some_and(|mk| mk.follow);
             if follows {

@@ -65,6 +65,24 @@ pub(crate) fn abort(e: StoreError) -> TxError {
     ConflictableTransactionError::Abort(e)
 }
 
+/// Writes a message, its journal entry and its sender's idempotency key inside a transaction:
+/// the part every thread (conversation or room) shares.
+pub(crate) fn write_message(
+    msgs: &sled::transaction::TransactionalTree,
+    journal: &sled::transaction::TransactionalTree,
+    idem: &sled::transaction::TransactionalTree,
+    thread: Thread,
+    msg: &Message,
+    value: &[u8],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    msgs.insert(&thread.message_key(msg.id), value)?;
+    journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
+    if let Some(k) = &msg.key {
+        idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
         TransactionError::Abort(e) => e,
@@ -158,8 +176,7 @@ impl Im {
         );
         let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem)| {
             convs.insert(&conv.id.to_be_bytes(), conv_value.clone())?;
-            msgs.insert(&thread.message_key(msg.id), msg_value.clone())?;
-            journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
+            write_message(msgs, journal, idem, thread, msg, &msg_value)?;
             for m in &members {
                 let key = user_key(m, &conv.id.to_be_bytes());
                 let mut entry: InboxEntry = match inbox.get(&key)? {
@@ -181,9 +198,6 @@ impl Im {
             }
             for m in offline {
                 offline_q.insert(user_key(m, &msg.id.to_be_bytes()), &thread.key())?;
-            }
-            if let Some(k) = &msg.key {
-                idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
             }
             Ok(())
         });

@@ -13,7 +13,7 @@ use sled::Transactional;
 
 use crate::StoreError;
 use crate::codec::{decode, encode};
-use crate::im::{Im, MESSAGES, abort, tx_result};
+use crate::im::{Im, MESSAGES, abort, tx_result, write_message};
 use crate::keys::{Thread, u64_at, user_key};
 
 const ROOMS: &str = "rooms";
@@ -108,14 +108,8 @@ impl Rooms {
     pub async fn post(&self, room: RoomId, msg: &Message) -> Result<(), StoreError> {
         let thread = Thread::Room(room);
         let value = encode(MESSAGES, msg)?;
-        let r = (&self.im.messages, &self.im.journal, &self.im.idempotency).transaction(|(msgs, journal, idem)| {
-            msgs.insert(&thread.message_key(msg.id), value.clone())?;
-            journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
-            if let Some(k) = &msg.key {
-                idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
-            }
-            Ok(())
-        });
+        let r = (&self.im.messages, &self.im.journal, &self.im.idempotency)
+            .transaction(|(msgs, journal, idem)| Ok(write_message(msgs, journal, idem, thread, msg, &value)?));
         tx_result(r)?;
         self.db.flush_async().await?;
         Ok(())

@@ -368,3 +368,9 @@ pub fn fails(out: std::process::Output) -> String {
     assert!(!out.status.success(), "should fail: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The state `id` in the server's catalog (`GET /api/v1/presence/states`), if listed.
+pub fn listed_state(server: &TestServer, id: &str) -> Option<Value> {
+    let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
+    states["states"].as_array().expect("list").iter().find(|s| s["id"] == id).cloned()
+}
