@@ -1,10 +1,16 @@
 //! Conversions between the generated WIT types and the SDK's plain types (wasm32 only).
 
+#[cfg(feature = "presence")]
 use crate::bindings::halo::plugin::types as wit;
+#[cfg(feature = "presence")]
 use crate::bindings::halo::plugin::{config, kv, log};
-use crate::{
-    Endpoint, Host, KvError, Level, MachineState, ManualState, PresenceInput, PresencePlugin, Published, StateDef,
-};
+#[cfg(not(feature = "presence"))]
+use crate::sink_bindings::halo::plugin::types as wit;
+#[cfg(not(feature = "presence"))]
+use crate::sink_bindings::halo::plugin::{config, kv, log};
+use crate::{Host, KvError, Level};
+#[cfg(feature = "presence")]
+use crate::{Endpoint, MachineState, ManualState, PresenceInput, PresencePlugin, Published, StateDef};
 
 /// The host, through the component's imports.
 pub struct WasmHost;
@@ -45,10 +51,12 @@ impl Host for WasmHost {
     }
 }
 
+#[cfg(feature = "presence")]
 fn published_from(p: wit::Published) -> Published {
     Published { availability: p.availability, activity: p.activity, custom: p.custom }
 }
 
+#[cfg(feature = "presence")]
 pub fn states<P: PresencePlugin>() -> Vec<wit::StateDef> {
     P::states(&WasmHost)
         .into_iter()
@@ -61,6 +69,7 @@ pub fn states<P: PresencePlugin>() -> Vec<wit::StateDef> {
         .collect()
 }
 
+#[cfg(feature = "presence")]
 pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Published> {
     let input = PresenceInput {
         user: input.user,
@@ -95,6 +104,41 @@ pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Publi
     })
 }
 
+#[cfg(feature = "presence")]
 pub fn tick_seconds<P: PresencePlugin>() -> u32 {
     P::tick_seconds(&WasmHost)
+}
+
+#[cfg(feature = "archive-sink")]
+pub fn deliver<S: crate::ArchiveSink>(
+    batch: Vec<crate::sink_bindings::halo::plugin::archive::ArchiveRecord>,
+) -> Result<(), crate::sink_bindings::halo::plugin::archive::SinkError> {
+    use crate::sink_bindings::halo::plugin::archive as a;
+    use crate::{ArchiveEvent, ArchiveRecord, SinkError};
+    let records: Vec<ArchiveRecord> = batch
+        .into_iter()
+        .map(|r| ArchiveRecord {
+            id: r.id,
+            at_ms: r.at_ms,
+            event: match r.event {
+                a::Event::Started => ArchiveEvent::Started,
+                a::Event::Message => ArchiveEvent::Message,
+                a::Event::Joined => ArchiveEvent::Joined,
+                a::Event::Left => ArchiveEvent::Left,
+            },
+            conversation: r.conversation,
+            room: r.room,
+            from: r.from,
+            user: r.user,
+            participants: r.participants,
+            external: r.external,
+            text: r.text,
+            format: r.format,
+            json: r.json,
+        })
+        .collect();
+    S::deliver(&WasmHost, &records).map_err(|e| match e {
+        SinkError::Retry(m) => a::SinkError::Retry(m),
+        SinkError::Permanent(m) => a::SinkError::Permanent(m),
+    })
 }

@@ -2,16 +2,18 @@
 //!
 //! A presence plugin is a type implementing [`PresencePlugin`] with plain Rust types; the
 //! [`presence_plugin!`] macro turns it into a WebAssembly component exporting the
-//! `halo:plugin@0.1.0` world `presence-states`, and [`manifest!`] embeds the manifest the
-//! server reads at install (name, version, requested capabilities, config schema). The same
-//! code runs natively against [`testing::TestHost`] in unit tests. See `sdk/README.md`.
+//! `halo:plugin@0.1.0` world `presence-states`. An archive sink implements [`ArchiveSink`]
+//! and [`archive_sink!`] exports it as the `halo:plugin@0.1.1` world `archive-sink` (cargo
+//! feature `archive-sink`). [`manifest!`] embeds the manifest the server reads at install
+//! (name, version, requested capabilities, config schema). The same code runs natively against
+//! [`testing::TestHost`] in unit tests. See `sdk/README.md`.
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", any(feature = "presence", feature = "archive-sink")))]
 #[doc(hidden)]
 pub mod glue;
 
-/// The WIT bindings (generated; used by the macros).
-#[cfg(target_arch = "wasm32")]
+/// The WIT bindings of `presence-states` (generated; used by the macros).
+#[cfg(all(target_arch = "wasm32", feature = "presence"))]
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod bindings {
@@ -23,10 +25,28 @@ pub mod bindings {
     });
 }
 
+/// The WIT bindings of `archive-sink` (generated; used by the macros).
+#[cfg(all(target_arch = "wasm32", feature = "archive-sink"))]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod sink_bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.1",
+        world: "archive-sink",
+        pub_export_macro: true,
+        default_bindings_module: "halo_sdk::sink_bindings",
+    });
+}
+
+mod archive;
 pub mod testing;
 
-/// The WIT package this SDK builds against.
+pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
+
+/// The WIT package presence plugins build against.
 pub const API: &str = "halo:plugin@0.1.0";
+/// The WIT package archive sinks build against.
+pub const SINK_API: &str = "halo:plugin@0.1.1";
 
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -190,6 +210,26 @@ pub const fn __bytes<const N: usize>(b: &[u8]) -> [u8; N] {
         i += 1;
     }
     out
+}
+
+/// Exports `$ty` (an [`ArchiveSink`]) as the component's `archive-sink` world (feature
+/// `archive-sink`).
+#[macro_export]
+macro_rules! archive_sink {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __HaloGlue;
+            impl $crate::sink_bindings::Guest for __HaloGlue {
+                fn deliver(
+                    batch: Vec<$crate::sink_bindings::halo::plugin::archive::ArchiveRecord>,
+                ) -> Result<(), $crate::sink_bindings::halo::plugin::archive::SinkError> {
+                    $crate::glue::deliver::<$ty>(batch)
+                }
+            }
+    $crate::sink_bindings::export!(__HaloGlue with_types_in $crate::sink_bindings);
+        };
+    };
 }
 
 /// Exports `$ty` (a [`PresencePlugin`]) as the component's `presence-states` world.

@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// First-party plugins `run` installs (disabled until configured).
 const FIRST_PARTY: [&str; 2] = ["custom_states", "office_hours"];
+// `jsonl_archive` is built too; it needs a directory grant, so it is installed by the admin
+// (README: Compliance archiving).
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -82,8 +84,24 @@ fn plugins(root: &Path) -> anyhow::Result<()> {
     if !has_target {
         run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
     }
-    cargo(&dir, &["build", "--release", "--target", WASM_TARGET])?;
+    // One package per build: a workspace build would unify the SDK's features, putting both
+    // worlds (presence-states, archive-sink) into every component.
+    for member in workspace_members(&dir)? {
+        cargo(&dir, &["build", "--release", "--target", WASM_TARGET, "-p", &member])?;
+    }
     python_example(root)
+}
+
+/// The `members = [...]` of a workspace's Cargo.toml.
+fn workspace_members(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))?;
+    let list = manifest
+        .split_once("members")
+        .and_then(|(_, rest)| rest.split_once('['))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(inside, _)| inside)
+        .context("no members list in plugins/Cargo.toml")?;
+    Ok(list.split(',').map(|m| m.trim().trim_matches('"').to_owned()).filter(|m| !m.is_empty()).collect())
 }
 
 /// Builds `examples/python-presence` with componentize-py and packs its manifest in.

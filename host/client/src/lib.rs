@@ -127,6 +127,27 @@ impl Client {
         Err(ClientError::Api { status, code: field("error"), message: field("message") })
     }
 
+    /// GETs `path` and copies the body (e.g. a JSON Lines export) into `out`, streaming;
+    /// returns the bytes copied.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method("GET").uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let transport = |source| ClientError::Transport { url: self.base.clone(), source };
+        let req = req.body(()).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let resp = self.agent.run(req).map_err(transport)?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp.into_body().read_to_string().map_err(transport)?;
+            let json: Option<Value> = serde_json::from_str(&text).ok();
+            let field = |k: &str| json.as_ref().and_then(|j| j[k].as_str()).unwrap_or_default().to_owned();
+            return Err(ClientError::Api { status, code: field("error"), message: field("message") });
+        }
+        std::io::copy(&mut resp.into_body().into_reader(), out).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// `call` for answers that must have a body.
     pub fn call_json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
         self.call(method, path, body)?.ok_or_else(|| ClientError::Decode("empty answer".into()))

@@ -6,6 +6,7 @@
 //!
 //! Presence aggregation and access levels join them, each in its own module.
 
+pub mod archive;
 pub mod contacts;
 pub mod conversation;
 pub mod message;

@@ -22,6 +22,101 @@ pub enum Command {
     /// Manage plugins on a running server (admin), or scaffold and pack plugins.
     #[command(subcommand_required = true)]
     Plugin(PluginArgs),
+    /// Compliance archiving: policy and retention (admin), search and export (compliance).
+    #[command(subcommand_required = true)]
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: ArchiveCommand,
+}
+
+/// What is archived: `all`, `internal` (this server's users only), `external` (federated
+/// conversations only) or `off`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Scope {
+    /// Internal and external conversations.
+    All,
+    /// Conversations among this server's users.
+    Internal,
+    /// Conversations with a federated participant.
+    External,
+    /// Nothing.
+    Off,
+}
+
+/// Filters of the archive (all given ones must hold).
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveFilter {
+    /// Words (all must match; "a phrase" and -word work).
+    #[arg(long, short)]
+    pub q: Option<String>,
+    /// Events this user took part in.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// One conversation.
+    #[arg(long)]
+    pub conversation: Option<u64>,
+    /// One room.
+    #[arg(long)]
+    pub room: Option<u64>,
+    /// From this day (YYYY-MM-DD, UTC) or time (ms since the Unix epoch).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this day (YYYY-MM-DD, UTC) or time (ms).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Show the global and per-user policies.
+    Policy,
+    /// Set the global policy, or a user's own with --user (it wins over the global one).
+    SetPolicy {
+        /// What to archive.
+        scope: Scope,
+        /// The user whose own policy to set.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Remove a user's own policy (the global one applies again).
+    ClearPolicy {
+        /// The user.
+        user: String,
+    },
+    /// Show the settings, or change some: block_on_failure=true block_after_secs=60
+    /// block_backlog=100000 keep_days=365 (0 keeps for ever).
+    Settings {
+        /// key=value pairs to change.
+        values: Vec<String>,
+    },
+    /// Records kept, whether messages are being refused, and each sink's backlog and health.
+    Status,
+    /// Search the archive (compliance role), newest first.
+    Search(ArchiveFilter),
+    /// Export matching records as JSON Lines, oldest first (compliance role).
+    Export {
+        #[command(flatten)]
+        filter: ArchiveFilter,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Apply retention now: remove records older than keep_days (or --older-than-hours) that
+    /// every sink has stored.
+    Purge {
+        /// Remove records older than this many hours instead of keep_days.
+        #[arg(long)]
+        older_than_hours: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -115,7 +210,7 @@ pub enum PluginCommand {
     New {
         /// Plugin name (a-z, 0-9, -).
         name: String,
-        /// Plugin kind.
+        /// Plugin kind: presence-states or archive-sink.
         #[arg(long, default_value = "presence-states")]
         kind: String,
         /// Where to create it [default: ./<name>].

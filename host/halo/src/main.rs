@@ -5,6 +5,7 @@
 //! verbs, which talk to a running server through its REST API.
 
 mod admin;
+mod archive;
 mod cli;
 mod config;
 mod local;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::main(args),
         cli::Command::User(args) => admin::user(args),
         cli::Command::Plugin(args) => plugin::main(args),
+        cli::Command::Archive(args) => archive::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

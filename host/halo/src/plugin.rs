@@ -257,17 +257,21 @@ fn print_info(p: &Value) {
 fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> anyhow::Result<()> {
     let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     anyhow::ensure!(ok, "plugin names are a-z, 0-9 and -");
-    anyhow::ensure!(kind == "presence-states", "kind {kind:?}: this Halo scaffolds presence-states plugins");
+    anyhow::ensure!(
+        matches!(kind, "presence-states" | "archive-sink"),
+        "kind {kind:?}: this Halo scaffolds presence-states and archive-sink plugins"
+    );
     let dir = dir.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
     std::fs::create_dir_all(dir.join("src"))?;
-    let sdk_dep = match sdk {
-        Some(p) => format!(
-            "halo-sdk = {{ path = {:?} }}",
-            std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?
-        ),
-        None => "halo-sdk = \"0.1\"".to_owned(),
+    let source = match sdk {
+        Some(p) => {
+            format!("path = {:?}", std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?)
+        }
+        None => "version = \"0.1\"".to_owned(),
     };
+    let features = if kind == "archive-sink" { "default-features = false, features = [\"archive-sink\"]" } else { "" };
+    let sdk_dep = format!("halo-sdk = {{ {source}{}{features} }}", if features.is_empty() { "" } else { ", " });
     let ident: String = name
         .split('-')
         .map(|w| {
@@ -299,10 +303,21 @@ strip = true
 "#
         ),
     )?;
-    std::fs::write(
-        dir.join("src/lib.rs"),
-        format!(
-            r##"//! `{name}`: a Halo presence-states plugin.
+    let lib = if kind == "archive-sink" { sink_template(name, &ident) } else { presence_template(name, &ident) };
+    std::fs::write(dir.join("src/lib.rs"), lib)?;
+    println!("created {} — build it with:", dir.display());
+    println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
+    println!(
+        "then: halo plugin install {}/target/wasm32-wasip2/release/{}.wasm",
+        dir.display(),
+        name.replace('-', "_")
+    );
+    Ok(())
+}
+
+fn presence_template(name: &str, ident: &str) -> String {
+    format!(
+        r##"//! `{name}`: a Halo presence-states plugin.
 
 use halo_sdk::{{Host, PresenceInput, PresencePlugin, Published, StateDef}};
 
@@ -342,14 +357,66 @@ mod tests {{
     }}
 }}
 "##
-        ),
-    )?;
-    println!("created {} — build it with:", dir.display());
-    println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
-    println!(
-        "then: halo plugin install {}/target/wasm32-wasip2/release/{}.wasm",
-        dir.display(),
-        name.replace('-', "_")
-    );
-    Ok(())
+    )
+}
+
+fn sink_template(name: &str, ident: &str) -> String {
+    format!(
+        r##"//! `{name}`: a Halo archive sink. It receives the compliance archive's records in id
+//! order, in batches, at least once; return `Ok(())` only once they are stored durably.
+
+use halo_sdk::{{ArchiveRecord, ArchiveSink, Host, Level, SinkError}};
+
+halo_sdk::manifest!(
+    r#"{{"name": "{name}", "version": "0.1.0", "kind": "archive-sink", "api": "halo:plugin@0.1.1",
+  "description": "Describe where {name} sends the archive.",
+  "capabilities": [],
+  "config": {{"max_batch": {{"type": "integer", "default": "500", "description": "Refuse larger batches (example)"}}}}}}"#
+);
+
+/// The sink.
+pub struct {ident};
+
+impl ArchiveSink for {ident} {{
+    fn deliver(host: &dyn Host, batch: &[ArchiveRecord]) -> Result<(), SinkError> {{
+        let max: usize = host.config("max_batch").and_then(|v| v.parse().ok()).unwrap_or(500);
+        if batch.len() > max {{
+            return Err(SinkError::Retry(format!("batch of {{}} over {{max}}", batch.len())));
+        }}
+        // Store `record.json` (one JSON line per record) somewhere durable; skip ids you have.
+        host.log(Level::Info, &format!("stored {{}} records", batch.len()));
+        Ok(())
+    }}
+}}
+
+halo_sdk::archive_sink!({ident});
+
+#[cfg(test)]
+mod tests {{
+    use halo_sdk::testing::TestHost;
+
+    use super::*;
+
+    #[test]
+    fn refuses_oversized_batches() {{
+        let host = TestHost::new().with_config("max_batch", "0");
+        let record = ArchiveRecord {{
+            id: 1,
+            at_ms: 0,
+            event: halo_sdk::ArchiveEvent::Message,
+            conversation: Some(1),
+            room: None,
+            from: "alice".into(),
+            user: None,
+            participants: vec!["alice".into()],
+            external: false,
+            text: Some("hi".into()),
+            format: Some("plain".into()),
+            json: "{{}}".into(),
+        }};
+        assert!(matches!({ident}::deliver(&host, &[record]), Err(SinkError::Retry(_))));
+    }}
+}}
+"##
+    )
 }

@@ -7,18 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Peer, TestServer, api_error, fails, halo, ok, wait_presence};
+use common::{Peer, TestServer, api_error, component, fails, halo, ok, rust_plugin, wait_presence};
 use serde_json::{Value, json};
-
-fn component(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
-    assert!(p.exists(), "{} is missing: run `cargo xtask plugins`", p.display());
-    p
-}
-
-fn rust_plugin(name: &str) -> PathBuf {
-    component(&format!("plugins/target/wasm32-wasip2/release/{name}.wasm"))
-}
 
 fn cli(server: &TestServer, args: &[&str]) -> Command {
     let mut c = halo();
@@ -260,4 +250,36 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
     let wasm = target.join("wasm32-wasip2/release/heads_down.wasm");
     ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
     assert_eq!(common::listed_state(&server, "heads-down").map(|s| s["labels"]["en"].clone()), Some(json!("Focusing")));
+
+    // An archive sink too: it builds, installs and receives records.
+    let sink_dir = dir.path().join("audit-sink");
+    ok(run({
+        let mut c = halo();
+        c.args(["plugin", "new", "audit-sink", "--kind", "archive-sink", "--dir"])
+            .arg(&sink_dir)
+            .arg("--sdk")
+            .arg(&sdk);
+        c
+    }));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(sink_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(status.success());
+    let wasm = target.join("wasm32-wasip2/release/audit_sink.wasm");
+    ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    let admin = server.admin();
+    let policy = json!({"global": {"internal": true, "external": true}});
+    admin.call_json("PUT", "/api/v1/admin/archive/policy", Some(&policy)).expect("policy");
+    let alice = server.user("alice");
+    server.user("bob");
+    alice.call_json("POST", "/api/v1/conversations", Some(&json!({"participants": ["bob"]}))).expect("start");
+    let stored = (0..200).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let logs = admin.call_json("GET", "/api/v1/admin/plugins/audit-sink/logs", None).expect("logs");
+        logs.to_string().contains("stored 1 records").then_some(())
+    });
+    assert!(stored.is_some(), "the scaffolded sink received the conversation start");
 }

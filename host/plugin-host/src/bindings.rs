@@ -1,10 +1,25 @@
-//! The generated bindings of each supported WIT version, and conversions between them and
-//! Halo's types. Nothing outside this module names a generated type.
+//! The generated bindings of the newest WIT version (`halo:plugin@0.1.1`; wasmtime's linker
+//! serves 0.1.0 plugins from the same definitions), and conversions between them and Halo's
+//! types. Nothing outside this module names a generated type.
 
 wasmtime::component::bindgen!({
     world: "presence-states",
-    path: "../../wit/v0.1.0",
+    path: "../../wit/v0.1.1",
 });
+
+/// The `archive-sink` world, sharing the interfaces generated above.
+pub(crate) mod sink {
+    wasmtime::component::bindgen!({
+        world: "archive-sink",
+        path: "../../wit/v0.1.1",
+        with: {
+            "halo:plugin/types": super::halo::plugin::types,
+            "halo:plugin/log": super::halo::plugin::log,
+            "halo:plugin/config": super::halo::plugin::config,
+            "halo:plugin/kv": super::halo::plugin::kv,
+        },
+    });
+}
 
 use halo::plugin::types as wit;
 use halo_core::presence::{
@@ -70,4 +85,33 @@ pub(crate) fn published_from_wit(p: wit::Published) -> Result<CorePublished, Str
         return Err("custom state id too long".into());
     }
     Ok(CorePublished { availability: p.availability, activity, custom: p.custom })
+}
+
+/// An archive record as WIT.
+pub(crate) fn record_to_wit(r: &halo_core::archive::Record) -> sink::halo::plugin::archive::ArchiveRecord {
+    use halo_core::archive::{Event, Place};
+    use sink::halo::plugin::archive as wit;
+    let (conversation, room) = match r.place {
+        Place::Conversation(c) => (Some(c), None),
+        Place::Room(r) => (None, Some(r)),
+    };
+    wit::ArchiveRecord {
+        id: r.id,
+        at_ms: r.at,
+        event: match r.event {
+            Event::Started => wit::Event::Started,
+            Event::Message => wit::Event::Message,
+            Event::Joined => wit::Event::Joined,
+            Event::Left => wit::Event::Left,
+        },
+        conversation,
+        room,
+        from: r.from.clone(),
+        user: r.user.clone(),
+        participants: r.participants.clone(),
+        external: r.external,
+        text: r.text.clone(),
+        format: r.format.as_ref().map(token),
+        json: serde_json::to_string(r).unwrap_or_default(),
+    }
 }

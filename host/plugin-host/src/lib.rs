@@ -3,8 +3,10 @@
 //! Start from [`Runtime`] (one wasmtime engine, the epoch ticker, the compile cache) and
 //! [`Plugin`] (one installed component: its [`Manifest`], grants and config, a live instance
 //! re-created from its `InstancePre` after any trap, limits, and the trap budget that disables
-//! it). Host capabilities are small units under [`cap`] — `log`, `config`, `kv` — each with
-//! its config, per-instance state and linker hook; anything not granted is denied.
+//! it). A plugin implements one world: `presence-states` ([`Plugin::derive`]) or
+//! `archive-sink` ([`Plugin::deliver`]). Host capabilities are small units under [`cap`] —
+//! `log`, `config`, `kv`, `dir` — each with its config, per-instance state and linker hook;
+//! anything not granted is denied.
 //!
 //! This crate knows nothing of sled or axum: plugin-private storage comes through the
 //! [`cap::kv::KvBackend`] trait, and the server owns persistence and the admin API.
@@ -18,5 +20,5 @@ mod runtime;
 
 pub use limits::PluginLimits;
 pub use manifest::{ConfigField, FieldType, Manifest, ManifestError, SUPPORTED_APIS, pack};
-pub use plugin::{CallError, Plugin, PluginStatus, StateInfo};
+pub use plugin::{CallError, Plugin, PluginStatus, SinkOutcome, StateInfo};
 pub use runtime::Runtime;

@@ -11,6 +11,9 @@ pub struct PluginLimits {
     /// Longest a call may run before it traps (50 ms): presence is recomputed inline.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
+    /// Longest an archive sink may take over one batch (10 s): sinks write files or call out.
+    #[serde(with = "humantime_serde")]
+    pub batch_deadline: Duration,
     /// Linear memory cap per instance (64 MiB).
     pub memory_bytes: usize,
     /// Core instances, tables and memories per store (64 each: one component is several).
@@ -32,6 +35,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         Self {
             deadline: Duration::from_millis(50),
+            batch_deadline: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             instances: 64,
             max_traps: 5,

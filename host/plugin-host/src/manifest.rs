@@ -10,11 +10,11 @@ use wasmtime::wasmparser::{Parser, Payload};
 /// Custom section name.
 pub const SECTION: &str = "halo-manifest";
 /// WIT versions this host loads.
-pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0"];
+pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0", "halo:plugin@0.1.1"];
 /// Plugin kinds (worlds) this host runs.
-pub const KINDS: &[&str] = &["presence-states"];
+pub const KINDS: &[&str] = &["presence-states", "archive-sink"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
-pub const CAPABILITIES: &[&str] = &["kv"];
+pub const CAPABILITIES: &[&str] = &["kv", "dir"];
 
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +79,14 @@ pub struct Manifest {
     pub name: String,
     /// Its version (semver).
     pub version: String,
-    /// The world it implements: `presence-states`.
+    /// The world it implements: `presence-states` or `archive-sink`.
     pub kind: String,
     /// The WIT package version it was built against, e.g. `halo:plugin@0.1.0`.
     pub api: String,
     /// One line for admins.
     #[serde(default)]
     pub description: String,
-    /// Capabilities it asks for (`kv`).
+    /// Capabilities it asks for (`kv`, `dir`).
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// Config schema.
@@ -133,6 +133,11 @@ impl Manifest {
         }
         if !KINDS.contains(&self.kind.as_str()) {
             return Err(ManifestError::Field(format!("kind {:?}: this Halo runs {}", self.kind, KINDS.join(", "))));
+        }
+        if self.kind == "archive-sink" && self.api == "halo:plugin@0.1.0" {
+            return Err(ManifestError::Field(
+                "the archive-sink world arrived in halo:plugin@0.1.1; build against it".into(),
+            ));
         }
         if let Some(c) = self.capabilities.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {
             return Err(ManifestError::Field(format!("unknown capability {c:?}; known: {}", CAPABILITIES.join(", "))));

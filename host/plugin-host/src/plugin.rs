@@ -12,7 +12,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{PresenceStates, PresenceStatesPre, input_to_wit, published_from_wit};
+use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
+use crate::bindings::{PresenceStates, PresenceStatesPre, input_to_wit, published_from_wit, record_to_wit};
+use crate::cap::Grants;
 use crate::cap::config::ConfigState;
 use crate::cap::kv::{KvBackend, KvState};
 use crate::cap::log::{LogLine, LogSink, LogState};
@@ -20,8 +22,8 @@ use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
 use crate::runtime::{TICK, Ticker};
 
-/// The data of a plugin's store: WASI (inert: no files, network, env or stdio) and one field
-/// per capability.
+/// The data of a plugin's store: WASI (inert, no network, env or stdio; files only under a
+/// granted `dir`) and one field per capability.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -102,20 +104,44 @@ pub struct PluginStatus {
     pub dropped_log_lines: u64,
 }
 
+/// The instantiator of the plugin's world.
+pub(crate) enum WorldPre {
+    /// `presence-states`.
+    Presence(PresenceStatesPre<PluginState>),
+    /// `archive-sink`.
+    Sink(ArchiveSinkPre<PluginState>),
+}
+
+enum Bindings {
+    Presence(PresenceStates),
+    Sink(ArchiveSink),
+}
+
 struct Live {
     store: Store<PluginState>,
-    bindings: PresenceStates,
+    bindings: Bindings,
+}
+
+/// What an archive sink said about a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkOutcome {
+    /// Stored durably.
+    Stored,
+    /// Not now; send the same batch again later.
+    Retry(String),
+    /// Cannot take records as configured; disable until an admin acts.
+    Permanent(String),
 }
 
 /// A loaded plugin.
 pub struct Plugin {
     manifest: Manifest,
     sha256: String,
-    grants: Vec<String>,
+    grants: Grants,
     config: Arc<BTreeMap<String, String>>,
     limits: PluginLimits,
     engine: wasmtime::Engine,
-    pre: PresenceStatesPre<PluginState>,
+    pre: WorldPre,
     kv: Arc<dyn KvBackend>,
     log: Arc<LogSink>,
     live: Mutex<Option<Live>>,
@@ -144,6 +170,10 @@ fn outside_async<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / TICK.as_millis()).max(1) as u64
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -153,11 +183,11 @@ impl Plugin {
     pub(crate) fn new(
         manifest: Manifest,
         sha256: String,
-        grants: Vec<String>,
+        grants: Grants,
         config: BTreeMap<String, String>,
         limits: PluginLimits,
         engine: wasmtime::Engine,
-        pre: PresenceStatesPre<PluginState>,
+        pre: WorldPre,
         kv: Arc<dyn KvBackend>,
         ticker: Arc<Ticker>,
     ) -> Self {
@@ -195,7 +225,7 @@ impl Plugin {
 
     /// Capabilities granted (a subset of what the manifest asks for).
     pub fn grants(&self) -> &[String] {
-        &self.grants
+        &self.grants.raw
     }
 
     /// The effective config (defaults filled in).
@@ -233,8 +263,12 @@ impl Plugin {
     }
 
     fn instantiate(&self) -> wasmtime::Result<Live> {
+        let mut wasi = WasiCtx::builder();
+        if let Some(dir) = &self.grants.dir {
+            dir.apply(&mut wasi).map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
+        }
         let state = PluginState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: Limiter {
                 max_memory: self.limits.memory_bytes,
@@ -245,27 +279,27 @@ impl Plugin {
             config: ConfigState { values: self.config.clone() },
             kv: KvState {
                 plugin: self.manifest.name.as_str().into(),
-                granted: self.grants.iter().any(|g| g == "kv"),
+                granted: self.grants.kv,
                 quota: self.limits.kv_quota_bytes,
                 backend: self.kv.clone(),
             },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
-        let bindings = self.pre.instantiate(&mut store)?;
+        store.set_epoch_deadline(ticks(self.limits.deadline));
+        let bindings = match &self.pre {
+            WorldPre::Presence(pre) => Bindings::Presence(pre.instantiate(&mut store)?),
+            WorldPre::Sink(pre) => Bindings::Sink(pre.instantiate(&mut store)?),
+        };
         Ok(Live { store, bindings })
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64
     }
 
     /// Runs `f` on the live instance (creating it if needed). A trap discards the instance and
     /// counts against the trap budget; past it the plugin disables itself.
     fn call<T>(
         &self,
-        f: impl FnOnce(&mut Store<PluginState>, &PresenceStates) -> wasmtime::Result<T>,
+        deadline: Duration,
+        f: impl FnOnce(&mut Store<PluginState>, &Bindings) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
         if let Some(reason) = lock(&self.disabled).clone() {
             return Err(CallError::Disabled(reason));
@@ -276,7 +310,7 @@ impl Plugin {
             *live = Some(outside_async(|| self.instantiate()).map_err(|e| self.trapped(&e))?);
         }
         let Some(l) = live.as_mut() else { return Err(CallError::Trap("no instance".into())) };
-        l.store.set_epoch_deadline(self.deadline_ticks());
+        l.store.set_epoch_deadline(ticks(deadline));
         match outside_async(|| f(&mut l.store, &l.bindings)) {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -290,7 +324,7 @@ impl Plugin {
     fn trapped(&self, e: &wasmtime::Error) -> CallError {
         self.trap_count.fetch_add(1, Ordering::Relaxed);
         let reason = match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => format!("ran past its {} ms deadline", self.limits.deadline.as_millis()),
+            Some(wasmtime::Trap::Interrupt) => "ran past its deadline".to_owned(),
             Some(t) => format!("{t}"),
             None => format!("{:#}", e.root_cause()),
         };
@@ -319,9 +353,27 @@ impl Plugin {
         CallError::Invalid(why)
     }
 
-    /// The states the plugin defines, checked (ids, bands, colours, labels, count).
+    /// Calls an export of the `presence-states` world.
+    fn presence_call<T>(
+        &self,
+        f: impl FnOnce(&mut Store<PluginState>, &PresenceStates) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        if !matches!(self.pre, WorldPre::Presence(_)) {
+            return Err(CallError::Invalid(format!("{} is not a presence-states plugin", self.manifest.name)));
+        }
+        self.call(self.limits.deadline, |store, b| match b {
+            Bindings::Presence(p) => f(store, p),
+            Bindings::Sink(_) => Err(wasmtime::Error::msg("not a presence-states instance")),
+        })
+    }
+
+    /// The states the plugin defines, checked (ids, bands, colours, labels, count); none for
+    /// plugins of other worlds.
     pub fn states(&self) -> Result<Vec<StateInfo>, CallError> {
-        let raw = self.call(|store, b| b.call_states(store))?;
+        if !matches!(self.pre, WorldPre::Presence(_)) {
+            return Ok(Vec::new());
+        }
+        let raw = self.presence_call(|store, b| b.call_states(store))?;
         if raw.len() > self.limits.max_states {
             return Err(self.invalid(format!("{} states; the limit is {}", raw.len(), self.limits.max_states)));
         }
@@ -347,7 +399,7 @@ impl Plugin {
         builtin: &Published,
     ) -> Result<Option<Published>, CallError> {
         let input = input_to_wit(user, inputs, now_ms, builtin);
-        match self.call(|store, b| b.call_derive(store, &input))? {
+        match self.presence_call(|store, b| b.call_derive(store, &input))? {
             None => Ok(None),
             Some(p) => published_from_wit(p).map(Some).map_err(|e| self.invalid(e)),
         }
@@ -355,7 +407,36 @@ impl Plugin {
 
     /// Seconds between ticks the plugin wants (at least 10 when set).
     pub fn tick_seconds(&self) -> Result<Option<Duration>, CallError> {
-        let s = self.call(|store, b| b.call_tick_seconds(store))?;
+        let s = self.presence_call(|store, b| b.call_tick_seconds(store))?;
         Ok((s > 0).then(|| Duration::from_secs(u64::from(s).max(10))))
+    }
+
+    /// Hands a batch of archive records to an `archive-sink` plugin (within the
+    /// `batch_deadline` limit).
+    pub fn deliver(&self, batch: &[halo_core::archive::Record]) -> Result<SinkOutcome, CallError> {
+        use crate::bindings::sink::halo::plugin::archive::SinkError;
+        if !matches!(self.pre, WorldPre::Sink(_)) {
+            return Err(CallError::Invalid(format!("{} is not an archive-sink plugin", self.manifest.name)));
+        }
+        let records: Vec<_> = batch.iter().map(record_to_wit).collect();
+        let answer = self.call(self.limits.batch_deadline, |store, b| match b {
+            Bindings::Sink(s) => s.call_deliver(store, &records),
+            Bindings::Presence(_) => Err(wasmtime::Error::msg("not an archive-sink instance")),
+        })?;
+        let clip = |mut m: String| {
+            if m.len() > 1024 {
+                let mut end = 1024;
+                while !m.is_char_boundary(end) {
+                    end -= 1;
+                }
+                m.truncate(end);
+            }
+            m
+        };
+        Ok(match answer {
+            Ok(()) => SinkOutcome::Stored,
+            Err(SinkError::Retry(m)) => SinkOutcome::Retry(clip(m)),
+            Err(SinkError::Permanent(m)) => SinkOutcome::Permanent(clip(m)),
+        })
     }
 }

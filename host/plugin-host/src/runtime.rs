@@ -13,11 +13,12 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::PresenceStatesPre;
+use crate::bindings::sink::ArchiveSinkPre;
 use crate::cap;
 use crate::cap::kv::KvBackend;
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
-use crate::plugin::{Plugin, PluginState};
+use crate::plugin::{Plugin, PluginState, WorldPre};
 
 /// One epoch tick: call deadlines are counted in these.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
@@ -98,7 +99,7 @@ impl Runtime {
     }
 
     /// Validates, compiles and links a plugin component. Grants not asked for in the manifest
-    /// are dropped; the config is checked against the manifest's schema.
+    /// are dropped (see [`cap::Grants`]); the config is checked against the manifest's schema.
     pub fn load(
         &self,
         bytes: &[u8],
@@ -115,9 +116,13 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("the component needs imports this Halo does not offer: {e:#}"))?;
-        let pre = PresenceStatesPre::new(pre)
-            .map_err(|e| anyhow::anyhow!("the component does not implement the {} world: {e:#}", manifest.kind))?;
-        let grants: Vec<String> = grants.iter().filter(|g| manifest.capabilities.contains(g)).cloned().collect();
+        let wrong_world =
+            |e: wasmtime::Error| anyhow::anyhow!("the component does not implement the {} world: {e:#}", manifest.kind);
+        let pre = match manifest.kind.as_str() {
+            "archive-sink" => WorldPre::Sink(ArchiveSinkPre::new(pre).map_err(wrong_world)?),
+            _ => WorldPre::Presence(PresenceStatesPre::new(pre).map_err(wrong_world)?),
+        };
+        let grants = cap::Grants::parse(grants, &manifest.capabilities)?;
         Ok(Plugin::new(
             manifest,
             sha,

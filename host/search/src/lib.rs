@@ -66,6 +66,8 @@ pub struct Doc {
 pub struct SearchQuery {
     /// The searcher: conversation messages are limited to those they may read.
     pub user: String,
+    /// Search every document, whoever may read it (compliance search).
+    pub everyone: bool,
     /// Rooms the searcher may read (room posts are limited to these).
     pub rooms: Vec<u64>,
     /// Words (all must match; `"a phrase"` and `-word` work).
@@ -182,7 +184,10 @@ impl SearchIndex {
             let rooms = q.rooms.iter().map(|r| Term::from_field_u64(f.room, *r));
             readable.push((Occur::Should, Box::new(TermSetQuery::new(rooms))));
         }
-        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(readable)))];
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !q.everyone {
+            must.push((Occur::Must, Box::new(BooleanQuery::new(readable))));
+        }
 
         if let Some(words) = q.words.as_deref().filter(|w| !w.trim().is_empty()) {
             let mut parser = QueryParser::for_index(&self.index, vec![f.text]);
@@ -222,6 +227,14 @@ impl SearchIndex {
             hits.push(Hit { id: get(f.id).unwrap_or(0), container, at: get(f.at).unwrap_or(0) });
         }
         Ok(hits)
+    }
+
+    /// Removes documents by id (visible after [`SearchIndex::commit`]).
+    pub fn remove_ids(&self, ids: &[u64]) {
+        let writer = self.writer();
+        for id in ids {
+            writer.delete_term(Term::from_field_u64(self.f.id, *id));
+        }
     }
 
     /// Removes every document of a container (a deleted room).
@@ -283,6 +296,11 @@ mod tests {
             "joined later"
         );
         assert_eq!(ids(SearchQuery { with: Some("frank".into()), ..query("alice") }), [5]);
+        assert_eq!(
+            ids(SearchQuery { words: Some("budget".into()), everyone: true, ..query("nobody") }),
+            [4, 3, 2, 1],
+            "compliance search sees everything"
+        );
         assert_eq!(ids(SearchQuery { since: Some(1_500), until: Some(5_000), ..query("alice") }), [2]);
         assert_eq!(ids(SearchQuery { words: Some("budget -approved".into()), ..query("bob") }), [1]);
         assert_eq!(ids(SearchQuery { words: Some("\"budget is".into()), ..query("bob") }).len(), 1, "lenient parsing");

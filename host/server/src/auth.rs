@@ -132,3 +132,38 @@ impl FromRequestParts<AppState> for AdminUser {
         Ok(Self(auth))
     }
 }
+
+/// A request from a compliance officer (role `compliance`): the only ones who read the
+/// compliance archive. Admins manage the policy but do not read the archive unless they
+/// also hold this role.
+#[derive(Debug, Clone)]
+pub struct ComplianceUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for ComplianceUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match &auth.principal {
+            Principal::User(u) if u.has_role(Role::Compliance) => Ok(Self(auth)),
+            _ => Err(ApiError::Forbidden("this route needs the compliance role")),
+        }
+    }
+}
+
+/// A request from an admin or a compliance officer.
+#[derive(Debug, Clone)]
+pub struct OversightUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for OversightUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        let compliance = matches!(&auth.principal, Principal::User(u) if u.has_role(Role::Compliance));
+        if !auth.is_admin() && !compliance {
+            return Err(ApiError::Forbidden("this route needs the admin or compliance role"));
+        }
+        Ok(Self(auth))
+    }
+}

@@ -50,6 +50,11 @@ pub enum ApiError {
     /// An idempotency key was reused for a different message (409).
     #[error("this idempotency key was used for a different message")]
     IdempotencyConflict,
+    /// Archiving is failing and the policy says to refuse rather than lose (503).
+    #[error(
+        "message not sent: compliance archiving is unavailable ({0}) and this server refuses messages it cannot archive; try again later"
+    )]
+    ArchiveUnavailable(String),
     /// Too many messages too fast (429).
     #[error("sending too fast; slow down")]
     TooFast,
@@ -80,6 +85,7 @@ impl ApiError {
             Self::DoNotDisturb(_) => (StatusCode::CONFLICT, "do_not_disturb"),
             Self::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::ArchiveUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "archive_unavailable"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

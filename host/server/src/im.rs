@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use halo_core::Username;
+use halo_core::archive::{Place, Record};
 use halo_core::conversation::{self, Conversation, ConversationId, Format, MessageId};
 use halo_core::message::{Body, Message};
 use halo_core::rate::{Rate, TokenBucket};
 use halo_store::{Store, Thread};
 use serde::Deserialize;
 
+use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -67,6 +69,7 @@ pub struct ImService {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     presence: Arc<PresenceService>,
+    archive: Arc<ArchiveService>,
     rate: Rate,
     buckets: Mutex<HashMap<Username, TokenBucket>>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -79,10 +82,12 @@ impl ImService {
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         presence: Arc<PresenceService>,
+        archive: Arc<ArchiveService>,
         settings: &ImSettings,
     ) -> Self {
         Self {
             presence,
+            archive,
             store,
             hub,
             metrics,
@@ -159,10 +164,16 @@ impl ImService {
         {
             return self.view(&c, actor.user);
         }
-        let id = self.store.im().next_id()?;
+        let reserved = self.store.im().reserve()?;
+        let id = reserved.id();
         let conv = Conversation::new(id, actor.user, &users, now_ms(), 0)?;
         let _guard = self.lock(id).await;
-        self.store.im().create(&conv).await?;
+        let record = self.archive.started(&conv, actor.user);
+        self.store.im().create(&conv, record.as_ref()).await?;
+        drop(reserved);
+        if record.is_some() {
+            self.archive.written();
+        }
         for m in conv.members() {
             let frame = ServerFrame::ImConversation { conversation: self.view(&conv, m)? };
             self.hub.send_to_user(m, if m == actor.user { actor.endpoint } else { None }, &frame);
@@ -200,22 +211,39 @@ impl ImService {
                 self.check_reach(actor.user, other)?;
             }
         }
-        self.check_rate(actor.user)?;
+        let reserved = self.store.im().reserve()?;
         let msg = Message {
-            id: self.store.im().next_id()?,
+            id: reserved.id(),
             at: now_ms(),
             from: actor.user.clone(),
             body: Body::Text { text, format },
             key,
         };
-        self.append(actor, &conv, &msg, true).await?;
+        let record = self.record(&conv, &msg)?;
+        self.check_rate(actor.user)?;
+        self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
         Ok(MessageView::new(Thread::Conversation(id), &msg))
     }
 
-    /// Stores `msg` in `conv` and fans it out. A 1:1 `text` to an offline user is refused when
-    /// offline IM is off; in a group, offline participants then find it in their history.
-    async fn append(&self, actor: Actor<'_>, conv: &Conversation, msg: &Message, text: bool) -> Result<(), ApiError> {
+    /// The archive record of `msg` in `conv`, if archived (refused while archiving fails, if
+    /// the settings say so).
+    fn record(&self, conv: &Conversation, msg: &Message) -> Result<Option<Record>, ApiError> {
+        let members: Vec<&Username> = conv.members().collect();
+        self.archive.record(Place::Conversation(conv.id), msg, &members)
+    }
+
+    /// Stores `msg` in `conv` (with its archive record) and fans it out. A 1:1 `text` to an
+    /// offline user is refused when offline IM is off; in a group, offline participants then
+    /// find it in their history.
+    async fn append(
+        &self,
+        actor: Actor<'_>,
+        conv: &Conversation,
+        msg: &Message,
+        text: bool,
+        record: Option<Record>,
+    ) -> Result<(), ApiError> {
         let offline_on = self.offline_im()?;
         let mut offline = Vec::new();
         for m in conv.members().filter(|m| *m != actor.user) {
@@ -228,7 +256,10 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, &offline).await?;
+        self.store.im().append(conv, msg, &offline, record.as_ref()).await?;
+        if record.is_some() {
+            self.archive.written();
+        }
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
         // Encoded once for every recipient.
@@ -254,7 +285,8 @@ impl ImService {
         self.check_reach(actor.user, &user)?;
         let _guard = self.lock(id).await;
         let mut conv = self.conversation_of(actor.user, id)?;
-        let msg_id = self.store.im().next_id()?;
+        let reserved = self.store.im().reserve()?;
+        let msg_id = reserved.id();
         let now = now_ms();
         conv.add(actor.user, &user, now, msg_id)?;
         let msg = Message {
@@ -264,8 +296,9 @@ impl ImService {
             body: Body::Joined { user: user.clone() },
             key: None,
         };
+        let record = self.record(&conv, &msg)?;
         self.announce(actor, &conv, &[])?;
-        self.append(actor, &conv, &msg, false).await?;
+        self.append(actor, &conv, &msg, false, record).await?;
         self.view(&conv, actor.user)
     }
 
@@ -273,7 +306,8 @@ impl ImService {
     pub async fn leave(&self, actor: Actor<'_>, id: ConversationId) -> Result<ConversationView, ApiError> {
         let _guard = self.lock(id).await;
         let mut conv = self.conversation_of(actor.user, id)?;
-        let msg_id = self.store.im().next_id()?;
+        let reserved = self.store.im().reserve()?;
+        let msg_id = reserved.id();
         conv.leave(actor.user, msg_id)?;
         let msg = Message {
             id: msg_id,
@@ -282,7 +316,8 @@ impl ImService {
             body: Body::Left { user: actor.user.clone() },
             key: None,
         };
-        self.append(Actor { user: actor.user, endpoint: None }, &conv, &msg, false).await?;
+        let record = self.record(&conv, &msg)?;
+        self.append(Actor { user: actor.user, endpoint: None }, &conv, &msg, false, record).await?;
         self.announce(actor, &conv, std::slice::from_ref(actor.user))?;
         self.view(&conv, actor.user)
     }

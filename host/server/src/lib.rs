@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod error;

@@ -34,6 +34,65 @@ struct PluginLabel {
     plugin: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+/// Compliance archiving metrics.
+#[derive(Default)]
+pub struct ArchiveMetrics {
+    /// Records written to the archive (spooled with their message).
+    pub records: Counter,
+    /// Messages refused because archiving was failing (BlockOnArchiveFailure).
+    pub refused: Counter,
+    /// Records removed by retention.
+    pub purged: Counter,
+    /// Records kept in the built-in archive (refreshed at each scrape).
+    pub kept: Gauge,
+    depth: Family<SinkLabel, Gauge>,
+    oldest: Family<SinkLabel, Gauge>,
+    delivered: Family<SinkLabel, Counter>,
+    failures: Family<SinkLabel, Counter>,
+}
+
+impl ArchiveMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register("archive_records", "Records written to the compliance archive", self.records.clone());
+        r.register("archive_refused", "Messages refused while archiving was failing", self.refused.clone());
+        r.register("archive_purged", "Archive records removed by retention", self.purged.clone());
+        r.register("archive_kept_records", "Records in the built-in archive", self.kept.clone());
+        r.register("archive_spool_depth", "Records waiting for an archive sink", self.depth.clone());
+        r.register("archive_oldest_age_seconds", "Age of the oldest record waiting for a sink", self.oldest.clone());
+        r.register("archive_delivered", "Records an archive sink stored", self.delivered.clone());
+        r.register("archive_sink_failures", "Failed deliveries to an archive sink", self.failures.clone());
+    }
+
+    /// Sets a sink's backlog gauges.
+    pub fn sink_backlog(&self, sink: &str, depth: u64, oldest_age_secs: u64) {
+        let l = SinkLabel { sink: sink.to_owned() };
+        self.depth.get_or_create(&l).set(depth as i64);
+        self.oldest.get_or_create(&l).set(oldest_age_secs as i64);
+    }
+
+    /// Counts records a sink stored.
+    pub fn sink_delivered(&self, sink: &str, n: u64) {
+        self.delivered.get_or_create(&SinkLabel { sink: sink.to_owned() }).inc_by(n);
+    }
+
+    /// Counts a failed delivery.
+    pub fn sink_failed(&self, sink: &str) {
+        self.failures.get_or_create(&SinkLabel { sink: sink.to_owned() }).inc();
+    }
+
+    /// Drops a removed sink's gauges.
+    pub fn sink_removed(&self, sink: &str) {
+        let l = SinkLabel { sink: sink.to_owned() };
+        self.depth.remove(&l);
+        self.oldest.remove(&l);
+    }
+}
+
 type HistogramFamily = Family<PluginLabel, Histogram, fn() -> Histogram>;
 
 fn plugin_histogram() -> Histogram {
@@ -81,6 +140,8 @@ pub struct Metrics {
     plugin_traps: Family<PluginLabel, Counter>,
     plugin_seconds: HistogramFamily,
     plugin_memory: Family<PluginLabel, Gauge>,
+    /// Compliance archiving.
+    pub archive: ArchiveMetrics,
 }
 
 impl Default for Metrics {
@@ -115,6 +176,7 @@ impl Metrics {
             plugin_traps: Family::default(),
             plugin_seconds: Family::new_with_constructor(plugin_histogram),
             plugin_memory: Family::default(),
+            archive: ArchiveMetrics::default(),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -153,6 +215,7 @@ impl Metrics {
             "Send request to stored and queued to recipients",
             m.im_delivery.clone(),
         );
+        m.archive.register(&mut registry);
         Self { registry, ..m }
     }
 

@@ -1,6 +1,7 @@
 //! The plugin service: install, inspect, upgrade, configure, enable, disable and remove
 //! plugins on a running server, persisting records (`halo-store`) and component files
-//! (`<data>/plugins/<sha256>.wasm`), and handing the enabled presence plugins to presence.
+//! (`<data>/plugins/<sha256>.wasm`), and handing the enabled plugins to their users: presence
+//! plugins to presence, archive sinks to archiving.
 //!
 //! A swap (upgrade, config change) replaces the `Arc<Plugin>` in the map: calls in flight
 //! finish on the old instance.
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -44,7 +46,7 @@ pub struct PluginInfo {
     pub name: String,
     /// Version.
     pub version: String,
-    /// World: `presence-states`.
+    /// World: `presence-states` or `archive-sink`.
     pub kind: String,
     /// WIT version it was built against.
     pub api: String,
@@ -133,6 +135,7 @@ pub struct PluginService {
     dir: PathBuf,
     settings: PluginSettings,
     presence: Arc<PresenceService>,
+    archive: Arc<ArchiveService>,
     metrics: Arc<Metrics>,
     loaded: RwLock<BTreeMap<String, Loaded>>,
     writes: tokio::sync::Mutex<()>,
@@ -150,6 +153,7 @@ impl PluginService {
         dir: PathBuf,
         settings: PluginSettings,
         presence: Arc<PresenceService>,
+        archive: Arc<ArchiveService>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
@@ -160,6 +164,7 @@ impl PluginService {
             dir,
             settings,
             presence,
+            archive,
             metrics,
             loaded: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
@@ -212,16 +217,14 @@ impl PluginService {
         }
     }
 
-    /// Hands the enabled presence plugins to presence.
+    /// Hands the enabled presence plugins to presence, and the archive sinks to archiving.
     fn publish(&self) {
-        let list: Vec<Arc<Plugin>> = self
-            .read()
-            .values()
-            .filter(|l| l.record.enabled)
-            .filter_map(|l| l.plugin.clone())
-            .filter(|p| p.manifest().kind == "presence-states")
-            .collect();
-        self.presence.set_plugins(list);
+        let enabled: Vec<Arc<Plugin>> =
+            self.read().values().filter(|l| l.record.enabled).filter_map(|l| l.plugin.clone()).collect();
+        let (presence, sinks): (Vec<_>, Vec<_>) =
+            enabled.into_iter().partition(|p| p.manifest().kind == "presence-states");
+        self.presence.set_plugins(presence);
+        self.archive.set_sinks(sinks.into_iter().filter(|p| p.manifest().kind == "archive-sink").collect());
     }
 
     fn info(&self, l: &Loaded) -> PluginInfo {
@@ -313,6 +316,9 @@ impl PluginService {
             limits: None,
         };
         self.store.plugins().put(&record).await?;
+        if plugin.manifest().kind == "archive-sink" {
+            self.archive.sink_installed(&name).await?;
+        }
         tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
         self.write().insert(name.clone(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
@@ -403,6 +409,7 @@ impl PluginService {
         let _w = self.writes.lock().await;
         let removed = self.write().remove(name).ok_or_else(|| not_found(name))?;
         self.store.plugins().remove(name).await?;
+        self.archive.sink_removed(name).await?;
         if !self.read().values().any(|l| l.record.sha256 == removed.record.sha256) {
             let _ = std::fs::remove_file(self.file(&removed.record.sha256));
         }

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use halo_core::Username;
+use halo_core::archive::Place;
 use halo_core::conversation::{self, Format, MessageId};
 use halo_core::message::{Body, Message};
 use halo_core::room::{Privacy, Room, RoomId, RoomRole};
 use halo_store::{RoomMark, Store, Thread};
 
+use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -34,14 +36,15 @@ pub struct RoomService {
     store: Store,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    archive: Arc<ArchiveService>,
     /// Serialises changes to rooms (membership and names span records).
     writes: tokio::sync::Mutex<()>,
 }
 
 impl RoomService {
     /// The service.
-    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Self {
-        Self { store, hub, metrics, writes: tokio::sync::Mutex::new(()) }
+    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, archive: Arc<ArchiveService>) -> Self {
+        Self { store, hub, metrics, archive, writes: tokio::sync::Mutex::new(()) }
     }
 
     fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ApiError> {
@@ -95,7 +98,7 @@ impl RoomService {
         description: &str,
         privacy: Privacy,
     ) -> Result<RoomView, ApiError> {
-        let id = self.store.im().next_id()?;
+        let id = self.store.im().reserve()?.id();
         let room = Room::new(id, name, creator, privacy, topic, description, now_ms())?;
         let _w = self.writes.lock().await;
         self.store.rooms().put(&room, None, std::slice::from_ref(creator), &[]).await?;
@@ -187,9 +190,21 @@ impl RoomService {
     }
 
     async fn post_event(&self, room: &Room, by: &Username, body: Body) -> Result<(), ApiError> {
-        let msg = Message { id: self.store.im().next_id()?, at: now_ms(), from: by.clone(), body, key: None };
-        self.store.rooms().post(room.id, &msg).await?;
+        let id = self.store.im().reserve()?;
+        let msg = Message { id: id.id(), at: now_ms(), from: by.clone(), body, key: None };
+        self.store_post(room, &msg).await?;
         self.fan_out(room, &msg, None);
+        Ok(())
+    }
+
+    /// Writes a post with its archive record (when a member is archived).
+    async fn store_post(&self, room: &Room, msg: &Message) -> Result<(), ApiError> {
+        let members: Vec<&Username> = room.members.keys().collect();
+        let record = self.archive.record(Place::Room(room.id), msg, &members)?;
+        self.store.rooms().post(room.id, msg, record.as_ref()).await?;
+        if record.is_some() {
+            self.archive.written();
+        }
         Ok(())
     }
 
@@ -228,14 +243,10 @@ impl RoomService {
         }
         let room = self.room(id, by)?;
         room.check_post(by)?;
-        let msg = Message {
-            id: self.store.im().next_id()?,
-            at: now_ms(),
-            from: by.clone(),
-            body: Body::Text { text, format },
-            key,
-        };
-        self.store.rooms().post(id, &msg).await?;
+        let reserved = self.store.im().reserve()?;
+        let msg = Message { id: reserved.id(), at: now_ms(), from: by.clone(), body: Body::Text { text, format }, key };
+        self.store_post(&room, &msg).await?;
+        drop(reserved);
         self.metrics.im_sent.inc();
         self.fan_out(&room, &msg, endpoint);
         self.mark(id, by, |m| m.read_upto = m.read_upto.max(msg.id)).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use halo_store::{Store, TokenHash};
 
 use crate::accounts::Accounts;
+use crate::archive::ArchiveService;
 use crate::im::ImService;
 use crate::metrics::Metrics;
 use crate::plugins::PluginService;
@@ -39,10 +40,12 @@ pub struct AppState {
     pub presence: Arc<PresenceService>,
     /// Installed plugins.
     pub plugins: Arc<PluginService>,
+    /// Compliance archiving.
+    pub archive: Arc<ArchiveService>,
 }
 
 impl AppState {
-    /// Wires the state over `store`, keeping the search index and plugins under `data_dir`;
+    /// Wires the state over `store`, keeping the search indexes and plugins under `data_dir`;
     /// `local_admin` is the hash of the local CLI token, if any. Starts the search indexer,
     /// the presence publisher and the installed plugins (needs a runtime).
     pub fn new(
@@ -60,16 +63,37 @@ impl AppState {
         let presence =
             Arc::new(PresenceService::new(store.clone(), hub.clone(), metrics.clone(), settings.presence.clone()));
         tokio::spawn(presence.clone().run());
-        let im = Arc::new(ImService::new(store.clone(), hub.clone(), metrics.clone(), presence.clone(), &settings.im));
-        let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone()));
+        let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
+        let im = Arc::new(ImService::new(
+            store.clone(),
+            hub.clone(),
+            metrics.clone(),
+            presence.clone(),
+            archive.clone(),
+            &settings.im,
+        ));
+        let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone()));
         let search = Arc::new(Indexer::start(store.clone(), &data_dir.join("search"), Duration::from_millis(250))?);
         let plugins = Arc::new(PluginService::start(
             store.clone(),
             data_dir.join("plugins"),
             settings.plugins.clone(),
             presence.clone(),
+            archive.clone(),
             metrics.clone(),
         )?);
-        Ok(Self { store, accounts, hub, metrics, settings: Arc::new(settings), im, rooms, search, presence, plugins })
+        Ok(Self {
+            store,
+            accounts,
+            hub,
+            metrics,
+            settings: Arc::new(settings),
+            im,
+            rooms,
+            search,
+            presence,
+            plugins,
+            archive,
+        })
     }
 }

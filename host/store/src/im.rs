@@ -14,10 +14,15 @@ use halo_core::Username;
 use halo_core::conversation::{Conversation, ConversationId, MessageId};
 use halo_core::message::{Body, Message};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use halo_core::archive::Record;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::StoreError;
+use crate::archive::{self, Archive};
 use crate::codec::{decode, encode};
 use crate::keys::{Thread, u64_at, user_key};
 
@@ -57,6 +62,8 @@ pub struct Im {
     recent: sled::Tree,
     offline: sled::Tree,
     pub(crate) idempotency: sled::Tree,
+    pub(crate) archive: Archive,
+    in_flight: Arc<Mutex<BTreeSet<u64>>>,
 }
 
 type TxError = ConflictableTransactionError<StoreError>;
@@ -65,22 +72,53 @@ pub(crate) fn abort(e: StoreError) -> TxError {
     ConflictableTransactionError::Abort(e)
 }
 
-/// Writes a message, its journal entry and its sender's idempotency key inside a transaction:
-/// the part every thread (conversation or room) shares.
+/// The trees every message write touches, inside a transaction.
+pub(crate) struct MessageTrees<'a> {
+    pub(crate) msgs: &'a sled::transaction::TransactionalTree,
+    pub(crate) journal: &'a sled::transaction::TransactionalTree,
+    pub(crate) idem: &'a sled::transaction::TransactionalTree,
+    pub(crate) archive: &'a sled::transaction::TransactionalTree,
+}
+
+/// Writes a message, its journal entry, its sender's idempotency key and (when archived) its
+/// archive record inside a transaction: the part every thread (conversation or room) shares.
 pub(crate) fn write_message(
-    msgs: &sled::transaction::TransactionalTree,
-    journal: &sled::transaction::TransactionalTree,
-    idem: &sled::transaction::TransactionalTree,
+    t: &MessageTrees<'_>,
     thread: Thread,
     msg: &Message,
     value: &[u8],
+    archived: Option<&[u8]>,
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
-    msgs.insert(&thread.message_key(msg.id), value)?;
-    journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
+    t.msgs.insert(&thread.message_key(msg.id), value)?;
+    t.journal.insert(&msg.id.to_be_bytes(), &thread.key())?;
     if let Some(k) = &msg.key {
-        idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
+        t.idem.insert(user_key(&msg.from, k.as_bytes()), &thread.message_key(msg.id))?;
+    }
+    if let Some(record) = archived {
+        t.archive.insert(&msg.id.to_be_bytes(), record)?;
     }
     Ok(())
+}
+
+/// An id handed out by [`Im::reserve`] and not yet written or abandoned. Dropping it (after
+/// the write, or on an error) releases it.
+#[derive(Debug)]
+pub struct Reservation {
+    id: u64,
+    in_flight: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Reservation {
+    /// The id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
 }
 
 pub(crate) fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
@@ -103,7 +141,7 @@ fn recent_key(user: &Username, last: MessageId, conv: ConversationId) -> Vec<u8>
 }
 
 impl Im {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &sled::Db, archive: Archive) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             conversations: db.open_tree(CONVERSATIONS)?,
@@ -114,13 +152,25 @@ impl Im {
             recent: db.open_tree(RECENT)?,
             offline: db.open_tree(OFFLINE)?,
             idempotency: db.open_tree(IDEMPOTENCY)?,
+            archive,
+            in_flight: Arc::default(),
         })
     }
 
-    /// A fresh id, larger than every id handed out before (also across restarts).
-    pub fn next_id(&self) -> Result<u64, StoreError> {
+    /// A fresh id, larger than every id handed out before (also across restarts), held as in
+    /// flight until the returned reservation is dropped.
+    pub fn reserve(&self) -> Result<Reservation, StoreError> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         // sled starts at 0; keep 0 free to mean "none".
-        Ok(self.db.generate_id()? + 1)
+        let id = self.db.generate_id()? + 1;
+        in_flight.insert(id);
+        Ok(Reservation { id, in_flight: self.in_flight.clone() })
+    }
+
+    /// Every id below this one is written or abandoned: readers following the journal or the
+    /// archive in id order may go up to it without skipping a record still being written.
+    pub fn settled_below(&self) -> u64 {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).first().copied().unwrap_or(u64::MAX)
     }
 
     /// The conversation `id`, if any.
@@ -133,14 +183,19 @@ impl Im {
         Ok(self.direct.get(direct_key(a, b))?.map(|v| u64_at(&v, 0)))
     }
 
-    /// Stores a new conversation (and, for a 1:1, remembers it for the pair), durably.
-    pub async fn create(&self, conv: &Conversation) -> Result<(), StoreError> {
+    /// Stores a new conversation (and, for a 1:1, remembers it for the pair) with its archive
+    /// record, if archived, durably.
+    pub async fn create(&self, conv: &Conversation, archived: Option<&Record>) -> Result<(), StoreError> {
         let value = encode(CONVERSATIONS, conv)?;
+        let record = archived.map(|r| encode(archive::RECORDS, r)).transpose()?;
         let members: Vec<Username> = conv.members().cloned().collect();
         let entry = encode(INBOX, &InboxEntry { last_at: conv.created_at, ..Default::default() })?;
-        let r = (&self.conversations, &self.direct, &self.inbox, &self.recent).transaction(
-            |(convs, direct, inbox, recent)| {
+        let r = (&self.conversations, &self.direct, &self.inbox, &self.recent, &self.archive.records).transaction(
+            |(convs, direct, inbox, recent, archive)| {
                 convs.insert(&conv.id.to_be_bytes(), value.clone())?;
+                if let Some(record) = &record {
+                    archive.insert(&conv.id.to_be_bytes(), record.as_slice())?;
+                }
                 if let [a, b] = members.as_slice() {
                     direct.insert(direct_key(a, b), &conv.id.to_be_bytes())?;
                 }
@@ -158,11 +213,19 @@ impl Im {
 
     /// Appends `msg` to `conv` (whose stored record is replaced by `conv`, so membership changes
     /// land with their message), updates every present participant's inbox, queues it for the
-    /// `offline` ones, and records the sender's idempotency key. One transaction, flushed.
-    pub async fn append(&self, conv: &Conversation, msg: &Message, offline: &[Username]) -> Result<(), StoreError> {
+    /// `offline` ones, records the sender's idempotency key and spools the archive record, if
+    /// archived. One transaction, flushed.
+    pub async fn append(
+        &self,
+        conv: &Conversation,
+        msg: &Message,
+        offline: &[Username],
+        archived: Option<&Record>,
+    ) -> Result<(), StoreError> {
         let thread = Thread::Conversation(conv.id);
         let conv_value = encode(CONVERSATIONS, conv)?;
         let msg_value = encode(MESSAGES, msg)?;
+        let record = archived.map(|r| encode(archive::RECORDS, r)).transpose()?;
         let members: Vec<Username> = conv.members().cloned().collect();
         let counts_as_unread = matches!(msg.body, Body::Text { .. });
         let trees = (
@@ -173,10 +236,12 @@ impl Im {
             &self.recent,
             &self.offline,
             &self.idempotency,
+            &self.archive.records,
         );
-        let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem)| {
+        let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem, archive)| {
             convs.insert(&conv.id.to_be_bytes(), conv_value.clone())?;
-            write_message(msgs, journal, idem, thread, msg, &msg_value)?;
+            let t = MessageTrees { msgs, journal, idem, archive };
+            write_message(&t, thread, msg, &msg_value, record.as_deref())?;
             for m in &members {
                 let key = user_key(m, &conv.id.to_be_bytes());
                 let mut entry: InboxEntry = match inbox.get(&key)? {
@@ -416,13 +481,13 @@ mod tests {
         let im = store.im();
         let c1 = Conversation::new(1, &u("alice"), &[u("bob")], 0, 1).expect("conv");
         let c2 = Conversation::new(2, &u("alice"), &[u("carol")], 0, 1).expect("conv");
-        im.create(&c1).await.expect("create");
-        im.create(&c2).await.expect("create");
+        im.create(&c1, None).await.expect("create");
+        im.create(&c2, None).await.expect("create");
         assert_eq!(im.direct(&u("bob"), &u("alice")).expect("direct"), Some(1));
 
-        im.append(&c1, &text(10, "alice", "one", Some("k1")), &[u("bob")]).await.expect("append");
-        im.append(&c2, &text(11, "carol", "two", None), &[]).await.expect("append");
-        im.append(&c1, &text(12, "alice", "three", None), &[u("bob")]).await.expect("append");
+        im.append(&c1, &text(10, "alice", "one", Some("k1")), &[u("bob")], None).await.expect("append");
+        im.append(&c2, &text(11, "carol", "two", None), &[], None).await.expect("append");
+        im.append(&c1, &text(12, "alice", "three", None), &[u("bob")], None).await.expect("append");
 
         let inbox = im.inbox(&u("alice"), None, 10).expect("inbox");
         assert_eq!(inbox.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [1, 2], "most recent first");
@@ -450,8 +515,54 @@ mod tests {
 
         im.hide(&u("alice"), 1).await.expect("hide");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox").iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
-        im.append(&c1, &text(13, "bob", "back", None), &[]).await.expect("append");
+        im.append(&c1, &text(13, "bob", "back", None), &[], None).await.expect("append");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox")[0].0, 1, "a new message brings it back");
         assert_eq!(im.journal_after(11, 10).expect("journal").iter().map(|(id, _)| *id).collect::<Vec<_>>(), [12, 13]);
+    }
+
+    #[tokio::test]
+    async fn archive_records_land_with_their_message_and_in_flight_ids_hold_readers_back() {
+        use halo_core::archive::{Place, Policy, Record};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (im, archive) = (store.im(), store.archive());
+        let conv_id = im.reserve().expect("id");
+        let c = Conversation::new(conv_id.id(), &u("alice"), &[u("bob")], 0, 1).expect("conv");
+        let started = Record::started(c.id, 0, &u("alice"), c.members());
+        im.create(&c, Some(&started)).await.expect("create");
+        drop(conv_id);
+
+        let first = im.reserve().expect("id");
+        let second = im.reserve().expect("id");
+        assert_eq!(im.settled_below(), first.id(), "the older reservation holds readers back");
+        let m2 = text(second.id(), "bob", "second", None);
+        im.append(&c, &m2, &[], Some(&Record::of_message(Place::Conversation(c.id), &m2, c.members())))
+            .await
+            .expect("append");
+        drop(second);
+        let ids = |v: Vec<Record>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(archive.after(0, im.settled_below(), 10).expect("after")), [c.id], "m2 waits for m1");
+        let m1 = text(first.id(), "alice", "first", None);
+        im.append(&c, &m1, &[], None).await.expect("unarchived message");
+        drop(first);
+        assert_eq!(im.settled_below(), u64::MAX);
+        let all = archive.after(0, im.settled_below(), 10).expect("after");
+        assert_eq!(ids(all.clone()), [c.id, m2.id], "only archived messages are spooled");
+        assert_eq!(all[1].text.as_deref(), Some("second"));
+        assert_eq!(archive.count_after(0, 100).expect("count"), 2);
+
+        archive.set_cursor("sink", c.id).await.expect("cursor");
+        assert_eq!(archive.cursor("sink").expect("cursor"), c.id);
+        assert_eq!(archive.cursors().expect("cursors"), [("sink".to_owned(), c.id)]);
+
+        archive.set_global(Policy::ALL).await.expect("global");
+        archive.set_user(&u("bob"), Some(Policy::OFF)).await.expect("user");
+        let p = archive.policies().expect("policies");
+        assert_eq!((p.global, p.effective(&u("bob"))), (Policy::ALL, Policy::OFF));
+
+        // Purge: only records older than the cutoff and at or below the slowest cursor.
+        assert_eq!(archive.purge(u64::MAX, c.id, 100).await.expect("purge"), [c.id]);
+        assert_eq!(archive.purge(1, u64::MAX, 100).await.expect("purge"), Vec::<u64>::new(), "too new");
+        assert_eq!(archive.len(), 1);
     }
 }

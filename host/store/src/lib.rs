@@ -1,13 +1,14 @@
 //! Halo's storage: the one crate that knows sled.
 //!
 //! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`],
-//! [`Store::im`], [`Store::rooms`], [`Store::presence`]).
+//! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`]).
 //! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
 //! and the schema version is checked on open. Every write method that the server acknowledges
 //! flushes before it returns: **what a caller was told is stored survives `kill -9`.**
 //!
 //! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
 
+mod archive;
 mod codec;
 mod im;
 mod keys;
@@ -19,7 +20,8 @@ mod users;
 
 use std::path::Path;
 
-pub use im::{Im, InboxEntry};
+pub use archive::Archive;
+pub use im::{Im, InboxEntry, Reservation};
 pub use keys::Thread;
 pub use plugins::{PluginRecord, Plugins};
 pub use presence::{AppToken, Presence};
@@ -96,7 +98,8 @@ impl Store {
         }
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
-        let im = Im::open(&db)?;
+        let archive = Archive::open(&db)?;
+        let im = Im::open(&db, archive)?;
         let rooms = Rooms::open(&db, im.clone())?;
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
@@ -116,6 +119,11 @@ impl Store {
     /// Conversations and their messages.
     pub fn im(&self) -> &Im {
         &self.im
+    }
+
+    /// The compliance archive: spool, sink cursors, policies and settings.
+    pub fn archive(&self) -> &Archive {
+        &self.im.archive
     }
 
     /// Installed plugins and their storage.

@@ -5,6 +5,7 @@
 //! `journal` and `idempotency` trees with conversations (thread `Room(id)`).
 
 use halo_core::Username;
+use halo_core::archive::Record;
 use halo_core::conversation::MessageId;
 use halo_core::message::Message;
 use halo_core::room::{Room, RoomId};
@@ -13,7 +14,7 @@ use sled::Transactional;
 
 use crate::StoreError;
 use crate::codec::{decode, encode};
-use crate::im::{Im, MESSAGES, abort, tx_result, write_message};
+use crate::im::{Im, MESSAGES, MessageTrees, abort, tx_result, write_message};
 use crate::keys::{Thread, u64_at, user_key};
 
 const ROOMS: &str = "rooms";
@@ -105,11 +106,16 @@ impl Rooms {
     }
 
     /// Appends a post (or membership event) to `room`, durably; records the idempotency key.
-    pub async fn post(&self, room: RoomId, msg: &Message) -> Result<(), StoreError> {
+    pub async fn post(&self, room: RoomId, msg: &Message, archived: Option<&Record>) -> Result<(), StoreError> {
         let thread = Thread::Room(room);
         let value = encode(MESSAGES, msg)?;
-        let r = (&self.im.messages, &self.im.journal, &self.im.idempotency)
-            .transaction(|(msgs, journal, idem)| Ok(write_message(msgs, journal, idem, thread, msg, &value)?));
+        let record = archived.map(|r| encode(crate::archive::RECORDS, r)).transpose()?;
+        let r = (&self.im.messages, &self.im.journal, &self.im.idempotency, &self.im.archive.records).transaction(
+            |(msgs, journal, idem, archive)| {
+                let t = MessageTrees { msgs, journal, idem, archive };
+                Ok(write_message(&t, thread, msg, &value, record.as_deref())?)
+            },
+        );
         tx_result(r)?;
         self.db.flush_async().await?;
         Ok(())

@@ -374,3 +374,15 @@ pub fn listed_state(server: &TestServer, id: &str) -> Option<Value> {
     let states = server.client(None).call_json("GET", "/api/v1/presence/states", None).expect("states");
     states["states"].as_array().expect("list").iter().find(|s| s["id"] == id).cloned()
 }
+
+/// A file of the repository (built plugins, examples).
+pub fn component(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    assert!(p.exists(), "{} is missing: run `cargo xtask plugins`", p.display());
+    p
+}
+
+/// A first-party or test plugin built from `plugins/`.
+pub fn rust_plugin(name: &str) -> PathBuf {
+    component(&format!("plugins/target/wasm32-wasip2/release/{name}.wasm"))
+}

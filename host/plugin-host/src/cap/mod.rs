@@ -1,7 +1,46 @@
 //! Host capabilities, one unit each: its config (what the admin granted and set), its
-//! per-instance state (a field of the store's data), and its linker hook. `log` and `config`
-//! every plugin has; `kv` answers `access-denied` unless granted.
+//! per-instance state (a field of the store's data, or a piece of the WASI context), and its
+//! linker hook. `log` and `config` every plugin has; `kv` answers `access-denied` unless
+//! granted; `dir` exists only when granted.
+//!
+//! A grant is a capability name, or `name:value` for capabilities the admin parameterises
+//! (`dir:/var/lib/halo/archive`). [`Grants::parse`] keeps only what the manifest asks for.
 
 pub mod config;
+pub mod dir;
 pub mod kv;
 pub mod log;
+
+/// The capabilities granted to one plugin, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// The grants as given (those the manifest asks for), for display and persistence.
+    pub raw: Vec<String>,
+    /// `kv` is granted.
+    pub kv: bool,
+    /// `dir:<path>` is granted.
+    pub dir: Option<dir::DirGrant>,
+}
+
+impl Grants {
+    /// Parses `grants`, dropping the ones `requested` (the manifest's list) does not name.
+    pub fn parse(grants: &[String], requested: &[String]) -> anyhow::Result<Self> {
+        let mut out = Grants::default();
+        for g in grants {
+            let (name, value) = match g.split_once(':') {
+                Some((n, v)) => (n.trim(), Some(v)),
+                None => (g.trim(), None),
+            };
+            if !requested.iter().any(|r| r == name) {
+                continue;
+            }
+            match name {
+                "kv" => out.kv = true,
+                "dir" => out.dir = Some(dir::DirGrant::parse(value)?),
+                _ => continue,
+            }
+            out.raw.push(g.trim().to_owned());
+        }
+        Ok(out)
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP routes, grouped by area, collected with their OpenAPI descriptions.
 
 pub mod apps;
+pub mod archive;
 pub mod contacts;
 pub mod conversations;
 pub mod me;
@@ -38,6 +39,7 @@ use crate::stream;
         (name = "contacts", description = "Contact list, groups, access levels, blocking, directory"),
         (name = "conversations", description = "IM conversations, history and search"),
         (name = "rooms", description = "Persistent chat rooms"),
+        (name = "archive", description = "Compliance archiving: policy (admin), search and export (compliance role)"),
         (name = "stream", description = "The WebSocket event stream"),
         (name = "system", description = "Health and metrics"),
     )
@@ -115,6 +117,13 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(rooms::messages, rooms::post))
         .routes(routes!(rooms::read))
         .routes(routes!(rooms::follow))
+        .routes(routes!(archive::get_policy, archive::set_global))
+        .routes(routes!(archive::set_user, archive::clear_user))
+        .routes(routes!(archive::get_settings, archive::set_settings))
+        .routes(routes!(archive::purge))
+        .routes(routes!(archive::status))
+        .routes(routes!(archive::search))
+        .routes(routes!(archive::export))
         .routes(routes!(stream::stream))
         .split_for_parts();
     let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads);

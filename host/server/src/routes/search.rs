@@ -71,6 +71,7 @@ pub async fn search(
         since: p.since,
         until: p.until,
         limit,
+        everyone: false,
     };
     let search = state.search.clone();
     let hits = tokio::task::spawn_blocking(move || search.index().search(&query))

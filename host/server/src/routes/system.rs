@@ -39,5 +39,6 @@ pub async fn metrics(
     state.metrics.users.set(state.accounts.count() as i64);
     state.metrics.im_offline_queue.set(state.im.offline_depth() as i64);
     state.plugins.refresh_metrics();
+    state.archive.refresh_metrics();
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()))
 }

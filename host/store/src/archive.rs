@@ -1,0 +1,187 @@
+//! The compliance archive: the spool of archived events, which is also the built-in archive.
+//!
+//! Trees: `archive` (record id → [`Record`]: written in the same transaction as the message it
+//! archives, so an acknowledged message is never missing from it), `archive_cursors` (sink name
+//! → the last record id it confirmed), `archive_policies` (username → [`Policy`]) and
+//! `archive_meta` (the global policy and the [`Settings`]).
+//!
+//! Records leave only through [`Archive::purge`] (retention). Users deleting their history
+//! touch other trees, never this one.
+//!
+//! Record ids come from [`crate::Im::reserve`]; ids in flight (reserved, not yet written or
+//! abandoned) hold back readers at [`crate::Im::settled_below`], so a sink reading in id order
+//! never skips a record that lands late.
+
+use halo_core::Username;
+use halo_core::archive::{Policies, Policy, Record, Settings};
+
+use crate::StoreError;
+use crate::codec::{decode, encode};
+
+pub(crate) const RECORDS: &str = "archive";
+const CURSORS: &str = "archive_cursors";
+const POLICIES: &str = "archive_policies";
+const META: &str = "archive_meta";
+const GLOBAL_KEY: &[u8] = b"global_policy";
+const SETTINGS_KEY: &[u8] = b"settings";
+
+/// Typed access to the archive.
+#[derive(Clone)]
+pub struct Archive {
+    db: sled::Db,
+    pub(crate) records: sled::Tree,
+    cursors: sled::Tree,
+    policies: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Archive {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            records: db.open_tree(RECORDS)?,
+            cursors: db.open_tree(CURSORS)?,
+            policies: db.open_tree(POLICIES)?,
+            meta: db.open_tree(META)?,
+        })
+    }
+
+    /// Records with `after < id < below`, in id order, at most `limit`.
+    pub fn after(&self, after: u64, below: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        if after.saturating_add(1) >= below {
+            return Ok(Vec::new());
+        }
+        let range = (after + 1).to_be_bytes()..below.to_be_bytes();
+        self.records.range(range).take(limit).map(|kv| decode(RECORDS, &kv?.1)).collect()
+    }
+
+    /// The record `id`, if kept.
+    pub fn get(&self, id: u64) -> Result<Option<Record>, StoreError> {
+        self.records.get(id.to_be_bytes())?.map(|v| decode(RECORDS, &v)).transpose()
+    }
+
+    /// How many records have an id above `after` (counting stops at `cap`).
+    pub fn count_after(&self, after: u64, cap: u64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.records.range(after.saturating_add(1).to_be_bytes()..) {
+            kv?;
+            n += 1;
+            if n >= cap {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Records kept.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is kept.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Deletes records older than `before` (ms) with ids up to `max_id`, oldest first, at most
+    /// `limit` per call; returns their ids. Ids increase with arrival, so the scan stops at the
+    /// first record that is too new.
+    pub async fn purge(&self, before: u64, max_id: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut gone = Vec::new();
+        for kv in self.records.range(..=max_id.to_be_bytes()) {
+            let (k, v) = kv?;
+            let r: Record = decode(RECORDS, &v)?;
+            if r.at >= before || gone.len() >= limit {
+                break;
+            }
+            self.records.remove(k)?;
+            gone.push(r.id);
+        }
+        if !gone.is_empty() {
+            self.db.flush_async().await?;
+        }
+        Ok(gone)
+    }
+
+    /// The last record id sink `name` confirmed (0: none yet).
+    pub fn cursor(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self.cursors.get(name)?.map_or(0, |v| crate::keys::u64_at(&v, 0)))
+    }
+
+    /// Every sink's cursor.
+    pub fn cursors(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.cursors
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), crate::keys::u64_at(&v, 0)))
+            })
+            .collect()
+    }
+
+    /// Moves sink `name`'s cursor, durably (so a restart does not resend).
+    pub async fn set_cursor(&self, name: &str, id: u64) -> Result<(), StoreError> {
+        self.cursors.insert(name, &id.to_be_bytes())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Registers sink `name` with a cursor at the start unless it has one: from then on it
+    /// holds retention back until it stores the records, even while disabled.
+    pub async fn add_cursor(&self, name: &str) -> Result<(), StoreError> {
+        if self.cursors.get(name)?.is_none() {
+            self.cursors.insert(name, &0u64.to_be_bytes())?;
+            self.db.flush_async().await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets sink `name` (it was removed).
+    pub async fn remove_cursor(&self, name: &str) -> Result<(), StoreError> {
+        self.cursors.remove(name)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The global and per-user policies.
+    pub fn policies(&self) -> Result<Policies, StoreError> {
+        let global = self.meta.get(GLOBAL_KEY)?.map(|v| decode(META, &v)).transpose()?.unwrap_or(Policy::OFF);
+        let mut users = std::collections::BTreeMap::new();
+        for kv in self.policies.iter() {
+            let (k, v) = kv?;
+            if let Ok(u) = Username::parse(&String::from_utf8_lossy(&k)) {
+                users.insert(u, decode(POLICIES, &v)?);
+            }
+        }
+        Ok(Policies { global, users })
+    }
+
+    /// Sets the global policy, durably.
+    pub async fn set_global(&self, policy: Policy) -> Result<(), StoreError> {
+        self.meta.insert(GLOBAL_KEY, encode(META, &policy)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) `user`'s own policy, durably.
+    pub async fn set_user(&self, user: &Username, policy: Option<Policy>) -> Result<(), StoreError> {
+        match policy {
+            Some(p) => self.policies.insert(user.as_str(), encode(POLICIES, &p)?)?,
+            None => self.policies.remove(user.as_str())?,
+        };
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The archiving settings.
+    pub fn settings(&self) -> Result<Settings, StoreError> {
+        Ok(self.meta.get(SETTINGS_KEY)?.map(|v| decode(META, &v)).transpose()?.unwrap_or_default())
+    }
+
+    /// Replaces the settings, durably.
+    pub async fn set_settings(&self, settings: &Settings) -> Result<(), StoreError> {
+        self.meta.insert(SETTINGS_KEY, encode(META, settings)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
