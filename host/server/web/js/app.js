@@ -88,7 +88,7 @@ function shell(stream) {
   const tabs = [
     { id: "contacts", label: "Contacts", pane: () => contactsPane(openChatWith) },
     { id: "chats", label: "Chats", pane: conversationsPane },
-    { id: "rooms", label: "Rooms", pane: roomsPane },
+    { id: "rooms", label: "Rooms", pane: roomsPane, onShow: () => loadRooms().catch(() => {}) },
   ];
   const panes = new Map();
   const paneBox = h("div", { class: "pane" });
@@ -103,6 +103,7 @@ function shell(stream) {
       if (!panes.has(t.id) && t.id === active) { panes.set(t.id, t.pane()); paneBox.append(panes.get(t.id)); }
       if (panes.has(t.id)) panes.get(t.id).hidden = t.id !== active;
     }
+    tabs.find((t) => t.id === active)?.onShow?.();
     tabBar.querySelectorAll("[role=tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === active)));
   };
   tabBar.append(...tabs.map((t) => h("button", { type: "button", role: "tab", id: `tab-${t.id}`, dataset: { tab: t.id }, onclick: () => show(t.id) }, t.label, t.id === "chats" ? unread : null)));

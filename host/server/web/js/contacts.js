@@ -51,7 +51,7 @@ export function contactsPane(openChat) {
   const results = h("div", { class: "directory", id: "directory-results", "aria-live": "polite" });
   const pane = h("div", { class: "pane-body" },
     h("div", { class: "pane-tools" }, search,
-      h("button", { class: "icon-btn", type: "button", title: "New group", "aria-label": "New group", id: "new-group", onclick: newGroup }, "＋")),
+      h("button", { class: "icon-btn", type: "button", title: "New group", "aria-label": "New group", id: "new-group", onclick: newGroup }, "+")),
     results, list);
 
   const render = () => {

@@ -56,7 +56,7 @@ export function roomsPane() {
   on("rooms", render);
   render();
   return h("div", { class: "pane-body" },
-    h("div", { class: "pane-tools" }, search, h("button", { class: "icon-btn", type: "button", id: "new-room", title: "New room", "aria-label": "New room", onclick: createRoom }, "＋")),
+    h("div", { class: "pane-tools" }, search, h("button", { class: "icon-btn", type: "button", id: "new-room", title: "New room", "aria-label": "New room", onclick: createRoom }, "+")),
     list);
 }
 
