@@ -232,6 +232,7 @@ export function conversationView(id) {
       renderTyping();
     }),
     on("conversations", () => {
+      watch();
       renderHeader();
       const last = conv()?.last_message;
       if (last && !messages.has(last.id)) catchUp();
@@ -244,14 +245,30 @@ export function conversationView(id) {
     typingLine.textContent = names.length ? `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…` : "";
   }
   const onVisible = () => readUpToLatest();
-  const offOpen = store.stream?.on("open", () => { if (!disposed) catchUp(); });
+  const offOpen = store.stream?.on("open", () => { if (!disposed) { watched = []; watch(); catchUp(); } });
   document.addEventListener("visibilitychange", onVisible);
   window.addEventListener("focus", onVisible);
 
+  // Live presence of participants who are not contacts (contacts' presence comes anyway).
+  let watched = [];
+  const watch = () => {
+    const want = others(conv()).filter((u) => !store.contacts.has(u) && !watched.includes(u));
+    if (!want.length || !store.stream?.connected) return;
+    watched = watched.concat(want);
+    store.stream.request("presence.subscribe", { users: want, ttl_secs: 3600 })
+      .then((r) => r.presence.forEach((p) => store.people.set(p.username, p)))
+      .then(() => emit("people"))
+      .catch(() => { watched = watched.filter((u) => !want.includes(u)); });
+  };
+
   const start = async () => {
-    if (!store.conversations.get(id)) {
-      try { upsert(await get(`/api/v1/conversations/${id}`)); } catch (e) { mount(scroller, h("p", { class: "empty" }, e.message)); return; }
-    }
+    try {
+      const c = await get(`/api/v1/conversations/${id}`);
+      for (const [u, upto] of Object.entries(c.read_by || {})) readBy.set(u, Math.max(readBy.get(u) || 0, upto));
+      delete c.read_by;
+      upsert(c);
+    } catch (e) { mount(scroller, h("p", { class: "empty" }, e.message)); return; }
+    watch();
     renderHeader();
     await loadOlder();
     scrollDown();
@@ -268,6 +285,7 @@ export function conversationView(id) {
     dispose() {
       disposed = true;
       offOpen?.();
+      if (watched.length && store.stream?.connected) store.stream.request("presence.unsubscribe", { users: watched }).catch(() => {});
       offs.forEach((off) => off());
       document.removeEventListener("visibilitychange", onVisible);
       window.removeEventListener("focus", onVisible);
