@@ -85,10 +85,9 @@ export function qs(params) {
   return s ? `?${s}` : "";
 }
 
-/** A URL for an image the API serves (pictures), with the token in the query since <img>
- * cannot send headers. */
+/** The URL of a picture. Pictures are fetched without the token: anyone sees what External
+ * contacts see, pictures included (docs/presence.md), and a token in a URL would end up in
+ * logs and history. */
 export function pictureUrl(path) {
-  if (!path) return null;
-  const t = token();
-  return t ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(t)}` : path;
+  return path || null;
 }

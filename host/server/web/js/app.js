@@ -53,6 +53,8 @@ async function signOut(message) {
   if (s) s.stop();
   if (token() && !message) await post("/api/v1/logout").catch(() => {});
   stopIdle();
+  window.onhashchange = null;
+  history.replaceState(null, "", location.pathname);
   current.dispose();
   current = { dispose() {} };
   setToken(null);

@@ -6,7 +6,7 @@ import { get, qs } from "./api.js";
 import { avatar, stateText } from "./presence.js";
 import { ensurePeople, markRead, others, title, upsert } from "./conversations.js";
 import { displayName, emit, on, store } from "./state.js";
-import { debounce, dialog, fmtTime, guard, h, mount, randomId, toast, onInput } from "./util.js";
+import { debounce, dialog, fmtTime, guard, h, mount, onInput, randomId, toast } from "./util.js";
 
 const PAGE = 50;
 
@@ -99,10 +99,12 @@ export function conversationView(id) {
       return h("div", { class: "system", dataset: { id: m.id } }, `${displayName(m.user)} ${m.kind === "joined" ? "joined" : "left"} the conversation · ${fmtTime(m.at)}`);
     }
     const mine = m.from === store.me.username;
-    return h("div", { class: `msg${mine ? " mine" : ""}${status === "failed" ? " failed" : ""}`, dataset: { id: m.id || "", key: m.key || "" } },
+    const el = h("div", { class: `msg${mine ? " mine" : ""}${status === "failed" ? " failed" : ""}`, dataset: { id: m.id || "", key: m.key || "" } },
       mine ? null : h("div", { class: "msg-from" }, displayName(m.from)),
       h("div", { class: "msg-text" }, m.text),
       h("div", { class: "msg-meta" }, h("time", {}, m.at ? fmtTime(m.at) : ""), mine ? h("span", { class: "receipt" }, status || "") : null));
+    if (mine) return el;
+    return h("div", { class: "msg-row" }, avatar(store.people.get(m.from) || { username: m.from, display_name: m.from }, "sm"), el);
   };
 
   const receiptFor = (m) => {

@@ -5,7 +5,7 @@
 import { del, get, patch, post, put, qs } from "./api.js";
 import { avatar, stateText } from "./presence.js";
 import { emit, notePresence, on, store } from "./state.js";
-import { debounce, field, formDialog, guard, h, menu, mount, toast, onInput } from "./util.js";
+import { debounce, field, formDialog, guard, h, menu, mount, onInput, toast } from "./util.js";
 
 /** Access levels, least to most trusted. */
 export const LEVELS = [

@@ -6,7 +6,7 @@
 import { get, post, qs } from "./api.js";
 import { avatar, inDnd } from "./presence.js";
 import { displayName, emit, on, store } from "./state.js";
-import { debounce, fmtTime, guard, h, mount, toast, onInput } from "./util.js";
+import { debounce, field, fmtTime, formDialog, guard, h, mount, onInput, toast } from "./util.js";
 
 /** Starts (or reuses) the 1:1 with `username` and opens it. */
 export async function openChatWith(username) {
@@ -81,7 +81,10 @@ export function conversationsPane() {
   const search = h("input", { type: "search", id: "history-search", class: "search", placeholder: "Search messages", "aria-label": "Search message history" });
   const results = h("div", { class: "search-results", id: "history-results", "aria-live": "polite" });
   const list = h("ul", { class: "conv-list", id: "conversation-list" });
-  const pane = h("div", { class: "pane-body" }, h("div", { class: "pane-tools" }, search), results, list);
+  const pane = h("div", { class: "pane-body" },
+    h("div", { class: "pane-tools" }, search,
+      h("button", { class: "icon-btn", type: "button", id: "new-conversation", title: "New group conversation", "aria-label": "New group conversation", onclick: newConversation }, "+")),
+    results, list);
 
   const render = () => {
     const convs = [...store.conversations.values()].filter((c) => c.active || c.last_message)
@@ -105,6 +108,24 @@ export function conversationsPane() {
   on("presence", render);
   render();
   return pane;
+}
+
+/** Starts a conversation with several people: contacts ticked, plus usernames typed. */
+function newConversation() {
+  const people = [...store.contacts.values()].map((c) => c.presence).sort((a, b) => a.display_name.localeCompare(b.display_name));
+  return formDialog("New conversation", () => [
+    people.length ? h("fieldset", { class: "checks" }, h("legend", {}, "Contacts"),
+      people.map((p) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "who", value: p.username }), " ", p.display_name))) : null,
+    field("Others (usernames, comma-separated)", h("input", { name: "extra", autocomplete: "off" })),
+  ], async (form) => {
+    const picked = [...form.querySelectorAll("input[name=who]:checked")].map((i) => i.value);
+    const extra = form.extra.value.split(",").map((u) => u.trim().toLowerCase()).filter(Boolean);
+    const participants = [...new Set([...picked, ...extra])];
+    if (!participants.length) throw new Error("Pick at least one person.");
+    const c = await post("/api/v1/conversations", { participants });
+    upsert(c);
+    location.hash = `#/c/${c.id}`;
+  }, "Start");
 }
 
 function convRow(c) {

@@ -46,7 +46,8 @@ export function myCard() {
   const card = h("section", { class: "me-card", "aria-label": "My presence" });
   const render = () => {
     const p = store.myPresence || { username: store.me.username, display_name: store.me.display_name };
-    const pic = h("button", { class: "avatar-btn", type: "button", title: "Change picture", "aria-label": "Change picture", onclick: pickPicture }, avatar(p, "lg"));
+    const file = h("input", { type: "file", id: "picture-file", accept: "image/png,image/jpeg,image/gif,image/webp", hidden: true, onchange: () => uploadPicture(file) });
+    const pic = h("button", { class: "avatar-btn", type: "button", title: "Change picture", "aria-label": "Change picture", onclick: () => file.click() }, avatar(p, "lg"));
     const stateBtn = h("button", { class: "state-btn", id: "my-state", type: "button", "aria-haspopup": "menu", onclick: (e) => stateMenu(e.currentTarget) },
       h("span", { class: "dot", style: { "--c": p.colour || "#a19f9d" } }), h("span", { class: "state-label" }, stateText(p)), h("span", { class: "caret", "aria-hidden": "true" }, "▾"));
     const note = h("input", { id: "my-note", class: "inline-input", placeholder: "What's happening today?", value: p.note || "", maxlength: 500, "aria-label": "Note" });
@@ -59,7 +60,7 @@ export function myCard() {
       input.addEventListener("change", save);
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") input.blur(); if (e.key === "Escape") { input.value = p[key] || ""; input.blur(); } });
     }
-    mount(card, pic, h("div", { class: "me-text" }, h("div", { class: "me-name" }, p.display_name), stateBtn, note, location));
+    mount(card, pic, file, h("div", { class: "me-text" }, h("div", { class: "me-name" }, p.display_name), stateBtn, note, location));
   };
   render();
   on("presence", (p) => {
@@ -96,20 +97,14 @@ async function resetState() {
   await guard(async () => notePresence((await store.stream.request("presence.reset")).presence));
 }
 
-function pickPicture() {
-  const input = h("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", hidden: true });
-  input.addEventListener("change", () => {
-    const file = input.files?.[0];
-    input.remove();
-    if (!file) return;
-    guard(async () => {
-      const r = await api("PUT", "/api/v1/me/picture", file, file.type || "application/octet-stream");
-      notePresence(r.presence || r);
-      toast("Picture updated");
-    });
+function uploadPicture(input) {
+  const file = input.files?.[0];
+  if (!file) return;
+  guard(async () => {
+    const r = await api("PUT", "/api/v1/me/picture", file, file.type || "application/octet-stream");
+    notePresence(r);
+    toast("Picture updated");
   });
-  document.body.append(input);
-  input.click();
 }
 
 /** Whether the signed-in user is in Do Not Disturb (no desktop notifications then). */
@@ -131,9 +126,8 @@ export function startIdleDetection() {
     store.stream.request("presence.machine", { state }).then((r) => notePresence(r.presence)).catch(() => { reported = ""; });
   };
   const active = () => { last = Date.now(); if (reported !== "active") report("active"); };
-  for (const ev of ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "focus"]) {
-    window.addEventListener(ev, active, { passive: true });
-  }
+  const events = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "focus"];
+  for (const ev of events) window.addEventListener(ev, active, { passive: true });
   store.stream.on("open", () => { reported = "active"; last = Date.now(); });
   const timer = setInterval(() => {
     const idleMs = Date.now() - last;
@@ -141,7 +135,10 @@ export function startIdleDetection() {
     if (idleMs >= 2 * limit) report("away");
     else if (idleMs >= limit) report("inactive");
   }, 15_000);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    for (const ev of events) window.removeEventListener(ev, active);
+  };
 }
 
 /** Loads own presence settings (the idle timeout). */

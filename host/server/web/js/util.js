@@ -88,8 +88,10 @@ export async function guard(fn) {
 export function dialog(title, body) {
   return new Promise((resolve) => {
     const dlg = h("dialog", { class: "dialog", "aria-label": title });
-    const close = (value) => { dlg.close(); dlg.remove(); resolve(value); };
-    dlg.addEventListener("cancel", (e) => { e.preventDefault(); close(undefined); });
+    let result;
+    const close = (value) => { result = value; dlg.close(); };
+    // However it closes (button, Escape, script), it goes away and the promise settles.
+    dlg.addEventListener("close", () => { dlg.remove(); resolve(result); });
     const content = typeof body === "function" ? body(close) : body;
     dlg.append(
       h("header", { class: "dialog-head" }, h("h2", {}, title),
@@ -157,7 +159,13 @@ export function menu(anchor, items, cls = "") {
     if (!m.contains(e.target)) { m.remove(); document.removeEventListener("pointerdown", off, true); }
   };
   setTimeout(() => document.addEventListener("pointerdown", off, true));
-  m.addEventListener("keydown", (e) => { if (e.key === "Escape") { m.remove(); anchor.focus(); } });
+  m.addEventListener("keydown", (e) => {
+    const buttons = [...m.querySelectorAll("button")];
+    const i = buttons.indexOf(document.activeElement);
+    if (e.key === "Escape") { m.remove(); anchor.focus(); }
+    else if (e.key === "ArrowDown") { e.preventDefault(); buttons[(i + 1) % buttons.length]?.focus(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); buttons[(i - 1 + buttons.length) % buttons.length]?.focus(); }
+  });
   m.querySelector("button")?.focus();
   return m;
 }

@@ -12,7 +12,7 @@ export function render(root) {
 
   const row = (u) => h("tr", { dataset: { user: u.username } },
     h("td", {}, h("b", {}, u.display_name), h("div", { class: "muted" }, u.username)),
-    h("td", {}, u.email || ""),
+    h("td", { class: "col-email" }, u.email || ""),
     h("td", {}, u.roles.filter((r) => r !== "user").join(", ") || "user"),
     h("td", {}, u.disabled ? h("span", { class: "tag danger" }, "Disabled") : h("span", { class: "tag ok" }, "Active")),
     h("td", { class: "actions" },
@@ -72,7 +72,7 @@ export function render(root) {
   mount(root,
     h("div", { class: "admin-tools" }, h("h3", {}, "Users"), h("button", { class: "btn primary", type: "button", id: "create-user", onclick: create }, "New user")),
     h("div", { class: "table-wrap" }, h("table", { class: "table", id: "users-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "E-mail"), h("th", {}, "Roles"), h("th", {}, "Status"), h("th", {}, ""))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "col-email" }, "E-mail"), h("th", {}, "Roles"), h("th", {}, "Status"), h("th", {}, ""))),
       table)),
     more);
   reload();
