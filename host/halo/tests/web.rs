@@ -57,6 +57,23 @@ fn colleagues(server: &TestServer) -> Vec<Peer> {
     peers
 }
 
+/// Draws a picture on a canvas and hands it to the "change picture" input, as choosing a
+/// file would.
+fn upload_picture(b: &Browser, from: &str, to: &str) {
+    b.script(
+        "const [from, to] = arguments; const c = document.createElement('canvas'); c.width = c.height = 96;
+         const g = c.getContext('2d'); const grad = g.createLinearGradient(0, 0, 96, 96);
+         grad.addColorStop(0, from); grad.addColorStop(1, to); g.fillStyle = grad; g.fillRect(0, 0, 96, 96);
+         g.fillStyle = 'rgba(255,255,255,.85)'; g.beginPath(); g.arc(48, 38, 17, 0, 7); g.fill();
+         g.beginPath(); g.arc(48, 100, 36, 0, 7); g.fill();
+         const bytes = Uint8Array.from(atob(c.toDataURL('image/png').split(',')[1]), (ch) => ch.charCodeAt(0));
+         const dt = new DataTransfer(); dt.items.add(new File([bytes], 'me.png', { type: 'image/png' }));
+         const input = document.getElementById('picture-file'); input.files = dt.files;
+         input.dispatchEvent(new Event('change'));",
+        json!([from, to]),
+    );
+}
+
 fn sign_in(b: &Browser, url: &str, user: &str, password: &str) {
     b.goto(url);
     b.fill("#login-username", user);
@@ -144,6 +161,10 @@ fn two_people_chat_with_presence_in_real_browsers() {
     bob.wait_text("[data-contact=carol] .contact-state", "Offline");
 
     // Presence: a built-in state, a note and location, then the plugin's custom state.
+    upload_picture(&alice, "#f6a04d", "#c2417a");
+    bob.wait("[data-contact=alice] .avatar img");
+    upload_picture(&bob, "#5fb2f0", "#2f6fdb");
+    alice.wait("[data-contact=bob] .avatar img");
     set_state(&alice, "busy");
     bob.wait_text("[data-contact=alice] .contact-state", "Busy");
     alice.fill("#my-note", "Design review at 3pm");

@@ -162,6 +162,11 @@ impl Browser<'_> {
         self.call("POST", "/window/rect", Some(json!({"width": width, "height": height}))).expect("resize");
     }
 
+    /// Runs a Chrome DevTools Protocol command (e.g. `Emulation.setEmulatedMedia`).
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call("POST", "/goog/cdp/execute", Some(json!({"cmd": cmd, "params": params}))).expect("cdp")
+    }
+
     /// Reloads the page.
     pub fn refresh(&self) {
         self.call("POST", "/refresh", None).expect("refresh");
