@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
 //! - `run [ARGS]`: build the first-party plugins and Halo (release), then `halo serve ARGS`.
-//! - `test`: everything CI checks: formatting, clippy, plugin builds, every test.
+//! - `test`: everything CI checks: formatting, clippy, plugin builds, every test (installing
+//!   Debian's `chromium` and `chromium-driver` for the web client's end-to-end test if missing).
 //! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
 //!   missing), and the Python example with componentize-py when it is installed (required in CI).
 
@@ -41,6 +42,8 @@ fn main() -> anyhow::Result<()> {
             plugins(&root)?;
             // Plugin logic against the SDK's test host, natively.
             cargo(&root.join("plugins"), &["test", "--quiet"])?;
+            cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
+            browser()?;
             let mut test = vec!["test", "--workspace"];
             test.extend(rest.iter().map(String::as_str));
             cargo(&root, &test)
@@ -85,10 +88,18 @@ fn plugins(root: &Path) -> anyhow::Result<()> {
         run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
     }
     // One package per build: a workspace build would unify the SDK's features, putting both
-    // worlds (presence-states, archive-sink) into every component.
+    // worlds (presence-states, archive-sink) into every component. Always into plugins/target,
+    // where `run` and the tests look, whatever CARGO_TARGET_DIR says.
+    let target_dir = dir.join("target").display().to_string();
     for member in workspace_members(&dir)? {
-        cargo(&dir, &["build", "--release", "--target", WASM_TARGET, "-p", &member])?;
+        cargo(&dir, &["build", "--release", "--target", WASM_TARGET, "--target-dir", &target_dir, "-p", &member])?;
     }
+    // The example sink in examples/, its own workspace, into the same target directory.
+    let example = root.join("examples/http-archive-sink/Cargo.toml").display().to_string();
+    cargo(
+        &dir,
+        &["build", "--release", "--target", WASM_TARGET, "--target-dir", &target_dir, "--manifest-path", &example],
+    )?;
     python_example(root)
 }
 
@@ -145,4 +156,44 @@ fn python_example(root: &Path) -> anyhow::Result<()> {
             "examples/python-presence/target/python-lunch.wasm",
         ],
     )
+}
+
+/// Debian packages the web client's end-to-end test drives (`host/halo/tests/web.rs`).
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// Makes sure headless Chromium and chromedriver are installed: as root with apt-get, else
+/// with non-interactive sudo, else a clear message saying what to install.
+fn browser() -> anyhow::Result<()> {
+    let present = || {
+        ["HALO_CHROMIUM", "HALO_CHROMEDRIVER"]
+            .iter()
+            .zip(["/usr/bin/chromium", "/usr/bin/chromedriver"])
+            .all(|(var, default)| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from).exists())
+    };
+    if present() {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let sudo = !root && Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success());
+    if root || sudo {
+        eprintln!("xtask: installing {} for the web client's end-to-end test", BROWSER_PACKAGES.join(" "));
+        let apt = |args: &[&str]| {
+            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+            if sudo {
+                c.arg("apt-get");
+            }
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            run(&mut c)
+        };
+        apt(&["update", "-qq"])?;
+        apt(&["install", "-y", "-qq", BROWSER_PACKAGES[0], BROWSER_PACKAGES[1]])?;
+    }
+    if !present() {
+        bail!(
+            "the web client's end-to-end test needs headless Chromium: `sudo apt-get install {}` \
+             (or set HALO_CHROMIUM and HALO_CHROMEDRIVER to their paths)",
+            BROWSER_PACKAGES.join(" ")
+        );
+    }
+    Ok(())
 }

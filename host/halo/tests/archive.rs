@@ -471,3 +471,95 @@ fn the_cli_sets_policy_and_settings_and_a_compliance_officer_exports() {
     });
     assert!(common::ok(cli(&["purge"])).contains("purged 0 records"));
 }
+
+/// A one-route HTTP server on loopback that keeps the bodies it is POSTed and answers 503 to
+/// the first `fail_first` requests.
+struct Ingest {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Ingest {
+    fn start(fail_first: usize) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (b, r) = (bodies.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = if n < fail_first { "503 Service Unavailable" } else { "200 OK" };
+                if n >= fail_first {
+                    b.lock().expect("bodies").push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let mut conn = conn;
+                let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Self { port, bodies, requests }
+    }
+
+    fn records(&self) -> Vec<Value> {
+        let bodies = self.bodies.lock().expect("bodies");
+        bodies.iter().flat_map(|b| b.lines().map(|l| serde_json::from_str(l).expect("json line"))).collect()
+    }
+}
+
+#[test]
+fn the_http_example_sink_posts_batches_to_the_granted_host_only() {
+    let server = TestServer::with_config(FAST);
+    let admin = server.admin();
+    let [alice, _bob] = ["alice", "bob"].map(|n| server.user(n));
+    let officer = officer(&server);
+    set_policy(&admin, None, true, false);
+    let ingest = Ingest::start(2);
+    let bytes = std::fs::read(common::component("plugins/target/wasm32-wasip2/release/http_archive_sink.wasm"))
+        .expect("component");
+    let grant = format!("http:127.0.0.1:{}", ingest.port);
+    admin
+        .call_bytes("POST", &format!("/api/v1/admin/plugins?grant={grant}&enabled=false"), bytes, "application/wasm")
+        .expect("install");
+    configure(&admin, "http-archive-sink", json!({"url": format!("http://127.0.0.1:{}/ingest", ingest.port)}));
+    admin.call_json("POST", "/api/v1/admin/plugins/http-archive-sink/enable", None).expect("enable");
+    let conv = start(&alice, &["bob"]);
+    for i in 0..10 {
+        send(&alice, conv, &format!("over http {i}"));
+    }
+    // Two 503s first: retried with backoff, then everything arrives, in order.
+    let want = export(&officer, "");
+    let got = wait_until("the endpoint", 30, || {
+        let r = ingest.records();
+        (r.len() >= want.len()).then_some(r)
+    });
+    assert_eq!(got, want);
+    assert!(ingest.requests.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+
+    // Any other host is refused by the host before a connection is made.
+    let other = Ingest::start(0);
+    configure(&admin, "http-archive-sink", json!({"url": format!("http://127.0.0.1:{}/ingest", other.port)}));
+    send(&alice, conv, "to the wrong host");
+    let err = wait_until("the denial", 30, || {
+        let st = status(&admin);
+        sink(&st, "http-archive-sink")["last_error"].as_str().filter(|e| e.contains("Denied")).map(str::to_owned)
+    });
+    assert!(err.contains("HttpRequestDenied"), "{err}");
+    assert_eq!(other.requests.load(std::sync::atomic::Ordering::SeqCst), 0, "no request reached it");
+}

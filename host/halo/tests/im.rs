@@ -235,6 +235,15 @@ fn typing_and_read_receipts() {
         .call_json("PUT", &format!("/api/v1/conversations/{conv}/read"), Some(&json!({"upto": m2})))
         .expect("read");
     assert_eq!(unread["unread"], 0);
+    let seen =
+        server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(seen["read_by"], json!({"bob": m2}), "receipts survive a reload: the others' read markers");
+    assert!(
+        server.client(Some(&t[0])).call_json("GET", "/api/v1/conversations", None).expect("inbox")["conversations"][0]
+            .get("read_by")
+            .is_none(),
+        "only the single-conversation answer carries them"
+    );
 }
 
 #[test]

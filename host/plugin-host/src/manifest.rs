@@ -14,7 +14,7 @@ pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0", "halo:plugin@0.1.1"];
 /// Plugin kinds (worlds) this host runs.
 pub const KINDS: &[&str] = &["presence-states", "archive-sink"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
-pub const CAPABILITIES: &[&str] = &["kv", "dir"];
+pub const CAPABILITIES: &[&str] = &["kv", "dir", "http"];
 
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ pub struct Manifest {
     /// One line for admins.
     #[serde(default)]
     pub description: String,
-    /// Capabilities it asks for (`kv`, `dir`).
+    /// Capabilities it asks for (`kv`, `dir`, `http`).
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// Config schema.

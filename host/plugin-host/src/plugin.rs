@@ -11,19 +11,21 @@ use serde::Serialize;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
 use crate::bindings::{PresenceStates, PresenceStatesPre, input_to_wit, published_from_wit, record_to_wit};
 use crate::cap::Grants;
 use crate::cap::config::ConfigState;
+use crate::cap::http::HttpState;
 use crate::cap::kv::{KvBackend, KvState};
 use crate::cap::log::{LogLine, LogSink, LogState};
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
 use crate::runtime::{TICK, Ticker};
 
-/// The data of a plugin's store: WASI (inert, no network, env or stdio; files only under a
-/// granted `dir`) and one field per capability.
+/// The data of a plugin's store: WASI (inert, no sockets, env or stdio; files only under a
+/// granted `dir`, HTTP only to a granted host) and one field per capability.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -31,11 +33,18 @@ pub struct PluginState {
     pub(crate) log: LogState,
     pub(crate) config: ConfigState,
     pub(crate) kv: KvState,
+    pub(crate) http: HttpState,
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http.ctx, table: &mut self.table, hooks: &mut self.http.hooks }
     }
 }
 
@@ -283,6 +292,7 @@ impl Plugin {
                 quota: self.limits.kv_quota_bytes,
                 backend: self.kv.clone(),
             },
+            http: HttpState::new(self.grants.http.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -59,6 +59,7 @@ impl Runtime {
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         cap::log::add_to_linker(&mut linker)?;
         cap::config::add_to_linker(&mut linker)?;
         cap::kv::add_to_linker(&mut linker)?;

@@ -127,7 +127,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Exists(what) => Self::Conflict(what),
+            StoreError::Exists(what) => Self::Conflict(format!("{what} exists already")),
             other => Self::Internal(other.to_string()),
         }
     }

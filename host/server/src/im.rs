@@ -398,9 +398,17 @@ impl ImService {
         Ok(Inbox { conversations, next })
     }
 
-    /// One conversation.
+    /// One conversation, with the other present participants' read markers.
     pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ApiError> {
-        self.view(&self.conversation_of(user, id)?, user)
+        let c = self.conversation_of(user, id)?;
+        let mut view = self.view(&c, user)?;
+        let mut read_by = std::collections::BTreeMap::new();
+        for other in c.members().filter(|u| *u != user) {
+            let upto = self.store.im().entry(other, id)?.map_or(0, |e| e.read_upto);
+            read_by.insert(other.to_string(), upto);
+        }
+        view.read_by = Some(read_by);
+        Ok(view)
     }
 
     /// A page of messages `user` may read.

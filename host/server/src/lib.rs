@@ -25,6 +25,7 @@ pub mod state;
 pub mod stream;
 pub mod token;
 pub mod views;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,9 +49,11 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// The full application: routes, body limit, request metrics and tracing.
+/// The full application: routes, the web client at `/` (the fallback), body limit, request
+/// metrics and tracing.
 pub fn app(state: AppState) -> axum::Router {
     routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes)
+        .fallback(web::serve)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

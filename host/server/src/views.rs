@@ -90,6 +90,10 @@ pub struct ConversationView {
     pub unread: u32,
     /// The viewer's read marker.
     pub read_upto: u64,
+    /// The other present participants' read markers, so read receipts survive a reload (only in
+    /// `GET /api/v1/conversations/{id}`; the `im.read` frames carry their changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl ConversationView {
@@ -111,6 +115,7 @@ impl ConversationView {
             last_message: last.map(|m| MessageView::new(Thread::Conversation(c.id), m)),
             unread: entry.unread,
             read_upto: entry.read_upto,
+            read_by: None,
         }
     }
 }

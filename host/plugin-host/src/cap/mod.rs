@@ -1,13 +1,15 @@
 //! Host capabilities, one unit each: its config (what the admin granted and set), its
 //! per-instance state (a field of the store's data, or a piece of the WASI context), and its
 //! linker hook. `log` and `config` every plugin has; `kv` answers `access-denied` unless
-//! granted; `dir` exists only when granted.
+//! granted; `dir` exists only when granted; `http` refuses every request but those to the
+//! granted host.
 //!
 //! A grant is a capability name, or `name:value` for capabilities the admin parameterises
-//! (`dir:/var/lib/halo/archive`). [`Grants::parse`] keeps only what the manifest asks for.
+//! (`dir:/var/lib/halo/archive`, `http:archive.example.com:443`). [`Grants::parse`] keeps only what the manifest asks for.
 
 pub mod config;
 pub mod dir;
+pub mod http;
 pub mod kv;
 pub mod log;
 
@@ -20,6 +22,8 @@ pub struct Grants {
     pub kv: bool,
     /// `dir:<path>` is granted.
     pub dir: Option<dir::DirGrant>,
+    /// `http:<host[:port]>` is granted.
+    pub http: Option<http::HttpGrant>,
 }
 
 impl Grants {
@@ -37,6 +41,7 @@ impl Grants {
             match name {
                 "kv" => out.kv = true,
                 "dir" => out.dir = Some(dir::DirGrant::parse(value)?),
+                "http" => out.http = Some(http::HttpGrant::parse(value)?),
                 _ => continue,
             }
             out.raw.push(g.trim().to_owned());

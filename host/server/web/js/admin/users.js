@@ -1,0 +1,79 @@
+// Admin › Users: the accounts, page by page; create, disable / enable, reset a password.
+
+import { get, post, put, qs } from "../api.js";
+import { store } from "../state.js";
+import { field, formDialog, guard, h, mount, toast } from "../util.js";
+
+/** Renders the section into `root`. */
+export function render(root) {
+  const table = h("tbody");
+  const more = h("button", { class: "btn", type: "button", hidden: true }, "Load more");
+  let next = null;
+
+  const row = (u) => h("tr", { dataset: { user: u.username } },
+    h("td", {}, h("b", {}, u.display_name), h("div", { class: "muted" }, u.username)),
+    h("td", { class: "col-email" }, u.email || ""),
+    h("td", {}, u.roles.filter((r) => r !== "user").join(", ") || "user"),
+    h("td", {}, u.disabled ? h("span", { class: "tag danger" }, "Disabled") : h("span", { class: "tag ok" }, "Active")),
+    h("td", { class: "actions" },
+      h("button", { class: "btn small", type: "button", dataset: { action: "password" }, onclick: () => resetPassword(u) }, "Reset password"),
+      u.username === store.me.username ? null
+        : h("button", { class: `btn small${u.disabled ? "" : " danger"}`, type: "button", dataset: { action: u.disabled ? "enable" : "disable" }, onclick: () => toggle(u) }, u.disabled ? "Enable" : "Disable")));
+
+  const load = async (reset) => {
+    const page = await guard(() => get(`/api/v1/users${qs({ after: reset ? null : next, limit: 100 })}`));
+    if (!page) return;
+    if (reset) mount(table);
+    table.append(...page.users.map(row));
+    next = page.next;
+    more.hidden = !next;
+  };
+  const reload = () => load(true);
+
+  async function toggle(u) {
+    await guard(async () => {
+      await post(`/api/v1/users/${u.username}/${u.disabled ? "enable" : "disable"}`);
+      toast(`${u.username} ${u.disabled ? "enabled" : "disabled"}`);
+      await reload();
+    });
+  }
+
+  function resetPassword(u) {
+    formDialog(`New password for ${u.username}`, () => [
+      h("p", { class: "hint" }, "Their sessions end; tell them the new password."),
+      field("Password (at least 8 characters)", h("input", { name: "password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+    ], async (form) => {
+      await put(`/api/v1/users/${u.username}/password`, { password: form.password.value });
+      toast(`Password of ${u.username} reset`);
+    }, "Reset password");
+  }
+
+  function create() {
+    formDialog("New user", () => [
+      field("Username", h("input", { name: "username", id: "new-username", required: true, maxlength: 64, autocomplete: "off", pattern: "[a-zA-Z0-9][a-zA-Z0-9._-]*" })),
+      field("Display name", h("input", { name: "display_name", id: "new-display-name", maxlength: 128 })),
+      field("E-mail", h("input", { name: "email", type: "email" })),
+      field("Password (at least 8 characters)", h("input", { name: "password", id: "new-password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      h("fieldset", { class: "checks" }, h("legend", {}, "Roles"),
+        h("label", {}, h("input", { type: "checkbox", name: "admin" }), " Administrator"),
+        h("label", {}, h("input", { type: "checkbox", name: "compliance" }), " Compliance officer")),
+    ], async (form) => {
+      const roles = ["admin", "compliance"].filter((r) => form[r].checked);
+      const body = { username: form.username.value.trim(), password: form.password.value, roles };
+      if (form.display_name.value.trim()) body.display_name = form.display_name.value.trim();
+      if (form.email.value.trim()) body.email = form.email.value.trim();
+      await post("/api/v1/users", body);
+      toast(`User ${body.username} created`);
+      await reload();
+    }, "Create user");
+  }
+
+  more.addEventListener("click", () => load(false));
+  mount(root,
+    h("div", { class: "admin-tools" }, h("h3", {}, "Users"), h("button", { class: "btn primary", type: "button", id: "create-user", onclick: create }, "New user")),
+    h("div", { class: "table-wrap" }, h("table", { class: "table", id: "users-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "col-email" }, "E-mail"), h("th", {}, "Roles"), h("th", {}, "Status"), h("th", {}, ""))),
+      table)),
+    more);
+  reload();
+}

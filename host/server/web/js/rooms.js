@@ -1,0 +1,206 @@
+// Persistent chat rooms: browse and search, join, create, read and post with older posts
+// loading as you scroll up, members, and the topic (managers edit it).
+
+import { get, patch, post, put, qs } from "./api.js";
+import { ensurePeople } from "./conversations.js";
+import { displayName, emit, on, store } from "./state.js";
+import { dialog, field, fmtTime, formDialog, guard, h, mount, onInput, randomId, toast } from "./util.js";
+
+const PAGE = 50;
+
+function upsertRoom(r) {
+  store.rooms.set(r.id, r);
+  emit("rooms");
+  return r;
+}
+
+/** Loads the rooms the user can see. */
+export async function loadRooms() {
+  const r = await get("/api/v1/rooms");
+  store.rooms.clear();
+  r.rooms.forEach((x) => store.rooms.set(x.id, x));
+  emit("rooms");
+}
+
+/** Keeps rooms current from the stream. */
+export function wireRooms(stream) {
+  stream.on("room.updated", (f) => upsertRoom(f.room));
+  stream.on("room.message", (f) => {
+    const room = store.rooms.get(f.message.room);
+    const open = store.view?.kind === "room" && store.view.id === f.message.room;
+    if (room && !open && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
+    emit("room.message", f.message);
+  });
+}
+
+/** The rooms pane: search, "new room", mine first, then the others. */
+export function roomsPane() {
+  const search = h("input", { type: "search", class: "search", id: "room-search", placeholder: "Find a room", "aria-label": "Find a room" });
+  const list = h("div", { id: "room-list" });
+  const render = () => {
+    const q = search.value.trim().toLowerCase();
+    const all = [...store.rooms.values()].filter((r) => !q || r.name.toLowerCase().includes(q) || r.topic.toLowerCase().includes(q));
+    const mine = all.filter((r) => r.my_role).sort((a, b) => a.name.localeCompare(b.name));
+    const rest = all.filter((r) => !r.my_role).sort((a, b) => a.name.localeCompare(b.name));
+    const row = (r) => h("li", {}, h("a", { class: `room-row${store.view?.kind === "room" && store.view.id === r.id ? " current" : ""}`, href: `#/r/${r.id}`, dataset: { room: r.name } },
+      h("span", { class: "room-icon", "aria-hidden": "true" }, "#"),
+      h("span", { class: "conv-text" }, h("span", { class: "conv-title" }, r.name), h("span", { class: "conv-snippet" }, r.topic || r.description || r.privacy)),
+      r.unread ? h("span", { class: "badge" }, String(r.unread)) : null));
+    mount(list,
+      h("h3", { class: "section-title" }, "My rooms"),
+      mine.length ? h("ul", { class: "conv-list" }, mine.map(row)) : h("p", { class: "empty" }, "You are in no room yet."),
+      h("h3", { class: "section-title" }, "Browse"),
+      rest.length ? h("ul", { class: "conv-list" }, rest.map(row)) : h("p", { class: "empty" }, "No other rooms."));
+  };
+  onInput(search, render);
+  on("rooms", render);
+  render();
+  return h("div", { class: "pane-body" },
+    h("div", { class: "pane-tools" }, search, h("button", { class: "icon-btn", type: "button", id: "new-room", title: "New room", "aria-label": "New room", onclick: createRoom }, "+")),
+    list);
+}
+
+function createRoom() {
+  return formDialog("New room", () => [
+    field("Name", h("input", { name: "name", required: true, maxlength: 64 })),
+    field("Topic", h("input", { name: "topic", maxlength: 200 })),
+    field("Description", h("textarea", { name: "description", rows: 2 })),
+    field("Who can find and read it", h("select", { name: "privacy" },
+      h("option", { value: "open" }, "Open: anyone finds, reads and joins it"),
+      h("option", { value: "closed" }, "Closed: anyone finds it, members read it"),
+      h("option", { value: "secret" }, "Secret: only members see it"))),
+  ], async (form) => {
+    const r = upsertRoom(await post("/api/v1/rooms", { name: form.name.value, topic: form.topic.value, description: form.description.value, privacy: form.privacy.value }));
+    location.hash = `#/r/${r.id}`;
+  }, "Create");
+}
+
+/** The view of room `id`; returns {el, dispose}. */
+export function roomView(id) {
+  const header = h("header", { class: "main-head" });
+  const scroller = h("div", { class: "messages", id: "room-messages", tabindex: "0", role: "log", "aria-label": "Posts" });
+  const input = h("textarea", { class: "composer-input", id: "room-composer", rows: 1, placeholder: "Post to the room", "aria-label": "Post" });
+  const composer = h("form", { class: "composer" }, input, h("button", { class: "btn primary", type: "submit" }, "Post"));
+  const footer = h("div", { class: "room-foot" });
+  const el = h("section", { class: "chat room", dataset: { room: id } }, header, scroller, footer);
+  const posts = new Map();
+  let oldest = null;
+  let complete = false;
+  let loading = false;
+  const room = () => store.rooms.get(id);
+
+  const renderHeader = () => {
+    const r = room();
+    if (!r) return;
+    const manager = r.my_role === "manager";
+    mount(header,
+      h("a", { class: "icon-btn back", href: "#/", "aria-label": "Back" }, "‹"),
+      h("span", { class: "room-icon big", "aria-hidden": "true" }, "#"),
+      h("div", { class: "head-text" }, h("h2", {}, r.name), h("div", { class: "head-sub", id: "room-topic" }, r.topic || "No topic")),
+      h("div", { class: "head-actions" },
+        manager ? h("button", { class: "btn small", type: "button", id: "edit-topic", onclick: editTopic }, "Edit topic") : null,
+        r.members ? h("button", { class: "btn small", type: "button", id: "room-members", onclick: showMembers }, `Members (${r.members.length})`) : null,
+        r.my_role ? h("button", { class: "btn small", type: "button", onclick: leave }, "Leave") : null));
+    mount(footer, r.my_role ? composer
+      : r.privacy === "open" ? h("div", { class: "join-bar" }, "You are reading this room.", h("button", { class: "btn primary", type: "button", id: "join-room", onclick: join }, "Join"))
+        : h("div", { class: "join-bar" }, "Only members can read and post here; a manager adds people."));
+  };
+
+  const render = () => {
+    const list = [...posts.values()].sort((a, b) => a.id - b.id);
+    mount(scroller, list.length ? list.map((m) => m.kind === "text"
+      ? h("div", { class: `msg${m.from === store.me.username ? " mine" : ""}`, dataset: { id: m.id } },
+        h("div", { class: "msg-from" }, displayName(m.from)), h("div", { class: "msg-text" }, m.text), h("div", { class: "msg-meta" }, h("time", {}, fmtTime(m.at))))
+      : h("div", { class: "system" }, `${displayName(m.user)} ${m.kind === "joined" ? "joined" : "left"} · ${fmtTime(m.at)}`))
+      : h("p", { class: "empty" }, room()?.members || room()?.privacy === "open" ? "No posts yet." : ""));
+  };
+
+  const loadOlder = async () => {
+    if (loading || complete) return;
+    const r = room();
+    if (!r || (!r.my_role && r.privacy !== "open")) return;
+    loading = true;
+    const before = scroller.scrollHeight - scroller.scrollTop;
+    try {
+      const page = await get(`/api/v1/rooms/${id}/messages${qs({ before: oldest, limit: PAGE })}`);
+      page.messages.forEach((m) => posts.set(m.id, m));
+      if (page.messages.length) oldest = page.messages[0].id;
+      if (page.messages.length < PAGE) complete = true;
+      await ensurePeople(page.messages.map((m) => m.from));
+      render();
+      scroller.scrollTop = scroller.scrollHeight - before;
+    } catch (e) { toast(e.message, "error"); } finally { loading = false; }
+  };
+  scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 80) loadOlder(); });
+
+  const markRead = () => {
+    const r = room();
+    const last = Math.max(0, ...posts.keys());
+    if (r?.my_role && last) put(`/api/v1/rooms/${id}/read`, { upto: last }).then(upsertRoom).catch(() => {});
+  };
+
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); } });
+  composer.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    await guard(async () => {
+      const r = await store.stream.request("room.post", { room: id, text, key: randomId() });
+      posts.set(r.message.id, r.message);
+      render();
+      scroller.scrollTop = scroller.scrollHeight;
+    });
+  });
+
+  async function join() {
+    await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); complete = false; oldest = null; posts.clear(); await loadOlder(); });
+  }
+  async function leave() {
+    await guard(async () => { await post(`/api/v1/rooms/${id}/leave`); upsertRoom(await get(`/api/v1/rooms/${id}`)); });
+  }
+  function editTopic() {
+    const r = room();
+    formDialog("Room topic", () => [field("Topic", h("input", { name: "topic", value: r.topic, maxlength: 200 })), field("Description", h("textarea", { name: "description", rows: 3, value: r.description }))],
+      async (form) => upsertRoom(await patch(`/api/v1/rooms/${id}`, { topic: form.topic.value, description: form.description.value })));
+  }
+  function showMembers() {
+    const r = room();
+    const manager = r.my_role === "manager";
+    dialog(`Members of ${r.name}`, () => {
+      const list = h("ul", { class: "members" }, r.members.map((m) => h("li", {}, h("span", {}, displayName(m.username)), h("span", { class: "tag" }, m.role))));
+      const add = manager ? h("form", { class: "inline-form" }, h("input", { name: "user", placeholder: "Username to add", "aria-label": "Username to add", required: true }), h("button", { class: "btn", type: "submit" }, "Add")) : null;
+      add?.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        await guard(async () => { upsertRoom(await put(`/api/v1/rooms/${id}/members/${encodeURIComponent(add.user.value.trim().toLowerCase())}`, { role: "member" })); toast("Member added"); add.user.value = ""; });
+      });
+      return h("div", { class: "form" }, list, add);
+    });
+  }
+
+  const offs = [
+    on("rooms", () => { renderHeader(); }),
+    on("room.message", (m) => {
+      if (m.room !== id || posts.has(m.id)) return;
+      const stick = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+      posts.set(m.id, m);
+      render();
+      if (stick) scroller.scrollTop = scroller.scrollHeight;
+      markRead();
+    }),
+    on("people", render),
+  ];
+
+  (async () => {
+    if (!room()) {
+      try { upsertRoom(await get(`/api/v1/rooms/${id}`)); } catch (e) { mount(scroller, h("p", { class: "empty" }, e.message)); return; }
+    }
+    renderHeader();
+    await loadOlder();
+    scroller.scrollTop = scroller.scrollHeight;
+    markRead();
+  })();
+  renderHeader();
+
+  return { el, dispose: () => offs.forEach((off) => off()) };
+}
