@@ -207,7 +207,7 @@ impl Im {
             },
         );
         tx_result(r)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -267,7 +267,7 @@ impl Im {
             Ok(())
         });
         tx_result(r)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -338,7 +338,7 @@ impl Im {
 
     async fn put_entry(&self, user: &Username, conv: ConversationId, entry: &InboxEntry) -> Result<(), StoreError> {
         self.inbox.insert(user_key(user, &conv.to_be_bytes()), encode(INBOX, entry)?)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -430,7 +430,7 @@ impl Im {
             n += 1;
         }
         if n > 0 {
-            self.db.flush_async().await?;
+            crate::flush(&self.db).await?;
         }
         Ok(n)
     }

@@ -162,7 +162,20 @@ impl Store {
 
     /// Makes every earlier write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        flush(&self.db).await
+    }
+}
+
+/// Makes every earlier write durable: sled's blocking `flush` on tokio's blocking pool.
+///
+/// Not `flush_async`: that runs the flush on sled's own small I/O thread pool, and under many
+/// concurrent flushes every pool thread ends up waiting for log writes queued behind them on
+/// the same pool — a deadlock (sled issue #1308; seen here with 64 concurrent senders in
+/// `cargo bench -p halo-server --bench archive`). Concurrent callers share the fsync.
+pub(crate) async fn flush(db: &sled::Db) -> Result<(), StoreError> {
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || db.flush()).await {
+        Ok(r) => r.map(|_| ()).map_err(StoreError::Engine),
+        Err(e) => Err(StoreError::Engine(sled::Error::ReportableBug(format!("flush task failed: {e}")))),
     }
 }

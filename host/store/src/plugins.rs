@@ -65,7 +65,7 @@ impl Plugins {
     /// Stores a record durably.
     pub async fn put(&self, record: &PluginRecord) -> Result<(), StoreError> {
         self.records.insert(record.name.as_str(), encode(PLUGINS, record)?)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -77,7 +77,7 @@ impl Plugins {
         for kv in self.kv.scan_prefix(&prefix) {
             self.kv.remove(kv?.0)?;
         }
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 

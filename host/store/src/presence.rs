@@ -107,14 +107,14 @@ impl Presence {
     /// Stores an app token durably.
     pub async fn put_app_token(&self, hash: &TokenHash, token: &AppToken) -> Result<(), StoreError> {
         self.apps.insert(hash, encode(APP_TOKENS, token)?)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
     /// Revokes an app token durably.
     pub async fn remove_app_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         let existed = self.apps.remove(hash)?.is_some();
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(existed)
     }
 }

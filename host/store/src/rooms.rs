@@ -101,7 +101,7 @@ impl Rooms {
             Ok(())
         });
         tx_result(r)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -117,7 +117,7 @@ impl Rooms {
             },
         );
         tx_result(r)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl Rooms {
     /// Replaces `user`'s mark in `room`, durably.
     pub async fn set_mark(&self, user: &Username, room: RoomId, mark: RoomMark) -> Result<(), StoreError> {
         self.marks.insert(user_key(user, &room.to_be_bytes()), encode(MARKS, &mark)?)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 

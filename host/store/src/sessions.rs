@@ -55,7 +55,7 @@ impl Sessions {
     pub async fn insert(&self, hash: &TokenHash, session: &Session) -> Result<(), StoreError> {
         self.tree.insert(hash, encode(TREE, session)?)?;
         self.index.insert(index_key(&session.username, hash), &[])?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
@@ -69,14 +69,14 @@ impl Sessions {
         let Some(old) = self.tree.remove(hash)? else { return Ok(false) };
         let session: Session = decode(TREE, &old)?;
         self.index.remove(index_key(&session.username, hash))?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(true)
     }
 
     /// Ends every session of `user` but `keep` durably; returns how many ended.
     pub async fn remove_all_for(&self, user: &Username, keep: Option<&TokenHash>) -> Result<usize, StoreError> {
         let n = self.remove_all_for_unflushed(user, keep)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(n)
     }
 
@@ -114,7 +114,7 @@ impl Sessions {
             }
         }
         if n > 0 {
-            self.db.flush_async().await?;
+            crate::flush(&self.db).await?;
         }
         Ok(n)
     }

@@ -31,14 +31,14 @@ impl Users {
         if swapped.is_err() {
             return Err(StoreError::Exists(format!("user {}", user.username)));
         }
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 
     /// Replaces an existing account durably.
     pub async fn put(&self, user: &User) -> Result<(), StoreError> {
         self.tree.insert(user.username.as_str(), encode(TREE, user)?)?;
-        self.db.flush_async().await?;
+        crate::flush(&self.db).await?;
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
 /// Records per batch.
-const BATCH: usize = 500;
+const BATCH: usize = 2_000;
 /// First retry delay; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
