@@ -31,10 +31,11 @@ export function whenUnauthorized(fn) {
 }
 
 /**
- * Calls `method path`. `body` is sent as JSON, or as is when it is a Blob/ArrayBuffer (with
- * `contentType`). Resolves with the parsed JSON answer (null for 204).
+ * Sends `method path` with the token; `body` is sent as JSON, or as is when it is a
+ * Blob/ArrayBuffer (with `contentType`). Resolves with the successful Response; an error
+ * answer throws an ApiError with the server's message.
  */
-export async function api(method, path, body, contentType) {
+async function send(method, path, body, contentType) {
   const headers = {};
   const t = token();
   if (t) headers.authorization = `Bearer ${t}`;
@@ -52,16 +53,26 @@ export async function api(method, path, body, contentType) {
   } catch {
     throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
   }
-  if (resp.status === 204) return null;
+  if (resp.ok) return resp;
   const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-  if (!resp.ok) {
-    const err = new ApiError(resp.status, data?.error, data?.message || retryText(resp) || text.trim());
-    if (resp.status === 401 && data?.error === "unauthorized" && !path.endsWith("/login")) onUnauthorized(err);
-    throw err;
-  }
-  return data;
+  const err = new ApiError(resp.status, data?.error, data?.message || retryText(resp) || text.trim());
+  if (resp.status === 401 && data?.error === "unauthorized" && !path.endsWith("/login")) onUnauthorized(err);
+  throw err;
+}
+
+/** Calls `method path` (see `send`). Resolves with the parsed JSON answer (null for 204). */
+export async function api(method, path, body, contentType) {
+  const resp = await send(method, path, body, contentType);
+  if (resp.status === 204) return null;
+  const text = await resp.text();
+  try { return text ? JSON.parse(text) : null; } catch { return null; }
+}
+
+/** GETs `path` as a Blob (e.g. an export), with the token in the header, not the URL. */
+export async function getBlob(path) {
+  return (await send("GET", path)).blob();
 }
 
 function retryText(resp) {

@@ -3,13 +3,13 @@
 // main pane), the hash router (#/c/<id>, #/r/<id>, #/admin/<section>) and sign out.
 
 import { get, post, setToken, token, whenUnauthorized } from "./api.js";
-import { adminView, canAdmin } from "./admin/console.js";
+import { adminView, canAdmin, firstSection } from "./admin/console.js";
 import { conversationView } from "./chatview.js";
 import { contactsPane, loadContacts, wireContacts } from "./contacts.js";
 import { askNotificationPermission, conversationsPane, loadConversations, openChatWith, totalUnread, wireConversations } from "./conversations.js";
 import { loadMyPresence, loadStates, myCard, startIdleDetection } from "./presence.js";
 import { loadRooms, roomView, roomsPane, wireRooms } from "./rooms.js";
-import { on, resetStore, store } from "./state.js";
+import { hasRole, on, resetStore, store } from "./state.js";
 import { Stream } from "./stream.js";
 import { h, mount, toast } from "./util.js";
 
@@ -126,7 +126,7 @@ function shell(stream) {
     h("aside", { class: "sidebar", "aria-label": "Contacts and conversations" },
       h("div", { class: "brand" },
         h("span", { class: "brand-name" }, h("span", { class: "logo-dot small", "aria-hidden": "true" }), "Halo"), conn,
-        canAdmin() ? h("a", { class: "btn small ghost", href: "#/admin/users", id: "open-admin" }, "Admin") : null,
+        canAdmin() ? h("a", { class: "btn small ghost", href: `#/admin/${firstSection()}`, id: "open-admin" }, hasRole("admin") ? "Admin" : "Compliance") : null,
         h("button", { class: "btn small ghost", type: "button", id: "sign-out", onclick: () => signOut() }, "Sign out")),
       myCard(), tabBar, paneBox),
     main);

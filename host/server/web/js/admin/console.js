@@ -1,9 +1,12 @@
-// The admin console (admin role): a nav of sections, each its own module exporting
-// `render(container)`. Adding a section (archiving, federation, ...) is one entry here and one
-// module beside this file; a section may require a role other than `admin` (e.g. `compliance`).
+// The admin console: a nav of sections, each its own module exporting `render(container)`.
+// Each section names the role that may open it, and the nav shows only those the signed-in
+// user holds (a compliance officer sees Compliance search, not Users). Adding a section
+// (federation, ...) is one entry here and one module beside this file.
 
 import { hasRole } from "../state.js";
 import { h, mount } from "../util.js";
+import * as archiving from "./archiving.js";
+import * as compliance from "./compliance.js";
 import * as plugins from "./plugins.js";
 import * as users from "./users.js";
 
@@ -11,11 +14,18 @@ import * as users from "./users.js";
 export const SECTIONS = [
   { id: "users", label: "Users", role: "admin", module: users },
   { id: "plugins", label: "Plugins", role: "admin", module: plugins },
+  { id: "archiving", label: "Archiving", role: "admin", module: archiving },
+  { id: "compliance", label: "Compliance search", role: "compliance", module: compliance },
 ];
 
 /** Whether the signed-in user may open some section. */
 export function canAdmin() {
   return SECTIONS.some((s) => hasRole(s.role));
+}
+
+/** The console's entry: the first section the signed-in user may open (or null). */
+export function firstSection() {
+  return SECTIONS.find((s) => hasRole(s.role))?.id ?? null;
 }
 
 /** The console showing `sectionId`; returns {el, dispose}. */
@@ -26,7 +36,7 @@ export function adminView(sectionId) {
   const el = h("section", { class: "admin" },
     h("header", { class: "main-head" },
       h("a", { class: "icon-btn back", href: "#/", "aria-label": "Back" }, "‹"),
-      h("div", { class: "head-text" }, h("h2", {}, "Administration")),
+      h("div", { class: "head-text" }, h("h2", {}, hasRole("admin") ? "Administration" : "Compliance")),
       h("nav", { class: "admin-nav", "aria-label": "Admin sections" },
         allowed.map((s) => h("a", { href: `#/admin/${s.id}`, class: s === current ? "current" : "", "aria-current": s === current ? "page" : null, dataset: { section: s.id } }, s.label)))),
     body);
