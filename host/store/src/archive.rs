@@ -28,7 +28,7 @@ const SETTINGS_KEY: &[u8] = b"settings";
 /// Typed access to the archive.
 #[derive(Clone)]
 pub struct Archive {
-    db: sled::Db,
+    db: crate::flush::Db,
     pub(crate) records: sled::Tree,
     cursors: sled::Tree,
     policies: sled::Tree,
@@ -36,7 +36,7 @@ pub struct Archive {
 }
 
 impl Archive {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             records: db.open_tree(RECORDS)?,
@@ -98,7 +98,7 @@ impl Archive {
             gone.push(r.id);
         }
         if !gone.is_empty() {
-            crate::flush(&self.db).await?;
+            self.db.flush().await?;
         }
         Ok(gone)
     }
@@ -122,7 +122,7 @@ impl Archive {
     /// Moves sink `name`'s cursor, durably (so a restart does not resend).
     pub async fn set_cursor(&self, name: &str, id: u64) -> Result<(), StoreError> {
         self.cursors.insert(name, &id.to_be_bytes())?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -131,7 +131,7 @@ impl Archive {
     pub async fn add_cursor(&self, name: &str) -> Result<(), StoreError> {
         if self.cursors.get(name)?.is_none() {
             self.cursors.insert(name, &0u64.to_be_bytes())?;
-            crate::flush(&self.db).await?;
+            self.db.flush().await?;
         }
         Ok(())
     }
@@ -139,7 +139,7 @@ impl Archive {
     /// Forgets sink `name` (it was removed).
     pub async fn remove_cursor(&self, name: &str) -> Result<(), StoreError> {
         self.cursors.remove(name)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -159,7 +159,7 @@ impl Archive {
     /// Sets the global policy, durably.
     pub async fn set_global(&self, policy: Policy) -> Result<(), StoreError> {
         self.meta.insert(GLOBAL_KEY, encode(META, &policy)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -169,7 +169,7 @@ impl Archive {
             Some(p) => self.policies.insert(user.as_str(), encode(POLICIES, &p)?)?,
             None => self.policies.remove(user.as_str())?,
         };
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -181,7 +181,7 @@ impl Archive {
     /// Replaces the settings, durably.
     pub async fn set_settings(&self, settings: &Settings) -> Result<(), StoreError> {
         self.meta.insert(SETTINGS_KEY, encode(META, settings)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 }

@@ -53,7 +53,7 @@ pub struct InboxEntry {
 /// Typed access to conversations.
 #[derive(Clone)]
 pub struct Im {
-    db: sled::Db,
+    db: crate::flush::Db,
     conversations: sled::Tree,
     direct: sled::Tree,
     pub(crate) messages: sled::Tree,
@@ -141,7 +141,7 @@ fn recent_key(user: &Username, last: MessageId, conv: ConversationId) -> Vec<u8>
 }
 
 impl Im {
-    pub(crate) fn open(db: &sled::Db, archive: Archive) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db, archive: Archive) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             conversations: db.open_tree(CONVERSATIONS)?,
@@ -207,7 +207,7 @@ impl Im {
             },
         );
         tx_result(r)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -267,7 +267,7 @@ impl Im {
             Ok(())
         });
         tx_result(r)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -338,7 +338,7 @@ impl Im {
 
     async fn put_entry(&self, user: &Username, conv: ConversationId, entry: &InboxEntry) -> Result<(), StoreError> {
         self.inbox.insert(user_key(user, &conv.to_be_bytes()), encode(INBOX, entry)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -430,7 +430,7 @@ impl Im {
             n += 1;
         }
         if n > 0 {
-            crate::flush(&self.db).await?;
+            self.db.flush().await?;
         }
         Ok(n)
     }

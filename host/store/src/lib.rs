@@ -4,12 +4,14 @@
 //! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`]).
 //! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
 //! and the schema version is checked on open. Every write method that the server acknowledges
-//! flushes before it returns: **what a caller was told is stored survives `kill -9`.**
+//! flushes before it returns: **what a caller was told is stored survives `kill -9`.** Flushes
+//! are group commits (one fsync at a time, covering every write before it).
 //!
 //! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
 
 mod archive;
 mod codec;
+mod flush;
 mod im;
 mod keys;
 mod plugins;
@@ -71,7 +73,7 @@ pub enum StoreError {
 /// Handle to the whole store; clones share the same database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: crate::flush::Db,
     users: Users,
     sessions: Sessions,
     im: Im,
@@ -83,7 +85,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in directory `path`, checking the schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let db = flush::Db::new(sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?);
         let meta = db.open_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             Some(v) => {
@@ -162,20 +164,6 @@ impl Store {
 
     /// Makes every earlier write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        flush(&self.db).await
-    }
-}
-
-/// Makes every earlier write durable: sled's blocking `flush` on tokio's blocking pool.
-///
-/// Not `flush_async`: that runs the flush on sled's own small I/O thread pool, and under many
-/// concurrent flushes every pool thread ends up waiting for log writes queued behind them on
-/// the same pool — a deadlock (sled issue #1308; seen here with 64 concurrent senders in
-/// `cargo bench -p halo-server --bench archive`). Concurrent callers share the fsync.
-pub(crate) async fn flush(db: &sled::Db) -> Result<(), StoreError> {
-    let db = db.clone();
-    match tokio::task::spawn_blocking(move || db.flush()).await {
-        Ok(r) => r.map(|_| ()).map_err(StoreError::Engine),
-        Err(e) => Err(StoreError::Engine(sled::Error::ReportableBug(format!("flush task failed: {e}")))),
+        self.db.flush().await
     }
 }

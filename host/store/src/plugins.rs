@@ -35,7 +35,7 @@ pub struct PluginRecord {
 /// Typed access to plugin records and plugin storage.
 #[derive(Clone)]
 pub struct Plugins {
-    db: sled::Db,
+    db: crate::flush::Db,
     records: sled::Tree,
     kv: sled::Tree,
 }
@@ -48,7 +48,7 @@ fn kv_key(plugin: &str, key: &str) -> Vec<u8> {
 }
 
 impl Plugins {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self { db: db.clone(), records: db.open_tree(PLUGINS)?, kv: db.open_tree(KV)? })
     }
 
@@ -65,7 +65,7 @@ impl Plugins {
     /// Stores a record durably.
     pub async fn put(&self, record: &PluginRecord) -> Result<(), StoreError> {
         self.records.insert(record.name.as_str(), encode(PLUGINS, record)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -77,7 +77,7 @@ impl Plugins {
         for kv in self.kv.scan_prefix(&prefix) {
             self.kv.remove(kv?.0)?;
         }
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 

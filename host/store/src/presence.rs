@@ -31,7 +31,7 @@ pub struct AppToken {
 /// Typed access to presence data.
 #[derive(Clone)]
 pub struct Presence {
-    db: sled::Db,
+    db: crate::flush::Db,
     documents: sled::Tree,
     contacts: sled::Tree,
     pictures: sled::Tree,
@@ -39,7 +39,7 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             documents: db.open_tree(PRESENCE)?,
@@ -107,14 +107,14 @@ impl Presence {
     /// Stores an app token durably.
     pub async fn put_app_token(&self, hash: &TokenHash, token: &AppToken) -> Result<(), StoreError> {
         self.apps.insert(hash, encode(APP_TOKENS, token)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
     /// Revokes an app token durably.
     pub async fn remove_app_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         let existed = self.apps.remove(hash)?.is_some();
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(existed)
     }
 }

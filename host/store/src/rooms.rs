@@ -33,7 +33,7 @@ pub struct RoomMark {
 /// Typed access to rooms.
 #[derive(Clone)]
 pub struct Rooms {
-    db: sled::Db,
+    db: crate::flush::Db,
     rooms: sled::Tree,
     names: sled::Tree,
     marks: sled::Tree,
@@ -45,7 +45,7 @@ fn name_key(name: &str) -> Vec<u8> {
 }
 
 impl Rooms {
-    pub(crate) fn open(db: &sled::Db, im: Im) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db, im: Im) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             rooms: db.open_tree(ROOMS)?,
@@ -101,7 +101,7 @@ impl Rooms {
             Ok(())
         });
         tx_result(r)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -117,7 +117,7 @@ impl Rooms {
             },
         );
         tx_result(r)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl Rooms {
     /// Replaces `user`'s mark in `room`, durably.
     pub async fn set_mark(&self, user: &Username, room: RoomId, mark: RoomMark) -> Result<(), StoreError> {
         self.marks.insert(user_key(user, &room.to_be_bytes()), encode(MARKS, &mark)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 

@@ -27,7 +27,7 @@ pub struct Session {
 /// Typed access to sessions.
 #[derive(Clone)]
 pub struct Sessions {
-    db: sled::Db,
+    db: crate::flush::Db,
     tree: sled::Tree,
     index: sled::Tree,
 }
@@ -47,7 +47,7 @@ fn user_prefix(user: &Username) -> Vec<u8> {
 }
 
 impl Sessions {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self { db: db.clone(), tree: db.open_tree(TREE)?, index: db.open_tree(INDEX)? })
     }
 
@@ -55,7 +55,7 @@ impl Sessions {
     pub async fn insert(&self, hash: &TokenHash, session: &Session) -> Result<(), StoreError> {
         self.tree.insert(hash, encode(TREE, session)?)?;
         self.index.insert(index_key(&session.username, hash), &[])?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
@@ -69,14 +69,14 @@ impl Sessions {
         let Some(old) = self.tree.remove(hash)? else { return Ok(false) };
         let session: Session = decode(TREE, &old)?;
         self.index.remove(index_key(&session.username, hash))?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(true)
     }
 
     /// Ends every session of `user` but `keep` durably; returns how many ended.
     pub async fn remove_all_for(&self, user: &Username, keep: Option<&TokenHash>) -> Result<usize, StoreError> {
         let n = self.remove_all_for_unflushed(user, keep)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(n)
     }
 
@@ -114,7 +114,7 @@ impl Sessions {
             }
         }
         if n > 0 {
-            crate::flush(&self.db).await?;
+            self.db.flush().await?;
         }
         Ok(n)
     }

@@ -10,12 +10,12 @@ const TREE: &str = "users";
 /// Typed access to accounts.
 #[derive(Clone)]
 pub struct Users {
-    db: sled::Db,
+    db: crate::flush::Db,
     tree: sled::Tree,
 }
 
 impl Users {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self { db: db.clone(), tree: db.open_tree(TREE)? })
     }
 
@@ -31,14 +31,14 @@ impl Users {
         if swapped.is_err() {
             return Err(StoreError::Exists(format!("user {}", user.username)));
         }
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
     /// Replaces an existing account durably.
     pub async fn put(&self, user: &User) -> Result<(), StoreError> {
         self.tree.insert(user.username.as_str(), encode(TREE, user)?)?;
-        crate::flush(&self.db).await?;
+        self.db.flush().await?;
         Ok(())
     }
 
