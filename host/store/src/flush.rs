@@ -139,7 +139,7 @@ mod tests {
             t.await.expect("task");
         }
         let flushes = db.flusher.lock().started;
-        assert!(flushes >= 1 && flushes <= 64 * 50, "{flushes} flushes");
+        assert!((1..=64 * 50).contains(&flushes), "{flushes} flushes");
         assert_eq!(tree.len(), 64 * 50);
     }
 }
