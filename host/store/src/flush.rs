@@ -135,9 +135,14 @@ mod tests {
                 })
             })
             .collect();
-        for t in tasks {
-            t.await.expect("task");
-        }
+        let all = async {
+            for t in tasks {
+                t.await.expect("task");
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), all)
+            .await
+            .expect("every writer returns (no deadlock)");
         let flushes = db.flusher.lock().started;
         assert!((1..=64 * 50).contains(&flushes), "{flushes} flushes");
         assert_eq!(tree.len(), 64 * 50);
