@@ -172,6 +172,9 @@ fn policies_choose_who_is_archived_and_only_compliance_reads_the_archive() {
     // Two texts, carol joining and leaving (the conversation started before any policy).
     assert_eq!(export(&officer, &format!("?conversation={ab}&user=bob")).len(), 4);
 
+    assert_eq!(export(&officer, "?limit=2").len(), 2);
+    assert!(export(&officer, "?limit=0").is_empty());
+
     // Users deleting their history leaves the archive alone.
     alice.call("DELETE", &format!("/api/v1/conversations/{ab}"), None).expect("hide");
     assert_eq!(export(&officer, "").len(), all.len());

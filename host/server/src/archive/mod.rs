@@ -302,8 +302,11 @@ impl ArchiveService {
             return Ok(());
         }
         let mut left = q.limit.unwrap_or(usize::MAX);
+        if left == 0 {
+            return Ok(());
+        }
         self.scan(q, |r| {
-            left -= 1;
+            left = left.saturating_sub(1);
             each(r) && left > 0
         })
     }

@@ -136,7 +136,7 @@ impl Sinks {
         for (name, r) in lock(&self.running).iter() {
             let h = lock(&r.health);
             if let Some(since) = h.failing_since
-                && now.saturating_sub(since) >= settings.block_after_secs * 1000
+                && now.saturating_sub(since) >= settings.block_after_secs.saturating_mul(1000)
             {
                 let err = h.last_error.as_deref().unwrap_or("unknown error");
                 return Some(format!("sink {name} failing for {} s: {err}", now.saturating_sub(since) / 1000));
