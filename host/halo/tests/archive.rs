@@ -6,25 +6,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Peer, TestServer, api_error, rust_plugin};
+use common::{Peer, TestServer, api_error, rust_plugin, wait_until};
 use halo_client::Client;
 use serde_json::{Value, json};
 
 /// Sends fast enough for load (the default is 5 messages/s per user).
 const FAST: &str = "[im]\nmessages_per_sec = 100000.0\nburst = 100000.0\n";
-
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn officer(server: &TestServer) -> Client {
     let body = json!({"username": "officer", "password": "officer-password", "roles": ["compliance"]});

@@ -21,7 +21,7 @@ use crate::StoreError;
 #[derive(Clone)]
 pub(crate) struct Db {
     inner: sled::Db,
-    flusher: Arc<Flusher>,
+    shared: Arc<Shared>,
 }
 
 impl Deref for Db {
@@ -31,16 +31,14 @@ impl Deref for Db {
     }
 }
 
-impl Db {
-    pub(crate) fn new(inner: sled::Db) -> Self {
-        let (done, _) = watch::channel(Done { flush: 0, error: None });
-        let flusher = Arc::new(Flusher { db: inner.clone(), state: Mutex::new(State::default()), done });
-        Self { inner, flusher }
-    }
+struct Shared {
+    state: Mutex<State>,
+    done: watch::Sender<Done>,
+}
 
-    /// Waits until every write committed before this call is durable.
-    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
-        self.flusher.clone().flush().await
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -62,27 +60,23 @@ struct Done {
     error: Option<String>,
 }
 
-pub(crate) struct Flusher {
-    db: sled::Db,
-    state: Mutex<State>,
-    done: watch::Sender<Done>,
-}
-
-impl Flusher {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Db {
+    pub(crate) fn new(inner: sled::Db) -> Self {
+        let (done, _) = watch::channel(Done { flush: 0, error: None });
+        Self { inner, shared: Arc::new(Shared { state: Mutex::new(State::default()), done }) }
     }
 
-    async fn flush(self: Arc<Self>) -> Result<(), StoreError> {
-        let mut done = self.done.subscribe();
+    /// Waits until every write committed before this call is durable.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let mut done = self.shared.done.subscribe();
         let target = {
-            let mut s = self.lock();
+            let mut s = self.shared.lock();
             let target = s.started + 1;
             s.wanted = s.wanted.max(target);
             if !s.running {
                 s.running = true;
-                let me = self.clone();
-                tokio::task::spawn_blocking(move || me.drive());
+                let (db, shared) = (self.inner.clone(), self.shared.clone());
+                tokio::task::spawn_blocking(move || drive(db, &shared));
             }
             target
         };
@@ -94,24 +88,38 @@ impl Flusher {
         }
     }
 
-    /// Runs flushes back to back while someone waits for one not started yet.
-    fn drive(&self) {
-        loop {
-            let n = {
-                let mut s = self.lock();
-                if s.wanted <= s.started {
-                    s.running = false;
-                    return;
-                }
-                s.started += 1;
-                s.started
-            };
-            let error = self.db.flush().err().map(|e| e.to_string());
-            if let Some(e) = &error {
-                tracing::error!(error = %e, "store flush failed");
-            }
-            self.done.send_replace(Done { flush: n, error });
+    #[cfg(test)]
+    fn flushes(&self) -> u64 {
+        self.shared.lock().started
+    }
+}
+
+/// Runs flushes back to back while someone waits for one not started yet. The last one lets
+/// go of its database handle before it wakes its waiters, so a store dropped by them closes
+/// (and can be opened again) at once.
+fn drive(db: sled::Db, shared: &Shared) {
+    loop {
+        let n = {
+            let mut s = shared.lock();
+            s.started += 1;
+            s.started
+        };
+        let error = db.flush().err().map(|e| e.to_string());
+        if let Some(e) = &error {
+            tracing::error!(error = %e, "store flush failed");
         }
+        let more = {
+            let mut s = shared.lock();
+            let more = s.wanted > s.started;
+            s.running = more;
+            more
+        };
+        if !more {
+            drop(db);
+            shared.done.send_replace(Done { flush: n, error });
+            return;
+        }
+        shared.done.send_replace(Done { flush: n, error });
     }
 }
 
@@ -143,7 +151,7 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(120), all)
             .await
             .expect("every writer returns (no deadlock)");
-        let flushes = db.flusher.lock().started;
+        let flushes = db.flushes();
         assert!((1..=64 * 50).contains(&flushes), "{flushes} flushes");
         assert_eq!(tree.len(), 64 * 50);
     }

@@ -386,3 +386,15 @@ pub fn component(rel: &str) -> PathBuf {
 pub fn rust_plugin(name: &str) -> PathBuf {
     component(&format!("plugins/target/wasm32-wasip2/release/{name}.wasm"))
 }
+
+/// Polls `f` every 50 ms until it yields a value, for at most `secs` seconds.
+pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

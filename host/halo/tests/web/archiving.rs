@@ -4,7 +4,6 @@
 //! exports them as JSON Lines; a plain admin never sees Compliance search.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use halo_client::Client;
 use serde_json::{Value, json};
@@ -17,16 +16,9 @@ fn send(c: &Client, conv: u64, text: &str) {
     c.call_json("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&json!({"text": text}))).expect("send");
 }
 
-/// Polls `f` every 100 ms until it yields a value, for at most [`WAIT`].
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `f` until it yields a value, for at most [`WAIT`].
+fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    crate::common::wait_until(what, WAIT.as_secs(), f)
 }
 
 /// The first `.jsonl` file downloaded into `dir`, once complete.
