@@ -1,0 +1,163 @@
+//! `halo-bench`: a load generator and benchmark for Halo.
+//!
+//! It starts a Halo server (or uses one on loopback), creates users and contacts over the REST
+//! API, opens many real WebSocket sessions from several worker processes (each bound to
+//! 127.0.0.x source addresses, with its open-files limit raised to the hard limit), and runs the
+//! scenarios of issue #10: `idle`, `presence`, `im`, `plugin` and `archive`. Each prints a
+//! progress line while it runs and a summary table at the end (`--json` for machine-readable
+//! results). Figures are printed, never judged: nothing here fails on timing.
+//!
+//! See `BENCHMARKS.md` at the repository root for how to run it and results.
+
+pub mod net;
+pub mod pool;
+pub mod prosody;
+pub mod report;
+pub mod scenarios;
+pub mod server;
+pub mod setup;
+pub mod side;
+pub mod stats;
+pub mod worker;
+pub mod xmpp;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Command line of `halo-bench`.
+#[derive(Debug, Parser)]
+#[command(name = "halo-bench", version, about = "Load generator and benchmarks for Halo")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// `halo-bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run scenarios against a server the bench starts (or --server).
+    Run(Box<RunArgs>),
+    /// A worker process (started by `run`; reads commands on stdin).
+    #[command(hide = true)]
+    Worker,
+}
+
+/// A scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// N connected sessions with contacts: server RSS per session, connect rate.
+    Idle,
+    /// M users change state: notifications per second, change-to-watcher latency.
+    Presence,
+    /// 1:1 and multiparty messages at a fixed rate and flat out: rate, latency.
+    Im,
+    /// The presence storm with the custom-states plugin vs built-in only; hook cost.
+    Plugin,
+    /// IM throughput with archiving into jsonl-archive vs off; sink drain rate.
+    Archive,
+}
+
+/// Options of `halo-bench run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Scenarios, in order (default: all five).
+    #[arg(value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// The `halo` binary to start (default: `halo` next to this binary, i.e. target/release/halo).
+    #[arg(long)]
+    pub halo: Option<PathBuf>,
+    /// Use a running server on loopback instead (needs --token, an admin token).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// Admin token for --server.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Process id of --server, to read its RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Keep the server's data here and reuse it (users, tokens, contacts) on the next run.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Worker processes holding sessions (keep each under ~15k sockets).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Loopback source addresses to spread connections over (127.0.0.2 and up).
+    #[arg(long, default_value_t = 16)]
+    pub sources: u8,
+    /// Idle: session counts to measure at, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub idle: Vec<usize>,
+    /// Most distinct users: sessions beyond this many are further devices (endpoints) of the
+    /// same users (argon2 makes each account cost two ~50 ms hashes to set up).
+    #[arg(long)]
+    pub max_users: Option<usize>,
+    /// Team size: every user has their teammates as contacts (team − 1 contacts each).
+    #[arg(long, default_value_t = 11)]
+    pub team: usize,
+    /// Presence: users (sessions) that change state.
+    #[arg(long, default_value_t = 2000)]
+    pub storm_users: usize,
+    /// Presence: pause between one user's changes, ms (0: as fast as acknowledged).
+    #[arg(long, default_value_t = 200)]
+    pub storm_interval_ms: u64,
+    /// Seconds each measured run lasts.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// IM: 1:1 conversations (one sender each).
+    #[arg(long, default_value_t = 1000)]
+    pub im_pairs: usize,
+    /// IM: group conversations (one sender each).
+    #[arg(long, default_value_t = 200)]
+    pub im_groups: usize,
+    /// IM: participants per group.
+    #[arg(long, default_value_t = 5)]
+    pub group_size: usize,
+    /// IM: the fixed offered rate, messages per second over all 1:1 senders.
+    #[arg(long, default_value_t = 10000.0)]
+    pub im_rate: f64,
+    /// IM flat out: unacknowledged sends per sender.
+    #[arg(long, default_value_t = 8)]
+    pub im_window: i64,
+    /// Where custom_states.wasm and jsonl_archive.wasm are (default:
+    /// plugins/target/wasm32-wasip2/release in the repository).
+    #[arg(long)]
+    pub plugins_dir: Option<PathBuf>,
+    /// Setup requests in flight.
+    #[arg(long, default_value_t = 32)]
+    pub setup_threads: usize,
+    /// Setup time limit, seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub setup_timeout: u64,
+    /// Also run idle and IM against Debian's Prosody (XMPP c2s on loopback) and print the
+    /// Halo ÷ Prosody ratios.
+    #[arg(long)]
+    pub with_prosody: bool,
+    /// Sessions (users) for the Prosody side.
+    #[arg(long, default_value_t = 5000)]
+    pub prosody_sessions: usize,
+    /// Print the results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The worker executable (default: this one); for tests.
+    #[arg(long, hide = true)]
+    pub worker_exe: Option<PathBuf>,
+}
+
+/// Runs `halo-bench` with parsed arguments.
+pub fn main_with(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        CliCommand::Worker => worker::run(),
+        CliCommand::Run(args) => {
+            let json = args.json;
+            let report = scenarios::run(*args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.table());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Smoke run of every scenario at tiny size against the debug `halo`: the tool keeps working.
+//! Nothing here asserts on timing; only that each scenario runs and reports its figures.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use halo_bench::{Cli, CliCommand};
+
+/// The `halo` binary `cargo test --workspace` built next to this test's target directory.
+fn halo_binary() -> PathBuf {
+    // tests run from target/<profile>/deps/…; halo is in target/<profile>/.
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_halo-bench"));
+    let halo = exe.with_file_name("halo");
+    assert!(
+        halo.exists(),
+        "{} is missing: build it first (`cargo build -p halo`, or `cargo test --workspace`)",
+        halo.display()
+    );
+    halo
+}
+
+#[test]
+fn every_scenario_runs_at_tiny_size() {
+    let halo = halo_binary();
+    let cli = Cli::try_parse_from([
+        "halo-bench",
+        "run",
+        "idle,presence,im,plugin,archive",
+        "--halo",
+        halo.to_str().expect("utf-8 path"),
+        "--worker-exe",
+        env!("CARGO_BIN_EXE_halo-bench"),
+        "--idle",
+        "4,8",
+        "--team",
+        "4",
+        "--storm-users",
+        "8",
+        "--storm-interval-ms",
+        "50",
+        "--duration",
+        "1",
+        "--im-pairs",
+        "3",
+        "--im-groups",
+        "2",
+        "--group-size",
+        "3",
+        "--im-rate",
+        "30",
+        "--setup-threads",
+        "4",
+        "--workers",
+        "2",
+    ])
+    .expect("arguments");
+    let CliCommand::Run(args) = cli.command else { panic!("run") };
+    let report = halo_bench::scenarios::run(*args).expect("bench run");
+    for scenario in ["idle", "presence", "im", "plugin", "archive"] {
+        assert!(report.rows.iter().any(|r| r.scenario == scenario), "{scenario} reported nothing:\n{}", report.table());
+    }
+    let table = report.table();
+    for metric in [
+        "server RSS per session at N=8",
+        "presence: notifications delivered",
+        "1:1 flat out: deliveries",
+        "plugin vs built-in",
+        "archiving vs off",
+    ] {
+        assert!(table.contains(metric), "{metric} missing:\n{table}");
+    }
+    // The figures are real: sessions were open and messages went through.
+    let delivered = report.rows.iter().find(|r| r.metric == "1:1 flat out: deliveries").map(|r| r.value);
+    assert!(delivered.is_some_and(|d| d > 0.0), "{table}");
+}
