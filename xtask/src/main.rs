@@ -2,7 +2,8 @@
 //!
 //! - `run [ARGS]`: build the first-party plugins and Halo (release), then `halo serve ARGS`.
 //! - `test`: everything CI checks: formatting, clippy, plugin builds, every test (installing
-//!   Debian's `chromium` and `chromium-driver` for the web client's end-to-end test if missing).
+//!   Debian's `chromium` and `chromium-driver` for the web client's end-to-end test, and
+//!   `prosody` for the bench's side-by-side XMPP test, if missing).
 //! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
 //!   missing), and the Python example with componentize-py when it is installed (required in CI).
 
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&root.join("plugins"), &["test", "--quiet"])?;
             cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
             browser()?;
+            prosody()?;
             let mut test = vec!["test", "--workspace"];
             test.extend(rest.iter().map(String::as_str));
             cargo(&root, &test)
@@ -170,23 +172,9 @@ fn browser() -> anyhow::Result<()> {
             .zip(["/usr/bin/chromium", "/usr/bin/chromedriver"])
             .all(|(var, default)| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from).exists())
     };
-    if present() {
-        return Ok(());
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let sudo = !root && Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success());
-    if root || sudo {
+    if !present() {
         eprintln!("xtask: installing {} for the web client's end-to-end test", BROWSER_PACKAGES.join(" "));
-        let apt = |args: &[&str]| {
-            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
-            if sudo {
-                c.arg("apt-get");
-            }
-            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            run(&mut c)
-        };
-        apt(&["update", "-qq"])?;
-        apt(&["install", "-y", "-qq", BROWSER_PACKAGES[0], BROWSER_PACKAGES[1]])?;
+        apt_install(&BROWSER_PACKAGES)?;
     }
     if !present() {
         bail!(
@@ -196,4 +184,42 @@ fn browser() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Makes sure Prosody is installed for the bench's side-by-side XMPP test
+/// (`host/bench/tests/prosody.rs`, which starts its own instance on loopback).
+fn prosody() -> anyhow::Result<()> {
+    let present = || Command::new("sh").args(["-c", "command -v prosody"]).output().is_ok_and(|o| o.status.success());
+    if !present() {
+        eprintln!("xtask: installing prosody for the bench's side-by-side XMPP test");
+        apt_install(&["prosody"])?;
+        // The package starts a system service; the test runs its own instance.
+        let _ = Command::new("sh").args(["-c", "service prosody stop >/dev/null 2>&1"]).status();
+    }
+    if !present() && std::env::var_os("CI").is_some() {
+        bail!("the bench's XMPP test needs Prosody: `sudo apt-get install prosody`");
+    }
+    Ok(())
+}
+
+/// `apt-get install` as root, or with non-interactive sudo; nothing (the caller reports) when
+/// neither is possible.
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let sudo = !root && Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success());
+    if !root && !sudo {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+        if sudo {
+            c.arg("apt-get");
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut c)
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    apt(&install)
 }

@@ -18,8 +18,11 @@ use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQu
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
 
-/// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
-const WRITER_HEAP_BYTES: usize = 32 << 20;
+/// Memory budget of the index writer's one thread (tantivy's minimum is 15 MB per thread).
+/// One thread: the index commits small batches every fraction of a second, and each commit
+/// sets up (and zeroes) a fresh arena per writer thread — with two threads and 32 MB that was
+/// a visible share of the server's CPU under an IM load (perf, halo-bench im).
+const WRITER_HEAP_BYTES: usize = 15 << 20;
 
 /// Search failures.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +135,7 @@ impl SearchIndex {
         std::fs::create_dir_all(dir)?;
         let mmap = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(mmap, schema)?;
-        let writer = index.writer(WRITER_HEAP_BYTES)?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(Self { index, reader, writer: Mutex::new(writer), f })
     }

@@ -18,6 +18,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use wire::{Codec, MSGPACK_PROTOCOL};
 
+/// Initial read buffer of a socket.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Query of the stream route.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -72,7 +75,13 @@ pub async fn stream(
         _ => Codec::Json,
     };
     let hard = state.settings.limits.hard_frame_bytes();
+    // Small socket buffers: tungstenite's defaults (128 KiB to read, 128 KiB to write) cost
+    // far more per idle endpoint than the frames Halo sends (halo-bench idle: ~155 KiB per
+    // session with them). Larger frames still work; the buffers grow while they pass.
     Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(hard.saturating_mul(2))
         .max_message_size(hard)
         .max_frame_size(hard)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))

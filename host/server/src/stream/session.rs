@@ -9,7 +9,7 @@ use halo_core::User;
 use halo_store::TokenHash;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::hub::{CloseReason, EndpointSender, Registration};
+use super::hub::{CloseReason, EndpointSender, Queued, Registration};
 use super::wire::{Codec, FrameError, Incoming, Outgoing, Reply, Request, ServerFrame};
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -65,7 +65,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
                     return reason;
                 }
                 frame = outbox.recv() => {
-                    let Some(frame) = frame else { return CloseReason::SessionEnded };
+                    let Some(frame) = frame.map(Queued::into_frame) else { return CloseReason::SessionEnded };
                     let msg = match codec.encode(&frame) {
                         Ok(Outgoing::Text(t)) => Message::Text(t.into()),
                         Ok(Outgoing::Binary(b)) => Message::Binary(b.into()),
