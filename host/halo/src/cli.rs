@@ -133,7 +133,7 @@ pub enum PluginCommand {
     Install {
         /// The component (.wasm).
         file: PathBuf,
-        /// Grant a capability it asks for (repeatable), e.g. --grant kv.
+        /// Grant a capability it asks for (repeatable), e.g. --grant kv, --grant dir:/var/lib/halo/archive.
         #[arg(long = "grant", value_name = "CAPABILITY")]
         grants: Vec<String>,
         /// Grant everything it asks for, without asking (scripts).

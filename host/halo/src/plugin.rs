@@ -54,7 +54,7 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             }
             let requested: Vec<String> = strings(&manifest["capabilities"]);
             let grants = decide_grants(&requested, grants, yes)?;
-            let query = format!("/api/v1/admin/plugins?grant={}&enabled={}", grants.join(","), !disabled);
+            let query = format!("/api/v1/admin/plugins?grant={}&enabled={}", grant_query(&grants), !disabled);
             let mut info = client.call_bytes("POST", &query, bytes, "application/wasm")?.unwrap_or_default();
             if let Some(cfg) = config {
                 let values = read_config_file(&cfg)?;
@@ -110,7 +110,7 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
                 .unwrap_or_default();
             let requested = strings(&inspection["manifest"]["capabilities"]);
             let query = if yes || !grants.is_empty() {
-                format!("{}?grant={}", path(&name), decide_grants(&requested, grants, yes)?.join(","))
+                format!("{}?grant={}", path(&name), grant_query(&decide_grants(&requested, grants, yes)?))
             } else {
                 path(&name)
             };
@@ -175,15 +175,41 @@ fn state(p: &Value) -> String {
 
 /// Deny by default: `--yes` grants all requested; `--grant` grants those; on a terminal each
 /// requested capability is asked about; otherwise nothing is granted.
+/// Capabilities whose grant carries a value the admin chooses (`dir:/path`, `http:host:port`).
+const PARAMETERISED: [(&str, &str); 2] = [("dir", "a directory, e.g. /var/lib/halo/archive"), ("http", "a host:port")];
+
+/// Grants as the `grant` query value: each percent-encoded, comma-separated.
+fn grant_query(grants: &[String]) -> String {
+    grants.iter().map(|g| segment(g)).collect::<Vec<_>>().join(",")
+}
+
+fn capability(grant: &str) -> &str {
+    grant.split_once(':').map_or(grant, |(name, _)| name)
+}
+
 fn decide_grants(requested: &[String], given: Vec<String>, yes: bool) -> anyhow::Result<Vec<String>> {
     if requested.is_empty() {
         return Ok(Vec::new());
     }
-    if yes {
-        return Ok(requested.to_vec());
-    }
-    if let Some(extra) = given.iter().find(|g| !requested.contains(g)) {
+    if let Some(extra) = given.iter().find(|g| !requested.iter().any(|r| r == capability(g))) {
         anyhow::bail!("the plugin does not ask for {extra:?}; it asks for: {}", requested.join(", "));
+    }
+    let value_of = |c: &str| PARAMETERISED.iter().find(|(p, _)| *p == c).map(|(_, what)| *what);
+    if let Some(bare) = given.iter().find(|g| !g.contains(':') && value_of(g).is_some()) {
+        anyhow::bail!("--grant {bare} needs {}: --grant {bare}:VALUE", value_of(bare).unwrap_or("a value"));
+    }
+    if yes {
+        let mut out = Vec::new();
+        for c in requested {
+            match (given.iter().find(|g| capability(g) == c), value_of(c)) {
+                (Some(g), _) => out.push(g.clone()),
+                (None, Some(what)) => anyhow::bail!(
+                    "{c} needs {what}: add --grant {c}:VALUE (or leave it out of --yes by listing grants)"
+                ),
+                (None, None) => out.push(c.clone()),
+            }
+        }
+        return Ok(out);
     }
     if !given.is_empty() {
         return Ok(given);
@@ -194,12 +220,18 @@ fn decide_grants(requested: &[String], given: Vec<String>, yes: bool) -> anyhow:
     }
     let mut out = Vec::new();
     for c in requested {
-        eprint!("  grant {c}? [y/N] ");
+        match value_of(c) {
+            Some(what) => eprint!("  grant {c}? enter {what} (empty: no) "),
+            None => eprint!("  grant {c}? [y/N] "),
+        }
         std::io::stderr().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        if line.trim().eq_ignore_ascii_case("y") {
-            out.push(c.clone());
+        let answer = line.trim();
+        match value_of(c) {
+            Some(_) if !answer.is_empty() => out.push(format!("{c}:{answer}")),
+            None if answer.eq_ignore_ascii_case("y") => out.push(c.clone()),
+            _ => {}
         }
     }
     Ok(out)

@@ -462,6 +462,28 @@ fn the_cli_sets_policy_and_settings_and_a_compliance_officer_exports() {
         out.contains("for the record").then_some(())
     });
     assert!(common::ok(cli(&["purge"])).contains("purged 0 records"));
+
+    // A sink installed from the CLI with its directory grant.
+    let plugin = |args: &[&str]| {
+        let mut c = common::halo();
+        c.arg("plugin").args(args).arg("--data-dir").arg(server.data_dir()).env_remove("HALO_TOKEN");
+        c.output().expect("halo ran")
+    };
+    let wasm = rust_plugin("jsonl_archive");
+    let wasm = wasm.to_str().expect("path");
+    assert!(common::fails(plugin(&["install", wasm, "--yes"])).contains("--grant dir:VALUE"));
+    assert!(common::fails(plugin(&["install", wasm, "--grant", "dir"])).contains("needs a directory"));
+    let out = server.dir.path().join("cli archive");
+    let grant = format!("dir:{}", out.display());
+    common::ok(plugin(&["install", wasm, "--grant", &grant]));
+    assert!(common::ok(plugin(&["info", "jsonl-archive"])).contains(&grant));
+    wait_until("the sink's first file", 20, || {
+        std::fs::read_dir(&out)
+            .ok()?
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .then_some(())
+    });
 }
 
 /// A one-route HTTP server on loopback that keeps the bodies it is POSTed and answers 503 to
