@@ -146,8 +146,9 @@ impl ArchiveService {
         Ok(service)
     }
 
-    fn policies(&self) -> Policies {
-        read(&self.policies)
+    /// Runs `f` on the policies under the read lock (no copy per message).
+    fn with_policies<T>(&self, f: impl FnOnce(&Policies) -> T) -> T {
+        f(&self.policies.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The settings.
@@ -165,7 +166,7 @@ impl ArchiveService {
         };
         let concerned = participants.iter().copied().chain([&msg.from]).chain(subject);
         let external = concerned.clone().any(|u| halo_core::archive::is_external(u.as_str()));
-        if !self.policies().archives(concerned, external) {
+        if !self.with_policies(|p| p.archives(concerned, external)) {
             return Ok(None);
         }
         if matches!(msg.body, Body::Text { .. }) {
@@ -178,8 +179,7 @@ impl ArchiveService {
     pub fn started(&self, conv: &Conversation, by: &Username) -> Option<Record> {
         let members: Vec<&Username> = conv.members().collect();
         let external = members.iter().any(|u| halo_core::archive::is_external(u.as_str()));
-        self.policies()
-            .archives(members.iter().copied(), external)
+        self.with_policies(|p| p.archives(members.iter().copied(), external))
             .then(|| Record::started(conv.id, conv.created_at, by, members))
     }
 
@@ -206,8 +206,10 @@ impl ArchiveService {
 
     /// The policies.
     pub fn policy_view(&self) -> PolicyView {
-        let p = self.policies();
-        PolicyView { global: p.global, users: p.users.into_iter().map(|(u, p)| (u.to_string(), p)).collect() }
+        self.with_policies(|p| PolicyView {
+            global: p.global,
+            users: p.users.iter().map(|(u, p)| (u.to_string(), *p)).collect(),
+        })
     }
 
     /// Sets the global policy.
