@@ -210,3 +210,33 @@ fn slow_consumers_are_dropped_not_waited_for() {
             .contains("halo_ws_slow_consumers_total 1")
     );
 }
+
+#[test]
+fn hello_comes_first_even_while_events_are_flowing() {
+    let server = TestServer::with_config("[presence]\ncoalesce = \"1ms\"\n");
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    bob.call_json("POST", "/api/v1/contacts", Some(&json!({"username": "alice"}))).expect("contact");
+    let bob_token = server.login("bob", "bob-password");
+    // Alice's state changes as fast as the server takes it while bob connects again and again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let states = ["busy", "available"];
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 20_000 {
+                let body = json!({"state": states[i % 2]});
+                let _ = alice.call("PUT", "/api/v1/me/presence/state", Some(&body));
+                i += 1;
+            }
+        })
+    };
+    for n in 0..40 {
+        let (mut ws, hello) = server.ws(&bob_token, &format!("try{n}"));
+        assert_eq!(hello["type"], "hello");
+        let _ = ws.close(None);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().expect("flipper");
+}

@@ -34,14 +34,24 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
         tracing::error!(error = %e, "reading offline messages");
         Vec::new()
     });
-    sender.send(ServerFrame::Hello {
+    // The hello goes straight to the socket, before the writer starts on the queue: the
+    // endpoint is in the hub already, so a presence change or message may be queued for it
+    // meanwhile, and it must come after the hello.
+    let hello = ServerFrame::Hello {
         endpoint: info.clone(),
         username: user.username.to_string(),
         server_version: env!("CARGO_PKG_VERSION"),
         heartbeat_ms: limits.heartbeat.as_millis() as u64,
         max_frame_bytes: limits.max_frame_bytes,
         offline: pending.len(),
-    });
+    };
+    if let Some(msg) = to_message(codec, &hello)
+        && sink.send(msg).await.is_err()
+    {
+        state.hub.unregister(&user.username, info.id);
+        return;
+    }
+    state.metrics.ws_frames_sent.inc();
     match state.presence.connect(&user.username, info.id) {
         Ok(frames) => frames.into_iter().for_each(|f| _ = sender.send(f)),
         Err(e) => tracing::error!(error = %e, "presence snapshot"),
@@ -66,11 +76,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
                 }
                 frame = outbox.recv() => {
                     let Some(frame) = frame.map(Queued::into_frame) else { return CloseReason::SessionEnded };
-                    let msg = match codec.encode(&frame) {
-                        Ok(Outgoing::Text(t)) => Message::Text(t.into()),
-                        Ok(Outgoing::Binary(b)) => Message::Binary(b.into()),
-                        Err(e) => { tracing::error!(error = %e, "encoding a frame"); continue }
-                    };
+                    let Some(msg) = to_message(codec, &frame) else { continue };
                     // A client that does not read for a whole heartbeat is not keeping up.
                     match tokio::time::timeout(heartbeat, sink.send(msg)).await {
                         Ok(Ok(())) => metrics.ws_frames_sent.inc(),
@@ -230,5 +236,17 @@ impl Ctx<'_> {
                 message: self.state.rooms.post(room, me, Some(self.endpoint.id), &text, format, key).await?,
             },
         })
+    }
+}
+
+/// A frame as a WebSocket message (`None`, logged, if it cannot be encoded).
+fn to_message(codec: Codec, frame: &ServerFrame) -> Option<Message> {
+    match codec.encode(frame) {
+        Ok(Outgoing::Text(t)) => Some(Message::Text(t.into())),
+        Ok(Outgoing::Binary(b)) => Some(Message::Binary(b.into())),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a frame");
+            None
+        }
     }
 }
