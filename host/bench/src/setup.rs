@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -103,48 +103,21 @@ impl Users {
         }
         let start = Instant::now();
         let deadline = start + timeout;
-        let next = AtomicUsize::new(have);
-        let done = AtomicU64::new(0);
         let made = Mutex::new(Vec::<(usize, String)>::new());
-        let failure = Mutex::new(None::<String>);
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n || Instant::now() > deadline {
-                            break;
-                        }
-                        match make_user(server, i) {
-                            Ok(token) => {
-                                made.lock().unwrap_or_else(|p| p.into_inner()).push((i, token));
-                                done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{e:#}"));
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-            let total = (n - have) as u64;
-            while done.load(Ordering::Relaxed) < total && Instant::now() < deadline {
-                if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                    break;
-                }
-                let d = done.load(Ordering::Relaxed);
-                let secs = start.elapsed().as_secs_f64();
-                progress(&format!(
-                    "setup: users {d}/{total}, {:.0}/s (create + login: two argon2 hashes each)",
-                    d as f64 / secs.max(0.001)
-                ));
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            anyhow::bail!("creating users: {e}");
-        }
+        let total = n - have;
+        parallel(
+            total,
+            threads,
+            start,
+            deadline,
+            |d, rate| format!("setup: users {d}/{total}, {rate:.0}/s (create + login: two argon2 hashes each)"),
+            |k| {
+                let token = make_user(server, have + k).map_err(|e| format!("{e:#}"))?;
+                made.lock().unwrap_or_else(|p| p.into_inner()).push((have + k, token));
+                Ok(())
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("creating users: {e}"))?;
         let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
         made.sort();
         anyhow::ensure!(
@@ -189,51 +162,24 @@ impl Users {
             return Ok(SetupCost::default());
         }
         let total = work.len();
-        let next = AtomicUsize::new(0);
-        let done = AtomicU64::new(0);
-        let failure = Mutex::new(None::<String>);
         let this = &*self;
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= total || Instant::now() > deadline {
-                            break;
-                        }
-                        let (i, j) = work[k];
-                        let c = server.client(&this.users[i].token);
-                        match c.call("POST", "/api/v1/contacts", Some(&json!({"username": this.users[j].name}))) {
-                            Ok(_) | Err(ClientError::Api { status: 409, .. }) => {
-                                done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                failure
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .get_or_insert(format!("contact {i}->{j}: {e}"));
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-            while (done.load(Ordering::Relaxed) as usize) < total && Instant::now() < deadline {
-                if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                    break;
+        let done = parallel(
+            total,
+            threads,
+            start,
+            deadline,
+            |d, rate| format!("setup: contacts {d}/{total}, {rate:.0}/s"),
+            |k| {
+                let (i, j) = work[k];
+                let c = server.client(&this.users[i].token);
+                match c.call("POST", "/api/v1/contacts", Some(&json!({"username": this.users[j].name}))) {
+                    Ok(_) | Err(ClientError::Api { status: 409, .. }) => Ok(()),
+                    Err(e) => Err(format!("contact {i}->{j}: {e}")),
                 }
-                let d = done.load(Ordering::Relaxed);
-                progress(&format!(
-                    "setup: contacts {d}/{total}, {:.0}/s",
-                    d as f64 / start.elapsed().as_secs_f64().max(0.001)
-                ));
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            anyhow::bail!("adding contacts: {e}");
-        }
-        anyhow::ensure!(done.load(Ordering::Relaxed) as usize == total, "contact setup timed out after {timeout:?}");
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("adding contacts: {e}"))?;
+        anyhow::ensure!(done == total, "contact setup timed out after {timeout:?}");
         for i in 0..n.min(self.users.len()) {
             self.users[i].contacts = self.teammates(i, n).count();
         }
@@ -250,4 +196,49 @@ fn make_user(server: &Server, i: usize) -> anyhow::Result<String> {
     }
     let login = server.admin.login(&name, &pw).with_context(|| format!("login {name}"))?;
     Ok(login["token"].as_str().context("login answer without token")?.to_owned())
+}
+
+/// Runs `job(k)` for every `k` in `0..total` on `threads` threads until all are done, one
+/// fails, or `deadline` passes, printing `label(done, per_second)` every half second. Returns
+/// how many jobs succeeded, or the first failure.
+fn parallel(
+    total: usize,
+    threads: usize,
+    start: Instant,
+    deadline: Instant,
+    label: impl Fn(usize, f64) -> String,
+    job: impl Fn(usize) -> Result<(), String> + Sync,
+) -> Result<usize, String> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failure = Mutex::new(None::<String>);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= total || Instant::now() > deadline {
+                        break;
+                    }
+                    if let Err(e) = job(k) {
+                        failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        break;
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        while done.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+            if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                break;
+            }
+            let d = done.load(Ordering::Relaxed);
+            progress(&label(d, d as f64 / start.elapsed().as_secs_f64().max(0.001)));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(done.into_inner()),
+    }
 }

@@ -545,12 +545,7 @@ fn the_http_example_sink_posts_batches_to_the_granted_host_only() {
     let officer = officer(&server);
     set_policy(&admin, None, true, false);
     let ingest = Ingest::start(2);
-    let bytes = std::fs::read(common::component("plugins/target/wasm32-wasip2/release/http_archive_sink.wasm"))
-        .expect("component");
-    let grant = format!("http:127.0.0.1:{}", ingest.port);
-    admin
-        .call_bytes("POST", &format!("/api/v1/admin/plugins?grant={grant}&enabled=false"), bytes, "application/wasm")
-        .expect("install");
+    install(&admin, "http_archive_sink", &format!("http:127.0.0.1:{}", ingest.port), false);
     configure(&admin, "http-archive-sink", json!({"url": format!("http://127.0.0.1:{}/ingest", ingest.port)}));
     admin.call_json("POST", "/api/v1/admin/plugins/http-archive-sink/enable", None).expect("enable");
     let conv = start(&alice, &["bob"]);

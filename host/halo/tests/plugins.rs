@@ -233,43 +233,30 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
     let dir = tempfile::tempdir().expect("tempdir");
     let crate_dir = dir.path().join("heads-down");
     let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
-    let out = ok(run({
-        let mut c = halo();
-        c.args(["plugin", "new", "heads-down", "--dir"]).arg(&crate_dir).arg("--sdk").arg(&sdk);
-        c
-    }));
-    assert!(out.contains("cargo build --release --target wasm32-wasip2"), "{out}");
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(crate_dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo");
-    assert!(status.success());
-    let wasm = target.join("wasm32-wasip2/release/heads_down.wasm");
-    ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    // `halo plugin new`, then the build it prints, then install: the .wasm it built.
+    let scaffold = |name: &str, kind: &str, dir: &std::path::Path| {
+        let out = ok(run({
+            let mut c = halo();
+            c.args(["plugin", "new", name, "--kind", kind, "--dir"]).arg(dir).arg("--sdk").arg(&sdk);
+            c
+        }));
+        assert!(out.contains("cargo build --release --target wasm32-wasip2"), "{out}");
+        let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo");
+        assert!(status.success());
+        let wasm = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
+        ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    };
+    scaffold("heads-down", "presence-states", &crate_dir);
     assert_eq!(common::listed_state(&server, "heads-down").map(|s| s["labels"]["en"].clone()), Some(json!("Focusing")));
 
     // An archive sink too: it builds, installs and receives records.
-    let sink_dir = dir.path().join("audit-sink");
-    ok(run({
-        let mut c = halo();
-        c.args(["plugin", "new", "audit-sink", "--kind", "archive-sink", "--dir"])
-            .arg(&sink_dir)
-            .arg("--sdk")
-            .arg(&sdk);
-        c
-    }));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(sink_dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo");
-    assert!(status.success());
-    let wasm = target.join("wasm32-wasip2/release/audit_sink.wasm");
-    ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+    scaffold("audit-sink", "archive-sink", &dir.path().join("audit-sink"));
     let admin = server.admin();
     let policy = json!({"global": {"internal": true, "external": true}});
     admin.call_json("PUT", "/api/v1/admin/archive/policy", Some(&policy)).expect("policy");

@@ -71,16 +71,14 @@ pub fn write_batch(host: &dyn Host, dir: &Path, batch: &[ArchiveRecord]) -> Resu
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for r in fresh {
         let path = dir.join(format!("{}-{}.jsonl", opts.prefix, day(r.at_ms)));
-        let buf = match files.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, b)) => b,
+        let i = match files.iter().position(|(p, _)| *p == path) {
+            Some(i) => i,
             None => {
                 files.push((path, Vec::new()));
-                match files.last_mut() {
-                    Some((_, b)) => b,
-                    None => continue,
-                }
+                files.len() - 1
             }
         };
+        let buf = &mut files[i].1;
         buf.extend_from_slice(r.json.as_bytes());
         buf.push(b'\n');
     }
