@@ -49,6 +49,9 @@ pub enum ImError {
     /// The conversation has ended (everyone left).
     #[error("this conversation has ended")]
     Closed,
+    /// Users of other servers take part in 1:1 conversations only.
+    #[error("users of other servers can only be in 1:1 conversations")]
+    FederatedGroup,
 }
 
 /// How a message's text is to be shown.
@@ -119,6 +122,7 @@ impl Conversation {
         match participants.len() {
             1 => return Err(ImError::NoOtherParticipant),
             n if n > MAX_PARTICIPANTS => return Err(ImError::TooManyParticipants),
+            n if n > 2 && participants.keys().any(Username::is_remote) => return Err(ImError::FederatedGroup),
             _ => {}
         }
         let kind = if participants.len() == 2 { Kind::Direct } else { Kind::Group };
@@ -164,6 +168,9 @@ impl Conversation {
         }
         if self.members().count() >= MAX_PARTICIPANTS {
             return Err(ImError::TooManyParticipants);
+        }
+        if user.is_remote() || self.members().any(Username::is_remote) {
+            return Err(ImError::FederatedGroup);
         }
         self.participants.insert(user.clone(), Participant { joined_at: now, visible_from: from, visible_until: None });
         self.kind = Kind::Group;
@@ -213,6 +220,17 @@ pub fn check_key(key: &str) -> Result<(), ImError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_users_stay_in_one_to_one_conversations() {
+        let remote = Username::parse_address("bob@example.org").expect("valid");
+        let mut c = Conversation::new(1, &u("alice"), std::slice::from_ref(&remote), 0, 0).expect("1:1");
+        assert_eq!(c.kind, Kind::Direct);
+        assert_eq!(c.add(&u("alice"), &u("carol"), 0, 1), Err(ImError::FederatedGroup));
+        let mut local = Conversation::new(2, &u("alice"), &[u("carol")], 0, 0).expect("1:1");
+        assert_eq!(local.add(&u("alice"), &remote, 0, 1), Err(ImError::FederatedGroup));
+        assert_eq!(Conversation::new(3, &u("alice"), &[u("carol"), remote], 0, 0).err(), Some(ImError::FederatedGroup));
+    }
 
     fn u(s: &str) -> Username {
         Username::parse(s).expect("valid")

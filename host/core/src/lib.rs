@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod contacts;
 pub mod conversation;
+pub mod federation;
 pub mod message;
 pub mod presence;
 pub mod rate;

@@ -53,16 +53,49 @@ impl Username {
         if ok { Ok(Self(name)) } else { Err(UserError::InvalidUsername(raw.to_owned())) }
     }
 
+    /// Validates a local username or a federated address `name@domain` (a user of another
+    /// server; see [`crate::federation`]), lowercased. Accounts are always local: only
+    /// [`Username::parse`] names them.
+    pub fn parse_address(raw: &str) -> Result<Self, UserError> {
+        match raw.trim().split_once('@') {
+            None => Self::parse(raw),
+            Some((local, domain)) => {
+                let local = local.to_ascii_lowercase();
+                let domain =
+                    crate::federation::Domain::parse(domain).map_err(|_| UserError::InvalidUsername(raw.to_owned()))?;
+                if !crate::federation::valid_localpart(&local) {
+                    return Err(UserError::InvalidUsername(raw.to_owned()));
+                }
+                Ok(Self(format!("{local}@{}", domain.as_str())))
+            }
+        }
+    }
+
     /// The normalised name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this is a user of another server (`name@domain`).
+    pub fn is_remote(&self) -> bool {
+        self.0.contains('@')
+    }
+
+    /// The server a remote user belongs to; `None` for a local user.
+    pub fn domain(&self) -> Option<&str> {
+        self.0.split_once('@').map(|(_, d)| d)
+    }
+
+    /// The part before `@` (the whole name for a local user).
+    pub fn local_part(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(l, _)| l)
     }
 }
 
 impl TryFrom<String> for Username {
     type Error = UserError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
+        Self::parse_address(&s)
     }
 }
 
@@ -163,6 +196,9 @@ pub struct NewUser {
 impl NewUser {
     /// Builds the stored account after validating the profile.
     pub fn into_user(self, username: Username, password_hash: String, now: Millis) -> Result<User, UserError> {
+        if username.is_remote() {
+            return Err(UserError::InvalidUsername(username.0));
+        }
         let profile = clean_profile(self.profile)?;
         Ok(User {
             username,

@@ -25,6 +25,51 @@ pub enum Command {
     /// Compliance archiving: policy and retention (admin), search and export (compliance).
     #[command(subcommand_required = true)]
     Archive(ArchiveArgs),
+    /// Federation with other servers: domain rules, links and queues (admin).
+    #[command(subcommand_required = true)]
+    Federation(FederationArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FederationArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: FederationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Rules, each transport's state, and what waits in the queues.
+    Status,
+    /// Allow a domain (or `*`, every domain without a rule of its own) through an adapter
+    /// plugin (--adapter xmpp) or to a Halo peer (--url https://peer:5271 --secret ...).
+    Allow {
+        /// The domain, or `*`.
+        domain: String,
+        /// The federation-adapter plugin carrying it.
+        #[arg(long, conflicts_with = "url")]
+        adapter: Option<String>,
+        /// The Halo peer's federation URL.
+        #[arg(long, requires = "secret")]
+        url: Option<String>,
+        /// The secret shared with the peer (16 bytes or more; its admin sets the same).
+        #[arg(long, env = "HALO_FEDERATION_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// A PEM file of CA certificates to trust for the peer instead of the public roots.
+        #[arg(long)]
+        ca: Option<String>,
+    },
+    /// Block a domain: nothing in or out, whatever `*` says.
+    Block {
+        /// The domain.
+        domain: String,
+    },
+    /// Remove a domain's rule (and drop what waits for it).
+    Remove {
+        /// The domain, or `*`.
+        domain: String,
+    },
 }
 
 #[derive(Debug, Args)]

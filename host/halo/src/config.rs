@@ -31,6 +31,7 @@ struct FileConfig {
     im: Option<halo_server::im::ImSettings>,
     presence: Option<halo_server::presence::PresenceSettings>,
     plugins: Option<halo_server::plugins::PluginSettings>,
+    federation: Option<halo_server::federation::FederationSettings>,
 }
 
 /// Everything `halo serve` needs.
@@ -79,7 +80,15 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         im: file.im.unwrap_or_default(),
         presence: file.presence.unwrap_or_default(),
         plugins: file.plugins.unwrap_or_default(),
+        federation: file.federation.unwrap_or_default(),
     };
+    let fed = &settings.federation;
+    if fed.listen.is_some() && (fed.tls_cert.is_none() || fed.tls_key.is_none()) {
+        anyhow::bail!("[federation] listen needs tls_cert and tls_key: Halo peers talk HTTPS only");
+    }
+    if fed.listen.is_some() && fed.domain.is_none() {
+        anyhow::bail!("[federation] listen needs domain: the name peers know this server by");
+    }
     if settings.limits.max_frame_bytes < 1024 || settings.limits.send_queue == 0 {
         anyhow::bail!("limits.max_frame_bytes must be at least 1024 and limits.send_queue at least 1");
     }

@@ -8,6 +8,7 @@ mod admin;
 mod archive;
 mod cli;
 mod config;
+mod federation;
 mod local;
 mod plugin;
 mod serve;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         cli::Command::User(args) => admin::user(args),
         cli::Command::Plugin(args) => plugin::main(args),
         cli::Command::Archive(args) => archive::main(args),
+        cli::Command::Federation(args) => federation::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,21 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
     local.write(&cfg.data_dir)?;
     tracing::info!(%url, data_dir = %cfg.data_dir.display(), "Halo {} listening", env!("CARGO_PKG_VERSION"));
 
+    if let Some(listen) = &cfg.settings.federation.listen {
+        let fed = &cfg.settings.federation;
+        let tls = match (&fed.tls_cert, &fed.tls_key) {
+            (Some(cert), Some(key)) => halo_server::TlsFiles { cert: cert.clone(), key: key.clone() },
+            _ => anyhow::bail!("[federation] listen needs tls_cert and tls_key"),
+        };
+        let listener = TcpListener::bind(listen).with_context(|| format!("federation: listening on {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "federation listener (Halo peers)");
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = halo_server::run_federation(listener, state, tls).await {
+                tracing::error!(error = %format!("{e:#}"), "federation listener stopped");
+            }
+        });
+    }
     let result = halo_server::run(listener, state, cfg.tls.clone(), shutdown_signal()).await;
     local::Local::remove(&cfg.data_dir);
     tracing::info!("stopped");

@@ -1,17 +1,31 @@
-//! The generated bindings of the newest WIT version (`halo:plugin@0.1.1`; wasmtime's linker
-//! serves 0.1.0 plugins from the same definitions), and conversions between them and Halo's
+//! The generated bindings of the newest WIT version (`halo:plugin@0.1.2`; wasmtime's linker
+//! serves 0.1.0 and 0.1.1 plugins from the same definitions), and conversions between them and Halo's
 //! types. Nothing outside this module names a generated type.
 
 wasmtime::component::bindgen!({
     world: "presence-states",
-    path: "../../wit/v0.1.1",
+    path: "../../wit/v0.1.2",
 });
 
 /// The `archive-sink` world, sharing the interfaces generated above.
 pub(crate) mod sink {
     wasmtime::component::bindgen!({
         world: "archive-sink",
-        path: "../../wit/v0.1.1",
+        path: "../../wit/v0.1.2",
+        with: {
+            "halo:plugin/types": super::halo::plugin::types,
+            "halo:plugin/log": super::halo::plugin::log,
+            "halo:plugin/config": super::halo::plugin::config,
+            "halo:plugin/kv": super::halo::plugin::kv,
+        },
+    });
+}
+
+/// The `federation-adapter` world, sharing the interfaces generated above.
+pub(crate) mod fed {
+    wasmtime::component::bindgen!({
+        world: "federation-adapter",
+        path: "../../wit/v0.1.2",
         with: {
             "halo:plugin/types": super::halo::plugin::types,
             "halo:plugin/log": super::halo::plugin::log,
@@ -113,5 +127,99 @@ pub(crate) fn record_to_wit(r: &halo_core::archive::Record) -> sink::halo::plugi
         text: r.text.clone(),
         format: r.format.as_ref().map(token),
         json: serde_json::to_string(r).unwrap_or_default(),
+    }
+}
+
+/// Federation inputs and actions as WIT and back.
+pub(crate) mod federation {
+    use halo_core::federation::{Item, PresenceInfo, Subscription};
+
+    use super::fed::halo::plugin::federation as wit;
+    use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
+
+    fn kind_to_wit(k: Subscription) -> wit::Subscription {
+        match k {
+            Subscription::Request => wit::Subscription::Request,
+            Subscription::Accept => wit::Subscription::Accept,
+            Subscription::Refuse => wit::Subscription::Refuse,
+            Subscription::Cancel => wit::Subscription::Cancel,
+            Subscription::Probe => wit::Subscription::Probe,
+        }
+    }
+
+    fn kind_from_wit(k: wit::Subscription) -> Subscription {
+        match k {
+            wit::Subscription::Request => Subscription::Request,
+            wit::Subscription::Accept => Subscription::Accept,
+            wit::Subscription::Refuse => Subscription::Refuse,
+            wit::Subscription::Cancel => Subscription::Cancel,
+            wit::Subscription::Probe => Subscription::Probe,
+        }
+    }
+
+    /// An input as WIT.
+    pub(crate) fn input_to_wit(i: &AdapterInput) -> wit::Input {
+        match i {
+            AdapterInput::Connected(l) => wit::Input::Connected(*l),
+            AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
+            AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
+            AdapterInput::Timer(t) => wit::Input::Timer(*t),
+            AdapterInput::Outbound(item) => match item {
+                Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
+                    from: from.clone(),
+                    to: to.clone(),
+                    text: text.clone(),
+                    id: Some(id.clone()),
+                }),
+                Item::Presence { from, to, info } => wit::Input::Presence(wit::Presence {
+                    from: from.clone(),
+                    to: to.clone(),
+                    info: wit::PresenceInfo {
+                        state: info.state.clone(),
+                        activity: info.activity.clone(),
+                        label: info.label.clone(),
+                        note: info.note.clone(),
+                    },
+                }),
+                Item::Subscribe { from, to, kind } => wit::Input::Subscribe(wit::Subscribe {
+                    from: from.clone(),
+                    to: to.clone(),
+                    kind: kind_to_wit(*kind),
+                }),
+            },
+        }
+    }
+
+    /// An action from WIT. Sizes are checked by the caller; addresses by the server.
+    pub(crate) fn action_from_wit(a: wit::Action) -> AdapterAction {
+        match a {
+            wit::Action::Open(l) => {
+                AdapterAction::Open(LinkSpec { id: l.id, host: l.host, port: l.port, tls_name: l.tls_name })
+            }
+            wit::Action::Send((l, b)) => AdapterAction::Send(l, b),
+            wit::Action::Close(l) => AdapterAction::Close(l),
+            wit::Action::Routing(on) => AdapterAction::Routing(on),
+            wit::Action::SetTimer((t, ms)) => AdapterAction::SetTimer(t, ms),
+            wit::Action::DeliverMessage(m) => AdapterAction::Deliver(Item::Message {
+                from: m.from,
+                to: m.to,
+                text: m.text,
+                id: m.id.unwrap_or_default(),
+            }),
+            wit::Action::DeliverPresence(p) => AdapterAction::Deliver(Item::Presence {
+                from: p.from,
+                to: p.to,
+                info: PresenceInfo {
+                    state: p.info.state,
+                    activity: p.info.activity,
+                    label: p.info.label,
+                    note: p.info.note,
+                },
+            }),
+            wit::Action::DeliverSubscribe(s) => {
+                AdapterAction::Deliver(Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) })
+            }
+            wit::Action::Reject(r) => AdapterAction::Reject { domain: r.domain, reason: r.reason },
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! [`Plugin`] (one installed component: its [`Manifest`], grants and config, a live instance
 //! re-created from its `InstancePre` after any trap, limits, and the trap budget that disables
 //! it). A plugin implements one world: `presence-states` ([`Plugin::derive`]) or
-//! `archive-sink` ([`Plugin::deliver`]). Host capabilities are small units under [`cap`] —
-//! `log`, `config`, `kv`, `dir` — each with its config, per-instance state and linker hook;
+//! `archive-sink` ([`Plugin::deliver`]) or `federation-adapter` ([`Plugin::adapter_start`],
+//! [`Plugin::adapter_handle`], with the types in [`federation`]). Host capabilities are small units under [`cap`] —
+//! `log`, `config`, `kv`, `dir`, `http`, `net` — each with its config, per-instance state and linker hook;
 //! anything not granted is denied.
 //!
 //! This crate knows nothing of sled or axum: plugin-private storage comes through the
@@ -13,6 +14,7 @@
 
 mod bindings;
 pub mod cap;
+pub mod federation;
 mod limits;
 mod manifest;
 mod plugin;

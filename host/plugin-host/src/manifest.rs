@@ -10,11 +10,11 @@ use wasmtime::wasmparser::{Parser, Payload};
 /// Custom section name.
 pub const SECTION: &str = "halo-manifest";
 /// WIT versions this host loads.
-pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0", "halo:plugin@0.1.1"];
+pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0", "halo:plugin@0.1.1", "halo:plugin@0.1.2"];
 /// Plugin kinds (worlds) this host runs.
-pub const KINDS: &[&str] = &["presence-states", "archive-sink"];
+pub const KINDS: &[&str] = &["presence-states", "archive-sink", "federation-adapter"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
-pub const CAPABILITIES: &[&str] = &["kv", "dir", "http"];
+pub const CAPABILITIES: &[&str] = &["kv", "dir", "http", "net"];
 
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,11 @@ impl Manifest {
         if self.kind == "archive-sink" && self.api == "halo:plugin@0.1.0" {
             return Err(ManifestError::Field(
                 "the archive-sink world arrived in halo:plugin@0.1.1; build against it".into(),
+            ));
+        }
+        if self.kind == "federation-adapter" && self.api != "halo:plugin@0.1.2" {
+            return Err(ManifestError::Field(
+                "the federation-adapter world arrived in halo:plugin@0.1.2; build against it".into(),
             ));
         }
         if let Some(c) = self.capabilities.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {

@@ -13,6 +13,9 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::fed::halo::plugin::federation::Action as FedAction;
+use crate::bindings::fed::{FederationAdapter, FederationAdapterPre};
+use crate::bindings::federation::{action_from_wit, input_to_wit as fed_input_to_wit};
 use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
 use crate::bindings::{PresenceStates, PresenceStatesPre, input_to_wit, published_from_wit, record_to_wit};
 use crate::cap::Grants;
@@ -20,6 +23,7 @@ use crate::cap::config::ConfigState;
 use crate::cap::http::HttpState;
 use crate::cap::kv::{KvBackend, KvState};
 use crate::cap::log::{LogLine, LogSink, LogState};
+use crate::federation::{AdapterAction, AdapterInput, MAX_ACTIONS, MAX_SEND_BYTES};
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
 use crate::runtime::{TICK, Ticker};
@@ -119,11 +123,14 @@ pub(crate) enum WorldPre {
     Presence(PresenceStatesPre<PluginState>),
     /// `archive-sink`.
     Sink(ArchiveSinkPre<PluginState>),
+    /// `federation-adapter`.
+    Fed(FederationAdapterPre<PluginState>),
 }
 
 enum Bindings {
     Presence(PresenceStates),
     Sink(ArchiveSink),
+    Fed(FederationAdapter),
 }
 
 struct Live {
@@ -300,6 +307,7 @@ impl Plugin {
         let bindings = match &self.pre {
             WorldPre::Presence(pre) => Bindings::Presence(pre.instantiate(&mut store)?),
             WorldPre::Sink(pre) => Bindings::Sink(pre.instantiate(&mut store)?),
+            WorldPre::Fed(pre) => Bindings::Fed(pre.instantiate(&mut store)?),
         };
         Ok(Live { store, bindings })
     }
@@ -373,7 +381,7 @@ impl Plugin {
         }
         self.call(self.limits.deadline, |store, b| match b {
             Bindings::Presence(p) => f(store, p),
-            Bindings::Sink(_) => Err(wasmtime::Error::msg("not a presence-states instance")),
+            _ => Err(wasmtime::Error::msg("not a presence-states instance")),
         })
     }
 
@@ -431,22 +439,64 @@ impl Plugin {
         let records: Vec<_> = batch.iter().map(record_to_wit).collect();
         let answer = self.call(self.limits.batch_deadline, |store, b| match b {
             Bindings::Sink(s) => s.call_deliver(store, &records),
-            Bindings::Presence(_) => Err(wasmtime::Error::msg("not an archive-sink instance")),
+            _ => Err(wasmtime::Error::msg("not an archive-sink instance")),
         })?;
-        let clip = |mut m: String| {
-            if m.len() > 1024 {
-                let mut end = 1024;
-                while !m.is_char_boundary(end) {
-                    end -= 1;
-                }
-                m.truncate(end);
-            }
-            m
-        };
         Ok(match answer {
             Ok(()) => SinkOutcome::Stored,
             Err(SinkError::Retry(m)) => SinkOutcome::Retry(clip(m)),
             Err(SinkError::Permanent(m)) => SinkOutcome::Permanent(clip(m)),
         })
     }
+
+    /// Whether the admin granted a connection to `host:port`.
+    pub fn allows_net(&self, host: &str, port: u16) -> bool {
+        self.grants.allows_net(host, port)
+    }
+
+    /// Calls an export of the `federation-adapter` world and checks the actions.
+    fn adapter_call(
+        &self,
+        f: impl FnOnce(&mut Store<PluginState>, &FederationAdapter) -> wasmtime::Result<Vec<FedAction>>,
+    ) -> Result<Vec<AdapterAction>, CallError> {
+        if !matches!(self.pre, WorldPre::Fed(_)) {
+            return Err(CallError::Invalid(format!("{} is not a federation-adapter plugin", self.manifest.name)));
+        }
+        let raw = self.call(self.limits.deadline, |store, b| match b {
+            Bindings::Fed(a) => f(store, a),
+            _ => Err(wasmtime::Error::msg("not a federation-adapter instance")),
+        })?;
+        if raw.len() > MAX_ACTIONS {
+            return Err(self.invalid(format!("{} actions in one answer; the limit is {MAX_ACTIONS}", raw.len())));
+        }
+        let actions: Vec<AdapterAction> = raw.into_iter().map(action_from_wit).collect();
+        let bytes: usize = actions.iter().map(|a| if let AdapterAction::Send(_, b) = a { b.len() } else { 0 }).sum();
+        if bytes > MAX_SEND_BYTES {
+            return Err(self.invalid(format!("{bytes} bytes to send in one answer; the limit is {MAX_SEND_BYTES}")));
+        }
+        Ok(actions)
+    }
+
+    /// A federation adapter's first actions (when enabled, and again after its instance was
+    /// re-created).
+    pub fn adapter_start(&self) -> Result<Vec<AdapterAction>, CallError> {
+        self.adapter_call(|store, a| a.call_start(store))
+    }
+
+    /// Hands a federation adapter one input.
+    pub fn adapter_handle(&self, input: &AdapterInput) -> Result<Vec<AdapterAction>, CallError> {
+        let input = fed_input_to_wit(input);
+        self.adapter_call(|store, a| a.call_handle(store, &input))
+    }
+}
+
+/// Clips a message from a plugin to 1 KiB.
+fn clip(mut m: String) -> String {
+    if m.len() > 1024 {
+        let mut end = 1024;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        m.truncate(end);
+    }
+    m
 }

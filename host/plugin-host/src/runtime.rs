@@ -13,6 +13,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::PresenceStatesPre;
+use crate::bindings::fed::FederationAdapterPre;
 use crate::bindings::sink::ArchiveSinkPre;
 use crate::cap;
 use crate::cap::kv::KvBackend;
@@ -121,6 +122,7 @@ impl Runtime {
             |e: wasmtime::Error| anyhow::anyhow!("the component does not implement the {} world: {e:#}", manifest.kind);
         let pre = match manifest.kind.as_str() {
             "archive-sink" => WorldPre::Sink(ArchiveSinkPre::new(pre).map_err(wrong_world)?),
+            "federation-adapter" => WorldPre::Fed(FederationAdapterPre::new(pre).map_err(wrong_world)?),
             _ => WorldPre::Presence(PresenceStatesPre::new(pre).map_err(wrong_world)?),
         };
         let grants = cap::Grants::parse(grants, &manifest.capabilities)?;

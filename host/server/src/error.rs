@@ -150,7 +150,8 @@ impl From<halo_core::conversation::ImError> for ApiError {
             | E::EmptyMessage
             | E::MessageTooLarge
             | E::ControlCharacters
-            | E::BadKey => Self::BadRequest(e.to_string()),
+            | E::BadKey
+            | E::FederatedGroup => Self::BadRequest(e.to_string()),
         }
     }
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::federation::FederationService;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
 use crate::stream::hub::Hub;
@@ -70,6 +71,7 @@ pub struct ImService {
     metrics: Arc<Metrics>,
     presence: Arc<PresenceService>,
     archive: Arc<ArchiveService>,
+    federation: Arc<FederationService>,
     rate: Rate,
     buckets: Mutex<HashMap<Username, TokenBucket>>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -83,11 +85,13 @@ impl ImService {
         metrics: Arc<Metrics>,
         presence: Arc<PresenceService>,
         archive: Arc<ArchiveService>,
+        federation: Arc<FederationService>,
         settings: &ImSettings,
     ) -> Self {
         Self {
             presence,
             archive,
+            federation,
             store,
             hub,
             metrics,
@@ -118,7 +122,11 @@ impl ImService {
         if bucket.take(self.rate, now) { Ok(()) } else { Err(ApiError::TooFast) }
     }
 
+    /// A local account, or a remote user of a federated domain (`name@domain`).
     fn user(&self, name: &str) -> Result<Username, ApiError> {
+        if name.contains('@') {
+            return self.federation.address(name);
+        }
         crate::accounts::existing_user(&self.store, name)
     }
 
@@ -246,7 +254,8 @@ impl ImService {
     ) -> Result<(), ApiError> {
         let offline_on = self.offline_im()?;
         let mut offline = Vec::new();
-        for m in conv.members().filter(|m| *m != actor.user) {
+        // Remote participants are reached through federation, never the offline queue.
+        for m in conv.members().filter(|m| *m != actor.user && !m.is_remote()) {
             if !self.hub.is_online(m) {
                 if !offline_on && text && conv.kind == conversation::Kind::Direct {
                     return Err(ApiError::RecipientOffline(m.to_string()));
@@ -259,6 +268,17 @@ impl ImService {
         self.store.im().append(conv, msg, &offline, record.as_ref()).await?;
         if record.is_some() {
             self.archive.written();
+        }
+        if let Body::Text { text, .. } = &msg.body {
+            for m in conv.members().filter(|m| *m != actor.user && m.is_remote()) {
+                let item = halo_core::federation::Item::Message {
+                    from: actor.user.to_string(),
+                    to: m.to_string(),
+                    text: text.clone(),
+                    id: msg.id.to_string(),
+                };
+                self.federation.send(item).await?;
+            }
         }
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
@@ -277,6 +297,20 @@ impl ImService {
             }
         }
         Ok(())
+    }
+
+    /// A message from remote user `from` to local user `to`, arriving through federation: it
+    /// lands in their 1:1 conversation (started if needed) like any other, after the same
+    /// reach check. A repeat of the same remote `id` is stored once.
+    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<(), ApiError> {
+        let actor = Actor { user: from, endpoint: None };
+        let conv = self.start(actor, &[to.to_string()]).await?;
+        let key = (!id.is_empty()).then(|| {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(id.as_bytes());
+            format!("fed:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        });
+        self.send(actor, conv.id, text, Format::Plain, key).await.map(|_| ())
     }
 
     /// `actor` adds `user`; the newcomer sees messages from now on.

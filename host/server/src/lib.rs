@@ -12,6 +12,7 @@ pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod federation;
 pub mod im;
 pub mod metrics;
 mod password;
@@ -99,6 +100,17 @@ pub async fn run(
     }
     pruner.abort();
     state.store.flush().await?;
+    Ok(())
+}
+
+/// Serves the federation listener (Halo peers post to it; HTTPS only) on `listener`.
+pub async fn run_federation(listener: std::net::TcpListener, state: AppState, tls: TlsFiles) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+        anyhow::anyhow!("loading the federation TLS certificate {:?} / key {:?}: {e}", tls.cert, tls.key)
+    })?;
+    let app = routes::federation::peer_router().layer(TraceLayer::new_for_http()).with_state(state);
+    axum_server::from_tcp_rustls(listener, config).serve(app.into_make_service()).await?;
     Ok(())
 }
 

@@ -93,6 +93,62 @@ impl ArchiveMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DomainLabel {
+    domain: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DomainKindLabel {
+    domain: String,
+    kind: &'static str,
+}
+
+/// Federation metrics, per remote domain.
+#[derive(Default)]
+pub struct FederationMetrics {
+    sent: Family<DomainKindLabel, Counter>,
+    received: Family<DomainKindLabel, Counter>,
+    rejected: Family<DomainLabel, Counter>,
+    failures: Family<DomainLabel, Counter>,
+    queue: Family<DomainLabel, Gauge>,
+}
+
+impl FederationMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register("federation_sent", "Items carried to a remote domain, by kind", self.sent.clone());
+        r.register("federation_received", "Items accepted from a remote domain, by kind", self.received.clone());
+        r.register("federation_rejected", "Remote stanzas or requests refused, by domain", self.rejected.clone());
+        r.register("federation_link_failures", "Failed connections or deliveries, by domain", self.failures.clone());
+        r.register("federation_queue_depth", "Items waiting for a remote domain", self.queue.clone());
+    }
+
+    /// Counts an item carried out.
+    pub fn sent(&self, domain: &str, kind: &'static str) {
+        self.sent.get_or_create(&DomainKindLabel { domain: domain.to_owned(), kind }).inc();
+    }
+
+    /// Counts an item accepted.
+    pub fn received(&self, domain: &str, kind: &'static str) {
+        self.received.get_or_create(&DomainKindLabel { domain: domain.to_owned(), kind }).inc();
+    }
+
+    /// Counts a refusal (`?` when the domain is unknown).
+    pub fn rejected(&self, domain: &str) {
+        self.rejected.get_or_create(&DomainLabel { domain: domain.to_owned() }).inc();
+    }
+
+    /// Counts a failed connection or delivery.
+    pub fn failed(&self, domain: &str) {
+        self.failures.get_or_create(&DomainLabel { domain: domain.to_owned() }).inc();
+    }
+
+    /// Sets a domain's queue depth.
+    pub fn queue(&self, domain: &str, depth: u64) {
+        self.queue.get_or_create(&DomainLabel { domain: domain.to_owned() }).set(depth as i64);
+    }
+}
+
 type HistogramFamily = Family<PluginLabel, Histogram, fn() -> Histogram>;
 
 fn plugin_histogram() -> Histogram {
@@ -142,6 +198,8 @@ pub struct Metrics {
     plugin_memory: Family<PluginLabel, Gauge>,
     /// Compliance archiving.
     pub archive: ArchiveMetrics,
+    /// Federation.
+    pub federation: FederationMetrics,
 }
 
 impl Default for Metrics {
@@ -177,6 +235,7 @@ impl Metrics {
             plugin_seconds: Family::new_with_constructor(plugin_histogram),
             plugin_memory: Family::default(),
             archive: ArchiveMetrics::default(),
+            federation: FederationMetrics::default(),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -216,6 +275,7 @@ impl Metrics {
             m.im_delivery.clone(),
         );
         m.archive.register(&mut registry);
+        m.federation.register(&mut registry);
         Self { registry, ..m }
     }
 

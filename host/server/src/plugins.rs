@@ -1,7 +1,7 @@
 //! The plugin service: install, inspect, upgrade, configure, enable, disable and remove
 //! plugins on a running server, persisting records (`halo-store`) and component files
 //! (`<data>/plugins/<sha256>.wasm`), and handing the enabled plugins to their users: presence
-//! plugins to presence, archive sinks to archiving.
+//! plugins to presence, archive sinks to archiving, federation adapters to federation.
 //!
 //! A swap (upgrade, config change) replaces the `Arc<Plugin>` in the map: calls in flight
 //! finish on the old instance.
@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::federation::FederationService;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
 
@@ -136,6 +137,7 @@ pub struct PluginService {
     settings: PluginSettings,
     presence: Arc<PresenceService>,
     archive: Arc<ArchiveService>,
+    federation: Arc<FederationService>,
     metrics: Arc<Metrics>,
     loaded: RwLock<BTreeMap<String, Loaded>>,
     writes: tokio::sync::Mutex<()>,
@@ -154,6 +156,7 @@ impl PluginService {
         settings: PluginSettings,
         presence: Arc<PresenceService>,
         archive: Arc<ArchiveService>,
+        federation: Arc<FederationService>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
@@ -165,6 +168,7 @@ impl PluginService {
             settings,
             presence,
             archive,
+            federation,
             metrics,
             loaded: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
@@ -217,14 +221,15 @@ impl PluginService {
         }
     }
 
-    /// Hands the enabled presence plugins to presence, and the archive sinks to archiving.
+    /// Hands the enabled presence plugins to presence, the archive sinks to archiving and the
+    /// federation adapters to federation.
     fn publish(&self) {
         let enabled: Vec<Arc<Plugin>> =
             self.read().values().filter(|l| l.record.enabled).filter_map(|l| l.plugin.clone()).collect();
-        let (presence, sinks): (Vec<_>, Vec<_>) =
-            enabled.into_iter().partition(|p| p.manifest().kind == "presence-states");
-        self.presence.set_plugins(presence);
-        self.archive.set_sinks(sinks.into_iter().filter(|p| p.manifest().kind == "archive-sink").collect());
+        let of = |kind: &str| enabled.iter().filter(|p| p.manifest().kind == kind).cloned().collect::<Vec<_>>();
+        self.presence.set_plugins(of("presence-states"));
+        self.archive.set_sinks(of("archive-sink"));
+        self.federation.set_adapters(of("federation-adapter"));
     }
 
     fn info(&self, l: &Loaded) -> PluginInfo {

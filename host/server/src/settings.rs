@@ -85,4 +85,6 @@ pub struct Settings {
     pub presence: crate::presence::PresenceSettings,
     /// Plugins.
     pub plugins: crate::plugins::PluginSettings,
+    /// Federation.
+    pub federation: crate::federation::FederationSettings,
 }

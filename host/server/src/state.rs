@@ -8,6 +8,7 @@ use halo_store::{Store, TokenHash};
 
 use crate::accounts::Accounts;
 use crate::archive::ArchiveService;
+use crate::federation::FederationService;
 use crate::im::ImService;
 use crate::metrics::Metrics;
 use crate::plugins::PluginService;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub plugins: Arc<PluginService>,
     /// Compliance archiving.
     pub archive: Arc<ArchiveService>,
+    /// Federation with other servers.
+    pub federation: Arc<FederationService>,
 }
 
 impl AppState {
@@ -64,14 +67,18 @@ impl AppState {
             Arc::new(PresenceService::new(store.clone(), hub.clone(), metrics.clone(), settings.presence.clone()));
         tokio::spawn(presence.clone().run());
         let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
+        let federation =
+            FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;
         let im = Arc::new(ImService::new(
             store.clone(),
             hub.clone(),
             metrics.clone(),
             presence.clone(),
             archive.clone(),
+            federation.clone(),
             &settings.im,
         ));
+        federation.start(&im)?;
         let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone()));
         let search = Arc::new(Indexer::start(store.clone(), &data_dir.join("search"), Duration::from_millis(250))?);
         let plugins = Arc::new(PluginService::start(
@@ -80,6 +87,7 @@ impl AppState {
             settings.plugins.clone(),
             presence.clone(),
             archive.clone(),
+            federation.clone(),
             metrics.clone(),
         )?);
         Ok(Self {
@@ -94,6 +102,7 @@ impl AppState {
             presence,
             plugins,
             archive,
+            federation,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Halo's storage: the one crate that knows sled.
 //!
 //! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`],
-//! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`]).
+//! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`], [`Store::federation`]).
 //! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
 //! and the schema version is checked on open. Every write method that the server acknowledges
 //! flushes before it returns: **what a caller was told is stored survives `kill -9`.** Flushes
@@ -11,6 +11,7 @@
 
 mod archive;
 mod codec;
+mod federation;
 mod flush;
 mod im;
 mod keys;
@@ -23,6 +24,7 @@ mod users;
 use std::path::Path;
 
 pub use archive::Archive;
+pub use federation::{Federation, Queued};
 pub use im::{Im, InboxEntry, Reservation};
 pub use keys::Thread;
 pub use plugins::{PluginRecord, Plugins};
@@ -80,6 +82,7 @@ pub struct Store {
     rooms: Rooms,
     presence: Presence,
     plugins: Plugins,
+    federation: Federation,
 }
 
 impl Store {
@@ -105,7 +108,8 @@ impl Store {
         let rooms = Rooms::open(&db, im.clone())?;
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
-        Ok(Self { db, users, sessions, im, rooms, presence, plugins })
+        let federation = Federation::open(&db)?;
+        Ok(Self { db, users, sessions, im, rooms, presence, plugins, federation })
     }
 
     /// Accounts.
@@ -136,6 +140,11 @@ impl Store {
     /// Presence documents, contact lists, pictures and app tokens.
     pub fn presence(&self) -> &Presence {
         &self.presence
+    }
+
+    /// Federation rules, outbound queues and remote followers.
+    pub fn federation(&self) -> &Federation {
+        &self.federation
     }
 
     /// Persistent chat rooms.

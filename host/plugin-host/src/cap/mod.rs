@@ -2,16 +2,17 @@
 //! per-instance state (a field of the store's data, or a piece of the WASI context), and its
 //! linker hook. `log` and `config` every plugin has; `kv` answers `access-denied` unless
 //! granted; `dir` exists only when granted; `http` refuses every request but those to the
-//! granted host.
+//! granted host; `net` lets a federation adapter have the host connect to granted addresses.
 //!
 //! A grant is a capability name, or `name:value` for capabilities the admin parameterises
-//! (`dir:/var/lib/halo/archive`, `http:archive.example.com:443`). [`Grants::parse`] keeps only what the manifest asks for.
+//! (`dir:/var/lib/halo/archive`, `http:archive.example.com:443`, `net:127.0.0.1:5347`). [`Grants::parse`] keeps only what the manifest asks for.
 
 pub mod config;
 pub mod dir;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod net;
 
 /// The capabilities granted to one plugin, parsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +25,15 @@ pub struct Grants {
     pub dir: Option<dir::DirGrant>,
     /// `http:<host[:port]>` is granted.
     pub http: Option<http::HttpGrant>,
+    /// `net:<host:port>` grants (a federation adapter's connections).
+    pub net: Vec<net::NetGrant>,
+}
+
+impl Grants {
+    /// Whether a connection to `host:port` is granted.
+    pub fn allows_net(&self, host: &str, port: u16) -> bool {
+        self.net.iter().any(|g| g.allows(host, port))
+    }
 }
 
 impl Grants {
@@ -42,6 +52,7 @@ impl Grants {
                 "kv" => out.kv = true,
                 "dir" => out.dir = Some(dir::DirGrant::parse(value)?),
                 "http" => out.http = Some(http::HttpGrant::parse(value)?),
+                "net" => out.net.push(net::NetGrant::parse(value)?),
                 _ => continue,
             }
             out.raw.push(g.trim().to_owned());

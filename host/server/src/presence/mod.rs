@@ -12,6 +12,7 @@
 //! Writes to the store happen under the lock without waiting for the disk; callers await
 //! [`Store::flush`] before acknowledging.
 
+mod remote;
 mod view;
 
 use std::cmp::Reverse;
@@ -29,7 +30,8 @@ use halo_plugin_host::Plugin;
 use halo_store::Store;
 use serde::Deserialize;
 
-pub use view::{MeetingView, PresenceView};
+pub use remote::Outgoing;
+pub use view::{MeetingView, PresenceView, presence_info};
 use view::{Source, project};
 
 use crate::clock::now_ms;
@@ -111,7 +113,8 @@ impl Entry {
                 v == &self.user.username,
                 self.contacts.level_of(v),
                 self.doc.privacy_mode,
-                AccessLevel::Colleagues,
+                // Users of other servers are External unless the owner says otherwise.
+                if v.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues },
             ),
             Viewer::App => Visibility::Level(AccessLevel::Colleagues),
             Viewer::Anonymous => {
@@ -171,6 +174,7 @@ pub struct PresenceService {
     engine: Mutex<Engine>,
     plugins: std::sync::RwLock<Plugins>,
     last_tick: Mutex<std::time::Instant>,
+    remote: remote::Remote,
 }
 
 fn contact_error(e: ContactError) -> ApiError {
@@ -200,6 +204,7 @@ impl PresenceService {
             engine: Mutex::default(),
             plugins: std::sync::RwLock::new(plugins),
             last_tick: Mutex::new(std::time::Instant::now()),
+            remote: remote::Remote::default(),
         }
     }
 
@@ -349,6 +354,7 @@ impl PresenceService {
                 }
             }
         }
+        self.remote.fan_out(entry, target, custom);
         self.metrics.presence_published.inc();
         self.metrics.presence_notifications.inc_by(sent);
     }
@@ -431,7 +437,9 @@ impl PresenceService {
         Self::touched(&mut e, user);
         let mut views = Vec::with_capacity(contacts.len());
         for c in &contacts {
-            if let Ok(entry) = self.load(&mut e, c) {
+            if c.is_remote() {
+                views.push(self.remote.view(c));
+            } else if let Ok(entry) = self.load(&mut e, c) {
                 let vis = entry.visibility(Viewer::User(user));
                 views.push(entry.view(vis, &self.custom_states()));
             }
@@ -558,6 +566,9 @@ impl PresenceService {
 
     /// `target`'s presence as `viewer` sees it.
     pub fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ApiError> {
+        if target.is_remote() {
+            return Ok(self.remote.view(target));
+        }
         let mut e = self.engine();
         let entry = self.load(&mut e, target)?;
         let vis = entry.visibility(viewer);
@@ -595,7 +606,10 @@ impl PresenceService {
             }
             for new in after.difference(&before) {
                 e.watchers.entry(new.clone()).or_default().insert(owner.clone());
-                if let Ok(target) = self.load(&mut e, new) {
+                if new.is_remote() {
+                    let frame = ServerFrame::Presence { presence: self.remote.view(new) };
+                    self.hub.send_to_user(owner, None, &frame);
+                } else if let Ok(target) = self.load(&mut e, new) {
                     let vis = target.visibility(Viewer::User(owner));
                     let frame = ServerFrame::Shared(target.frame(vis, &self.custom_states()));
                     self.hub.send_to_user(owner, None, &frame);
@@ -659,9 +673,13 @@ impl PresenceService {
         }
     }
 
-    /// The seam IM asks before a message from `from` reaches `to`: Blocked contacts are refused;
+    /// The seam IM asks before a message from `from` reaches a local `to`: Blocked contacts are refused;
     /// while `to` is in Do Not Disturb only their Workgroup contacts get through.
     pub fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+        if to.is_remote() {
+            // Their server decides; federation has checked the domain.
+            return Ok(());
+        }
         let mut e = self.engine();
         let entry = self.load(&mut e, to)?;
         let level = entry.contacts.level_of(from);

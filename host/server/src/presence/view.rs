@@ -167,3 +167,57 @@ pub fn project(src: &Source<'_>, vis: Visibility) -> PresenceView {
         since: availability.map(|_| src.since),
     }
 }
+
+/// The presence of a remote (federated) user as a local viewer sees it: what their server
+/// said (already sanitised), or "Presence unknown" before it said anything.
+pub fn remote_view(
+    addr: &halo_core::Username,
+    info: Option<&halo_core::federation::PresenceInfo>,
+    since: u64,
+) -> PresenceView {
+    let band = info.map(|i| match i.state.as_str() {
+        "available" => Band::Available,
+        "busy" => Band::Busy,
+        "do_not_disturb" => Band::DoNotDisturb,
+        "be_right_back" => Band::BeRightBack,
+        "away" => Band::Away,
+        _ => Band::Offline,
+    });
+    PresenceView {
+        username: addr.to_string(),
+        display_name: addr.to_string(),
+        email: None,
+        title: None,
+        department: None,
+        work_phone: None,
+        mobile_phone: None,
+        home_phone: None,
+        picture: None,
+        availability: band.map(Band::canonical),
+        state: band.map_or("unknown", band_token),
+        label: info.map_or_else(|| "Presence unknown".to_owned(), |i| i.label.clone()),
+        colour: band.map_or("#c8c6c4", Band::colour).to_owned(),
+        activity: info.and_then(|i| i.activity.clone()),
+        custom_state: None,
+        note: info.and_then(|i| i.note.clone()),
+        ooo_note: None,
+        location: None,
+        last_active: None,
+        meeting: None,
+        since: band.map(|_| since),
+    }
+}
+
+/// What a view shows, as presence crossing to another server.
+pub fn presence_info(view: &PresenceView) -> halo_core::federation::PresenceInfo {
+    let state = match view.state {
+        "unknown" => "offline",
+        s => s.trim_end_matches("_idle"),
+    };
+    halo_core::federation::PresenceInfo {
+        state: state.to_owned(),
+        activity: view.activity.clone(),
+        label: view.label.clone(),
+        note: view.note.clone(),
+    }
+}

@@ -117,7 +117,11 @@ fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<Contac
     Ok(ContactsView { groups, contacts })
 }
 
+/// A local account, or a user of a federated domain (`name@domain`).
 fn target(state: &AppState, name: &str) -> Result<Username, ApiError> {
+    if name.contains('@') {
+        return state.federation.address(name);
+    }
     Ok(state.presence.users(&[name.to_owned()])?.remove(0))
 }
 
@@ -128,7 +132,8 @@ pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<
     Ok(Json(view(&state, u, &state.presence.contacts(u)?)?))
 }
 
-/// Adds a contact (and subscribes to their presence).
+/// Adds a contact (and subscribes to their presence); `name@domain` adds a user of a
+/// federated server (at External unless `level` says otherwise) and asks their server for it.
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", request_body = AddContact,
     responses((status = 201, body = ContactsView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Already a contact, or the list is full", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -140,12 +145,17 @@ pub async fn add(
     let u = me(&auth)?;
     let who = target(&state, &req.username)?;
     let max = state.presence.settings().max_contacts;
-    let level = req.level.unwrap_or(AccessLevel::Colleagues);
+    // Users of other servers start at External, as in Lync.
+    let default = if who.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues };
+    let level = req.level.unwrap_or(default);
     let list = state.presence.with_contacts(u, |l| {
         l.add(u, &who, req.group, level, max, now_ms())?;
         Ok(l.clone())
     })?;
     state.presence.flush().await?;
+    if who.is_remote() {
+        state.federation.follow(u, &who, true).await?;
+    }
     Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
 }
 
@@ -180,6 +190,9 @@ pub async fn remove(
     let who = target(&state, &name)?;
     state.presence.with_contacts(u, |l| l.remove(&who))?;
     state.presence.flush().await?;
+    if who.is_remote() {
+        state.federation.follow(u, &who, false).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

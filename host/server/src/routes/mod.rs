@@ -4,6 +4,7 @@ pub mod apps;
 pub mod archive;
 pub mod contacts;
 pub mod conversations;
+pub mod federation;
 pub mod me;
 pub mod plugins;
 pub mod presence;
@@ -39,6 +40,7 @@ use crate::stream;
         (name = "contacts", description = "Contact list, groups, access levels, blocking, directory"),
         (name = "conversations", description = "IM conversations, history and search"),
         (name = "rooms", description = "Persistent chat rooms"),
+        (name = "federation", description = "Federation with other servers: domain rules, links, queues (admin)"),
         (name = "archive", description = "Compliance archiving: policy (admin), search and export (compliance role)"),
         (name = "stream", description = "The WebSocket event stream"),
         (name = "system", description = "Health and metrics"),
@@ -124,6 +126,8 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(archive::status))
         .routes(routes!(archive::search))
         .routes(routes!(archive::export))
+        .routes(routes!(federation::overview))
+        .routes(routes!(federation::put_domain, federation::remove_domain))
         .routes(routes!(stream::stream))
         .split_for_parts();
     let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads);

@@ -1,0 +1,451 @@
+//! The transport of one federation-adapter plugin: the host side of the sans-IO contract.
+//!
+//! One task per enabled adapter owns its links (TCP, optionally TLS, to addresses the admin
+//! granted as `net:host:port`), its timers and its routing flag. Link tasks read and write
+//! sockets and report back over a channel; the runner hands each event to the plugin, one at a
+//! time, and carries out the actions it answers. While the adapter says it is routing, the
+//! runner drains the queues of the domains routed to it, removing an item once the actions the
+//! adapter answered for it ran. A link that fails or closes is reconnected after its circuit
+//! breaker's wait. A trap discards the plugin's state, so the runner closes every link and
+//! starts the adapter afresh; past its trap budget the plugin disables itself and the runner
+//! stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halo_core::federation::{Breaker, RouteKey};
+use halo_plugin_host::federation::{AdapterAction, AdapterInput, LinkSpec};
+use halo_plugin_host::{CallError, Plugin};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::FederationService;
+use crate::clock::now_ms;
+
+/// A running adapter.
+pub(super) struct Running {
+    /// The plugin instance it runs (a reload makes a new one).
+    pub plugin: Arc<Plugin>,
+    /// Its task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read per `data` input.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most timers an adapter may hold.
+const MAX_TIMERS: usize = 64;
+/// Most links an adapter may hold.
+const MAX_LINKS: usize = 64;
+/// Items handed to the adapter per queue read.
+const BATCH: usize = 64;
+
+/// What became of one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Its actions ran, every send on a connected link.
+    Done,
+    /// A send found no connected link.
+    Unsent,
+    /// The adapter failed it (trapped or answered invalid data).
+    Failed,
+}
+
+enum Event {
+    Connected(u32, u64, mpsc::Sender<Vec<u8>>),
+    Data(u32, u64, Vec<u8>),
+    Closed(u32, u64, String),
+}
+
+struct Link {
+    spec: LinkSpec,
+    generation: u64,
+    writer: Option<mpsc::Sender<Vec<u8>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    breaker: Breaker,
+    connect_at: Option<Instant>,
+}
+
+struct State {
+    fed: Arc<FederationService>,
+    plugin: Arc<Plugin>,
+    key: RouteKey,
+    events: mpsc::Sender<Event>,
+    links: HashMap<u32, Link>,
+    timers: HashMap<u32, Instant>,
+    routing: bool,
+    generation: u64,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for l in self.links.values_mut() {
+            if let Some(t) = l.task.take() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// Runs `plugin` until it is disabled or replaced.
+pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
+    let key = RouteKey::Adapter(plugin.manifest().name.clone());
+    let wake = fed.waker(&key);
+    let (events, mut rx) = mpsc::channel(256);
+    let mut st = State {
+        fed,
+        plugin,
+        key,
+        events,
+        links: HashMap::new(),
+        timers: HashMap::new(),
+        routing: false,
+        generation: 0,
+    };
+    st.status(|l| l.state = "down".into());
+    if !st.start().await {
+        return;
+    }
+    loop {
+        let next = st.timers.values().chain(st.links.values().filter_map(|l| l.connect_at.as_ref())).min().copied();
+        tokio::select! {
+            Some(ev) = rx.recv() => st.event(ev).await,
+            _ = sleep_until(next) => st.fire().await,
+            _ = wake.notified() => {}
+        }
+        if st.routing {
+            st.drain().await;
+        }
+        if let Some(why) = st.plugin.status().disabled {
+            // Disabled by its trap budget (or by an admin, before the reload stops us).
+            st.status(|l| {
+                l.state = "disabled".into();
+                l.last_error = Some(why.clone());
+            });
+            return;
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn status<T>(&self, f: impl FnOnce(&mut super::LinkStatus) -> T) -> T {
+        self.fed.link(&self.key, f)
+    }
+
+    /// (Re)starts the adapter from scratch: no links, no timers, not routing.
+    async fn start(&mut self) -> bool {
+        for (_, mut l) in self.links.drain() {
+            if let Some(t) = l.task.take() {
+                t.abort();
+            }
+        }
+        self.timers.clear();
+        self.set_routing(false).await;
+        match self.plugin.adapter_start() {
+            Ok(actions) => {
+                self.apply(actions).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(adapter = %self.plugin.manifest().name, error = %e, "federation adapter did not start");
+                self.status(|l| {
+                    l.state = "disabled".into();
+                    l.last_error = Some(e.to_string());
+                });
+                false
+            }
+        }
+    }
+
+    /// Hands the adapter one input and carries out its answer.
+    async fn input(&mut self, input: AdapterInput) -> Outcome {
+        match self.plugin.adapter_handle(&input) {
+            Ok(actions) => {
+                if self.apply(actions).await {
+                    Outcome::Done
+                } else {
+                    Outcome::Unsent
+                }
+            }
+            Err(CallError::Trap(why)) => {
+                tracing::warn!(adapter = %self.plugin.manifest().name, %why, "federation adapter trapped; restarting it");
+                self.status(|l| l.last_error = Some(format!("trapped: {why}")));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.start().await;
+                Outcome::Failed
+            }
+            Err(e) => {
+                tracing::warn!(adapter = %self.plugin.manifest().name, error = %e, "federation adapter call failed");
+                Outcome::Failed
+            }
+        }
+    }
+
+    async fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Connected(id, generation, writer) => {
+                let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
+                l.writer = Some(writer);
+                l.breaker.succeeded();
+                let b = l.breaker.clone();
+                self.status(|s| s.breaker(&b));
+                self.input(AdapterInput::Connected(id)).await;
+            }
+            Event::Data(id, generation, bytes) => {
+                if self.links.get(&id).is_some_and(|l| l.generation == generation) {
+                    self.input(AdapterInput::Data(id, bytes)).await;
+                }
+            }
+            Event::Closed(id, generation, why) => {
+                let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
+                l.writer = None;
+                l.task = None;
+                let retry = l.breaker.failed(now_ms(), &why);
+                l.connect_at = Some(Instant::now() + Duration::from_millis(retry.saturating_sub(now_ms())));
+                let (b, host, port) = (l.breaker.clone(), l.spec.host.clone(), l.spec.port);
+                tracing::info!(adapter = %self.plugin.manifest().name, %host, port, reason = %why, "federation link closed");
+                self.status(|s| s.breaker(&b));
+                self.fed.metrics.federation.failed(&host);
+                self.input(AdapterInput::Closed(id, why)).await;
+            }
+        }
+    }
+
+    /// Fires due timers and reconnects.
+    async fn fire(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
+        for t in due {
+            self.timers.remove(&t);
+            self.input(AdapterInput::Timer(t)).await;
+        }
+        let reconnect: Vec<u32> =
+            self.links.iter().filter(|(_, l)| l.connect_at.is_some_and(|at| at <= now)).map(|(id, _)| *id).collect();
+        for id in reconnect {
+            self.connect(id);
+        }
+    }
+
+    fn connect(&mut self, id: u32) {
+        self.generation += 1;
+        let generation = self.generation;
+        let granted = self.links.get(&id).is_some_and(|l| self.plugin.allows_net(&l.spec.host, l.spec.port));
+        let Some(l) = self.links.get_mut(&id) else { return };
+        l.connect_at = None;
+        l.generation = generation;
+        if let Some(t) = l.task.take() {
+            t.abort();
+        }
+        let events = self.events.clone();
+        if !granted {
+            let why = format!(
+                "connection to {}:{} not granted (install the adapter with --grant net:{}:{})",
+                l.spec.host, l.spec.port, l.spec.host, l.spec.port
+            );
+            tracing::warn!(adapter = %self.plugin.manifest().name, "{why}");
+            l.task = Some(tokio::spawn(async move {
+                let _ = events.send(Event::Closed(id, generation, why)).await;
+            }));
+            return;
+        }
+        l.task = Some(tokio::spawn(link_task(l.spec.clone(), generation, events)));
+    }
+
+    async fn set_routing(&mut self, on: bool) {
+        if self.routing == on {
+            return;
+        }
+        self.routing = on;
+        self.status(|l| l.state = if on { "up".into() } else { "down".into() });
+        if on {
+            tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
+            self.fed.resync(&self.key).await;
+        }
+    }
+
+    /// Carries out actions; `true` if every `send` reached a connected link.
+    async fn apply(&mut self, actions: Vec<AdapterAction>) -> bool {
+        let mut all_sent = true;
+        for a in actions {
+            match a {
+                AdapterAction::Open(spec) => {
+                    if !self.links.contains_key(&spec.id) && self.links.len() >= MAX_LINKS {
+                        tracing::warn!(adapter = %self.plugin.manifest().name, "more than {MAX_LINKS} links; open ignored");
+                        continue;
+                    }
+                    let id = spec.id;
+                    let breaker = self.links.remove(&id).map(|mut l| {
+                        if let Some(t) = l.task.take() {
+                            t.abort();
+                        }
+                        l.breaker.clone()
+                    });
+                    let breaker = breaker.unwrap_or_default();
+                    let wait = Duration::from_millis(breaker.retry_at().saturating_sub(now_ms()));
+                    self.links
+                        .insert(id, Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None });
+                    if wait.is_zero() {
+                        self.connect(id);
+                    } else if let Some(l) = self.links.get_mut(&id) {
+                        l.connect_at = Some(Instant::now() + wait);
+                    }
+                }
+                AdapterAction::Send(id, bytes) => {
+                    let writer = self.links.get(&id).and_then(|l| l.writer.clone());
+                    let ok = match writer {
+                        Some(w) => w.send(bytes).await.is_ok(),
+                        None => false,
+                    };
+                    all_sent &= ok;
+                }
+                AdapterAction::Close(id) => {
+                    if let Some(mut l) = self.links.remove(&id)
+                        && let Some(t) = l.task.take()
+                    {
+                        t.abort();
+                    }
+                }
+                AdapterAction::Routing(on) => self.set_routing(on).await,
+                AdapterAction::SetTimer(token, ms) => {
+                    if self.timers.len() >= MAX_TIMERS && !self.timers.contains_key(&token) {
+                        tracing::warn!(adapter = %self.plugin.manifest().name, "more than {MAX_TIMERS} timers; ignored");
+                        continue;
+                    }
+                    let ms = u64::from(ms).min(24 * 3600 * 1000);
+                    self.timers.insert(token, Instant::now() + Duration::from_millis(ms));
+                }
+                AdapterAction::Deliver(item) => {
+                    let _ = self.fed.inbound(&self.key, item).await;
+                }
+                AdapterAction::Reject { domain, reason } => {
+                    self.fed.rejected_by_adapter(&self.key, domain.as_deref(), &reason)
+                }
+            }
+        }
+        all_sent
+    }
+
+    /// Hands queued items to the adapter while it routes; an item leaves the queue once its
+    /// actions ran with every send on a connected link.
+    async fn drain(&mut self) {
+        for (domain, _) in self.fed.queued_for(&self.key) {
+            loop {
+                if !self.routing {
+                    return;
+                }
+                let batch = self.fed.store.federation().peek(&domain, BATCH).unwrap_or_default();
+                if batch.is_empty() {
+                    break;
+                }
+                let mut done = Vec::with_capacity(batch.len());
+                let mut stalled = false;
+                for q in batch {
+                    match self.input(AdapterInput::Outbound(q.item.clone())).await {
+                        Outcome::Done => {
+                            self.fed.carried(&self.key, &domain, &q.item);
+                            done.push(q.seq);
+                        }
+                        Outcome::Failed => {
+                            // Never retried: an item the adapter cannot take would block the
+                            // queue behind it.
+                            tracing::warn!(%domain, kind = q.item.kind(), "the adapter failed an item; dropped");
+                            done.push(q.seq);
+                        }
+                        Outcome::Unsent => {
+                            stalled = true;
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = self.fed.store.federation().remove(&domain, &done).await {
+                    tracing::error!(error = %e, "federation queue not updated");
+                    return;
+                }
+                if stalled {
+                    // The link went away under us (or the adapter failed this item): the rest
+                    // waits for the next routing.
+                    return;
+                }
+            }
+            self.fed.metrics.federation.queue(&domain, 0);
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn open(spec: &LinkSpec) -> Result<Box<dyn Stream>, String> {
+    let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port))
+        .await
+        .map_err(|e| format!("connecting to {}:{}: {e}", spec.host, spec.port))?;
+    let _ = tcp.set_nodelay(true);
+    let Some(name) = &spec.tls_name else { return Ok(Box::new(tcp)) };
+    let server =
+        rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("TLS name {name:?}: {e}"))?;
+    let tls = super::peer::tls_client(None).map_err(|e| format!("{e:#}"))?;
+    let s = tokio_rustls::TlsConnector::from(tls)
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("TLS with {}:{}: {e}", spec.host, spec.port))?;
+    Ok(Box::new(s))
+}
+
+/// One connection: connects, then reads into `data` events and writes what the runner sends,
+/// until either side closes.
+async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>) {
+    let id = spec.id;
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, open(&spec)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(why)) => {
+            let _ = events.send(Event::Closed(id, generation, why)).await;
+            return;
+        }
+        Err(_) => {
+            let why = format!("connecting to {}:{} timed out", spec.host, spec.port);
+            let _ = events.send(Event::Closed(id, generation, why)).await;
+            return;
+        }
+    };
+    let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(1024);
+    if events.send(Event::Connected(id, generation, wtx)).await.is_err() {
+        return;
+    }
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let why = loop {
+        tokio::select! {
+            n = r.read(&mut buf) => match n {
+                Ok(0) => break "closed by the remote side".to_owned(),
+                Ok(n) => {
+                    if events.send(Event::Data(id, generation, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => break format!("read: {e}"),
+            },
+            m = wrx.recv() => match m {
+                Some(bytes) => {
+                    if let Err(e) = w.write_all(&bytes).await {
+                        break format!("write: {e}");
+                    }
+                }
+                None => {
+                    let _ = w.shutdown().await;
+                    return;
+                }
+            },
+        }
+    };
+    let _ = events.send(Event::Closed(id, generation, why)).await;
+}

@@ -1,0 +1,538 @@
+//! Federation: IM and presence with users of other servers (`name@domain`).
+//!
+//! [`FederationService`] holds the admin's domain rules, routes what local users send to
+//! remote ones into a durable per-domain queue (`halo-store`'s `fed_queue`), and hands each
+//! queue to its transport: an adapter plugin (`adapter.rs`: the host owns the sockets, timers
+//! and reconnects; the plugin translates) or a Halo peer (`peer.rs`: HTTPS with signed
+//! requests). A transport takes an item off the queue only once it carried it, so a peer that
+//! is down holds its items until it is back, and never blocks local IM.
+//!
+//! Inbound traffic, from either transport, comes through [`FederationService::inbound`]: the
+//! sender's domain must be allowed and routed through the transport it arrived on (no
+//! spoofing another domain), the recipient must be a local account, and then it becomes a
+//! message in a 1:1 conversation, a remote presence, or a subscription change.
+
+mod adapter;
+pub mod peer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+
+use halo_core::Username;
+use halo_core::federation::{
+    Access, Breaker, BreakerState, Domain, FederationError, Item, Route, RouteKey, Rule, Rules, Subscription,
+};
+use halo_plugin_host::Plugin;
+use halo_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::im::ImService;
+use crate::metrics::Metrics;
+use crate::presence::{PresenceService, Viewer, presence_info};
+
+/// Federation settings (`[federation]` in `halo.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationSettings {
+    /// This server's domain: how other servers address its users (`alice@<domain>`). Halo
+    /// peers need it; adapters name their own (e.g. the XMPP component's domain).
+    pub domain: Option<String>,
+    /// Where to accept Halo peers (HTTPS only), e.g. `0.0.0.0:5271`.
+    pub listen: Option<String>,
+    /// PEM certificate chain for `listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `listen`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// How a transport is doing, as admins see it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct LinkStatus {
+    /// `up` (carrying traffic), `down`, or `disabled` (the adapter plugin is not running).
+    pub state: String,
+    /// The circuit breaker: `closed`, `backoff` or `open`.
+    #[schema(value_type = String)]
+    pub breaker: Option<BreakerState>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the next attempt is due, ms since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+    /// Items carried out.
+    pub sent: u64,
+    /// Items accepted in.
+    pub received: u64,
+    /// Remote traffic refused.
+    pub rejected: u64,
+}
+
+impl LinkStatus {
+    fn breaker(&mut self, b: &Breaker) {
+        self.breaker = Some(b.state());
+        self.failures = b.failures();
+        self.last_error = b.last_error().map(str::to_owned);
+        self.retry_at = (b.failures() > 0).then(|| b.retry_at());
+    }
+}
+
+fn route_name(k: &RouteKey) -> String {
+    match k {
+        RouteKey::Adapter(p) => format!("adapter:{p}"),
+        RouteKey::Halo(d) => format!("halo:{d}"),
+    }
+}
+
+/// The federation service.
+pub struct FederationService {
+    store: Store,
+    presence: Arc<PresenceService>,
+    metrics: Arc<Metrics>,
+    domain: Option<Domain>,
+    rules: RwLock<Rules>,
+    im: OnceLock<Weak<ImService>>,
+    wakers: Mutex<HashMap<RouteKey, Arc<Notify>>>,
+    links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
+    adapters: Mutex<HashMap<String, adapter::Running>>,
+    peers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fed_error(e: FederationError) -> ApiError {
+    match e {
+        FederationError::Blocked(_) | FederationError::NotFederated(_) => ApiError::Denied(e.to_string()),
+        _ => ApiError::BadRequest(e.to_string()),
+    }
+}
+
+impl FederationService {
+    /// The service over `store`'s rules and queues. Call [`FederationService::start`] once the
+    /// IM service exists.
+    pub fn new(
+        store: Store,
+        presence: Arc<PresenceService>,
+        metrics: Arc<Metrics>,
+        settings: &FederationSettings,
+    ) -> anyhow::Result<Arc<Self>> {
+        let domain = settings.domain.as_deref().map(Domain::parse).transpose()?;
+        let rules = Rules { by_domain: store.federation().rules()? };
+        Ok(Arc::new(Self {
+            store,
+            presence,
+            metrics,
+            domain,
+            rules: RwLock::new(rules),
+            im: OnceLock::new(),
+            wakers: Mutex::default(),
+            links: Mutex::default(),
+            adapters: Mutex::default(),
+            peers: Mutex::default(),
+        }))
+    }
+
+    /// Connects IM (for inbound messages), presence (for local changes going out) and starts
+    /// the Halo peer links.
+    pub fn start(self: &Arc<Self>, im: &Arc<ImService>) -> anyhow::Result<()> {
+        let _ = self.im.set(Arc::downgrade(im));
+        let mut outbox = self.presence.federate(self.store.federation().all_followers()?);
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(out) = outbox.recv().await {
+                let Some(me) = me.upgrade() else { return };
+                let item = Item::Presence {
+                    from: out.from.to_string(),
+                    to: out.to.to_string(),
+                    info: presence_info(&out.view),
+                };
+                if let Err(e) = me.send(item).await {
+                    tracing::debug!(error = %e, "presence for a remote follower not queued");
+                }
+            }
+        });
+        self.sync_peers();
+        Ok(())
+    }
+
+    /// This server's federation domain, if set.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_ref().map(Domain::as_str)
+    }
+
+    fn rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn im(&self) -> Result<Arc<ImService>, ApiError> {
+        self.im.get().and_then(Weak::upgrade).ok_or_else(|| ApiError::Internal("federation is not started".into()))
+    }
+
+    /// Parses a remote address a local user names (a contact to add, someone to write to) and
+    /// checks its domain is federated.
+    pub fn address(&self, raw: &str) -> Result<Username, ApiError> {
+        let addr = Username::parse_address(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let Some(domain) = addr.domain() else {
+            return Err(ApiError::BadRequest(format!("{raw:?} is not a federated address (name@domain)")));
+        };
+        if Some(domain) == self.domain() {
+            return Err(ApiError::BadRequest(format!("{domain} is this server; name the user without @{domain}")));
+        }
+        self.rules().route(domain).map_err(fed_error)?;
+        Ok(addr)
+    }
+
+    fn waker(&self, key: &RouteKey) -> Arc<Notify> {
+        lock(&self.wakers).entry(key.clone()).or_default().clone()
+    }
+
+    fn link<T>(&self, key: &RouteKey, f: impl FnOnce(&mut LinkStatus) -> T) -> T {
+        let mut links = lock(&self.links);
+        f(links.entry(key.clone()).or_insert_with(|| LinkStatus { state: "down".into(), ..Default::default() }))
+    }
+
+    /// Queues `item` (to a remote user) for its domain, durably, and wakes its transport.
+    pub async fn send(&self, item: Item) -> Result<(), ApiError> {
+        let to = Username::parse_address(item.to()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let Some(domain) = to.domain() else { return Err(ApiError::BadRequest("not a remote address".into())) };
+        let key = {
+            let rules = self.rules();
+            RouteKey::of(domain, rules.route(domain).map_err(fed_error)?)
+        };
+        self.store.federation().enqueue(domain, std::slice::from_ref(&item)).await?;
+        self.waker(&key).notify_one();
+        Ok(())
+    }
+
+    /// The domains with items waiting that `key` carries, and how many wait for each.
+    fn queued_for(&self, key: &RouteKey) -> Vec<(String, u64)> {
+        let depths = self.store.federation().depths().unwrap_or_default();
+        let rules = self.rules();
+        depths
+            .into_iter()
+            .filter(|(d, _)| rules.route(d).is_ok_and(|r| &RouteKey::of(d, r) == key))
+            .inspect(|(d, n)| self.metrics.federation.queue(d, *n))
+            .collect()
+    }
+
+    /// What arrived from a remote server through `via`: checked, then delivered. A refusal is
+    /// logged, counted, and answered with why.
+    pub async fn inbound(&self, via: &RouteKey, item: Item) -> Result<(), String> {
+        let result = self.accept(via, item).await;
+        if let Err((domain, why)) = &result {
+            tracing::info!(route = %route_name(via), domain, reason = %why, "remote traffic refused");
+            self.metrics.federation.rejected(domain);
+            self.link(via, |l| l.rejected += 1);
+        }
+        result.map_err(|(_, why)| why)
+    }
+
+    /// Counts a refusal an adapter reported itself.
+    pub fn rejected_by_adapter(&self, via: &RouteKey, domain: Option<&str>, reason: &str) {
+        tracing::info!(route = %route_name(via), domain = domain.unwrap_or("?"), reason, "adapter refused remote traffic");
+        self.metrics.federation.rejected(domain.unwrap_or("?"));
+        self.link(via, |l| l.rejected += 1);
+    }
+
+    async fn accept(&self, via: &RouteKey, item: Item) -> Result<(), (String, String)> {
+        let from = Username::parse_address(item.from())
+            .ok()
+            .filter(Username::is_remote)
+            .ok_or_else(|| ("?".to_owned(), format!("invalid sender {:?}", item.from())))?;
+        let domain = from.domain().unwrap_or("?").to_owned();
+        let refuse = |why: String| (domain.clone(), why);
+        if Some(domain.as_str()) == self.domain() {
+            return Err(refuse(format!("sender {from} claims this server's own domain")));
+        }
+        self.rules().accepts(&domain, via).map_err(|e| refuse(format!("{e} (via {})", route_name(via))))?;
+        let to = Username::parse(item.to()).map_err(|_| refuse(format!("invalid recipient {:?}", item.to())))?;
+        match self.store.users().get(&to) {
+            Ok(Some(u)) if !u.disabled => {}
+            _ => return Err(refuse(format!("no user {to} here"))),
+        }
+        let kind = item.kind();
+        match item {
+            Item::Message { text, id, .. } => {
+                let im = self.im().map_err(|e| refuse(e.to_string()))?;
+                im.receive(&from, &to, &text, &id).await.map_err(|e| refuse(e.to_string()))?;
+            }
+            Item::Presence { info, .. } => {
+                let wanted = self.presence.has_contact(&to, &from);
+                if !wanted {
+                    return Err(refuse(format!("{to} has no contact {from}")));
+                }
+                self.presence.remote_presence(&from, info, wanted);
+            }
+            Item::Subscribe { kind, .. } => {
+                self.subscription(&from, &to, kind).await.map_err(|e| refuse(e.to_string()))?
+            }
+        }
+        self.metrics.federation.received(&domain, kind);
+        self.link(via, |l| l.received += 1);
+        Ok(())
+    }
+
+    /// A remote user's subscription stanza for local user `to`. Requests are granted unless
+    /// `to` blocked the requester: what they then see is what `to`'s access level for them
+    /// allows (External unless `to` chose otherwise), as for local watchers.
+    async fn subscription(&self, from: &Username, to: &Username, kind: Subscription) -> Result<(), ApiError> {
+        let fed = self.store.federation();
+        match kind {
+            Subscription::Request => {
+                let blocked = self.presence.visibility(to, Viewer::User(from))?
+                    == halo_core::presence::Visibility::Level(halo_core::presence::AccessLevel::Blocked);
+                if blocked {
+                    let refuse =
+                        Item::Subscribe { from: to.to_string(), to: from.to_string(), kind: Subscription::Refuse };
+                    return self.send(refuse).await;
+                }
+                fed.add_follower(to, from).await?;
+                self.presence.set_follower(to, from, true);
+                let accept = Item::Subscribe { from: to.to_string(), to: from.to_string(), kind: Subscription::Accept };
+                self.send(accept).await?;
+                self.send_presence(to, from).await
+            }
+            Subscription::Cancel => {
+                fed.remove_follower(to, from).await?;
+                self.presence.set_follower(to, from, false);
+                Ok(())
+            }
+            Subscription::Probe => {
+                if fed.follows(to, from)? {
+                    self.send_presence(to, from).await?;
+                }
+                Ok(())
+            }
+            Subscription::Refuse => {
+                let wanted = self.presence.has_contact(to, from);
+                self.presence.remote_presence(from, halo_core::federation::PresenceInfo::offline(), wanted);
+                Ok(())
+            }
+            Subscription::Accept => Ok(()),
+        }
+    }
+
+    /// Queues `local`'s current presence, as `remote` may see it.
+    async fn send_presence(&self, local: &Username, remote: &Username) -> Result<(), ApiError> {
+        let view = self.presence.view(local, Viewer::User(remote))?;
+        self.send(Item::Presence { from: local.to_string(), to: remote.to_string(), info: presence_info(&view) }).await
+    }
+
+    /// A local user added (`on`) or removed a remote contact: ask for, or give up, their presence.
+    pub async fn follow(&self, local: &Username, remote: &Username, on: bool) -> Result<(), ApiError> {
+        self.store.federation().set_following(local, remote, on).await?;
+        let kind = if on { Subscription::Request } else { Subscription::Cancel };
+        self.send(Item::Subscribe { from: local.to_string(), to: remote.to_string(), kind }).await
+    }
+
+    /// A transport came (back) up: every local user's presence goes again to their followers
+    /// there, and the remote contacts there are probed, so both sides are current.
+    async fn resync(&self, key: &RouteKey) {
+        let fed = self.store.federation();
+        let routed =
+            |u: &Username| u.domain().is_some_and(|d| self.rules().route(d).is_ok_and(|r| &RouteKey::of(d, r) == key));
+        for (local, remotes) in fed.all_followers().unwrap_or_default() {
+            for r in remotes.iter().filter(|r| routed(r)) {
+                if let Err(e) = self.send_presence(&local, r).await {
+                    tracing::debug!(error = %e, "resync: presence not queued");
+                }
+            }
+        }
+        for (local, remotes) in fed.all_following().unwrap_or_default() {
+            for r in remotes.iter().filter(|r| routed(r)) {
+                let probe = Item::Subscribe { from: local.to_string(), to: r.to_string(), kind: Subscription::Probe };
+                if let Err(e) = self.send(probe).await {
+                    tracing::debug!(error = %e, "resync: probe not queued");
+                }
+            }
+        }
+    }
+
+    /// The enabled federation-adapter plugins: starts the new ones, stops those gone.
+    pub fn set_adapters(self: &Arc<Self>, list: Vec<Arc<Plugin>>) {
+        let mut running = lock(&self.adapters);
+        running.retain(|name, r| {
+            let keep =
+                !r.task.is_finished() && list.iter().any(|p| &p.manifest().name == name && Arc::ptr_eq(p, &r.plugin));
+            if !keep {
+                r.task.abort();
+                self.link(&RouteKey::Adapter(name.clone()), |l| l.state = "disabled".into());
+            }
+            keep
+        });
+        for p in list {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(p.manifest().name.clone()) {
+                let task = tokio::spawn(adapter::run(self.clone(), p.clone()));
+                slot.insert(adapter::Running { plugin: p, task });
+            }
+        }
+    }
+
+    /// Starts a delivery task for every Halo peer in the rules, stops those gone.
+    fn sync_peers(self: &Arc<Self>) {
+        let wanted: Vec<String> = self
+            .rules()
+            .by_domain
+            .iter()
+            .filter(|(_, r)| r.access == Access::Allow && matches!(r.route, Some(Route::Halo { .. })))
+            .map(|(d, _)| d.clone())
+            .collect();
+        let mut peers = lock(&self.peers);
+        peers.retain(|d, task| {
+            let keep = wanted.contains(d);
+            if !keep {
+                task.abort();
+                lock(&self.links).remove(&RouteKey::Halo(d.clone()));
+            }
+            keep
+        });
+        for d in wanted {
+            if !peers.contains_key(&d) {
+                peers.insert(d.clone(), tokio::spawn(peer::deliver(self.clone(), d)));
+            }
+        }
+    }
+
+    /// The rules, status and queues, for admins. Peer secrets are never shown.
+    pub fn overview(&self) -> Overview {
+        let depths = self.store.federation().depths().unwrap_or_default();
+        let rules = self
+            .rules()
+            .by_domain
+            .iter()
+            .map(|(d, r)| {
+                let (via, adapter, url) = match &r.route {
+                    Some(Route::Adapter { plugin }) => (Some("adapter"), Some(plugin.clone()), None),
+                    Some(Route::Halo { url, .. }) => (Some("halo"), None, Some(url.clone())),
+                    None => (None, None, None),
+                };
+                let link = r.route.as_ref().map(|route| {
+                    let key = RouteKey::of(d, route);
+                    (route_name(&key), lock(&self.links).get(&key).cloned().unwrap_or_default())
+                });
+                DomainView {
+                    domain: d.clone(),
+                    access: r.access,
+                    via: via.map(str::to_owned),
+                    adapter,
+                    url,
+                    queued: depths.get(d).copied().unwrap_or(0),
+                    link: link.as_ref().map(|(n, _)| n.clone()),
+                    status: link.map(|(_, s)| s),
+                }
+            })
+            .collect();
+        let links = lock(&self.links).iter().map(|(k, s)| (route_name(k), s.clone())).collect();
+        Overview { domain: self.domain().map(str::to_owned), domains: rules, links, queues: depths }
+    }
+
+    /// Sets the rule of `domain` (or `*`).
+    pub async fn put_rule(self: &Arc<Self>, domain: &str, rule: Rule) -> Result<(), ApiError> {
+        let domain = if domain == halo_core::federation::ANY_DOMAIN {
+            domain.to_owned()
+        } else {
+            Domain::parse(domain).map_err(fed_error)?.as_str().to_owned()
+        };
+        if Some(domain.as_str()) == self.domain() {
+            return Err(ApiError::BadRequest(format!("{domain} is this server's own domain")));
+        }
+        rule.check().map_err(fed_error)?;
+        if let Some(Route::Halo { ca: Some(ca), .. }) = &rule.route {
+            peer::read_ca(ca).map_err(|e| ApiError::BadRequest(format!("ca {ca:?}: {e:#}")))?;
+        }
+        self.store.federation().put_rule(&domain, &rule).await?;
+        self.rules.write().unwrap_or_else(|p| p.into_inner()).by_domain.insert(domain.clone(), rule);
+        self.sync_peers();
+        // Queues this rule now routes may move.
+        for w in lock(&self.wakers).values() {
+            w.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Removes the rule of `domain` (and what waits for it).
+    pub async fn remove_rule(self: &Arc<Self>, domain: &str) -> Result<(), ApiError> {
+        let domain = domain.to_ascii_lowercase();
+        if !self.store.federation().remove_rule(&domain).await? {
+            return Err(ApiError::NotFound(format!("no federation rule for {domain}")));
+        }
+        self.rules.write().unwrap_or_else(|p| p.into_inner()).by_domain.remove(&domain);
+        self.metrics.federation.queue(&domain, 0);
+        self.sync_peers();
+        Ok(())
+    }
+
+    /// The Halo peer route of `domain`, if it has one.
+    fn halo_route(&self, domain: &str) -> Option<(String, String, Option<String>)> {
+        match self.rules().by_domain.get(domain) {
+            Some(Rule { access: Access::Allow, route: Some(Route::Halo { url, secret, ca }) }) => {
+                Some((url.clone(), secret.clone(), ca.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records a carried item.
+    fn carried(&self, key: &RouteKey, domain: &str, item: &Item) {
+        self.metrics.federation.sent(domain, item.kind());
+        self.link(key, |l| l.sent += 1);
+    }
+
+    /// Items waiting for remote domains.
+    pub fn queue_depth(&self) -> u64 {
+        self.store.federation().depths().map(|d| d.values().sum()).unwrap_or(0)
+    }
+
+    /// Whether `now` is past a breaker's wait (for tasks sleeping on it).
+    fn due(b: &Breaker) -> std::time::Duration {
+        std::time::Duration::from_millis(b.retry_at().saturating_sub(now_ms()))
+    }
+}
+
+/// One domain's rule and how it is doing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DomainView {
+    /// The domain, or `*`.
+    pub domain: String,
+    /// `allow` or `block`.
+    #[schema(value_type = String)]
+    pub access: Access,
+    /// `adapter` or `halo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The adapter plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// The Halo peer's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Items waiting for it.
+    pub queued: u64,
+    /// The transport carrying it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The transport's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<LinkStatus>,
+}
+
+/// Federation at a glance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Overview {
+    /// This server's domain.
+    pub domain: Option<String>,
+    /// The rules.
+    pub domains: Vec<DomainView>,
+    /// Every transport's state.
+    pub links: BTreeMap<String, LinkStatus>,
+    /// Items waiting, by domain.
+    pub queues: BTreeMap<String, u64>,
+}

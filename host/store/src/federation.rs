@@ -1,0 +1,239 @@
+//! Federation: the admin's domain rules, the outbound queues and who follows whom across
+//! servers.
+//!
+//! Trees: `fed_rules` (domain or `*` → [`Rule`]), `fed_queue` (domain, 0, sequence → [`Item`]:
+//! what waits for a remote domain, in order; an item leaves once its transport carried it),
+//! `fed_followers` (local user, 0, remote address → nothing: remote users allowed to see a
+//! local user's presence), `fed_following` (local user, 0, remote address → nothing: remote
+//! contacts whose presence a local user asked for, probed again when a link comes back).
+
+use std::collections::BTreeMap;
+
+use halo_core::Username;
+use halo_core::federation::{Item, Rule};
+
+use crate::StoreError;
+use crate::codec::{decode, encode};
+
+const RULES: &str = "fed_rules";
+const QUEUE: &str = "fed_queue";
+const FOLLOWERS: &str = "fed_followers";
+const FOLLOWING: &str = "fed_following";
+
+/// A queued item with its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Position (increasing with arrival).
+    pub seq: u64,
+    /// The item.
+    pub item: Item,
+}
+
+/// Typed access to federation state.
+#[derive(Clone)]
+pub struct Federation {
+    db: crate::flush::Db,
+    rules: sled::Tree,
+    queue: sled::Tree,
+    followers: sled::Tree,
+    following: sled::Tree,
+}
+
+fn pair(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1 + b.len());
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b);
+    k
+}
+
+fn prefix(a: &str) -> Vec<u8> {
+    pair(a, &[])
+}
+
+impl Federation {
+    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            rules: db.open_tree(RULES)?,
+            queue: db.open_tree(QUEUE)?,
+            followers: db.open_tree(FOLLOWERS)?,
+            following: db.open_tree(FOLLOWING)?,
+        })
+    }
+
+    /// Every domain rule.
+    pub fn rules(&self) -> Result<BTreeMap<String, Rule>, StoreError> {
+        self.rules
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(RULES, &v)?))
+            })
+            .collect()
+    }
+
+    /// Sets the rule of `domain`, durably.
+    pub async fn put_rule(&self, domain: &str, rule: &Rule) -> Result<(), StoreError> {
+        self.rules.insert(domain, encode(RULES, rule)?)?;
+        self.db.flush().await
+    }
+
+    /// Removes the rule of `domain` (and drops what waits for it); whether there was one.
+    pub async fn remove_rule(&self, domain: &str) -> Result<bool, StoreError> {
+        let had = self.rules.remove(domain)?.is_some();
+        for kv in self.queue.scan_prefix(prefix(domain)) {
+            self.queue.remove(kv?.0)?;
+        }
+        self.db.flush().await?;
+        Ok(had)
+    }
+
+    /// Appends `items` to `domain`'s queue, durably.
+    pub async fn enqueue(&self, domain: &str, items: &[Item]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for item in items {
+            let seq = self.db.generate_id()?;
+            batch.insert(pair(domain, &seq.to_be_bytes()), encode(QUEUE, item)?);
+        }
+        self.queue.apply_batch(batch)?;
+        self.db.flush().await
+    }
+
+    /// The first `limit` items waiting for `domain`, oldest first.
+    pub fn peek(&self, domain: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let p = prefix(domain);
+        self.queue
+            .scan_prefix(&p)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok(Queued { seq: crate::keys::u64_at(&k, p.len()), item: decode(QUEUE, &v)? })
+            })
+            .collect()
+    }
+
+    /// Removes delivered items, durably.
+    pub async fn remove(&self, domain: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for s in seqs {
+            batch.remove(pair(domain, &s.to_be_bytes()));
+        }
+        self.queue.apply_batch(batch)?;
+        self.db.flush().await
+    }
+
+    /// Items waiting per domain.
+    pub fn depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.queue.iter() {
+            let (k, _) = kv?;
+            let end = k.iter().position(|b| *b == 0).unwrap_or(k.len());
+            *out.entry(String::from_utf8_lossy(&k[..end]).into_owned()).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    /// Lets remote user `remote` see `local`'s presence, durably.
+    pub async fn add_follower(&self, local: &Username, remote: &Username) -> Result<(), StoreError> {
+        self.followers.insert(pair(local.as_str(), remote.as_str().as_bytes()), &[])?;
+        self.db.flush().await
+    }
+
+    /// Withdraws it, durably.
+    pub async fn remove_follower(&self, local: &Username, remote: &Username) -> Result<(), StoreError> {
+        self.followers.remove(pair(local.as_str(), remote.as_str().as_bytes()))?;
+        self.db.flush().await
+    }
+
+    /// Whether `remote` follows `local`.
+    pub fn follows(&self, local: &Username, remote: &Username) -> Result<bool, StoreError> {
+        Ok(self.followers.contains_key(pair(local.as_str(), remote.as_str().as_bytes()))?)
+    }
+
+    /// Every local user with remote followers, and those followers.
+    pub fn all_followers(&self) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
+        pairs(&self.followers)
+    }
+
+    /// Records that `local` asked for `remote`'s presence (`on`), or no longer does; durably.
+    pub async fn set_following(&self, local: &Username, remote: &Username, on: bool) -> Result<(), StoreError> {
+        let k = pair(local.as_str(), remote.as_str().as_bytes());
+        if on {
+            self.following.insert(k, &[])?;
+        } else {
+            self.following.remove(k)?;
+        }
+        self.db.flush().await
+    }
+
+    /// Every local user following remote users, and whom.
+    pub fn all_following(&self) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
+        pairs(&self.following)
+    }
+}
+
+/// Reads a (local, remote) tree.
+fn pairs(tree: &sled::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
+    let mut out: BTreeMap<Username, Vec<Username>> = BTreeMap::new();
+    for kv in tree.iter() {
+        let (k, _) = kv?;
+        let Some(end) = k.iter().position(|b| *b == 0) else { continue };
+        let (Ok(local), Ok(remote)) = (
+            Username::parse(&String::from_utf8_lossy(&k[..end])),
+            Username::parse_address(&String::from_utf8_lossy(&k[end + 1..])),
+        ) else {
+            continue;
+        };
+        out.entry(local).or_default().push(remote);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use halo_core::federation::{Access, Route};
+
+    use super::*;
+
+    fn msg(n: u32) -> Item {
+        Item::Message { from: "alice".into(), to: "bob@b.org".into(), text: format!("m{n}"), id: n.to_string() }
+    }
+
+    #[tokio::test]
+    async fn queues_keep_order_per_domain_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("test");
+        {
+            let store = crate::Store::open(dir.path()).expect("test");
+            let f = store.federation();
+            f.enqueue("b.org", &[msg(1), msg(2)]).await.expect("test");
+            f.enqueue("c.org", &[msg(9)]).await.expect("test");
+            f.enqueue("b.org", &[msg(3)]).await.expect("test");
+            let rule = Rule { access: Access::Allow, route: Some(Route::Adapter { plugin: "xmpp".into() }) };
+            f.put_rule("b.org", &rule).await.expect("test");
+            let a = Username::parse("alice").expect("test");
+            f.add_follower(&a, &Username::parse_address("bob@b.org").expect("test")).await.expect("test");
+        }
+        let store = crate::Store::open(dir.path()).expect("test");
+        let f = store.federation();
+        let q = f.peek("b.org", 10).expect("test");
+        assert_eq!(q.iter().map(|q| q.item.clone()).collect::<Vec<_>>(), vec![msg(1), msg(2), msg(3)]);
+        assert_eq!(f.depths().expect("test"), [("b.org".to_string(), 3), ("c.org".to_string(), 1)].into());
+        f.remove("b.org", &[q[0].seq]).await.expect("test");
+        assert_eq!(f.peek("b.org", 1).expect("test")[0].item, msg(2));
+        assert_eq!(f.rules().expect("test").len(), 1);
+        let a = Username::parse("alice").expect("test");
+        let bob = Username::parse_address("bob@b.org").expect("test");
+        assert!(f.follows(&a, &bob).expect("test"));
+        assert_eq!(f.all_followers().expect("test"), [(a.clone(), vec![bob.clone()])].into());
+        f.set_following(&a, &bob, true).await.expect("test");
+        assert_eq!(f.all_following().expect("test"), [(a.clone(), vec![bob.clone()])].into());
+        f.set_following(&a, &bob, false).await.expect("test");
+        assert!(f.all_following().expect("test").is_empty());
+        f.remove_follower(&a, &bob).await.expect("test");
+        assert!(!f.follows(&a, &bob).expect("test"));
+        assert!(f.remove_rule("b.org").await.expect("test"));
+        assert!(f.peek("b.org", 10).expect("test").is_empty());
+        assert_eq!(f.peek("c.org", 10).expect("test").len(), 1);
+    }
+}
