@@ -4,13 +4,17 @@
 use crate::bindings::halo::plugin::types as wit;
 #[cfg(feature = "presence")]
 use crate::bindings::halo::plugin::{config, kv, log};
-#[cfg(not(feature = "presence"))]
+#[cfg(all(not(feature = "presence"), not(feature = "archive-sink")))]
+use crate::fed_bindings::halo::plugin::types as wit;
+#[cfg(all(not(feature = "presence"), not(feature = "archive-sink")))]
+use crate::fed_bindings::halo::plugin::{config, kv, log};
+#[cfg(all(not(feature = "presence"), feature = "archive-sink"))]
 use crate::sink_bindings::halo::plugin::types as wit;
-#[cfg(not(feature = "presence"))]
+#[cfg(all(not(feature = "presence"), feature = "archive-sink"))]
 use crate::sink_bindings::halo::plugin::{config, kv, log};
-use crate::{Host, KvError, Level};
 #[cfg(feature = "presence")]
 use crate::{Endpoint, MachineState, ManualState, PresenceInput, PresencePlugin, Published, StateDef};
+use crate::{Host, KvError, Level};
 
 /// The host, through the component's imports.
 pub struct WasmHost;
@@ -142,3 +146,102 @@ pub fn deliver<S: crate::ArchiveSink>(
         SinkError::Permanent(m) => a::SinkError::Permanent(m),
     })
 }
+
+#[cfg(feature = "federation")]
+mod fed {
+    use crate::fed_bindings::halo::plugin::federation as f;
+    use crate::federation::{
+        Action, FederationAdapter, Input, Message, Presence, PresenceInfo, Rejection, Subscribe, Subscription,
+    };
+
+    use super::WasmHost;
+
+    fn message_from(m: f::Message) -> Message {
+        Message { from: m.from, to: m.to, text: m.text, id: m.id }
+    }
+
+    fn message_to(m: Message) -> f::Message {
+        f::Message { from: m.from, to: m.to, text: m.text, id: m.id }
+    }
+
+    fn presence_from(p: f::Presence) -> Presence {
+        let i = p.info;
+        Presence {
+            from: p.from,
+            to: p.to,
+            info: PresenceInfo { state: i.state, activity: i.activity, label: i.label, note: i.note },
+        }
+    }
+
+    fn presence_to(p: Presence) -> f::Presence {
+        let i = p.info;
+        f::Presence {
+            from: p.from,
+            to: p.to,
+            info: f::PresenceInfo { state: i.state, activity: i.activity, label: i.label, note: i.note },
+        }
+    }
+
+    fn kind_from(k: f::Subscription) -> Subscription {
+        match k {
+            f::Subscription::Request => Subscription::Request,
+            f::Subscription::Accept => Subscription::Accept,
+            f::Subscription::Refuse => Subscription::Refuse,
+            f::Subscription::Cancel => Subscription::Cancel,
+            f::Subscription::Probe => Subscription::Probe,
+        }
+    }
+
+    fn kind_to(k: Subscription) -> f::Subscription {
+        match k {
+            Subscription::Request => f::Subscription::Request,
+            Subscription::Accept => f::Subscription::Accept,
+            Subscription::Refuse => f::Subscription::Refuse,
+            Subscription::Cancel => f::Subscription::Cancel,
+            Subscription::Probe => f::Subscription::Probe,
+        }
+    }
+
+    fn input_from(input: f::Input) -> Input {
+        match input {
+            f::Input::Connected(link) => Input::Connected(link),
+            f::Input::Data((link, bytes)) => Input::Data(link, bytes),
+            f::Input::Closed((link, why)) => Input::Closed(link, why),
+            f::Input::Timer(token) => Input::Timer(token),
+            f::Input::Message(m) => Input::Message(message_from(m)),
+            f::Input::Presence(p) => Input::Presence(presence_from(p)),
+            f::Input::Subscribe(s) => Input::Subscribe(Subscribe { from: s.from, to: s.to, kind: kind_from(s.kind) }),
+        }
+    }
+
+    fn action_to(action: Action) -> f::Action {
+        match action {
+            Action::Open(l) => {
+                f::Action::Open(f::LinkSpec { id: l.id, host: l.host, port: l.port, tls_name: l.tls_name })
+            }
+            Action::Send(link, bytes) => f::Action::Send((link, bytes)),
+            Action::Close(link) => f::Action::Close(link),
+            Action::Routing(on) => f::Action::Routing(on),
+            Action::SetTimer { token, ms } => f::Action::SetTimer((token, ms)),
+            Action::DeliverMessage(m) => f::Action::DeliverMessage(message_to(m)),
+            Action::DeliverPresence(p) => f::Action::DeliverPresence(presence_to(p)),
+            Action::DeliverSubscribe(s) => {
+                f::Action::DeliverSubscribe(f::Subscribe { from: s.from, to: s.to, kind: kind_to(s.kind) })
+            }
+            Action::Reject(Rejection { domain, reason }) => f::Action::Reject(f::Rejection { domain, reason }),
+        }
+    }
+
+    /// `start`, through the plain types.
+    pub fn start<A: FederationAdapter>() -> Vec<f::Action> {
+        A::start(&WasmHost).into_iter().map(action_to).collect()
+    }
+
+    /// `handle`, through the plain types.
+    pub fn handle<A: FederationAdapter>(input: f::Input) -> Vec<f::Action> {
+        A::handle(&WasmHost, input_from(input)).into_iter().map(action_to).collect()
+    }
+}
+
+#[cfg(feature = "federation")]
+pub use fed::{handle, start};

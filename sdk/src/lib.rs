@@ -4,11 +4,13 @@
 //! [`presence_plugin!`] macro turns it into a WebAssembly component exporting the
 //! `halo:plugin@0.1.0` world `presence-states`. An archive sink implements [`ArchiveSink`]
 //! and [`archive_sink!`] exports it as the `halo:plugin@0.1.1` world `archive-sink` (cargo
-//! feature `archive-sink`). [`manifest!`] embeds the manifest the server reads at install
+//! feature `archive-sink`). A federation adapter implements [`FederationAdapter`] and
+//! [`federation_adapter!`] exports it as the `halo:plugin@0.1.2` world `federation-adapter`
+//! (cargo feature `federation`); [`testing::AdapterHarness`] drives one natively. [`manifest!`] embeds the manifest the server reads at install
 //! (name, version, requested capabilities, config schema). The same code runs natively against
 //! [`testing::TestHost`] in unit tests. See `sdk/README.md`.
 
-#[cfg(all(target_arch = "wasm32", any(feature = "presence", feature = "archive-sink")))]
+#[cfg(all(target_arch = "wasm32", any(feature = "presence", feature = "archive-sink", feature = "federation")))]
 #[doc(hidden)]
 pub mod glue;
 
@@ -38,15 +40,35 @@ pub mod sink_bindings {
     });
 }
 
+/// The WIT bindings of `federation-adapter` (generated; used by the macros).
+#[cfg(all(target_arch = "wasm32", feature = "federation"))]
+#[doc(hidden)]
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod fed_bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.2",
+        world: "federation-adapter",
+        pub_export_macro: true,
+        default_bindings_module: "halo_sdk::fed_bindings",
+    });
+}
+
 mod archive;
+pub mod federation;
 pub mod testing;
 
 pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
+pub use federation::{
+    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
+    Subscription,
+};
 
 /// The WIT package presence plugins build against.
 pub const API: &str = "halo:plugin@0.1.0";
 /// The WIT package archive sinks build against.
 pub const SINK_API: &str = "halo:plugin@0.1.1";
+/// The WIT package federation adapters build against.
+pub const FED_API: &str = "halo:plugin@0.1.2";
 
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -228,6 +250,35 @@ macro_rules! archive_sink {
                 }
             }
     $crate::sink_bindings::export!(__HaloGlue with_types_in $crate::sink_bindings);
+        };
+    };
+}
+
+/// Exports `$ty` (a [`FederationAdapter`]) as the component's `federation-adapter` world
+/// (feature `federation`):
+///
+/// ```ignore
+/// pub struct Xmpp;
+/// impl halo_sdk::FederationAdapter for Xmpp { /* start, handle */ }
+/// halo_sdk::federation_adapter!(Xmpp);
+/// ```
+#[macro_export]
+macro_rules! federation_adapter {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __HaloGlue;
+            impl $crate::fed_bindings::Guest for __HaloGlue {
+                fn start() -> Vec<$crate::fed_bindings::halo::plugin::federation::Action> {
+                    $crate::glue::start::<$ty>()
+                }
+                fn handle(
+                    input: $crate::fed_bindings::halo::plugin::federation::Input,
+                ) -> Vec<$crate::fed_bindings::halo::plugin::federation::Action> {
+                    $crate::glue::handle::<$ty>(input)
+                }
+            }
+    $crate::fed_bindings::export!(__HaloGlue with_types_in $crate::fed_bindings);
         };
     };
 }
