@@ -96,6 +96,12 @@ impl TestServer {
         self.spawn(true);
     }
 
+    /// Starts again on the same data dir after [`TestServer::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn(true);
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");

@@ -1,0 +1,336 @@
+//! Halo-to-Halo federation: two real servers on loopback, each with its own federation
+//! listener (HTTPS, a self-signed certificate the other trusts), federating over signed
+//! requests. Users add each other across servers, see presence, chat both ways; a peer that
+//! is down gets its queue when it is back, presence resynced; blocked and unknown domains,
+//! forged and stale requests are refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Peer, TestServer, wait_presence, wait_until};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "a-shared-secret-of-32-characters";
+
+struct Certs {
+    _dir: tempfile::TempDir,
+    cert: String,
+    key: String,
+    pem: Vec<u8>,
+}
+
+fn certs() -> Certs {
+    let k = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("fed-cert.pem"), dir.path().join("fed-key.pem"));
+    std::fs::write(&cert, k.cert.pem()).expect("cert");
+    std::fs::write(&key, k.key_pair.serialize_pem()).expect("key");
+    Certs {
+        cert: cert.display().to_string(),
+        key: key.display().to_string(),
+        pem: k.cert.pem().into_bytes(),
+        _dir: dir,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A server for `domain` with its federation listener on `port`.
+fn org(domain: &str, port: u16, c: &Certs) -> TestServer {
+    TestServer::with_config(&format!(
+        "[federation]\ndomain = \"{domain}\"\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        c.cert, c.key
+    ))
+}
+
+/// Makes `server` federate with `peer_domain` at `port`.
+fn peer_with(server: &TestServer, peer_domain: &str, port: u16, c: &Certs) {
+    let body = json!({"url": format!("https://127.0.0.1:{port}"), "secret": SECRET, "ca": c.cert});
+    server
+        .admin()
+        .call_json("PUT", &format!("/api/v1/admin/federation/domains/{peer_domain}"), Some(&body))
+        .expect("peer rule");
+}
+
+fn overview(server: &TestServer) -> Value {
+    server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview")
+}
+
+fn link_state(server: &TestServer, route: &str) -> String {
+    overview(server)["links"][route]["state"].as_str().unwrap_or("").to_owned()
+}
+
+struct Pair {
+    a: TestServer,
+    b: TestServer,
+    b_port: u16,
+    certs: Certs,
+}
+
+fn pair() -> Pair {
+    let certs = certs();
+    let (a_port, b_port) = (free_port(), free_port());
+    let a = org("a.test", a_port, &certs);
+    let b = org("b.test", b_port, &certs);
+    peer_with(&a, "b.test", b_port, &certs);
+    peer_with(&b, "a.test", a_port, &certs);
+    Pair { a, b, b_port, certs }
+}
+
+fn token(server: &TestServer, name: &str) -> String {
+    server.user(name);
+    server.login(name, &format!("{name}-password"))
+}
+
+fn add_contact(server: &TestServer, token: &str, who: &str, level: &str) -> Value {
+    server
+        .client(Some(token))
+        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level})))
+        .expect("add contact")
+}
+
+fn im_from(peer: &mut Peer, from: &str) -> Value {
+    for _ in 0..50 {
+        let e = peer.event("im.message");
+        if e["message"]["from"] == from {
+            return e["message"].clone();
+        }
+    }
+    panic!("no message from {from}");
+}
+
+#[test]
+fn users_of_two_halo_servers_add_each_other_see_presence_and_chat() {
+    let p = pair();
+    let (ta, tb) = (token(&p.a, "alice"), token(&p.b, "bob"));
+    let mut alice = Peer::connect(&p.a, &ta, "alice-laptop");
+    let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
+
+    // Each adds the other; each server grants the request and sends its user's presence.
+    let list = add_contact(&p.a, &ta, "bob@b.test", "colleagues");
+    assert_eq!(list["contacts"][0]["presence"]["username"], "bob@b.test");
+    add_contact(&p.b, &tb, "Alice@A.test", "colleagues");
+    wait_presence(&mut alice, "bob@b.test", |v| v["state"] == "available");
+    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "available");
+
+    // Presence changes cross over, note included at the Colleagues level.
+    alice.ok(json!({"type": "presence.set", "state": "busy"}));
+    p.a.client(Some(&ta))
+        .call_json("PATCH", "/api/v1/me/presence", Some(&json!({"note": "Quarter close"})))
+        .expect("note");
+    let seen = wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "busy" && v["note"] == "Quarter close");
+    assert_eq!(seen["label"], "Busy");
+    let contacts = p.b.client(Some(&tb)).call_json("GET", "/api/v1/contacts", None).expect("contacts");
+    assert_eq!(contacts["contacts"][0]["level"], "colleagues");
+    assert_eq!(contacts["contacts"][0]["presence"]["state"], "busy");
+
+    // Chat both ways in a 1:1.
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob@b.test"]}))["conversation"]["id"].clone();
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "hello from a.test <&>"}));
+    let got = im_from(&mut bob, "alice@a.test");
+    assert_eq!(got["text"], "hello from a.test <&>");
+    let bob_conv = got["conversation"].clone();
+    bob.ok(json!({"type": "im.send", "conversation": bob_conv, "text": "hi alice, b.test here"}));
+    let back = im_from(&mut alice, "bob@b.test");
+    assert_eq!(back["text"], "hi alice, b.test here");
+    assert_eq!(back["conversation"], conv, "the reply lands in the same 1:1");
+
+    // A remote user cannot be added to a group.
+    p.a.user("carol");
+    assert_eq!(alice.err(json!({"type": "im.add", "conversation": conv, "user": "carol"})), "bad_request");
+
+    // Admins see the link up and the traffic counted.
+    let o = overview(&p.a);
+    assert_eq!(o["domain"], "a.test");
+    assert_eq!(o["links"]["halo:b.test"]["state"], "up", "{o}");
+    assert!(o["links"]["halo:b.test"]["sent"].as_u64().unwrap_or(0) >= 3, "{o}");
+    assert!(o["links"]["halo:b.test"]["received"].as_u64().unwrap_or(0) >= 2, "{o}");
+    assert!(o["domains"][0].get("secret").is_none() && !o.to_string().contains(SECRET), "secrets stay hidden");
+    let text = ureq::get(&format!("{}/metrics", p.a.url))
+        .header("authorization", &format!("Bearer {}", p.a.login("admin", common::ADMIN_PASSWORD)))
+        .call()
+        .expect("metrics")
+        .into_body()
+        .read_to_string()
+        .expect("text");
+    assert!(text.contains("halo_federation_sent_total{domain=\"b.test\",kind=\"message\"}"), "{text}");
+}
+
+#[test]
+fn a_peer_that_was_down_gets_its_queue_and_presence_when_back() {
+    let mut p = pair();
+    let (ta, tb) = (token(&p.a, "alice"), token(&p.b, "bob"));
+    let mut alice = Peer::connect(&p.a, &ta, "alice-laptop");
+    add_contact(&p.a, &ta, "bob@b.test", "colleagues");
+    add_contact(&p.b, &tb, "alice@a.test", "colleagues");
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob@b.test"]}))["conversation"]["id"].clone();
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "before"}));
+    wait_until("the first message", 20, || (p.a.clone_queue() == 0).then_some(()));
+
+    // b goes down: local IM on a carries on, the items wait in a's queue.
+    p.b.stop();
+    for text in ["while you were down 1", "while you were down 2"] {
+        alice.ok(json!({"type": "im.send", "conversation": conv, "text": text}));
+    }
+    alice.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
+    wait_until("the link to b.test to fail", 30, || (link_state(&p.a, "halo:b.test") == "down").then_some(()));
+    let o = overview(&p.a);
+    assert!(o["queues"]["b.test"].as_u64().unwrap_or(0) >= 2, "{o}");
+    assert!(o["links"]["halo:b.test"]["failures"].as_u64().unwrap_or(0) >= 1, "{o}");
+    assert!(o["links"]["halo:b.test"]["last_error"].is_string(), "{o}");
+
+    // b is back: the queue drains in order, and presence is current again.
+    p.b.restart();
+    let tb = p.b.login("bob", "bob-password");
+    let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
+    wait_until("a's queue to drain", 90, || (p.a.clone_queue() == 0).then_some(()));
+    let texts = wait_until("bob's history", 20, || {
+        let convs = p.b.client(Some(&tb)).call_json("GET", "/api/v1/conversations", None).ok()?;
+        let id = convs["conversations"][0]["id"].clone();
+        let msgs =
+            p.b.client(Some(&tb)).call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None).ok()?;
+        let texts: Vec<String> =
+            msgs["messages"].as_array()?.iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect();
+        (texts.len() >= 3).then_some(texts)
+    });
+    assert_eq!(texts, ["before", "while you were down 1", "while you were down 2"]);
+    // a resent alice's presence when the link came back.
+    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "do_not_disturb");
+    // And bob's coming online reaches alice.
+    wait_presence(&mut alice, "bob@b.test", |v| v["state"] == "available");
+    let _ = p.b_port;
+}
+
+fn sign(secret: &str, origin: &str, ts: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{origin}\n{ts}\n").as_bytes());
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+#[test]
+fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
+    let p = pair();
+    let ta = token(&p.a, "alice");
+    let tb = token(&p.b, "bob");
+    let admin = p.b.admin();
+    admin
+        .call_json("PUT", "/api/v1/admin/federation/domains/evil.test", Some(&json!({"access": "block"})))
+        .expect("block");
+    let client = p.b.client(Some(&tb));
+    let refused = |path: &str, body: Value| match client.call_json("POST", path, Some(&body)) {
+        Err(halo_client::ClientError::Api { status, message, .. }) => (status, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let (code, msg) = refused("/api/v1/contacts", json!({"username": "mallory@evil.test"}));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("blocked"), "{msg}");
+    let (code, msg) = refused("/api/v1/conversations", json!({"participants": ["x@nowhere.test"]}));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("not federated"), "{msg}");
+    let (code, _) = refused("/api/v1/contacts", json!({"username": "bad<jid>@b.test"}));
+    assert_eq!(code, 400);
+    // Own domain: name local users without it.
+    let (code, _) = refused("/api/v1/contacts", json!({"username": "alice@b.test"}));
+    assert_eq!(code, 400);
+
+    // Straight at b's federation listener.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(rcgen_der(&p.certs.pem))).expect("root");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    ureq::tls::Certificate::from_pem(&p.certs.pem).expect("pem"),
+                ])))
+                .build(),
+        )
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let inbox = format!("https://127.0.0.1:{}/federation/v1/inbox", p.b_port);
+    let post = |origin: &str, secret: &str, ts: u64, items: Value| {
+        let body = json!({"items": items}).to_string();
+        let mut r = agent
+            .post(&inbox)
+            .header("halo-origin", origin)
+            .header("halo-timestamp", &ts.to_string())
+            .header("halo-signature", &sign(secret, origin, ts, body.as_bytes()))
+            .send(body.as_bytes())
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    };
+    let msg = |from: &str, to: &str, text: &str| json!([{"type": "message", "from": from, "to": to, "text": text, "id": text}]);
+    let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
+
+    let (s, body) = post("a.test", "the-wrong-secret-of-many-bytes", now_ms(), msg("alice", "bob@b.test", "forged"));
+    assert_eq!(s, 401, "{body}");
+    let (s, body) = post("c.test", SECRET, now_ms(), msg("alice", "bob@b.test", "unknown origin"));
+    assert_eq!(s, 401, "{body}");
+    let (s, body) = post("evil.test", SECRET, now_ms(), msg("mallory", "bob@b.test", "blocked"));
+    assert_eq!(s, 401, "{body}");
+    let (s, body) = post("a.test", SECRET, now_ms() - 10 * 60 * 1000, msg("alice", "bob@b.test", "stale"));
+    assert_eq!(s, 401, "{body}");
+    // Signed by a.test, but speaking for another domain, or to someone who is not here.
+    let (s, body) = post("a.test", SECRET, now_ms(), msg("mallory@evil.test", "bob@b.test", "spoofed"));
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"accepted\":0"), "{body}");
+    let (s, body) = post("a.test", SECRET, now_ms(), msg("alice", "nobody@b.test", "to nobody"));
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("no user nobody"), "{body}");
+    // Garbage bodies.
+    let ts = now_ms();
+    let garbage = b"{\"items\": [{\"type\": \"telepathy\"}]}";
+    let mut r = agent
+        .post(&inbox)
+        .header("halo-origin", "a.test")
+        .header("halo-timestamp", &ts.to_string())
+        .header("halo-signature", &sign(SECRET, "a.test", ts, garbage))
+        .send(&garbage[..])
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400, "{}", r.body_mut().read_to_string().unwrap_or_default());
+    // The REST API is not on the federation listener.
+    let r = agent.get(&format!("https://127.0.0.1:{}/api/v1/me", p.b_port)).call().expect("request");
+    assert_eq!(r.status().as_u16(), 404);
+
+    bob.none_matching(Duration::from_millis(500), |v| v["type"] == "im.message");
+    // A correctly signed message still gets through.
+    let (s, body) = post("a.test", SECRET, now_ms(), msg("alice", "bob@b.test", "genuine"));
+    assert_eq!((s, body.contains("\"accepted\":1")), (200, true), "{body}");
+    assert_eq!(im_from(&mut bob, "alice@a.test")["text"], "genuine");
+    // And a repeat of the same id is stored once.
+    post("a.test", SECRET, now_ms(), msg("alice", "bob@b.test", "genuine"));
+    let convs = client.call_json("GET", "/api/v1/conversations", None).expect("convs");
+    let id = convs["conversations"][0]["id"].clone();
+    let msgs = client.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None).expect("msgs");
+    assert_eq!(msgs["messages"].as_array().map(Vec::len), Some(1), "{msgs}");
+    let o = overview(&p.b);
+    assert!(o["links"]["halo:a.test"]["rejected"].as_u64().unwrap_or(0) >= 2, "{o}");
+    let _ = ta;
+}
+
+fn rcgen_der(pem: &[u8]) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem).expect("pem").to_vec()
+}
+
+trait Queue {
+    fn clone_queue(&self) -> u64;
+}
+
+impl Queue for TestServer {
+    /// Items waiting in this server's federation queues.
+    fn clone_queue(&self) -> u64 {
+        overview(self)["queues"].as_object().map_or(0, |q| q.values().filter_map(Value::as_u64).sum())
+    }
+}
