@@ -184,9 +184,10 @@ pub enum PluginCommand {
         /// Grant everything it asks for, without asking (scripts).
         #[arg(long)]
         yes: bool,
-        /// Config to set after installing: a TOML file of key = "value" pairs.
+        /// Config to set after installing: a TOML file of key = "value" pairs. (Not
+        /// `--config`, which names halo.toml for every verb.)
         #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
+        plugin_config: Option<PathBuf>,
         /// Install disabled.
         #[arg(long)]
         disabled: bool,
@@ -255,7 +256,7 @@ pub enum PluginCommand {
     New {
         /// Plugin name (a-z, 0-9, -).
         name: String,
-        /// Plugin kind: presence-states or archive-sink.
+        /// Plugin kind: presence-states, archive-sink or federation-adapter.
         #[arg(long, default_value = "presence-states")]
         kind: String,
         /// Where to create it [default: ./<name>].

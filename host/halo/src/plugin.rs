@@ -36,7 +36,7 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
         }
     };
     match args.command {
-        PluginCommand::Install { file, grants, yes, config, disabled } => {
+        PluginCommand::Install { file, grants, yes, plugin_config, disabled } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let inspection = client
                 .call_bytes("POST", "/api/v1/admin/plugins/inspect", bytes.clone(), "application/wasm")?
@@ -54,16 +54,12 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             }
             let requested: Vec<String> = strings(&manifest["capabilities"]);
             let grants = decide_grants(&requested, grants, yes)?;
-            let query = format!("/api/v1/admin/plugins?grant={}&enabled={}", grant_query(&grants), !disabled);
-            let mut info = client.call_bytes("POST", &query, bytes, "application/wasm")?.unwrap_or_default();
-            if let Some(cfg) = config {
-                let values = read_config_file(&cfg)?;
-                info = client.call_json(
-                    "PUT",
-                    &format!("{}/config", path(s(&info["name"]))),
-                    Some(&serde_json::to_value(values)?),
-                )?;
+            let mut query = format!("/api/v1/admin/plugins?grant={}&enabled={}", grant_query(&grants), !disabled);
+            if let Some(cfg) = plugin_config {
+                let values = serde_json::to_string(&read_config_file(&cfg)?)?;
+                query.push_str(&format!("&config={}", segment(&values)));
             }
+            let info = client.call_bytes("POST", &query, bytes, "application/wasm")?.unwrap_or_default();
             show(&info);
         }
         PluginCommand::List => {
@@ -290,8 +286,8 @@ fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> a
     let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     anyhow::ensure!(ok, "plugin names are a-z, 0-9 and -");
     anyhow::ensure!(
-        matches!(kind, "presence-states" | "archive-sink"),
-        "kind {kind:?}: this Halo scaffolds presence-states and archive-sink plugins"
+        matches!(kind, "presence-states" | "archive-sink" | "federation-adapter"),
+        "kind {kind:?}: this Halo scaffolds presence-states, archive-sink and federation-adapter plugins"
     );
     let dir = dir.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
@@ -302,7 +298,11 @@ fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> a
         }
         None => "version = \"0.1\"".to_owned(),
     };
-    let features = if kind == "archive-sink" { "default-features = false, features = [\"archive-sink\"]" } else { "" };
+    let features = match kind {
+        "archive-sink" => "default-features = false, features = [\"archive-sink\"]",
+        "federation-adapter" => "default-features = false, features = [\"federation\"]",
+        _ => "",
+    };
     let sdk_dep = format!("halo-sdk = {{ {source}{}{features} }}", if features.is_empty() { "" } else { ", " });
     let ident: String = name
         .split('-')
@@ -335,7 +335,11 @@ strip = true
 "#
         ),
     )?;
-    let lib = if kind == "archive-sink" { sink_template(name, &ident) } else { presence_template(name, &ident) };
+    let lib = match kind {
+        "archive-sink" => sink_template(name, &ident),
+        "federation-adapter" => adapter_template(name, &ident),
+        _ => presence_template(name, &ident),
+    };
     std::fs::write(dir.join("src/lib.rs"), lib)?;
     println!("created {} — build it with:", dir.display());
     println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
@@ -447,6 +451,125 @@ mod tests {{
             json: "{{}}".into(),
         }};
         assert!(matches!({ident}::deliver(&host, &[record]), Err(SinkError::Retry(_))));
+    }}
+}}
+"##
+    )
+}
+
+fn adapter_template(name: &str, ident: &str) -> String {
+    format!(
+        r##"//! `{name}`: a Halo federation adapter for a made-up line protocol (replace it with yours).
+//! The host owns the connection; this code only turns inputs into actions (sans-IO).
+//!
+//! The protocol: we send `HELLO <secret>`, the gateway answers `WELCOME`; then
+//! `MSG <from> <to> <text>` lines go both ways.
+
+use std::cell::RefCell;
+
+use halo_sdk::{{Action, FederationAdapter, Host, Input, LinkSpec, Message, Rejection}};
+
+halo_sdk::manifest!(
+    r#"{{"name": "{name}", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.2",
+  "description": "Describe the network {name} connects to.",
+  "capabilities": ["net"],
+  "config": {{
+    "server_host": {{"type": "string", "default": "127.0.0.1", "description": "The gateway's address"}},
+    "server_port": {{"type": "integer", "default": "7000", "description": "The gateway's port (grant net:host:port)"}},
+    "secret": {{"type": "string", "required": true, "description": "Shared secret"}}
+  }}}}"#
+);
+
+thread_local! {{
+    /// Bytes received and not yet a whole line.
+    static BUFFER: RefCell<Vec<u8>> = const {{ RefCell::new(Vec::new()) }};
+}}
+
+/// Longest line accepted from the gateway.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The adapter.
+pub struct {ident};
+
+impl FederationAdapter for {ident} {{
+    fn start(host: &dyn Host) -> Vec<Action> {{
+        BUFFER.with(|b| b.borrow_mut().clear());
+        let host_name = host.config("server_host").unwrap_or_else(|| "127.0.0.1".into());
+        let port = host.config("server_port").and_then(|p| p.parse().ok()).unwrap_or(7000);
+        vec![Action::Open(LinkSpec {{ id: 1, host: host_name, port, tls_name: None }}), Action::Routing(false)]
+    }}
+
+    fn handle(host: &dyn Host, input: Input) -> Vec<Action> {{
+        match input {{
+            Input::Connected(link) => {{
+                let secret = host.config("secret").unwrap_or_default();
+                vec![Action::Send(link, format!("HELLO {{secret}}\n").into_bytes())]
+            }}
+            Input::Data(_, bytes) => lines(&bytes).into_iter().flat_map(|l| on_line(&l)).collect(),
+            Input::Closed(..) => {{
+                BUFFER.with(|b| b.borrow_mut().clear());
+                vec![Action::Routing(false)]
+            }}
+            Input::Message(m) => vec![Action::Send(1, format!("MSG {{}} {{}} {{}}\n", m.from, m.to, m.text.replace('\n', " ")).into_bytes())],
+            Input::Timer(_) | Input::Presence(_) | Input::Subscribe(_) => vec![],
+        }}
+    }}
+}}
+
+/// Whole lines out of what arrived (a line longer than `MAX_LINE` is dropped).
+fn lines(bytes: &[u8]) -> Vec<String> {{
+    BUFFER.with(|b| {{
+        let mut buf = b.borrow_mut();
+        buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(end) = buf.iter().position(|c| *c == b'\n') {{
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            out.push(String::from_utf8_lossy(&line[..end]).into_owned());
+        }}
+        if buf.len() > MAX_LINE {{
+            buf.clear();
+        }}
+        out
+    }})
+}}
+
+fn on_line(line: &str) -> Vec<Action> {{
+    let mut parts = line.splitn(4, ' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {{
+        (Some("WELCOME"), ..) => vec![Action::Routing(true)],
+        (Some("MSG"), Some(from), Some(to), Some(text)) if from.contains('@') => {{
+            vec![Action::DeliverMessage(Message {{ from: from.into(), to: to.into(), text: text.into(), id: None }})]
+        }}
+        _ => vec![Action::Reject(Rejection {{ domain: None, reason: format!("unexpected line: {{}}", line.chars().take(80).collect::<String>()) }})],
+    }}
+}}
+
+halo_sdk::federation_adapter!({ident});
+
+#[cfg(test)]
+mod tests {{
+    use halo_sdk::testing::{{AdapterHarness, TestHost}};
+
+    use super::*;
+
+    #[test]
+    fn greets_routes_and_carries_messages_both_ways() {{
+        let mut h = AdapterHarness::<{ident}>::new(TestHost::new().with_config("secret", "s3cret"));
+        h.start();
+        h.connected(1);
+        assert_eq!(h.sent_text(1), "HELLO s3cret\n");
+        h.data(1, b"WELC");
+        assert!(!h.routing());
+        h.data(1, b"OME\n");
+        assert!(h.routing());
+        h.message("alice", "bob@example.org", "hi");
+        assert_eq!(h.sent_text(1), "MSG alice bob@example.org hi\n");
+        h.data(1, b"MSG bob@example.org alice hello there\n");
+        assert_eq!(h.delivered_messages()[0].text, "hello there");
+        h.data(1, b"NONSENSE\n");
+        assert_eq!(h.rejections().len(), 1);
+        h.closed(1, "reset");
+        assert!(!h.routing());
     }}
 }}
 "##

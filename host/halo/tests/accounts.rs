@@ -271,6 +271,8 @@ fn openapi_lists_every_route() {
             "/api/v1/admin/archive/policy/{user}",
             "/api/v1/admin/archive/purge",
             "/api/v1/admin/archive/settings",
+            "/api/v1/admin/federation",
+            "/api/v1/admin/federation/domains/{domain}",
             "/api/v1/admin/plugins",
             "/api/v1/admin/plugins/inspect",
             "/api/v1/admin/plugins/{name}",

@@ -187,7 +187,7 @@ fn a_peer_that_was_down_gets_its_queue_and_presence_when_back() {
     // b is back: the queue drains in order, and presence is current again.
     p.b.restart();
     let tb = p.b.login("bob", "bob-password");
-    let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
+    let bob = Peer::connect(&p.b, &tb, "bob-laptop");
     wait_until("a's queue to drain", 90, || (p.a.clone_queue() == 0).then_some(()));
     let texts = wait_until("bob's history", 20, || {
         let convs = p.b.client(Some(&tb)).call_json("GET", "/api/v1/conversations", None).ok()?;
@@ -199,11 +199,20 @@ fn a_peer_that_was_down_gets_its_queue_and_presence_when_back() {
         (texts.len() >= 3).then_some(texts)
     });
     assert_eq!(texts, ["before", "while you were down 1", "while you were down 2"]);
-    // a resent alice's presence when the link came back.
-    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "do_not_disturb");
-    // And bob's coming online reaches alice.
-    wait_presence(&mut alice, "bob@b.test", |v| v["state"] == "available");
-    let _ = p.b_port;
+    // Presence is current on both sides again: alice's Do Not Disturb (set while b was down)
+    // on b, and bob's coming online on a.
+    let state_of = |server: &TestServer, token: &str, who: &str| {
+        let list = server.client(Some(token)).call_json("GET", "/api/v1/contacts", None).ok()?;
+        let c = list["contacts"].as_array()?.iter().find(|c| c["presence"]["username"] == who)?.clone();
+        c["presence"]["state"].as_str().map(str::to_owned)
+    };
+    wait_until("alice's presence on b", 30, || {
+        (state_of(&p.b, &tb, "alice@a.test").as_deref() == Some("do_not_disturb")).then_some(())
+    });
+    wait_until("bob's presence on a", 30, || {
+        (state_of(&p.a, &ta, "bob@b.test").as_deref() == Some("available")).then_some(())
+    });
+    drop((alice, bob));
 }
 
 fn sign(secret: &str, origin: &str, ts: u64, body: &[u8]) -> String {

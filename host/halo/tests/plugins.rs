@@ -234,7 +234,7 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
     let crate_dir = dir.path().join("heads-down");
     let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
     // `halo plugin new`, then the build it prints, then install: the .wasm it built.
-    let scaffold = |name: &str, kind: &str, dir: &std::path::Path| {
+    let scaffold = |name: &str, kind: &str, dir: &std::path::Path, extra: &[&str]| {
         let out = ok(run({
             let mut c = halo();
             c.args(["plugin", "new", name, "--kind", kind, "--dir"]).arg(dir).arg("--sdk").arg(&sdk);
@@ -250,13 +250,15 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
             .expect("cargo");
         assert!(status.success());
         let wasm = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
-        ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
+        let mut args = vec!["install", wasm.to_str().expect("path")];
+        args.extend_from_slice(extra);
+        ok(run(cli(&server, &args)));
     };
-    scaffold("heads-down", "presence-states", &crate_dir);
+    scaffold("heads-down", "presence-states", &crate_dir, &[]);
     assert_eq!(common::listed_state(&server, "heads-down").map(|s| s["labels"]["en"].clone()), Some(json!("Focusing")));
 
     // An archive sink too: it builds, installs and receives records.
-    scaffold("audit-sink", "archive-sink", &dir.path().join("audit-sink"));
+    scaffold("audit-sink", "archive-sink", &dir.path().join("audit-sink"), &[]);
     let admin = server.admin();
     let policy = json!({"global": {"internal": true, "external": true}});
     admin.call_json("PUT", "/api/v1/admin/archive/policy", Some(&policy)).expect("policy");
@@ -269,4 +271,57 @@ fn a_scaffolded_plugin_builds_and_installs_as_is() {
         logs.to_string().contains("stored 1 records").then_some(())
     });
     assert!(stored.is_some(), "the scaffolded sink received the conversation start");
+
+    // And a federation adapter: the host connects it to a gateway (played here) it was granted,
+    // and messages cross both ways through it.
+    let gateway = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = gateway.local_addr().expect("addr").port();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(&config, format!("secret = \"s3cret\"\nserver_port = \"{port}\"\n")).expect("config");
+    let grant = format!("net:127.0.0.1:{port}");
+    let config_arg = config.display().to_string();
+    scaffold(
+        "line-gateway",
+        "federation-adapter",
+        &dir.path().join("line-gateway"),
+        &["--grant", &grant, "--plugin-config", &config_arg],
+    );
+    admin
+        .call_json("PUT", "/api/v1/admin/federation/domains/gw.test", Some(&json!({"adapter": "line-gateway"})))
+        .expect("route");
+    let (conn, _) = gateway.accept().expect("the host connects");
+    conn.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone"));
+    let mut writer = conn;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).expect("hello");
+    assert_eq!(line, "HELLO s3cret\n");
+    std::io::Write::write_all(&mut writer, b"WELCOME\n").expect("welcome");
+    let conv = alice
+        .call_json("POST", "/api/v1/conversations", Some(&json!({"participants": ["bob@gw.test"]})))
+        .expect("start with a remote user");
+    let path = format!("/api/v1/conversations/{}/messages", conv["id"]);
+    alice.call_json("POST", &path, Some(&json!({"text": "hi gateway"}))).expect("send");
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).expect("message");
+    assert_eq!(line, "MSG alice bob@gw.test hi gateway\n");
+    std::io::Write::write_all(&mut writer, b"MSG bob@gw.test alice hello alice\nMSG eve@elsewhere.test alice spoof\n")
+        .expect("reply");
+    let got = (0..200).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let msgs = alice.call_json("GET", &path, None).ok()?;
+        let texts: Vec<String> =
+            msgs["messages"].as_array()?.iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect();
+        (texts.len() >= 2).then_some(texts)
+    });
+    assert_eq!(got, Some(vec!["hi gateway".to_owned(), "hello alice".to_owned()]));
+    let o = admin.call_json("GET", "/api/v1/admin/federation", None).expect("overview");
+    assert_eq!(o["links"]["adapter:line-gateway"]["state"], "up", "{o}");
+    // The gateway spoke for a domain it does not carry: refused and counted.
+    let rejected = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let o = admin.call_json("GET", "/api/v1/admin/federation", None).ok()?;
+        (o["links"]["adapter:line-gateway"]["rejected"].as_u64()? >= 1).then_some(())
+    });
+    assert!(rejected.is_some(), "the spoofed message was refused");
 }

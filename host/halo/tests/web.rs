@@ -4,12 +4,15 @@
 //! other, watch each other's presence change (a custom state included), chat both ways with
 //! typing and read receipts, add carol, and search the history; carol signs in later and finds
 //! the messages she missed. Screenshots of the contacts list and of the conversation are saved
-//! under `docs/`. Compliance archiving from the console is in `web/archiving.rs`.
+//! under `docs/`. Compliance archiving from the console is in `web/archiving.rs`, federation in
+//! `web/federation.rs`.
 
 #[path = "web/archiving.rs"]
 mod archiving;
 mod browser;
 mod common;
+#[path = "web/federation.rs"]
+mod federation;
 
 use std::path::PathBuf;
 

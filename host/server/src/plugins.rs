@@ -301,10 +301,16 @@ impl PluginService {
 
     /// Installs a plugin with the granted capabilities (a subset of what it asks for: deny by
     /// default) and `enabled` state. Refuses a name already installed (upgrade instead).
-    pub async fn install(&self, bytes: &[u8], grants: &[String], enabled: bool) -> Result<PluginInfo, ApiError> {
+    pub async fn install(
+        &self,
+        bytes: &[u8],
+        grants: &[String],
+        config: &BTreeMap<String, String>,
+        enabled: bool,
+    ) -> Result<PluginInfo, ApiError> {
         self.check_size(bytes)?;
         let _w = self.writes.lock().await;
-        let plugin = self.load(bytes, grants, &BTreeMap::new(), self.settings.limits.clone())?;
+        let plugin = self.load(bytes, grants, config, self.settings.limits.clone())?;
         let name = plugin.manifest().name.clone();
         if self.read().contains_key(&name) {
             return Err(ApiError::Conflict(format!("plugin {name} is installed; use upgrade")));
@@ -315,7 +321,7 @@ impl PluginService {
             name: name.clone(),
             sha256: sha,
             grants: plugin.grants().to_vec(),
-            config: BTreeMap::new(),
+            config: config.clone(),
             enabled,
             installed_at: now_ms(),
             limits: None,
@@ -456,7 +462,9 @@ impl PluginService {
             let bytes = std::fs::read(f).map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
             let inspection = self.inspect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
             if !inspection.installed {
-                self.install(&bytes, &[], false).await.map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                self.install(&bytes, &[], &BTreeMap::new(), false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
                 tracing::info!(plugin = %inspection.manifest.name, "preinstalled (disabled): configure and enable it with `halo plugin`");
             }
         }

@@ -416,7 +416,19 @@ impl FederationService {
                 };
                 let link = r.route.as_ref().map(|route| {
                     let key = RouteKey::of(d, route);
-                    (route_name(&key), lock(&self.links).get(&key).cloned().unwrap_or_default())
+                    let mut status = lock(&self.links).get(&key).cloned().unwrap_or_default();
+                    if let Route::Adapter { plugin } = route
+                        && lock(&self.adapters).get(plugin).is_none_or(|a| a.task.is_finished())
+                    {
+                        status.state = "disabled".into();
+                        status.last_error.get_or_insert_with(|| {
+                            format!("the adapter plugin {plugin} is not installed, or not enabled")
+                        });
+                    }
+                    if status.state.is_empty() {
+                        status.state = "down".into();
+                    }
+                    (route_name(&key), status)
                 });
                 DomainView {
                     domain: d.clone(),

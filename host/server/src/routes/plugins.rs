@@ -24,9 +24,20 @@ pub struct GrantQuery {
     pub grant: Option<String>,
     /// Install enabled (default true).
     pub enabled: Option<bool>,
+    /// Install with this config: a JSON object of string values (for plugins with required
+    /// keys, which cannot load without them).
+    pub config: Option<String>,
 }
 
 impl GrantQuery {
+    fn config(&self) -> Result<BTreeMap<String, String>, ApiError> {
+        match &self.config {
+            None => Ok(BTreeMap::new()),
+            Some(c) => serde_json::from_str(c)
+                .map_err(|e| ApiError::BadRequest(format!("config must be a JSON object of strings: {e}"))),
+        }
+    }
+
     fn grants(&self) -> Option<Vec<String>> {
         self.grant.as_ref().map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
     }
@@ -70,7 +81,9 @@ pub async fn install(
     Query(q): Query<GrantQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
-    let info = state.plugins.install(&body, &q.grants().unwrap_or_default(), q.enabled.unwrap_or(true)).await?;
+    let config = q.config()?;
+    let info =
+        state.plugins.install(&body, &q.grants().unwrap_or_default(), &config, q.enabled.unwrap_or(true)).await?;
     tracing::info!(by = admin.name(), plugin = %info.name, "admin installed a plugin");
     Ok((StatusCode::CREATED, Json(info)))
 }

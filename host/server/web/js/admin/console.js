@@ -1,12 +1,13 @@
 // The admin console: a nav of sections, each its own module exporting `render(container)`.
 // Each section names the role that may open it, and the nav shows only those the signed-in
 // user holds (a compliance officer sees Compliance search, not Users). Adding a section
-// (federation, ...) is one entry here and one module beside this file.
+// is one entry here and one module beside this file.
 
 import { hasRole } from "../state.js";
 import { h, mount } from "../util.js";
 import * as archiving from "./archiving.js";
 import * as compliance from "./compliance.js";
+import * as federation from "./federation.js";
 import * as plugins from "./plugins.js";
 import * as users from "./users.js";
 
@@ -15,6 +16,7 @@ export const SECTIONS = [
   { id: "users", label: "Users", role: "admin", module: users },
   { id: "plugins", label: "Plugins", role: "admin", module: plugins },
   { id: "archiving", label: "Archiving", role: "admin", module: archiving },
+  { id: "federation", label: "Federation", role: "admin", module: federation },
   { id: "compliance", label: "Compliance search", role: "compliance", module: compliance },
 ];
 

@@ -1,0 +1,67 @@
+//! Federation from the console, in real headless Chromium: the admin routes a domain through
+//! an adapter, blocks another (both reach the server's rules), sees the refusal for a Halo
+//! peer without a secret, and removes a rule.
+
+use serde_json::json;
+
+use crate::browser::Driver;
+use crate::common::{ADMIN_PASSWORD, TestServer};
+use crate::sign_in;
+
+#[test]
+fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
+    let server = TestServer::start();
+    let url = format!("{}/", server.url);
+    let driver = Driver::start();
+    let admin = driver.browser(1280, 900);
+    sign_in(&admin, &url, "admin", ADMIN_PASSWORD);
+    admin.click("#open-admin");
+    admin.click("[data-section=federation]");
+    admin.wait_text("#federation-domains", "No federated domains");
+
+    // Route example.org through the xmpp adapter (the default choice).
+    admin.click("#federation-add");
+    admin.fill("#federation-domain-name", "example.org");
+    admin.click_text("dialog button[type=submit]", "Save");
+    admin.wait_text("#federation-domains [data-domain='example.org']", "Adapter xmpp");
+    // The adapter is not installed: the link says so.
+    admin.wait_text("#federation-domains [data-domain='example.org']", "not installed, or not enabled");
+
+    // Block a domain.
+    admin.click("#federation-add");
+    admin.fill("#federation-domain-name", "spam.example");
+    admin.script(
+        "const s = document.querySelector('#federation-how'); s.value = 'block'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    admin.click_text("dialog button[type=submit]", "Save");
+    admin.wait_text("#federation-domains [data-domain='spam.example']", "Blocked");
+
+    // A Halo peer needs its secret: the API's refusal shows in the dialog.
+    admin.click("#federation-add");
+    admin.fill("#federation-domain-name", "peer.example");
+    admin.script(
+        "const s = document.querySelector('#federation-how'); s.value = 'halo'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    admin.fill("#federation-url", "https://peer.example:5271");
+    admin.click_text("dialog button[type=submit]", "Save");
+    admin.wait_text("dialog .form-error", "shared secret");
+    admin.click_text("dialog button", "Cancel");
+
+    let rules = server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview");
+    let domains: Vec<(String, String)> = rules["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .map(|d| (d["domain"].as_str().unwrap_or("").to_owned(), d["access"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(domains, [("example.org".into(), "allow".into()), ("spam.example".into(), "block".into())]);
+
+    // Remove one.
+    admin.click("#federation-domains [data-domain='spam.example'] [data-action=remove]");
+    admin.click_text("dialog button[type=submit]", "Remove");
+    admin.wait_gone("#federation-domains [data-domain='spam.example']");
+    let rules = server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview");
+    assert_eq!(rules["domains"].as_array().map(Vec::len), Some(1));
+}
