@@ -343,3 +343,33 @@ impl Queue for TestServer {
         overview(self)["queues"].as_object().map_or(0, |q| q.values().filter_map(Value::as_u64).sum())
     }
 }
+
+#[test]
+fn the_cli_sets_domains_and_shows_their_state() {
+    let server = TestServer::start();
+    let fed = |args: &[&str]| {
+        let mut c = common::halo();
+        c.arg("federation").args(args).arg("--data-dir").arg(server.data_dir());
+        c.env_remove("HALO_SERVER").env_remove("HALO_TOKEN").output().expect("ran")
+    };
+    let out = common::ok(fed(&["status"]));
+    assert!(out.contains("no federated domains"), "{out}");
+    common::ok(fed(&["allow", "example.org", "--adapter", "xmpp"]));
+    common::ok(fed(&["block", "spam.example"]));
+    let err = common::fails(fed(&["allow", "peer.example", "--url", "http://peer.example", "--secret", "0123456789abcdef"]));
+    assert!(err.contains("must be https"), "{err}");
+    let err = common::fails(fed(&["allow", "bad_domain!", "--adapter", "xmpp"]));
+    assert!(err.contains("invalid domain"), "{err}");
+    let err = common::fails(fed(&["allow", "example.net"]));
+    assert!(err.contains("--adapter"), "{err}");
+    let out = common::ok(fed(&["status"]));
+    assert!(out.contains("example.org") && out.contains("adapter xmpp"), "{out}");
+    assert!(out.contains("spam.example") && out.contains("block"), "{out}");
+    assert!(out.contains("not installed, or not enabled"), "{out}");
+    let json: Value = serde_json::from_str(&common::ok(fed(&["status", "--json"])).lines().collect::<String>())
+        .expect("json");
+    assert_eq!(json["domains"].as_array().map(Vec::len), Some(2));
+    common::ok(fed(&["remove", "spam.example"]));
+    let err = common::fails(fed(&["remove", "spam.example"]));
+    assert!(err.contains("no federation rule"), "{err}");
+}
