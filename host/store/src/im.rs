@@ -211,8 +211,8 @@ impl Im {
         Ok(())
     }
 
-    /// Appends `msg` to `conv` (whose stored record is replaced by `conv`, so membership changes
-    /// land with their message), updates every present participant's inbox, queues it for the
+    /// Appends `msg` to `conv` (whose stored record is replaced by `conv` for a join or leave,
+    /// so membership changes land with their message), updates every present participant's inbox, queues it for the
     /// `offline` ones, records the sender's idempotency key and spools the archive record, if
     /// archived. One transaction, flushed.
     pub async fn append(
@@ -223,7 +223,11 @@ impl Im {
         archived: Option<&Record>,
     ) -> Result<(), StoreError> {
         let thread = Thread::Conversation(conv.id);
-        let conv_value = encode(CONVERSATIONS, conv)?;
+        // Only joins and leaves change the conversation; a text leaves its record as it is.
+        let conv_value = match msg.body {
+            Body::Text { .. } => None,
+            _ => Some(encode(CONVERSATIONS, conv)?),
+        };
         let msg_value = encode(MESSAGES, msg)?;
         let record = archived.map(|r| encode(archive::RECORDS, r)).transpose()?;
         let members: Vec<Username> = conv.members().cloned().collect();
@@ -239,7 +243,9 @@ impl Im {
             &self.archive.records,
         );
         let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem, archive)| {
-            convs.insert(&conv.id.to_be_bytes(), conv_value.clone())?;
+            if let Some(v) = &conv_value {
+                convs.insert(&conv.id.to_be_bytes(), v.clone())?;
+            }
             let t = MessageTrees { msgs, journal, idem, archive };
             write_message(&t, thread, msg, &msg_value, record.as_deref())?;
             for m in &members {
