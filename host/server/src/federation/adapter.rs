@@ -78,6 +78,8 @@ struct State {
     timers: HashMap<u32, Instant>,
     routing: bool,
     generation: u64,
+    /// Something may wait in the queues (woken, or routing just began): drain on the next turn.
+    pending: bool,
 }
 
 impl Drop for State {
@@ -104,6 +106,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         timers: HashMap::new(),
         routing: false,
         generation: 0,
+        pending: true,
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -114,9 +117,10 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         tokio::select! {
             Some(ev) = rx.recv() => st.event(ev).await,
             _ = sleep_until(next) => st.fire().await,
-            _ = wake.notified() => {}
+            _ = wake.notified() => st.pending = true,
         }
-        if st.routing {
+        if st.routing && st.pending {
+            st.pending = false;
             st.drain().await;
         }
         if let Some(why) = st.plugin.status().disabled {
@@ -266,6 +270,7 @@ impl State {
             return;
         }
         self.routing = on;
+        self.pending |= on;
         self.status(|l| l.state = if on { "up".into() } else { "down".into() });
         if on {
             tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
