@@ -2,8 +2,9 @@
 //!
 //! - `run [ARGS]`: build the first-party plugins and Halo (release), then `halo serve ARGS`.
 //! - `test`: everything CI checks: formatting, clippy, plugin builds, every test (installing
-//!   Debian's `chromium` and `chromium-driver` for the web client's end-to-end test, and
-//!   `prosody` for the bench's side-by-side XMPP test, if missing).
+//!   Debian's `chromium` and `chromium-driver` for the web client's end-to-end test, `prosody`
+//!   for the bench's side-by-side XMPP test and the xmpp adapter's test, and slixmpp from PyPI
+//!   for the latter, if missing).
 //! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
 //!   missing), and the Python example with componentize-py when it is installed (required in CI).
 
@@ -46,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
             browser()?;
             prosody()?;
+            slixmpp()?;
             let mut test = vec!["test", "--workspace"];
             test.extend(rest.iter().map(String::as_str));
             cargo(&root, &test)
@@ -187,7 +189,8 @@ fn browser() -> anyhow::Result<()> {
 }
 
 /// Makes sure Prosody is installed for the bench's side-by-side XMPP test
-/// (`host/bench/tests/prosody.rs`, which starts its own instance on loopback).
+/// (`host/bench/tests/prosody.rs`) and the xmpp adapter's test (`host/halo/tests/federation_xmpp.rs`),
+/// which start their own instances on loopback.
 fn prosody() -> anyhow::Result<()> {
     let present = || Command::new("sh").args(["-c", "command -v prosody"]).output().is_ok_and(|o| o.status.success());
     if !present() {
@@ -198,6 +201,23 @@ fn prosody() -> anyhow::Result<()> {
     }
     if !present() && std::env::var_os("CI").is_some() {
         bail!("the bench's XMPP test needs Prosody: `sudo apt-get install prosody`");
+    }
+    Ok(())
+}
+
+/// The slixmpp release the xmpp adapter's test drives its XMPP user with.
+const SLIXMPP: &str = "slixmpp==1.17.0";
+
+/// Makes sure slixmpp (PyPI) is installed for the xmpp federation adapter's end-to-end test
+/// (`host/halo/tests/federation_xmpp.rs`, whose XMPP user is `tests/xmpp/client.py`).
+fn slixmpp() -> anyhow::Result<()> {
+    let present = || Command::new("python3").args(["-c", "import slixmpp"]).output().is_ok_and(|o| o.status.success());
+    if !present() {
+        eprintln!("xtask: installing {SLIXMPP} from PyPI for the xmpp adapter's test");
+        let _ = run(Command::new("python3").args(["-m", "pip", "install", "--quiet", SLIXMPP]));
+    }
+    if !present() && std::env::var_os("CI").is_some() {
+        bail!("the xmpp adapter's test needs slixmpp: `python3 -m pip install {SLIXMPP}` (Python 3.11+)");
     }
     Ok(())
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""An XMPP client for host/halo/tests/federation_xmpp.rs, driven over stdin/stdout.
+
+Run as `python3 -u client.py`. Commands arrive as JSON lines on stdin:
+
+  {"cmd": "connect", "jid": "bob@localhost/test", "password": "...", "host": "127.0.0.1", "port": 5222}
+  {"cmd": "subscribe", "to": "alice@halo.localhost"}
+  {"cmd": "presence", "show": "away", "status": "lunch"}   (show: null, "away", "xa", "dnd", "chat")
+  {"cmd": "message", "to": "alice@halo.localhost", "body": "hi"}
+  {"cmd": "disconnect"}
+
+Events go out as JSON lines on stdout:
+
+  {"event": "ready"}                                   (started, reading commands)
+  {"event": "session_start"}                           (logged in, roster fetched, presence sent)
+  {"event": "disconnected"}
+  {"event": "failed", "why": "..."}                    (login or connection failure)
+  {"event": "presence", "from": ..., "type": ..., "show": ..., "status": ...}
+  {"event": "subscribe", "from": ...}                  (then accepted, and subscribed back)
+  {"event": "message", "from": ..., "type": ..., "body": ..., "id": ...}
+  {"event": "error", "why": "..."}                     (a bad command)
+
+Subscription requests are accepted, and answered with a subscription request back unless the
+roster already has one. The process exits when stdin closes.
+"""
+
+import asyncio
+import json
+import sys
+import threading
+
+import slixmpp
+
+
+def emit(**event):
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password):
+        # Prosody on loopback offers no TLS: allow SASL over plain TCP.
+        mechanisms = {"unencrypted_plain": True, "unencrypted_scram": True}
+        super().__init__(jid, password, plugin_config={"feature_mechanisms": mechanisms})
+        # Subscriptions are handled below, so the test sees them.
+        self.auto_authorize = None
+        self.auto_subscribe = False
+        # Plain TCP on loopback: no STARTTLS is offered, and none is required.
+        self.enable_starttls = False
+        self.enable_direct_tls = False
+        self.enable_plaintext = True
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("disconnected", lambda _e: emit(event="disconnected"))
+        self.add_event_handler("connection_failed", lambda e: emit(event="failed", why=str(e)))
+        self.add_event_handler("failed_auth", lambda _e: emit(event="failed", why="authentication"))
+        self.add_event_handler("presence", self.on_presence)
+        self.add_event_handler("presence_subscribe", self.on_subscribe)
+        self.add_event_handler("message", self.on_message)
+
+    async def on_start(self, _event):
+        await self.get_roster()
+        self.send_presence()
+        emit(event="session_start")
+
+    def on_presence(self, p):
+        emit(
+            event="presence",
+            **{"from": str(p["from"])},
+            type=p["type"],
+            show=p["show"] or None,
+            status=p["status"] or None,
+        )
+
+    def on_subscribe(self, p):
+        who = p["from"].bare
+        emit(event="subscribe", **{"from": who})
+        self.send_presence(pto=who, ptype="subscribed")
+        if self.client_roster[who]["subscription"] not in ("to", "both"):
+            self.send_presence(pto=who, ptype="subscribe")
+
+    def on_message(self, m):
+        emit(
+            event="message",
+            **{"from": str(m["from"])},
+            type=m["type"],
+            body=m["body"],
+            id=m["id"] or None,
+        )
+
+
+class Driver:
+    def __init__(self, loop):
+        self.loop = loop
+        self.client = None
+
+    def handle(self, line):
+        try:
+            cmd = json.loads(line)
+            getattr(self, "cmd_" + cmd["cmd"])(cmd)
+        except Exception as e:  # a bad command must not end the client
+            emit(event="error", why=f"{type(e).__name__}: {e}")
+
+    def cmd_connect(self, c):
+        if self.client is not None:
+            self.client.disconnect(wait=0)
+        self.client = Client(c["jid"], c["password"])
+        self.client.connect(host=c.get("host", "127.0.0.1"), port=int(c.get("port", 5222)))
+
+    def cmd_disconnect(self, _c):
+        if self.client is not None:
+            self.client.disconnect(wait=0)
+
+    def cmd_subscribe(self, c):
+        self.client.send_presence(pto=c["to"], ptype="subscribe")
+
+    def cmd_presence(self, c):
+        self.client.send_presence(pshow=c.get("show") or None, pstatus=c.get("status") or None)
+
+    def cmd_message(self, c):
+        self.client.send_message(mto=c["to"], mbody=c["body"], mtype="chat")
+
+
+def main():
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    driver = Driver(loop)
+    done = loop.create_future()
+
+    def read_stdin():
+        for line in sys.stdin:
+            if line.strip():
+                loop.call_soon_threadsafe(driver.handle, line)
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    emit(event="ready")
+    loop.run_until_complete(done)
+    if driver.client is not None:
+        driver.client.disconnect(wait=0)
+        loop.run_until_complete(asyncio.sleep(0.2))
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+if __name__ == "__main__":
+    main()
