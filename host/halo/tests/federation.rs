@@ -356,7 +356,8 @@ fn the_cli_sets_domains_and_shows_their_state() {
     assert!(out.contains("no federated domains"), "{out}");
     common::ok(fed(&["allow", "example.org", "--adapter", "xmpp"]));
     common::ok(fed(&["block", "spam.example"]));
-    let err = common::fails(fed(&["allow", "peer.example", "--url", "http://peer.example", "--secret", "0123456789abcdef"]));
+    let err =
+        common::fails(fed(&["allow", "peer.example", "--url", "http://peer.example", "--secret", "0123456789abcdef"]));
     assert!(err.contains("must be https"), "{err}");
     let err = common::fails(fed(&["allow", "bad_domain!", "--adapter", "xmpp"]));
     assert!(err.contains("invalid domain"), "{err}");
@@ -366,8 +367,8 @@ fn the_cli_sets_domains_and_shows_their_state() {
     assert!(out.contains("example.org") && out.contains("adapter xmpp"), "{out}");
     assert!(out.contains("spam.example") && out.contains("block"), "{out}");
     assert!(out.contains("not installed, or not enabled"), "{out}");
-    let json: Value = serde_json::from_str(&common::ok(fed(&["status", "--json"])).lines().collect::<String>())
-        .expect("json");
+    let json: Value =
+        serde_json::from_str(&common::ok(fed(&["status", "--json"])).lines().collect::<String>()).expect("json");
     assert_eq!(json["domains"].as_array().map(Vec::len), Some(2));
     common::ok(fed(&["remove", "spam.example"]));
     let err = common::fails(fed(&["remove", "spam.example"]));
