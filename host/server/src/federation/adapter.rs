@@ -18,7 +18,7 @@ use halo_core::federation::{Breaker, RouteKey};
 use halo_plugin_host::federation::{AdapterAction, AdapterInput, LinkSpec};
 use halo_plugin_host::{CallError, Plugin};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::FederationService;
@@ -42,6 +42,10 @@ const MAX_TIMERS: usize = 64;
 const MAX_LINKS: usize = 64;
 /// Items handed to the adapter per queue read.
 const BATCH: usize = 64;
+/// How long a closed link may take to write what it was given and shut down.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a batch's bytes may take to be written before the batch is retried.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What became of one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +58,16 @@ enum Outcome {
     Failed,
 }
 
+/// What the runner asks a link task to do.
+enum Write {
+    /// Write these bytes.
+    Bytes(Vec<u8>),
+    /// Say when everything before this is written.
+    Flushed(oneshot::Sender<()>),
+}
+
 enum Event {
-    Connected(u32, u64, mpsc::Sender<Vec<u8>>),
+    Connected(u32, u64, mpsc::Sender<Write>),
     Data(u32, u64, Vec<u8>),
     Closed(u32, u64, String),
 }
@@ -63,7 +75,7 @@ enum Event {
 struct Link {
     spec: LinkSpec,
     generation: u64,
-    writer: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<mpsc::Sender<Write>>,
     task: Option<tokio::task::JoinHandle<()>>,
     breaker: Breaker,
     connect_at: Option<Instant>,
@@ -80,6 +92,8 @@ struct State {
     generation: u64,
     /// Something may wait in the queues (woken, or routing just began): drain on the next turn.
     pending: bool,
+    /// Links written to since the last confirmation (see [`State::confirm`]).
+    sent_to: std::collections::HashSet<u32>,
 }
 
 impl Drop for State {
@@ -107,6 +121,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         routing: false,
         generation: 0,
         pending: true,
+        sent_to: Default::default(),
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -275,6 +290,8 @@ impl State {
         if on {
             tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
             self.fed.resync(&self.key).await;
+        } else {
+            self.fed.unreachable(&self.key);
         }
     }
 
@@ -308,16 +325,25 @@ impl State {
                 AdapterAction::Send(id, bytes) => {
                     let writer = self.links.get(&id).and_then(|l| l.writer.clone());
                     let ok = match writer {
-                        Some(w) => w.send(bytes).await.is_ok(),
+                        Some(w) => w.send(Write::Bytes(bytes)).await.is_ok(),
                         None => false,
                     };
+                    if ok {
+                        self.sent_to.insert(id);
+                    }
                     all_sent &= ok;
                 }
                 AdapterAction::Close(id) => {
                     if let Some(mut l) = self.links.remove(&id)
-                        && let Some(t) = l.task.take()
+                        && let Some(task) = l.task.take()
                     {
-                        t.abort();
+                        // Let the link write what it was given (a closing stream error, say)
+                        // and shut down; past a grace period it is cut.
+                        drop(l.writer.take());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(CLOSE_GRACE).await;
+                            task.abort();
+                        });
                     }
                 }
                 AdapterAction::Routing(on) => self.set_routing(on).await,
@@ -354,6 +380,7 @@ impl State {
                 }
                 let mut done = Vec::with_capacity(batch.len());
                 let mut stalled = false;
+                self.sent_to.clear();
                 for q in batch {
                     match self.input(AdapterInput::Outbound(q.item.clone())).await {
                         Outcome::Done => {
@@ -372,6 +399,11 @@ impl State {
                         }
                     }
                 }
+                if !self.confirm().await {
+                    // The bytes may not have left: keep the batch for the next routing (at least
+                    // once; a resent message may arrive twice).
+                    return;
+                }
                 if let Err(e) = self.fed.store.federation().remove(&domain, &done).await {
                     tracing::error!(error = %e, "federation queue not updated");
                     return;
@@ -384,6 +416,25 @@ impl State {
             }
             self.fed.metrics.federation.queue(&domain, 0);
         }
+    }
+}
+
+impl State {
+    /// Waits until every link written to since the last call has written it all out; `false`
+    /// if one failed or timed out.
+    async fn confirm(&mut self) -> bool {
+        let links: Vec<u32> = self.sent_to.drain().collect();
+        for id in links {
+            let Some(w) = self.links.get(&id).and_then(|l| l.writer.clone()) else { return false };
+            let (tx, rx) = oneshot::channel();
+            if w.send(Write::Flushed(tx)).await.is_err() {
+                return false;
+            }
+            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, rx).await, Ok(Ok(()))) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -422,7 +473,7 @@ async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>)
             return;
         }
     };
-    let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(1024);
+    let (wtx, mut wrx) = mpsc::channel::<Write>(1024);
     if events.send(Event::Connected(id, generation, wtx)).await.is_err() {
         return;
     }
@@ -440,13 +491,26 @@ async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>)
                 Err(e) => break format!("read: {e}"),
             },
             m = wrx.recv() => match m {
-                Some(bytes) => {
+                Some(Write::Bytes(bytes)) => {
                     if let Err(e) = w.write_all(&bytes).await {
                         break format!("write: {e}");
                     }
                 }
+                Some(Write::Flushed(done)) => {
+                    if let Err(e) = w.flush().await {
+                        break format!("write: {e}");
+                    }
+                    let _ = done.send(());
+                }
                 None => {
+                    // Closed by the adapter: finish writing, shut our side, and read what the
+                    // other side still sends until it closes, so the socket is not reset under
+                    // the last bytes written.
                     let _ = w.shutdown().await;
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
                     return;
                 }
             },

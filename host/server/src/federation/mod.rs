@@ -356,6 +356,19 @@ impl FederationService {
         }
     }
 
+    /// A transport went down: the remote contacts it carries show "presence unknown" until it
+    /// is back and their servers answer the probes, rather than a state nobody vouches for.
+    fn unreachable(&self, key: &RouteKey) {
+        let routed =
+            |u: &Username| u.domain().is_some_and(|d| self.rules().route(d).is_ok_and(|r| &RouteKey::of(d, r) == key));
+        let following = self.store.federation().all_following().unwrap_or_default();
+        let remotes: std::collections::BTreeSet<&Username> =
+            following.values().flatten().filter(|r| routed(r)).collect();
+        for r in remotes {
+            self.presence.remote_unknown(r);
+        }
+    }
+
     /// The enabled federation-adapter plugins: starts the new ones, stops those gone.
     pub fn set_adapters(self: &Arc<Self>, list: Vec<Arc<Plugin>>) {
         let mut running = lock(&self.adapters);

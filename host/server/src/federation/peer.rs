@@ -251,7 +251,9 @@ async fn came_up(fed: &FederationService, key: &RouteKey, breaker: &mut Breaker,
 
 fn failed(fed: &FederationService, key: &RouteKey, domain: &str, breaker: &mut Breaker, why: &str, up: &mut bool) {
     breaker.failed(now_ms(), why);
-    *up = false;
+    if std::mem::replace(up, false) || breaker.failures() == 1 {
+        fed.unreachable(key);
+    }
     tracing::info!(%domain, reason = %why, failures = breaker.failures(), "Halo peer unreachable");
     fed.metrics.federation.failed(domain);
     fed.link(key, |l| {

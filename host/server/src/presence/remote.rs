@@ -111,6 +111,22 @@ impl PresenceService {
         self.metrics.presence_notifications.inc_by(sent);
     }
 
+    /// `remote`'s server cannot be reached: their presence is unknown until it says again.
+    pub fn remote_unknown(&self, remote: &Username) {
+        let Some(old) = write(&self.remote.views).remove(remote) else { return };
+        if old.state == "unknown" {
+            return;
+        }
+        let frame =
+            ServerFrame::Shared(SharedFrame::new(ServerFrame::Presence { presence: remote_view(remote, None, 0) }));
+        let e: std::sync::MutexGuard<'_, Engine> = self.engine();
+        if let Some(ws) = e.watchers.get(remote) {
+            for w in ws {
+                self.hub.send_to_user(w, None, &frame);
+            }
+        }
+    }
+
     /// Whether local user `owner` has `remote` in their contacts.
     pub fn has_contact(&self, owner: &Username, remote: &Username) -> bool {
         self.contacts(owner).is_ok_and(|l| l.contacts.contains_key(remote))
