@@ -337,17 +337,15 @@ impl FederationService {
     /// there, and the remote contacts there are probed, so both sides are current.
     async fn resync(&self, key: &RouteKey) {
         let fed = self.store.federation();
-        let routed =
-            |u: &Username| u.domain().is_some_and(|d| self.rules().route(d).is_ok_and(|r| &RouteKey::of(d, r) == key));
         for (local, remotes) in fed.all_followers().unwrap_or_default() {
-            for r in remotes.iter().filter(|r| routed(r)) {
+            for r in remotes.iter().filter(|r| self.carried_by(r, key)) {
                 if let Err(e) = self.send_presence(&local, r).await {
                     tracing::debug!(error = %e, "resync: presence not queued");
                 }
             }
         }
         for (local, remotes) in fed.all_following().unwrap_or_default() {
-            for r in remotes.iter().filter(|r| routed(r)) {
+            for r in remotes.iter().filter(|r| self.carried_by(r, key)) {
                 let probe = Item::Subscribe { from: local.to_string(), to: r.to_string(), kind: Subscription::Probe };
                 if let Err(e) = self.send(probe).await {
                     tracing::debug!(error = %e, "resync: probe not queued");
@@ -356,14 +354,17 @@ impl FederationService {
         }
     }
 
+    /// Whether the domain of remote user `u` is carried by `key`.
+    fn carried_by(&self, u: &Username, key: &RouteKey) -> bool {
+        u.domain().is_some_and(|d| self.rules().route(d).is_ok_and(|r| &RouteKey::of(d, r) == key))
+    }
+
     /// A transport went down: the remote contacts it carries show "presence unknown" until it
     /// is back and their servers answer the probes, rather than a state nobody vouches for.
     fn unreachable(&self, key: &RouteKey) {
-        let routed =
-            |u: &Username| u.domain().is_some_and(|d| self.rules().route(d).is_ok_and(|r| &RouteKey::of(d, r) == key));
         let following = self.store.federation().all_following().unwrap_or_default();
         let remotes: std::collections::BTreeSet<&Username> =
-            following.values().flatten().filter(|r| routed(r)).collect();
+            following.values().flatten().filter(|r| self.carried_by(r, key)).collect();
         for r in remotes {
             self.presence.remote_unknown(r);
         }
