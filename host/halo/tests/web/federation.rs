@@ -1,6 +1,7 @@
-//! Federation from the console, in real headless Chromium: the admin routes a domain through
-//! an adapter, blocks another (both reach the server's rules), sees the refusal for a Halo
-//! peer without a secret, and removes a rule.
+//! Federation in real headless Chromium: the admin routes a domain through an adapter, blocks
+//! another (both reach the server's rules), sees the refusal for a Halo peer without a secret,
+//! and removes a rule; a user adds a user of the federated domain by address (External by
+//! default) and is refused one of the blocked domain.
 
 use serde_json::json;
 
@@ -64,4 +65,27 @@ fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
     admin.wait_gone("#federation-domains [data-domain='spam.example']");
     let rules = server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview");
     assert_eq!(rules["domains"].as_array().map(Vec::len), Some(1));
+
+    // A user adds bob@example.org by address: another server's user, External by default.
+    server.user("alice");
+    let alice = driver.browser(1280, 900);
+    sign_in(&alice, &url, "alice", "alice-password");
+    alice.fill("#people-search", "Bob@Example.org");
+    alice.wait_text("#directory-results", "ANOTHER SERVER");
+    alice.click("[data-add='bob@example.org']");
+    let level = alice.script("return document.querySelector('dialog select[name=level]').value", json!([]));
+    assert_eq!(level, "external");
+    alice.click_text("dialog button[type=submit]", "Add contact");
+    alice.fill("#people-search", "");
+    alice.wait_text("[data-contact='bob@example.org'] .contact-state", "Presence unknown");
+    let contacts = server
+        .client(Some(&server.login("alice", "alice-password")))
+        .call_json("GET", "/api/v1/contacts", None)
+        .expect("contacts");
+    assert_eq!(contacts["contacts"][0]["level"], "external");
+    // A domain nobody allowed: the server's refusal shows.
+    alice.fill("#people-search", "eve@nowhere.example");
+    alice.click("[data-add='eve@nowhere.example']");
+    alice.click_text("dialog button[type=submit]", "Add contact");
+    alice.wait_text("dialog .form-error", "not federated");
 }

@@ -79,12 +79,19 @@ export function contactsPane(openChat) {
   const lookup = debounce(async () => {
     const q = search.value.trim();
     if (q.length < 1) { mount(results); return; }
+    // name@domain: a user of another server (federation); the server says if it federates.
+    if (FEDERATED.test(q)) {
+      const p = remotePerson(q.toLowerCase());
+      mount(results, [h("h3", { class: "section-title" }, "Another server"),
+        h("ul", { class: "contacts" }, directoryRow(p, openChat))]);
+      return;
+    }
     const r = await guard(() => get(`/api/v1/directory${qs({ q })}`));
     if (!r || search.value.trim() !== q) return;
     const others = r.people.filter((p) => p.username !== store.me.username);
     others.forEach((p) => store.people.set(p.username, p));
     mount(results, others.length ? [h("h3", { class: "section-title" }, "Directory"),
-      h("ul", { class: "contacts" }, others.map((p) => directoryRow(p, openChat)))] : h("p", { class: "empty" }, `No one found for “${q}”.`));
+      h("ul", { class: "contacts" }, others.map((p) => directoryRow(p, openChat)))] : h("p", { class: "empty" }, `No one found for “${q}”. Users of other servers are name@domain.`));
   }, 250);
   onInput(search, () => { render(); lookup(); });
   search.addEventListener("keydown", (e) => { if (e.key === "Escape") { search.value = ""; render(); mount(results); } });
@@ -110,6 +117,14 @@ function contactRow(c, openChat) {
     h("button", { class: "icon-btn small", type: "button", "aria-label": `Options for ${p.display_name}`, dataset: { menuFor: p.username }, onclick: (e) => contactMenu(e.currentTarget, c) }, "⋯"));
 }
 
+/** A federated address: name@domain. */
+const FEDERATED = /^[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
+
+/** How a user of another server shows before their server says anything. */
+function remotePerson(address) {
+  return { username: address, display_name: address, state: "unknown", label: "Presence unknown", colour: "#c8c6c4", title: "another server" };
+}
+
 function directoryRow(p, openChat) {
   const known = store.contacts.has(p.username);
   return h("li", { class: "contact", dataset: { directory: p.username } },
@@ -131,10 +146,12 @@ function levelSelect(value) {
 
 /** Asks for the group and access level, then adds `p` as a contact. */
 export function addContactDialog(p) {
+  const remote = p.username.includes("@");
   return formDialog(`Add ${p.display_name}`, () => [
     h("p", { class: "hint" }, "The access level decides what they see of your presence: Colleagues see your status, note and location; Workgroup also your mobile and meetings, and can reach you in Do Not Disturb."),
+    ...(remote ? [h("p", { class: "hint" }, "They are on another server: they start at External (your availability only), and their server is asked for their presence.")] : []),
     field("Group", groupSelect(0)),
-    field("Access level", levelSelect("colleagues")),
+    field("Access level", levelSelect(remote ? "external" : "colleagues")),
   ], async (form) => {
     applyContacts(await post("/api/v1/contacts", { username: p.username, group: Number(form.group.value), level: form.level.value }));
     toast(`${p.display_name} added to your contacts`);
