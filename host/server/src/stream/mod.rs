@@ -20,6 +20,9 @@ use wire::{Codec, MSGPACK_PROTOCOL};
 
 /// Initial read buffer of a socket.
 const READ_BUFFER: usize = 4 * 1024;
+/// Frames queued together are written in one go up to this many bytes (the writer feeds what
+/// is queued, then flushes once).
+const WRITE_BUFFER: usize = 2 * 1024;
 
 /// Query of the stream route.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -77,10 +80,11 @@ pub async fn stream(
     let hard = state.settings.limits.hard_frame_bytes();
     // Small socket buffers: tungstenite's defaults (128 KiB to read, 128 KiB to write) cost
     // far more per idle endpoint than the frames Halo sends (halo-bench idle: ~155 KiB per
-    // session with them). Larger frames still work; the buffers grow while they pass.
+    // session with them). Larger frames still work; the buffers grow while they pass. Frames
+    // queued together leave in one write (the session's writer flushes after a batch).
     Ok(ws
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(hard.saturating_mul(2))
         .max_message_size(hard)
         .max_frame_size(hard)

@@ -9,12 +9,15 @@ use halo_core::User;
 use halo_store::TokenHash;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::hub::{CloseReason, EndpointSender, Queued, Registration};
+use super::hub::{CloseReason, EndpointSender, Registration};
 use super::wire::{Codec, FrameError, Incoming, Outgoing, Reply, Request, ServerFrame};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::im::Actor;
 use crate::state::AppState;
+
+/// Most queued frames one write takes.
+const BATCH: u64 = 64;
 
 pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: TokenHash, name: String, codec: Codec) {
     let (mut sink, mut stream) = socket.split();
@@ -75,11 +78,26 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
                     return reason;
                 }
                 frame = outbox.recv() => {
-                    let Some(frame) = frame.map(Queued::into_frame) else { return CloseReason::SessionEnded };
-                    let Some(msg) = to_message(codec, &frame) else { continue };
+                    let Some(first) = frame else { return CloseReason::SessionEnded };
+                    // This frame and whatever else is queued now (up to BATCH) leave together:
+                    // one flush, so a burst costs one write, not one per frame.
+                    let write = async {
+                        let mut sent = 0u64;
+                        let mut next = Some(first);
+                        while let Some(q) = next.take() {
+                            if let Some(msg) = to_message(codec, &q.into_frame()) {
+                                sink.feed(msg).await?;
+                                sent += 1;
+                            }
+                            if sent < BATCH {
+                                next = outbox.try_recv().ok();
+                            }
+                        }
+                        sink.flush().await.map(|()| sent)
+                    };
                     // A client that does not read for a whole heartbeat is not keeping up.
-                    match tokio::time::timeout(heartbeat, sink.send(msg)).await {
-                        Ok(Ok(())) => metrics.ws_frames_sent.inc(),
+                    match tokio::time::timeout(heartbeat, write).await {
+                        Ok(Ok(n)) => metrics.ws_frames_sent.inc_by(n),
                         Ok(Err(_)) => return CloseReason::SessionEnded,
                         Err(_) => { metrics.ws_slow_consumers.inc(); return CloseReason::SlowConsumer }
                     };
