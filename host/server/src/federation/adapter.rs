@@ -359,7 +359,7 @@ impl State {
                     let _ = self.fed.inbound(&self.key, item).await;
                 }
                 AdapterAction::Reject { domain, reason } => {
-                    self.fed.rejected_by_adapter(&self.key, domain.as_deref(), &reason)
+                    self.fed.rejected_by_transport(&self.key, domain.as_deref(), &reason)
                 }
             }
         }

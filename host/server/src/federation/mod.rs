@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::im::ImService;
 use crate::metrics::Metrics;
@@ -235,8 +234,8 @@ impl FederationService {
         result.map_err(|(_, why)| why)
     }
 
-    /// Counts a refusal an adapter reported itself.
-    pub fn rejected_by_adapter(&self, via: &RouteKey, domain: Option<&str>, reason: &str) {
+    /// Counts a refusal a transport found itself (an adapter's `reject`, a peer's bad item).
+    pub fn rejected_by_transport(&self, via: &RouteKey, domain: Option<&str>, reason: &str) {
         tracing::info!(route = %route_name(via), domain = domain.unwrap_or("?"), reason, "adapter refused remote traffic");
         self.metrics.federation.rejected(domain.unwrap_or("?"));
         self.link(via, |l| l.rejected += 1);
@@ -510,16 +509,6 @@ impl FederationService {
     fn carried(&self, key: &RouteKey, domain: &str, item: &Item) {
         self.metrics.federation.sent(domain, item.kind());
         self.link(key, |l| l.sent += 1);
-    }
-
-    /// Items waiting for remote domains.
-    pub fn queue_depth(&self) -> u64 {
-        self.store.federation().depths().map(|d| d.values().sum()).unwrap_or(0)
-    }
-
-    /// Whether `now` is past a breaker's wait (for tasks sleeping on it).
-    fn due(b: &Breaker) -> std::time::Duration {
-        std::time::Duration::from_millis(b.retry_at().saturating_sub(now_ms()))
     }
 }
 

@@ -179,27 +179,12 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
             fed.resync(&key).await;
         }
         let batch = fed.store.federation().peek(&domain, BATCH).unwrap_or_default();
-        if batch.is_empty() {
-            if !up {
-                // Nothing to carry: probe the peer with an empty batch so admins see its state.
-                let ca2 = ca.clone();
-                let (u, o, s) = (url.clone(), origin.clone(), secret.clone());
-                let r = tokio::task::spawn_blocking(move || {
-                    agent(ca2.as_deref()).map_err(|e| format!("{e:#}")).and_then(|a| post(&a, &u, &o, &s, &[]))
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-                if let Err(why) = r {
-                    failed(&fed, &key, &domain, &mut breaker, &why, &mut up);
-                    tokio::select! { _ = tokio::time::sleep(FederationService::due(&breaker)) => {}, _ = wake.notified() => {} }
-                    continue;
-                }
-                came_up(&fed, &key, &mut breaker, &mut up).await;
-                continue;
-            }
+        if batch.is_empty() && up {
             wake.notified().await;
             continue;
         }
+        // An empty batch (nothing queued while the peer is not known to be up) probes it, so
+        // admins see its state.
         let items: Vec<Item> = batch.iter().map(|q| q.item.clone()).collect();
         let (u, o, s, ca2) = (url.clone(), origin.clone(), secret.clone(), ca.clone());
         let result = tokio::task::spawn_blocking(move || {
@@ -215,19 +200,22 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
                 for q in &batch {
                     fed.carried(&key, &domain, &q.item);
                 }
-                let seqs: Vec<u64> = batch.iter().map(|q| q.seq).collect();
-                if let Err(e) = fed.store.federation().remove(&domain, &seqs).await {
-                    tracing::error!(error = %e, "federation queue not updated");
+                if !batch.is_empty() {
+                    let seqs: Vec<u64> = batch.iter().map(|q| q.seq).collect();
+                    if let Err(e) = fed.store.federation().remove(&domain, &seqs).await {
+                        tracing::error!(error = %e, "federation queue not updated");
+                    }
+                    let depths = fed.store.federation().depths().ok();
+                    fed.metrics.federation.queue(&domain, depths.and_then(|d| d.get(&domain).copied()).unwrap_or(0));
                 }
-                let left = fed.store.federation().depths().ok().and_then(|d| d.get(&domain).copied()).unwrap_or(0);
-                fed.metrics.federation.queue(&domain, left);
                 if !up {
                     came_up(&fed, &key, &mut breaker, &mut up).await;
                 }
             }
             Err(why) => {
                 failed(&fed, &key, &domain, &mut breaker, &why, &mut up);
-                tokio::select! { _ = tokio::time::sleep(FederationService::due(&breaker)) => {}, _ = wake.notified() => {} }
+                let wait = Duration::from_millis(breaker.retry_at().saturating_sub(now_ms()));
+                tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = wake.notified() => {} }
             }
         }
     }
@@ -295,7 +283,7 @@ pub async fn receive(fed: &FederationService, headers: &HeaderMap, body: &[u8]) 
         let item = match qualify(item, &origin, &own) {
             Ok(i) => i,
             Err(why) => {
-                fed.rejected_by_adapter(&key, Some(&origin), &why);
+                fed.rejected_by_transport(&key, Some(&origin), &why);
                 receipt.refused.push(why);
                 continue;
             }
