@@ -129,6 +129,7 @@ impl PresenceService {
 
     /// Whether local user `owner` has `remote` in their contacts.
     pub fn has_contact(&self, owner: &Username, remote: &Username) -> bool {
-        self.contacts(owner).is_ok_and(|l| l.contacts.contains_key(remote))
+        let mut e = self.engine();
+        self.load(&mut e, owner).is_ok_and(|entry| entry.contacts.contacts.contains_key(remote))
     }
 }
