@@ -260,8 +260,8 @@ impl Ctx<'_> {
 /// A frame as a WebSocket message (`None`, logged, if it cannot be encoded).
 fn to_message(codec: Codec, frame: &ServerFrame) -> Option<Message> {
     match codec.encode(frame) {
-        Ok(Outgoing::Text(t)) => Some(Message::Text(t.into())),
-        Ok(Outgoing::Binary(b)) => Some(Message::Binary(b.into())),
+        Ok(Outgoing::Text(t)) => Some(Message::Text(t)),
+        Ok(Outgoing::Binary(b)) => Some(Message::Binary(b)),
         Err(e) => {
             tracing::error!(error = %e, "encoding a frame");
             None

@@ -2,6 +2,8 @@
 //! frames or (subprotocol `halo.msgpack`) MessagePack binary frames with the same field names.
 //! `docs/protocol.md` documents every frame defined here.
 
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use halo_core::conversation::Format;
 use serde::{Deserialize, Serialize};
 
@@ -344,8 +346,8 @@ pub enum ServerFrame {
 /// A frame whose encodings are computed once, on first use, and reused for every recipient.
 pub struct SharedFrame {
     frame: ServerFrame,
-    json: OnceLock<Option<String>>,
-    msgpack: OnceLock<Option<Vec<u8>>>,
+    json: OnceLock<Option<Utf8Bytes>>,
+    msgpack: OnceLock<Option<Bytes>>,
 }
 
 impl SharedFrame {
@@ -363,11 +365,11 @@ impl SharedFrame {
         let failed = || "encoding a shared frame failed".to_owned();
         match codec {
             Codec::Json => {
-                let s = self.json.get_or_init(|| serde_json::to_string(&self.frame).ok());
+                let s = self.json.get_or_init(|| serde_json::to_string(&self.frame).ok().map(Utf8Bytes::from));
                 s.clone().map(Outgoing::Text).ok_or_else(failed)
             }
             Codec::MsgPack => {
-                let b = self.msgpack.get_or_init(|| rmp_serde::to_vec_named(&self.frame).ok());
+                let b = self.msgpack.get_or_init(|| rmp_serde::to_vec_named(&self.frame).ok().map(Bytes::from));
                 b.clone().map(Outgoing::Binary).ok_or_else(failed)
             }
         }
@@ -468,10 +470,10 @@ pub enum Incoming<'a> {
 
 /// An encoded outgoing frame.
 pub enum Outgoing {
-    /// Send as a text frame.
-    Text(String),
+    /// Send as a text frame (shared bytes: a frame sent to many sockets is not copied).
+    Text(Utf8Bytes),
     /// Send as a binary frame.
-    Binary(Vec<u8>),
+    Binary(Bytes),
 }
 
 impl Codec {
@@ -542,8 +544,10 @@ impl Codec {
             return shared.encoded(self);
         }
         match self {
-            Codec::Json => serde_json::to_string(frame).map(Outgoing::Text).map_err(|e| e.to_string()),
-            Codec::MsgPack => rmp_serde::to_vec_named(frame).map(Outgoing::Binary).map_err(|e| e.to_string()),
+            Codec::Json => serde_json::to_string(frame).map(|s| Outgoing::Text(s.into())).map_err(|e| e.to_string()),
+            Codec::MsgPack => {
+                rmp_serde::to_vec_named(frame).map(|b| Outgoing::Binary(b.into())).map_err(|e| e.to_string())
+            }
         }
     }
 }
