@@ -24,6 +24,13 @@ impl TokenBucket {
         Self { tokens: rate.burst, last: now }
     }
 
+    /// Whether the bucket would be full at `now`: then it is the same as a new one, and a
+    /// holder of many buckets may drop it.
+    pub fn is_full(&self, rate: Rate, now: Millis) -> bool {
+        let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
+        self.tokens + elapsed * rate.per_sec >= rate.burst
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, rate: Rate, now: Millis) -> bool {
         let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
@@ -52,5 +59,8 @@ mod tests {
         assert!(b.take(rate, 500), "half a second gives one token");
         assert!(b.take(rate, 10_000) && b.take(rate, 10_000) && b.take(rate, 10_000));
         assert!(!b.take(rate, 10_000), "never more than the burst");
+        assert!(!b.is_full(rate, 10_000));
+        assert!(!b.is_full(rate, 11_000), "two tokens back of three");
+        assert!(b.is_full(rate, 11_500), "full again: the same as a new bucket");
     }
 }
