@@ -17,6 +17,7 @@ pub mod stanza;
 mod xml;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use halo_sdk::{
     Action, FederationAdapter, Host, Input, Level, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
@@ -126,6 +127,11 @@ enum Phase {
     Dead,
 }
 
+/// Remote users whose resources the adapter tracks (beyond it, presence passes per stanza).
+pub const MAX_TRACKED_USERS: usize = 10_000;
+/// Resources tracked per remote user.
+pub const MAX_RESOURCES: usize = 16;
+
 /// The adapter's state between calls.
 struct State {
     settings: Option<Settings>,
@@ -133,12 +139,33 @@ struct State {
     framer: Framer,
     next_id: u64,
     reopen_ms: u32,
+    /// Remote user (bare) → resource → its presence: a user is as available as their most
+    /// available client, and offline only once every client is.
+    resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
 }
 
 impl State {
     fn new(settings: Option<Settings>) -> Self {
         let max = settings.as_ref().map_or(262_144, |s| s.max_stanza);
-        State { settings, phase: Phase::Down, framer: Framer::new(max), next_id: 0, reopen_ms: REOPEN_MIN_MS }
+        State {
+            settings,
+            phase: Phase::Down,
+            framer: Framer::new(max),
+            next_id: 0,
+            reopen_ms: REOPEN_MIN_MS,
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+/// How available a presence is, for choosing among a user's clients (lower is more).
+fn rank(info: &PresenceInfo) -> u8 {
+    match (info.state.as_str(), info.activity.as_deref()) {
+        ("available", _) => 0,
+        ("busy", _) => 1,
+        ("away", None) => 2,
+        ("away", Some(_)) => 3,
+        _ => 4,
     }
 }
 
@@ -206,6 +233,39 @@ impl Conn<'_> {
 
     fn reset(&mut self) {
         self.st.framer = Framer::new(self.s.max_stanza);
+        // A new stream starts from what the server sends on it.
+        self.st.resources.clear();
+    }
+
+    /// The presence to show for `from` after its `resource` said `info` (`None`: it went away,
+    /// saying `note`).
+    fn aggregate(
+        &mut self,
+        from: &str,
+        resource: &str,
+        info: Option<PresenceInfo>,
+        note: Option<String>,
+    ) -> PresenceInfo {
+        let tracked = self.st.resources.contains_key(from) || self.st.resources.len() < MAX_TRACKED_USERS;
+        let offline = || PresenceInfo { state: "offline".into(), activity: None, label: "Offline".into(), note };
+        if !tracked {
+            return info.unwrap_or_else(offline);
+        }
+        let clients = self.st.resources.entry(from.to_owned()).or_default();
+        match info {
+            Some(i) if clients.contains_key(resource) || clients.len() < MAX_RESOURCES => {
+                clients.insert(resource.to_owned(), i);
+            }
+            Some(i) => return i,
+            None => {
+                clients.remove(resource);
+            }
+        }
+        let best = clients.values().min_by_key(|i| rank(i)).cloned();
+        if clients.is_empty() {
+            self.st.resources.remove(from);
+        }
+        best.unwrap_or_else(offline)
     }
 
     fn input(&mut self, input: Input) {
@@ -428,17 +488,20 @@ impl Conn<'_> {
             return;
         }
         let note = st.child("status").map(|s| s.text.trim().to_owned()).filter(|s| !s.is_empty());
-        let info = if st.attr("type") == Some("unavailable") {
-            PresenceInfo { state: "offline".into(), activity: None, label: "Offline".into(), note }
+        let said = if st.attr("type") == Some("unavailable") {
+            None
         } else {
+            let note = note.clone();
             let (state, activity, label) = match st.child("show").map(|s| s.text.trim()) {
                 Some("away") => ("away", None, "Away"),
                 Some("xa") => ("away", Some("off-work"), "Off work"),
                 Some("dnd") => ("busy", None, "Busy"),
                 _ => ("available", None, "Available"),
             };
-            PresenceInfo { state: state.into(), activity: activity.map(str::to_owned), label: label.into(), note }
+            Some(PresenceInfo { state: state.into(), activity: activity.map(str::to_owned), label: label.into(), note })
         };
+        let resource = st.attr("from").and_then(|f| f.split_once('/')).map_or("", |(_, r)| r).to_owned();
+        let info = self.aggregate(&from, &resource, said, note);
         self.out.push(Action::DeliverPresence(Presence { from, to, info }));
     }
 

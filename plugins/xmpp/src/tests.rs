@@ -369,6 +369,41 @@ fn xmpp_presence_maps_back_to_halo() {
 }
 
 #[test]
+fn a_user_is_as_available_as_their_most_available_client() {
+    let mut h = ready();
+    let p = |res: &str, attrs: &str, inner: &str| {
+        format!("<presence from='bob@example.org/{res}' to='alice@halo.localhost'{attrs}>{inner}</presence>")
+    };
+    let state = |h: &mut AdapterHarness<Xmpp>| {
+        let got = h.delivered_presence();
+        assert_eq!(got.len(), 1, "{got:?}");
+        (got[0].info.state.clone(), got[0].info.note.clone())
+    };
+    recv(&mut h, &p("phone", "", "<show>away</show>"));
+    assert_eq!(state(&mut h), ("away".into(), None));
+    recv(&mut h, &p("desk", "", "<status>at my desk</status>"));
+    assert_eq!(state(&mut h), ("available".into(), Some("at my desk".into())));
+    // The phone changes: the desk still wins.
+    recv(&mut h, &p("phone", "", "<show>dnd</show>"));
+    assert_eq!(state(&mut h).0, "available");
+    // The desk goes: the phone's state shows; then the phone goes too.
+    recv(&mut h, &p("desk", " type='unavailable'", ""));
+    assert_eq!(state(&mut h).0, "busy");
+    recv(&mut h, &p("phone", " type='unavailable'", "<status>gone home</status>"));
+    assert_eq!(state(&mut h), ("offline".into(), Some("gone home".into())));
+    let mut h2 = ready();
+    recv(&mut h2, &p("phone", "", "<show>xa</show>"));
+    assert_eq!(state(&mut h2).0, "away");
+    // Resources per user are bounded; past the bound presence passes per stanza.
+    for i in 0..MAX_RESOURCES + 4 {
+        recv(&mut h2, &p(&format!("r{i}"), "", "<show>away</show>"));
+        h2.delivered_presence();
+    }
+    recv(&mut h2, &p("extra", " type='unavailable'", ""));
+    assert_eq!(state(&mut h2).0, "away", "the tracked clients still count");
+}
+
+#[test]
 fn subscription_stanzas_come_in_as_kinds() {
     let mut h = ready();
     for (t, kind) in [
