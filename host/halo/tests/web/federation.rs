@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::browser::Driver;
+use crate::browser::{Browser, Driver};
 use crate::common::{ADMIN_PASSWORD, TestServer};
 use crate::sign_in;
 
@@ -31,20 +31,14 @@ fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
     // Block a domain.
     admin.click("#federation-add");
     admin.fill("#federation-domain-name", "spam.example");
-    admin.script(
-        "const s = document.querySelector('#federation-how'); s.value = 'block'; s.dispatchEvent(new Event('change'));",
-        json!([]),
-    );
+    choose_route(&admin, "block");
     admin.click_text("dialog button[type=submit]", "Save");
     admin.wait_text("#federation-domains [data-domain='spam.example']", "Blocked");
 
     // A Halo peer needs its secret: the API's refusal shows in the dialog.
     admin.click("#federation-add");
     admin.fill("#federation-domain-name", "peer.example");
-    admin.script(
-        "const s = document.querySelector('#federation-how'); s.value = 'halo'; s.dispatchEvent(new Event('change'));",
-        json!([]),
-    );
+    choose_route(&admin, "halo");
     admin.fill("#federation-url", "https://peer.example:5271");
     admin.click_text("dialog button[type=submit]", "Save");
     admin.wait_text("dialog .form-error", "shared secret");
@@ -88,4 +82,12 @@ fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
     alice.click("[data-add='eve@nowhere.example']");
     alice.click_text("dialog button[type=submit]", "Add contact");
     alice.wait_text("dialog .form-error", "not federated");
+}
+
+/// Picks the "How" of the domain dialog (a `<select>`: set it and fire `change` as a user would).
+fn choose_route(b: &Browser<'_>, how: &str) {
+    b.script(
+        "const s = document.querySelector('#federation-how'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        json!([how]),
+    );
 }
