@@ -337,10 +337,14 @@ async fn im(
         let (count, lat, tag) = (count.clone(), lat.clone(), tag.clone());
         receivers.push(tokio::spawn(async move {
             let (mut rb, wb) = b;
+            // Latency is recorded up to 3 s past the deadline; after that the receiver only
+            // drains what is still queued for it (up to a minute), so that an open-loop run's
+            // backlog does not sit in Prosody ahead of the next run's messages.
             let grace = deadline + Duration::from_secs(3);
+            let drain = deadline + Duration::from_secs(60);
             let mut got = 0u64;
-            while Instant::now() < grace {
-                // Everything sent has arrived: no need to wait out the grace time.
+            while Instant::now() < drain {
+                // Everything sent has arrived: nothing left to wait for.
                 if sender_done.load(Ordering::Acquire) && got >= sent_total.load(Ordering::Acquire) {
                     break;
                 }
@@ -352,10 +356,13 @@ async fn im(
                             if let Some(w) = &window {
                                 w.add_permits(1);
                             }
-                            if Instant::now() <= deadline {
+                            let now = Instant::now();
+                            if now <= deadline {
                                 count.fetch_add(1, Ordering::Relaxed);
                             }
-                            lat.lock().unwrap_or_else(|p| p.into_inner()).record(now_us().saturating_sub(stamp));
+                            if now <= grace {
+                                lat.lock().unwrap_or_else(|p| p.into_inner()).record(now_us().saturating_sub(stamp));
+                            }
                         }
                     }
                     Ok(None) => {}
