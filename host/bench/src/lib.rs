@@ -135,8 +135,9 @@ pub struct RunArgs {
     /// Setup time limit, seconds.
     #[arg(long, default_value_t = 1800)]
     pub setup_timeout: u64,
-    /// Also run idle and IM against Debian's Prosody (XMPP c2s on loopback) and print the
-    /// Halo ÷ Prosody ratios.
+    /// Also run idle and IM (fixed rate, each --im-closed workload, flat out) against Debian's
+    /// Prosody (XMPP c2s on loopback), with its CPU per run, and print Halo and Prosody side by
+    /// side with the Halo ÷ Prosody ratios.
     #[arg(long)]
     pub with_prosody: bool,
     /// Sessions (users) for the Prosody side.

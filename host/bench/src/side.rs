@@ -1,6 +1,14 @@
 //! Side by side with Prosody (`--with-prosody`): the same idle and IM scenarios over XMPP
 //! (client-to-server, plain on loopback) against Debian's Prosody started by the bench, and the
 //! Halo ÷ Prosody ratios.
+//!
+//! The IM workloads are the fixed rate (open loop), each `--im-closed` closed loop (a sender
+//! keeps at most W messages sent and not yet received by its peer: XMPP has no per-message
+//! acknowledgement, and Prosody routes a stanza to the recipient in the step that reads it) and
+//! flat out (an open loop: senders write as fast as TCP takes them). Every run reports
+//! Prosody's CPU and this process's (the load generator's) over the measured interval; the
+//! report ends with a Halo vs Prosody table ([`crate::report::Report::side_table`]) and every
+//! Halo throughput against Prosody's best workload.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
