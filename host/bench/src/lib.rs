@@ -120,6 +120,11 @@ pub struct RunArgs {
     /// IM flat out: unacknowledged sends per sender.
     #[arg(long, default_value_t = 8)]
     pub im_window: i64,
+    /// IM closed-loop workloads, `PAIRS x WINDOW` each (e.g. `50x10,1000x1`): the first PAIRS
+    /// 1:1 senders keep WINDOW messages in flight each (Halo: sent and not yet acknowledged;
+    /// Prosody: sent and not yet received by the peer). Run on both sides with --with-prosody.
+    #[arg(long, value_delimiter = ',', default_value = "50x10", value_parser = parse_closed_loop)]
+    pub im_closed: Vec<ClosedLoop>,
     /// Where custom_states.wasm and jsonl_archive.wasm are (default:
     /// plugins/target/wasm32-wasip2/release in the repository).
     #[arg(long)]
@@ -130,8 +135,9 @@ pub struct RunArgs {
     /// Setup time limit, seconds.
     #[arg(long, default_value_t = 1800)]
     pub setup_timeout: u64,
-    /// Also run idle and IM against Debian's Prosody (XMPP c2s on loopback) and print the
-    /// Halo ÷ Prosody ratios.
+    /// Also run idle and IM (fixed rate, each --im-closed workload, flat out) against Debian's
+    /// Prosody (XMPP c2s on loopback), with its CPU per run, and print Halo and Prosody side by
+    /// side with the Halo ÷ Prosody ratios.
     #[arg(long)]
     pub with_prosody: bool,
     /// Sessions (users) for the Prosody side.
@@ -143,6 +149,33 @@ pub struct RunArgs {
     /// The worker executable (default: this one); for tests.
     #[arg(long, hide = true)]
     pub worker_exe: Option<PathBuf>,
+}
+
+/// A closed-loop IM workload: `pairs` 1:1 senders, each with at most `window` messages in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosedLoop {
+    /// 1:1 pairs (one sender each).
+    pub pairs: usize,
+    /// Messages in flight per sender.
+    pub window: usize,
+}
+
+impl ClosedLoop {
+    /// The label used for this workload's rows on both sides, with the pairs actually used.
+    pub fn label(&self, pairs: usize) -> String {
+        format!("1:1 closed loop {pairs} pairs x window {}", self.window)
+    }
+}
+
+/// Parses `PAIRSxWINDOW` (`50x10`) for `--im-closed`.
+pub fn parse_closed_loop(s: &str) -> Result<ClosedLoop, String> {
+    let (p, w) =
+        s.trim().split_once(['x', 'X', '*']).ok_or_else(|| format!("{s:?}: expected PAIRSxWINDOW, e.g. 50x10"))?;
+    let num = |t: &str| t.trim().parse::<usize>().ok().filter(|n| (1..=1_000_000).contains(n));
+    match (num(p), num(w)) {
+        (Some(pairs), Some(window)) => Ok(ClosedLoop { pairs, window }),
+        _ => Err(format!("{s:?}: PAIRS and WINDOW must be whole numbers from 1 to 1000000")),
+    }
 }
 
 /// Runs `halo-bench` with parsed arguments.
@@ -159,5 +192,23 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_loop_workloads_parse() {
+        assert_eq!(parse_closed_loop("50x10"), Ok(ClosedLoop { pairs: 50, window: 10 }));
+        assert_eq!(parse_closed_loop(" 1000 X 1 "), Ok(ClosedLoop { pairs: 1000, window: 1 }));
+        for bad in ["50", "x10", "0x10", "50x0", "ax1", "50x10x2", ""] {
+            assert!(parse_closed_loop(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["halo-bench", "run", "im", "--im-closed", "50x10,1000x1"]).expect("args");
+        let CliCommand::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.im_closed.len(), 2);
+        assert_eq!(args.im_closed[1].label(1000), "1:1 closed loop 1000 pairs x window 1");
     }
 }

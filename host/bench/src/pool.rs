@@ -89,6 +89,12 @@ impl Pool {
         self.workers.is_empty()
     }
 
+    /// CPU seconds (user + system) the worker processes have used so far, together: the load
+    /// generator's own share of the machine. Exited workers count as 0.
+    pub fn cpu_secs(&self) -> f64 {
+        self.workers.iter().filter_map(|w| crate::prosody::cpu_seconds_of(w.child.id()).ok()).sum()
+    }
+
     /// Which worker holds session `idx`.
     pub fn owner(&self, idx: usize) -> usize {
         idx % self.workers.len()

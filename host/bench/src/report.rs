@@ -32,6 +32,25 @@ pub struct Row {
     pub target: Option<String>,
 }
 
+/// One line of the Halo vs Prosody table (`--with-prosody`): the same figure of the same
+/// workload on both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideRow {
+    /// The workload (`1:1 flat out`, `1:1 closed loop 50 pairs x window 10`, …).
+    pub workload: String,
+    /// What was measured.
+    pub figure: String,
+    /// Halo's figure, if Halo ran this workload.
+    pub halo: Option<f64>,
+    /// Prosody's figure.
+    pub prosody: Option<f64>,
+    /// The unit of both.
+    pub unit: String,
+    /// How many times better Halo is (throughput: Halo ÷ Prosody; latency: Prosody ÷ Halo);
+    /// none where "better" does not apply (CPU use) or a side is missing.
+    pub halo_better: Option<f64>,
+}
+
 /// Collected rows.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -39,6 +58,8 @@ pub struct Report {
     pub machine: serde_json::Map<String, serde_json::Value>,
     /// Every figure, in the order measured.
     pub rows: Vec<Row>,
+    /// Halo and Prosody side by side (empty without `--with-prosody`).
+    pub side: Vec<SideRow>,
 }
 
 impl Report {
@@ -52,6 +73,11 @@ impl Report {
             unit: unit.into(),
             target: target.map(str::to_owned),
         });
+    }
+
+    /// Adds a line to the Halo vs Prosody table.
+    pub fn side(&mut self, row: SideRow) {
+        self.side.push(row);
     }
 
     /// The summary table.
@@ -70,6 +96,35 @@ impl Report {
                 fmt_value(r.value),
                 r.unit,
                 r.target.as_deref().unwrap_or("")
+            ));
+        }
+        if !self.side.is_empty() {
+            out.push_str(&self.side_table());
+        }
+        out
+    }
+
+    /// The Halo vs Prosody table: one line per workload and figure, both sides next to each other.
+    pub fn side_table(&self) -> String {
+        let opt = |v: Option<f64>| v.map(fmt_value).unwrap_or_else(|| "-".into());
+        let w = self.side.iter().map(|r| r.workload.chars().count()).max().unwrap_or(8).max(8);
+        let f = self.side.iter().map(|r| r.figure.chars().count()).max().unwrap_or(6).max(6);
+        let mut out =
+            String::from("\nHalo vs Prosody (halo_better: throughput Halo / Prosody, latency Prosody / Halo)\n");
+        out.push_str(&format!(
+            "{:<w$} | {:<f$} | {:>10} | {:>10} | {:<11} | halo_better\n",
+            "workload", "figure", "Halo", "Prosody", "unit"
+        ));
+        out.push_str(&format!("{}\n", "-".repeat(w + f + 55)));
+        for r in &self.side {
+            out.push_str(&format!(
+                "{:<w$} | {:<f$} | {:>10} | {:>10} | {:<11} | {}\n",
+                r.workload,
+                r.figure,
+                opt(r.halo),
+                opt(r.prosody),
+                r.unit,
+                r.halo_better.map(|x| format!("{x:.2}x")).unwrap_or_default()
             ));
         }
         out

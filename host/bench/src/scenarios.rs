@@ -50,7 +50,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
             Server::start(&halo, args.data_dir.as_deref())?
         }
     };
-    let mut report = Report { machine: crate::report::machine(), rows: Vec::new() };
+    let mut report = Report { machine: crate::report::machine(), ..Report::default() };
     if let Ok(h) = server.admin.call_json("GET", "/healthz", None) {
         report.machine.insert("halo_version".into(), h["version"].clone());
     }
@@ -221,7 +221,9 @@ pub fn idle(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.report.add("idle", "server RSS, users set up, no sessions", b as f64 / 1024.0, "MiB", None);
     }
     for n in steps {
+        let cpu0 = ctx.server.cpu_secs();
         let (opened, secs) = ctx.ensure_sessions(n)?;
+        let cpu = ctx.server.cpu_secs().zip(cpu0).map(|(a, b)| a - b);
         if opened > 0 {
             ctx.report.add(
                 "idle",
@@ -230,6 +232,10 @@ pub fn idle(ctx: &mut Ctx) -> anyhow::Result<()> {
                 "sessions/s",
                 None,
             );
+            if let Some(c) = cpu {
+                let what = format!("connect ({opened} sessions): server CPU");
+                ctx.report.add("idle", &what, c / secs.max(0.001) * 100.0, "% of a core", None);
+            }
         }
         std::thread::sleep(Duration::from_secs(3));
         let t = ctx.pool.totals()?;
@@ -282,6 +288,7 @@ fn storm(ctx: &mut Ctx, label: &str) -> anyhow::Result<Storm> {
     let duration_ms = (secs * 1000.0) as u64;
     let cmds = per.into_iter().map(|changers| Command::Presence { changers, interval_ms, duration_ms }).collect();
     let cpu0 = ctx.server.cpu_secs();
+    let gen0 = ctx.pool.cpu_secs();
     let start = Instant::now();
     let label_owned = label.to_owned();
     let replies = ctx.pool.run(cmds, Duration::from_secs_f64(secs + 60.0), &|t, r| {
@@ -290,6 +297,7 @@ fn storm(ctx: &mut Ctx, label: &str) -> anyhow::Result<Storm> {
     })?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = ctx.server.cpu_secs().zip(cpu0).map(|(a, b)| a - b);
+    let gen_cpu = ctx.pool.cpu_secs() - gen0;
     std::thread::sleep(Duration::from_millis(500));
     let t: Totals = ctx.pool.totals()?;
     let changes = sum(&replies, |r| r.count);
@@ -303,6 +311,7 @@ fn storm(ctx: &mut Ctx, label: &str) -> anyhow::Result<Storm> {
     if let Some(c) = cpu {
         ctx.report.add(sc, &format!("{label}: server CPU"), c / elapsed * 100.0, "% of a core", None);
     }
+    ctx.report.add(sc, &format!("{label}: load generator CPU"), gen_cpu / elapsed * 100.0, "% of a core", None);
     report_errors(ctx, sc, &t);
     Ok(s)
 }
@@ -356,7 +365,18 @@ fn conversations(ctx: &mut Ctx, groups: bool) -> anyhow::Result<Vec<SendSpec>> {
     Ok(specs)
 }
 
-fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], rate_total: f64) -> anyhow::Result<ImRun> {
+/// How an IM run offers its load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Open loop: this many messages per second over all senders (each still stops at 1,000
+    /// unacknowledged sends).
+    Rate(f64),
+    /// Closed loop: each sender keeps at most this many sends unacknowledged (`--im-window` for
+    /// "flat out", the window of a `--im-closed` workload).
+    Window(i64),
+}
+
+fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) -> anyhow::Result<ImRun> {
     let left = ctx.pool.drain(Duration::from_secs(120))?;
     if left > 0 {
         ctx.report.add(
@@ -375,11 +395,14 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], rate_total: 
     for s in specs {
         per[ctx.pool.owner(s.idx)].push(s.clone());
     }
-    let rate = if rate_total > 0.0 { rate_total / specs.len().max(1) as f64 } else { 0.0 };
-    let window = if rate > 0.0 { 1000 } else { ctx.args.im_window.max(1) };
+    let (rate_total, rate, window) = match load {
+        Load::Rate(r) => (r.max(0.0), r.max(0.0) / specs.len().max(1) as f64, 1000),
+        Load::Window(w) => (0.0, 0.0, w.max(1)),
+    };
     let duration_ms = (secs * 1000.0) as u64;
     let cmds = per.into_iter().map(|senders| Command::Im { senders, rate, window, duration_ms }).collect();
     let cpu0 = ctx.server.cpu_secs();
+    let gen0 = ctx.pool.cpu_secs();
     let start = Instant::now();
     let l = label.to_owned();
     let replies = ctx.pool.run(cmds, Duration::from_secs_f64(secs + 60.0), &|t, r| {
@@ -389,6 +412,7 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], rate_total: 
     })?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = ctx.server.cpu_secs().zip(cpu0).map(|(a, b)| a - b);
+    let gen_cpu = ctx.pool.cpu_secs() - gen0;
     std::thread::sleep(Duration::from_millis(500));
     let t = ctx.pool.totals()?;
     let offered = sum(&replies, |r| r.count);
@@ -408,19 +432,29 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], rate_total: 
     if let Some(c) = cpu {
         ctx.report.add(sc, &format!("{label}: server CPU"), c / elapsed * 100.0, "% of a core", None);
     }
+    ctx.report.add(sc, &format!("{label}: load generator CPU"), gen_cpu / elapsed * 100.0, "% of a core", None);
     report_errors(ctx, sc, &t);
     Ok(r)
 }
 
-/// IM: 1:1 at the fixed rate, 1:1 flat out, multiparty flat out.
+/// "Flat out": every sender keeps `--im-window` sends unacknowledged.
+fn flat_out(ctx: &Ctx) -> Load {
+    Load::Window(ctx.args.im_window)
+}
+
+/// IM: 1:1 at the fixed rate, 1:1 flat out, each `--im-closed` workload, multiparty flat out.
 pub fn im(ctx: &mut Ctx) -> anyhow::Result<ImRun> {
     let pairs = conversations(ctx, false)?;
     let rate = ctx.args.im_rate;
-    im_run(ctx, "im", &format!("1:1 at {rate:.0} msg/s"), &pairs, rate)?;
-    let flat = im_run(ctx, "im", "1:1 flat out", &pairs, 0.0)?;
+    im_run(ctx, "im", &format!("1:1 at {rate:.0} msg/s"), &pairs, Load::Rate(rate))?;
+    let flat = im_run(ctx, "im", "1:1 flat out", &pairs, flat_out(ctx))?;
+    for w in ctx.args.im_closed.clone() {
+        let some = &pairs[..w.pairs.min(pairs.len())];
+        im_run(ctx, "im", &w.label(some.len()), some, Load::Window(w.window as i64))?;
+    }
     let groups = conversations(ctx, true)?;
     let size = ctx.args.group_size.max(3);
-    im_run(ctx, "im", &format!("group of {size} flat out"), &groups, 0.0)?;
+    im_run(ctx, "im", &format!("group of {size} flat out"), &groups, flat_out(ctx))?;
     Ok(flat)
 }
 
@@ -459,7 +493,7 @@ pub fn archive(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pairs = conversations(ctx, false)?;
     let policy = |on: bool| json!({"global": {"internal": on, "external": on}});
     ctx.server.admin.call_json("PUT", "/api/v1/admin/archive/policy", Some(&policy(false)))?;
-    let off = im_run(ctx, "archive", "archiving off, 1:1 flat out", &pairs, 0.0)?;
+    let off = im_run(ctx, "archive", "archiving off, 1:1 flat out", &pairs, flat_out(ctx))?;
     let out = match &ctx.server.data_dir {
         Some(d) => d.join("jsonl-archive"),
         None => std::env::temp_dir().join(format!("halo-bench-archive-{}", std::process::id())),
@@ -469,7 +503,7 @@ pub fn archive(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.server.admin.call_json("PUT", "/api/v1/admin/archive/policy", Some(&policy(true)))?;
     let (_, d0) = archive_status(ctx)?;
     let start = Instant::now();
-    let on = im_run(ctx, "archive", "archiving all, 1:1 flat out", &pairs, 0.0)?;
+    let on = im_run(ctx, "archive", "archiving all, 1:1 flat out", &pairs, flat_out(ctx))?;
     let run_secs = start.elapsed().as_secs_f64();
     let (depth, d1) = archive_status(ctx)?;
     ctx.report.add(

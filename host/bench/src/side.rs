@@ -1,22 +1,57 @@
 //! Side by side with Prosody (`--with-prosody`): the same idle and IM scenarios over XMPP
 //! (client-to-server, plain on loopback) against Debian's Prosody started by the bench, and the
 //! Halo ÷ Prosody ratios.
+//!
+//! The IM workloads are the fixed rate (open loop), each `--im-closed` closed loop (a sender
+//! keeps at most W messages sent and not yet received by its peer: XMPP has no per-message
+//! acknowledgement, and Prosody routes a stanza to the recipient in the step that reads it) and
+//! flat out (an open loop: senders write as fast as TCP takes them). Every run reports
+//! Prosody's CPU and this process's (the load generator's) over the measured interval; the
+//! report ends with a Halo vs Prosody table ([`crate::report::Report::side_table`]) and every
+//! Halo throughput against Prosody's best workload.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::sync::Semaphore;
 
-use crate::prosody::Prosody;
-use crate::report::{Report, progress};
+use crate::prosody::{Prosody, cpu_seconds_of};
+use crate::report::{Report, SideRow, progress};
 use crate::scenarios::Ctx;
 use crate::stats::{Latency, now_us};
 use crate::xmpp::{XmppClient, XmppReader, XmppWriter};
 
-/// Runs idle (N sessions, RSS per session) and IM (1:1 at the fixed rate and flat out) against
-/// Prosody and adds the Halo vs Prosody rows.
+/// How one Prosody IM run offers its load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Open loop: this many messages per second over all senders.
+    Rate(f64),
+    /// Open loop as fast as the socket takes them (XMPP has no per-message acknowledgement, so
+    /// nothing holds a sender back but TCP).
+    Open,
+    /// Closed loop: each sender keeps at most this many messages sent and not yet received by
+    /// its peer.
+    Window(usize),
+}
+
+/// What one Prosody IM run measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Outcome {
+    /// Messages received before the deadline, per second.
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    /// Prosody's CPU over the measured interval, % of a core.
+    cpu: Option<f64>,
+    /// This process's CPU (the XMPP clients) over the same interval, % of a core.
+    gen_cpu: Option<f64>,
+}
+
+/// Runs idle (N sessions, RSS per session) and IM (1:1 at the fixed rate, each closed-loop
+/// workload, flat out) against Prosody and adds the Halo vs Prosody rows and table.
 pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let n = ctx.args.prosody_sessions.max(2);
     let team = ctx.args.team.max(1);
@@ -32,41 +67,155 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let report = &mut ctx.report;
     let base = prosody.rss_bytes()?;
+    let cpu0 = prosody.cpu_seconds().ok();
     let start = Instant::now();
     let clients = rt.block_on(connect(&prosody, n, sources))?;
     let connect_secs = start.elapsed().as_secs_f64();
+    let connect_cpu = prosody.cpu_seconds().ok().zip(cpu0).map(|(a, b)| (a - b) / connect_secs.max(0.001) * 100.0);
     std::thread::sleep(Duration::from_secs(3));
     let rss = prosody.rss_bytes()?;
     let per = rss.saturating_sub(base) as f64 / 1024.0 / n as f64;
-    report.add("prosody", &format!("connect rate ({n} sessions)"), n as f64 / connect_secs, "sessions/s", None);
+    let connect_rate = n as f64 / connect_secs;
+    report.add("prosody", &format!("connect rate ({n} sessions)"), connect_rate, "sessions/s", None);
+    if let Some(c) = connect_cpu {
+        report.add("prosody", &format!("connect ({n} sessions): server CPU"), c, "% of a core", None);
+    }
     report.add("prosody", &format!("server RSS at N={n}"), rss as f64 / 1024.0 / 1024.0, "MiB", None);
     report.add("prosody", &format!("server RSS per session at N={n}"), per, "KiB", None);
-    compare(report, "sessions per GiB", halo_per_session(report, n).map(|h| 1.0 / h), Some(1.0 / per), ">= 5x");
+    let halo_per = halo_per_session(report, n);
+    compare(report, "sessions per GiB", halo_per.map(|h| 1.0 / h), Some(1.0 / per), ">= 5x");
+    let halo_connect =
+        report.rows.iter().find(|r| r.scenario == "idle" && r.metric.starts_with("connect rate (")).map(|r| r.value);
+    side(report, "idle", "connect rate", halo_connect, Some(connect_rate), "sessions/s", Better::Higher);
+    let gib = |kib: f64| 1024.0 * 1024.0 / kib;
+    side(report, "idle", "sessions per GiB", halo_per.map(gib), Some(gib(per)), "sessions", Better::Higher);
 
-    let halves: Halves = clients.into_iter().map(|c| Some(c.into_split())).collect();
-    let cpu0 = prosody.cpu_seconds().ok();
-    let (fixed, halves) = rt.block_on(im(&prosody, halves, pairs, rate, secs))?;
-    let (flat, halves) = rt.block_on(im(&prosody, halves, pairs, 0.0, secs))?;
-    let cpu = prosody.cpu_seconds().ok().zip(cpu0).map(|(a, b)| a - b);
-    let label = format!("1:1 at {rate:.0} msg/s");
-    report.add("prosody", &format!("{label}: deliveries"), fixed.0, "msg/s", None);
-    report.add("prosody", &format!("{label}: send-to-deliver p99"), fixed.2, "ms", None);
-    report.add("prosody", "1:1 flat out: deliveries", flat.0, "msg/s", None);
-    report.add("prosody", "1:1 flat out: send-to-deliver p50", flat.1, "ms", None);
-    report.add("prosody", "1:1 flat out: send-to-deliver p99", flat.2, "ms", None);
-    if let Some(c) = cpu {
-        report.add("prosody", "IM runs: server CPU", c / (2.0 * secs) * 100.0, "% of a core", None);
+    let mut workloads = vec![(format!("1:1 at {rate:.0} msg/s"), Mode::Rate(rate), pairs)];
+    for w in &ctx.args.im_closed {
+        let p = w.pairs.clamp(1, n / 2);
+        workloads.push((w.label(p), Mode::Window(w.window), p));
     }
+    workloads.push(("1:1 flat out".to_string(), Mode::Open, pairs));
+    let mut halves: Halves = clients.into_iter().map(|c| Some(c.into_split())).collect();
+    let mut done: Vec<(String, Outcome)> = Vec::new();
+    for (run_id, (label, mode, p)) in workloads.into_iter().enumerate() {
+        settle(&prosody);
+        let (o, back) = rt.block_on(im(&prosody, halves, p, mode, secs, run_id))?;
+        halves = back;
+        report.add("prosody", &format!("{label}: deliveries"), o.rate, "msg/s", None);
+        report.add("prosody", &format!("{label}: send-to-deliver p50"), o.p50, "ms", None);
+        report.add("prosody", &format!("{label}: send-to-deliver p99"), o.p99, "ms", None);
+        if let Some(c) = o.cpu {
+            report.add("prosody", &format!("{label}: server CPU"), c, "% of a core", None);
+        }
+        if let Some(c) = o.gen_cpu {
+            report.add("prosody", &format!("{label}: load generator CPU"), c, "% of a core", None);
+        }
+        done.push((label, o));
+    }
+    let flat = done.iter().find(|(l, _)| l == "1:1 flat out").map(|(_, o)| o.rate);
     let halo_flat = find(report, "im", "1:1 flat out: messages stored (acked)");
-    compare(report, "messages per second (1:1 flat out)", halo_flat, Some(flat.0), ">= 5x");
+    compare(report, "messages per second (1:1 flat out)", halo_flat, flat, ">= 5x");
+    let label = format!("1:1 at {rate:.0} msg/s");
+    let fixed_p99 = done.first().map(|(_, o)| o.p99).unwrap_or(0.0);
     let halo_p99 = find(report, "im", &format!("{label}: send-to-deliver p99"));
     // Lower is better for latency: the ratio is Prosody ÷ Halo.
-    if let (Some(h), true) = (halo_p99, fixed.2 > 0.0) {
-        report.add("ratio", &format!("p99 at {rate:.0} msg/s, Prosody / Halo"), fixed.2 / h.max(0.001), "x", None);
+    if let (Some(h), true) = (halo_p99, fixed_p99 > 0.0) {
+        report.add("ratio", &format!("p99 at {rate:.0} msg/s, Prosody / Halo"), fixed_p99 / h.max(0.001), "x", None);
     }
+    side_by_side(report, &done);
     drop(halves);
     prosody.stop();
     Ok(())
+}
+
+/// The IM lines of the Halo vs Prosody table, and every Halo 1:1 figure against Prosody's best
+/// workload (the one that delivered the most messages per second).
+fn side_by_side(report: &mut Report, done: &[(String, Outcome)]) {
+    for (label, o) in done {
+        let h = |what: &str| find(report, "im", &format!("{label}: {what}"));
+        let (h_rate, h_p50, h_p99) = (h("messages stored (acked)"), h("send-to-deliver p50"), h("send-to-deliver p99"));
+        let (h_cpu, h_gen) = (h("server CPU"), h("load generator CPU"));
+        let per_cpu =
+            |rate: Option<f64>, cpu: Option<f64>| rate.zip(cpu).and_then(|(r, c)| (c > 0.0).then(|| r / (c / 100.0)));
+        let what = "messages/s (Halo: stored and acked; Prosody: delivered)";
+        side(report, label, what, h_rate, Some(o.rate), "msg/s", Better::Higher);
+        side(report, label, "send-to-deliver p50", h_p50, Some(o.p50), "ms", Better::Lower);
+        side(report, label, "send-to-deliver p99", h_p99, Some(o.p99), "ms", Better::Lower);
+        side(report, label, "server CPU", h_cpu, o.cpu, "% of a core", Better::Neither);
+        let (hp, pp) = (per_cpu(h_rate, h_cpu), per_cpu(Some(o.rate), o.cpu));
+        side(report, label, "messages per server CPU-second", hp, pp, "msg/CPU-s", Better::Higher);
+        side(report, label, "load generator CPU", h_gen, o.gen_cpu, "% of a core", Better::Neither);
+    }
+    let Some((best_label, best)) =
+        done.iter().max_by(|a, b| a.1.rate.total_cmp(&b.1.rate)).map(|(l, o)| (l.clone(), *o))
+    else {
+        return;
+    };
+    report.add("prosody", &format!("best workload: {best_label}"), best.rate, "msg/s", None);
+    // Halo's closed-loop workloads (flat out is one too) against Prosody's best, whichever it
+    // was; the fixed rate is not a throughput figure.
+    for (label, _) in done.iter().filter(|(l, _)| l == "1:1 flat out" || l.starts_with("1:1 closed loop")) {
+        let halo = find(report, "im", &format!("{label}: messages stored (acked)"));
+        let what = format!("messages/s vs Prosody's best ({best_label})");
+        side(report, label, &what, halo, Some(best.rate), "msg/s", Better::Higher);
+        if let Some(h) = halo
+            && best.rate > 0.0
+        {
+            let what = format!("messages per second (Halo {label} vs Prosody's best), Halo / Prosody");
+            report.add("ratio", &what, h / best.rate, "x", Some(">= 5x"));
+        }
+    }
+}
+
+/// Which way a figure is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+    Neither,
+}
+
+fn side(
+    report: &mut Report,
+    workload: &str,
+    figure: &str,
+    halo: Option<f64>,
+    prosody: Option<f64>,
+    unit: &str,
+    b: Better,
+) {
+    let halo_better = match (halo, prosody, b) {
+        (Some(h), Some(p), Better::Higher) if p > 0.0 => Some(h / p),
+        (Some(h), Some(p), Better::Lower) if h > 0.0 => Some(p / h),
+        _ => None,
+    };
+    report.side(SideRow {
+        workload: workload.into(),
+        figure: figure.into(),
+        halo,
+        prosody,
+        unit: unit.into(),
+        halo_better,
+    });
+}
+
+/// Waits (up to 30 s) until Prosody is idle (under 5 % of a core over half a second), so one
+/// run's backlog does not count in the next.
+fn settle(prosody: &Prosody) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = prosody.cpu_seconds().ok();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = prosody.cpu_seconds().ok();
+        match now.zip(last) {
+            Some((a, b)) if a - b < 0.025 => return,
+            None => return,
+            _ => {}
+        }
+        progress("prosody: waiting for the previous run's backlog");
+        last = now;
+    }
 }
 
 fn find(report: &Report, scenario: &str, metric: &str) -> Option<f64> {
@@ -124,26 +273,46 @@ async fn connect(prosody: &Prosody, n: usize, sources: u8) -> anyhow::Result<Vec
 
 type Halves = Vec<Option<(XmppReader, XmppWriter)>>;
 
-/// Pairs (2k → 2k+1) send at `rate` in total (0: as fast as the socket takes them) for `secs`;
-/// returns (deliveries/s before the deadline, p50 ms, p99 ms) and the sessions back.
+/// Pairs (2k → 2k+1), `pairs` of them, send by `mode` for `secs`; returns the outcome and the
+/// sessions back. Bodies carry `run_id` so late messages of an earlier run are not counted.
 async fn im(
     prosody: &Prosody,
     mut halves: Halves,
     pairs: usize,
-    rate: f64,
+    mode: Mode,
     secs: f64,
-) -> anyhow::Result<((f64, f64, f64), Halves)> {
+    run_id: usize,
+) -> anyhow::Result<(Outcome, Halves)> {
     let begin = Instant::now();
     let deadline = begin + Duration::from_secs_f64(secs);
-    let per_sender = if rate > 0.0 { rate / pairs as f64 } else { 0.0 };
+    let per_sender = match mode {
+        Mode::Rate(r) if r > 0.0 => r / pairs as f64,
+        _ => 0.0,
+    };
+    let tag = format!("r{run_id}-");
     let count = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(Mutex::new(Latency::new()));
+    let (pid, me) = (prosody.pid(), std::process::id());
+    let cpu0 = (cpu_seconds_of(pid).ok(), cpu_seconds_of(me).ok());
+    // Both processes' CPU at the deadline: the measured interval, not the receivers' grace time.
+    let cpu_at_deadline = tokio::spawn(async move {
+        tokio::time::sleep_until(deadline.into()).await;
+        (cpu_seconds_of(pid).ok(), cpu_seconds_of(me).ok(), begin.elapsed().as_secs_f64())
+    });
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for k in 0..pairs {
         let (Some(a), Some(b)) = (halves[2 * k].take(), halves[2 * k + 1].take()) else { continue };
         let to = prosody.jid(2 * k + 1);
         let offset = (k as f64 * 0.618_034).fract();
+        // Closed loop: a permit per message in flight; the receiver gives it back.
+        let window = match mode {
+            Mode::Window(w) => Some(Arc::new(Semaphore::new(w.max(1)))),
+            _ => None,
+        };
+        let sent_total = Arc::new(AtomicU64::new(0));
+        let sender_done = Arc::new(AtomicBool::new(false));
+        let (win, sent_n, fin, tag_s) = (window.clone(), sent_total.clone(), sender_done.clone(), tag.clone());
         senders.push(tokio::spawn(async move {
             let (ra, mut wa) = a;
             let mut sent = 0u64;
@@ -155,28 +324,53 @@ async fn im(
                     }
                     tokio::time::sleep_until(at.into()).await;
                 }
-                if wa.send_message(&to, &format!("b{}", now_us())).await.is_err() {
+                if let Some(w) = &win {
+                    match tokio::time::timeout_at(deadline.into(), w.acquire()).await {
+                        Ok(Ok(permit)) => permit.forget(),
+                        _ => break,
+                    }
+                }
+                if wa.send_message(&to, &format!("{tag_s}{}", now_us())).await.is_err() {
                     break;
                 }
                 sent += 1;
-                if per_sender <= 0.0 && sent.is_multiple_of(64) {
+                sent_n.store(sent, Ordering::Release);
+                if per_sender <= 0.0 && win.is_none() && sent.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
+            fin.store(true, Ordering::Release);
             (2 * k, ra, wa)
         }));
-        let (count, lat) = (count.clone(), lat.clone());
+        let (count, lat, tag) = (count.clone(), lat.clone(), tag.clone());
         receivers.push(tokio::spawn(async move {
             let (mut rb, wb) = b;
+            // Latency is recorded up to 3 s past the deadline; after that the receiver only
+            // drains what is still queued for it (up to a minute), so that an open-loop run's
+            // backlog does not sit in Prosody ahead of the next run's messages.
             let grace = deadline + Duration::from_secs(3);
-            while Instant::now() < grace {
+            let drain = deadline + Duration::from_secs(60);
+            let mut got = 0u64;
+            while Instant::now() < drain {
+                // Everything sent has arrived: nothing left to wait for.
+                if sender_done.load(Ordering::Acquire) && got >= sent_total.load(Ordering::Acquire) {
+                    break;
+                }
                 match rb.next_message(Duration::from_millis(200)).await {
                     Ok(Some(m)) => {
-                        if let Some(stamp) = m.body.strip_prefix('b').and_then(|t| t.parse::<u64>().ok()) {
-                            if Instant::now() <= deadline {
+                        // Messages of an earlier run (its backlog) carry another tag: ignored.
+                        if let Some(stamp) = m.body.strip_prefix(tag.as_str()).and_then(|t| t.parse::<u64>().ok()) {
+                            got += 1;
+                            if let Some(w) = &window {
+                                w.add_permits(1);
+                            }
+                            let now = Instant::now();
+                            if now <= deadline {
                                 count.fetch_add(1, Ordering::Relaxed);
                             }
-                            lat.lock().unwrap_or_else(|p| p.into_inner()).record(now_us().saturating_sub(stamp));
+                            if now <= grace {
+                                lat.lock().unwrap_or_else(|p| p.into_inner()).record(now_us().saturating_sub(stamp));
+                            }
                         }
                     }
                     Ok(None) => {}
@@ -190,6 +384,15 @@ async fn im(
         let (i, r, w) = t.await.context("im task")?;
         halves[i] = Some((r, w));
     }
+    let (cpu1, gen1, measured) = cpu_at_deadline.await.context("cpu sampler")?;
+    let pct = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (a - b) / measured.max(0.001) * 100.0);
     let h = lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(((count.load(Ordering::Relaxed) as f64 / secs, h.ms(0.5), h.ms(0.99)), halves))
+    let o = Outcome {
+        rate: count.load(Ordering::Relaxed) as f64 / secs,
+        p50: h.ms(0.5),
+        p99: h.ms(0.99),
+        cpu: pct(cpu1, cpu0.0),
+        gen_cpu: pct(gen1, cpu0.1),
+    };
+    Ok((o, halves))
 }

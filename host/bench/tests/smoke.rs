@@ -64,6 +64,10 @@ fn every_scenario_runs_at_tiny_size() {
         "server RSS per session at N=8",
         "presence: notifications delivered",
         "1:1 flat out: deliveries",
+        // The default closed-loop workload (50 pairs x window 10), cut to the 3 pairs there are.
+        "1:1 closed loop 3 pairs x window 10: messages stored (acked)",
+        "1:1 flat out: server CPU",
+        "1:1 flat out: load generator CPU",
         "plugin vs built-in",
         "archiving vs off",
     ] {
