@@ -72,7 +72,12 @@ fn wait_closed(s: &mut TcpStream) -> String {
 
 /// Sends a `GET /healthz` and reads its answer (the status line and JSON body).
 fn get_healthz(s: &mut TcpStream) -> String {
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: halo\r\n\r\n").expect("send request");
+    get(s, "/healthz")
+}
+
+/// Sends a `GET` for `path` and reads its whole answer.
+fn get(s: &mut TcpStream, path: &str) -> String {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: halo\r\n\r\n").as_bytes()).expect("send request");
     let start = Instant::now();
     let mut answer = Vec::new();
     while start.elapsed() < BOUND {
@@ -180,6 +185,27 @@ fn a_kept_alive_connection_outlasts_header_timeout_but_not_idle_timeout() {
     assert!(get_healthz(&mut s).starts_with("HTTP/1.1 200"));
     assert!(get_healthz(&mut s).starts_with("HTTP/1.1 200"), "kept alive");
     assert_eq!(wait_closed(&mut s), "", "closed once idle, without an answer");
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_closed() {
+    let server = TestServer::with_config(ALL_SHORT);
+    let one = get(&mut connect(&server), "/js/chatview.js").len();
+    let request = b"GET /js/chatview.js HTTP/1.1\r\nHost: halo\r\n\r\n";
+    // Far more answers (about 56 MB) than the sockets' buffers hold, never read: once writes
+    // have waited idle_timeout the server gives up instead of holding the answers for ever.
+    let count = 4000;
+    let mut s = connect(&server);
+    s.set_write_timeout(Some(BOUND)).expect("write timeout");
+    s.write_all(&request.repeat(count)).expect("send requests");
+    std::thread::sleep(Duration::from_secs(3));
+    let mut received = 0;
+    let start = Instant::now();
+    while let Some(bytes) = read_some(&mut s) {
+        received += bytes.len();
+        assert!(start.elapsed() < BOUND, "still open after {BOUND:?}");
+    }
+    assert!(received < count * one, "{received} bytes: every answer was sent");
 }
 
 #[test]

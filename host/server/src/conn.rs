@@ -14,6 +14,9 @@
 //! - busy (requests in flight): no connection deadline; a body that arrives too slowly is cut by
 //!   [`body_deadline`] with 408 `timeout`;
 //! - upgraded (a WebSocket): no deadline ever again; the stream's heartbeat finds silent sockets.
+//!
+//! Until upgraded, a write that waits `idle_timeout` for the client to read fails too (a client
+//! that stops reading its answers; nginx's `send_timeout`).
 
 use std::future::Future;
 use std::io;
@@ -194,20 +197,49 @@ impl Drop for InFlight {
     }
 }
 
-/// A connection's IO: a read past the deadline fails with `TimedOut`, and hyper drops the
-/// connection.
+/// A connection's IO: a read past the deadline fails with `TimedOut`, and so does a write that
+/// makes no progress for `idle_timeout` (a client that stops reading its answers); hyper then
+/// drops the connection.
 #[derive(Debug)]
 pub struct Watched<T> {
     io: T,
     watch: Arc<Watch>,
     timer: Pin<Box<Sleep>>,
-    /// False once upgraded: reads pass straight through.
+    /// Since when writes have been waiting for the client to read.
+    stalled: Option<Instant>,
+    stall_timer: Pin<Box<Sleep>>,
+    /// False once upgraded: reads and writes pass straight through.
     armed: bool,
 }
 
 impl<T> Watched<T> {
     fn new(io: T, watch: Arc<Watch>) -> Self {
-        Self { io, watch, timer: Box::pin(tokio::time::sleep(Duration::ZERO)), armed: true }
+        let sleep = || Box::pin(tokio::time::sleep(Duration::ZERO));
+        Self { io, watch, timer: sleep(), stalled: None, stall_timer: sleep(), armed: true }
+    }
+
+    fn timed_out<R>(why: &str) -> Poll<io::Result<R>> {
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, format!("HTTP connection timeout: {why}"))))
+    }
+
+    /// Passes a write's outcome on, failing it once writes have waited `idle_timeout`.
+    fn write_progress<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if poll.is_ready() || !self.armed {
+            self.stalled = None;
+            return poll;
+        }
+        if matches!(self.watch.lock().phase, Phase::Upgraded) {
+            self.armed = false;
+            return poll;
+        }
+        let at = *self.stalled.get_or_insert_with(Instant::now) + self.watch.idle;
+        if self.stall_timer.deadline() != at {
+            self.stall_timer.as_mut().reset(at);
+        }
+        match self.stall_timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Self::timed_out("the client stopped reading"),
+            Poll::Pending => poll,
+        }
     }
 }
 
@@ -221,7 +253,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                         this.timer.as_mut().reset(at);
                     }
                     if this.timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "HTTP connection timeout")));
+                        return Self::timed_out("no request in time");
                     }
                 }
                 Deadline::NotNow => {}
@@ -239,7 +271,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.write_progress(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -247,7 +281,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.write_progress(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -255,7 +291,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.write_progress(cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

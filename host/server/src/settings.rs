@@ -61,7 +61,7 @@ pub struct HttpSettings {
     /// least this fast never times out, a trickle does. 0: the body timeout is a fixed bound.
     pub body_min_rate: u64,
     /// A connection waiting for its next request is closed after this (75 s, nginx's keep-alive
-    /// timeout).
+    /// timeout); so is one whose client reads nothing of its answers for this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
 }
