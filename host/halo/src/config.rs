@@ -2,10 +2,11 @@
 //! default. A misspelt key in `halo.toml` is an error naming the key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use halo_server::Settings;
-use halo_server::settings::{AuthSettings, Limits};
+use halo_server::settings::{AuthSettings, HttpSettings, Limits};
 use serde::Deserialize;
 
 use crate::cli::{ConfigArgs, ServeArgs};
@@ -27,6 +28,7 @@ struct FileConfig {
     log: Option<String>,
     public_metrics: Option<bool>,
     limits: Option<Limits>,
+    http: Option<HttpSettings>,
     auth: Option<AuthSettings>,
     im: Option<halo_server::im::ImSettings>,
     presence: Option<halo_server::presence::PresenceSettings>,
@@ -75,6 +77,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     };
     let settings = Settings {
         limits: file.limits.unwrap_or_default(),
+        http: file.http.unwrap_or_default(),
         auth: file.auth.unwrap_or_default(),
         public_metrics: file.public_metrics.unwrap_or(false),
         im: file.im.unwrap_or_default(),
@@ -94,6 +97,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     if settings.limits.heartbeat.is_zero() || settings.auth.token_ttl.is_zero() {
         anyhow::bail!("limits.heartbeat and auth.token_ttl must be longer than zero");
+    }
+    let http = &settings.http;
+    if [http.header_timeout, http.body_timeout, http.idle_timeout].iter().any(Duration::is_zero) {
+        anyhow::bail!("http.header_timeout, http.body_timeout and http.idle_timeout must be longer than zero");
     }
     Ok(ServeConfig {
         data_dir: args.config.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
@@ -133,5 +140,11 @@ mod tests {
         let limits = f.limits.expect("limits");
         assert_eq!(limits.heartbeat, std::time::Duration::from_secs(5));
         assert_eq!(limits.max_frame_bytes, 64 * 1024, "unset keys keep their defaults");
+        let f: FileConfig = toml::from_str("[http]\nidle_timeout = \"2m\"").expect("valid");
+        let http = f.http.expect("http");
+        assert_eq!(http.idle_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(http.header_timeout, std::time::Duration::from_secs(10), "unset keys keep their defaults");
+        let err = toml::from_str::<FileConfig>("[http]\nidle = \"2m\"").expect_err("misspelt key");
+        assert!(err.to_string().contains("idle"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod archive;
 pub mod auth;
 pub mod clock;
+pub mod conn;
 pub mod error;
 pub mod federation;
 pub mod im;
@@ -50,11 +51,12 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// The full application: routes, the web client at `/` (the fallback), body limit, request
-/// metrics and tracing.
+/// The full application: routes, the web client at `/` (the fallback), body limit and deadline,
+/// request metrics and tracing.
 pub fn app(state: AppState) -> axum::Router {
     routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes)
         .fallback(web::serve)
+        .layer(middleware::from_fn_with_state(state.settings.http.clone(), conn::body_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -70,6 +72,7 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 
 /// Serves `state` on `listener` (HTTPS/WSS when `tls` is given) until `shutdown` resolves, then
 /// closes every WebSocket (1001), waits briefly for requests in flight and flushes the store.
+/// Connections have the timeouts of [`Settings::http`] ([`conn`]).
 pub async fn run(
     listener: std::net::TcpListener,
     state: AppState,
@@ -89,28 +92,36 @@ pub async fn run(
             handle.graceful_shutdown(Some(Duration::from_secs(5)));
         });
     }
+    let server = axum_server::from_tcp(listener).handle(handle);
+    let http = &state.settings.http;
     match tls {
         Some(files) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading TLS certificate {:?} / key {:?}: {e}", files.cert, files.key))?;
-            axum_server::from_tcp_rustls(listener, config).handle(handle).serve(service).await?;
+            server.acceptor(conn::Acceptor::tls(config, http)).serve(service).await?;
         }
-        None => axum_server::from_tcp(listener).handle(handle).serve(service).await?,
+        None => server.acceptor(conn::Acceptor::plain(http)).serve(service).await?,
     }
     pruner.abort();
     state.store.flush().await?;
     Ok(())
 }
 
-/// Serves the federation listener (Halo peers post to it; HTTPS only) on `listener`.
+/// Serves the federation listener (Halo peers post to it; HTTPS only) on `listener`, with the
+/// same connection timeouts as [`run`].
 pub async fn run_federation(listener: std::net::TcpListener, state: AppState, tls: TlsFiles) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
         anyhow::anyhow!("loading the federation TLS certificate {:?} / key {:?}: {e}", tls.cert, tls.key)
     })?;
-    let app = routes::federation::peer_router().layer(TraceLayer::new_for_http()).with_state(state);
-    axum_server::from_tcp_rustls(listener, config).serve(app.into_make_service()).await?;
+    let http = state.settings.http.clone();
+    let app = routes::federation::peer_router()
+        .layer(middleware::from_fn_with_state(http.clone(), conn::body_deadline))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    let acceptor = conn::Acceptor::tls(config, &http);
+    axum_server::from_tcp(listener).acceptor(acceptor).serve(app.into_make_service()).await?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Server settings with their defaults; `halo.toml` sections `[limits]` and `[auth]` map onto these.
+//! Server settings with their defaults; `halo.toml` sections `[limits]`, `[http]` and `[auth]` map
+//! onto these.
 
 use std::time::Duration;
 
@@ -42,6 +43,40 @@ impl Default for Limits {
     }
 }
 
+/// HTTP connection timeouts (see [`crate::conn`]). WebSockets are exempt once upgraded: their
+/// heartbeat ([`Limits::heartbeat`]) finds silent ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A request's head must arrive within this once its first byte has (10 s); a new connection
+    /// must complete its TLS handshake and send its first request head within it too. A client
+    /// trickling header bytes (slowloris) is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request body must arrive within this (30 s), extended by one second for every
+    /// [`HttpSettings::body_min_rate`] bytes received; beyond it the answer is 408 `timeout`.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Bytes per second that keep extending [`HttpSettings::body_timeout`] (1024): an upload at
+    /// least this fast never times out, a trickle does. 0: the body timeout is a fixed bound.
+    pub body_min_rate: u64,
+    /// A connection waiting for its next request is closed after this (75 s, nginx's keep-alive
+    /// timeout); so is one whose client reads nothing of its answers for this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            body_min_rate: 1024,
+            idle_timeout: Duration::from_secs(75),
+        }
+    }
+}
+
 /// Sessions and login throttling.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,6 +110,8 @@ impl Default for AuthSettings {
 pub struct Settings {
     /// Protocol and resource limits.
     pub limits: Limits,
+    /// HTTP connection timeouts.
+    pub http: HttpSettings,
     /// Sessions and login throttling.
     pub auth: AuthSettings,
     /// Serve `/metrics` without a token (default: admin token required).
