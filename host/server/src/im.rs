@@ -6,7 +6,6 @@
 //! through the [`Hub`] to every endpoint of every present participant except the one that sent
 //! it. Participants with no endpoint get it in their offline queue (when offline IM is on).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use halo_core::Username;
 use halo_core::archive::{Place, Record};
 use halo_core::conversation::{self, Conversation, ConversationId, Format, MessageId};
 use halo_core::message::{Body, Message};
-use halo_core::rate::{Rate, TokenBucket};
+use halo_core::rate::{Limiter, Rate};
 use halo_store::{Store, Thread};
 use serde::Deserialize;
 
@@ -32,7 +31,7 @@ use crate::views::{ConversationView, MessageView};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImSettings {
-    /// Messages per second a user may send, sustained (5).
+    /// Messages (IM sends and room posts together) per second a user may send, sustained (5).
     pub messages_per_sec: f64,
     /// Messages a user may send in a burst (20).
     pub burst: f64,
@@ -48,6 +47,26 @@ const OFFLINE_IM_KEY: &str = "offline_im_disabled";
 const LOCK_SHARDS: usize = 256;
 /// Rate buckets kept before full ones (the same as new) are dropped.
 const MAX_BUCKETS: usize = 100_000;
+
+/// How fast each user may send: one token bucket per sender (`[im]` rate and burst), shared by
+/// IM sends and room posts, so a user's messages count against one allowance wherever they go.
+pub struct SendLimiter(Mutex<Limiter<Username>>);
+
+impl SendLimiter {
+    /// A limiter at the `[im]` rate.
+    pub fn new(settings: &ImSettings) -> Self {
+        let rate = Rate { per_sec: settings.messages_per_sec, burst: settings.burst.max(1.0) };
+        // Senders include users of other servers, whose names a remote server chooses: the
+        // buckets are bounded.
+        Self(Mutex::new(Limiter::new(rate, MAX_BUCKETS)))
+    }
+
+    /// Takes one message from `user`'s allowance, or refuses with `rate_limited` (429).
+    pub fn check(&self, user: &Username) -> Result<(), ApiError> {
+        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if l.take(user, now_ms()) { Ok(()) } else { Err(ApiError::TooFast) }
+    }
+}
 
 /// Who is acting: the user, and the endpoint the request came on (not echoed back to it).
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +93,7 @@ pub struct ImService {
     presence: Arc<PresenceService>,
     archive: Arc<ArchiveService>,
     federation: Arc<FederationService>,
-    rate: Rate,
-    buckets: Mutex<HashMap<Username, TokenBucket>>,
+    limiter: Arc<SendLimiter>,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -97,8 +115,7 @@ impl ImService {
             store,
             hub,
             metrics,
-            rate: Rate { per_sec: settings.messages_per_sec, burst: settings.burst.max(1.0) },
-            buckets: Mutex::default(),
+            limiter: Arc::new(SendLimiter::new(settings)),
             locks: (0..LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
@@ -117,16 +134,9 @@ impl ImService {
         Ok(self.store.set_meta_u64(OFFLINE_IM_KEY, u64::from(!on)).await?)
     }
 
-    fn check_rate(&self, user: &Username) -> Result<(), ApiError> {
-        let now = now_ms();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        // Senders include users of other servers, whose names a remote server chooses: keep
-        // only buckets that differ from a new one once there are many.
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(user) {
-            buckets.retain(|_, b| !b.is_full(self.rate, now));
-        }
-        let bucket = buckets.entry(user.clone()).or_insert_with(|| TokenBucket::new(self.rate, now));
-        if bucket.take(self.rate, now) { Ok(()) } else { Err(ApiError::TooFast) }
+    /// The per-user send limiter, for the other services that take messages (room posts).
+    pub fn limiter(&self) -> Arc<SendLimiter> {
+        self.limiter.clone()
     }
 
     /// A local account, or a remote user of a federated domain (`name@domain`).
@@ -235,7 +245,7 @@ impl ImService {
             key,
         };
         let record = self.record(&conv, &msg)?;
-        self.check_rate(actor.user)?;
+        self.limiter.check(actor.user)?;
         self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
         Ok(MessageView::new(Thread::Conversation(id), &msg))
