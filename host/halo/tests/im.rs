@@ -424,3 +424,49 @@ fn im_metrics_are_exported() {
         assert!(text.contains(line), "missing {line}: {text}");
     }
 }
+
+#[test]
+fn an_older_read_marker_tells_no_one_and_leavers_stop_seeing_markers() {
+    let server = TestServer::start();
+    let t = users(&server, &["alice", "bob", "carol"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    let mut bob2 = Peer::connect(&server, &t[1], "b2");
+    let mut carol = Peer::connect(&server, &t[2], "c");
+    let conv = start(&mut alice, &["bob", "carol"]);
+    let m1 = send(&mut alice, conv, "one")["id"].clone();
+    let m2 = send(&mut alice, conv, "two")["id"].clone();
+    assert_eq!(bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m2}))["unread"], 0);
+    assert_eq!(alice.event("im.read")["upto"], m2);
+    assert_eq!(bob2.event("im.read")["upto"], m2);
+    assert_eq!(carol.event("im.read")["upto"], m2);
+
+    // An older id: the marker stays, and no frame goes out (frames are queued before the reply,
+    // so a ping answered after it shows whether one was sent).
+    assert_eq!(bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m1}))["unread"], 0);
+    let rest = server.client(Some(&t[1]));
+    let unread =
+        rest.call_json("PUT", &format!("/api/v1/conversations/{conv}/read"), Some(&json!({"upto": m1}))).expect("read");
+    assert_eq!(unread["unread"], 0);
+    for peer in [&mut alice, &mut bob2, &mut carol] {
+        peer.ok(json!({"type": "ping"}));
+        peer.none_matching(Duration::from_millis(50), |e| e["type"] == "im.read");
+    }
+    let view =
+        server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(view["read_by"]["bob"], m2, "the marker did not move back");
+
+    // Carol leaves: she gets no more read receipts and sees no markers.
+    carol.ok(json!({"type": "im.leave", "conversation": conv}));
+    let m3 = send(&mut alice, conv, "three")["id"].clone();
+    bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m3}));
+    assert_eq!(alice.event("im.read")["upto"], m3);
+    carol.ok(json!({"type": "ping"}));
+    carol.none_matching(Duration::from_millis(50), |e| e["type"] == "im.read");
+    let carols =
+        server.client(Some(&t[2])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(carols["read_by"], json!({}), "{carols}");
+    let alices =
+        server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(alices["read_by"], json!({"bob": m3}), "present participants still see them");
+}

@@ -394,9 +394,13 @@ impl ImService {
     }
 
     /// Moves `actor`'s read marker; tells the others (read receipt) and the reader's devices.
+    /// A marker that does not move (an older id) tells no one.
     pub async fn read(&self, actor: Actor<'_>, id: ConversationId, upto: MessageId) -> Result<u32, ApiError> {
         let conv = self.conversation_of(actor.user, id)?;
-        let entry = self.store.im().mark_read(actor.user, id, upto).await?;
+        let (entry, moved) = self.store.im().mark_read(actor.user, id, upto).await?;
+        if !moved {
+            return Ok(entry.unread);
+        }
         let receipt = |unread| ServerFrame::ImRead {
             conversation: id,
             user: actor.user.to_string(),
@@ -449,12 +453,14 @@ impl ImService {
         Ok(Inbox { conversations, next })
     }
 
-    /// One conversation, with the other present participants' read markers.
+    /// One conversation, with the other present participants' read markers (none for a
+    /// participant who left: what the others read since is not theirs to see).
     pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ApiError> {
         let c = self.conversation_of(user, id)?;
         let mut view = self.view(&c, user)?;
         let mut read_by = std::collections::BTreeMap::new();
-        for other in c.members().filter(|u| *u != user) {
+        let present = c.is_member(user);
+        for other in c.members().filter(|u| present && *u != user) {
             let upto = self.store.im().entry(other, id)?.map_or(0, |e| e.read_upto);
             read_by.insert(other.to_string(), upto);
         }

@@ -384,20 +384,23 @@ impl Im {
         Ok(out)
     }
 
-    /// Moves `user`'s read marker in `conv` forward to `upto`; returns the updated entry.
+    /// Moves `user`'s read marker in `conv` forward to `upto` (never back, never past the last
+    /// message); returns the entry and whether the marker moved.
     pub async fn mark_read(
         &self,
         user: &Username,
         conv: ConversationId,
         upto: MessageId,
-    ) -> Result<InboxEntry, StoreError> {
+    ) -> Result<(InboxEntry, bool), StoreError> {
         let mut entry = self.entry(user, conv)?.unwrap_or_default();
-        if upto > entry.read_upto {
-            entry.read_upto = upto.min(entry.last);
-            entry.unread = self.count_unread(Thread::Conversation(conv), user, entry.read_upto, entry.last)?;
-            self.put_entry(user, conv, &entry).await?;
+        let to = upto.min(entry.last);
+        if to <= entry.read_upto {
+            return Ok((entry, false));
         }
-        Ok(entry)
+        entry.read_upto = to;
+        entry.unread = self.count_unread(Thread::Conversation(conv), user, entry.read_upto, entry.last)?;
+        self.put_entry(user, conv, &entry).await?;
+        Ok((entry, true))
     }
 
     /// Deletes `conv` from `user`'s history (up to its current last message).
@@ -502,7 +505,9 @@ mod tests {
         assert_eq!(page2.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
         let bob = im.entry(&u("bob"), 1).expect("entry").expect("exists");
         assert_eq!((bob.unread, bob.last), (2, 12));
-        assert_eq!(im.mark_read(&u("bob"), 1, 10).await.expect("read").unread, 1);
+        let (entry, moved) = im.mark_read(&u("bob"), 1, 10).await.expect("read");
+        assert_eq!((entry.read_upto, entry.unread, moved), (10, 1, true));
+        assert!(!im.mark_read(&u("bob"), 1, 9).await.expect("read").1, "an older id does not move it");
 
         let offline = im.offline(&u("bob"), 10).expect("offline");
         assert_eq!(offline.iter().map(|(_, m)| m.id).collect::<Vec<_>>(), [10, 12]);
