@@ -425,6 +425,70 @@ fn im_metrics_are_exported() {
     }
 }
 
+/// A raw socket of `token` that reads its `hello` and then nothing.
+fn silent_socket(server: &TestServer, token: &str) -> common::Ws {
+    server.ws(token, "silent").0
+}
+
+#[test]
+fn messages_acknowledged_to_the_sender_reach_an_online_recipient_after_kill_9() {
+    let mut server = TestServer::with_config("[im]\nmessages_per_sec = 1000.0\nburst = 1000.0\n");
+    let t = users(&server, &["alice", "bob"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let conv = start(&mut alice, &["bob"]);
+    // Bob is online (so every message is pushed live) but his client reads nothing.
+    let bob_socket = silent_socket(&server, &t[1]);
+    const N: usize = 40;
+    let ids: Vec<Value> = (0..N).map(|i| send(&mut alice, conv, &format!("m{i}"))["id"].clone()).collect();
+    server.crash_and_restart();
+    drop(bob_socket);
+
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], N, "every acknowledged message waits for bob");
+    let got: Vec<Value> = (0..N).map(|_| bob.event("im.message")).collect();
+    assert!(got.iter().all(|e| e["offline"] == true), "from the queue");
+    assert_eq!(got.iter().map(|e| e["message"]["id"].clone()).collect::<Vec<_>>(), ids, "in order");
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[N - 1]}))["acked"], N);
+    drop(bob);
+    assert_eq!(Peer::connect(&server, &t[1], "b").hello["offline"], 0, "acknowledged: not again");
+}
+
+#[test]
+fn live_messages_stay_queued_until_a_device_acknowledges_them() {
+    let server = TestServer::start();
+    let t = users(&server, &["alice", "bob"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let conv = start(&mut alice, &["bob"]);
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    let ids: Vec<Value> = ["one", "two", "three"].iter().map(|m| send(&mut alice, conv, m)["id"].clone()).collect();
+    for id in &ids {
+        let live = bob.event("im.message");
+        assert_eq!((live["message"]["id"].clone(), live.get("offline")), (id.clone(), None), "pushed live");
+        assert_eq!(alice.event("im.delivered")["message"], *id, "the receipt comes with the push");
+    }
+    // Not acknowledged: they come again on the next connect.
+    drop(bob);
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], 3);
+    for id in &ids {
+        let again = bob.event("im.message");
+        assert_eq!((again["message"]["id"].clone(), again["offline"].clone()), (id.clone(), json!(true)));
+    }
+    // One acknowledgement covers everything up to its id; no second receipt for live ones.
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[1]}))["acked"], 2);
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[1]}))["acked"], 0, "already gone");
+    let four = send(&mut alice, conv, "four")["id"].clone();
+    assert_eq!(bob.event("im.message")["message"]["id"], four);
+    assert_eq!(alice.event("im.delivered")["message"], four, "the next receipt is four's, not a repeat");
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": four}))["acked"], 2);
+    drop(bob);
+    let bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], 0, "acknowledged live messages do not come again");
+    let admin = server.login("admin", common::ADMIN_PASSWORD);
+    let (_, text) = server.raw("GET", "/metrics", Some(&admin), "text/plain", Vec::new());
+    assert!(text.contains("halo_im_offline_queue 0"), "{text}");
+}
+
 #[test]
 fn an_older_read_marker_tells_no_one_and_leavers_stop_seeing_markers() {
     let server = TestServer::start();

@@ -4,7 +4,10 @@
 //! their ids in the order they are stored and membership changes never race a send. A message
 //! is acknowledged only after [`halo_store::Im::append`] has flushed it; then it is fanned out
 //! through the [`Hub`] to every endpoint of every present participant except the one that sent
-//! it. Participants with no endpoint get it in their offline queue (when offline IM is on).
+//! it. Every local recipient also gets it in their delivery queue, in the same transaction:
+//! those with no endpoint (when offline IM is on) receive it from there on connect, and those
+//! online keep it there until a device acknowledges it (`im.ack`), so a crash between the
+//! acknowledgement to the sender and the push loses nothing (at least once).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -270,10 +273,12 @@ impl ImService {
         record: Option<Record>,
     ) -> Result<(), ApiError> {
         let offline_on = self.offline_im()?;
-        let mut offline = Vec::new();
-        // Remote participants are reached through federation, never the offline queue.
+        let (mut offline, mut live) = (Vec::new(), Vec::new());
+        // Remote participants are reached through federation, never the queue.
         for m in conv.members().filter(|m| *m != actor.user && !m.is_remote()) {
-            if !self.hub.is_online(m) {
+            if self.hub.is_online(m) {
+                live.push(m.clone());
+            } else {
                 if !offline_on && text && conv.kind == conversation::Kind::Direct {
                     return Err(ApiError::RecipientOffline(m.to_string()));
                 }
@@ -282,7 +287,7 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, &offline, record.as_ref()).await?;
+        self.store.im().append(conv, msg, (&offline, &live), record.as_ref()).await?;
         if record.is_some() {
             self.archive.written();
         }
@@ -417,7 +422,8 @@ impl ImService {
         Ok(entry.unread)
     }
 
-    /// Offline messages waiting for `user`, as frames to send on connect.
+    /// Messages waiting for a device of `user` (offline ones, and live ones no device has
+    /// acknowledged), as frames to send on connect.
     pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<ServerFrame>, ApiError> {
         let msgs = self.store.im().offline(user, limit)?;
         Ok(msgs
@@ -426,17 +432,23 @@ impl ImService {
             .collect())
     }
 
-    /// `user`'s device got the offline messages up to `upto`: drop them and tell the senders.
+    /// `user`'s device got the messages up to `upto` (offline or live): drop them from the
+    /// queue and tell the senders of offline ones (live ones had their receipt when pushed).
     pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ApiError> {
-        let acked = self.store.im().offline(user, usize::MAX)?;
-        let n = self.store.im().ack_offline(user, upto).await?;
-        for (thread, m) in acked.iter().filter(|(_, m)| m.id <= upto) {
-            if let (Thread::Conversation(c), Some(_)) = (thread, m.text()) {
-                let receipt = ServerFrame::ImDelivered { conversation: *c, message: m.id, user: user.to_string() };
+        // A message with a lower id may be stored but not pushed yet (its id is still reserved
+        // until its fan-out is done): the device cannot have it, so it stays queued.
+        let upto = upto.min(self.store.im().settled_below().saturating_sub(1));
+        let acked = self.store.im().ack_offline(user, upto).await?;
+        for a in acked.iter().filter(|a| !a.live) {
+            if let Thread::Conversation(c) = a.thread
+                && let Some(m) = self.store.im().message(a.thread, a.id)?
+                && m.text().is_some()
+            {
+                let receipt = ServerFrame::ImDelivered { conversation: c, message: m.id, user: user.to_string() };
                 self.hub.send_to_user(&m.from, None, &receipt);
             }
         }
-        Ok(n)
+        Ok(acked.len())
     }
 
     /// A page of `user`'s conversations, most recent first; `cursor` is the previous page's `next`.
@@ -496,7 +508,7 @@ impl ImService {
         Ok(self.store.im().hide(user, id).await?)
     }
 
-    /// Offline messages waiting over all users (for metrics).
+    /// Messages waiting for a device's acknowledgement over all users (for metrics).
     pub fn offline_depth(&self) -> usize {
         self.store.im().offline_depth()
     }
