@@ -157,6 +157,9 @@ struct Session {
 struct Frame<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
+    /// A request's id: a number for the load's requests, [`ACK_ID`] for acknowledgements.
+    #[serde(default, borrow)]
+    id: Option<FrameId<'a>>,
     #[serde(borrow)]
     code: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -173,10 +176,25 @@ struct PresenceLite<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(untagged)]
+enum FrameId<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
 struct MessageLite<'a> {
+    #[serde(default)]
+    id: u64,
     #[serde(borrow)]
     text: Option<Cow<'a, str>>,
 }
+
+/// The id of `im.ack` requests, whose replies are not the load's.
+const ACK_ID: &str = "ack";
+/// Messages received before they are acknowledged (the server keeps each in the recipient's
+/// queue until then); a second's pause acknowledges the rest.
+const ACK_EVERY: u64 = 64;
 
 /// Runs the worker: commands on stdin, replies on stdout, until `close` or end of input.
 pub fn run() -> anyhow::Result<()> {
@@ -454,7 +472,18 @@ async fn open(
     let session = Session { tx, outstanding: outstanding.clone(), acked: acked.clone(), alive: alive.clone() };
     let (mut sink, mut stream) = ws.split();
     tokio::spawn(async move {
+        // Newest message id received, and how many since the last acknowledgement.
+        let (mut newest, mut unacked) = (0u64, 0u64);
+        let mut ack_tick = tokio::time::interval(Duration::from_secs(1));
+        ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if unacked >= ACK_EVERY {
+                unacked = 0;
+                let ack = format!(r#"{{"type":"im.ack","id":"{ACK_ID}","upto":{newest}}}"#);
+                if sink.send(Message::Text(ack.into())).await.is_err() {
+                    break;
+                }
+            }
             tokio::select! {
                 out = rx.recv() => {
                     let Some(m) = out else { break };
@@ -466,13 +495,19 @@ async fn open(
                     if sink.flush().await.is_err() || closing { break; }
                 }
                 frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(t))) => on_frame(&t, &shared, &outstanding, &acked, &me),
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(id) = on_frame(&t, &shared, &outstanding, &acked, &me) {
+                            newest = newest.max(id);
+                            unacked += 1;
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                         shared.closed.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                     Some(Ok(_)) => {}
-                }
+                },
+                _ = ack_tick.tick(), if unacked > 0 => unacked = ACK_EVERY,
             }
         }
         alive.store(false, Ordering::Relaxed);
@@ -485,18 +520,24 @@ async fn open(
 struct ErrorFrame<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<FrameId<'a>>,
     #[serde(borrow)]
     code: Option<Cow<'a, str>>,
 }
 
-fn on_frame(text: &str, shared: &Shared, outstanding: &AtomicI64, acked: &Notify, me: &str) {
+/// Counts a frame; returns the id of an `im.message` (to acknowledge).
+fn on_frame(text: &str, shared: &Shared, outstanding: &AtomicI64, acked: &Notify, me: &str) -> Option<u64> {
     let f = match serde_json::from_str::<Frame>(text) {
         Ok(f) => f,
         Err(_) => match serde_json::from_str::<ErrorFrame>(text) {
-            Ok(e) => Frame { ty: e.ty, code: e.code, presence: None, message: None },
-            Err(_) => return,
+            Ok(e) => Frame { ty: e.ty, id: e.id, code: e.code, presence: None, message: None },
+            Err(_) => return None,
         },
     };
+    if matches!(&f.id, Some(FrameId::Text(id)) if id == ACK_ID) {
+        return None;
+    }
     match f.ty.as_ref() {
         "reply" => {
             shared.replies.fetch_add(1, Ordering::Relaxed);
@@ -522,13 +563,35 @@ fn on_frame(text: &str, shared: &Shared, outstanding: &AtomicI64, acked: &Notify
             }
         }
         "im.message" => {
-            if let Some(t) = f.message.and_then(|m| m.text)
+            let m = f.message?;
+            if let Some(t) = &m.text
                 && let Some(stamp) = t.strip_prefix('b').and_then(|s| s.parse::<u64>().ok())
             {
                 shared.im_events.fetch_add(1, Ordering::Relaxed);
                 shared.hist.lock().unwrap_or_else(|p| p.into_inner()).im.record(now_us().saturating_sub(stamp));
             }
+            return Some(m.id);
         }
         _ => {}
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_are_not_load_and_messages_are_acknowledged_by_id() {
+        let (shared, outstanding, acked) = (Shared::default(), AtomicI64::new(2), Notify::new());
+        let seen = |text: &str| on_frame(text, &shared, &outstanding, &acked, "me");
+        assert_eq!(seen(r#"{"type":"reply","id":"ack","result":{"acked":3}}"#), None);
+        assert_eq!(seen(r#"{"type":"error","id":"ack","code":"internal","message":"x"}"#), None);
+        assert_eq!(outstanding.load(Ordering::Relaxed), 2, "an ack's answer is not the load's");
+        assert_eq!(seen(r#"{"type":"reply","id":7,"result":{}}"#), None);
+        assert_eq!(outstanding.load(Ordering::Relaxed), 1);
+        let msg = r#"{"type":"im.message","message":{"id":42,"conversation":1,"from":"a","kind":"text","text":"b1"}}"#;
+        assert_eq!(seen(msg), Some(42));
+        assert_eq!(shared.im_events.load(Ordering::Relaxed), 1);
     }
 }

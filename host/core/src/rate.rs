@@ -1,5 +1,8 @@
 //! Token buckets: a steady rate with a burst allowance (messages per second per user).
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use crate::Millis;
 
 /// A token bucket refilled at `per_sec`, holding at most `burst` tokens.
@@ -45,6 +48,49 @@ impl TokenBucket {
     }
 }
 
+/// One [`TokenBucket`] per key (a sender), all at the same [`Rate`], bounded: past `max`
+/// keys, buckets that are full again (the same as new ones) are dropped.
+#[derive(Debug)]
+pub struct Limiter<K> {
+    rate: Rate,
+    max: usize,
+    buckets: HashMap<K, TokenBucket>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// No buckets yet; keeps about `max` of them (more only while that many are in use).
+    pub fn new(rate: Rate, max: usize) -> Self {
+        Self { rate, max, buckets: HashMap::new() }
+    }
+
+    /// Takes one token from `key`'s bucket if there is one.
+    pub fn take(&mut self, key: &K, now: Millis) -> bool {
+        let rate = self.rate;
+        if self.buckets.len() >= self.max && !self.buckets.contains_key(key) {
+            self.buckets.retain(|_, b| !b.is_full(rate, now));
+        }
+        match self.buckets.get_mut(key) {
+            Some(b) => b.take(rate, now),
+            None => {
+                let mut b = TokenBucket::new(rate, now);
+                let ok = b.take(rate, now);
+                self.buckets.insert(key.clone(), b);
+                ok
+            }
+        }
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +108,19 @@ mod tests {
         assert!(!b.is_full(rate, 10_000));
         assert!(!b.is_full(rate, 11_000), "two tokens back of three");
         assert!(b.is_full(rate, 11_500), "full again: the same as a new bucket");
+    }
+
+    #[test]
+    fn limiter_keeps_a_bucket_per_key_and_drops_full_ones_past_the_bound() {
+        let rate = Rate { per_sec: 1.0, burst: 2.0 };
+        let mut l = Limiter::new(rate, 2);
+        assert!(l.take(&"a", 0) && l.take(&"a", 0));
+        assert!(!l.take(&"a", 0), "a's burst is spent");
+        assert!(l.take(&"b", 0), "b has its own bucket");
+        assert_eq!(l.len(), 2);
+        // At the bound, a new key drops the buckets that are full again (b, at 1 s), not a's.
+        assert!(l.take(&"c", 1_000));
+        assert_eq!(l.len(), 2);
+        assert!(l.take(&"a", 1_000) && !l.take(&"a", 1_000), "a kept its state: one token back");
     }
 }

@@ -424,3 +424,113 @@ fn im_metrics_are_exported() {
         assert!(text.contains(line), "missing {line}: {text}");
     }
 }
+
+/// A raw socket of `token` that reads its `hello` and then nothing.
+fn silent_socket(server: &TestServer, token: &str) -> common::Ws {
+    server.ws(token, "silent").0
+}
+
+#[test]
+fn messages_acknowledged_to_the_sender_reach_an_online_recipient_after_kill_9() {
+    let mut server = TestServer::with_config("[im]\nmessages_per_sec = 1000.0\nburst = 1000.0\n");
+    let t = users(&server, &["alice", "bob"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let conv = start(&mut alice, &["bob"]);
+    // Bob is online (so every message is pushed live) but his client reads nothing.
+    let bob_socket = silent_socket(&server, &t[1]);
+    const N: usize = 40;
+    let ids: Vec<Value> = (0..N).map(|i| send(&mut alice, conv, &format!("m{i}"))["id"].clone()).collect();
+    server.crash_and_restart();
+    drop(bob_socket);
+
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], N, "every acknowledged message waits for bob");
+    let got: Vec<Value> = (0..N).map(|_| bob.event("im.message")).collect();
+    assert!(got.iter().all(|e| e["offline"] == true), "from the queue");
+    assert_eq!(got.iter().map(|e| e["message"]["id"].clone()).collect::<Vec<_>>(), ids, "in order");
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[N - 1]}))["acked"], N);
+    drop(bob);
+    assert_eq!(Peer::connect(&server, &t[1], "b").hello["offline"], 0, "acknowledged: not again");
+}
+
+#[test]
+fn live_messages_stay_queued_until_a_device_acknowledges_them() {
+    let server = TestServer::start();
+    let t = users(&server, &["alice", "bob"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let conv = start(&mut alice, &["bob"]);
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    let ids: Vec<Value> = ["one", "two", "three"].iter().map(|m| send(&mut alice, conv, m)["id"].clone()).collect();
+    for id in &ids {
+        let live = bob.event("im.message");
+        assert_eq!((live["message"]["id"].clone(), live.get("offline")), (id.clone(), None), "pushed live");
+        assert_eq!(alice.event("im.delivered")["message"], *id, "the receipt comes with the push");
+    }
+    // Not acknowledged: they come again on the next connect.
+    drop(bob);
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], 3);
+    for id in &ids {
+        let again = bob.event("im.message");
+        assert_eq!((again["message"]["id"].clone(), again["offline"].clone()), (id.clone(), json!(true)));
+    }
+    // One acknowledgement covers everything up to its id; no second receipt for live ones.
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[1]}))["acked"], 2);
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": ids[1]}))["acked"], 0, "already gone");
+    let four = send(&mut alice, conv, "four")["id"].clone();
+    assert_eq!(bob.event("im.message")["message"]["id"], four);
+    assert_eq!(alice.event("im.delivered")["message"], four, "the next receipt is four's, not a repeat");
+    assert_eq!(bob.ok(json!({"type": "im.ack", "upto": four}))["acked"], 2);
+    drop(bob);
+    let bob = Peer::connect(&server, &t[1], "b");
+    assert_eq!(bob.hello["offline"], 0, "acknowledged live messages do not come again");
+    let admin = server.login("admin", common::ADMIN_PASSWORD);
+    let (_, text) = server.raw("GET", "/metrics", Some(&admin), "text/plain", Vec::new());
+    assert!(text.contains("halo_im_offline_queue 0"), "{text}");
+}
+
+#[test]
+fn an_older_read_marker_tells_no_one_and_leavers_stop_seeing_markers() {
+    let server = TestServer::start();
+    let t = users(&server, &["alice", "bob", "carol"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let mut bob = Peer::connect(&server, &t[1], "b");
+    let mut bob2 = Peer::connect(&server, &t[1], "b2");
+    let mut carol = Peer::connect(&server, &t[2], "c");
+    let conv = start(&mut alice, &["bob", "carol"]);
+    let m1 = send(&mut alice, conv, "one")["id"].clone();
+    let m2 = send(&mut alice, conv, "two")["id"].clone();
+    assert_eq!(bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m2}))["unread"], 0);
+    assert_eq!(alice.event("im.read")["upto"], m2);
+    assert_eq!(bob2.event("im.read")["upto"], m2);
+    assert_eq!(carol.event("im.read")["upto"], m2);
+
+    // An older id: the marker stays, and no frame goes out (frames are queued before the reply,
+    // so a ping answered after it shows whether one was sent).
+    assert_eq!(bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m1}))["unread"], 0);
+    let rest = server.client(Some(&t[1]));
+    let unread =
+        rest.call_json("PUT", &format!("/api/v1/conversations/{conv}/read"), Some(&json!({"upto": m1}))).expect("read");
+    assert_eq!(unread["unread"], 0);
+    for peer in [&mut alice, &mut bob2, &mut carol] {
+        peer.ok(json!({"type": "ping"}));
+        peer.none_matching(Duration::from_millis(50), |e| e["type"] == "im.read");
+    }
+    let view =
+        server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(view["read_by"]["bob"], m2, "the marker did not move back");
+
+    // Carol leaves: she gets no more read receipts and sees no markers.
+    carol.ok(json!({"type": "im.leave", "conversation": conv}));
+    let m3 = send(&mut alice, conv, "three")["id"].clone();
+    bob.ok(json!({"type": "im.read", "conversation": conv, "upto": m3}));
+    assert_eq!(alice.event("im.read")["upto"], m3);
+    carol.ok(json!({"type": "ping"}));
+    carol.none_matching(Duration::from_millis(50), |e| e["type"] == "im.read");
+    let carols =
+        server.client(Some(&t[2])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(carols["read_by"], json!({}), "{carols}");
+    let alices =
+        server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
+    assert_eq!(alices["read_by"], json!({"bob": m3}), "present participants still see them");
+}

@@ -446,3 +446,53 @@ fn restart_restores_manual_state_and_contacts_everyone_else_offline() {
     let contacts = server.client(Some(&alice_token)).call_json("GET", "/api/v1/contacts", None).expect("contacts");
     assert_eq!(contacts["contacts"][0]["level"], "workgroup");
 }
+
+#[test]
+fn contact_card_changes_reach_watchers_views_the_directory_and_the_badge() {
+    let server = TestServer::with_config(CONFIG);
+    let p = people(&server, &["alice", "bob"]);
+    add_contact(&p[1], "alice", "colleagues");
+    let mut bob = Peer::connect(&server, &p[1].token, "desk");
+    let mut alice = Peer::connect(&server, &p[0].token, "laptop");
+    wait_presence(&mut bob, "alice", state_is("available"));
+    // Loaded into presence before the change: the cached card is what went stale.
+    let before = p[1].rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("presence");
+    assert_eq!((before["display_name"].as_str(), before["title"].as_str()), (Some("alice"), None));
+
+    p[0].rest
+        .call_json("PATCH", "/api/v1/me", Some(&json!({"display_name": "Alice Liddell", "title": "Engineer"})))
+        .expect("patch me");
+    let seen = wait_presence(&mut bob, "alice", |v| v["title"] == "Engineer");
+    assert_eq!((seen["display_name"].as_str(), seen["state"].as_str()), (Some("Alice Liddell"), Some("available")));
+    let own = wait_presence(&mut alice, "alice", |v| v["title"] == "Engineer");
+    assert_eq!(own["display_name"], "Alice Liddell", "the owner's devices hear it too");
+    let view = p[1].rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("presence");
+    assert_eq!((view["display_name"].as_str(), view["title"].as_str()), (Some("Alice Liddell"), Some("Engineer")));
+    let found = p[1].rest.call_json("GET", "/api/v1/directory?q=liddell", None).expect("directory");
+    assert_eq!(found["people"][0]["title"], "Engineer", "{found}");
+    let (status, svg) = server.raw(
+        "GET",
+        &format!("/api/v1/users/alice/presence.svg?token={}", p[1].token),
+        None,
+        "text/plain",
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+    assert!(svg.contains("Alice Liddell"), "{svg}");
+
+    // An admin's change, and clearing a field, travel the same way.
+    server
+        .admin()
+        .call_json("PATCH", "/api/v1/users/alice", Some(&json!({"department": "R&D", "title": ""})))
+        .expect("admin patch");
+    let seen = wait_presence(&mut bob, "alice", |v| v["department"] == "R&D");
+    assert!(seen["title"].is_null(), "{seen}");
+    let view = p[1].rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("presence");
+    assert_eq!((view["department"].as_str(), view["title"].as_str()), (Some("R&D"), None));
+    // A refused change publishes nothing and leaves the card alone.
+    let refused =
+        p[0].rest.call("PATCH", "/api/v1/me", Some(&json!({"display_name": "x".repeat(500)}))).expect_err("too long");
+    assert_eq!(api_error(refused).0, 400);
+    let view = p[1].rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("presence");
+    assert_eq!(view["display_name"], "Alice Liddell");
+}

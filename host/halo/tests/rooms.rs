@@ -219,3 +219,36 @@ fn rooms_survive_a_restart() {
     let page = alice.call_json("GET", &format!("/api/v1/rooms/{room}/messages"), None).expect("page");
     assert_eq!(page["messages"][0]["text"], "kept");
 }
+
+#[test]
+fn posts_are_rate_limited_per_user_sharing_the_im_allowance() {
+    // A burst of 3 and a slow refill: a fourth message within the test never fits.
+    let server = TestServer::with_config("[im]\nmessages_per_sec = 0.01\nburst = 3\n");
+    let c = setup(&server, &["alice", "bob"]);
+    let (alice, bob) = (&c[0], &c[1]);
+    let room = create(alice, "Busy", "open");
+    bob.call_json("POST", &format!("/api/v1/rooms/{room}/join"), None).expect("join");
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let first = alice.call_json("POST", &path, Some(&json!({"text": "one", "key": "k1"}))).expect("post 1");
+    alice.call_json("POST", &path, Some(&json!({"text": "two"}))).expect("post 2");
+    // An IM draws on the same allowance.
+    let mut alice_ws = Peer::connect(&server, &server.login("alice", "alice-password"), "a");
+    let conv = alice_ws.ok(json!({"type": "im.start", "participants": ["bob"]}))["conversation"]["id"].clone();
+    alice_ws.ok(json!({"type": "im.send", "conversation": conv, "text": "three"}));
+
+    let refused = alice.call("POST", &path, Some(&json!({"text": "four"}))).expect_err("too fast");
+    assert_eq!(api_error(refused), (429, "rate_limited".to_owned()));
+    assert_eq!(alice_ws.err(json!({"type": "room.post", "room": room, "text": "four"})), "rate_limited");
+    assert_eq!(alice_ws.err(json!({"type": "im.send", "conversation": conv, "text": "four"})), "rate_limited");
+    assert_eq!(
+        alice.call_json("POST", &path, Some(&json!({"text": "one", "key": "k1"}))).expect("a retry is no new post"),
+        first
+    );
+    assert!(alice_ws.ok(json!({"type": "ping"}))["server_time"].is_u64(), "the socket lives on");
+    bob.call_json("POST", &path, Some(&json!({"text": "bob's own allowance"}))).expect("others may post");
+
+    let page = bob.call_json("GET", &path, None).expect("page");
+    let texts: Vec<&str> =
+        page["messages"].as_array().expect("list").iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, ["one", "two", "bob's own allowance"], "refused posts are not stored");
+}

@@ -286,6 +286,13 @@ fn two_people_chat_with_presence_in_real_browsers() {
     alice.click_text("#conversation-list .conv", "Alice Example");
     alice.wait_text("#messages .msg", "Welcome Carol!");
     alice.wait_text("#messages .msg", "see you at 3");
+
+    // Every message was acknowledged, the live ones too: no delivery queue is left behind.
+    let token = server.login("admin", ADMIN_PASSWORD);
+    common::wait_until("the clients to acknowledge every message", 20, || {
+        let (_, metrics) = server.raw("GET", "/metrics", Some(&token), "text/plain", Vec::new());
+        metrics.contains("halo_im_offline_queue 0").then_some(())
+    });
 }
 
 #[test]

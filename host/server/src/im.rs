@@ -4,9 +4,11 @@
 //! their ids in the order they are stored and membership changes never race a send. A message
 //! is acknowledged only after [`halo_store::Im::append`] has flushed it; then it is fanned out
 //! through the [`Hub`] to every endpoint of every present participant except the one that sent
-//! it. Participants with no endpoint get it in their offline queue (when offline IM is on).
+//! it. Every local recipient also gets it in their delivery queue, in the same transaction:
+//! those with no endpoint (when offline IM is on) receive it from there on connect, and those
+//! online keep it there until a device acknowledges it (`im.ack`), so a crash between the
+//! acknowledgement to the sender and the push loses nothing (at least once).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,7 +16,7 @@ use halo_core::Username;
 use halo_core::archive::{Place, Record};
 use halo_core::conversation::{self, Conversation, ConversationId, Format, MessageId};
 use halo_core::message::{Body, Message};
-use halo_core::rate::{Rate, TokenBucket};
+use halo_core::rate::{Limiter, Rate};
 use halo_store::{Store, Thread};
 use serde::Deserialize;
 
@@ -32,7 +34,7 @@ use crate::views::{ConversationView, MessageView};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImSettings {
-    /// Messages per second a user may send, sustained (5).
+    /// Messages (IM sends and room posts together) per second a user may send, sustained (5).
     pub messages_per_sec: f64,
     /// Messages a user may send in a burst (20).
     pub burst: f64,
@@ -48,6 +50,26 @@ const OFFLINE_IM_KEY: &str = "offline_im_disabled";
 const LOCK_SHARDS: usize = 256;
 /// Rate buckets kept before full ones (the same as new) are dropped.
 const MAX_BUCKETS: usize = 100_000;
+
+/// How fast each user may send: one token bucket per sender (`[im]` rate and burst), shared by
+/// IM sends and room posts, so a user's messages count against one allowance wherever they go.
+pub struct SendLimiter(Mutex<Limiter<Username>>);
+
+impl SendLimiter {
+    /// A limiter at the `[im]` rate.
+    pub fn new(settings: &ImSettings) -> Self {
+        let rate = Rate { per_sec: settings.messages_per_sec, burst: settings.burst.max(1.0) };
+        // Senders include users of other servers, whose names a remote server chooses: the
+        // buckets are bounded.
+        Self(Mutex::new(Limiter::new(rate, MAX_BUCKETS)))
+    }
+
+    /// Takes one message from `user`'s allowance, or refuses with `rate_limited` (429).
+    pub fn check(&self, user: &Username) -> Result<(), ApiError> {
+        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if l.take(user, now_ms()) { Ok(()) } else { Err(ApiError::TooFast) }
+    }
+}
 
 /// Who is acting: the user, and the endpoint the request came on (not echoed back to it).
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +96,7 @@ pub struct ImService {
     presence: Arc<PresenceService>,
     archive: Arc<ArchiveService>,
     federation: Arc<FederationService>,
-    rate: Rate,
-    buckets: Mutex<HashMap<Username, TokenBucket>>,
+    limiter: Arc<SendLimiter>,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -97,8 +118,7 @@ impl ImService {
             store,
             hub,
             metrics,
-            rate: Rate { per_sec: settings.messages_per_sec, burst: settings.burst.max(1.0) },
-            buckets: Mutex::default(),
+            limiter: Arc::new(SendLimiter::new(settings)),
             locks: (0..LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
@@ -117,16 +137,9 @@ impl ImService {
         Ok(self.store.set_meta_u64(OFFLINE_IM_KEY, u64::from(!on)).await?)
     }
 
-    fn check_rate(&self, user: &Username) -> Result<(), ApiError> {
-        let now = now_ms();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        // Senders include users of other servers, whose names a remote server chooses: keep
-        // only buckets that differ from a new one once there are many.
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(user) {
-            buckets.retain(|_, b| !b.is_full(self.rate, now));
-        }
-        let bucket = buckets.entry(user.clone()).or_insert_with(|| TokenBucket::new(self.rate, now));
-        if bucket.take(self.rate, now) { Ok(()) } else { Err(ApiError::TooFast) }
+    /// The per-user send limiter, for the other services that take messages (room posts).
+    pub fn limiter(&self) -> Arc<SendLimiter> {
+        self.limiter.clone()
     }
 
     /// A local account, or a remote user of a federated domain (`name@domain`).
@@ -235,7 +248,7 @@ impl ImService {
             key,
         };
         let record = self.record(&conv, &msg)?;
-        self.check_rate(actor.user)?;
+        self.limiter.check(actor.user)?;
         self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
         Ok(MessageView::new(Thread::Conversation(id), &msg))
@@ -260,10 +273,12 @@ impl ImService {
         record: Option<Record>,
     ) -> Result<(), ApiError> {
         let offline_on = self.offline_im()?;
-        let mut offline = Vec::new();
-        // Remote participants are reached through federation, never the offline queue.
+        let (mut offline, mut live) = (Vec::new(), Vec::new());
+        // Remote participants are reached through federation, never the queue.
         for m in conv.members().filter(|m| *m != actor.user && !m.is_remote()) {
-            if !self.hub.is_online(m) {
+            if self.hub.is_online(m) {
+                live.push(m.clone());
+            } else {
                 if !offline_on && text && conv.kind == conversation::Kind::Direct {
                     return Err(ApiError::RecipientOffline(m.to_string()));
                 }
@@ -272,7 +287,7 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, &offline, record.as_ref()).await?;
+        self.store.im().append(conv, msg, (&offline, &live), record.as_ref()).await?;
         if record.is_some() {
             self.archive.written();
         }
@@ -384,9 +399,13 @@ impl ImService {
     }
 
     /// Moves `actor`'s read marker; tells the others (read receipt) and the reader's devices.
+    /// A marker that does not move (an older id) tells no one.
     pub async fn read(&self, actor: Actor<'_>, id: ConversationId, upto: MessageId) -> Result<u32, ApiError> {
         let conv = self.conversation_of(actor.user, id)?;
-        let entry = self.store.im().mark_read(actor.user, id, upto).await?;
+        let (entry, moved) = self.store.im().mark_read(actor.user, id, upto).await?;
+        if !moved {
+            return Ok(entry.unread);
+        }
         let receipt = |unread| ServerFrame::ImRead {
             conversation: id,
             user: actor.user.to_string(),
@@ -403,7 +422,8 @@ impl ImService {
         Ok(entry.unread)
     }
 
-    /// Offline messages waiting for `user`, as frames to send on connect.
+    /// Messages waiting for a device of `user` (offline ones, and live ones no device has
+    /// acknowledged), as frames to send on connect.
     pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<ServerFrame>, ApiError> {
         let msgs = self.store.im().offline(user, limit)?;
         Ok(msgs
@@ -412,17 +432,23 @@ impl ImService {
             .collect())
     }
 
-    /// `user`'s device got the offline messages up to `upto`: drop them and tell the senders.
+    /// `user`'s device got the messages up to `upto` (offline or live): drop them from the
+    /// queue and tell the senders of offline ones (live ones had their receipt when pushed).
     pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ApiError> {
-        let acked = self.store.im().offline(user, usize::MAX)?;
-        let n = self.store.im().ack_offline(user, upto).await?;
-        for (thread, m) in acked.iter().filter(|(_, m)| m.id <= upto) {
-            if let (Thread::Conversation(c), Some(_)) = (thread, m.text()) {
-                let receipt = ServerFrame::ImDelivered { conversation: *c, message: m.id, user: user.to_string() };
+        // A message with a lower id may be stored but not pushed yet (its id is still reserved
+        // until its fan-out is done): the device cannot have it, so it stays queued.
+        let upto = upto.min(self.store.im().settled_below().saturating_sub(1));
+        let acked = self.store.im().ack_offline(user, upto).await?;
+        for a in acked.iter().filter(|a| !a.live) {
+            if let Thread::Conversation(c) = a.thread
+                && let Some(m) = self.store.im().message(a.thread, a.id)?
+                && m.text().is_some()
+            {
+                let receipt = ServerFrame::ImDelivered { conversation: c, message: m.id, user: user.to_string() };
                 self.hub.send_to_user(&m.from, None, &receipt);
             }
         }
-        Ok(n)
+        Ok(acked.len())
     }
 
     /// A page of `user`'s conversations, most recent first; `cursor` is the previous page's `next`.
@@ -439,12 +465,14 @@ impl ImService {
         Ok(Inbox { conversations, next })
     }
 
-    /// One conversation, with the other present participants' read markers.
+    /// One conversation, with the other present participants' read markers (none for a
+    /// participant who left: what the others read since is not theirs to see).
     pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ApiError> {
         let c = self.conversation_of(user, id)?;
         let mut view = self.view(&c, user)?;
         let mut read_by = std::collections::BTreeMap::new();
-        for other in c.members().filter(|u| *u != user) {
+        let present = c.is_member(user);
+        for other in c.members().filter(|u| present && *u != user) {
             let upto = self.store.im().entry(other, id)?.map_or(0, |e| e.read_upto);
             read_by.insert(other.to_string(), upto);
         }
@@ -480,7 +508,7 @@ impl ImService {
         Ok(self.store.im().hide(user, id).await?)
     }
 
-    /// Offline messages waiting over all users (for metrics).
+    /// Messages waiting for a device's acknowledgement over all users (for metrics).
     pub fn offline_depth(&self) -> usize {
         self.store.im().offline_depth()
     }

@@ -183,7 +183,8 @@ pub struct Metrics {
     pub im_sent: Counter,
     /// Messages queued to at least one endpoint of a recipient, per recipient.
     pub im_delivered: Counter,
-    /// Offline messages waiting (refreshed at each scrape).
+    /// Messages waiting for a device to acknowledge them, offline or pushed live (refreshed at
+    /// each scrape).
     pub im_offline_queue: Gauge,
     /// Seconds from a send request to the message stored and queued to every recipient.
     pub im_delivery: Histogram,
@@ -253,7 +254,11 @@ impl Metrics {
         registry.register("users", "Accounts", m.users.clone());
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
-        registry.register("im_offline_queue", "Offline messages waiting for a device", m.im_offline_queue.clone());
+        registry.register(
+            "im_offline_queue",
+            "Messages (offline, or pushed live) waiting for a device to acknowledge them",
+            m.im_offline_queue.clone(),
+        );
         registry.register("plugin_calls", "Plugin calls", m.plugin_calls.clone());
         registry.register("plugin_errors", "Plugin calls that answered invalid data", m.plugin_errors.clone());
         registry.register(

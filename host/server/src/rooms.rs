@@ -13,6 +13,7 @@ use halo_store::{RoomMark, Store, Thread};
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::im::SendLimiter;
 use crate::metrics::Metrics;
 use crate::stream::hub::Hub;
 use crate::stream::wire::{ServerFrame, SharedFrame};
@@ -37,14 +38,22 @@ pub struct RoomService {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     archive: Arc<ArchiveService>,
+    /// The per-user send allowance, shared with IM.
+    limiter: Arc<SendLimiter>,
     /// Serialises changes to rooms (membership and names span records).
     writes: tokio::sync::Mutex<()>,
 }
 
 impl RoomService {
-    /// The service.
-    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, archive: Arc<ArchiveService>) -> Self {
-        Self { store, hub, metrics, archive, writes: tokio::sync::Mutex::new(()) }
+    /// The service; posts draw on `limiter`, the same per-user allowance as IM sends.
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        archive: Arc<ArchiveService>,
+        limiter: Arc<SendLimiter>,
+    ) -> Self {
+        Self { store, hub, metrics, archive, limiter, writes: tokio::sync::Mutex::new(()) }
     }
 
     fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ApiError> {
@@ -243,6 +252,7 @@ impl RoomService {
         }
         let room = self.room(id, by)?;
         room.check_post(by)?;
+        self.limiter.check(by)?;
         let reserved = self.store.im().reserve()?;
         let msg = Message { id: reserved.id(), at: now_ms(), from: by.clone(), body: Body::Text { text, format }, key };
         self.store_post(&room, &msg).await?;

@@ -79,7 +79,8 @@ impl AppState {
             &settings.im,
         ));
         federation.start(&im)?;
-        let rooms = Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone()));
+        let rooms =
+            Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone(), im.limiter()));
         let search = Arc::new(Indexer::start(store.clone(), &data_dir.join("search"), Duration::from_millis(250))?);
         let plugins = Arc::new(PluginService::start(
             store.clone(),

@@ -4,8 +4,8 @@
 //! 1:1), `messages` (thread key ++ message id → [`Message`], shared with rooms), `journal`
 //! (message id → thread key: every message in arrival order), `inbox` (user, 0, conversation id →
 //! [`InboxEntry`]), `recent` (user, 0, !last message id, conversation id → (): most recent
-//! first), `offline` (user, 0, message id → thread key: waiting for a device), `idempotency`
-//! (user, 0, key → thread key ++ message id).
+//! first), `offline` (user, 0, message id → thread key, then `l` if it was pushed live: waiting
+//! for a device to acknowledge it), `idempotency` (user, 0, key → thread key ++ message id).
 //!
 //! A message and every index it touches are written in one transaction and flushed before the
 //! call returns.
@@ -34,6 +34,19 @@ const INBOX: &str = "inbox";
 const RECENT: &str = "recent";
 const OFFLINE: &str = "offline";
 const IDEMPOTENCY: &str = "idempotency";
+/// Marks a queue entry whose message was pushed live (the recipient was online when it was stored).
+const LIVE: u8 = b'l';
+
+/// An entry taken off a user's delivery queue by [`Im::ack_offline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// The message.
+    pub id: MessageId,
+    /// Its thread.
+    pub thread: Thread,
+    /// It was pushed live when stored (the sender got its delivery receipt then).
+    pub live: bool,
+}
 
 /// A user's view of one conversation: last message, unread count, read marker, deletion.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,14 +225,16 @@ impl Im {
     }
 
     /// Appends `msg` to `conv` (whose stored record is replaced by `conv` for a join or leave,
-    /// so membership changes land with their message), updates every present participant's inbox, queues it for the
-    /// `offline` ones, records the sender's idempotency key and spools the archive record, if
+    /// so membership changes land with their message), updates every present participant's
+    /// inbox, queues it for delivery to the `offline` ones and the `live` ones (online, so it is
+    /// pushed at once, but kept until a device acknowledges it: a crash before the push loses
+    /// nothing), records the sender's idempotency key and spools the archive record, if
     /// archived. One transaction, flushed.
     pub async fn append(
         &self,
         conv: &Conversation,
         msg: &Message,
-        offline: &[Username],
+        (offline, live): (&[Username], &[Username]),
         archived: Option<&Record>,
     ) -> Result<(), StoreError> {
         let thread = Thread::Conversation(conv.id);
@@ -232,6 +247,8 @@ impl Im {
         let record = archived.map(|r| encode(archive::RECORDS, r)).transpose()?;
         let members: Vec<Username> = conv.members().cloned().collect();
         let counts_as_unread = matches!(msg.body, Body::Text { .. });
+        let mut live_value = thread.key().to_vec();
+        live_value.push(LIVE);
         let trees = (
             &self.conversations,
             &self.messages,
@@ -269,6 +286,9 @@ impl Im {
             }
             for m in offline {
                 offline_q.insert(user_key(m, &msg.id.to_be_bytes()), &thread.key())?;
+            }
+            for m in live {
+                offline_q.insert(user_key(m, &msg.id.to_be_bytes()), live_value.as_slice())?;
             }
             Ok(())
         });
@@ -384,20 +404,23 @@ impl Im {
         Ok(out)
     }
 
-    /// Moves `user`'s read marker in `conv` forward to `upto`; returns the updated entry.
+    /// Moves `user`'s read marker in `conv` forward to `upto` (never back, never past the last
+    /// message); returns the entry and whether the marker moved.
     pub async fn mark_read(
         &self,
         user: &Username,
         conv: ConversationId,
         upto: MessageId,
-    ) -> Result<InboxEntry, StoreError> {
+    ) -> Result<(InboxEntry, bool), StoreError> {
         let mut entry = self.entry(user, conv)?.unwrap_or_default();
-        if upto > entry.read_upto {
-            entry.read_upto = upto.min(entry.last);
-            entry.unread = self.count_unread(Thread::Conversation(conv), user, entry.read_upto, entry.last)?;
-            self.put_entry(user, conv, &entry).await?;
+        let to = upto.min(entry.last);
+        if to <= entry.read_upto {
+            return Ok((entry, false));
         }
-        Ok(entry)
+        entry.read_upto = to;
+        entry.unread = self.count_unread(Thread::Conversation(conv), user, entry.read_upto, entry.last)?;
+        self.put_entry(user, conv, &entry).await?;
+        Ok((entry, true))
     }
 
     /// Deletes `conv` from `user`'s history (up to its current last message).
@@ -410,7 +433,8 @@ impl Im {
         self.put_entry(user, conv, &entry).await
     }
 
-    /// Up to `limit` offline messages waiting for `user`, oldest first.
+    /// Up to `limit` messages waiting for a device of `user` to acknowledge them (offline
+    /// messages, and live ones not yet acknowledged), oldest first.
     pub fn offline(&self, user: &Username, limit: usize) -> Result<Vec<(Thread, Message)>, StoreError> {
         let prefix = user_key(user, &[]);
         let mut out = Vec::new();
@@ -426,22 +450,24 @@ impl Im {
         Ok(out)
     }
 
-    /// Drops `user`'s offline messages up to `upto` (acknowledged by a device); returns how many.
-    pub async fn ack_offline(&self, user: &Username, upto: MessageId) -> Result<usize, StoreError> {
+    /// Drops `user`'s waiting messages up to `upto` (acknowledged by a device); returns them.
+    pub async fn ack_offline(&self, user: &Username, upto: MessageId) -> Result<Vec<Acked>, StoreError> {
         let prefix = user_key(user, &[]);
-        let mut n = 0;
+        let mut out = Vec::new();
         for kv in self.offline.range(prefix.clone()..=user_key(user, &upto.to_be_bytes())) {
-            let (k, _) = kv?;
-            self.offline.remove(k)?;
-            n += 1;
+            let (k, v) = kv?;
+            self.offline.remove(&k)?;
+            if let Some(thread) = Thread::from_key(&v) {
+                out.push(Acked { id: u64_at(&k, prefix.len()), thread, live: v.get(9) == Some(&LIVE) });
+            }
         }
-        if n > 0 {
+        if !out.is_empty() {
             self.db.flush().await?;
         }
-        Ok(n)
+        Ok(out)
     }
 
-    /// Offline messages waiting, over all users.
+    /// Messages waiting for a device's acknowledgement, over all users.
     pub fn offline_depth(&self) -> usize {
         self.offline.len()
     }
@@ -491,9 +517,9 @@ mod tests {
         im.create(&c2, None).await.expect("create");
         assert_eq!(im.direct(&u("bob"), &u("alice")).expect("direct"), Some(1));
 
-        im.append(&c1, &text(10, "alice", "one", Some("k1")), &[u("bob")], None).await.expect("append");
-        im.append(&c2, &text(11, "carol", "two", None), &[], None).await.expect("append");
-        im.append(&c1, &text(12, "alice", "three", None), &[u("bob")], None).await.expect("append");
+        im.append(&c1, &text(10, "alice", "one", Some("k1")), (&[u("bob")], &[]), None).await.expect("append");
+        im.append(&c2, &text(11, "carol", "two", None), (&[], &[]), None).await.expect("append");
+        im.append(&c1, &text(12, "alice", "three", None), (&[], &[u("bob")]), None).await.expect("append");
 
         let inbox = im.inbox(&u("alice"), None, 10).expect("inbox");
         assert_eq!(inbox.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [1, 2], "most recent first");
@@ -502,12 +528,16 @@ mod tests {
         assert_eq!(page2.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
         let bob = im.entry(&u("bob"), 1).expect("entry").expect("exists");
         assert_eq!((bob.unread, bob.last), (2, 12));
-        assert_eq!(im.mark_read(&u("bob"), 1, 10).await.expect("read").unread, 1);
+        let (entry, moved) = im.mark_read(&u("bob"), 1, 10).await.expect("read");
+        assert_eq!((entry.read_upto, entry.unread, moved), (10, 1, true));
+        assert!(!im.mark_read(&u("bob"), 1, 9).await.expect("read").1, "an older id does not move it");
 
         let offline = im.offline(&u("bob"), 10).expect("offline");
-        assert_eq!(offline.iter().map(|(_, m)| m.id).collect::<Vec<_>>(), [10, 12]);
-        assert_eq!(im.ack_offline(&u("bob"), 10).await.expect("ack"), 1);
+        assert_eq!(offline.iter().map(|(_, m)| m.id).collect::<Vec<_>>(), [10, 12], "offline and live alike");
+        let t1 = Thread::Conversation(1);
+        assert_eq!(im.ack_offline(&u("bob"), 10).await.expect("ack"), [Acked { id: 10, thread: t1, live: false }]);
         assert_eq!(im.offline(&u("bob"), 10).expect("offline").len(), 1);
+        assert_eq!(im.ack_offline(&u("bob"), 99).await.expect("ack"), [Acked { id: 12, thread: t1, live: true }]);
 
         let (thread, m) = im.by_key(&u("alice"), "k1").expect("key").expect("found");
         assert_eq!((thread, m.id), (Thread::Conversation(1), 10));
@@ -521,7 +551,7 @@ mod tests {
 
         im.hide(&u("alice"), 1).await.expect("hide");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox").iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
-        im.append(&c1, &text(13, "bob", "back", None), &[], None).await.expect("append");
+        im.append(&c1, &text(13, "bob", "back", None), (&[], &[]), None).await.expect("append");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox")[0].0, 1, "a new message brings it back");
         assert_eq!(im.journal_after(11, 10).expect("journal").iter().map(|(id, _)| *id).collect::<Vec<_>>(), [12, 13]);
     }
@@ -542,14 +572,14 @@ mod tests {
         let second = im.reserve().expect("id");
         assert_eq!(im.settled_below(), first.id(), "the older reservation holds readers back");
         let m2 = text(second.id(), "bob", "second", None);
-        im.append(&c, &m2, &[], Some(&Record::of_message(Place::Conversation(c.id), &m2, c.members())))
+        im.append(&c, &m2, (&[], &[]), Some(&Record::of_message(Place::Conversation(c.id), &m2, c.members())))
             .await
             .expect("append");
         drop(second);
         let ids = |v: Vec<Record>| v.iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(archive.after(0, im.settled_below(), 10).expect("after")), [c.id], "m2 waits for m1");
         let m1 = text(first.id(), "alice", "first", None);
-        im.append(&c, &m1, &[], None).await.expect("unarchived message");
+        im.append(&c, &m1, (&[], &[]), None).await.expect("unarchived message");
         drop(first);
         assert_eq!(im.settled_below(), u64::MAX);
         let all = archive.after(0, im.settled_below(), 10).expect("after");

@@ -25,7 +25,7 @@ use std::path::Path;
 
 pub use archive::Archive;
 pub use federation::{Federation, Queued};
-pub use im::{Im, InboxEntry, Reservation};
+pub use im::{Acked, Im, InboxEntry, Reservation};
 pub use keys::Thread;
 pub use plugins::{PluginRecord, Plugins};
 pub use presence::{AppToken, Presence};

@@ -555,13 +555,18 @@ impl PresenceService {
             .1)
     }
 
-    /// The account changed (card fields): reload it and republish.
-    pub fn refresh_account(&self, user: &User) {
+    /// `user`'s account changed (contact card, display name): the cached copy is reloaded from
+    /// the store (so of two quick changes the later one wins) and the user is republished to
+    /// their own devices and watchers. A user not loaded is read afresh when next needed.
+    pub fn refresh_account(&self, user: &Username) -> Result<(), ApiError> {
         let mut e = self.engine();
-        if let Some(entry) = e.entries.get_mut(&user.username) {
-            entry.user = user.clone();
-            Self::touched(&mut e, &user.username);
+        if let Some(entry) = e.entries.get_mut(user) {
+            if let Some(account) = self.store.users().get(user)? {
+                entry.user = account;
+            }
+            Self::touched(&mut e, user);
         }
+        Ok(())
     }
 
     /// `target`'s presence as `viewer` sees it.

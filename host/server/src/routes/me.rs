@@ -31,7 +31,7 @@ pub async fn update_me(
     if update.touches_privileges() {
         return Err(ApiError::Forbidden("roles and the disabled flag are changed by an admin"));
     }
-    let user = state.accounts.update(auth.user()?.username.as_str(), update).await?;
+    let user = super::users::update_account(&state, auth.user()?.username.as_str(), update).await?;
     Ok(Json((&user).into()))
 }
 

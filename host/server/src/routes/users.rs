@@ -65,6 +65,18 @@ pub async fn get_user(
     Ok(Json((&state.accounts.get(&username)?).into()))
 }
 
+/// Changes an account and tells presence, whose cached card (display name, title, phone...)
+/// feeds every presence view, the directory and the badge.
+pub(crate) async fn update_account(
+    state: &AppState,
+    name: &str,
+    update: ProfileUpdate,
+) -> Result<halo_core::User, ApiError> {
+    let user = state.accounts.update(name, update).await?;
+    state.presence.refresh_account(&user.username)?;
+    Ok(user)
+}
+
 /// Changes an account's contact card, roles or disabled flag. Disabling ends its sessions.
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UpdateUserRequest,
     params(("username" = String, Path, description = "Account name")),
@@ -76,7 +88,7 @@ pub async fn update_user(
     Path(username): Path<String>,
     ApiJson(req): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json((&state.accounts.update(&username, req.into()).await?).into()))
+    Ok(Json((&update_account(&state, &username, req.into()).await?).into()))
 }
 
 /// Disables an account: it cannot log in, its sessions and sockets end.
@@ -90,7 +102,7 @@ pub async fn disable_user(
     Path(username): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     let update = ProfileUpdate { disabled: Some(true), ..Default::default() };
-    Ok(Json((&state.accounts.update(&username, update).await?).into()))
+    Ok(Json((&update_account(&state, &username, update).await?).into()))
 }
 
 /// Enables a disabled account.
@@ -104,7 +116,7 @@ pub async fn enable_user(
     Path(username): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     let update = ProfileUpdate { disabled: Some(false), ..Default::default() };
-    Ok(Json((&state.accounts.update(&username, update).await?).into()))
+    Ok(Json((&update_account(&state, &username, update).await?).into()))
 }
 
 /// Deletes an account with its sessions.

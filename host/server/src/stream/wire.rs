@@ -265,7 +265,8 @@ pub enum ServerFrame {
     ImMessage {
         /// The message.
         message: MessageView,
-        /// Delivered from the offline queue: acknowledge with `im.ack`.
+        /// Delivered from the queue on connect (offline, or never acknowledged); absent for a
+        /// live push. Either kind is acknowledged with `im.ack`.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         offline: bool,
     },

@@ -145,13 +145,20 @@ function convRow(c) {
         c.unread ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null)));
 }
 
-let offlineMax = 0;
-const ackOffline = debounce(() => {
-  if (offlineMax && store.stream?.connected) store.stream.request("im.ack", { upto: offlineMax }).catch(() => {});
-}, 300);
-
 /** Handles the stream's IM frames. */
 export function wireConversations(stream) {
+  // The server keeps every message in the recipient's queue until a device acknowledges it,
+  // so live messages are acknowledged as well as offline ones: the newest id received, at most
+  // once per 300 ms (also while messages keep coming). Per sign-in: this stream's user only.
+  let receivedMax = 0;
+  let ackTimer = null;
+  const ackReceived = () => {
+    if (ackTimer) return;
+    ackTimer = setTimeout(() => {
+      ackTimer = null;
+      if (store.stream === stream && stream.connected) stream.request("im.ack", { upto: receivedMax }).catch(() => {});
+    }, 300);
+  };
   stream.on("hello", (f) => {
     if (f.offline > 0) toast(`${f.offline} message${f.offline === 1 ? "" : "s"} arrived while you were offline`);
     loadConversations().catch(() => {});
@@ -160,7 +167,7 @@ export function wireConversations(stream) {
   stream.on("im.message", (f) => {
     const m = f.message;
     let c = store.conversations.get(m.conversation);
-    if (f.offline) { offlineMax = Math.max(offlineMax, m.id); ackOffline(); }
+    if (f.offline || m.from !== store.me.username) { receivedMax = Math.max(receivedMax, m.id); ackReceived(); }
     if (!c) {
       guard(async () => upsert(await get(`/api/v1/conversations/${m.conversation}`)));
       emit("message", m);
