@@ -193,6 +193,7 @@ fn two_people_chat_with_presence_in_real_browsers() {
     for who in ["alice", "carol"] {
         bob.click(&format!("[data-menu-for={who}]"));
         bob.click(".menu [data-action=move]");
+        bob.wait("dialog select[name=group]");
         bob.script(
             "const s = document.querySelector('dialog select[name=group]'); \
              s.value = [...s.options].find((o) => o.text === 'Design team').value;",

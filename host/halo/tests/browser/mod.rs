@@ -1,19 +1,27 @@
-//! A small blocking W3C WebDriver client for the end-to-end tests: starts Debian's
-//! `chromedriver` and opens headless Chromium sessions, each with its own profile (its own
-//! cookies and localStorage, so each is a separate user). Waits are bounded polls for an
-//! element or a text, never fixed sleeps.
+//! Blocking helpers over the `fantoccini` WebDriver client for the end-to-end tests: starts
+//! Debian's `chromedriver` and opens headless Chromium sessions, each with its own profile (its
+//! own cookies and localStorage, so each is a separate user). The protocol is fantoccini's; this
+//! module only keeps the tests synchronous (one small tokio runtime per driver) and holds the
+//! waiting conventions: bounded polls for a visible element or a text, never fixed sleeps.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use fantoccini::elements::{Element, ElementRef};
+use fantoccini::error::CmdError;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
+use tokio::runtime::Runtime;
 
 /// How long a wait for an element or a text may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
+/// The W3C key of an element reference in a script's result.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn program(var: &str, default: &str) -> PathBuf {
@@ -27,62 +35,44 @@ fn program(var: &str, default: &str) -> PathBuf {
     p
 }
 
-/// A running chromedriver.
+/// A running chromedriver, and the runtime fantoccini's sessions run on.
 pub struct Driver {
     url: String,
     child: Child,
-    agent: ureq::Agent,
+    rt: Runtime,
 }
 
 impl Driver {
-    /// Starts `chromedriver` (`HALO_CHROMEDRIVER`, default `/usr/bin/chromedriver`) on a free port.
+    /// Starts `chromedriver` (`HALO_CHROMEDRIVER`, default `/usr/bin/chromedriver`) on a port the
+    /// system picks, and waits until it says it listens.
     pub fn start() -> Self {
         let bin = program("HALO_CHROMEDRIVER", "/usr/bin/chromedriver");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        let mut child = Command::new(bin)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let driver = Self { url: format!("http://127.0.0.1:{port}"), child, agent };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(v) = driver.call("GET", "/status", None)
-                && v["ready"] == true
-            {
-                return driver;
+        // "ChromeDriver was started successfully on port 40213." comes once it listens; the
+        // rest of its output is drained so that it never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("chromedriver's stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) =
+                    line.split("on port ").nth(1).and_then(|p| p.trim_end_matches('.').parse::<u16>().ok())
+                    && port != 0
+                {
+                    let _ = tx.send(port);
+                }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-        let url = format!("{}{path}", self.url);
-        let resp = match method {
-            "GET" => self.agent.get(&url).call(),
-            "DELETE" => self.agent.delete(&url).call(),
-            _ => self.agent.post(&url).send_json(body.cloned().unwrap_or_else(|| json!({}))),
-        };
-        let mut resp = resp.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{method} {path}: {e}: {text}"))?;
-        if status >= 400 {
-            return Err(format!("{}: {}", v["value"]["error"], v["value"]["message"]));
-        }
-        Ok(v["value"].clone())
+        });
+        let port = rx.recv_timeout(WAIT).expect("chromedriver did not start");
+        // One worker thread, so that fantoccini's session tasks and pooled connections keep
+        // running between the blocking calls.
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime");
+        Self { url: format!("http://127.0.0.1:{port}"), child, rt }
     }
 
     /// Opens a headless Chromium (`HALO_CHROMIUM`, default `/usr/bin/chromium`) with a fresh
@@ -106,13 +96,13 @@ impl Driver {
             &format!("--window-size={width},{height}"),
             &format!("--user-data-dir={}", profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": binary, "args": args},
-        }}});
-        let v = self.call("POST", "/session", Some(&caps)).expect("new chromium session");
-        let session = v["sessionId"].as_str().expect("session id").to_owned();
-        Browser { driver: self, session, _profile: profile }
+        let caps = json!({"browserName": "chrome", "goog:chromeOptions": {"binary": binary, "args": args}});
+        let caps: Capabilities = serde_json::from_value(caps).expect("capabilities");
+        let client = self
+            .rt
+            .block_on(ClientBuilder::new(HttpConnector::new()).capabilities(caps).connect(&self.url))
+            .expect("new chromium session");
+        Browser { rt: &self.rt, client, _profile: profile }
     }
 }
 
@@ -125,9 +115,23 @@ impl Drop for Driver {
 
 /// One browser session (one user).
 pub struct Browser<'d> {
-    driver: &'d Driver,
-    session: String,
+    rt: &'d Runtime,
+    client: Client,
     _profile: tempfile::TempDir,
+}
+
+/// Chromium's `POST /session/{id}/goog/cdp/execute`: one Chrome DevTools Protocol command.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
 }
 
 /// Finds the first visible element matching a CSS selector whose text contains the given text
@@ -143,38 +147,48 @@ for (const el of document.querySelectorAll(sel)) {
 return null;"#;
 
 impl Browser<'_> {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        self.driver.call(method, &format!("/session/{}{path}", self.session), body.as_ref())
+    fn run<T>(&self, f: impl Future<Output = Result<T, CmdError>>) -> Result<T, CmdError> {
+        self.rt.block_on(f)
     }
 
-    /// Runs `script` (a function body using `arguments`) in the page.
+    /// The element a script returned, if it returned one.
+    fn element(&self, v: &Value) -> Option<Element> {
+        let id = v.get(ELEMENT)?.as_str()?;
+        Some(Element::from_element_id(self.client.clone(), ElementRef::from(id.to_owned())))
+    }
+
+    /// Runs `script` (a function body using `arguments`) in the page; `args` is a JSON array.
     pub fn script(&self, script: &str, args: Value) -> Value {
-        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": args}))).expect("script")
+        let args = match args {
+            Value::Array(args) => args,
+            other => vec![other],
+        };
+        self.run(self.client.execute(script, args)).expect("script")
     }
 
     /// Loads `url`.
     pub fn goto(&self, url: &str) {
-        self.call("POST", "/url", Some(json!({"url": url}))).expect("navigate");
+        self.run(self.client.goto(url)).expect("navigate");
     }
 
     /// Resizes the window (e.g. to a phone's width).
     pub fn resize(&self, width: u32, height: u32) {
-        self.call("POST", "/window/rect", Some(json!({"width": width, "height": height}))).expect("resize");
+        self.run(self.client.set_window_size(width, height)).expect("resize");
     }
 
     /// Runs a Chrome DevTools Protocol command (e.g. `Emulation.setEmulatedMedia`).
     pub fn cdp(&self, cmd: &str, params: Value) -> Value {
-        self.call("POST", "/goog/cdp/execute", Some(json!({"cmd": cmd, "params": params}))).expect("cdp")
+        self.run(self.client.issue_cmd(Cdp(json!({"cmd": cmd, "params": params})))).expect("cdp")
     }
 
     /// Reloads the page.
     pub fn refresh(&self) {
-        self.call("POST", "/refresh", None).expect("refresh");
+        self.run(self.client.refresh()).expect("refresh");
     }
 
-    fn find_now(&self, css: &str, text: &str) -> Option<String> {
-        let v = self.call("POST", "/execute/sync", Some(json!({"script": FIND, "args": [css, text]}))).ok()?;
-        v.get(ELEMENT).and_then(Value::as_str).map(str::to_owned)
+    fn find_now(&self, css: &str, text: &str) -> Option<Element> {
+        let v = self.run(self.client.execute(FIND, vec![json!(css), json!(text)])).ok()?;
+        self.element(&v)
     }
 
     /// Polls `f` until it yields a value, for at most [`WAIT`].
@@ -215,10 +229,7 @@ impl Browser<'_> {
     /// The text of the first visible element matching `css`.
     pub fn text(&self, css: &str) -> String {
         let el = self.poll(css, || self.find_now(css, ""));
-        self.call("GET", &format!("/element/{el}/text"), None)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+        self.run(el.text()).unwrap_or_default()
     }
 
     /// Clicks the first visible element matching `css` (and containing `text`, when given),
@@ -226,7 +237,7 @@ impl Browser<'_> {
     pub fn click_text(&self, css: &str, text: &str) {
         self.poll(&format!("clickable {css} {text:?}"), || {
             let el = self.find_now(css, text)?;
-            self.call("POST", &format!("/element/{el}/click"), None).ok()
+            self.run(el.click()).ok()
         });
     }
 
@@ -240,9 +251,9 @@ impl Browser<'_> {
         self.poll(&format!("typable {css}"), || {
             let el = self.find_now(css, "")?;
             if clear {
-                self.call("POST", &format!("/element/{el}/clear"), None).ok()?;
+                self.run(el.clear()).ok()?;
             }
-            self.call("POST", &format!("/element/{el}/value"), Some(json!({"text": text}))).ok()
+            self.run(el.send_keys(text)).ok()
         });
     }
 
@@ -256,22 +267,20 @@ impl Browser<'_> {
         let file = file.canonicalize().expect("file to upload");
         let el = self.poll(css, || {
             let v = self.script("return document.querySelector(arguments[0])", json!([css]));
-            v.get(ELEMENT).and_then(Value::as_str).map(str::to_owned)
+            self.element(&v)
         });
-        self.call("POST", &format!("/element/{el}/value"), Some(json!({"text": file.display().to_string()})))
-            .expect("upload");
+        self.run(el.send_keys(&file.display().to_string())).expect("upload");
     }
 
     /// Saves a PNG screenshot of the window to `path`.
     pub fn screenshot(&self, path: &Path) {
-        let v = self.call("GET", "/screenshot", None).expect("screenshot");
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).expect("base64");
+        let png = self.run(self.client.screenshot()).expect("screenshot");
         std::fs::write(path, png).expect("write screenshot");
     }
 }
 
 impl Drop for Browser<'_> {
     fn drop(&mut self) {
-        let _ = self.call("DELETE", "", None);
+        let _ = self.rt.block_on(self.client.clone().close());
     }
 }

@@ -67,6 +67,7 @@ fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
     alice.fill("#people-search", "Bob@Example.org");
     alice.wait_text("#directory-results", "ANOTHER SERVER");
     alice.click("[data-add='bob@example.org']");
+    alice.wait("dialog select[name=level]");
     let level = alice.script("return document.querySelector('dialog select[name=level]').value", json!([]));
     assert_eq!(level, "external");
     alice.click_text("dialog button[type=submit]", "Add contact");
@@ -86,6 +87,7 @@ fn the_admin_federates_and_blocks_domains_in_a_real_browser() {
 
 /// Picks the "How" of the domain dialog (a `<select>`: set it and fire `change` as a user would).
 fn choose_route(b: &Browser<'_>, how: &str) {
+    b.wait("#federation-how");
     b.script(
         "const s = document.querySelector('#federation-how'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
         json!([how]),
