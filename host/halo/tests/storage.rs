@@ -14,6 +14,9 @@ use std::process::Command;
 use common::{Peer, TestServer, wait_until};
 use serde_json::{Value, json};
 
+/// Sends as fast as the test goes: no rate limit in the way.
+const NO_RATE_LIMIT: &str = "[im]\nmessages_per_sec = 10000.0\nburst = 10000.0\n";
+
 /// A file system mounted for a test, unmounted (lazily if still busy) on drop.
 struct Mount {
     path: PathBuf,
@@ -131,9 +134,7 @@ fn history(server: &TestServer, token: &str, conv: u64) -> Vec<String> {
 #[test]
 fn a_full_disk_answers_503_and_recovers_without_restart_keeping_what_was_acknowledged() {
     let mut mount = Err(String::new());
-    // Sends as fast as the disk allows: no rate limit in the way.
-    let config = "[im]\nmessages_per_sec = 10000.0\nburst = 10000.0\n";
-    let mut server = TestServer::with_setup(config, |data| mount = Mount::tmpfs(data, 48 << 20));
+    let mut server = TestServer::with_setup(NO_RATE_LIMIT, |data| mount = Mount::tmpfs(data, 48 << 20));
     if let Err(why) = &mount {
         eprintln!("skipped: needs a tmpfs mount on the data dir ({why})");
         return;
@@ -188,6 +189,8 @@ fn a_full_disk_answers_503_and_recovers_without_restart_keeping_what_was_acknowl
     );
     let (status, health) = healthz(&server);
     assert_eq!((status, health["status"].as_str()), (503, Some("degraded")), "{health}");
+    let texts = history(&server, &alice, conv);
+    assert!(acknowledged.iter().all(|t| texts.contains(t)), "reads still work, with everything acknowledged");
     assert!(health["storage"].as_str().is_some_and(|s| s.starts_with("unavailable: ")), "{health}");
     let text = metrics(&server);
     assert!(text.lines().any(|l| l == "halo_storage_available 0"), "{text}");
@@ -234,7 +237,7 @@ fn a_full_disk_answers_503_and_recovers_without_restart_keeping_what_was_acknowl
 
 #[test]
 fn messages_sent_while_the_index_cannot_be_written_become_searchable_without_restart() {
-    let server = TestServer::start();
+    let server = TestServer::with_config(NO_RATE_LIMIT);
     server.user("alice");
     server.user("bob");
     let alice = server.login("alice", "alice-password");
