@@ -34,6 +34,7 @@ struct FileConfig {
     presence: Option<halo_server::presence::PresenceSettings>,
     plugins: Option<halo_server::plugins::PluginSettings>,
     federation: Option<halo_server::federation::FederationSettings>,
+    store: Option<halo_store::StoreSettings>,
 }
 
 /// Everything `halo serve` needs.
@@ -44,6 +45,7 @@ pub struct ServeConfig {
     pub tls: Option<halo_server::TlsFiles>,
     pub log: String,
     pub settings: Settings,
+    pub store: halo_store::StoreSettings,
     pub source: Option<PathBuf>,
     pub preinstall: Vec<PathBuf>,
 }
@@ -102,12 +104,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if [http.header_timeout, http.body_timeout, http.idle_timeout].iter().any(Duration::is_zero) {
         anyhow::bail!("http.header_timeout, http.body_timeout and http.idle_timeout must be longer than zero");
     }
+    let store = file.store.unwrap_or_default();
+    if store.cache_capacity < 1024 * 1024 {
+        anyhow::bail!("[store] cache_capacity must be at least 1048576 bytes (1 MiB)");
+    }
     Ok(ServeConfig {
         data_dir: args.config.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         tls,
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         settings,
+        store,
         source,
         preinstall: args.preinstall.clone(),
     })
@@ -146,5 +153,13 @@ mod tests {
         assert_eq!(http.header_timeout, std::time::Duration::from_secs(10), "unset keys keep their defaults");
         let err = toml::from_str::<FileConfig>("[http]\nidle = \"2m\"").expect_err("misspelt key");
         assert!(err.to_string().contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn store_section_parses_and_refuses_unknown_keys() {
+        let f: FileConfig = toml::from_str("[store]\ncache_capacity = 1048576").expect("valid");
+        assert_eq!(f.store.expect("store").cache_capacity, 1024 * 1024);
+        let err = toml::from_str::<FileConfig>("[store]\ncache_size = 1").expect_err("misspelt key");
+        assert!(err.to_string().contains("cache_size"), "{err}");
     }
 }

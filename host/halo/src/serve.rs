@@ -30,7 +30,7 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         tracing::info!(config = %src.display(), "configuration file");
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = Store::open(&cfg.data_dir.join("db"))
+    let store = Store::open_with(&cfg.data_dir.join("db"), cfg.store)
         .with_context(|| format!("opening the store in {} (is another halo running on it?)", cfg.data_dir.display()))?;
 
     let local_token = token::generate();

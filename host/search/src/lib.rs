@@ -114,7 +114,9 @@ struct Fields {
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` after a failure: a writer whose operation failed (e.g. an I/O error killed its
+    /// worker) is dropped, releasing its lock, and a fresh one is made at the next use.
+    writer: Mutex<Option<IndexWriter>>,
     f: Fields,
 }
 
@@ -137,17 +139,32 @@ impl SearchIndex {
         let index = Index::open_or_create(mmap, schema)?;
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, writer: Mutex::new(writer), f })
+        Ok(Self { index, reader, writer: Mutex::new(Some(writer)), f })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` with the writer (made afresh if the last one failed); on an error the writer is
+    /// dropped, so uncommitted work is abandoned and the caller retries from its own cursor.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<T, SearchError>) -> Result<T, SearchError> {
+        let mut slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = match slot.take() {
+            Some(w) => w,
+            None => self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?,
+        };
+        let writer = slot.insert(writer);
+        let result = f(writer);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
     }
 
     /// Adds documents, replacing any earlier copy with the same id (visible after
     /// [`SearchIndex::commit`]).
     pub fn add(&self, docs: &[Doc]) -> Result<(), SearchError> {
-        let writer = self.writer();
+        self.with_writer(|writer| self.add_with(writer, docs))
+    }
+
+    fn add_with(&self, writer: &mut IndexWriter, docs: &[Doc]) -> Result<(), SearchError> {
         let f = &self.f;
         for d in docs {
             writer.delete_term(Term::from_field_u64(f.id, d.id));
@@ -166,7 +183,7 @@ impl SearchIndex {
 
     /// Makes added documents durable and searchable.
     pub fn commit(&self) -> Result<(), SearchError> {
-        self.writer().commit()?;
+        self.with_writer(|w| Ok(w.commit()?))?;
         self.reader.reload()?;
         Ok(())
     }
@@ -233,11 +250,13 @@ impl SearchIndex {
     }
 
     /// Removes documents by id (visible after [`SearchIndex::commit`]).
-    pub fn remove_ids(&self, ids: &[u64]) {
-        let writer = self.writer();
-        for id in ids {
-            writer.delete_term(Term::from_field_u64(self.f.id, *id));
-        }
+    pub fn remove_ids(&self, ids: &[u64]) -> Result<(), SearchError> {
+        self.with_writer(|writer| {
+            for id in ids {
+                writer.delete_term(Term::from_field_u64(self.f.id, *id));
+            }
+            Ok(())
+        })
     }
 
     /// Removes every document of a container (a deleted room).
@@ -246,8 +265,10 @@ impl SearchIndex {
             Container::Conversation(c) => Term::from_field_u64(self.f.conversation, c),
             Container::Room(r) => Term::from_field_u64(self.f.room, r),
         };
-        self.writer().delete_term(term);
-        Ok(())
+        self.with_writer(|writer| {
+            writer.delete_term(term);
+            Ok(())
+        })
     }
 }
 

@@ -55,6 +55,10 @@ pub enum ApiError {
         "message not sent: compliance archiving is unavailable ({0}) and this server refuses messages it cannot archive; try again later"
     )]
     ArchiveUnavailable(String),
+    /// Storage refuses writes (disk full, I/O errors): nothing was changed; retry later (503).
+    /// The detail is logged, not sent.
+    #[error("the server cannot store data right now; try again later")]
+    StorageUnavailable(String),
     /// Too many messages too fast (429).
     #[error("sending too fast; slow down")]
     TooFast,
@@ -86,6 +90,7 @@ impl ApiError {
             Self::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::ArchiveUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "archive_unavailable"),
+            Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -102,6 +107,10 @@ impl ApiError {
                 tracing::error!(%detail, "internal error");
                 "internal server error; see the server log".to_owned()
             }
+            Self::StorageUnavailable(detail) => {
+                tracing::warn!(%detail, "write refused: storage unavailable");
+                self.to_string()
+            }
             other => {
                 tracing::debug!(code = other.status_and_code().1, %other, "request refused");
                 other.to_string()
@@ -115,7 +124,12 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = self.client_message();
         let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
-        if let Self::RateLimited(secs) = self
+        let retry_after = match self {
+            Self::RateLimited(secs) => Some(secs),
+            Self::StorageUnavailable(_) => Some(crate::storage::RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -128,6 +142,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Exists(what) => Self::Conflict(format!("{what} exists already")),
+            StoreError::Unavailable(why) => Self::StorageUnavailable(why),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -24,6 +24,7 @@ pub mod routes;
 pub mod search;
 pub mod settings;
 pub mod state;
+pub mod storage;
 pub mod stream;
 pub mod token;
 pub mod views;

@@ -197,6 +197,12 @@ pub struct Metrics {
     plugin_traps: Family<PluginLabel, Counter>,
     plugin_seconds: HistogramFamily,
     plugin_memory: Family<PluginLabel, Gauge>,
+    /// 1 while storage takes writes, 0 while it fails (disk full, I/O errors).
+    pub storage_available: Gauge,
+    /// Times the store recovered from a storage failure by reopening its database.
+    pub storage_recoveries: Counter,
+    /// Search index commits that failed (retried with backoff).
+    pub search_index_failures: Counter,
     /// Compliance archiving.
     pub archive: ArchiveMetrics,
     /// Federation.
@@ -235,6 +241,9 @@ impl Metrics {
             plugin_traps: Family::default(),
             plugin_seconds: Family::new_with_constructor(plugin_histogram),
             plugin_memory: Family::default(),
+            storage_available: Gauge::default(),
+            storage_recoveries: Counter::default(),
+            search_index_failures: Counter::default(),
             archive: ArchiveMetrics::default(),
             federation: FederationMetrics::default(),
             registry: Registry::default(),
@@ -252,6 +261,22 @@ impl Metrics {
         registry.register("ws_closed", "WebSocket endpoints closed, by reason", m.ws_closed.clone());
         registry.register("ws_slow_consumers", "Endpoints dropped for a full send queue", m.ws_slow_consumers.clone());
         registry.register("users", "Accounts", m.users.clone());
+        m.storage_available.set(1);
+        registry.register(
+            "storage_available",
+            "1 while storage takes writes, 0 while it fails",
+            m.storage_available.clone(),
+        );
+        registry.register(
+            "storage_recoveries",
+            "Recoveries from a storage failure without restart",
+            m.storage_recoveries.clone(),
+        );
+        registry.register(
+            "search_index_failures",
+            "Failed search index commits (retried)",
+            m.search_index_failures.clone(),
+        );
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
         registry.register(

@@ -5,6 +5,10 @@
 //! copy, so a restart re-indexes without duplicates). Ids are assigned a moment before their
 //! message is written, so the cursor only moves past messages older than [`SETTLE_MS`]: a
 //! message that landed late is still picked up.
+//!
+//! Nothing moves before the index commit succeeded: neither the cursor nor the set of ids seen
+//! above it. A failed pass (index directory not writable, disk full) is retried with backoff
+//! and indexes the same messages again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -16,12 +20,26 @@ use halo_search::{Container, Doc, SearchIndex};
 use halo_store::{Store, StoreError, Thread};
 
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 
 const CURSOR_KEY: &str = "search_cursor";
 /// How long after its id is assigned a message is surely in the journal.
 const SETTLE_MS: u64 = 5_000;
 /// Journal entries read per pass.
 const BATCH: usize = 5_000;
+/// The longest wait between retries of a failing pass.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The wait before retry `failures` (1, 2, …) of a pass run every `every`: doubling, at most
+/// [`MAX_BACKOFF`].
+pub(crate) fn backoff(every: Duration, failures: u32) -> Duration {
+    backoff_to(every, failures, MAX_BACKOFF)
+}
+
+/// As [`backoff`], capped at `max`.
+pub(crate) fn backoff_to(every: Duration, failures: u32, max: Duration) -> Duration {
+    every.saturating_mul(1u32 << failures.min(16)).min(max)
+}
 
 /// The index and its follower task.
 pub struct Indexer {
@@ -30,9 +48,9 @@ pub struct Indexer {
 
 impl Indexer {
     /// Opens the index in `dir` and starts following the journal every `every`.
-    pub fn start(store: Store, dir: &Path, every: Duration) -> anyhow::Result<Self> {
+    pub fn start(store: Store, dir: &Path, every: Duration, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let index = Arc::new(SearchIndex::open(dir)?);
-        let follower = Follower { store, index: index.clone(), seen: BTreeSet::new(), cursor: None };
+        let follower = Follower { store, index: index.clone(), seen: BTreeSet::new(), cursor: None, metrics };
         tokio::spawn(follower.run(every));
         Ok(Self { index })
     }
@@ -49,16 +67,31 @@ struct Follower {
     /// Ids above the cursor already indexed.
     seen: BTreeSet<u64>,
     cursor: Option<u64>,
+    metrics: Arc<Metrics>,
 }
 
 impl Follower {
     async fn run(mut self, every: Duration) {
-        let mut tick = tokio::time::interval(every);
+        let mut failures = 0u32;
         loop {
-            tick.tick().await;
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "search indexing pass failed; retrying");
-            }
+            let wait = match self.pass().await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "search indexing works again");
+                        failures = 0;
+                    }
+                    every
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(error = %e, "search indexing pass failed; retrying with backoff");
+                    }
+                    failures = failures.saturating_add(1);
+                    self.metrics.search_index_failures.inc();
+                    backoff(every, failures)
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -73,6 +106,7 @@ impl Follower {
         let mut new_cursor = cursor;
         let mut settled = true;
         let mut convs: HashMap<u64, Option<Conversation>> = HashMap::new();
+        let mut indexed = Vec::new();
         for (id, thread) in entries {
             let Some(msg) = self.store.im().message(thread, id)? else { continue };
             if settled && msg.at < settled_before {
@@ -80,9 +114,10 @@ impl Follower {
             } else {
                 settled = false;
             }
-            if !self.seen.insert(id) {
+            if self.seen.contains(&id) {
                 continue;
             }
+            indexed.push(id);
             let Some(text) = msg.text() else { continue };
             let (container, audience) = match thread {
                 Thread::Conversation(c) => {
@@ -113,6 +148,8 @@ impl Follower {
             })
             .await??;
         }
+        // Committed: only now are these ids done.
+        self.seen.extend(indexed);
         if new_cursor > cursor {
             self.store.set_meta_u64(CURSOR_KEY, new_cursor).await.map_err(|e: StoreError| anyhow::anyhow!(e))?;
             self.seen = self.seen.split_off(&(new_cursor + 1));

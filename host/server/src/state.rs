@@ -58,6 +58,7 @@ impl AppState {
         local_admin: Option<TokenHash>,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
+        crate::storage::watch(store.clone(), metrics.clone());
         let hub =
             Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
         let accounts =
@@ -81,7 +82,12 @@ impl AppState {
         federation.start(&im)?;
         let rooms =
             Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone(), im.limiter()));
-        let search = Arc::new(Indexer::start(store.clone(), &data_dir.join("search"), Duration::from_millis(250))?);
+        let search = Arc::new(Indexer::start(
+            store.clone(),
+            &data_dir.join("search"),
+            Duration::from_millis(250),
+            metrics.clone(),
+        )?);
         let plugins = Arc::new(PluginService::start(
             store.clone(),
             data_dir.join("plugins"),

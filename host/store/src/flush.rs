@@ -34,6 +34,9 @@ impl Deref for Db {
 struct Shared {
     state: Mutex<State>,
     done: watch::Sender<Done>,
+    /// Why this database cannot be made durable: its first failed flush (sled then fails every
+    /// later one too), or the reason a stand-in was made. Never cleared: the store reopens.
+    failed: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -57,17 +60,45 @@ struct Done {
     /// The last flush completed.
     flush: u64,
     /// Its error, if it failed.
-    error: Option<String>,
+    error: Option<sled::Error>,
 }
 
 impl Db {
     pub(crate) fn new(inner: sled::Db) -> Self {
+        Self::with_failure(inner, None)
+    }
+
+    /// A database whose flushes all fail with `reason`: nothing written to it is acknowledged.
+    pub(crate) fn dead(inner: sled::Db, reason: String) -> Self {
+        Self::with_failure(inner, Some(reason))
+    }
+
+    fn with_failure(inner: sled::Db, failed: Option<String>) -> Self {
         let (done, _) = watch::channel(Done { flush: 0, error: None });
-        Self { inner, shared: Arc::new(Shared { state: Mutex::new(State::default()), done }) }
+        let shared = Shared { state: Mutex::new(State::default()), done, failed: Mutex::new(failed) };
+        Self { inner, shared: Arc::new(shared) }
+    }
+
+    /// Why this database cannot be made durable, if it cannot.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A flush is running (its driver holds a handle to the database).
+    pub(crate) fn busy(&self) -> bool {
+        self.shared.lock().running
+    }
+
+    /// Flushes now on this thread, outside the group commit.
+    pub(crate) fn flush_now(&self) -> Result<usize, sled::Error> {
+        self.inner.flush()
     }
 
     /// Waits until every write committed before this call is durable.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.failure() {
+            return Err(StoreError::Unavailable(why));
+        }
         let mut done = self.shared.done.subscribe();
         let target = {
             let mut s = self.shared.lock();
@@ -83,8 +114,8 @@ impl Db {
         let result = done.wait_for(|d| d.flush >= target).await.map(|d| d.error.clone());
         match result {
             Ok(None) => Ok(()),
-            Ok(Some(e)) => Err(StoreError::Engine(sled::Error::ReportableBug(format!("flush failed: {e}")))),
-            Err(_) => Err(StoreError::Engine(sled::Error::ReportableBug("the flusher stopped".into()))),
+            Ok(Some(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Unavailable("the flusher stopped".into())),
         }
     }
 
@@ -104,9 +135,11 @@ fn drive(db: sled::Db, shared: &Shared) {
             s.started += 1;
             s.started
         };
-        let error = db.flush().err().map(|e| e.to_string());
+        let error = db.flush().err();
         if let Some(e) = &error {
             tracing::error!(error = %e, "store flush failed");
+            let mut failed = shared.failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert_with(|| StoreError::from(e.clone()).to_string());
         }
         let more = {
             let mut s = shared.lock();

@@ -137,7 +137,7 @@ impl Drop for Reservation {
 pub(crate) fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Engine(e),
+        TransactionError::Storage(e) => e.into(),
     })
 }
 
@@ -154,7 +154,11 @@ fn recent_key(user: &Username, last: MessageId, conv: ConversationId) -> Vec<u8>
 }
 
 impl Im {
-    pub(crate) fn open(db: &crate::flush::Db, archive: Archive) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        db: &crate::flush::Db,
+        archive: Archive,
+        in_flight: Arc<Mutex<BTreeSet<u64>>>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             conversations: db.open_tree(CONVERSATIONS)?,
@@ -166,7 +170,7 @@ impl Im {
             offline: db.open_tree(OFFLINE)?,
             idempotency: db.open_tree(IDEMPOTENCY)?,
             archive,
-            in_flight: Arc::default(),
+            in_flight,
         })
     }
 

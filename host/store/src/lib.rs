@@ -11,6 +11,7 @@
 
 mod archive;
 mod codec;
+mod engine;
 mod federation;
 mod flush;
 mod im;
@@ -42,9 +43,13 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The engine failed (disk full, I/O error, corruption).
+    /// The engine failed in a way that is not an I/O failure (a bug or corruption).
     #[error("storage engine: {0}")]
-    Engine(#[from] sled::Error),
+    Engine(sled::Error),
+    /// Storage cannot be written (disk full, I/O error, read-only file system): the write was
+    /// not done. The store recovers by itself once the cause is gone (see [`Store::recover`]).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A stored value could not be decoded.
     #[error("corrupt record in tree {tree:?}: {source}")]
     Decode {
@@ -72,107 +77,156 @@ pub enum StoreError {
     Exists(String),
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => Self::Unavailable(io.to_string()),
+            other => Self::Engine(other),
+        }
+    }
+}
+
+/// Tuning of the store (`[store]` in `halo.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Bytes of memory sled may use for its page cache (default 64 MiB). The process uses more
+    /// than this (sled's own bookkeeping, the search index, connections); lower it on small
+    /// machines, raise it when the working set of recent messages is larger.
+    pub cache_capacity: u64,
+}
+
+/// The default [`StoreSettings::cache_capacity`]: 64 MiB.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self { cache_capacity: DEFAULT_CACHE_CAPACITY }
+    }
+}
+
 /// Handle to the whole store; clones share the same database.
+///
+/// The database behind it can be replaced: after an I/O failure (sled then refuses every
+/// operation until it is opened again) [`Store::recover`] reopens it once storage works again.
+/// So the typed accessors hand out a [`Ref`] to the current database rather than a reference;
+/// take a new one for each operation rather than keeping one.
 #[derive(Clone)]
 pub struct Store {
-    db: crate::flush::Db,
-    users: Users,
-    sessions: Sessions,
-    im: Im,
-    rooms: Rooms,
-    presence: Presence,
-    plugins: Plugins,
-    federation: Federation,
+    shared: std::sync::Arc<engine::Shared>,
+}
+
+/// The current database's view of one part of the store (e.g. [`Users`]); derefs to it. Keeping
+/// it alive keeps that database open, which holds back a reopen after a storage failure: drop
+/// it when the operation is done.
+pub struct Ref<T> {
+    engine: std::sync::Arc<engine::Engine>,
+    pick: fn(&engine::Engine) -> &T,
+}
+
+impl<T> std::ops::Deref for Ref<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        (self.pick)(&self.engine)
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the store in directory `path`, checking the schema version.
+    /// Opens (or creates) the store in directory `path` with default settings, checking the
+    /// schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = flush::Db::new(sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?);
-        let meta = db.open_tree(META_TREE)?;
-        match meta.get(SCHEMA_KEY)? {
-            Some(v) => {
-                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew { found });
-                }
-            }
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            }
-        }
-        let users = Users::open(&db)?;
-        let sessions = Sessions::open(&db)?;
-        let archive = Archive::open(&db)?;
-        let im = Im::open(&db, archive)?;
-        let rooms = Rooms::open(&db, im.clone())?;
-        let presence = Presence::open(&db)?;
-        let plugins = Plugins::open(&db)?;
-        let federation = Federation::open(&db)?;
-        Ok(Self { db, users, sessions, im, rooms, presence, plugins, federation })
+        Self::open_with(path, StoreSettings::default())
+    }
+
+    /// Opens (or creates) the store in directory `path`, checking the schema version.
+    pub fn open_with(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
+        Ok(Self { shared: std::sync::Arc::new(engine::Shared::open(path, settings)?) })
+    }
+
+    fn get<T>(&self, pick: fn(&engine::Engine) -> &T) -> Ref<T> {
+        Ref { engine: self.shared.current(), pick }
     }
 
     /// Accounts.
-    pub fn users(&self) -> &Users {
-        &self.users
+    pub fn users(&self) -> Ref<Users> {
+        self.get(|e| &e.users)
     }
 
     /// Login sessions (bearer tokens, stored hashed).
-    pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+    pub fn sessions(&self) -> Ref<Sessions> {
+        self.get(|e| &e.sessions)
     }
 
     /// Conversations and their messages.
-    pub fn im(&self) -> &Im {
-        &self.im
+    pub fn im(&self) -> Ref<Im> {
+        self.get(|e| &e.im)
     }
 
     /// The compliance archive: spool, sink cursors, policies and settings.
-    pub fn archive(&self) -> &Archive {
-        &self.im.archive
+    pub fn archive(&self) -> Ref<Archive> {
+        self.get(|e| &e.im.archive)
     }
 
     /// Installed plugins and their storage.
-    pub fn plugins(&self) -> &Plugins {
-        &self.plugins
+    pub fn plugins(&self) -> Ref<Plugins> {
+        self.get(|e| &e.plugins)
     }
 
     /// Presence documents, contact lists, pictures and app tokens.
-    pub fn presence(&self) -> &Presence {
-        &self.presence
+    pub fn presence(&self) -> Ref<Presence> {
+        self.get(|e| &e.presence)
     }
 
     /// Federation rules, outbound queues and remote followers.
-    pub fn federation(&self) -> &Federation {
-        &self.federation
+    pub fn federation(&self) -> Ref<Federation> {
+        self.get(|e| &e.federation)
     }
 
     /// Persistent chat rooms.
-    pub fn rooms(&self) -> &Rooms {
-        &self.rooms
+    pub fn rooms(&self) -> Ref<Rooms> {
+        self.get(|e| &e.rooms)
     }
 
     /// A small value in the `meta` tree (e.g. the search index's cursor).
     pub fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.db.open_tree(META_TREE)?.get(key)?.map(|v| keys::u64_at(&v, 0)))
+        let engine = self.shared.current();
+        Ok(engine.meta.get(key)?.map(|v| keys::u64_at(&v, 0)))
     }
 
     /// Sets a `meta` value durably.
     pub async fn set_meta_u64(&self, key: &str, value: u64) -> Result<(), StoreError> {
-        self.db.open_tree(META_TREE)?.insert(key, &value.to_be_bytes())?;
-        self.flush().await
+        let engine = self.shared.current();
+        engine.meta.insert(key, &value.to_be_bytes())?;
+        engine.db.flush().await
     }
 
     /// Deletes an account and every session it holds, durably.
     pub async fn remove_user(&self, name: &halo_core::Username) -> Result<bool, StoreError> {
-        let existed = self.users.remove_unflushed(name)?;
-        self.sessions.remove_all_for_unflushed(name, None)?;
-        self.flush().await?;
+        let engine = self.shared.current();
+        let existed = engine.users.remove_unflushed(name)?;
+        engine.sessions.remove_all_for_unflushed(name, None)?;
+        engine.db.flush().await?;
         Ok(existed)
     }
 
     /// Makes every earlier write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().await
+        let engine = self.shared.current();
+        engine.db.flush().await
+    }
+
+    /// Why storage is failing, or `None` while it works. Cheap: meant to be asked often (health
+    /// checks, metrics).
+    pub fn unavailable(&self) -> Option<String> {
+        self.shared.unavailable()
+    }
+
+    /// If storage is failing: checks whether the cause is gone (a probe file can be written and
+    /// synced in the data directory), and if so reopens the database and confirms with a durable
+    /// write. Returns `Ok(())` when storage works (again), or why it still does not. Blocks (file
+    /// I/O, reopening); call it from a blocking thread. Everything acknowledged before the
+    /// failure was flushed, so it is all there after the reopen.
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.shared.recover()
     }
 }

@@ -48,6 +48,20 @@ impl TestServer {
         s
     }
 
+    /// A server whose data directory is first handed to `setup` (e.g. to mount a file system
+    /// on it); the directory exists, empty, when `setup` runs.
+    pub fn with_setup(toml: &str, setup: impl FnOnce(&Path)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = (!toml.is_empty()).then(|| toml.to_owned());
+        let extra_args = Vec::new();
+        let mut s =
+            Self { dir, url: String::new(), local_token: String::new(), child: None, config, extra_args, ca: None };
+        std::fs::create_dir_all(s.data_dir()).expect("data dir");
+        setup(&s.data_dir());
+        s.spawn(true);
+        s
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

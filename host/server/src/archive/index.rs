@@ -41,7 +41,7 @@ impl ArchiveIndex {
     }
 
     pub(super) fn remove(&self, ids: &[u64]) -> Result<(), ApiError> {
-        self.index.remove_ids(ids);
+        self.index.remove_ids(ids).map_err(|e| ApiError::Internal(format!("archive index: {e}")))?;
         self.index.commit().map_err(|e| ApiError::Internal(format!("archive index: {e}")))
     }
 }
@@ -64,14 +64,30 @@ fn doc(r: &Record) -> Doc {
 
 async fn follow(store: Store, index: Arc<SearchIndex>, wake: Arc<Notify>) {
     let mut cursor = None;
+    let mut failures = 0u32;
     loop {
         let woken = wake.notified();
+        let mut wait = IDLE;
         match pass(&store, &index, &mut cursor).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "archive indexing pass failed; retrying"),
+            Ok(more) => {
+                if failures > 0 {
+                    tracing::info!(failures, "archive indexing works again");
+                    failures = 0;
+                }
+                if more {
+                    continue;
+                }
+            }
+            Err(e) => {
+                // The cursor moved only if the commit succeeded: the same records come again.
+                if failures == 0 {
+                    tracing::warn!(error = %e, "archive indexing pass failed; retrying with backoff");
+                }
+                failures = failures.saturating_add(1);
+                wait = crate::search::backoff(IDLE, failures);
+            }
         }
-        let _ = tokio::time::timeout(IDLE, woken).await;
+        let _ = tokio::time::timeout(wait, woken).await;
     }
 }
 

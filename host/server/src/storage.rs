@@ -1,0 +1,57 @@
+//! Watches the store's health: reports it (`halo_storage_available`, `/healthz`) and, while
+//! storage fails (disk full, I/O errors), tries to recover without a restart.
+//!
+//! Writes refused meanwhile are answered 503 `storage_unavailable` with a `Retry-After`; the
+//! store reopens its database once a probe write in the data directory succeeds (see
+//! `halo_store::Store::recover`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use halo_store::Store;
+
+use crate::metrics::Metrics;
+
+/// How often storage health is checked, and recovery first tried while it fails.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The longest wait between recovery attempts (they back off while they keep failing).
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// Seconds a client is told to wait before retrying a write refused for storage.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Starts the watcher (needs a runtime). It stops when the runtime does.
+pub fn watch(store: Store, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut streak = 0u32;
+        loop {
+            let wait =
+                if streak == 0 { CHECK_EVERY } else { crate::search::backoff_to(CHECK_EVERY, streak, MAX_RETRY) };
+            tokio::time::sleep(wait).await;
+            let Some(why) = store.unavailable() else {
+                metrics.storage_available.set(1);
+                streak = 0;
+                continue;
+            };
+            metrics.storage_available.set(0);
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.recover()).await {
+                Ok(Ok(())) => {
+                    metrics.storage_available.set(1);
+                    metrics.storage_recoveries.inc();
+                    streak = 0;
+                }
+                Ok(Err(e)) => {
+                    // Once per streak at warn, then quietly: the cause is known from the first.
+                    if streak == 0 {
+                        tracing::warn!(reason = %why, error = %e, "storage unavailable; retrying with backoff");
+                    } else {
+                        tracing::debug!(error = %e, "storage still unavailable");
+                    }
+                    streak = streak.saturating_add(1);
+                }
+                Err(e) => tracing::error!(error = %e, "storage recovery panicked"),
+            }
+        }
+    });
+}

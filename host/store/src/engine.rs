@@ -1,0 +1,208 @@
+//! The open database behind a [`Store`](crate::Store), and its replacement after a storage
+//! failure.
+//!
+//! sled keeps the first I/O error of a database as a sticky global error: once a write failed
+//! (disk full, I/O error), every later operation of that `sled::Db` fails, even after the cause
+//! is gone. So the store notices the failure ([`Shared::unavailable`]), and [`Shared::recover`]
+//! waits until a probe file can be written and synced in the data directory, lets go of the
+//! failed database, opens it again and confirms with a durable write. Nothing acknowledged is
+//! lost: every acknowledged write was flushed before it was acknowledged, and sled's recovery
+//! on open finds everything flushed.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::{
+    Archive, Federation, Im, META_TREE, Plugins, Presence, Rooms, SCHEMA_KEY, SCHEMA_VERSION, Sessions, StoreError,
+    StoreSettings, Users, flush,
+};
+
+/// The probe file written in the data directory before a reopen: as large as a few of sled's
+/// log segments (512 KiB each), so a reopen does not start on a disk that fills at once.
+const PROBE_BYTES: usize = 1024 * 1024;
+const PROBE_FILE: &str = "halo-storage-probe";
+/// The `meta` key written to confirm that a reopened database takes writes.
+const PROBE_KEY: &[u8] = b"storage_probe";
+/// How long a reopen waits for the failed database to be let go by operations in progress.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// How often, and how long apart, a reopen tries again while sled's lock file is still held
+/// (its background threads may hold it for a moment after the last handle is gone).
+const OPEN_ATTEMPTS: u32 = 20;
+const OPEN_PAUSE: Duration = Duration::from_millis(50);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One open database with its typed trees.
+pub(crate) struct Engine {
+    pub(crate) db: flush::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) users: Users,
+    pub(crate) sessions: Sessions,
+    pub(crate) im: Im,
+    pub(crate) rooms: Rooms,
+    pub(crate) presence: Presence,
+    pub(crate) plugins: Plugins,
+    pub(crate) federation: Federation,
+}
+
+type InFlight = Arc<Mutex<BTreeSet<u64>>>;
+
+impl Engine {
+    fn open(path: &Path, settings: StoreSettings, in_flight: &InFlight) -> Result<Self, StoreError> {
+        let config =
+            sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(settings.cache_capacity);
+        Self::with_db(flush::Db::new(config.open()?), in_flight)
+    }
+
+    /// A stand-in for the moment no database is open (a reopen failed): an empty in-memory
+    /// database whose flushes all fail, so nothing written to it is ever acknowledged.
+    fn dead(reason: &str, in_flight: &InFlight) -> Result<Self, StoreError> {
+        let config = sled::Config::new().temporary(true).flush_every_ms(None).cache_capacity(1024 * 1024);
+        Self::with_db(flush::Db::dead(config.open()?, reason.to_owned()), in_flight)
+    }
+
+    fn with_db(db: flush::Db, in_flight: &InFlight) -> Result<Self, StoreError> {
+        let meta = db.open_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew { found });
+                }
+            }
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+        }
+        let users = Users::open(&db)?;
+        let sessions = Sessions::open(&db)?;
+        let archive = Archive::open(&db)?;
+        let im = Im::open(&db, archive, in_flight.clone())?;
+        let rooms = Rooms::open(&db, im.clone())?;
+        let presence = Presence::open(&db)?;
+        let plugins = Plugins::open(&db)?;
+        let federation = Federation::open(&db)?;
+        Ok(Self { db, meta, users, sessions, im, rooms, presence, plugins, federation })
+    }
+
+    /// Why this database refuses work: a failed flush, or sled's sticky I/O error.
+    fn failure(&self) -> Option<String> {
+        self.db.failure().or_else(|| self.db.context.global_error().err().map(|e| StoreError::from(e).to_string()))
+    }
+}
+
+/// What every clone of a [`Store`](crate::Store) shares.
+pub(crate) struct Shared {
+    path: PathBuf,
+    settings: StoreSettings,
+    engine: RwLock<Arc<Engine>>,
+    /// Ids reserved and not yet written; kept across reopens (see [`Im::reserve`]).
+    in_flight: InFlight,
+    /// Why storage is failing; `None` while it works.
+    failure: Mutex<Option<String>>,
+    /// Held by the one recovery running.
+    recovering: Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn open(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
+        let in_flight = InFlight::default();
+        let engine = Engine::open(path, settings, &in_flight)?;
+        Ok(Self {
+            path: path.to_owned(),
+            settings,
+            engine: RwLock::new(Arc::new(engine)),
+            in_flight,
+            failure: Mutex::new(None),
+            recovering: Mutex::new(()),
+        })
+    }
+
+    /// The database open now.
+    pub(crate) fn current(&self) -> Arc<Engine> {
+        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn unavailable(&self) -> Option<String> {
+        if let Some(why) = lock(&self.failure).clone() {
+            return Some(why);
+        }
+        let why = self.current().failure()?;
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            tracing::error!(reason = %why, "storage failed: writes are refused until it works again");
+        }
+        Some(failure.get_or_insert(why).clone())
+    }
+
+    fn still_failing(&self, e: StoreError) -> StoreError {
+        *lock(&self.failure) = Some(e.to_string());
+        e
+    }
+
+    pub(crate) fn recover(&self) -> Result<(), StoreError> {
+        let _one = lock(&self.recovering);
+        let Some(reason) = self.unavailable() else { return Ok(()) };
+        probe(&self.path)
+            .map_err(|e| self.still_failing(StoreError::Unavailable(format!("probe write failed: {e}"))))?;
+        let dead = Arc::new(Engine::dead(&reason, &self.in_flight)?);
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut slot = loop {
+            let slot = self.engine.write().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&slot) == 1 && !slot.db.busy() {
+                break slot;
+            }
+            drop(slot);
+            if Instant::now() > deadline {
+                return Err(StoreError::Unavailable("the failed database is still in use; retrying".into()));
+            }
+            std::thread::sleep(OPEN_PAUSE);
+        };
+        // Nobody else holds the failed database: close it, then open it again. Readers wait on
+        // the lock meanwhile (they would only get errors from the failed one).
+        drop(std::mem::replace(&mut *slot, dead));
+        let mut opened = Engine::open(&self.path, self.settings, &self.in_flight);
+        for _ in 1..OPEN_ATTEMPTS {
+            match &opened {
+                Err(StoreError::Unavailable(why)) if why.contains("could not acquire lock") => {}
+                _ => break,
+            }
+            std::thread::sleep(OPEN_PAUSE);
+            opened = Engine::open(&self.path, self.settings, &self.in_flight);
+        }
+        let engine = match opened {
+            Ok(engine) => Arc::new(engine),
+            Err(e) => return Err(self.still_failing(e)),
+        };
+        *slot = engine.clone();
+        drop(slot);
+        let confirmed = engine.meta.insert(PROBE_KEY, &[1]).and_then(|_| engine.db.flush_now());
+        if let Err(e) = confirmed {
+            return Err(self.still_failing(e.into()));
+        }
+        if let Some(why) = engine.failure() {
+            return Err(self.still_failing(StoreError::Unavailable(why)));
+        }
+        *lock(&self.failure) = None;
+        tracing::info!(was = %reason, "storage works again: database reopened");
+        Ok(())
+    }
+}
+
+/// Writes and syncs a file of [`PROBE_BYTES`] in `dir`, then removes it.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(PROBE_FILE);
+    let result = (|| {
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&vec![0u8; PROBE_BYTES])?;
+        f.sync_all()
+    })();
+    let removed = std::fs::remove_file(&path);
+    result?;
+    removed
+}
