@@ -72,6 +72,15 @@ pub enum StoreError {
     Exists(String),
 }
 
+impl StoreError {
+    /// Whether opening failed because another process holds the store's lock (another halo
+    /// running on the same data dir), as opposed to permissions, a full disk or corruption.
+    pub fn is_locked(&self) -> bool {
+        // sled reports the failed `flock` as an I/O error of kind Other with this text.
+        matches!(self, Self::Engine(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock"))
+    }
+}
+
 /// Handle to the whole store; clones share the same database.
 #[derive(Clone)]
 pub struct Store {
@@ -163,9 +172,10 @@ impl Store {
         self.flush().await
     }
 
-    /// Deletes an account and every session it holds, durably.
-    pub async fn remove_user(&self, name: &halo_core::Username) -> Result<bool, StoreError> {
-        let existed = self.users.remove_unflushed(name)?;
+    /// Deletes an account and every session it holds, and retires its name (see
+    /// [`Users::retired_at`]), durably; `at` is the time of deletion.
+    pub async fn remove_user(&self, name: &halo_core::Username, at: u64) -> Result<bool, StoreError> {
+        let existed = self.users.remove_unflushed(name, at)?;
         self.sessions.remove_all_for_unflushed(name, None)?;
         self.flush().await?;
         Ok(existed)
