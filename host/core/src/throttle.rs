@@ -371,7 +371,8 @@ mod tests {
     fn slowdown_table() {
         let rule = SlowdownRule { burst: 3, interval_ms: 1000 };
         // (time, refund before this attempt, expected answer)
-        let cases: &[(&str, &[(Millis, bool, Result<(), Millis>)])] = &[
+        type Step = (Millis, bool, Result<(), Millis>);
+        let cases: &[(&str, &[Step])] = &[
             (
                 "a burst, then one per interval, waits never longer than one interval",
                 &[
