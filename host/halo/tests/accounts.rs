@@ -274,6 +274,7 @@ fn openapi_lists_every_route() {
             "/api/v1/admin/archive/settings",
             "/api/v1/admin/federation",
             "/api/v1/admin/federation/domains/{domain}",
+            "/api/v1/admin/login-addresses/{address}/unlock",
             "/api/v1/admin/plugins",
             "/api/v1/admin/plugins/inspect",
             "/api/v1/admin/plugins/{name}",
@@ -328,6 +329,7 @@ fn openapi_lists_every_route() {
             "/api/v1/users/{username}/picture",
             "/api/v1/users/{username}/presence",
             "/api/v1/users/{username}/presence.svg",
+            "/api/v1/users/{username}/unlock",
             "/healthz",
             "/metrics",
         ]
