@@ -194,7 +194,7 @@ pub struct ApiJson<T>(pub T);
 /// Middleware: every error answer of the API (`/api/…`, `/healthz`, `/metrics`) that is not
 /// JSON yet is rewritten into the [`ErrorBody`] shape, keeping its status and headers. This
 /// covers what no handler writes: axum's rejections of path and query parameters, `405 Method
-/// Not Allowed` (its `Allow` header stays), a body over the size limit, and any layer's answer.
+/// Not Allowed` (an `Allow` header stays), a body over the size limit, and any layer's answer.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
@@ -213,8 +213,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_owned();
     let message = if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
-        format!("method {method} is not allowed on {path}; allowed: {allowed}")
+        match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+            Some(allowed) => format!("method {method} is not allowed on {path}; allowed: {allowed}"),
+            None => format!("method {method} is not allowed on {path}"),
+        }
     } else if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
