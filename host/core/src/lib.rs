@@ -17,7 +17,7 @@ pub mod room;
 pub mod throttle;
 pub mod user;
 
-pub use throttle::{Throttle, ThrottleRule};
+pub use throttle::{Slowdown, SlowdownRule, Throttle, ThrottleRule};
 pub use user::{NewUser, ProfileUpdate, Role, User, UserError, Username};
 
 /// Milliseconds since the Unix epoch, as the edge of the system read it from the clock.

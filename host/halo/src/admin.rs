@@ -111,6 +111,19 @@ pub fn user(args: UserArgs) -> anyhow::Result<()> {
                 println!("removed {username}");
             }
         }
+        UserCommand::Unlock { username, address } => {
+            let (path, what) = match (username, address) {
+                (_, Some(a)) => {
+                    (format!("/api/v1/admin/login-addresses/{}/unlock", segment(&a)), format!("address {a}"))
+                }
+                (Some(u), None) => (format!("{}/unlock", user_path(&u)), u),
+                (None, None) => anyhow::bail!("name an account or --address"),
+            };
+            client.call("POST", &path, None)?;
+            if !json_out {
+                println!("unlocked {what}");
+            }
+        }
         UserCommand::Passwd { username, password_stdin } => {
             let password = read_password(password_stdin)?;
             client.call(

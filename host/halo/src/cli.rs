@@ -388,10 +388,20 @@ pub enum UserCommand {
         /// Account name.
         username: String,
     },
-    /// Delete an account.
+    /// Delete an account. Its name is retired: no new account can take it.
     Remove {
         /// Account name.
         username: String,
+    },
+    /// Clear an account's failed logins (ends its lockout), or with --address end the login
+    /// slowdown of a client address.
+    Unlock {
+        /// Account name.
+        #[arg(required_unless_present = "address", conflicts_with = "address")]
+        username: Option<String>,
+        /// A client IP address instead of an account.
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Set an account's password (its sessions end).
     Passwd {

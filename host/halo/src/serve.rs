@@ -30,8 +30,10 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         tracing::info!(config = %src.display(), "configuration file");
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = Store::open_with(&cfg.data_dir.join("db"), cfg.store)
-        .with_context(|| format!("opening the store in {} (is another halo running on it?)", cfg.data_dir.display()))?;
+    let store = Store::open_with(&cfg.data_dir.join("db"), cfg.store).map_err(|e| {
+        let hint = if e.is_locked() { " (is another halo running on it?)" } else { "" };
+        anyhow::Error::new(e).context(format!("opening the store in {}{hint}", cfg.data_dir.display()))
+    })?;
 
     let local_token = token::generate();
     let state = AppState::new(store, &cfg.data_dir, cfg.settings.clone(), Some(token::hash(&local_token)))?;

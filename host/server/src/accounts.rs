@@ -3,9 +3,11 @@
 //! and sockets).
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use halo_core::{NewUser, ProfileUpdate, Role, Throttle, ThrottleRule, User, Username, user::check_password};
+use halo_core::{
+    NewUser, ProfileUpdate, Role, Slowdown, SlowdownRule, Throttle, ThrottleRule, User, Username, user::check_password,
+};
 use halo_store::{Session, Store, TokenHash};
 
 use crate::auth::{AuthUser, Principal};
@@ -32,15 +34,61 @@ pub struct Accounts {
     settings: AuthSettings,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    /// Failures per username: past the limit the name is locked for the window.
     by_user: Mutex<Throttle>,
-    by_ip: Mutex<Throttle>,
+    /// Attempts per client address: past the burst the address is slowed down.
+    by_ip: Mutex<Slowdown>,
     /// Serialises account changes so rules spanning accounts (the last admin) hold.
     writes: tokio::sync::Mutex<()>,
     local_admin: Option<TokenHash>,
 }
 
-fn lock(t: &Mutex<Throttle>) -> std::sync::MutexGuard<'_, Throttle> {
+fn lock<T>(t: &Mutex<T>) -> MutexGuard<'_, T> {
     t.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The throttling key of a client address: IPv4 as is, IPv6 by its /64 (one host's usual
+/// share), so an attacker cannot hop through the addresses of one network.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+/// A login attempt counted against its username and address; ending it decides whether it
+/// stays counted. Dropped without an end (the client went away, the check was refused), it
+/// gives both places back.
+struct Attempt<'a> {
+    accounts: &'a Accounts,
+    user_key: &'a str,
+    ip_key: &'a str,
+    ended: bool,
+}
+
+impl Attempt<'_> {
+    fn fail(mut self) {
+        self.ended = true;
+        lock(&self.accounts.by_user).fail(self.user_key, now_ms());
+    }
+
+    fn succeed(mut self) {
+        self.ended = true;
+        lock(&self.accounts.by_user).succeed(self.user_key);
+        lock(&self.accounts.by_ip).refund(self.ip_key, now_ms());
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            lock(&self.accounts.by_user).abandon(self.user_key);
+            lock(&self.accounts.by_ip).refund(self.ip_key, now_ms());
+        }
+    }
 }
 
 impl Accounts {
@@ -53,10 +101,14 @@ impl Accounts {
         local_admin: Option<TokenHash>,
     ) -> Self {
         let window_ms = settings.failure_window.as_millis() as u64;
-        let rule = |max_failures| Throttle::new(ThrottleRule { max_failures, window_ms });
+        let user_rule = ThrottleRule { max_failures: settings.max_failures_per_user, window_ms };
+        let ip_rule = SlowdownRule {
+            burst: settings.max_failures_per_ip,
+            interval_ms: (settings.ip_slowdown.as_millis() as u64).max(1),
+        };
         Self {
-            by_user: Mutex::new(rule(settings.max_failures_per_user)),
-            by_ip: Mutex::new(rule(settings.max_failures_per_ip)),
+            by_user: Mutex::new(Throttle::new(user_rule)),
+            by_ip: Mutex::new(Slowdown::new(ip_rule)),
             store,
             settings,
             hub,
@@ -84,37 +136,37 @@ impl Accounts {
         Ok(generated.then_some(password))
     }
 
-    /// Checks credentials and opens a session. Failures count against the username and the
-    /// client IP; past either limit the attempt is refused before the password is checked.
+    /// Checks credentials and opens a session. The attempt is counted against the username and
+    /// the client address *before* the password is checked, so concurrent attempts cannot get
+    /// past either limit: a username with too many failures is refused for the window; an
+    /// address past its burst is slowed down (refused for a few seconds at most).
     pub async fn login(&self, username: &str, password: String, ip: IpAddr) -> Result<LoginOk, ApiError> {
         let now = now_ms();
         let user_key = username.trim().to_ascii_lowercase();
-        let ip_key = ip.to_string();
-        let locked = [lock(&self.by_ip).check(&ip_key, now), lock(&self.by_user).check(&user_key, now)];
-        if let Some(Err(retry_ms)) = locked.into_iter().find(Result::is_err) {
-            self.metrics.login("rate_limited");
-            return Err(ApiError::RateLimited(retry_ms.div_ceil(1000)));
-        }
+        let ip_key = address_key(ip);
+        let attempt = self.begin(&user_key, &ip_key, now)?;
         let user = match Username::parse(username) {
             Ok(name) => self.store.users().get(&name)?,
             Err(_) => None,
         };
-        let ok = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+        let ok =
+            password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await.inspect_err(|_| {
+                self.metrics.login("busy");
+            })?;
         let user = match user {
             Some(u) if ok => u,
             _ => {
-                lock(&self.by_ip).fail(&ip_key, now);
-                lock(&self.by_user).fail(&user_key, now);
+                attempt.fail();
                 self.metrics.login("invalid");
                 tracing::info!(username = %user_key, %ip, "failed login");
                 return Err(ApiError::InvalidCredentials);
             }
         };
+        attempt.succeed();
         if user.disabled {
             self.metrics.login("disabled");
             return Err(ApiError::Forbidden("this account is disabled"));
         }
-        lock(&self.by_user).clear(&user_key);
         let token = token::generate();
         let session = Session {
             username: user.username.clone(),
@@ -125,6 +177,39 @@ impl Accounts {
         self.metrics.login("ok");
         tracing::info!(username = %user.username, %ip, "login");
         Ok(LoginOk { token, session, user })
+    }
+
+    /// Counts an attempt against the address, then the username; refused (429) past either.
+    fn begin<'a>(&'a self, user_key: &'a str, ip_key: &'a str, now: u64) -> Result<Attempt<'a>, ApiError> {
+        let refused = |retry_ms: u64, what: &str| {
+            self.metrics.login("rate_limited");
+            tracing::info!(username = %user_key, address = %ip_key, what, "login refused by the throttle");
+            ApiError::RateLimited(retry_ms.div_ceil(1000))
+        };
+        lock(&self.by_ip).try_begin(ip_key, now).map_err(|ms| refused(ms, "address slowed down"))?;
+        if let Err(ms) = lock(&self.by_user).try_begin(user_key, now) {
+            lock(&self.by_ip).refund(ip_key, now);
+            return Err(refused(ms, "username locked"));
+        }
+        Ok(Attempt { accounts: self, user_key, ip_key, ended: false })
+    }
+
+    /// Forgets the failed logins of account `name` (an admin's unlock; 404 if no such account).
+    pub fn unlock_user(&self, name: &str) -> Result<(), ApiError> {
+        let user = self.get(name)?;
+        lock(&self.by_user).clear(user.username.as_str());
+        tracing::info!(username = %user.username, "failed logins cleared");
+        Ok(())
+    }
+
+    /// Gives client address `address` its whole burst of attempts again (an admin's unlock).
+    pub fn unlock_address(&self, address: &str) -> Result<String, ApiError> {
+        let ip: IpAddr =
+            address.parse().map_err(|_| ApiError::BadRequest(format!("{address:?} is not an IP address")))?;
+        let key = address_key(ip);
+        lock(&self.by_ip).clear(&key);
+        tracing::info!(address = %key, "login slowdown cleared");
+        Ok(key)
     }
 
     /// Resolves a bearer token to its principal.
@@ -167,10 +252,16 @@ impl Accounts {
     /// Creates an account.
     pub async fn create(&self, name: &str, password: String, new: NewUser) -> Result<User, ApiError> {
         let name = Username::parse(name)?;
+        if self.store.users().retired_at(&name)?.is_some() {
+            return Err(ApiError::UsernameRetired(name.to_string()));
+        }
         check_password(&password)?;
         let hash = password::hash(password).await?;
         let user = new.into_user(name, hash, now_ms())?;
         let _w = self.writes.lock().await;
+        if self.store.users().retired_at(&user.username)?.is_some() {
+            return Err(ApiError::UsernameRetired(user.username.to_string()));
+        }
         self.store.users().create(&user).await?;
         tracing::info!(username = %user.username, "account created");
         Ok(user)
@@ -226,20 +317,23 @@ impl Accounts {
     /// Checks `current` before [`Accounts::set_password`] for a user changing their own password.
     pub async fn change_own_password(&self, auth: &AuthUser, current: String, new: String) -> Result<(), ApiError> {
         let user = auth.user()?;
-        if !password::verify(current, Some(user.password_hash.clone())).await {
+        if !password::verify(current, Some(user.password_hash.clone())).await? {
             return Err(ApiError::InvalidCredentials);
         }
         self.set_password(user.username.as_str(), new, Some(&auth.token)).await
     }
 
-    /// Deletes an account, its sessions and sockets. The last enabled admin cannot be deleted.
+    /// Deletes an account, its sessions and sockets, and retires its name for good (a new
+    /// account with that name would inherit its conversations). The last enabled admin cannot
+    /// be deleted.
     pub async fn remove(&self, name: &str) -> Result<(), ApiError> {
         let _w = self.writes.lock().await;
         let user = self.get(name)?;
         if user.is_active_admin() {
             self.ensure_other_admin(&user.username)?;
         }
-        self.store.remove_user(&user.username).await?;
+        self.store.remove_user(&user.username, now_ms()).await?;
+        lock(&self.by_user).clear(user.username.as_str());
         self.hub.close_user(&user.username, None, CloseReason::AccountDisabled);
         tracing::info!(username = %user.username, "account deleted");
         Ok(())

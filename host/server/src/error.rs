@@ -1,9 +1,11 @@
 //! `ApiError`: the one error type HTTP handlers return, and its JSON shape
 //! `{"error": code, "message": text}`.
 
-use axum::extract::FromRequest;
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -68,9 +70,17 @@ pub enum ApiError {
     /// Conflicts with existing state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The username belonged to a deleted account and is never given out again (409).
+    #[error(
+        "the username {0} belonged to a deleted account and is retired: its conversations, history and archive records stay attached to that name, so no new account may take it; choose another name"
+    )]
+    UsernameRetired(String),
     /// Too many failed attempts; retry after the given seconds (429).
     #[error("too many failed attempts; retry in {0} s")]
     RateLimited(u64),
+    /// Too many logins are waiting for a password check; retry after the given seconds (503).
+    #[error("the server is busy checking passwords; retry in {0} s")]
+    Busy(u64),
     /// Something broke on the server (500); the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,7 +103,9 @@ impl ApiError {
             Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::UsernameRetired(_) => (StatusCode::CONFLICT, "username_retired"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -125,7 +137,7 @@ impl IntoResponse for ApiError {
         let message = self.client_message();
         let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
         let retry_after = match self {
-            Self::RateLimited(secs) => Some(secs),
+            Self::RateLimited(secs) | Self::Busy(secs) => Some(secs),
             Self::StorageUnavailable(_) => Some(crate::storage::RETRY_AFTER_SECS),
             _ => None,
         };
@@ -193,3 +205,60 @@ impl From<JsonRejection> for ApiError {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// Middleware: every error answer of the API (`/api/…`, `/healthz`, `/metrics`) that is not
+/// JSON yet is rewritten into the [`ErrorBody`] shape, keeping its status and headers. This
+/// covers what no handler writes: axum's rejections of path and query parameters, `405 Method
+/// Not Allowed` (an `Allow` header stays), a body over the size limit, and any layer's answer.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_api = path.starts_with("/api/") || path == "/healthz" || path == "/metrics";
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+            Some(allowed) => format!("method {method} is not allowed on {path}; allowed: {allowed}"),
+            None => format!("method {method} is not allowed on {path}"),
+        }
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let body = ErrorBody { error: code_for_status(status), message };
+    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":\"internal\",\"message\":\"\"}".to_vec());
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The error code for a status answered without an [`ApiError`].
+fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}

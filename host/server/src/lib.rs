@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> axum::Router {
     routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes)
         .fallback(web::serve)
         .layer(middleware::from_fn_with_state(state.settings.http.clone(), conn::body_deadline))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -86,9 +86,15 @@ pub struct AuthSettings {
     pub token_ttl: Duration,
     /// Failed logins allowed per username inside `failure_window` (5).
     pub max_failures_per_user: u32,
-    /// Failed logins allowed per client IP inside `failure_window` (20).
+    /// Login attempts one client IP may make in a burst (20); a successful login gives its
+    /// attempt back. Past the burst the address is slowed down, not locked out: one attempt
+    /// per `ip_slowdown`, others answered 429 with a Retry-After of at most that.
     pub max_failures_per_ip: u32,
-    /// Sliding window for the two counts above (15 min).
+    /// Pace of a client IP past its burst (3 s): the users behind one NAT or proxy wait
+    /// seconds while someone among them guesses passwords, never `failure_window`.
+    #[serde(with = "humantime_serde")]
+    pub ip_slowdown: Duration,
+    /// Sliding window of `max_failures_per_user` (15 min).
     #[serde(with = "humantime_serde")]
     pub failure_window: Duration,
 }
@@ -99,6 +105,7 @@ impl Default for AuthSettings {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             max_failures_per_user: 5,
             max_failures_per_ip: 20,
+            ip_slowdown: Duration::from_secs(3),
             failure_window: Duration::from_secs(15 * 60),
         }
     }

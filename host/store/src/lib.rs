@@ -86,6 +86,20 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether opening failed because another process holds the store's lock (another halo
+    /// running on the same data dir), as opposed to permissions, a full disk or corruption.
+    pub fn is_locked(&self) -> bool {
+        // sled reports the failed `flock` as an I/O error of kind Other with this text.
+        const LOCKED: &str = "could not acquire lock";
+        match self {
+            Self::Engine(sled::Error::Io(e)) => e.to_string().contains(LOCKED),
+            Self::Unavailable(reason) => reason.contains(LOCKED),
+            _ => false,
+        }
+    }
+}
+
 /// Tuning of the store (`[store]` in `halo.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,10 +214,11 @@ impl Store {
         engine.db.flush().await
     }
 
-    /// Deletes an account and every session it holds, durably.
-    pub async fn remove_user(&self, name: &halo_core::Username) -> Result<bool, StoreError> {
+    /// Deletes an account and every session it holds, and retires its name (see
+    /// [`Users::retired_at`]), durably; `at` is the time of deletion.
+    pub async fn remove_user(&self, name: &halo_core::Username, at: u64) -> Result<bool, StoreError> {
         let engine = self.shared.current();
-        let existed = engine.users.remove_unflushed(name)?;
+        let existed = engine.users.remove_unflushed(name, at)?;
         engine.sessions.remove_all_for_unflushed(name, None)?;
         engine.db.flush().await?;
         Ok(existed)

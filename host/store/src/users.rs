@@ -1,4 +1,7 @@
-//! The `users` tree: key = normalised username, value = [`User`].
+//! The `users` tree: key = normalised username, value = [`User`]; and the `retired_users` tree:
+//! key = the username of a deleted account, value = when it was deleted (u64 big-endian ms).
+//! A retired name is never given to a new account: its conversations, history and archive
+//! records stay attached to that name.
 
 use halo_core::{User, Username};
 
@@ -6,17 +9,19 @@ use crate::StoreError;
 use crate::codec::{decode, encode};
 
 const TREE: &str = "users";
+const RETIRED_TREE: &str = "retired_users";
 
 /// Typed access to accounts.
 #[derive(Clone)]
 pub struct Users {
     db: crate::flush::Db,
     tree: sled::Tree,
+    retired: sled::Tree,
 }
 
 impl Users {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
-        Ok(Self { db: db.clone(), tree: db.open_tree(TREE)? })
+        Ok(Self { db: db.clone(), tree: db.open_tree(TREE)?, retired: db.open_tree(RETIRED_TREE)? })
     }
 
     /// The account named `name`, if any.
@@ -42,8 +47,20 @@ impl Users {
         Ok(())
     }
 
-    pub(crate) fn remove_unflushed(&self, name: &Username) -> Result<bool, StoreError> {
+    /// Retires the name, then removes the account (not flushed; the tombstone is written
+    /// first, so no crash leaves the name free without its tombstone).
+    pub(crate) fn remove_unflushed(&self, name: &Username, at: u64) -> Result<bool, StoreError> {
+        if self.tree.get(name.as_str())?.is_none() {
+            return Ok(false);
+        }
+        self.retired.insert(name.as_str(), &at.to_be_bytes())?;
         Ok(self.tree.remove(name.as_str())?.is_some())
+    }
+
+    /// When the account that had `name` was deleted, if it was: the name is retired and no new
+    /// account may take it.
+    pub fn retired_at(&self, name: &Username) -> Result<Option<u64>, StoreError> {
+        Ok(self.retired.get(name.as_str())?.map(|v| crate::keys::u64_at(&v, 0)))
     }
 
     /// Up to `limit` accounts in name order, starting after `after`.
@@ -100,12 +117,18 @@ mod tests {
             let after = Username::parse("alice").expect("valid");
             let page = store.users().list(Some(&after), 1).expect("list");
             assert_eq!(page[0].username.as_str(), "bob");
-            assert!(store.remove_user(&Username::parse("carol").expect("valid")).await.expect("remove"));
+            let carol = Username::parse("carol").expect("valid");
+            assert_eq!(store.users().retired_at(&carol).expect("retired"), None);
+            assert!(store.remove_user(&carol, 42).await.expect("remove"));
+            assert!(!store.remove_user(&carol, 43).await.expect("remove again"));
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.users().count(), 2);
         assert!(store.users().get(&Username::parse("bob").expect("valid")).expect("get").is_some());
-        assert!(store.users().get(&Username::parse("carol").expect("valid")).expect("get").is_none());
+        let carol = Username::parse("carol").expect("valid");
+        assert!(store.users().get(&carol).expect("get").is_none());
+        assert_eq!(store.users().retired_at(&carol).expect("retired"), Some(42), "the tombstone survives a reopen");
+        assert_eq!(store.users().list(None, 10).expect("list").len(), 2, "retired names are not listed");
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(users::reset_password))
+        .routes(routes!(users::unlock_user))
+        .routes(routes!(users::unlock_address))
         .routes(routes!(contacts::blocked))
         .routes(routes!(contacts::block, contacts::unblock))
         .routes(routes!(contacts::list, contacts::add))

@@ -30,7 +30,7 @@ pub async fn list_users(
 
 /// Creates an account.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Username taken", body = ErrorBody)),
+    responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Username taken (`conflict`), or retired because a deleted account had it (`username_retired`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -119,7 +119,8 @@ pub async fn enable_user(
     Ok(Json((&update_account(&state, &username, update).await?).into()))
 }
 
-/// Deletes an account with its sessions.
+/// Deletes an account with its sessions. The username is retired: no new account can take it
+/// (its conversations and history stay attached to it).
 #[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
     params(("username" = String, Path, description = "Account name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
@@ -145,5 +146,36 @@ pub async fn reset_password(
     ApiJson(req): ApiJson<SetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.accounts.set_password(&username, req.password, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clears an account's failed logins, so it can log in again at once (a lockout ends).
+#[utoipa::path(post, path = "/api/v1/users/{username}/unlock", tag = "users",
+    params(("username" = String, Path, description = "Account name")),
+    responses((status = 204, description = "Failed logins cleared"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.unlock_user(&username)?;
+    tracing::info!(by = admin.name(), %username, "admin unlocked logins");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the login slowdown of a client address (IPv6: its /64), giving it its whole burst of
+/// attempts again.
+#[utoipa::path(post, path = "/api/v1/admin/login-addresses/{address}/unlock", tag = "users",
+    params(("address" = String, Path, description = "Client IP address, e.g. 192.0.2.7 or 2001:db8::1")),
+    responses((status = 204, description = "Slowdown cleared"), (status = 400, description = "Not an IP address", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn unlock_address(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(address): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key = state.accounts.unlock_address(&address)?;
+    tracing::info!(by = admin.name(), address = %key, "admin unlocked a login address");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,6 +32,11 @@ pub enum CloseReason {
     InvalidUtf8,
     /// The server is stopping (1001).
     ShuttingDown,
+    /// The token the socket was opened with expired (4003, as other ends of a session).
+    TokenExpired,
+    /// The client broke the WebSocket protocol (a reserved opcode or bit, an unmasked frame, a
+    /// bad fragment) (1002).
+    ProtocolError,
 }
 
 impl CloseReason {
@@ -46,6 +51,8 @@ impl CloseReason {
             Self::MessageTooBig => 1009,
             Self::InvalidUtf8 => 1007,
             Self::ShuttingDown => 1001,
+            Self::TokenExpired => 4003,
+            Self::ProtocolError => 1002,
         }
     }
 
@@ -60,6 +67,8 @@ impl CloseReason {
             Self::MessageTooBig => "message_too_big",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::ShuttingDown => "shutting_down",
+            Self::TokenExpired => "token_expired",
+            Self::ProtocolError => "protocol_error",
         }
     }
 }

@@ -68,6 +68,7 @@ pub async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let user = auth.user()?.clone();
+    let expires_at = state.store.sessions().get(&auth.token)?.map(|s| s.expires_at);
     let name = query.endpoint.unwrap_or_else(|| "default".to_owned());
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest("endpoint name must be 1-64 printable characters".into()));
@@ -89,5 +90,5 @@ pub async fn stream(
         .max_message_size(hard)
         .max_frame_size(hard)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| session::run(socket, state, user, auth.token, name, codec)))
+        .on_upgrade(move |socket| session::run(socket, state, user, auth.token, expires_at, name, codec)))
 }

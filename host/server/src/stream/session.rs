@@ -19,7 +19,17 @@ use crate::state::AppState;
 /// Most queued frames one write takes.
 const BATCH: u64 = 64;
 
-pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: TokenHash, name: String, codec: Codec) {
+/// Runs one socket until either side ends it; `expires_at` (ms) is when its token expires, and
+/// the socket with it (4003 `token_expired`).
+pub(super) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    user: User,
+    token: TokenHash,
+    expires_at: Option<u64>,
+    name: String,
+    codec: Codec,
+) {
     let (mut sink, mut stream) = socket.split();
     let Some(reg) = state.hub.register(&user.username, name, token, now_ms()) else {
         let reason = CloseReason::TooManyEndpoints;
@@ -111,11 +121,19 @@ pub(super) async fn run(socket: WebSocket, state: AppState, user: User, token: T
 
     let ctx = Ctx { state: &state, user: &user, endpoint: &info, sender: &sender, codec };
     let idle = heartbeat * 2 + Duration::from_secs(1);
+    let expiry = async {
+        match expires_at {
+            Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+            None => std::future::pending().await,
+        }
+    };
     let reader = async {
+        tokio::pin!(expiry);
         loop {
             let next = tokio::select! {
                 biased;
                 _ = close.changed() => return,
+                () = &mut expiry => return sender.close(CloseReason::TokenExpired),
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             match next {
@@ -162,6 +180,7 @@ fn read_error_reason(e: axum::Error) -> Option<CloseReason> {
     match inner.downcast_ref::<tungstenite::Error>()? {
         tungstenite::Error::Capacity(_) => Some(CloseReason::MessageTooBig),
         tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        tungstenite::Error::Protocol(_) => Some(CloseReason::ProtocolError),
         _ => None,
     }
 }
