@@ -85,8 +85,7 @@ pub fn write_batch(host: &dyn Host, dir: &Path, batch: &[ArchiveRecord]) -> Resu
     let (mut written, mut skipped) = (0usize, 0usize);
     for (path, records) in &files {
         let last = settle(host, path).map_err(|e| io("reading", path, e))?;
-        let (missing, present): (Vec<&ArchiveRecord>, Vec<&ArchiveRecord>) =
-            records.iter().partition(|r| r.id > last);
+        let (missing, present): (Vec<&ArchiveRecord>, Vec<&ArchiveRecord>) = records.iter().partition(|r| r.id > last);
         skipped += present.len();
         written += missing.len();
         let mut bytes = Vec::new();
@@ -154,7 +153,10 @@ fn settle(host: &dyn Host, path: &Path) -> std::io::Result<u64> {
     match serde_json::from_slice::<Id>(&line) {
         Ok(r) => Ok(r.id),
         Err(e) => {
-            host.log(Level::Warn, &format!("the last line of {} is not a record ({e}); relying on the marker", path.display()));
+            host.log(
+                Level::Warn,
+                &format!("the last line of {} is not a record ({e}); relying on the marker", path.display()),
+            );
             Ok(0)
         }
     }
