@@ -7,9 +7,13 @@
 //!   for the latter, if missing).
 //! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
 //!   missing), and the Python example with componentize-py when it is installed (required in CI).
+//!
+//! Each task builds `halo` once (the Python example is packed with that same binary) and says
+//! which step it is on (`xtask [2/4] …`) before each one; cargo's own progress stays visible.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
@@ -19,6 +23,43 @@ const FIRST_PARTY: [&str; 2] = ["custom_states", "office_hours"];
 // `jsonl_archive` is built too; it needs a directory grant, so it is installed by the admin
 // (README: Compliance archiving).
 
+/// Numbered progress lines, one per step, with the time the previous step took.
+struct Steps {
+    done: usize,
+    total: usize,
+    started: Instant,
+    step_started: Instant,
+}
+
+impl Steps {
+    fn new(total: usize) -> Self {
+        let now = Instant::now();
+        Self { done: 0, total, started: now, step_started: now }
+    }
+
+    /// Announces the next step.
+    fn next(&mut self, what: &str) {
+        let now = Instant::now();
+        if self.done > 0 {
+            eprintln!("xtask: step {} took {}", self.done, elapsed(now - self.step_started));
+        }
+        self.done += 1;
+        self.step_started = now;
+        eprintln!("xtask [{}/{}] {what}", self.done, self.total);
+    }
+
+    /// Says how long the whole task took.
+    fn finish(&self) {
+        eprintln!("xtask: step {} took {}", self.done, elapsed(self.step_started.elapsed()));
+        eprintln!("xtask: done in {}", elapsed(self.started.elapsed()));
+    }
+}
+
+fn elapsed(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
@@ -26,38 +67,79 @@ fn main() -> anyhow::Result<()> {
     let root = root()?;
     match task.as_str() {
         "run" => {
+            let mut steps = Steps::new(4);
+            steps.next("building the plugins (wasm32-wasip2, release)");
             plugins(&root)?;
+            steps.next("building halo (release; the first build takes several minutes)");
             cargo(&root, &["build", "--release", "-p", "halo"])?;
-            let bin = root.join("target/release/halo");
+            let bin = target_dir(&root).join("release/halo");
+            steps.next("building the Python plugin example");
+            python_example(&root, &bin)?;
             let mut serve = vec!["serve".to_owned()];
             for p in FIRST_PARTY {
                 serve.push("--preinstall".into());
                 serve.push(root.join(format!("plugins/target/{WASM_TARGET}/release/{p}.wasm")).display().to_string());
             }
             serve.extend(rest);
+            steps.next("starting halo serve");
+            steps.finish();
             run(Command::new(bin).args(&serve).current_dir(&root))
         }
         "test" => {
+            let mut steps = Steps::new(8);
+            steps.next("checking rustfmt and clippy are installed");
             run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+            steps.next("cargo fmt --check");
             cargo(&root, &["fmt", "--all", "--", "--check"])?;
+            steps.next("clippy (whole workspace, all targets)");
             cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            // Everything the tests run, halo's debug binary included, built once: the Python
+            // example is packed with that binary, and the test run below finds it all built.
+            steps.next("building the tests and halo (debug)");
+            cargo(&root, &["test", "--workspace", "--no-run"])?;
+            steps.next("building the plugins (wasm32-wasip2, release) and the Python example");
             plugins(&root)?;
-            // Plugin logic against the SDK's test host, natively.
+            python_example(&root, &target_dir(&root).join("debug/halo"))?;
+            steps.next("plugin unit tests (native, against the SDK's test host)");
             cargo(&root.join("plugins"), &["test", "--quiet"])?;
             cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
+            steps.next("checking the test tools (chromium, prosody, slixmpp)");
             browser()?;
             prosody()?;
             slixmpp()?;
+            steps.next("cargo test --workspace (unit, integration and browser tests)");
             let mut test = vec!["test", "--workspace"];
             test.extend(rest.iter().map(String::as_str));
-            cargo(&root, &test)
+            cargo(&root, &test)?;
+            steps.finish();
+            Ok(())
         }
-        "plugins" => plugins(&root),
+        "plugins" => {
+            let mut steps = Steps::new(3);
+            steps.next("building the plugins (wasm32-wasip2, release)");
+            plugins(&root)?;
+            steps.next("building halo (debug) to pack the Python example");
+            cargo(&root, &["build", "-p", "halo"])?;
+            steps.next("building the Python plugin example");
+            python_example(&root, &target_dir(&root).join("debug/halo"))?;
+            steps.finish();
+            Ok(())
+        }
         _ => {
             eprintln!("usage: cargo xtask <run [serve args] | test [cargo test args] | plugins>");
             std::process::exit(2);
         }
     }
+}
+
+/// Where cargo puts the host's build: `CARGO_TARGET_DIR` (or `CARGO_BUILD_TARGET_DIR`), else
+/// `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .or_else(|| std::env::var_os("CARGO_BUILD_TARGET_DIR"))
+        .map(PathBuf::from)
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn root() -> anyhow::Result<PathBuf> {
@@ -103,8 +185,7 @@ fn plugins(root: &Path) -> anyhow::Result<()> {
     cargo(
         &dir,
         &["build", "--release", "--target", WASM_TARGET, "--target-dir", &target_dir, "--manifest-path", &example],
-    )?;
-    python_example(root)
+    )
 }
 
 /// The `members = [...]` of a workspace's Cargo.toml.
@@ -119,8 +200,9 @@ fn workspace_members(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(list.split(',').map(|m| m.trim().trim_matches('"').to_owned()).filter(|m| !m.is_empty()).collect())
 }
 
-/// Builds `examples/python-presence` with componentize-py and packs its manifest in.
-fn python_example(root: &Path) -> anyhow::Result<()> {
+/// Builds `examples/python-presence` with componentize-py and packs its manifest in with the
+/// `halo` binary `halo` (built by the task already: no second build just for this).
+fn python_example(root: &Path, halo: &Path) -> anyhow::Result<()> {
     let dir = root.join("examples/python-presence");
     let installed = || Command::new("componentize-py").arg("--version").output().is_ok_and(|o| o.status.success());
     if !installed() {
@@ -143,14 +225,8 @@ fn python_example(root: &Path) -> anyhow::Result<()> {
         .arg(&wit)
         .args(["-w", "presence-states", "componentize", "app", "-o", "target/python-lunch.raw.wasm"])
         .current_dir(&dir))?;
-    cargo(
-        root,
-        &[
-            "run",
-            "--quiet",
-            "-p",
-            "halo",
-            "--",
+    run(Command::new(halo)
+        .args([
             "plugin",
             "pack",
             "examples/python-presence/target/python-lunch.raw.wasm",
@@ -158,8 +234,8 @@ fn python_example(root: &Path) -> anyhow::Result<()> {
             "examples/python-presence/manifest.json",
             "-o",
             "examples/python-presence/target/python-lunch.wasm",
-        ],
-    )
+        ])
+        .current_dir(root))
 }
 
 /// Debian packages the web client's end-to-end test drives (`host/halo/tests/web.rs`).

@@ -108,6 +108,15 @@ impl Client {
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
                 self.agent.run(req).map_err(transport)?
             }
+            // A POST, PUT or PATCH without a body goes out with `content-length: 0`: with no body
+            // at all ureq sends an empty chunked one, which a handler that answers without
+            // reading it (most do: `POST …/leave`) leaves unread; the server then closes the
+            // connection after its answer, and the next call on it could find it gone ("Peer
+            // disconnected").
+            None if matches!(method, "POST" | "PUT" | "PATCH") => {
+                let req = req.body(Vec::new()).map_err(|e| ClientError::Decode(e.to_string()))?;
+                self.agent.run(req).map_err(transport)?
+            }
             None => {
                 let req = req.body(()).map_err(|e| ClientError::Decode(e.to_string()))?;
                 self.agent.run(req).map_err(transport)?

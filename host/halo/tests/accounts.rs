@@ -3,7 +3,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use common::{ADMIN_PASSWORD, TestServer, api_error};
 use serde_json::json;
@@ -95,11 +94,29 @@ fn failed_logins_are_rate_limited_per_user_and_per_ip() {
 
 #[test]
 fn tokens_expire() {
-    let server = TestServer::with_config("[auth]\ntoken_ttl = \"1s\"\n");
-    let alice = server.user("alice");
-    alice.call_json("GET", "/api/v1/me", None).expect("fresh token works");
-    std::thread::sleep(Duration::from_millis(1500));
-    let (status, code) = api_error(alice.call("GET", "/api/v1/me", None).expect_err("expired"));
+    let server = TestServer::with_config("[auth]\ntoken_ttl = \"2s\"\n");
+    server.user("alice");
+    let login = server.client(None).login("alice", "alice-password").expect("login");
+    let expires_at = login["expires_at"].as_u64().expect("expires_at");
+    let alice = server.client(login["token"].as_str());
+    let now_ms =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    // Accepted only before `expires_at`, refused from then on, however long this (busy) machine
+    // takes between two calls: the server and the test read the same clock.
+    let (status, code) = common::wait_until("the token to expire", 30, || {
+        let asked = now_ms();
+        match alice.call("GET", "/api/v1/me", None) {
+            Ok(_) => {
+                assert!(asked < expires_at, "accepted at {asked}, after it expired at {expires_at}");
+                None
+            }
+            Err(e) => {
+                let answered = now_ms();
+                assert!(answered >= expires_at, "refused at {answered}, before it expires at {expires_at}");
+                Some(api_error(e))
+            }
+        }
+    });
     assert_eq!((status, code.as_str()), (401, "unauthorized"));
 }
 

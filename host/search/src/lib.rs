@@ -13,10 +13,10 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term, doc};
 
 /// Memory budget of the index writer's one thread (tantivy's minimum is 15 MB per thread).
 /// One thread: the index commits small batches every fraction of a second, and each commit
@@ -188,7 +188,7 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Messages matching `q` that `q.user` may read, newest first.
+    /// Messages matching `q` that `q.user` may read, newest first (by time, then by id).
     pub fn search(&self, q: &SearchQuery) -> Result<Vec<Hit>, SearchError> {
         let f = &self.f;
         let term = |field, s: &str| -> Box<dyn Query> {
@@ -233,10 +233,34 @@ impl SearchIndex {
 
         let query = BooleanQuery::new(must);
         let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(q.limit.max(1)).order_by_u64_field("at", Order::Desc);
+        let limit = q.limit.max(1);
+        let top = TopDocs::with_limit(limit).order_by_u64_field("at", Order::Desc);
         let found = searcher.search(&query, &top)?;
-        let mut hits = Vec::with_capacity(found.len());
-        for (_, addr) in found {
+        let full = found.len() == limit;
+        let mut hits = self.hits(&searcher, found.into_iter().map(|(_, addr)| addr))?;
+        // Messages of the same millisecond come newest (highest id) first, not in index order;
+        // when the page is full, those sharing the last one's time may have been cut anywhere
+        // among them, so that time is read whole and cut by id.
+        if full && let Some(edge) = hits.last().map(|h| h.at) {
+            let at_edge = RangeQuery::new(
+                Bound::Included(Term::from_field_u64(f.at, edge)),
+                Bound::Included(Term::from_field_u64(f.at, edge)),
+            );
+            let tie = BooleanQuery::new(vec![(Occur::Must, Box::new(query.clone())), (Occur::Must, Box::new(at_edge))]);
+            let tied = searcher.search(&tie, &DocSetCollector)?;
+            hits.retain(|h| h.at > edge);
+            hits.extend(self.hits(&searcher, tied.into_iter())?);
+        }
+        hits.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    /// The hits of found documents (in no particular order).
+    fn hits(&self, searcher: &Searcher, found: impl Iterator<Item = DocAddress>) -> Result<Vec<Hit>, SearchError> {
+        let f = &self.f;
+        let mut hits = Vec::new();
+        for addr in found {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let get = |field| doc.get_first(field).and_then(|v| v.as_u64());
             let container = match (get(f.conversation), get(f.room)) {
@@ -345,5 +369,29 @@ mod tests {
             idx.search(&SearchQuery { words: Some("welcome".into()), ..query("bob") }).expect("search").len(),
             1
         );
+    }
+
+    #[test]
+    fn messages_of_the_same_millisecond_come_highest_id_first_also_at_a_page_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = SearchIndex::open(dir.path()).expect("open");
+        let c = Container::Conversation(1);
+        // Indexed out of order, over several commits (segments), all at one time but one.
+        for batch in [[4, 1, 6], [2, 7, 3], [5, 8, 9]] {
+            let docs: Vec<Doc> = batch
+                .iter()
+                .map(|id| doc(*id, c, "alice", &["alice"], if *id == 9 { 2_000 } else { 1_000 }, "same words"))
+                .collect();
+            idx.add(&docs).expect("add");
+            idx.commit().expect("commit");
+        }
+        let ids = |limit: usize| {
+            let q = SearchQuery { words: Some("words".into()), limit, ..query("alice") };
+            idx.search(&q).expect("search").iter().map(|h| h.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(10), [9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        for limit in 1..=9 {
+            assert_eq!(ids(limit), [9, 8, 7, 6, 5, 4, 3, 2, 1][..limit], "limit {limit}");
+        }
     }
 }

@@ -76,7 +76,10 @@ impl TestServer {
             std::fs::write(&path, toml).expect("write halo.toml");
             cmd.arg("--config").arg(path);
         }
-        cmd.args(&self.extra_args).current_dir(self.dir.path()).env_remove("RUST_LOG").env("HALO_LOG", "warn");
+        cmd.args(&self.extra_args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env("HALO_LOG", std::env::var("HALO_TEST_LOG").unwrap_or_else(|_| "warn".into()));
         if admin_password {
             cmd.env("HALO_ADMIN_PASSWORD", ADMIN_PASSWORD);
         } else {
@@ -84,7 +87,7 @@ impl TestServer {
         }
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn halo");
         self.child = Some(child);
-        let local = wait_for_file(&data.join("local.json"));
+        let local = self.wait_for_local(&data.join("local.json"));
         self.url = local["url"].as_str().expect("url").to_owned();
         self.local_token = local["token"].as_str().expect("token").to_owned();
         self.wait_healthy();
@@ -212,17 +215,25 @@ impl Drop for TestServer {
     }
 }
 
-fn wait_for_file(path: &Path) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(v) = serde_json::from_str(&text)
-        {
-            return v;
+impl TestServer {
+    /// Waits for the started server's `local.json`; fails at once if the server exits first
+    /// (its stderr, inherited, says why).
+    fn wait_for_local(&mut self, path: &Path) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(text) = std::fs::read_to_string(path)
+                && let Ok(v) = serde_json::from_str(&text)
+            {
+                return v;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                panic!("halo serve exited before it was ready: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        panic!("{} did not appear", path.display());
     }
-    panic!("{} did not appear", path.display());
 }
 
 /// Reads the next data frame as JSON, skipping pings.
