@@ -59,6 +59,21 @@ impl Engine {
         Self::with_db(flush::Db::new(config.open()?), in_flight)
     }
 
+    /// [`Engine::open`], retried for a moment while the lock is held: a database dropped in this
+    /// process lets go of its lock only once sled's background threads have let go of it too.
+    /// Another process holding it still fails after [`OPEN_ATTEMPTS`] tries.
+    fn open_when_released(path: &Path, settings: StoreSettings, in_flight: &InFlight) -> Result<Self, StoreError> {
+        let mut opened = Self::open(path, settings, in_flight);
+        for _ in 1..OPEN_ATTEMPTS {
+            match &opened {
+                Err(e) if e.is_locked() => std::thread::sleep(OPEN_PAUSE),
+                _ => break,
+            }
+            opened = Self::open(path, settings, in_flight);
+        }
+        opened
+    }
+
     /// A stand-in for the moment no database is open (a reopen failed): an empty in-memory
     /// database whose flushes all fail, so nothing written to it is ever acknowledged.
     fn dead(reason: &str, in_flight: &InFlight) -> Result<Self, StoreError> {
@@ -112,7 +127,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn open(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
         let in_flight = InFlight::default();
-        let engine = Engine::open(path, settings, &in_flight)?;
+        let engine = Engine::open_when_released(path, settings, &in_flight)?;
         Ok(Self {
             path: path.to_owned(),
             settings,
@@ -166,16 +181,7 @@ impl Shared {
         // Nobody else holds the failed database: close it, then open it again. Readers wait on
         // the lock meanwhile (they would only get errors from the failed one).
         drop(std::mem::replace(&mut *slot, dead));
-        let mut opened = Engine::open(&self.path, self.settings, &self.in_flight);
-        for _ in 1..OPEN_ATTEMPTS {
-            match &opened {
-                Err(StoreError::Unavailable(why)) if why.contains("could not acquire lock") => {}
-                _ => break,
-            }
-            std::thread::sleep(OPEN_PAUSE);
-            opened = Engine::open(&self.path, self.settings, &self.in_flight);
-        }
-        let engine = match opened {
+        let engine = match Engine::open_when_released(&self.path, self.settings, &self.in_flight) {
             Ok(engine) => Arc::new(engine),
             Err(e) => return Err(self.still_failing(e)),
         };
