@@ -66,7 +66,6 @@ impl AppState {
         halo_core::presence::check_custom_states(&settings.presence.custom_states)?;
         let presence =
             Arc::new(PresenceService::new(store.clone(), hub.clone(), metrics.clone(), settings.presence.clone()));
-        tokio::spawn(presence.clone().run());
         let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
         let federation =
             FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;

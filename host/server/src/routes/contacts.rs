@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use halo_core::Username;
 use halo_core::contacts::ContactList;
 use halo_core::presence::AccessLevel;
+use halo_core::presence::engine::ContactEdit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
-use crate::clock::now_ms;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::presence::{PresenceView, Viewer};
 use crate::state::AppState;
@@ -106,10 +106,10 @@ fn me(auth: &AuthUser) -> Result<&Username, ApiError> {
     Ok(&auth.user()?.username)
 }
 
-fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<ContactsView, ApiError> {
+async fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<ContactsView, ApiError> {
     let mut contacts = Vec::with_capacity(list.contacts.len());
     for (u, c) in &list.contacts {
-        if let Ok(presence) = state.presence.view(u, Viewer::User(owner)) {
+        if let Ok(presence) = state.presence.view(u, Viewer::User(owner)).await {
             contacts.push(ContactView { group: c.group, level: c.level, presence });
         }
     }
@@ -129,7 +129,7 @@ fn target(state: &AppState, name: &str) -> Result<Username, ApiError> {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", responses((status = 200, body = ContactsView), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
-    Ok(Json(view(&state, u, &state.presence.contacts(u)?)?))
+    Ok(Json(view(&state, u, &state.presence.contacts(u).await?).await?))
 }
 
 /// Adds a contact (and subscribes to their presence); `name@domain` adds a user of a
@@ -144,19 +144,15 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &req.username)?;
-    let max = state.presence.settings().max_contacts;
     // Users of other servers start at External, as in Lync.
     let default = if who.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues };
     let level = req.level.unwrap_or(default);
-    let list = state.presence.with_contacts(u, |l| {
-        l.add(u, &who, req.group, level, max, now_ms())?;
-        Ok(l.clone())
-    })?;
+    let list = state.presence.edit_contacts(u, ContactEdit::Add { user: who.clone(), group: req.group, level }).await?;
     state.presence.flush().await?;
     if who.is_remote() {
         state.federation.follow(u, &who, true).await?;
     }
-    Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
+    Ok((StatusCode::CREATED, Json(view(&state, u, &list).await?)))
 }
 
 /// Moves a contact to another group or changes its access level.
@@ -170,12 +166,10 @@ pub async fn edit(
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.update(&who, req.group, req.level)?;
-        Ok(l.clone())
-    })?;
+    let list =
+        state.presence.edit_contacts(u, ContactEdit::Update { user: who, group: req.group, level: req.level }).await?;
     state.presence.flush().await?;
-    Ok(Json(view(&state, u, &list)?))
+    Ok(Json(view(&state, u, &list).await?))
 }
 
 /// Removes a contact.
@@ -188,7 +182,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    state.presence.with_contacts(u, |l| l.remove(&who))?;
+    state.presence.edit_contacts(u, ContactEdit::Remove { user: who.clone() }).await?;
     state.presence.flush().await?;
     if who.is_remote() {
         state.federation.follow(u, &who, false).await?;
@@ -206,15 +200,9 @@ pub async fn add_group(
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
     let name = req.name.ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
-    let list = state.presence.with_contacts(u, |l| {
-        let id = l.add_group(&name)?;
-        if req.position.is_some() {
-            l.edit_group(id, None, req.position)?;
-        }
-        Ok(l.clone())
-    })?;
+    let list = state.presence.edit_contacts(u, ContactEdit::AddGroup { name, position: req.position }).await?;
     state.presence.flush().await?;
-    Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
+    Ok((StatusCode::CREATED, Json(view(&state, u, &list).await?)))
 }
 
 /// Renames or moves a group.
@@ -227,12 +215,10 @@ pub async fn edit_group(
     ApiJson(req): ApiJson<GroupRequest>,
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.edit_group(id, req.name.as_deref(), req.position)?;
-        Ok(l.clone())
-    })?;
+    let list =
+        state.presence.edit_contacts(u, ContactEdit::EditGroup { id, name: req.name, position: req.position }).await?;
     state.presence.flush().await?;
-    Ok(Json(view(&state, u, &list)?))
+    Ok(Json(view(&state, u, &list).await?))
 }
 
 /// Deletes a group; its contacts move to the default group.
@@ -243,7 +229,7 @@ pub async fn remove_group(
     auth: AuthUser,
     Path(id): Path<u32>,
 ) -> Result<StatusCode, ApiError> {
-    state.presence.with_contacts(me(&auth)?, |l| l.remove_group(id))?;
+    state.presence.edit_contacts(me(&auth)?, ContactEdit::RemoveGroup { id }).await?;
     state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -266,7 +252,7 @@ pub async fn directory(
         let user = user?;
         let display = user.profile.display_name.as_deref().unwrap_or("").to_lowercase();
         if !user.disabled && (user.username.as_str().contains(&needle) || display.contains(&needle)) {
-            people.push(state.presence.view(&user.username, Viewer::User(u))?);
+            people.push(state.presence.view(&user.username, Viewer::User(u)).await?);
             if people.len() == 50 {
                 break;
             }
@@ -278,7 +264,7 @@ pub async fn directory(
 /// Who the caller blocks (contacts at the `blocked` level).
 #[utoipa::path(get, path = "/api/v1/me/blocked", tag = "contacts", responses((status = 200, body = BlockList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn blocked(State(state): State<AppState>, auth: AuthUser) -> Result<Json<BlockList>, ApiError> {
-    let list = state.presence.contacts(me(&auth)?)?;
+    let list = state.presence.contacts(me(&auth)?).await?;
     let blocked =
         list.contacts.iter().filter(|(_, c)| c.level == AccessLevel::Blocked).map(|(u, _)| u.to_string()).collect();
     Ok(Json(BlockList { blocked }))
@@ -295,14 +281,7 @@ pub async fn block(
 ) -> Result<StatusCode, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    let max = state.presence.settings().max_contacts;
-    state.presence.with_contacts(u, |l| {
-        if l.contacts.contains_key(&who) {
-            l.update(&who, None, Some(AccessLevel::Blocked))
-        } else {
-            l.add(u, &who, None, AccessLevel::Blocked, max, now_ms())
-        }
-    })?;
+    state.presence.edit_contacts(u, ContactEdit::Block { user: who }).await?;
     state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -316,10 +295,7 @@ pub async fn unblock(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let who = target(&state, &name)?;
-    state.presence.with_contacts(me(&auth)?, |l| match l.level_of(&who) {
-        Some(AccessLevel::Blocked) => l.update(&who, None, Some(AccessLevel::Colleagues)),
-        _ => Ok(()),
-    })?;
+    state.presence.edit_contacts(me(&auth)?, ContactEdit::Unblock { user: who }).await?;
     state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }

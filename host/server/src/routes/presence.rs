@@ -19,6 +19,7 @@ use crate::auth::{AuthUser, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::presence::{PresenceView, Viewer};
 use crate::state::AppState;
+use halo_core::presence::engine::DocPatch;
 
 /// A state users can pick.
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,7 +196,7 @@ fn my_presence(state: &AppState, user: &Username, view: PresenceView) -> Result<
     responses((status = 200, body = MyPresence), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_mine(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MyPresence>, ApiError> {
     let u = me(&auth)?;
-    let view = state.presence.view(u, Viewer::User(u))?;
+    let view = state.presence.view(u, Viewer::User(u)).await?;
     Ok(Json(my_presence(&state, u, view)?))
 }
 
@@ -208,39 +209,31 @@ pub async fn patch_mine(
     ApiJson(p): ApiJson<PresencePatch>,
 ) -> Result<Json<MyPresence>, ApiError> {
     let u = me(&auth)?;
-    let ((), view) = state.presence.update(u, |d| {
-        if let Some(v) = p.note {
-            d.note =
-                presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true).map_err(bad)?;
-        }
-        if let Some(v) = p.ooo_note {
-            d.ooo_note = presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.location {
-            d.location = presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.mobile_phone {
-            d.mobile_phone =
-                presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
-                    .map_err(bad)?;
-        }
-        if let Some(v) = p.home_phone {
-            d.home_phone = presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.privacy_mode {
-            d.privacy_mode = v;
-        }
-        if let Some(v) = p.hide_last_active {
-            d.hide_last_active = v;
-        }
-        if let Some(v) = p.idle_minutes {
-            d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
-        }
-        Ok(())
-    })?;
+    let text = |v: String, max, what, newlines| presence::check_text(Some(v), max, what, newlines).map_err(bad);
+    let patch = DocPatch {
+        note: p.note.map(|v| text(v, MAX_NOTE_CHARS, "note is at most 500 characters", true)).transpose()?,
+        ooo_note: p
+            .ooo_note
+            .map(|v| text(v, MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true))
+            .transpose()?,
+        location: p
+            .location
+            .map(|v| text(v, MAX_LOCATION_CHARS, "location is at most 100 characters", false))
+            .transpose()?,
+        mobile_phone: p
+            .mobile_phone
+            .map(|v| text(v, MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false))
+            .transpose()?,
+        home_phone: p
+            .home_phone
+            .map(|v| text(v, MAX_PHONE_CHARS, "home_phone is at most 32 characters", false))
+            .transpose()?,
+        privacy_mode: p.privacy_mode,
+        hide_last_active: p.hide_last_active,
+        idle_minutes: p.idle_minutes.map(|v| presence::check_idle_minutes(v).map_err(bad)).transpose()?,
+        ..DocPatch::default()
+    };
+    let view = state.presence.update(u, patch).await?;
     state.presence.flush().await?;
     Ok(Json(my_presence(&state, u, view)?))
 }
@@ -254,7 +247,7 @@ pub async fn set_state(
     ApiJson(s): ApiJson<SetState>,
 ) -> Result<Json<PresenceView>, ApiError> {
     let manual = state.presence.manual(s.state.as_deref(), s.availability, s.activity.as_deref(), s.until)?;
-    let view = state.presence.set_manual(me(&auth)?, Some(manual))?;
+    let view = state.presence.set_manual(me(&auth)?, Some(manual)).await?;
     state.presence.flush().await?;
     Ok(Json(view))
 }
@@ -263,7 +256,7 @@ pub async fn set_state(
 #[utoipa::path(delete, path = "/api/v1/me/presence/state", tag = "presence",
     responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
 pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
-    let view = state.presence.set_manual(me(&auth)?, None)?;
+    let view = state.presence.set_manual(me(&auth)?, None).await?;
     state.presence.flush().await?;
     Ok(Json(view))
 }
@@ -283,10 +276,8 @@ pub async fn put_picture(State(state): State<AppState>, auth: AuthUser, body: By
     let etag: String = Sha256::digest(&body).iter().take(8).map(|b| format!("{b:02x}")).collect();
     let u = me(&auth)?;
     state.store.presence().put_picture(u, Some(&body))?;
-    let ((), view) = state.presence.update(u, |d| {
-        d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
-        Ok(())
-    })?;
+    let meta = PictureMeta { etag, content_type: content_type.into() };
+    let view = state.presence.update(u, DocPatch { picture: Some(Some(meta)), ..DocPatch::default() }).await?;
     state.presence.flush().await?;
     Ok(Json(view).into_response())
 }
@@ -296,10 +287,7 @@ pub async fn put_picture(State(state): State<AppState>, auth: AuthUser, body: By
 pub async fn delete_picture(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
     let u = me(&auth)?;
     state.store.presence().put_picture(u, None)?;
-    let ((), view) = state.presence.update(u, |d| {
-        d.picture = None;
-        Ok(())
-    })?;
+    let view = state.presence.update(u, DocPatch { picture: Some(None), ..DocPatch::default() }).await?;
     state.presence.flush().await?;
     Ok(Json(view))
 }
@@ -315,7 +303,7 @@ pub async fn get_picture(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let u = user(&state, &name)?;
-    let view = state.presence.view(&u, viewer(&caller))?;
+    let view = state.presence.view(&u, viewer(&caller)).await?;
     let doc = state.store.presence().document(&u)?;
     let (Some(_), Some(meta)) = (view.picture, doc.picture) else {
         return Err(ApiError::NotFound(format!("{name} has no picture you can see")));
@@ -338,7 +326,7 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<PresenceView>, ApiError> {
     caller.require("presence:read")?;
-    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller))?))
+    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller)).await?))
 }
 
 /// Several users' presence at once (users, and apps with `presence:read`).
@@ -357,7 +345,7 @@ pub async fn batch(
     let mut presence = Vec::with_capacity(names.len());
     for n in names {
         if let Ok(u) = user(&state, n) {
-            presence.push(state.presence.view(&u, viewer(&caller))?);
+            presence.push(state.presence.view(&u, viewer(&caller)).await?);
         }
     }
     Ok(Json(Batch { presence }))
@@ -376,7 +364,7 @@ pub async fn badge(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.presence.view(&user(&state, &name)?, viewer(&caller))?;
+    let view = state.presence.view(&user(&state, &name)?, viewer(&caller)).await?;
     let label = xml_escape(&format!("{} · {}", view.display_name, view.label));
     let width = 24 + 7 * label.chars().count();
     let svg = format!(
@@ -411,9 +399,9 @@ pub async fn calendar(
     may_write(&caller, &u, "calendar:write")?;
     let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
     let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
-    state.presence.set_calendar(&u, input)?;
+    state.presence.set_calendar(&u, input).await?;
     state.presence.flush().await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }
 
 /// Sets a user's phone state (the user, an admin, or an app with `phone:write`).
@@ -428,7 +416,7 @@ pub async fn phone(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "phone:write")?;
-    state.presence.set_phone(&u, p.activity)?;
+    state.presence.set_phone(&u, p.activity).await?;
     state.presence.flush().await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }
