@@ -1,9 +1,10 @@
 //! Presence plugins, off the shards: one thread runs the enabled plugins' `derive` for the
-//! requests the shards send and hands each answer back to the shard that asked. Requests queued
-//! for the same user collapse into the latest (the engine ignores answers to older ones), so a
-//! slow plugin falls behind by at most one derivation per user, and no shard ever waits for it.
+//! requests the shards send, first come first served, and hands each answer back to the shard
+//! that asked. Requests queued for the same user collapse into the latest (the engine ignores
+//! answers to older ones), so a slow plugin falls behind by at most one derivation per user,
+//! and no shard ever waits for it.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Instant;
@@ -29,15 +30,20 @@ pub(super) fn spawn(
     plugins: Arc<RwLock<Arc<Plugins>>>,
     metrics: Arc<Metrics>,
     world: Weak<World>,
-    rx: mpsc::Receiver<(usize, DeriveRequest)>,
+    rx: mpsc::Receiver<DeriveRequest>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("presence-derive".into()).spawn(move || {
+        // Users in the order they first asked, each with their latest request.
+        let mut order: VecDeque<Username> = VecDeque::new();
+        let mut latest: HashMap<Username, DeriveRequest> = HashMap::new();
         while let Ok(first) = rx.recv() {
-            let mut batch: BTreeMap<Username, DeriveRequest> = BTreeMap::new();
-            for (_, r) in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                batch.insert(r.user.clone(), r);
-            }
-            for (user, r) in batch {
+            queue(first, &mut order, &mut latest);
+            loop {
+                while let Ok(more) = rx.try_recv() {
+                    queue(more, &mut order, &mut latest);
+                }
+                let Some(user) = order.pop_front() else { break };
+                let Some(r) = latest.remove(&user) else { continue };
                 let current = plugins.read().unwrap_or_else(|p| p.into_inner()).clone();
                 let result = derive(&current, &r, &metrics);
                 let Some(world) = world.upgrade() else { return };
@@ -46,6 +52,13 @@ pub(super) fn spawn(
         }
     })?;
     Ok(())
+}
+
+fn queue(r: DeriveRequest, order: &mut VecDeque<Username>, latest: &mut HashMap<Username, DeriveRequest>) {
+    let user = r.user.clone();
+    if latest.insert(user.clone(), r).is_none() {
+        order.push_back(user);
+    }
 }
 
 /// Runs the plugins over the built-in result, each over the previous one's; a failing plugin is

@@ -41,7 +41,7 @@ pub(super) struct World {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub inboxes: OnceLock<Vec<mpsc::Sender<Msg>>>,
-    pub derive: mpsc::Sender<(usize, DeriveRequest)>,
+    pub derive: mpsc::Sender<DeriveRequest>,
     pub outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
 }
 
@@ -108,7 +108,7 @@ pub(super) fn spawn(engines: Vec<Engine>, world: &Arc<World>) -> std::io::Result
     for (i, engine) in engines.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel();
         let world = world.clone();
-        std::thread::Builder::new().name(format!("presence-{i}")).spawn(move || run(i, engine, rx, &world))?;
+        std::thread::Builder::new().name(format!("presence-{i}")).spawn(move || run(engine, rx, &world))?;
         inboxes.push(tx);
     }
     Ok(inboxes)
@@ -116,7 +116,7 @@ pub(super) fn spawn(engines: Vec<Engine>, world: &Arc<World>) -> std::io::Result
 
 /// A shard's loop: the next message, or a tick when the engine's wake time comes (ticks are
 /// not starved by a busy inbox: a due tick goes first).
-fn run(shard: usize, mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
+fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
     let mut waiting: HashMap<Req, oneshot::Sender<Reply>> = HashMap::new();
     let mut wake: Option<Millis> = None;
     loop {
@@ -167,7 +167,7 @@ fn run(shard: usize, mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World)
                         world.metrics.presence_notifications.inc_by(sent as u64);
                     }
                     Effect::Derive(request) => {
-                        let _ = world.derive.send((shard, request));
+                        let _ = world.derive.send(request);
                     }
                     Effect::Send(input) => world.send(input, None),
                     Effect::Wake(at) => wake = at,
