@@ -11,7 +11,8 @@ use halo_store::TokenHash;
 use tokio::sync::{mpsc, watch};
 
 use super::wire::{EndpointInfo, ServerFrame, SharedFrame};
-use crate::metrics::Metrics;
+use halo_services::metrics::Metrics;
+use halo_services::{Disconnect, Event, Outbox};
 
 /// Why the server closes a socket; each maps to a WebSocket close code and reason text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,5 +264,47 @@ impl Hub {
     /// Whether nothing is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl From<Disconnect> for CloseReason {
+    fn from(d: Disconnect) -> Self {
+        match d {
+            Disconnect::SessionEnded => CloseReason::SessionEnded,
+            Disconnect::AccountDisabled => CloseReason::AccountDisabled,
+        }
+    }
+}
+
+/// The services' events reach sockets through the hub, as frames.
+impl Outbox for Hub {
+    fn to_user(&self, user: &Username, except: Option<u64>, event: &Event) -> usize {
+        let map = self.map();
+        let Some(slots) = map.get(user) else { return 0 };
+        let frame = ServerFrame::from_event(event);
+        slots.iter().filter(|s| Some(s.info.id) != except && s.sender.send(frame.clone())).count()
+    }
+
+    fn to_endpoint(&self, user: &Username, endpoint: u64, event: &Event) -> bool {
+        let map = self.map();
+        map.get(user)
+            .and_then(|slots| slots.iter().find(|s| s.info.id == endpoint))
+            .is_some_and(|s| s.sender.send(ServerFrame::from_event(event)))
+    }
+
+    fn to_all(&self, event: &Event) {
+        self.send_to_all(&ServerFrame::from_event(event));
+    }
+
+    fn is_online(&self, user: &Username) -> bool {
+        Hub::is_online(self, user)
+    }
+
+    fn close_user(&self, user: &Username, keep: Option<&TokenHash>, reason: Disconnect) {
+        Hub::close_user(self, user, keep, reason.into());
+    }
+
+    fn close_token(&self, token: &TokenHash, reason: Disconnect) {
+        Hub::close_token(self, token, reason.into());
     }
 }
