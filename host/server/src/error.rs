@@ -226,3 +226,44 @@ fn code_for_status(status: StatusCode) -> &'static str {
         _ => "bad_request",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_error_has_its_status_code_and_retry_after() {
+        use ServiceError as E;
+        let cases: Vec<(ServiceError, u16, &str, Option<u64>)> = vec![
+            (E::Invalid("x".into()), 400, "bad_request", None),
+            (E::unauthorized("x"), 401, "unauthorized", None),
+            (E::InvalidCredentials, 401, "invalid_credentials", None),
+            (E::forbidden("x"), 403, "forbidden", None),
+            (E::Blocked("ann".into()), 403, "blocked", None),
+            (E::DoNotDisturb("ann".into()), 409, "do_not_disturb", None),
+            (E::RecipientOffline("ann".into()), 409, "recipient_offline", None),
+            (E::IdempotencyConflict, 409, "idempotency_conflict", None),
+            (E::ArchiveUnavailable("x".into()), 503, "archive_unavailable", None),
+            (E::StorageUnavailable("x".into()), 503, "storage_unavailable", Some(STORAGE_RETRY_AFTER_SECS)),
+            (E::TooFast, 429, "rate_limited", None),
+            (E::NotFound("x".into()), 404, "not_found", None),
+            (E::TooLarge("x".into()), 413, "too_large", None),
+            (E::Conflict("x".into()), 409, "conflict", None),
+            (E::UsernameRetired("ann".into()), 409, "username_retired", None),
+            (E::RateLimited { retry_after: 7 }, 429, "rate_limited", Some(7)),
+            (E::Busy { retry_after: 1 }, 503, "busy", Some(1)),
+            (E::PeerUnauthorized("x".into()), 401, "federation_refused", None),
+            (E::PeerMalformed("x".into()), 400, "federation_refused", None),
+            (E::Internal("secret detail".into()), 500, "internal", None),
+        ];
+        for (error, status, code, retry) in cases {
+            let e = ApiError::from(error);
+            assert_eq!((e.status.as_u16(), e.code, e.retry_after), (status, code, retry), "{e:?}");
+            let resp = e.into_response();
+            let header = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+            assert_eq!((resp.status().as_u16(), header), (status, retry));
+        }
+        let internal = ApiError::from(ServiceError::Internal("secret detail".into()));
+        assert!(!internal.client_message().contains("secret"), "internal details are logged, not sent");
+    }
+}

@@ -420,3 +420,96 @@ pub fn existing_user(store: &Store, name: &str) -> Result<Username, ServiceError
 fn not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("no user named {name:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::outbox::{Recorder, Sent};
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn accounts(dir: &std::path::Path, local_admin: Option<TokenHash>) -> (Accounts, Arc<Recorder>) {
+        let store = Store::open(dir).expect("store");
+        let outbox = Arc::new(Recorder::new(true));
+        let accounts =
+            Accounts::new(store, AuthSettings::default(), outbox.clone(), Arc::new(Metrics::new()), local_admin);
+        (accounts, outbox)
+    }
+
+    fn admin() -> NewUser {
+        NewUser { roles: [Role::Admin].into(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn sessions_end_with_the_reason_the_transport_closes_them_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (accounts, outbox) = accounts(dir.path(), None);
+        accounts.create("root", "a long password".into(), admin()).await.expect("root");
+        accounts.create("ann", "a long password".into(), NewUser::default()).await.expect("ann");
+        let login = accounts.login("ann", "a long password".into(), IP).await.expect("login");
+        let principal = accounts.authenticate(&login.token).await.expect("authenticate");
+        assert_eq!(principal.username().expect("a user").as_str(), "ann");
+        assert!(!principal.is_admin());
+        assert_eq!(accounts.session_expiry(&principal.token).expect("expiry"), Some(login.session.expires_at));
+
+        accounts.logout(&principal).await.expect("logout");
+        assert_eq!(outbox.take(), vec![Sent::CloseToken(Disconnect::SessionEnded)]);
+        let err = accounts.authenticate(&login.token).await.expect_err("logged out");
+        assert!(matches!(err, ServiceError::Unauthorized(_)), "{err:?}");
+
+        accounts.remove("ann").await.expect("remove");
+        assert_eq!(
+            outbox.take(),
+            vec![Sent::CloseUser(Username::parse("ann").expect("name"), Disconnect::AccountDisabled)]
+        );
+        let err = accounts.create("ann", "a long password".into(), NewUser::default()).await.expect_err("retired");
+        assert!(matches!(err, ServiceError::UsernameRetired(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn rules_fail_with_what_went_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = crate::token::generate();
+        let (accounts, _) = accounts(dir.path(), Some(crate::token::hash(&local)));
+        accounts.create("root", "a long password".into(), admin()).await.expect("root");
+        let err = accounts.remove("root").await.expect_err("last admin");
+        assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+        let err = accounts.login("root", "wrong password".into(), IP).await.err();
+        assert!(matches!(err, Some(ServiceError::InvalidCredentials)), "{err:?}");
+        assert!(matches!(accounts.get("nobody"), Err(ServiceError::NotFound(_))));
+        assert!(matches!(accounts.unlock_address("not an address"), Err(ServiceError::Invalid(_))));
+
+        let local = accounts.authenticate(&local).await.expect("local admin");
+        assert!(local.is_admin() && local.user().is_err());
+        assert!(matches!(accounts.logout(&local).await, Err(ServiceError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn app_tokens_are_checked_issued_resolved_and_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = crate::token::generate();
+        let (accounts, _) = accounts(dir.path(), Some(crate::token::hash(&local)));
+        let admin = accounts.authenticate(&local).await.expect("local admin");
+        let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for (name, sc) in [("", scopes(&["presence:read"])), ("intranet", scopes(&[])), ("x", scopes(&["root"]))] {
+            let err = accounts.issue_app_token(&admin, name, sc).await.expect_err("invalid");
+            assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
+        }
+        let issued = accounts.issue_app_token(&admin, " intranet ", scopes(&["presence:read"])).await.expect("issue");
+        assert_eq!((issued.token.name.as_str(), issued.token.created_by.as_str()), ("intranet", "(local admin)"));
+        let err = accounts.issue_app_token(&admin, "intranet", scopes(&["phone:write"])).await.expect_err("taken");
+        assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+        let Caller::App(app) = accounts.authenticate_any(&issued.secret).await.expect("resolve") else {
+            panic!("not an app")
+        };
+        assert_eq!(app.name, "intranet");
+        assert!(Caller::App(app.clone()).require("presence:read").is_ok());
+        assert!(matches!(Caller::App(app).require("calendar:write"), Err(ServiceError::Forbidden(_))));
+        assert_eq!(accounts.app_tokens().expect("list").len(), 1);
+        accounts.revoke_app_token("intranet").await.expect("revoke");
+        assert!(matches!(accounts.revoke_app_token("intranet").await, Err(ServiceError::NotFound(_))));
+        assert!(accounts.authenticate_any(&issued.secret).await.is_err());
+    }
+}

@@ -242,3 +242,25 @@ impl Outbox for Recorder {
         self.push(Sent::CloseToken(reason));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_shared_event_is_made_into_the_transports_form_once() {
+        let shared = Shared::new(Event::ImTyping { conversation: 1, user: "ann".into(), typing: true });
+        let made = AtomicUsize::new(0);
+        let make = |e: &Event| {
+            made.fetch_add(1, Ordering::Relaxed);
+            format!("{e:?}")
+        };
+        let first = shared.transport(make).cloned();
+        let again = shared.transport(make).cloned();
+        assert_eq!(made.load(Ordering::Relaxed), 1);
+        assert!(first.is_some() && first == again);
+        assert!(shared.transport(|_| 7u32).is_none(), "the slot keeps the first transport's type");
+    }
+}

@@ -112,3 +112,29 @@ impl Caller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use halo_core::NewUser;
+
+    use super::*;
+
+    fn principal(roles: &[Role]) -> Principal {
+        let new = NewUser { roles: roles.iter().copied().collect(), ..Default::default() };
+        let user = new.into_user(Username::parse("ann").expect("name"), String::new(), 0).expect("user");
+        Principal { identity: Identity::User(Box::new(user)), token: [0; 32] }
+    }
+
+    #[test]
+    fn roles_decide_what_a_principal_may_do() {
+        let local = Principal { identity: Identity::LocalAdmin, token: [0; 32] };
+        let (plain, admin, officer) = (principal(&[]), principal(&[Role::Admin]), principal(&[Role::Compliance]));
+        assert!(local.require_admin().is_ok() && local.user().is_err() && local.require_compliance().is_err());
+        assert!(plain.require_admin().is_err() && plain.require_oversight().is_err());
+        assert!(admin.require_admin().is_ok() && admin.require_oversight().is_ok());
+        assert!(admin.require_compliance().is_err(), "admins do not read the archive");
+        assert!(officer.require_compliance().is_ok() && officer.require_oversight().is_ok());
+        assert!(matches!(Caller::Anonymous.require("presence:read"), Err(ServiceError::Unauthorized(_))));
+        assert!(Caller::User(plain).require("presence:read").is_ok());
+    }
+}

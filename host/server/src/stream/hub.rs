@@ -308,3 +308,36 @@ impl Outbox for Hub {
         Hub::close_token(self, token, reason.into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use halo_services::outbox::Shared;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_event_becomes_one_shared_frame_for_every_endpoint() {
+        let hub = Hub::new(8, 4, Arc::new(Metrics::new()));
+        let ann = Username::parse("ann").expect("name");
+        let bob = Username::parse("bob").expect("name");
+        let mut a1 = hub.register(&ann, "a1".into(), [1; 32], 0).expect("a1");
+        let mut a2 = hub.register(&ann, "a2".into(), [1; 32], 0).expect("a2");
+        let mut b = hub.register(&bob, "b".into(), [2; 32], 0).expect("b");
+        let event = Event::Shared(Shared::new(Event::ImTyping { conversation: 1, user: "cat".into(), typing: true }));
+        assert_eq!(Outbox::to_user(&hub, &ann, Some(a2.info.id), &event), 1);
+        assert_eq!(Outbox::to_user(&hub, &bob, None, &event), 1);
+        assert!(a2.outbox.try_recv().is_err(), "the excepted endpoint gets nothing");
+        let shared = |q: Option<Queued>| match q {
+            Some(Queued::Shared(s)) => s,
+            _ => panic!("not a shared frame"),
+        };
+        let (x, y) = (shared(a1.outbox.try_recv().ok()), shared(b.outbox.try_recv().ok()));
+        assert!(Arc::ptr_eq(&x, &y), "one frame, encoded once, for all recipients");
+        assert!(matches!(x.frame(), ServerFrame::ImTyping { conversation: 1, typing: true, .. }));
+
+        Outbox::close_token(&hub, &[1; 32], Disconnect::SessionEnded);
+        assert_eq!(*a1.close.borrow_and_update(), Some(CloseReason::SessionEnded));
+        assert_eq!(*b.close.borrow_and_update(), None);
+        assert!(Outbox::is_online(&hub, &bob) && !Outbox::is_online(&hub, &Username::parse("cat").expect("name")));
+    }
+}

@@ -15,6 +15,8 @@
 
 mod profile;
 mod remote;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::cmp::Reverse;
