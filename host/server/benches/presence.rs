@@ -14,9 +14,9 @@ use halo_core::presence::{AccessLevel, MachineState};
 use halo_core::{NewUser, Username};
 use halo_plugin_host::cap::kv::MemoryKv;
 use halo_plugin_host::{PluginLimits, Runtime};
-use halo_server::metrics::Metrics;
-use halo_server::presence::{PresenceService, PresenceSettings};
 use halo_server::stream::hub::Hub;
+use halo_services::metrics::Metrics;
+use halo_services::presence::{PresenceService, PresenceSettings};
 use halo_store::Store;
 
 const USERS: usize = 1000;

@@ -33,7 +33,7 @@ impl PresenceService {
     /// presence changes for them.
     pub fn federate(&self, followers: BTreeMap<Username, Vec<Username>>) -> mpsc::UnboundedReceiver<Outgoing> {
         let (tx, rx) = mpsc::unbounded_channel();
-        if self.world.outbox.set(tx).is_err() {
+        if self.world.federation.set(tx).is_err() {
             tracing::warn!("federation connected to presence twice; keeping the first");
         }
         self.world.send(Input::RemoteFollowers(followers), None);

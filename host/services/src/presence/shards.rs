@@ -1,6 +1,6 @@
 //! The shards: one OS thread per shard runs a [`halo_core::presence::engine::Engine`] over its
-//! inbox and carries out the effects: loads and saves on the store, publications to the hub and
-//! the federation outbox, derive requests to the plugin thread, inputs for other shards to
+//! inbox and carries out the effects: loads and saves on the store, publications through the
+//! outbox and to federation, derive requests to the plugin thread, inputs for other shards to
 //! their inboxes, and answers to the callers waiting on them. No lock is shared between shards;
 //! a slow plugin never runs on a shard's thread.
 
@@ -18,8 +18,7 @@ use super::remote::Outgoing;
 use super::view::{Source, project, remote_view};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::stream::hub::Hub;
-use crate::stream::wire::{ServerFrame, SharedFrame};
+use crate::outbox::{Event, Outbox};
 
 /// What a caller gets back: the engine's answer, or the store write that failed on the way.
 pub(super) struct Reply {
@@ -38,11 +37,11 @@ pub(super) enum Msg {
 /// What the shards' threads share: the world the effects touch, and each other's inboxes.
 pub(super) struct World {
     pub store: Store,
-    pub hub: Arc<Hub>,
+    pub outbox: Arc<dyn Outbox>,
     pub metrics: Arc<Metrics>,
     pub inboxes: OnceLock<Vec<mpsc::Sender<Msg>>>,
     pub derive: mpsc::Sender<DeriveRequest>,
-    pub outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    pub federation: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
 }
 
 impl World {
@@ -82,15 +81,15 @@ impl World {
         let mut sent = 0u64;
         for audience in p.audiences {
             let view = project(&src, audience.visibility);
-            let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::Presence { presence: view.clone() }));
+            let event = Event::Presence { presence: view.clone() }.shared();
             for to in audience.to {
                 match to {
-                    Recipient::Devices(u) => sent += self.hub.send_to_user(&u, None, &frame) as u64,
+                    Recipient::Devices(u) => sent += self.outbox.to_user(&u, None, &event) as u64,
                     Recipient::Endpoint { user, endpoint } => {
-                        sent += u64::from(self.hub.send_to_endpoint(&user, endpoint, &frame))
+                        sent += u64::from(self.outbox.to_endpoint(&user, endpoint, &event))
                     }
                     Recipient::Follower(f) => {
-                        if let Some(outbox) = self.outbox.get() {
+                        if let Some(outbox) = self.federation.get() {
                             let _ = outbox.send(Outgoing { from: p.target.clone(), to: f, view: view.clone() });
                         }
                     }
@@ -162,8 +161,8 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
                     Effect::Publish(p) => world.publish(p),
                     Effect::PublishRemote { remote, info, since, to } => {
                         let view = remote_view(&remote, info.as_ref(), since);
-                        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::Presence { presence: view }));
-                        let sent: usize = to.iter().map(|w| world.hub.send_to_user(w, None, &frame)).sum();
+                        let event = Event::Presence { presence: view }.shared();
+                        let sent: usize = to.iter().map(|w| world.outbox.to_user(w, None, &event)).sum();
                         world.metrics.presence_notifications.inc_by(sent as u64);
                     }
                     Effect::Derive(request) => {

@@ -9,13 +9,16 @@
 //! state meanwhile, and takes the answer when it comes.
 //!
 //! A publication projects the state once per visibility (owner, each access level, privacy
-//! mode), encodes each frame once ([`SharedFrame`]), and hands the shared bytes to every
-//! recipient's sockets. Store writes happen on the shard's thread without waiting for the
+//! mode) into one shared event per visibility, and hands it to every recipient through the
+//! [`Outbox`], which encodes it once for all of their sockets. Store writes happen on the shard's thread without waiting for the
 //! disk; callers await [`Store::flush`] before acknowledging.
 
 mod derive;
+mod profile;
 mod remote;
 mod shards;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,14 +33,14 @@ use halo_plugin_host::Plugin;
 use halo_store::Store;
 use serde::Deserialize;
 
+pub use profile::{MyPresence, Picture, PresencePatch};
 pub use remote::Outgoing;
 pub use view::{MeetingView, PresenceView, presence_info};
 use view::{Source, project, remote_view};
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
-use crate::stream::hub::Hub;
-use crate::stream::wire::{ServerFrame, SharedFrame};
+use crate::outbox::{Event, Outbox};
 
 /// Presence settings (`[presence]` in `halo.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -104,11 +107,12 @@ impl Viewer<'_> {
     }
 }
 
-/// Contacts per snapshot frame.
+/// Contacts per snapshot event.
 const SNAPSHOT_CHUNK: usize = 250;
 
 /// The presence service.
 pub struct PresenceService {
+    store: Store,
     world: Arc<shards::World>,
     settings: PresenceSettings,
     plugins: Arc<RwLock<Arc<derive::Plugins>>>,
@@ -116,29 +120,29 @@ pub struct PresenceService {
     next_req: AtomicU64,
 }
 
-fn contact_error(e: ContactError) -> ApiError {
+fn contact_error(e: ContactError) -> ServiceError {
     match e {
-        ContactError::TooMany(_) | ContactError::AlreadyAContact(_) => ApiError::Conflict(e.to_string()),
-        ContactError::NotAContact(_) | ContactError::NoGroup(_) => ApiError::NotFound(e.to_string()),
+        ContactError::TooMany(_) | ContactError::AlreadyAContact(_) => ServiceError::Conflict(e.to_string()),
+        ContactError::NotAContact(_) | ContactError::NoGroup(_) => ServiceError::NotFound(e.to_string()),
         ContactError::DefaultGroup | ContactError::BadGroupName | ContactError::Oneself => {
-            ApiError::BadRequest(e.to_string())
+            ServiceError::Invalid(e.to_string())
         }
     }
 }
 
-fn refused(r: Refusal) -> ApiError {
+fn refused(r: Refusal) -> ServiceError {
     match r {
-        Refusal::NoSuchUser(u) => ApiError::NotFound(format!("no user named {:?}", u.as_str())),
-        Refusal::Unavailable(why) => ApiError::StorageUnavailable(why),
+        Refusal::NoSuchUser(u) => ServiceError::NotFound(format!("no user named {:?}", u.as_str())),
+        Refusal::Unavailable(why) => ServiceError::StorageUnavailable(why),
         Refusal::Contact(e) => contact_error(e),
-        Refusal::UntilInPast | Refusal::TooManySubscriptions { .. } => ApiError::BadRequest(r.to_string()),
-        Refusal::Blocked(u) => ApiError::Blocked(u.to_string()),
-        Refusal::DoNotDisturb(u) => ApiError::DoNotDisturb(u.to_string()),
+        Refusal::UntilInPast | Refusal::TooManySubscriptions { .. } => ServiceError::Invalid(r.to_string()),
+        Refusal::Blocked(u) => ServiceError::Blocked(u.to_string()),
+        Refusal::DoNotDisturb(u) => ServiceError::DoNotDisturb(u.to_string()),
     }
 }
 
-fn unexpected(a: &Answer) -> ApiError {
-    ApiError::Internal(format!("presence answered out of turn: {a:?}"))
+fn unexpected(a: &Answer) -> ServiceError {
+    ServiceError::Internal(format!("presence answered out of turn: {a:?}"))
 }
 
 /// How a [`Seen`] looks on the wire (`None` for no such account).
@@ -155,19 +159,19 @@ fn seen_view(seen: &Seen) -> Option<PresenceView> {
 
 impl PresenceService {
     /// The service: starts its shard threads and its plugin thread.
-    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
+    pub fn new(store: Store, outbox: Arc<dyn Outbox>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
         let shards = match settings.shards {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
         let (derive_tx, derive_rx) = std::sync::mpsc::channel();
         let world = Arc::new(shards::World {
-            store,
-            hub,
+            store: store.clone(),
+            outbox,
             metrics: metrics.clone(),
             inboxes: std::sync::OnceLock::new(),
             derive: derive_tx,
-            outbox: std::sync::OnceLock::new(),
+            federation: std::sync::OnceLock::new(),
         });
         let cfg = Config {
             timers: Timers {
@@ -194,7 +198,7 @@ impl PresenceService {
         if let Err(e) = derive::spawn(plugins.clone(), metrics, Arc::downgrade(&world), derive_rx) {
             tracing::error!(error = %e, "starting the presence plugin thread");
         }
-        Self { world, settings, plugins, shards, next_req: AtomicU64::new(1) }
+        Self { store, world, settings, plugins, shards, next_req: AtomicU64::new(1) }
     }
 
     /// How many shards run.
@@ -243,8 +247,7 @@ impl PresenceService {
         };
         if changed {
             let states = catalog.as_ref().clone();
-            let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::PresenceStates { states }));
-            self.world.hub.send_to_all(&frame);
+            self.world.outbox.to_all(&Event::PresenceStates { states }.shared());
         }
         let tick_ms = tick.map(|t| t.as_millis() as u64);
         self.world.send(Input::Plugins { catalog, derive, tick_ms }, None);
@@ -260,10 +263,10 @@ impl PresenceService {
     }
 
     /// Sends an input to its shard and awaits the answer; refusals and failed writes are errors.
-    async fn ask(&self, input: Input) -> Result<Answer, ApiError> {
+    async fn ask(&self, input: Input) -> Result<Answer, ServiceError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.world.send(input, Some(tx));
-        let reply = rx.await.map_err(|_| ApiError::Internal("the presence shard stopped".into()))?;
+        let reply = rx.await.map_err(|_| ServiceError::Internal("the presence shard stopped".into()))?;
         if let Some(e) = reply.failed {
             return Err(e.into());
         }
@@ -275,7 +278,7 @@ impl PresenceService {
 
     /// How `targets` look to `viewer`, in order (missing accounts left out): one question per
     /// shard, asked at once.
-    async fn look(&self, targets: &[Username], viewer: Viewer<'_>) -> Result<Vec<PresenceView>, ApiError> {
+    async fn look(&self, targets: &[Username], viewer: Viewer<'_>) -> Result<Vec<PresenceView>, ServiceError> {
         let mut by_shard: Vec<Vec<(usize, Username)>> = vec![Vec::new(); self.shards];
         for (i, t) in targets.iter().enumerate() {
             by_shard[engine::shard_of(t, self.shards)].push((i, t.clone()));
@@ -289,7 +292,7 @@ impl PresenceService {
         }
         let mut views: Vec<Option<PresenceView>> = vec![None; targets.len()];
         for (order, rx) in asks {
-            let reply = rx.await.map_err(|_| ApiError::Internal("the presence shard stopped".into()))?;
+            let reply = rx.await.map_err(|_| ServiceError::Internal("the presence shard stopped".into()))?;
             match reply.answer {
                 Answer::Views(seen) => {
                     for (i, s) in order.into_iter().zip(seen.iter()) {
@@ -304,8 +307,8 @@ impl PresenceService {
     }
 
     /// A device of `user` connected: it counts as Active; the user starts watching their
-    /// contacts. Returns the snapshot frames to send after `hello`.
-    pub async fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<ServerFrame>, ApiError> {
+    /// contacts. Returns the snapshot events to send after `hello`.
+    pub async fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
         let answer = self.ask(Input::Connect { user: user.clone(), endpoint, req: self.req() }).await?;
         let Answer::Connected { me, contacts } = answer else { return Err(unexpected(&answer)) };
         let views = self.look(&contacts, Viewer::User(user)).await?;
@@ -313,11 +316,11 @@ impl PresenceService {
         let mut frames = Vec::new();
         let mut chunks = views.chunks(SNAPSHOT_CHUNK).peekable();
         if chunks.peek().is_none() {
-            frames.push(ServerFrame::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
+            frames.push(Event::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
         }
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            frames.push(ServerFrame::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
+            frames.push(Event::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
         }
         Ok(frames)
     }
@@ -327,36 +330,70 @@ impl PresenceService {
         self.world.send(Input::Disconnect { user: user.clone(), endpoint }, None);
     }
 
-    async fn own(&self, input: Input) -> Result<PresenceView, ApiError> {
+    async fn own(&self, input: Input) -> Result<PresenceView, ServiceError> {
         match self.ask(input).await? {
-            Answer::Seen(seen) => seen_view(&seen).ok_or_else(|| ApiError::Internal("no own view".into())),
+            Answer::Seen(seen) => seen_view(&seen).ok_or_else(|| ServiceError::Internal("no own view".into())),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// How `target` looks to `viewer`, as the engine answers.
+    async fn seen(&self, target: &Username, viewer: Viewer<'_>) -> Result<Seen, ServiceError> {
+        let input = Input::Look { targets: vec![target.clone()], viewer: viewer.owned(), req: self.req() };
+        match self.ask(input).await? {
+            Answer::Views(mut seen) if seen.len() == 1 => match seen.remove(0) {
+                Seen::Missing(_) => Err(ServiceError::NotFound(format!("no user named {:?}", target.as_str()))),
+                s => Ok(s),
+            },
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `user`'s own presence, with their document.
+    async fn own_seen(&self, user: &Username) -> Result<Seen, ServiceError> {
+        self.seen(user, Viewer::User(user)).await
+    }
+
+    /// Applies `patch` and answers the owner's presence with their document.
+    async fn update_seen(&self, user: &Username, patch: DocPatch) -> Result<Seen, ServiceError> {
+        match self.ask(Input::Update { user: user.clone(), patch, req: self.req() }).await? {
+            Answer::Seen(seen) => Ok(seen),
             other => Err(unexpected(&other)),
         }
     }
 
     /// A device reports its machine state.
-    pub async fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ApiError> {
+    pub async fn machine(
+        &self,
+        user: &Username,
+        endpoint: u64,
+        state: MachineState,
+    ) -> Result<PresenceView, ServiceError> {
         self.own(Input::Machine { user: user.clone(), endpoint, state, req: self.req() }).await
     }
 
     /// Changes `user`'s stored document (fields validated by the caller), republishes, and
     /// returns the owner's view. Durable after [`PresenceService::flush`].
-    pub async fn update(&self, user: &Username, patch: DocPatch) -> Result<PresenceView, ApiError> {
+    pub async fn update(&self, user: &Username, patch: DocPatch) -> Result<PresenceView, ServiceError> {
         self.own(Input::Update { user: user.clone(), patch, req: self.req() }).await
     }
 
     /// Sets or clears the manual state.
-    pub async fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ApiError> {
+    pub async fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
         self.update(user, DocPatch { manual: Some(manual), ..DocPatch::default() }).await
     }
 
     /// Sets or clears calendar input.
-    pub async fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ApiError> {
+    pub async fn set_calendar(
+        &self,
+        user: &Username,
+        calendar: Option<Calendar>,
+    ) -> Result<PresenceView, ServiceError> {
         self.update(user, DocPatch { calendar: Some(calendar), ..DocPatch::default() }).await
     }
 
     /// Sets or clears phone input.
-    pub async fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ApiError> {
+    pub async fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
         self.update(user, DocPatch { phone: Some(phone), ..DocPatch::default() }).await
     }
 
@@ -364,42 +401,29 @@ impl PresenceService {
     /// the store on the user's shard (so of two quick changes the later one wins) and the user
     /// is republished to their own devices and watchers. A user not held is read afresh when
     /// next needed.
-    pub fn refresh_account(&self, user: &Username) -> Result<(), ApiError> {
+    pub fn refresh_account(&self, user: &Username) -> Result<(), ServiceError> {
         self.world.send(Input::AccountChanged { user: user.clone() }, None);
         Ok(())
     }
 
     /// `target`'s presence as `viewer` sees it.
-    pub async fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ApiError> {
-        let answer =
-            self.ask(Input::Look { targets: vec![target.clone()], viewer: viewer.owned(), req: self.req() }).await?;
-        match answer {
-            Answer::Views(seen) => seen
-                .first()
-                .and_then(seen_view)
-                .ok_or_else(|| ApiError::NotFound(format!("no user named {:?}", target.as_str()))),
-            other => Err(unexpected(&other)),
-        }
+    pub async fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ServiceError> {
+        let seen = self.seen(target, viewer).await?;
+        seen_view(&seen).ok_or_else(|| ServiceError::NotFound(format!("no user named {:?}", target.as_str())))
     }
 
-    /// The visibility `viewer` has on `target`.
-    pub async fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ApiError> {
-        let answer =
-            self.ask(Input::Look { targets: vec![target.clone()], viewer: viewer.owned(), req: self.req() }).await?;
-        match answer {
-            Answer::Views(seen) => match seen.first() {
-                Some(Seen::Local { visibility, .. }) => Ok(*visibility),
-                Some(Seen::Remote { .. }) => Ok(Visibility::Level(halo_core::presence::AccessLevel::External)),
-                _ => Err(ApiError::NotFound(format!("no user named {:?}", target.as_str()))),
-            },
-            other => Err(unexpected(&other)),
+    /// The visibility `viewer` has on `target` (users of other servers: External).
+    pub async fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ServiceError> {
+        match self.seen(target, viewer).await? {
+            Seen::Local { visibility, .. } => Ok(visibility),
+            _ => Ok(Visibility::Level(halo_core::presence::AccessLevel::External)),
         }
     }
 
     /// Changes `owner`'s contact list, stores it, updates who watches whom, and republishes the
     /// owner (their contacts' views of them may have changed). Returns the new list. Durable
     /// after [`PresenceService::flush`].
-    pub async fn edit_contacts(&self, owner: &Username, edit: ContactEdit) -> Result<ContactList, ApiError> {
+    pub async fn edit_contacts(&self, owner: &Username, edit: ContactEdit) -> Result<ContactList, ServiceError> {
         match self.ask(Input::EditContacts { owner: owner.clone(), edit, req: self.req() }).await? {
             Answer::Contacts(list) => Ok(list),
             other => Err(unexpected(&other)),
@@ -407,7 +431,7 @@ impl PresenceService {
     }
 
     /// `owner`'s contact list.
-    pub async fn contacts(&self, owner: &Username) -> Result<ContactList, ApiError> {
+    pub async fn contacts(&self, owner: &Username) -> Result<ContactList, ServiceError> {
         match self.ask(Input::Contacts { owner: owner.clone(), req: self.req() }).await? {
             Answer::Contacts(list) => Ok(list),
             other => Err(unexpected(&other)),
@@ -421,7 +445,7 @@ impl PresenceService {
         endpoint: u64,
         targets: &[Username],
         ttl: Duration,
-    ) -> Result<Vec<PresenceView>, ApiError> {
+    ) -> Result<Vec<PresenceView>, ServiceError> {
         let ttl_ms = ttl.as_millis() as u64;
         let input =
             Input::Subscribe { user: user.clone(), endpoint, targets: targets.to_vec(), ttl_ms, req: self.req() };
@@ -436,7 +460,7 @@ impl PresenceService {
 
     /// The seam IM asks before a message from `from` reaches a local `to`: Blocked contacts are
     /// refused; while `to` is in Do Not Disturb only their Workgroup contacts get through.
-    pub async fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+    pub async fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
         if to.is_remote() {
             // Their server decides; federation has checked the domain.
             return Ok(());
@@ -452,28 +476,28 @@ impl PresenceService {
         availability: Option<u32>,
         activity: Option<&str>,
         until: Option<Millis>,
-    ) -> Result<Manual, ApiError> {
+    ) -> Result<Manual, ServiceError> {
         let choice = match (state, availability) {
             (Some(token), None) if activity.is_none() => StateChoice::from_token(token, &self.custom_states()),
             (None, Some(a)) => StateChoice::explicit(a, activity),
             _ => {
-                return Err(ApiError::BadRequest(
+                return Err(ServiceError::Invalid(
                     "give either `state`, or `availability` (with an optional `activity`)".into(),
                 ));
             }
         }
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         Ok(Manual { choice, until })
     }
 
     /// Parses usernames of existing accounts.
-    pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ApiError> {
-        names.iter().map(|n| crate::accounts::existing_user(&self.world.store, n)).collect()
+    pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ServiceError> {
+        names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
     }
 
     /// Makes presence writes durable.
-    pub async fn flush(&self) -> Result<(), ApiError> {
-        Ok(self.world.store.flush().await?)
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        Ok(self.store.flush().await?)
     }
 }
 
