@@ -50,7 +50,9 @@ impl World {
         let Some(inboxes) = self.inboxes.get() else { return };
         match input.shard(inboxes.len()) {
             Some(s) => {
-                let _ = inboxes[s].send(Msg::Input(input, reply));
+                if let Some(inbox) = inboxes.get(s) {
+                    let _ = inbox.send(Msg::Input(input, reply));
+                }
             }
             None => {
                 for inbox in inboxes {
