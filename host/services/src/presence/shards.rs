@@ -29,7 +29,7 @@ pub(super) struct Reply {
 /// A message for a shard's thread.
 pub(super) enum Msg {
     /// An input, with where to send its answer.
-    Input(Input, Option<oneshot::Sender<Reply>>),
+    Input(Box<Input>, Option<oneshot::Sender<Reply>>),
     /// Ends the thread.
     Stop,
 }
@@ -51,12 +51,12 @@ impl World {
         match input.shard(inboxes.len()) {
             Some(s) => {
                 if let Some(inbox) = inboxes.get(s) {
-                    let _ = inbox.send(Msg::Input(input, reply));
+                    let _ = inbox.send(Msg::Input(Box::new(input), reply));
                 }
             }
             None => {
                 for inbox in inboxes {
-                    let _ = inbox.send(Msg::Input(input.clone(), None));
+                    let _ = inbox.send(Msg::Input(Box::new(input.clone()), None));
                 }
             }
         }
@@ -124,10 +124,10 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
         let msg = match wake {
             None => rx.recv().ok(),
             Some(at) => match at.checked_sub(now_ms()).filter(|d| *d > 0) {
-                None => Some(Msg::Input(Input::Tick, None)),
+                None => Some(Msg::Input(Box::new(Input::Tick), None)),
                 Some(wait) => match rx.recv_timeout(Duration::from_millis(wait)) {
                     Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => Some(Msg::Input(Input::Tick, None)),
+                    Err(RecvTimeoutError::Timeout) => Some(Msg::Input(Box::new(Input::Tick), None)),
                     Err(RecvTimeoutError::Disconnected) => None,
                 },
             },
@@ -137,7 +137,7 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
             waiting.insert(req, tx);
         }
         let mut failed: Option<StoreError> = None;
-        let mut queue = VecDeque::from([input]);
+        let mut queue = VecDeque::from([*input]);
         while let Some(input) = queue.pop_front() {
             for effect in engine.apply(input, now_ms()) {
                 match effect {
