@@ -45,8 +45,15 @@ use crate::runtime::{TICK, Ticker};
 /// refuses; the server turns these into metrics. Called on the plugin's thread: keep it short.
 pub trait CallObserver: Send + Sync {
     /// One call of `plugin`: `guest` is the time spent in the guest (zero when refused), and
-    /// `error` why it produced no answer, if it did not.
+    /// `error` why it produced no answer ([`CallError::Trap`], [`CallError::Throttled`]), if it
+    /// did not.
     fn call(&self, plugin: &str, guest: Duration, error: Option<&CallError>);
+
+    /// A call of `plugin` that ran (and was reported to [`CallObserver::call`]) answered
+    /// something invalid.
+    fn invalid(&self, plugin: &str) {
+        let _ = plugin;
+    }
 }
 
 /// The data of a plugin's store: WASI (inert, no sockets, env or stdio; files only under a
@@ -197,6 +204,9 @@ impl Shared {
     pub(crate) fn invalid(&self, why: String) -> CallError {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.log.write("error", &format!("invalid answer: {why}"));
+        if let Some(o) = &self.observer {
+            o.invalid(&self.manifest.name);
+        }
         CallError::Invalid(why)
     }
 

@@ -37,6 +37,7 @@ const DAY: u64 = NIGHT + 12 * 3_600_000;
 #[derive(Default)]
 struct Counter {
     calls: std::sync::Mutex<Vec<(String, Duration, Option<String>)>>,
+    invalid: std::sync::atomic::AtomicU32,
 }
 
 impl CallObserver for Counter {
@@ -46,6 +47,9 @@ impl CallObserver for Counter {
             guest,
             error.map(|e| e.to_string()),
         ));
+    }
+    fn invalid(&self, _plugin: &str) {
+        self.invalid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -242,4 +246,19 @@ async fn lifecycle_calls_and_wrong_worlds_through_the_async_api() {
     assert!(matches!(p.states_async().await, Err(CallError::Disabled(ref why)) if why == "by a test"));
     p.enable();
     assert!(p.states_async().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_hears_of_traps_and_invalid_answers() {
+    let counter = Arc::new(Counter::default());
+    let limits = PluginLimits { deadline: Duration::from_secs(5), ..PluginLimits::default() };
+    let p = load("hostile", &[("mode", "oversized")], limits.clone(), Some(counter.clone()));
+    assert!(matches!(p.derive_async("alice", &online(0), 0, &AVAILABLE).await, Err(CallError::Invalid(_))));
+    assert_eq!(counter.invalid.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let p = load("hostile", &[("mode", "trap")], limits, Some(counter.clone()));
+    assert!(matches!(p.derive_async("alice", &online(0), 0, &AVAILABLE).await, Err(CallError::Trap(_))));
+    let seen = counter.calls.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].2.is_none(), "the oversized answer came back from the guest: {seen:?}");
+    assert!(seen[1].2.as_deref().is_some_and(|e| e.contains("trapped")), "{seen:?}");
 }
