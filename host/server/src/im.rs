@@ -287,7 +287,7 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, (&offline, &live), record.as_ref()).await?;
+        self.store.im().append(conv, msg, (&offline, &live), record.as_ref(), &[]).await?;
         if record.is_some() {
             self.archive.written();
         }
