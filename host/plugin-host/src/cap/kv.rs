@@ -96,14 +96,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     wit::add_to_linker::<PluginState, HasSelf<KvState>>(linker, |s| &mut s.kv)
 }
 
+type Entries = std::collections::BTreeMap<(String, String), Vec<u8>>;
+
 /// An in-memory backend (tests, and plugins on a server without storage).
 #[derive(Default)]
-pub struct MemoryKv(std::sync::Mutex<std::collections::BTreeMap<(String, String), Vec<u8>>>);
+pub struct MemoryKv(std::sync::Mutex<Entries>);
 
 impl MemoryKv {
-    fn map(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, std::collections::BTreeMap<(String, String), Vec<u8>>>, KvFailure> {
+    fn map(&self) -> Result<std::sync::MutexGuard<'_, Entries>, KvFailure> {
         self.0.lock().map_err(|_| KvFailure::Unavailable("poisoned".into()))
     }
 }
