@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use halo_server::Settings;
-use halo_server::settings::{AuthSettings, HttpSettings, Limits};
+use halo_server::settings::{HttpSettings, Limits};
+use halo_services::AuthSettings;
 use serde::Deserialize;
 
 use crate::cli::{ConfigArgs, ServeArgs};
@@ -30,10 +31,10 @@ struct FileConfig {
     limits: Option<Limits>,
     http: Option<HttpSettings>,
     auth: Option<AuthSettings>,
-    im: Option<halo_server::im::ImSettings>,
-    presence: Option<halo_server::presence::PresenceSettings>,
-    plugins: Option<halo_server::plugins::PluginSettings>,
-    federation: Option<halo_server::federation::FederationSettings>,
+    im: Option<halo_services::im::ImSettings>,
+    presence: Option<halo_services::presence::PresenceSettings>,
+    plugins: Option<halo_services::plugins::PluginSettings>,
+    federation: Option<halo_services::federation::FederationSettings>,
     store: Option<halo_store::StoreSettings>,
 }
 

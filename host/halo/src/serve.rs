@@ -3,7 +3,8 @@
 use std::net::TcpListener;
 
 use anyhow::Context;
-use halo_server::{AppState, token};
+use halo_server::AppState;
+use halo_services::token;
 use halo_store::Store;
 use tracing_subscriber::EnvFilter;
 

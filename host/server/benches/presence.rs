@@ -14,9 +14,9 @@ use halo_core::presence::{AccessLevel, MachineState};
 use halo_core::{NewUser, Username};
 use halo_plugin_host::cap::kv::MemoryKv;
 use halo_plugin_host::{PluginLimits, Runtime};
-use halo_server::metrics::Metrics;
-use halo_server::presence::{PresenceService, PresenceSettings};
 use halo_server::stream::hub::Hub;
+use halo_services::metrics::Metrics;
+use halo_services::presence::{PresenceService, PresenceSettings};
 use halo_store::Store;
 
 const USERS: usize = 1000;
@@ -74,7 +74,7 @@ async fn run(plugin: Option<(Vec<u8>, &str)>) -> f64 {
         presence.connect(n, reg.info.id).expect("connect");
         outboxes.push((n.clone(), reg.info.id, reg.outbox, reg.close));
     }
-    presence.publish(halo_server::clock::now_ms());
+    presence.publish(halo_services::clock::now_ms());
     let drain = |outboxes: &mut Vec<(Username, u64, tokio::sync::mpsc::Receiver<_>, _)>| {
         let mut n = 0u64;
         for (_, _, rx, _) in outboxes.iter_mut() {
@@ -92,7 +92,7 @@ async fn run(plugin: Option<(Vec<u8>, &str)>) -> f64 {
         for (n, ep, _, _) in &outboxes {
             presence.machine(n, *ep, state).expect("machine");
         }
-        presence.publish(halo_server::clock::now_ms());
+        presence.publish(halo_services::clock::now_ms());
         delivered += drain(&mut outboxes);
     }
     delivered as f64 / started.elapsed().as_secs_f64()

@@ -1,5 +1,5 @@
 //! `ApiError`: the one error type HTTP handlers return, and its JSON shape
-//! `{"error": code, "message": text}`.
+//! `{"error": code, "message": text}`; the one mapping from a [`ServiceError`] to a status.
 
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use halo_core::UserError;
+use halo_services::ServiceError;
+use halo_services::error::STORAGE_RETRY_AFTER_SECS;
 use halo_store::StoreError;
 
 /// The body of every error response.
@@ -21,127 +23,122 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// An error answered to an HTTP client. Client faults carry their message; internal faults are
-/// logged in full and answered with a generic text.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Malformed or invalid input (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// Missing, unknown or expired token (401).
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    /// Wrong username or password (401).
-    #[error("wrong username or password")]
-    InvalidCredentials,
-    /// Authenticated but not allowed (403).
-    #[error("{0}")]
-    Forbidden(&'static str),
-    /// Not allowed, with a message naming what (403).
-    #[error("{0}")]
-    Denied(String),
-    /// The recipient blocked the sender (403).
-    #[error("{0} does not accept messages from you")]
-    Blocked(String),
-    /// The recipient is in Do Not Disturb and the sender is not in their Workgroup (409).
-    #[error("{0} is in Do Not Disturb; only their Workgroup contacts get through")]
-    DoNotDisturb(String),
-    /// Offline IM is off and the recipient has no connected device (409).
-    #[error("{0} is offline and offline messages are turned off on this server")]
-    RecipientOffline(String),
-    /// An idempotency key was reused for a different message (409).
-    #[error("this idempotency key was used for a different message")]
-    IdempotencyConflict,
-    /// Archiving is failing and the policy says to refuse rather than lose (503).
-    #[error(
-        "message not sent: compliance archiving is unavailable ({0}) and this server refuses messages it cannot archive; try again later"
-    )]
-    ArchiveUnavailable(String),
-    /// Storage refuses writes (disk full, I/O errors): nothing was changed; retry later (503).
-    /// The detail is logged, not sent.
-    #[error("the server cannot store data right now; try again later")]
-    StorageUnavailable(String),
-    /// Too many messages too fast (429).
-    #[error("sending too fast; slow down")]
-    TooFast,
-    /// No such resource (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// Conflicts with existing state (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// The username belonged to a deleted account and is never given out again (409).
-    #[error(
-        "the username {0} belonged to a deleted account and is retired: its conversations, history and archive records stay attached to that name, so no new account may take it; choose another name"
-    )]
-    UsernameRetired(String),
-    /// Too many failed attempts; retry after the given seconds (429).
-    #[error("too many failed attempts; retry in {0} s")]
-    RateLimited(u64),
-    /// Too many logins are waiting for a password check; retry after the given seconds (503).
-    #[error("the server is busy checking passwords; retry in {0} s")]
-    Busy(u64),
-    /// Something broke on the server (500); the detail is logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+/// An error answered to an HTTP client (or in a stream `error` frame): a [`ServiceError`] with
+/// the status and the stable code it maps to. Client faults carry their message; internal
+/// faults are logged in full and answered with a generic text.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    retry_after: Option<u64>,
+    error: ServiceError,
 }
 
-impl ApiError {
-    /// The HTTP status and the stable error code (also used in stream error frames).
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            Self::Forbidden(_) | Self::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::Blocked(_) => (StatusCode::FORBIDDEN, "blocked"),
-            Self::RecipientOffline(_) => (StatusCode::CONFLICT, "recipient_offline"),
-            Self::DoNotDisturb(_) => (StatusCode::CONFLICT, "do_not_disturb"),
-            Self::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
-            Self::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::ArchiveUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "archive_unavailable"),
-            Self::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::UsernameRetired(_) => (StatusCode::CONFLICT, "username_retired"),
-            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+/// The one place where what went wrong becomes an HTTP status and an error code.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        use ServiceError as E;
+        let (status, code, retry_after) = match &error {
+            E::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request", None),
+            E::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            E::Blocked(_) => (StatusCode::FORBIDDEN, "blocked", None),
+            E::RecipientOffline(_) => (StatusCode::CONFLICT, "recipient_offline", None),
+            E::DoNotDisturb(_) => (StatusCode::CONFLICT, "do_not_disturb", None),
+            E::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict", None),
+            E::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
+            E::ArchiveUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "archive_unavailable", None),
+            E::StorageUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", Some(STORAGE_RETRY_AFTER_SECS))
+            }
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+            E::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            E::UsernameRetired(_) => (StatusCode::CONFLICT, "username_retired", None),
+            E::RateLimited { retry_after } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(*retry_after)),
+            E::Busy { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, "busy", Some(*retry_after)),
+            E::PeerUnauthorized(_) => (StatusCode::UNAUTHORIZED, "federation_refused", None),
+            E::PeerMalformed(_) => (StatusCode::BAD_REQUEST, "federation_refused", None),
+            E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        };
+        Self { status, code, retry_after, error }
     }
 }
 
 impl ApiError {
+    /// A 400 `bad_request` with `message` (input the transport itself could not read).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ServiceError::Invalid(message.into()).into()
+    }
+
+    /// A 404 `not_found` with `message`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ServiceError::NotFound(message.into()).into()
+    }
+
+    /// A 403 `forbidden` with `message`.
+    pub fn forbidden(message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        ServiceError::forbidden(message).into()
+    }
+
+    /// A 409 `conflict` with `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ServiceError::Conflict(message.into()).into()
+    }
+
+    /// A 401 `unauthorized` with `message`.
+    pub fn unauthorized(message: &'static str) -> Self {
+        ServiceError::unauthorized(message).into()
+    }
+
+    /// A 500 `internal` whose `detail` is logged, not shown.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ServiceError::Internal(detail.into()).into()
+    }
+
+    /// The HTTP status and the stable error code (also used in stream error frames).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        (self.status, self.code)
+    }
+
+    /// What went wrong.
+    pub fn error(&self) -> &ServiceError {
+        &self.error
+    }
+
     /// The text shown to the client; internal details are logged instead.
     pub fn client_message(&self) -> String {
-        match self {
-            Self::Internal(detail) => {
+        match &self.error {
+            ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 "internal server error; see the server log".to_owned()
             }
-            Self::StorageUnavailable(detail) => {
+            ServiceError::StorageUnavailable(detail) => {
                 tracing::warn!(%detail, "write refused: storage unavailable");
-                self.to_string()
+                self.error.to_string()
             }
             other => {
-                tracing::debug!(code = other.status_and_code().1, %other, "request refused");
+                tracing::debug!(code = self.code, %other, "request refused");
                 other.to_string()
             }
         }
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
         let message = self.client_message();
-        let mut resp = (status, axum::Json(ErrorBody { error: code, message })).into_response();
-        let retry_after = match self {
-            Self::RateLimited(secs) | Self::Busy(secs) => Some(secs),
-            Self::StorageUnavailable(_) => Some(crate::storage::RETRY_AFTER_SECS),
-            _ => None,
-        };
-        if let Some(secs) = retry_after
+        let mut resp = (self.status, axum::Json(ErrorBody { error: self.code, message })).into_response();
+        if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -152,52 +149,19 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Exists(what) => Self::Conflict(format!("{what} exists already")),
-            StoreError::Unavailable(why) => Self::StorageUnavailable(why),
-            other => Self::Internal(other.to_string()),
-        }
+        ServiceError::from(e).into()
     }
 }
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
-        Self::BadRequest(e.to_string())
-    }
-}
-
-impl From<halo_core::conversation::ImError> for ApiError {
-    fn from(e: halo_core::conversation::ImError) -> Self {
-        use halo_core::conversation::ImError as E;
-        match e {
-            E::NotParticipant | E::Closed => Self::Denied(e.to_string()),
-            E::AlreadyParticipant(_) => Self::Conflict(e.to_string()),
-            E::TooManyParticipants
-            | E::NoOtherParticipant
-            | E::EmptyMessage
-            | E::MessageTooLarge
-            | E::ControlCharacters
-            | E::BadKey
-            | E::FederatedGroup => Self::BadRequest(e.to_string()),
-        }
-    }
-}
-
-impl From<halo_core::room::RoomError> for ApiError {
-    fn from(e: halo_core::room::RoomError) -> Self {
-        use halo_core::room::RoomError as E;
-        match e {
-            E::NotFound => Self::NotFound("no such room".into()),
-            E::Forbidden(m) => Self::Forbidden(m),
-            E::Invalid(m) => Self::BadRequest(m.into()),
-            E::LastManager => Self::Conflict(e.to_string()),
-        }
+        ServiceError::from(e).into()
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        Self::BadRequest(format!("invalid JSON body: {}", e.body_text()))
+        Self::bad_request(format!("invalid JSON body: {}", e.body_text()))
     }
 }
 
@@ -260,5 +224,46 @@ fn code_for_status(status: StatusCode) -> &'static str {
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal",
         _ => "bad_request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_error_has_its_status_code_and_retry_after() {
+        use ServiceError as E;
+        let cases: Vec<(ServiceError, u16, &str, Option<u64>)> = vec![
+            (E::Invalid("x".into()), 400, "bad_request", None),
+            (E::unauthorized("x"), 401, "unauthorized", None),
+            (E::InvalidCredentials, 401, "invalid_credentials", None),
+            (E::forbidden("x"), 403, "forbidden", None),
+            (E::Blocked("ann".into()), 403, "blocked", None),
+            (E::DoNotDisturb("ann".into()), 409, "do_not_disturb", None),
+            (E::RecipientOffline("ann".into()), 409, "recipient_offline", None),
+            (E::IdempotencyConflict, 409, "idempotency_conflict", None),
+            (E::ArchiveUnavailable("x".into()), 503, "archive_unavailable", None),
+            (E::StorageUnavailable("x".into()), 503, "storage_unavailable", Some(STORAGE_RETRY_AFTER_SECS)),
+            (E::TooFast, 429, "rate_limited", None),
+            (E::NotFound("x".into()), 404, "not_found", None),
+            (E::TooLarge("x".into()), 413, "too_large", None),
+            (E::Conflict("x".into()), 409, "conflict", None),
+            (E::UsernameRetired("ann".into()), 409, "username_retired", None),
+            (E::RateLimited { retry_after: 7 }, 429, "rate_limited", Some(7)),
+            (E::Busy { retry_after: 1 }, 503, "busy", Some(1)),
+            (E::PeerUnauthorized("x".into()), 401, "federation_refused", None),
+            (E::PeerMalformed("x".into()), 400, "federation_refused", None),
+            (E::Internal("secret detail".into()), 500, "internal", None),
+        ];
+        for (error, status, code, retry) in cases {
+            let e = ApiError::from(error);
+            assert_eq!((e.status.as_u16(), e.code, e.retry_after), (status, code, retry), "{e:?}");
+            let resp = e.into_response();
+            let header = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+            assert_eq!((resp.status().as_u16(), header), (status, retry));
+        }
+        let internal = ApiError::from(ServiceError::Internal("secret detail".into()));
+        assert!(!internal.client_message().contains("secret"), "internal details are logged, not sent");
     }
 }

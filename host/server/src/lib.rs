@@ -1,33 +1,21 @@
-//! The Halo server: HTTP/WebSocket transport over the domain ([`halo_core`]) and storage
-//! ([`halo_store`]).
+//! The Halo server: the HTTP/WebSocket transport over the application services
+//! ([`halo_services`]).
 //!
 //! Start from [`run`], which serves an [`AppState`] on a bound listener (plain or TLS) until a
-//! shutdown future resolves. Handlers are thin: they extract (auth is an extractor, see
-//! [`auth`]), call [`accounts::Accounts`] or the [`stream::hub::Hub`], and map the result.
-//! Only this crate knows the wire formats (JSON, `halo.msgpack`). It knows nothing of sled.
+//! shutdown future resolves. Handlers are thin: they extract (auth is an extractor over the
+//! services' principal, see [`auth`]), call a service, and map the result; a service's error
+//! becomes a status in one place ([`error::ApiError`]). The [`stream::hub::Hub`] is the
+//! services' outbox: it turns their events into frames for the sockets. Only this crate knows
+//! the wire formats (JSON, `halo.msgpack`); it knows nothing of sled.
 
-pub mod accounts;
 pub mod api;
-pub mod archive;
 pub mod auth;
-pub mod clock;
 pub mod conn;
 pub mod error;
-pub mod federation;
-pub mod im;
-pub mod metrics;
-mod password;
-pub mod plugins;
-pub mod presence;
-pub mod rooms;
 pub mod routes;
-pub mod search;
 pub mod settings;
 pub mod state;
-pub mod storage;
 pub mod stream;
-pub mod token;
-pub mod views;
 pub mod web;
 
 use std::future::Future;
@@ -106,7 +94,7 @@ pub async fn run(
         None => server.acceptor(conn::Acceptor::plain(http)).serve(service).await?,
     }
     pruner.abort();
-    state.store.flush().await?;
+    state.storage.flush().await?;
     Ok(())
 }
 

@@ -77,40 +77,6 @@ impl Default for HttpSettings {
     }
 }
 
-/// Sessions and login throttling.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSettings {
-    /// How long a bearer token stays valid after login (7 days).
-    #[serde(with = "humantime_serde")]
-    pub token_ttl: Duration,
-    /// Failed logins allowed per username inside `failure_window` (5).
-    pub max_failures_per_user: u32,
-    /// Login attempts one client IP may make in a burst (20); a successful login gives its
-    /// attempt back. Past the burst the address is slowed down, not locked out: one attempt
-    /// per `ip_slowdown`, others answered 429 with a Retry-After of at most that.
-    pub max_failures_per_ip: u32,
-    /// Pace of a client IP past its burst (3 s): the users behind one NAT or proxy wait
-    /// seconds while someone among them guesses passwords, never `failure_window`.
-    #[serde(with = "humantime_serde")]
-    pub ip_slowdown: Duration,
-    /// Sliding window of `max_failures_per_user` (15 min).
-    #[serde(with = "humantime_serde")]
-    pub failure_window: Duration,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            token_ttl: Duration::from_secs(7 * 24 * 3600),
-            max_failures_per_user: 5,
-            max_failures_per_ip: 20,
-            ip_slowdown: Duration::from_secs(3),
-            failure_window: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
 /// Everything the server needs besides its listener and store.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -120,15 +86,28 @@ pub struct Settings {
     /// HTTP connection timeouts.
     pub http: HttpSettings,
     /// Sessions and login throttling.
-    pub auth: AuthSettings,
+    pub auth: halo_services::AuthSettings,
     /// Serve `/metrics` without a token (default: admin token required).
     pub public_metrics: bool,
     /// Instant messaging.
-    pub im: crate::im::ImSettings,
+    pub im: halo_services::im::ImSettings,
     /// Presence.
-    pub presence: crate::presence::PresenceSettings,
+    pub presence: halo_services::presence::PresenceSettings,
     /// Plugins.
-    pub plugins: crate::plugins::PluginSettings,
+    pub plugins: halo_services::plugins::PluginSettings,
     /// Federation.
-    pub federation: crate::federation::FederationSettings,
+    pub federation: halo_services::federation::FederationSettings,
+}
+
+impl Settings {
+    /// The services' part of the settings.
+    pub fn services(&self) -> halo_services::ServiceSettings {
+        halo_services::ServiceSettings {
+            auth: self.auth.clone(),
+            im: self.im.clone(),
+            presence: self.presence.clone(),
+            plugins: self.plugins.clone(),
+            federation: self.federation.clone(),
+        }
+    }
 }

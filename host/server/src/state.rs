@@ -1,31 +1,33 @@
-//! `AppState`: the one cheap-to-clone state every handler gets.
+//! `AppState`: the one cheap-to-clone state every handler gets: the services, the hub of
+//! connected endpoints and the settings.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use halo_services::Services;
+use halo_services::accounts::Accounts;
+use halo_services::archive::ArchiveService;
+use halo_services::federation::FederationService;
+use halo_services::im::ImService;
+use halo_services::metrics::Metrics;
+use halo_services::plugins::PluginService;
+use halo_services::presence::PresenceService;
+use halo_services::rooms::RoomService;
+use halo_services::search::Indexer;
+use halo_services::storage::Storage;
 use halo_store::{Store, TokenHash};
 
-use crate::accounts::Accounts;
-use crate::archive::ArchiveService;
-use crate::federation::FederationService;
-use crate::im::ImService;
-use crate::metrics::Metrics;
-use crate::plugins::PluginService;
-use crate::presence::PresenceService;
-use crate::rooms::RoomService;
-use crate::search::Indexer;
 use crate::settings::Settings;
 use crate::stream::hub::Hub;
 
 /// Shared server state; clones share everything.
 #[derive(Clone)]
 pub struct AppState {
-    /// Storage.
-    pub store: Store,
+    /// Storage health, and the final flush.
+    pub storage: Arc<Storage>,
     /// Logins, sessions and account changes.
     pub accounts: Arc<Accounts>,
-    /// Connected endpoints.
+    /// Connected endpoints: the services' outbox.
     pub hub: Arc<Hub>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
@@ -49,8 +51,8 @@ pub struct AppState {
 
 impl AppState {
     /// Wires the state over `store`, keeping the search indexes and plugins under `data_dir`;
-    /// `local_admin` is the hash of the local CLI token, if any. Starts the search indexer,
-    /// the presence publisher and the installed plugins (needs a runtime).
+    /// `local_admin` is the hash of the local CLI token, if any. Starts the services
+    /// ([`Services::start`]; needs a runtime) with the hub as their outbox.
     pub fn new(
         store: Store,
         data_dir: &Path,
@@ -58,47 +60,18 @@ impl AppState {
         local_admin: Option<TokenHash>,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
-        crate::storage::watch(store.clone(), metrics.clone());
         let hub =
             Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
-        let accounts =
-            Arc::new(Accounts::new(store.clone(), settings.auth.clone(), hub.clone(), metrics.clone(), local_admin));
-        halo_core::presence::check_custom_states(&settings.presence.custom_states)?;
-        let presence =
-            Arc::new(PresenceService::new(store.clone(), hub.clone(), metrics.clone(), settings.presence.clone()));
-        tokio::spawn(presence.clone().run());
-        let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
-        let federation =
-            FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;
-        let im = Arc::new(ImService::new(
-            store.clone(),
-            hub.clone(),
-            metrics.clone(),
-            presence.clone(),
-            archive.clone(),
-            federation.clone(),
-            &settings.im,
-        ));
-        federation.start(&im)?;
-        let rooms =
-            Arc::new(RoomService::new(store.clone(), hub.clone(), metrics.clone(), archive.clone(), im.limiter()));
-        let search = Arc::new(Indexer::start(
-            store.clone(),
-            &data_dir.join("search"),
-            Duration::from_millis(250),
-            metrics.clone(),
-        )?);
-        let plugins = Arc::new(PluginService::start(
-            store.clone(),
-            data_dir.join("plugins"),
-            settings.plugins.clone(),
-            presence.clone(),
-            archive.clone(),
-            federation.clone(),
-            metrics.clone(),
-        )?);
-        Ok(Self {
-            store,
+        let services = Services::start(store, data_dir, &settings.services(), hub.clone(), metrics, local_admin)?;
+        Ok(Self::from_services(services, hub, settings))
+    }
+
+    /// The state over services already started with `hub` as their outbox.
+    pub fn from_services(services: Services, hub: Arc<Hub>, settings: Settings) -> Self {
+        let Services { storage, accounts, metrics, im, rooms, search, presence, plugins, archive, federation } =
+            services;
+        Self {
+            storage,
             accounts,
             hub,
             metrics,
@@ -110,6 +83,6 @@ impl AppState {
             plugins,
             archive,
             federation,
-        })
+        }
     }
 }

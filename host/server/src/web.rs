@@ -71,7 +71,7 @@ pub fn content_type(path: &str) -> &'static str {
 pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") {
-        return ApiError::NotFound(format!("no route {method} {path}")).into_response();
+        return ApiError::not_found(format!("no route {method} {path}")).into_response();
     }
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();

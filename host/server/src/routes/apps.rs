@@ -9,13 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AdminUser;
-use crate::clock::now_ms;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use crate::token;
-
-/// Scopes an app token may carry.
-pub const SCOPES: [&str; 3] = ["presence:read", "calendar:write", "phone:write"];
 
 /// `POST /api/v1/admin/app-tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,9 +52,7 @@ fn view(t: AppToken, token: Option<String>) -> AppTokenView {
 /// Lists app tokens.
 #[utoipa::path(get, path = "/api/v1/admin/app-tokens", tag = "users", responses((status = 200, body = AppTokens), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<AppTokens>, ApiError> {
-    let mut tokens: Vec<AppTokenView> =
-        state.store.presence().app_tokens()?.into_iter().map(|(_, t)| view(t, None)).collect();
-    tokens.sort_by(|a, b| a.name.cmp(&b.name));
+    let tokens = state.accounts.app_tokens()?.into_iter().map(|t| view(t, None)).collect();
     Ok(Json(AppTokens { tokens }))
 }
 
@@ -71,20 +64,8 @@ pub async fn create(
     AdminUser(admin): AdminUser,
     ApiJson(req): ApiJson<NewAppToken>,
 ) -> Result<(StatusCode, Json<AppTokenView>), ApiError> {
-    let name = req.name.trim().to_owned();
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("name must be 1-64 printable characters".into()));
-    }
-    if req.scopes.is_empty() || req.scopes.iter().any(|s| !SCOPES.contains(&s.as_str())) {
-        return Err(ApiError::BadRequest(format!("scopes must be some of {}", SCOPES.join(", "))));
-    }
-    if state.store.presence().app_tokens()?.iter().any(|(_, t)| t.name == name) {
-        return Err(ApiError::Conflict(format!("an app token named {name:?} exists")));
-    }
-    let secret = token::generate();
-    let record = AppToken { name, scopes: req.scopes, created_by: admin.name().to_owned(), created_at: now_ms() };
-    state.store.presence().put_app_token(&token::hash(&secret), &record).await?;
-    Ok((StatusCode::CREATED, Json(view(record, Some(secret)))))
+    let issued = state.accounts.issue_app_token(&admin, &req.name, req.scopes).await?;
+    Ok((StatusCode::CREATED, Json(view(issued.token, Some(issued.secret)))))
 }
 
 /// Revokes an app token.
@@ -95,8 +76,6 @@ pub async fn revoke(
     _admin: AdminUser,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let found = state.store.presence().app_tokens()?.into_iter().find(|(_, t)| t.name == name);
-    let (hash, _) = found.ok_or_else(|| ApiError::NotFound(format!("no app token named {name:?}")))?;
-    state.store.presence().remove_app_token(&hash).await?;
+    state.accounts.revoke_app_token(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

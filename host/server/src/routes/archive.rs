@@ -10,10 +10,10 @@ use halo_core::archive::{Policy, Record, Settings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::archive::{ArchiveQuery, ArchiveStatus, PolicyView, PurgeReport};
 use crate::auth::{AdminUser, ComplianceUser, OversightUser};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
+use halo_services::archive::{ArchiveQuery, ArchiveStatus, PolicyView, PurgeReport};
 
 /// A change of the global policy.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,7 +114,7 @@ pub async fn purge(
     let req: PurgeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     let report = state.archive.purge(req.older_than_hours).await?;
     tracing::info!(by = admin.name(), ?report, "archive purge requested");
@@ -141,13 +141,13 @@ pub async fn search(
 ) -> Result<Json<Records>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1-1000".into()));
+        return Err(ApiError::bad_request("limit must be 1-1000"));
     }
     tracing::info!(by = who.name(), ?q, "compliance search");
     let archive = state.archive.clone();
     let records = tokio::task::spawn_blocking(move || archive.search(&q, limit))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(Records { records }))
 }
 

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
-use crate::clock::now_ms;
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::presence::{PresenceView, Viewer};
 use crate::state::AppState;
+use halo_services::clock::now_ms;
+use halo_services::presence::{PresenceView, Viewer};
 
 /// A contact with its presence.
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,7 +120,7 @@ fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<Contac
 /// A local account, or a user of a federated domain (`name@domain`).
 fn target(state: &AppState, name: &str) -> Result<Username, ApiError> {
     if name.contains('@') {
-        return state.federation.address(name);
+        return Ok(state.federation.address(name)?);
     }
     Ok(state.presence.users(&[name.to_owned()])?.remove(0))
 }
@@ -205,7 +205,7 @@ pub async fn add_group(
     ApiJson(req): ApiJson<GroupRequest>,
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
-    let name = req.name.ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
+    let name = req.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let list = state.presence.with_contacts(u, |l| {
         let id = l.add_group(&name)?;
         if req.position.is_some() {
@@ -257,21 +257,12 @@ pub async fn directory(
     Query(q): Query<DirectoryQuery>,
 ) -> Result<Json<People>, ApiError> {
     let u = me(&auth)?;
-    let needle = q.q.trim().to_lowercase();
-    if needle.is_empty() {
-        return Err(ApiError::BadRequest("q must not be empty".into()));
-    }
-    let mut people = Vec::new();
-    for user in state.store.users().all() {
-        let user = user?;
-        let display = user.profile.display_name.as_deref().unwrap_or("").to_lowercase();
-        if !user.disabled && (user.username.as_str().contains(&needle) || display.contains(&needle)) {
-            people.push(state.presence.view(&user.username, Viewer::User(u))?);
-            if people.len() == 50 {
-                break;
-            }
-        }
-    }
+    let people = state
+        .accounts
+        .find(&q.q, 50)?
+        .iter()
+        .map(|user| state.presence.view(&user.username, Viewer::User(u)))
+        .collect::<Result<_, _>>()?;
     Ok(Json(People { people }))
 }
 

@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::im::Actor;
 use crate::state::AppState;
-use crate::views::{ConversationView, MessageView};
+use halo_services::im::Actor;
+use halo_services::views::{ConversationView, MessageView};
 
 /// Paging of the conversation list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -98,7 +98,7 @@ pub struct Unread {
 
 pub(crate) fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     let l = l.unwrap_or(50);
-    if (1..=200).contains(&l) { Ok(l) } else { Err(ApiError::BadRequest("limit must be 1-200".into())) }
+    if (1..=200).contains(&l) { Ok(l) } else { Err(ApiError::bad_request("limit must be 1-200")) }
 }
 
 fn actor(auth: &AuthUser) -> Result<Actor<'_>, ApiError> {

@@ -1,20 +1,19 @@
 //! Federation admin (rules, link state, queues) and the endpoint Halo peers post to (served
-//! on the federation listener only; see [`crate::federation::peer`]).
+//! on the federation listener only; see [`halo_services::federation::peer`]).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use halo_core::federation::{Access, Route, Rule};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::federation::Overview;
-use crate::federation::peer::{self, Receipt};
 use crate::state::AppState;
+use halo_services::federation::Overview;
+use halo_services::federation::peer::{self, Receipt};
 
 /// A domain's rule: `{"adapter": "xmpp"}` routes it through an adapter plugin,
 /// `{"url": "https://peer:5271", "secret": "...", "ca": "/path/ca.pem"}` to a Halo peer,
@@ -39,11 +38,10 @@ impl DomainRequest {
     fn rule(self) -> Result<Rule, ApiError> {
         let access = self.access.unwrap_or(Access::Allow);
         let route = match (self.adapter, self.url) {
-            (Some(_), Some(_)) => return Err(ApiError::BadRequest("give either adapter or url, not both".into())),
+            (Some(_), Some(_)) => return Err(ApiError::bad_request("give either adapter or url, not both")),
             (Some(plugin), None) => Some(Route::Adapter { plugin }),
             (None, Some(url)) => {
-                let secret =
-                    self.secret.ok_or_else(|| ApiError::BadRequest("a Halo peer needs the shared secret".into()))?;
+                let secret = self.secret.ok_or_else(|| ApiError::bad_request("a Halo peer needs the shared secret"))?;
                 Some(Route::Halo { url, secret, ca: self.ca })
             }
             (None, None) => None,
@@ -87,13 +85,14 @@ pub async fn remove_domain(
 }
 
 /// A Halo peer's signed batch (federation listener only).
-pub async fn inbox(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match peer::receive(&state.federation, &headers, &body).await {
-        Ok(receipt) => Json::<Receipt>(receipt).into_response(),
-        Err(peer::Refused(status, why)) => {
-            (status, Json(ErrorBody { error: "federation_refused", message: why })).into_response()
-        }
-    }
+pub async fn inbox(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Receipt>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = peer::Signed {
+        origin: header(peer::ORIGIN),
+        timestamp: header(peer::TIMESTAMP),
+        signature: header(peer::SIGNATURE),
+    };
+    Ok(Json(peer::receive(&state.federation, signed, &body).await?))
 }
 
 /// The federation listener's routes: the peer inbox, nothing else.

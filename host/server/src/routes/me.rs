@@ -29,7 +29,7 @@ pub async fn update_me(
 ) -> Result<Json<UserView>, ApiError> {
     let update: halo_core::ProfileUpdate = req.into();
     if update.touches_privileges() {
-        return Err(ApiError::Forbidden("roles and the disabled flag are changed by an admin"));
+        return Err(ApiError::forbidden("roles and the disabled flag are changed by an admin"));
     }
     let user = super::users::update_account(&state, auth.user()?.username.as_str(), update).await?;
     Ok(Json((&user).into()))

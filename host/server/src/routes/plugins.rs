@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::plugins::{Inspection, PluginInfo, Upgrade};
 use crate::state::AppState;
+use halo_services::plugins::{Inspection, PluginInfo, Upgrade};
 
 /// Grants for an install or upgrade.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -34,7 +34,7 @@ impl GrantQuery {
         match &self.config {
             None => Ok(BTreeMap::new()),
             Some(c) => serde_json::from_str(c)
-                .map_err(|e| ApiError::BadRequest(format!("config must be a JSON object of strings: {e}"))),
+                .map_err(|e| ApiError::bad_request(format!("config must be a JSON object of strings: {e}"))),
         }
     }
 
@@ -176,8 +176,8 @@ pub async fn limits(
     if let Some(l) = &limits
         && (l.deadline.is_zero() || l.memory_bytes < (1 << 20) || l.max_traps == 0)
     {
-        return Err(ApiError::BadRequest(
-            "deadline must be above zero, memory_bytes at least 1 MiB, max_traps at least 1".into(),
+        return Err(ApiError::bad_request(
+            "deadline must be above zero, memory_bytes at least 1 MiB, max_traps at least 1",
         ));
     }
     Ok(Json(state.plugins.set_limits(&name, limits).await?))

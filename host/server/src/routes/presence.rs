@@ -7,18 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use halo_core::Username;
-use halo_core::presence::{
-    self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, MAX_LOCATION_CHARS, MAX_NOTE_CHARS,
-    MAX_PHONE_CHARS, Phone, PictureMeta,
-};
+use halo_core::presence::{self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, Phone};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::presence::{PresenceView, Viewer};
 use crate::state::AppState;
+use halo_services::ServiceError;
+use halo_services::presence::{MyPresence, PresencePatch, PresenceView, Viewer};
 
 /// A state users can pick.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,41 +37,6 @@ pub struct StateInfo {
 pub struct States {
     /// Built-in states, then custom ones.
     pub states: Vec<StateInfo>,
-}
-
-/// The caller's own presence and settings.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MyPresence {
-    /// As the owner sees it.
-    pub presence: PresenceView,
-    /// Only contacts see the availability.
-    pub privacy_mode: bool,
-    /// The last-active time is hidden from everyone.
-    pub hide_last_active: bool,
-    /// Minutes without input before devices report Inactive.
-    pub idle_minutes: u32,
-}
-
-/// `PATCH /api/v1/me/presence`: absent fields are left alone; `""` clears a text.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PresencePatch {
-    /// Personal note (500 characters).
-    pub note: Option<String>,
-    /// Out-of-office note (500 characters).
-    pub ooo_note: Option<String>,
-    /// Location (100 characters).
-    pub location: Option<String>,
-    /// Mobile phone.
-    pub mobile_phone: Option<String>,
-    /// Home phone.
-    pub home_phone: Option<String>,
-    /// Only contacts see the availability.
-    pub privacy_mode: Option<bool>,
-    /// Hide the last-active time.
-    pub hide_last_active: Option<bool>,
-    /// Idle timeout for devices, 5-360 minutes.
-    pub idle_minutes: Option<u32>,
 }
 
 /// `PUT /api/v1/me/presence/state`.
@@ -134,17 +96,17 @@ fn me(auth: &AuthUser) -> Result<&Username, ApiError> {
 
 fn viewer(caller: &Caller) -> Viewer<'_> {
     match caller {
-        Caller::User(a) => match &a.principal {
-            crate::auth::Principal::User(u) => Viewer::User(&u.username),
-            crate::auth::Principal::LocalAdmin => Viewer::App,
+        Caller::User(a) => match &a.identity {
+            halo_services::Identity::User(u) => Viewer::User(&u.username),
+            halo_services::Identity::LocalAdmin => Viewer::App,
         },
         Caller::App(_) => Viewer::App,
         Caller::Anonymous => Viewer::Anonymous,
     }
 }
 
-fn bad(e: presence::PresenceError) -> ApiError {
-    ApiError::BadRequest(e.to_string())
+fn bad(e: presence::PresenceError) -> ServiceError {
+    ServiceError::Invalid(e.to_string())
 }
 
 fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
@@ -180,23 +142,11 @@ pub async fn states(State(state): State<AppState>) -> Json<States> {
     Json(States { states })
 }
 
-fn my_presence(state: &AppState, user: &Username, view: PresenceView) -> Result<MyPresence, ApiError> {
-    let doc = state.store.presence().document(user)?;
-    Ok(MyPresence {
-        presence: view,
-        privacy_mode: doc.privacy_mode,
-        hide_last_active: doc.hide_last_active,
-        idle_minutes: if doc.idle_minutes == 0 { 5 } else { doc.idle_minutes },
-    })
-}
-
 /// The caller's presence and settings.
 #[utoipa::path(get, path = "/api/v1/me/presence", tag = "presence",
     responses((status = 200, body = MyPresence), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_mine(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MyPresence>, ApiError> {
-    let u = me(&auth)?;
-    let view = state.presence.view(u, Viewer::User(u))?;
-    Ok(Json(my_presence(&state, u, view)?))
+    Ok(Json(state.presence.mine(me(&auth)?)?))
 }
 
 /// Changes the caller's note, out-of-office note, location, phones and privacy settings.
@@ -207,42 +157,7 @@ pub async fn patch_mine(
     auth: AuthUser,
     ApiJson(p): ApiJson<PresencePatch>,
 ) -> Result<Json<MyPresence>, ApiError> {
-    let u = me(&auth)?;
-    let ((), view) = state.presence.update(u, |d| {
-        if let Some(v) = p.note {
-            d.note =
-                presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true).map_err(bad)?;
-        }
-        if let Some(v) = p.ooo_note {
-            d.ooo_note = presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.location {
-            d.location = presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.mobile_phone {
-            d.mobile_phone =
-                presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
-                    .map_err(bad)?;
-        }
-        if let Some(v) = p.home_phone {
-            d.home_phone = presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
-                .map_err(bad)?;
-        }
-        if let Some(v) = p.privacy_mode {
-            d.privacy_mode = v;
-        }
-        if let Some(v) = p.hide_last_active {
-            d.hide_last_active = v;
-        }
-        if let Some(v) = p.idle_minutes {
-            d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
-        }
-        Ok(())
-    })?;
-    state.presence.flush().await?;
-    Ok(Json(my_presence(&state, u, view)?))
+    Ok(Json(state.presence.patch(me(&auth)?, p).await?))
 }
 
 /// Sets the caller's manual state (as `presence.set`).
@@ -272,36 +187,18 @@ pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Resul
 #[utoipa::path(put, path = "/api/v1/me/picture", tag = "presence", request_body(content = Vec<u8>, content_type = "image/png"),
     responses((status = 200, body = PresenceView), (status = 400, description = "Not an image", body = ErrorBody), (status = 413, description = "Too big", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn put_picture(State(state): State<AppState>, auth: AuthUser, body: Bytes) -> Result<Response, ApiError> {
-    let max = state.presence.settings().max_picture_bytes;
-    if body.len() > max {
-        let body = ErrorBody { error: "too_large", message: format!("pictures are at most {max} bytes") };
-        return Ok((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
-    }
-    let content_type = presence::sniff_image(&body)
-        .ok_or_else(|| ApiError::BadRequest("not a PNG, JPEG, GIF or WebP image".into()))?;
-    let etag: String = Sha256::digest(&body).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let u = me(&auth)?;
-    state.store.presence().put_picture(u, Some(&body))?;
-    let ((), view) = state.presence.update(u, |d| {
-        d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
-        Ok(())
-    })?;
-    state.presence.flush().await?;
-    Ok(Json(view).into_response())
+pub async fn put_picture(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: Bytes,
+) -> Result<Json<PresenceView>, ApiError> {
+    Ok(Json(state.presence.set_picture(me(&auth)?, &body).await?))
 }
 
 /// Removes the caller's picture.
 #[utoipa::path(delete, path = "/api/v1/me/picture", tag = "presence", responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
 pub async fn delete_picture(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
-    let u = me(&auth)?;
-    state.store.presence().put_picture(u, None)?;
-    let ((), view) = state.presence.update(u, |d| {
-        d.picture = None;
-        Ok(())
-    })?;
-    state.presence.flush().await?;
-    Ok(Json(view))
+    Ok(Json(state.presence.remove_picture(me(&auth)?).await?))
 }
 
 /// A user's picture, if the caller's access level shows it (anonymous callers see what External
@@ -315,18 +212,13 @@ pub async fn get_picture(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let u = user(&state, &name)?;
-    let view = state.presence.view(&u, viewer(&caller))?;
-    let doc = state.store.presence().document(&u)?;
-    let (Some(_), Some(meta)) = (view.picture, doc.picture) else {
-        return Err(ApiError::NotFound(format!("{name} has no picture you can see")));
-    };
-    let etag = format!("\"{}\"", meta.etag);
+    let picture = state.presence.picture(&u, viewer(&caller))?;
+    let etag = format!("\"{}\"", picture.etag);
     let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())];
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let bytes = state.store.presence().picture(&u)?.ok_or_else(|| ApiError::NotFound("no picture".into()))?;
-    Ok((cache, [(header::CONTENT_TYPE, meta.content_type)], bytes).into_response())
+    Ok((cache, [(header::CONTENT_TYPE, picture.content_type)], picture.bytes).into_response())
 }
 
 /// A user's presence as the caller may see it (users, and apps with `presence:read`).
@@ -352,7 +244,7 @@ pub async fn batch(
     caller.require("presence:read")?;
     let names: Vec<&str> = q.users.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     if names.is_empty() || names.len() > 200 {
-        return Err(ApiError::BadRequest("users: 1-200 comma-separated usernames".into()));
+        return Err(ApiError::bad_request("users: 1-200 comma-separated usernames"));
     }
     let mut presence = Vec::with_capacity(names.len());
     for n in names {
@@ -391,9 +283,9 @@ fn may_write(caller: &Caller, target: &Username, scope: &str) -> Result<(), ApiE
         Caller::User(a) if a.is_admin() => Ok(()),
         Caller::User(a) => match a.user()? {
             u if &u.username == target => Ok(()),
-            _ => Err(ApiError::Forbidden("you may set only your own calendar and phone state")),
+            _ => Err(ApiError::forbidden("you may set only your own calendar and phone state")),
         },
-        other => other.require(scope),
+        other => Ok(other.require(scope)?),
     }
 }
 

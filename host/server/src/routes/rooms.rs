@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::conversations::{MessagePage, PageQuery, ReadRequest, SendRequest, limit};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::rooms::RoomChange;
 use crate::state::AppState;
-use crate::views::{MessageView, RoomView};
+use halo_services::rooms::RoomChange;
+use halo_services::views::{MessageView, RoomView};
 
 /// Filter of the room list.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -2,15 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use halo_search::{Container, SearchQuery};
-use halo_store::Thread;
+use halo_search::SearchQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::views::MessageView;
+use halo_services::views::MessageView;
 
 /// Search criteria; all given ones must hold.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,7 +56,7 @@ pub async fn search(
         && p.conversation.is_none()
         && p.room.is_none()
     {
-        return Err(ApiError::BadRequest("give at least one of q, with, conversation, room, since, until".into()));
+        return Err(ApiError::bad_request("give at least one of q, with, conversation, room, since, until"));
     }
     let limit = super::conversations::limit(p.limit)?;
     let with = p.with.map(|w| w.trim().to_ascii_lowercase());
@@ -73,25 +72,7 @@ pub async fn search(
         limit,
         everyone: false,
     };
-    let search = state.search.clone();
-    let hits = tokio::task::spawn_blocking(move || search.index().search(&query))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut messages = Vec::with_capacity(hits.len());
-    for hit in hits {
-        let thread = match hit.container {
-            Container::Conversation(c) => {
-                if !state.im.searchable(&user, c, hit.id)? {
-                    continue;
-                }
-                Thread::Conversation(c)
-            }
-            Container::Room(r) => Thread::Room(r),
-        };
-        if let Some(m) = state.store.im().message(thread, hit.id)? {
-            messages.push(MessageView::new(thread, &m));
-        }
-    }
+    let hits = state.search.search(query).await?;
+    let messages = state.im.found(&user, &hits)?;
     Ok(Json(SearchResults { messages }))
 }

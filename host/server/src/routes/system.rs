@@ -27,7 +27,7 @@ pub struct Health {
     (status = 503, description = "Serving, but storage refuses writes", body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     let version = env!("CARGO_PKG_VERSION");
-    match state.store.unavailable() {
+    match state.storage.unavailable() {
         None => (StatusCode::OK, axum::Json(Health { status: "ok", version, storage: "ok".into() })),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -50,7 +50,7 @@ pub async fn metrics(
         admin?;
     }
     state.metrics.users.set(state.accounts.count() as i64);
-    state.metrics.storage_available.set(i64::from(state.store.unavailable().is_none()));
+    state.metrics.storage_available.set(i64::from(state.storage.unavailable().is_none()));
     state.metrics.im_offline_queue.set(state.im.offline_depth() as i64);
     state.plugins.refresh_metrics();
     state.archive.refresh_metrics();

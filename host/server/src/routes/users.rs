@@ -21,7 +21,7 @@ pub async fn list_users(
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1-1000".into()));
+        return Err(ApiError::bad_request("limit must be 1-1000"));
     }
     let users = state.accounts.list(q.after.as_deref(), limit)?;
     let next = (users.len() == limit).then(|| users.last().map(|u| u.username.to_string())).flatten();

@@ -11,7 +11,8 @@ use halo_store::TokenHash;
 use tokio::sync::{mpsc, watch};
 
 use super::wire::{EndpointInfo, ServerFrame, SharedFrame};
-use crate::metrics::Metrics;
+use halo_services::metrics::Metrics;
+use halo_services::{Disconnect, Event, Outbox};
 
 /// Why the server closes a socket; each maps to a WebSocket close code and reason text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,5 +264,80 @@ impl Hub {
     /// Whether nothing is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl From<Disconnect> for CloseReason {
+    fn from(d: Disconnect) -> Self {
+        match d {
+            Disconnect::SessionEnded => CloseReason::SessionEnded,
+            Disconnect::AccountDisabled => CloseReason::AccountDisabled,
+        }
+    }
+}
+
+/// The services' events reach sockets through the hub, as frames.
+impl Outbox for Hub {
+    fn to_user(&self, user: &Username, except: Option<u64>, event: &Event) -> usize {
+        let map = self.map();
+        let Some(slots) = map.get(user) else { return 0 };
+        let frame = ServerFrame::from_event(event);
+        slots.iter().filter(|s| Some(s.info.id) != except && s.sender.send(frame.clone())).count()
+    }
+
+    fn to_endpoint(&self, user: &Username, endpoint: u64, event: &Event) -> bool {
+        let map = self.map();
+        map.get(user)
+            .and_then(|slots| slots.iter().find(|s| s.info.id == endpoint))
+            .is_some_and(|s| s.sender.send(ServerFrame::from_event(event)))
+    }
+
+    fn to_all(&self, event: &Event) {
+        self.send_to_all(&ServerFrame::from_event(event));
+    }
+
+    fn is_online(&self, user: &Username) -> bool {
+        Hub::is_online(self, user)
+    }
+
+    fn close_user(&self, user: &Username, keep: Option<&TokenHash>, reason: Disconnect) {
+        Hub::close_user(self, user, keep, reason.into());
+    }
+
+    fn close_token(&self, token: &TokenHash, reason: Disconnect) {
+        Hub::close_token(self, token, reason.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use halo_services::outbox::Shared;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_event_becomes_one_shared_frame_for_every_endpoint() {
+        let hub = Hub::new(8, 4, Arc::new(Metrics::new()));
+        let ann = Username::parse("ann").expect("name");
+        let bob = Username::parse("bob").expect("name");
+        let mut a1 = hub.register(&ann, "a1".into(), [1; 32], 0).expect("a1");
+        let mut a2 = hub.register(&ann, "a2".into(), [1; 32], 0).expect("a2");
+        let mut b = hub.register(&bob, "b".into(), [2; 32], 0).expect("b");
+        let event = Event::Shared(Shared::new(Event::ImTyping { conversation: 1, user: "cat".into(), typing: true }));
+        assert_eq!(Outbox::to_user(&hub, &ann, Some(a2.info.id), &event), 1);
+        assert_eq!(Outbox::to_user(&hub, &bob, None, &event), 1);
+        assert!(a2.outbox.try_recv().is_err(), "the excepted endpoint gets nothing");
+        let shared = |q: Option<Queued>| match q {
+            Some(Queued::Shared(s)) => s,
+            _ => panic!("not a shared frame"),
+        };
+        let (x, y) = (shared(a1.outbox.try_recv().ok()), shared(b.outbox.try_recv().ok()));
+        assert!(Arc::ptr_eq(&x, &y), "one frame, encoded once, for all recipients");
+        assert!(matches!(x.frame(), ServerFrame::ImTyping { conversation: 1, typing: true, .. }));
+
+        Outbox::close_token(&hub, &[1; 32], Disconnect::SessionEnded);
+        assert_eq!(*a1.close.borrow_and_update(), Some(CloseReason::SessionEnded));
+        assert_eq!(*b.close.borrow_and_update(), None);
+        assert!(Outbox::is_online(&hub, &bob) && !Outbox::is_online(&hub, &Username::parse("cat").expect("name")));
     }
 }

@@ -42,12 +42,12 @@ impl axum::extract::FromRequestParts<AppState> for StreamAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let query: Query<StreamQuery> =
-            Query::try_from_uri(&parts.uri).map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+            Query::try_from_uri(&parts.uri).map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
         let token = match bearer(parts)? {
             Some(t) => t.to_owned(),
-            None => query.0.token.clone().ok_or(ApiError::Unauthorized("missing bearer token or ?token="))?,
+            None => query.0.token.clone().ok_or(ApiError::unauthorized("missing bearer token or ?token="))?,
         };
-        Ok(Self(state.accounts.authenticate(&token).await?))
+        Ok(Self(AuthUser(state.accounts.authenticate(&token).await?)))
     }
 }
 
@@ -68,10 +68,10 @@ pub async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let user = auth.user()?.clone();
-    let expires_at = state.store.sessions().get(&auth.token)?.map(|s| s.expires_at);
+    let expires_at = state.accounts.session_expiry(&auth.token)?;
     let name = query.endpoint.unwrap_or_else(|| "default".to_owned());
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("endpoint name must be 1-64 printable characters".into()));
+        return Err(ApiError::bad_request("endpoint name must be 1-64 printable characters"));
     }
     let ws = ws.protocols([MSGPACK_PROTOCOL]);
     let codec = match ws.selected_protocol() {

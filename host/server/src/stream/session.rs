@@ -11,10 +11,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::hub::{CloseReason, EndpointSender, Registration};
 use super::wire::{Codec, FrameError, Incoming, Outgoing, Reply, Request, ServerFrame};
-use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::im::Actor;
 use crate::state::AppState;
+use halo_services::clock::now_ms;
+use halo_services::im::Actor;
 
 /// Most queued frames one write takes.
 const BATCH: u64 = 64;
@@ -66,11 +66,11 @@ pub(super) async fn run(
     }
     state.metrics.ws_frames_sent.inc();
     match state.presence.connect(&user.username, info.id) {
-        Ok(frames) => frames.into_iter().for_each(|f| _ = sender.send(f)),
+        Ok(events) => events.iter().for_each(|e| _ = sender.send(ServerFrame::from_event(e))),
         Err(e) => tracing::error!(error = %e, "presence snapshot"),
     }
-    for frame in pending {
-        sender.send(frame);
+    for event in &pending {
+        sender.send(ServerFrame::from_event(event));
     }
 
     let metrics = state.metrics.clone();

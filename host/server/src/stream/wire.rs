@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::{Arc, OnceLock};
 
-use crate::presence::PresenceView;
-use crate::views::{ConversationView, MessageView, RoomView};
+use halo_services::Event;
+use halo_services::presence::PresenceView;
+use halo_services::views::{ConversationView, MessageView, RoomView};
 
 /// The WebSocket subprotocol selecting MessagePack framing.
 pub const MSGPACK_PROTOCOL: &str = "halo.msgpack";
@@ -342,6 +343,37 @@ pub enum ServerFrame {
     /// A frame encoded once and shared by many sockets (presence fan-out).
     #[serde(skip)]
     Shared(Arc<SharedFrame>),
+}
+
+impl ServerFrame {
+    /// The frame telling a client of `event`. A shared event becomes one [`SharedFrame`], made
+    /// on first use and kept in the event, so every recipient shares its encodings.
+    pub fn from_event(event: &Event) -> Self {
+        match event {
+            Event::ImConversation { conversation } => Self::ImConversation { conversation: conversation.clone() },
+            Event::ImMessage { message, offline } => Self::ImMessage { message: message.clone(), offline: *offline },
+            Event::ImDelivered { conversation, message, user } => {
+                Self::ImDelivered { conversation: *conversation, message: *message, user: user.clone() }
+            }
+            Event::ImTyping { conversation, user, typing } => {
+                Self::ImTyping { conversation: *conversation, user: user.clone(), typing: *typing }
+            }
+            Event::ImRead { conversation, user, upto, unread } => {
+                Self::ImRead { conversation: *conversation, user: user.clone(), upto: *upto, unread: *unread }
+            }
+            Event::RoomMessage { message } => Self::RoomMessage { message: message.clone() },
+            Event::RoomUpdated { room } => Self::RoomUpdated { room: room.clone() },
+            Event::Presence { presence } => Self::Presence { presence: presence.clone() },
+            Event::PresenceSnapshot { contacts, me, last } => {
+                Self::PresenceSnapshot { contacts: contacts.clone(), me: me.clone(), last: *last }
+            }
+            Event::PresenceStates { states } => Self::PresenceStates { states: states.clone() },
+            Event::Shared(shared) => match shared.transport(|event| SharedFrame::new(Self::from_event(event))) {
+                Some(frame) => Self::Shared(frame.clone()),
+                None => Self::from_event(shared.event()),
+            },
+        }
+    }
 }
 
 /// A frame whose encodings are computed once, on first use, and reused for every recipient.

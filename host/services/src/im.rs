@@ -3,7 +3,7 @@
 //! Each operation on a conversation runs under that conversation's lock, so its messages get
 //! their ids in the order they are stored and membership changes never race a send. A message
 //! is acknowledged only after [`halo_store::Im::append`] has flushed it; then it is fanned out
-//! through the [`Hub`] to every endpoint of every present participant except the one that sent
+//! through the [`Outbox`] to every endpoint of every present participant except the one that sent
 //! it. Every local recipient also gets it in their delivery queue, in the same transaction:
 //! those with no endpoint (when offline IM is on) receive it from there on connect, and those
 //! online keep it there until a device acknowledges it (`im.ack`), so a crash between the
@@ -22,12 +22,11 @@ use serde::Deserialize;
 
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::federation::FederationService;
 use crate::metrics::Metrics;
+use crate::outbox::{Event, Outbox, Shared};
 use crate::presence::PresenceService;
-use crate::stream::hub::Hub;
-use crate::stream::wire::{ServerFrame, SharedFrame};
 use crate::views::{ConversationView, MessageView};
 
 /// IM settings (`[im]` in `halo.toml`).
@@ -65,9 +64,9 @@ impl SendLimiter {
     }
 
     /// Takes one message from `user`'s allowance, or refuses with `rate_limited` (429).
-    pub fn check(&self, user: &Username) -> Result<(), ApiError> {
+    pub fn check(&self, user: &Username) -> Result<(), ServiceError> {
         let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if l.take(user, now_ms()) { Ok(()) } else { Err(ApiError::TooFast) }
+        if l.take(user, now_ms()) { Ok(()) } else { Err(ServiceError::TooFast) }
     }
 }
 
@@ -91,7 +90,7 @@ pub struct Inbox {
 /// The IM service.
 pub struct ImService {
     store: Store,
-    hub: Arc<Hub>,
+    outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     presence: Arc<PresenceService>,
     archive: Arc<ArchiveService>,
@@ -104,7 +103,7 @@ impl ImService {
     /// The service.
     pub fn new(
         store: Store,
-        hub: Arc<Hub>,
+        outbox: Arc<dyn Outbox>,
         metrics: Arc<Metrics>,
         presence: Arc<PresenceService>,
         archive: Arc<ArchiveService>,
@@ -116,7 +115,7 @@ impl ImService {
             archive,
             federation,
             store,
-            hub,
+            outbox,
             metrics,
             limiter: Arc::new(SendLimiter::new(settings)),
             locks: (0..LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -128,12 +127,12 @@ impl ImService {
     }
 
     /// Whether offline IM is on (an admin setting, stored).
-    pub fn offline_im(&self) -> Result<bool, ApiError> {
+    pub fn offline_im(&self) -> Result<bool, ServiceError> {
         Ok(self.store.meta_u64(OFFLINE_IM_KEY)?.unwrap_or(0) == 0)
     }
 
     /// Turns offline IM on or off.
-    pub async fn set_offline_im(&self, on: bool) -> Result<(), ApiError> {
+    pub async fn set_offline_im(&self, on: bool) -> Result<(), ServiceError> {
         Ok(self.store.set_meta_u64(OFFLINE_IM_KEY, u64::from(!on)).await?)
     }
 
@@ -143,7 +142,7 @@ impl ImService {
     }
 
     /// A local account, or a remote user of a federated domain (`name@domain`).
-    fn user(&self, name: &str) -> Result<Username, ApiError> {
+    fn user(&self, name: &str) -> Result<Username, ServiceError> {
         if name.contains('@') {
             return self.federation.address(name);
         }
@@ -152,19 +151,19 @@ impl ImService {
 
     /// The seam where the recipient's wishes decide whether `from` may reach `to`: presence
     /// refuses Blocked contacts, and non-Workgroup senders while `to` is in Do Not Disturb.
-    fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+    fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
         self.presence.check_reach(from, to)
     }
 
     /// The conversation `id` if `user` ever took part in it (else 404, hiding its existence).
-    pub fn conversation_of(&self, user: &Username, id: ConversationId) -> Result<Conversation, ApiError> {
+    pub fn conversation_of(&self, user: &Username, id: ConversationId) -> Result<Conversation, ServiceError> {
         match self.store.im().conversation(id)? {
             Some(c) if c.participants.contains_key(user) => Ok(c),
-            _ => Err(ApiError::NotFound(format!("no conversation {id}"))),
+            _ => Err(ServiceError::NotFound(format!("no conversation {id}"))),
         }
     }
 
-    fn view(&self, c: &Conversation, viewer: &Username) -> Result<ConversationView, ApiError> {
+    fn view(&self, c: &Conversation, viewer: &Username) -> Result<ConversationView, ServiceError> {
         let entry = self.store.im().entry(viewer, c.id)?;
         let (from, until) = c.window(viewer).unwrap_or((0, 0));
         let from = from.max(entry.as_ref().map_or(0, |e| e.hidden_upto.saturating_add(1)));
@@ -174,7 +173,7 @@ impl ImService {
 
     /// Starts a conversation of `actor` with `others`; with one other, the open 1:1 between
     /// them is reused.
-    pub async fn start(&self, actor: Actor<'_>, others: &[String]) -> Result<ConversationView, ApiError> {
+    pub async fn start(&self, actor: Actor<'_>, others: &[String]) -> Result<ConversationView, ServiceError> {
         let mut users = Vec::with_capacity(others.len());
         for name in others {
             let u = self.user(name)?;
@@ -203,8 +202,8 @@ impl ImService {
             self.archive.written();
         }
         for m in conv.members() {
-            let frame = ServerFrame::ImConversation { conversation: self.view(&conv, m)? };
-            self.hub.send_to_user(m, if m == actor.user { actor.endpoint } else { None }, &frame);
+            let event = Event::ImConversation { conversation: self.view(&conv, m)? };
+            self.outbox.to_user(m, if m == actor.user { actor.endpoint } else { None }, &event);
         }
         self.view(&conv, actor.user)
     }
@@ -217,7 +216,7 @@ impl ImService {
         text: &str,
         format: Format,
         key: Option<String>,
-    ) -> Result<MessageView, ApiError> {
+    ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
         let text = conversation::check_text(text)?;
         if let Some(k) = &key {
@@ -231,7 +230,7 @@ impl ImService {
             if thread == Thread::Conversation(id) && existing.same_content(&text, format) {
                 return Ok(MessageView::new(thread, &existing));
             }
-            return Err(ApiError::IdempotencyConflict);
+            return Err(ServiceError::IdempotencyConflict);
         }
         conv.check_send(actor.user)?;
         if conv.kind == conversation::Kind::Direct {
@@ -256,7 +255,7 @@ impl ImService {
 
     /// The archive record of `msg` in `conv`, if archived (refused while archiving fails, if
     /// the settings say so).
-    fn record(&self, conv: &Conversation, msg: &Message) -> Result<Option<Record>, ApiError> {
+    fn record(&self, conv: &Conversation, msg: &Message) -> Result<Option<Record>, ServiceError> {
         let members: Vec<&Username> = conv.members().collect();
         self.archive.record(Place::Conversation(conv.id), msg, &members)
     }
@@ -271,16 +270,16 @@ impl ImService {
         msg: &Message,
         text: bool,
         record: Option<Record>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         let offline_on = self.offline_im()?;
         let (mut offline, mut live) = (Vec::new(), Vec::new());
         // Remote participants are reached through federation, never the queue.
         for m in conv.members().filter(|m| *m != actor.user && !m.is_remote()) {
-            if self.hub.is_online(m) {
+            if self.outbox.is_online(m) {
                 live.push(m.clone());
             } else {
                 if !offline_on && text && conv.kind == conversation::Kind::Direct {
-                    return Err(ApiError::RecipientOffline(m.to_string()));
+                    return Err(ServiceError::RecipientOffline(m.to_string()));
                 }
                 if offline_on {
                     offline.push(m.clone());
@@ -305,16 +304,15 @@ impl ImService {
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
         // Encoded once for every recipient.
-        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::ImMessage { message: view, offline: false }));
+        let event = Event::Shared(Shared::new(Event::ImMessage { message: view, offline: false }));
         for m in conv.members() {
             let skip = if m == actor.user { actor.endpoint } else { None };
-            let n = self.hub.send_to_user(m, skip, &frame);
+            let n = self.outbox.to_user(m, skip, &event);
             if n > 0 && m != actor.user {
                 self.metrics.im_delivered.inc();
                 if text {
-                    let receipt =
-                        ServerFrame::ImDelivered { conversation: conv.id, message: msg.id, user: m.to_string() };
-                    self.hub.send_to_user(actor.user, None, &receipt);
+                    let receipt = Event::ImDelivered { conversation: conv.id, message: msg.id, user: m.to_string() };
+                    self.outbox.to_user(actor.user, None, &receipt);
                 }
             }
         }
@@ -324,7 +322,7 @@ impl ImService {
     /// A message from remote user `from` to local user `to`, arriving through federation: it
     /// lands in their 1:1 conversation (started if needed) like any other, after the same
     /// reach check. A repeat of the same remote `id` is stored once.
-    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<(), ApiError> {
+    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<(), ServiceError> {
         let actor = Actor { user: from, endpoint: None };
         let conv = self.start(actor, &[to.to_string()]).await?;
         let key = (!id.is_empty()).then(|| {
@@ -336,7 +334,12 @@ impl ImService {
     }
 
     /// `actor` adds `user`; the newcomer sees messages from now on.
-    pub async fn add(&self, actor: Actor<'_>, id: ConversationId, user: &str) -> Result<ConversationView, ApiError> {
+    pub async fn add(
+        &self,
+        actor: Actor<'_>,
+        id: ConversationId,
+        user: &str,
+    ) -> Result<ConversationView, ServiceError> {
         let user = self.user(user)?;
         self.check_reach(actor.user, &user)?;
         let _guard = self.lock(id).await;
@@ -359,7 +362,7 @@ impl ImService {
     }
 
     /// `actor` leaves the conversation.
-    pub async fn leave(&self, actor: Actor<'_>, id: ConversationId) -> Result<ConversationView, ApiError> {
+    pub async fn leave(&self, actor: Actor<'_>, id: ConversationId) -> Result<ConversationView, ServiceError> {
         let _guard = self.lock(id).await;
         let mut conv = self.conversation_of(actor.user, id)?;
         let reserved = self.store.im().reserve()?;
@@ -379,62 +382,55 @@ impl ImService {
     }
 
     /// Sends the conversation's new shape to its present participants and `also`.
-    fn announce(&self, actor: Actor<'_>, conv: &Conversation, also: &[Username]) -> Result<(), ApiError> {
+    fn announce(&self, actor: Actor<'_>, conv: &Conversation, also: &[Username]) -> Result<(), ServiceError> {
         for m in conv.members().chain(also) {
-            let frame = ServerFrame::ImConversation { conversation: self.view(conv, m)? };
-            self.hub.send_to_user(m, if m == actor.user { actor.endpoint } else { None }, &frame);
+            let event = Event::ImConversation { conversation: self.view(conv, m)? };
+            self.outbox.to_user(m, if m == actor.user { actor.endpoint } else { None }, &event);
         }
         Ok(())
     }
 
     /// Tells the other participants that `actor` is (not) typing. Nothing is stored.
-    pub fn typing(&self, actor: Actor<'_>, id: ConversationId, typing: bool) -> Result<(), ApiError> {
+    pub fn typing(&self, actor: Actor<'_>, id: ConversationId, typing: bool) -> Result<(), ServiceError> {
         let conv = self.conversation_of(actor.user, id)?;
         conv.check_send(actor.user)?;
-        let frame = ServerFrame::ImTyping { conversation: id, user: actor.user.to_string(), typing };
+        let event = Event::ImTyping { conversation: id, user: actor.user.to_string(), typing };
         for m in conv.members().filter(|m| *m != actor.user) {
-            self.hub.send_to_user(m, None, &frame);
+            self.outbox.to_user(m, None, &event);
         }
         Ok(())
     }
 
     /// Moves `actor`'s read marker; tells the others (read receipt) and the reader's devices.
     /// A marker that does not move (an older id) tells no one.
-    pub async fn read(&self, actor: Actor<'_>, id: ConversationId, upto: MessageId) -> Result<u32, ApiError> {
+    pub async fn read(&self, actor: Actor<'_>, id: ConversationId, upto: MessageId) -> Result<u32, ServiceError> {
         let conv = self.conversation_of(actor.user, id)?;
         let (entry, moved) = self.store.im().mark_read(actor.user, id, upto).await?;
         if !moved {
             return Ok(entry.unread);
         }
-        let receipt = |unread| ServerFrame::ImRead {
-            conversation: id,
-            user: actor.user.to_string(),
-            upto: entry.read_upto,
-            unread,
-        };
+        let receipt =
+            |unread| Event::ImRead { conversation: id, user: actor.user.to_string(), upto: entry.read_upto, unread };
         for m in conv.members() {
             if m == actor.user {
-                self.hub.send_to_user(m, actor.endpoint, &receipt(Some(entry.unread)));
+                self.outbox.to_user(m, actor.endpoint, &receipt(Some(entry.unread)));
             } else {
-                self.hub.send_to_user(m, None, &receipt(None));
+                self.outbox.to_user(m, None, &receipt(None));
             }
         }
         Ok(entry.unread)
     }
 
     /// Messages waiting for a device of `user` (offline ones, and live ones no device has
-    /// acknowledged), as frames to send on connect.
-    pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<ServerFrame>, ApiError> {
+    /// acknowledged), as events to send on connect.
+    pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<Event>, ServiceError> {
         let msgs = self.store.im().offline(user, limit)?;
-        Ok(msgs
-            .iter()
-            .map(|(t, m)| ServerFrame::ImMessage { message: MessageView::new(*t, m), offline: true })
-            .collect())
+        Ok(msgs.iter().map(|(t, m)| Event::ImMessage { message: MessageView::new(*t, m), offline: true }).collect())
     }
 
     /// `user`'s device got the messages up to `upto` (offline or live): drop them from the
     /// queue and tell the senders of offline ones (live ones had their receipt when pushed).
-    pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ApiError> {
+    pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ServiceError> {
         // A message with a lower id may be stored but not pushed yet (its id is still reserved
         // until its fan-out is done): the device cannot have it, so it stays queued.
         let upto = upto.min(self.store.im().settled_below().saturating_sub(1));
@@ -444,15 +440,15 @@ impl ImService {
                 && let Some(m) = self.store.im().message(a.thread, a.id)?
                 && m.text().is_some()
             {
-                let receipt = ServerFrame::ImDelivered { conversation: c, message: m.id, user: user.to_string() };
-                self.hub.send_to_user(&m.from, None, &receipt);
+                let receipt = Event::ImDelivered { conversation: c, message: m.id, user: user.to_string() };
+                self.outbox.to_user(&m.from, None, &receipt);
             }
         }
         Ok(acked.len())
     }
 
     /// A page of `user`'s conversations, most recent first; `cursor` is the previous page's `next`.
-    pub fn inbox(&self, user: &Username, cursor: Option<&str>, limit: usize) -> Result<Inbox, ApiError> {
+    pub fn inbox(&self, user: &Username, cursor: Option<&str>, limit: usize) -> Result<Inbox, ServiceError> {
         let cursor = cursor.map(parse_cursor).transpose()?;
         let entries = self.store.im().inbox(user, cursor, limit)?;
         let next = (entries.len() == limit).then(|| entries.last().map(|(c, e)| format!("{}:{c}", e.last))).flatten();
@@ -467,7 +463,7 @@ impl ImService {
 
     /// One conversation, with the other present participants' read markers (none for a
     /// participant who left: what the others read since is not theirs to see).
-    pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ApiError> {
+    pub fn get(&self, user: &Username, id: ConversationId) -> Result<ConversationView, ServiceError> {
         let c = self.conversation_of(user, id)?;
         let mut view = self.view(&c, user)?;
         let mut read_by = std::collections::BTreeMap::new();
@@ -488,7 +484,7 @@ impl ImService {
         before: Option<MessageId>,
         after: Option<MessageId>,
         limit: usize,
-    ) -> Result<Vec<MessageView>, ApiError> {
+    ) -> Result<Vec<MessageView>, ServiceError> {
         let conv = self.conversation_of(user, id)?;
         let (from, until) = conv.window(user).unwrap_or((1, 0));
         let hidden = self.store.im().entry(user, id)?.map_or(0, |e| e.hidden_upto);
@@ -498,12 +494,34 @@ impl ImService {
     }
 
     /// Whether `user` may see message `id` of conversation `conv` in search results.
-    pub fn searchable(&self, user: &Username, conv: ConversationId, id: MessageId) -> Result<bool, ApiError> {
+    pub fn searchable(&self, user: &Username, conv: ConversationId, id: MessageId) -> Result<bool, ServiceError> {
         Ok(self.store.im().entry(user, conv)?.is_some_and(|e| id > e.hidden_upto))
     }
 
+    /// The messages behind search `hits` that `user` may see, in the hits' order: of
+    /// conversations, those not hidden from their history; of rooms, all (the query names only
+    /// rooms they may read). Hits whose message is gone are left out.
+    pub fn found(&self, user: &Username, hits: &[halo_search::Hit]) -> Result<Vec<MessageView>, ServiceError> {
+        let mut messages = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let thread = match hit.container {
+                halo_search::Container::Conversation(c) => {
+                    if !self.searchable(user, c, hit.id)? {
+                        continue;
+                    }
+                    Thread::Conversation(c)
+                }
+                halo_search::Container::Room(r) => Thread::Room(r),
+            };
+            if let Some(m) = self.store.im().message(thread, hit.id)? {
+                messages.push(MessageView::new(thread, &m));
+            }
+        }
+        Ok(messages)
+    }
+
     /// Deletes the conversation from `user`'s history.
-    pub async fn hide(&self, user: &Username, id: ConversationId) -> Result<(), ApiError> {
+    pub async fn hide(&self, user: &Username, id: ConversationId) -> Result<(), ServiceError> {
         self.conversation_of(user, id)?;
         Ok(self.store.im().hide(user, id).await?)
     }
@@ -514,8 +532,8 @@ impl ImService {
     }
 }
 
-fn parse_cursor(s: &str) -> Result<(MessageId, ConversationId), ApiError> {
-    let bad = || ApiError::BadRequest(format!("invalid cursor {s:?}"));
+fn parse_cursor(s: &str) -> Result<(MessageId, ConversationId), ServiceError> {
+    let bad = || ServiceError::Invalid(format!("invalid cursor {s:?}"));
     let (last, conv) = s.split_once(':').ok_or_else(bad)?;
     Ok((last.parse().map_err(|_| bad())?, conv.parse().map_err(|_| bad())?))
 }

@@ -1,4 +1,4 @@
-//! Compliance archiving costs: `cargo bench -p halo-server --bench archive` (run `cargo
+//! Compliance archiving costs: `cargo bench -p halo-services --bench archive` (run `cargo
 //! xtask plugins` first). Figures only, nothing fails on timing.
 //!
 //! 1. Durable IM writes (`Im::append`, flushed, CONCURRENCY senders) with archiving off vs on:
@@ -17,8 +17,8 @@ use halo_core::conversation::{Conversation, Format};
 use halo_core::message::{Body, Message};
 use halo_plugin_host::cap::kv::MemoryKv;
 use halo_plugin_host::{PluginLimits, Runtime};
-use halo_server::archive::ArchiveService;
-use halo_server::metrics::Metrics;
+use halo_services::archive::ArchiveService;
+use halo_services::metrics::Metrics;
 use halo_store::Store;
 
 const MESSAGES: usize = 40_000;

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::im::ImService;
 use crate::metrics::Metrics;
 use crate::presence::{PresenceService, Viewer, presence_info};
@@ -107,10 +107,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn fed_error(e: FederationError) -> ApiError {
+fn fed_error(e: FederationError) -> ServiceError {
     match e {
-        FederationError::Blocked(_) | FederationError::NotFederated(_) => ApiError::Denied(e.to_string()),
-        _ => ApiError::BadRequest(e.to_string()),
+        FederationError::Blocked(_) | FederationError::NotFederated(_) => ServiceError::forbidden(e.to_string()),
+        _ => ServiceError::Invalid(e.to_string()),
     }
 }
 
@@ -171,19 +171,19 @@ impl FederationService {
         self.rules.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn im(&self) -> Result<Arc<ImService>, ApiError> {
-        self.im.get().and_then(Weak::upgrade).ok_or_else(|| ApiError::Internal("federation is not started".into()))
+    fn im(&self) -> Result<Arc<ImService>, ServiceError> {
+        self.im.get().and_then(Weak::upgrade).ok_or_else(|| ServiceError::Internal("federation is not started".into()))
     }
 
     /// Parses a remote address a local user names (a contact to add, someone to write to) and
     /// checks its domain is federated.
-    pub fn address(&self, raw: &str) -> Result<Username, ApiError> {
-        let addr = Username::parse_address(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    pub fn address(&self, raw: &str) -> Result<Username, ServiceError> {
+        let addr = Username::parse_address(raw).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let Some(domain) = addr.domain() else {
-            return Err(ApiError::BadRequest(format!("{raw:?} is not a federated address (name@domain)")));
+            return Err(ServiceError::Invalid(format!("{raw:?} is not a federated address (name@domain)")));
         };
         if Some(domain) == self.domain() {
-            return Err(ApiError::BadRequest(format!("{domain} is this server; name the user without @{domain}")));
+            return Err(ServiceError::Invalid(format!("{domain} is this server; name the user without @{domain}")));
         }
         self.rules().route(domain).map_err(fed_error)?;
         Ok(addr)
@@ -199,9 +199,9 @@ impl FederationService {
     }
 
     /// Queues `item` (to a remote user) for its domain, durably, and wakes its transport.
-    pub async fn send(&self, item: Item) -> Result<(), ApiError> {
-        let to = Username::parse_address(item.to()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let Some(domain) = to.domain() else { return Err(ApiError::BadRequest("not a remote address".into())) };
+    pub async fn send(&self, item: Item) -> Result<(), ServiceError> {
+        let to = Username::parse_address(item.to()).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let Some(domain) = to.domain() else { return Err(ServiceError::Invalid("not a remote address".into())) };
         let key = {
             let rules = self.rules();
             RouteKey::of(domain, rules.route(domain).map_err(fed_error)?)
@@ -282,7 +282,7 @@ impl FederationService {
     /// A remote user's subscription stanza for local user `to`. Requests are granted unless
     /// `to` blocked the requester: what they then see is what `to`'s access level for them
     /// allows (External unless `to` chose otherwise), as for local watchers.
-    async fn subscription(&self, from: &Username, to: &Username, kind: Subscription) -> Result<(), ApiError> {
+    async fn subscription(&self, from: &Username, to: &Username, kind: Subscription) -> Result<(), ServiceError> {
         let fed = self.store.federation();
         match kind {
             Subscription::Request => {
@@ -320,13 +320,13 @@ impl FederationService {
     }
 
     /// Queues `local`'s current presence, as `remote` may see it.
-    async fn send_presence(&self, local: &Username, remote: &Username) -> Result<(), ApiError> {
+    async fn send_presence(&self, local: &Username, remote: &Username) -> Result<(), ServiceError> {
         let view = self.presence.view(local, Viewer::User(remote))?;
         self.send(Item::Presence { from: local.to_string(), to: remote.to_string(), info: presence_info(&view) }).await
     }
 
     /// A local user added (`on`) or removed a remote contact: ask for, or give up, their presence.
-    pub async fn follow(&self, local: &Username, remote: &Username, on: bool) -> Result<(), ApiError> {
+    pub async fn follow(&self, local: &Username, remote: &Username, on: bool) -> Result<(), ServiceError> {
         self.store.federation().set_following(local, remote, on).await?;
         let kind = if on { Subscription::Request } else { Subscription::Cancel };
         self.send(Item::Subscribe { from: local.to_string(), to: remote.to_string(), kind }).await
@@ -460,18 +460,18 @@ impl FederationService {
     }
 
     /// Sets the rule of `domain` (or `*`).
-    pub async fn put_rule(self: &Arc<Self>, domain: &str, rule: Rule) -> Result<(), ApiError> {
+    pub async fn put_rule(self: &Arc<Self>, domain: &str, rule: Rule) -> Result<(), ServiceError> {
         let domain = if domain == halo_core::federation::ANY_DOMAIN {
             domain.to_owned()
         } else {
             Domain::parse(domain).map_err(fed_error)?.as_str().to_owned()
         };
         if Some(domain.as_str()) == self.domain() {
-            return Err(ApiError::BadRequest(format!("{domain} is this server's own domain")));
+            return Err(ServiceError::Invalid(format!("{domain} is this server's own domain")));
         }
         rule.check().map_err(fed_error)?;
         if let Some(Route::Halo { ca: Some(ca), .. }) = &rule.route {
-            peer::read_ca(ca).map_err(|e| ApiError::BadRequest(format!("ca {ca:?}: {e:#}")))?;
+            peer::read_ca(ca).map_err(|e| ServiceError::Invalid(format!("ca {ca:?}: {e:#}")))?;
         }
         self.store.federation().put_rule(&domain, &rule).await?;
         self.rules.write().unwrap_or_else(|p| p.into_inner()).by_domain.insert(domain.clone(), rule);
@@ -484,10 +484,10 @@ impl FederationService {
     }
 
     /// Removes the rule of `domain` (and what waits for it).
-    pub async fn remove_rule(self: &Arc<Self>, domain: &str) -> Result<(), ApiError> {
+    pub async fn remove_rule(self: &Arc<Self>, domain: &str) -> Result<(), ServiceError> {
         let domain = domain.to_ascii_lowercase();
         if !self.store.federation().remove_rule(&domain).await? {
-            return Err(ApiError::NotFound(format!("no federation rule for {domain}")));
+            return Err(ServiceError::NotFound(format!("no federation rule for {domain}")));
         }
         self.rules.write().unwrap_or_else(|p| p.into_inner()).by_domain.remove(&domain);
         self.metrics.federation.queue(&domain, 0);

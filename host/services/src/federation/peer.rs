@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use halo_core::federation::{Breaker, Item, RouteKey};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -26,6 +25,7 @@ use utoipa::ToSchema;
 
 use super::FederationService;
 use crate::clock::now_ms;
+use crate::error::ServiceError;
 
 /// Header naming the sending server's domain.
 pub const ORIGIN: &str = "halo-origin";
@@ -247,16 +247,32 @@ fn failed(fed: &FederationService, key: &RouteKey, domain: &str, breaker: &mut B
     });
 }
 
-/// Why an inbound request was refused.
-#[derive(Debug)]
-pub struct Refused(pub StatusCode, pub String);
+/// The headers of an inbound request that authenticate it ([`ORIGIN`], [`TIMESTAMP`],
+/// [`SIGNATURE`]), as the transport read them.
+#[derive(Debug, Clone, Default)]
+pub struct Signed<'a> {
+    /// The sending server's domain.
+    pub origin: Option<&'a str>,
+    /// The signing time, ms since the Unix epoch.
+    pub timestamp: Option<&'a str>,
+    /// The signature.
+    pub signature: Option<&'a str>,
+}
 
-/// Checks a peer's request and delivers its items.
-pub async fn receive(fed: &FederationService, headers: &HeaderMap, body: &[u8]) -> Result<Receipt, Refused> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+/// Checks a peer's request and delivers its items. Refused with
+/// [`ServiceError::PeerUnauthorized`] or [`ServiceError::PeerMalformed`].
+pub async fn receive(fed: &FederationService, signed: Signed<'_>, body: &[u8]) -> Result<Receipt, ServiceError> {
+    let header = |name: &str| {
+        match name {
+            ORIGIN => signed.origin,
+            TIMESTAMP => signed.timestamp,
+            _ => signed.signature,
+        }
+        .map(str::to_owned)
+    };
     let unauthorized = |why: String| {
         tracing::info!(reason = %why, "Halo peer request refused");
-        Refused(StatusCode::UNAUTHORIZED, why)
+        ServiceError::PeerUnauthorized(why)
     };
     let origin = header(ORIGIN).ok_or_else(|| unauthorized("no Halo-Origin".into()))?.to_ascii_lowercase();
     let Some((_, secret, _)) = fed.halo_route(&origin) else {
@@ -275,7 +291,7 @@ pub async fn receive(fed: &FederationService, headers: &HeaderMap, body: &[u8]) 
         return Err(unauthorized(format!("bad signature from {origin}")));
     }
     let env: Envelope = serde_json::from_slice(body)
-        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("malformed federation request: {e}")))?;
+        .map_err(|e| ServiceError::PeerMalformed(format!("malformed federation request: {e}")))?;
     let key = RouteKey::Halo(origin.clone());
     let own = fed.domain().unwrap_or_default().to_owned();
     let mut receipt = Receipt { accepted: 0, refused: Vec::new() };

@@ -2,7 +2,7 @@
 //! blocking pool so a login never stalls the async workers.
 //!
 //! Hashing is bounded: at most one hash per core runs at a time, a bounded number wait for
-//! their turn, and any more are refused at once ([`ApiError::Busy`], 503 with Retry-After). The
+//! their turn, and any more are refused at once ([`ServiceError::Busy`], 503 with Retry-After). The
 //! 19 MiB of working memory of each running hash is kept in a pool and reused, so a burst of
 //! logins costs at most `cores × 19 MiB`, allocated once, instead of one fresh allocation per
 //! attempt that the allocator may keep for good.
@@ -15,20 +15,20 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// Logins waiting for a free core per core, beyond which a login is refused as busy.
 const WAITING_PER_CORE: usize = 64;
 
 /// Hashes `password` into a PHC string.
-pub async fn hash(password: String) -> Result<String, ApiError> {
-    run(move |memory| hash_with(&password, memory)).await?.map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+pub async fn hash(password: String) -> Result<String, ServiceError> {
+    run(move |memory| hash_with(&password, memory)).await?.map_err(|e| ServiceError::Internal(format!("argon2: {e}")))
 }
 
 /// Whether `password` matches `phc`. With no stored hash (unknown user) a decoy hash is checked,
 /// so a failed login takes the same time either way. A malformed stored hash is no match
-/// (logged). Fails only when the server is too busy to check ([`ApiError::Busy`]).
-pub async fn verify(password: String, phc: Option<String>) -> Result<bool, ApiError> {
+/// (logged). Fails only when the server is too busy to check ([`ServiceError::Busy`]).
+pub async fn verify(password: String, phc: Option<String>) -> Result<bool, ServiceError> {
     run(move |memory| {
         let phc = match phc {
             Some(p) => p,
@@ -73,16 +73,16 @@ impl Drop for Waiting {
 }
 
 impl Gate {
-    async fn enter(&'static self) -> Result<OwnedSemaphorePermit, ApiError> {
+    async fn enter(&'static self) -> Result<OwnedSemaphorePermit, ServiceError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::Busy(1));
+            return Err(ServiceError::Busy { retry_after: 1 });
         }
         let _waiting = Waiting(&self.waiting);
-        self.permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(format!("hash gate: {e}")))
+        self.permits.clone().acquire_owned().await.map_err(|e| ServiceError::Internal(format!("hash gate: {e}")))
     }
 
     fn take_memory(&self) -> Vec<Block> {
@@ -96,7 +96,7 @@ impl Gate {
 
 /// Runs `f` on the blocking pool once a core is free, with pooled argon2 memory. The permit
 /// goes with the task, so a caller that gives up does not free the core before the hash ends.
-async fn run<T: Send + 'static>(f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, ApiError> {
+async fn run<T: Send + 'static>(f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, ServiceError> {
     let gate = gate();
     let permit = gate.enter().await?;
     tokio::task::spawn_blocking(move || {
@@ -107,7 +107,7 @@ async fn run<T: Send + 'static>(f: impl FnOnce(&mut Vec<Block>) -> T + Send + 's
         out
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("hash task: {e}")))
+    .map_err(|e| ServiceError::Internal(format!("hash task: {e}")))
 }
 
 fn argon2_for(params: Params, memory: &mut Vec<Block>) -> Argon2<'static> {

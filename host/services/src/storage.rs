@@ -1,7 +1,8 @@
 //! Watches the store's health: reports it (`halo_storage_available`, `/healthz`) and, while
 //! storage fails (disk full, I/O errors), tries to recover without a restart.
 //!
-//! Writes refused meanwhile are answered 503 `storage_unavailable` with a `Retry-After`; the
+//! Writes refused meanwhile fail with [`crate::ServiceError::StorageUnavailable`] (the server
+//! answers 503 `storage_unavailable` with a `Retry-After`); the
 //! store reopens its database once a probe write in the data directory succeeds (see
 //! `halo_store::Store::recover`).
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use halo_store::Store;
 
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
 
 /// How often storage health is checked, and recovery first tried while it fails.
@@ -19,6 +21,28 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 
 /// Seconds a client is told to wait before retrying a write refused for storage.
 pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Storage health and durability, for the transport: its health check and its last flush.
+pub struct Storage {
+    store: Store,
+}
+
+impl Storage {
+    /// Over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Why storage refuses writes, while it does.
+    pub fn unavailable(&self) -> Option<String> {
+        self.store.unavailable()
+    }
+
+    /// Waits until every write so far is on disk (at shutdown).
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        Ok(self.store.flush().await.map(|_| ())?)
+    }
+}
 
 /// Starts the watcher (needs a runtime). It stops when the runtime does.
 pub fn watch(store: Store, metrics: Arc<Metrics>) {

@@ -12,7 +12,7 @@ use halo_search::{Doc, Hit, SearchIndex, SearchQuery};
 use halo_store::Store;
 use tokio::sync::Notify;
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 const CURSOR_KEY: &str = "archive_index_cursor";
 const BATCH: usize = 5_000;
@@ -36,13 +36,13 @@ impl ArchiveIndex {
         self.wake.notify_waiters();
     }
 
-    pub(super) fn search(&self, q: &SearchQuery) -> Result<Vec<Hit>, ApiError> {
-        self.index.search(q).map_err(|e| ApiError::Internal(format!("archive search: {e}")))
+    pub(super) fn search(&self, q: &SearchQuery) -> Result<Vec<Hit>, ServiceError> {
+        self.index.search(q).map_err(|e| ServiceError::Internal(format!("archive search: {e}")))
     }
 
-    pub(super) fn remove(&self, ids: &[u64]) -> Result<(), ApiError> {
-        self.index.remove_ids(ids).map_err(|e| ApiError::Internal(format!("archive index: {e}")))?;
-        self.index.commit().map_err(|e| ApiError::Internal(format!("archive index: {e}")))
+    pub(super) fn remove(&self, ids: &[u64]) -> Result<(), ServiceError> {
+        self.index.remove_ids(ids).map_err(|e| ServiceError::Internal(format!("archive index: {e}")))?;
+        self.index.commit().map_err(|e| ServiceError::Internal(format!("archive index: {e}")))
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::view::{PresenceView, remote_view};
 use super::{Engine, Entry, PresenceService, Viewer};
 use crate::clock::now_ms;
-use crate::stream::wire::{ServerFrame, SharedFrame};
+use crate::outbox::{Event, Shared};
 
 /// A local user's presence for one remote follower.
 #[derive(Debug, Clone)]
@@ -99,13 +99,13 @@ impl PresenceService {
             return;
         }
         let view = remote_view(remote, Some(&info.sanitised()), now_ms());
-        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::Presence { presence: view.clone() }));
+        let event = Event::Shared(Shared::new(Event::Presence { presence: view.clone() }));
         write(&self.remote.views).insert(remote.clone(), view);
         let e: std::sync::MutexGuard<'_, Engine> = self.engine();
         let mut sent = 0u64;
         if let Some(ws) = e.watchers.get(remote) {
             for w in ws {
-                sent += self.hub.send_to_user(w, None, &frame) as u64;
+                sent += self.outbox.to_user(w, None, &event) as u64;
             }
         }
         self.metrics.presence_notifications.inc_by(sent);
@@ -117,12 +117,11 @@ impl PresenceService {
         if old.state == "unknown" {
             return;
         }
-        let frame =
-            ServerFrame::Shared(SharedFrame::new(ServerFrame::Presence { presence: remote_view(remote, None, 0) }));
+        let event = Event::Shared(Shared::new(Event::Presence { presence: remote_view(remote, None, 0) }));
         let e: std::sync::MutexGuard<'_, Engine> = self.engine();
         if let Some(ws) = e.watchers.get(remote) {
             for w in ws {
-                self.hub.send_to_user(w, None, &frame);
+                self.outbox.to_user(w, None, &event);
             }
         }
     }

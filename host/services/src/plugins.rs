@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::federation::FederationService;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
@@ -289,9 +289,9 @@ impl PluginService {
         }
     }
 
-    fn check_size(&self, bytes: &[u8]) -> Result<(), ApiError> {
+    fn check_size(&self, bytes: &[u8]) -> Result<(), ServiceError> {
         if bytes.len() > self.settings.max_component_bytes {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ServiceError::Invalid(format!(
                 "components are at most {} bytes",
                 self.settings.max_component_bytes
             )));
@@ -300,9 +300,9 @@ impl PluginService {
     }
 
     /// Reads a component's manifest without installing it.
-    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, ApiError> {
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, ServiceError> {
         self.check_size(bytes)?;
-        let manifest = Manifest::read(bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let manifest = Manifest::read(bytes).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let installed = self.read().contains_key(&manifest.name);
         Ok(Inspection { manifest, sha256: sha_hex(bytes), installed })
     }
@@ -313,14 +313,14 @@ impl PluginService {
         grants: &[String],
         config: &BTreeMap<String, String>,
         limits: PluginLimits,
-    ) -> Result<Plugin, ApiError> {
-        self.runtime.load(bytes, grants, config, limits).map_err(|e| ApiError::BadRequest(format!("{e:#}")))
+    ) -> Result<Plugin, ServiceError> {
+        self.runtime.load(bytes, grants, config, limits).map_err(|e| ServiceError::Invalid(format!("{e:#}")))
     }
 
-    async fn save_file(&self, bytes: &[u8], sha: &str) -> Result<(), ApiError> {
+    async fn save_file(&self, bytes: &[u8], sha: &str) -> Result<(), ServiceError> {
         let path = self.file(sha);
         let tmp = path.with_extension("tmp");
-        let io = |e: std::io::Error| ApiError::Internal(format!("writing {}: {e}", path.display()));
+        let io = |e: std::io::Error| ServiceError::Internal(format!("writing {}: {e}", path.display()));
         tokio::fs::write(&tmp, bytes).await.map_err(io)?;
         let f = tokio::fs::File::open(&tmp).await.map_err(io)?;
         f.sync_all().await.map_err(io)?;
@@ -336,13 +336,13 @@ impl PluginService {
         grants: &[String],
         config: &BTreeMap<String, String>,
         enabled: bool,
-    ) -> Result<PluginInfo, ApiError> {
+    ) -> Result<PluginInfo, ServiceError> {
         self.check_size(bytes)?;
         let _w = self.writes.lock().await;
         let plugin = self.load(bytes, grants, config, self.settings.limits.clone())?;
         let name = plugin.manifest().name.clone();
         if self.read().contains_key(&name) {
-            return Err(ApiError::Conflict(format!("plugin {name} is installed; use upgrade")));
+            return Err(ServiceError::Conflict(format!("plugin {name} is installed; use upgrade")));
         }
         let sha = plugin.sha256().to_owned();
         self.save_file(bytes, &sha).await?;
@@ -367,7 +367,7 @@ impl PluginService {
 
     /// Replaces a plugin with a new version of it; keeps its config (checked against the new
     /// schema) and, unless `grants` is given, the old grants the new version still asks for.
-    pub async fn upgrade(&self, name: &str, bytes: &[u8], grants: Option<&[String]>) -> Result<Upgrade, ApiError> {
+    pub async fn upgrade(&self, name: &str, bytes: &[u8], grants: Option<&[String]>) -> Result<Upgrade, ServiceError> {
         self.check_size(bytes)?;
         let _w = self.writes.lock().await;
         let (old_record, old_caps) = {
@@ -380,7 +380,7 @@ impl PluginService {
         let grants = grants.map_or_else(|| old_record.grants.clone(), <[String]>::to_vec);
         let plugin = self.load(bytes, &grants, &old_record.config, self.limits_of(&old_record))?;
         if plugin.manifest().name != name {
-            return Err(ApiError::BadRequest(format!("this component is {:?}, not {name:?}", plugin.manifest().name)));
+            return Err(ServiceError::Invalid(format!("this component is {:?}, not {name:?}", plugin.manifest().name)));
         }
         let new_caps: BTreeSet<String> = plugin.manifest().capabilities.iter().cloned().collect();
         let sha = plugin.sha256().to_owned();
@@ -399,24 +399,24 @@ impl PluginService {
     }
 
     /// Replaces a plugin's config (validated against its schema).
-    pub async fn configure(&self, name: &str, config: BTreeMap<String, String>) -> Result<PluginInfo, ApiError> {
+    pub async fn configure(&self, name: &str, config: BTreeMap<String, String>) -> Result<PluginInfo, ServiceError> {
         self.reload(name, |r| r.config = config).await
     }
 
     /// Sets a plugin's own limits (`None`: back to the server's).
-    pub async fn set_limits(&self, name: &str, limits: Option<PluginLimits>) -> Result<PluginInfo, ApiError> {
+    pub async fn set_limits(&self, name: &str, limits: Option<PluginLimits>) -> Result<PluginInfo, ServiceError> {
         let json =
-            limits.map(|l| serde_json::to_string(&l)).transpose().map_err(|e| ApiError::Internal(e.to_string()))?;
+            limits.map(|l| serde_json::to_string(&l)).transpose().map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.reload(name, |r| r.limits = json).await
     }
 
     /// Changes a record, loads the plugin anew from it (validating), stores and swaps it.
-    async fn reload(&self, name: &str, change: impl FnOnce(&mut PluginRecord)) -> Result<PluginInfo, ApiError> {
+    async fn reload(&self, name: &str, change: impl FnOnce(&mut PluginRecord)) -> Result<PluginInfo, ServiceError> {
         let _w = self.writes.lock().await;
         let mut record = self.read().get(name).map(|l| l.record.clone()).ok_or_else(|| not_found(name))?;
         change(&mut record);
         let bytes = std::fs::read(self.file(&record.sha256))
-            .map_err(|e| ApiError::Internal(format!("reading the component: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("reading the component: {e}")))?;
         let plugin = self.load(&bytes, &record.grants, &record.config, self.limits_of(&record))?;
         if !record.enabled {
             plugin.disable("disabled by an admin");
@@ -428,7 +428,7 @@ impl PluginService {
     }
 
     /// Enables or disables a plugin (enabling also resets its trap budget).
-    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, ApiError> {
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, ServiceError> {
         let _w = self.writes.lock().await;
         let record = {
             let mut map = self.write();
@@ -445,7 +445,7 @@ impl PluginService {
     }
 
     /// Removes a plugin, its storage and (if unused) its file.
-    pub async fn remove(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn remove(&self, name: &str) -> Result<(), ServiceError> {
         let _w = self.writes.lock().await;
         let removed = self.write().remove(name).ok_or_else(|| not_found(name))?;
         self.store.plugins().remove(name).await?;
@@ -468,7 +468,7 @@ impl PluginService {
     }
 
     /// One plugin.
-    pub fn get(&self, name: &str) -> Result<PluginInfo, ApiError> {
+    pub fn get(&self, name: &str) -> Result<PluginInfo, ServiceError> {
         self.read().get(name).map(|l| self.info(l)).ok_or_else(|| not_found(name))
     }
 
@@ -478,7 +478,7 @@ impl PluginService {
     }
 
     /// A plugin's recent log lines and the count of dropped ones.
-    pub fn logs(&self, name: &str) -> Result<(Vec<halo_plugin_host::cap::log::LogLine>, u64), ApiError> {
+    pub fn logs(&self, name: &str) -> Result<(Vec<halo_plugin_host::cap::log::LogLine>, u64), ServiceError> {
         let map = self.read();
         let l = map.get(name).ok_or_else(|| not_found(name))?;
         Ok(l.plugin.as_ref().map(|p| p.logs()).unwrap_or_default())
@@ -501,6 +501,6 @@ impl PluginService {
     }
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("no plugin named {name:?}"))
+fn not_found(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no plugin named {name:?}"))
 }

@@ -12,11 +12,10 @@ use halo_store::{RoomMark, Store, Thread};
 
 use crate::archive::ArchiveService;
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::im::SendLimiter;
 use crate::metrics::Metrics;
-use crate::stream::hub::Hub;
-use crate::stream::wire::{ServerFrame, SharedFrame};
+use crate::outbox::{Event, Outbox, Shared};
 use crate::views::{MessageView, RoomView};
 
 /// What a manager may change about a room; `None` leaves a field alone.
@@ -35,7 +34,7 @@ pub struct RoomChange {
 /// The persistent chat service.
 pub struct RoomService {
     store: Store,
-    hub: Arc<Hub>,
+    outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     archive: Arc<ArchiveService>,
     /// The per-user send allowance, shared with IM.
@@ -48,23 +47,23 @@ impl RoomService {
     /// The service; posts draw on `limiter`, the same per-user allowance as IM sends.
     pub fn new(
         store: Store,
-        hub: Arc<Hub>,
+        outbox: Arc<dyn Outbox>,
         metrics: Arc<Metrics>,
         archive: Arc<ArchiveService>,
         limiter: Arc<SendLimiter>,
     ) -> Self {
-        Self { store, hub, metrics, archive, limiter, writes: tokio::sync::Mutex::new(()) }
+        Self { store, outbox, metrics, archive, limiter, writes: tokio::sync::Mutex::new(()) }
     }
 
-    fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ApiError> {
+    fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ServiceError> {
         match self.store.rooms().get(id)? {
             Some(r) if r.can_see(viewer) => Ok(r),
-            _ => Err(ApiError::NotFound(format!("no room {id}"))),
+            _ => Err(ServiceError::NotFound(format!("no room {id}"))),
         }
     }
 
     /// `viewer`'s view of `room`.
-    pub fn view(&self, room: &Room, viewer: &Username) -> Result<RoomView, ApiError> {
+    pub fn view(&self, room: &Room, viewer: &Username) -> Result<RoomView, ServiceError> {
         let mark = self.store.rooms().mark(viewer, room.id)?;
         let unread = match mark {
             Some(m) => {
@@ -77,7 +76,7 @@ impl RoomService {
     }
 
     /// Rooms `viewer` can see whose name or topic contains `q` (case-insensitive), by name.
-    pub fn list(&self, viewer: &Username, q: Option<&str>, mine: bool) -> Result<Vec<RoomView>, ApiError> {
+    pub fn list(&self, viewer: &Username, q: Option<&str>, mine: bool) -> Result<Vec<RoomView>, ServiceError> {
         let q = q.map(str::to_lowercase);
         let mut rooms: Vec<Room> = self
             .store
@@ -94,7 +93,7 @@ impl RoomService {
     }
 
     /// One room.
-    pub fn get(&self, id: RoomId, viewer: &Username) -> Result<RoomView, ApiError> {
+    pub fn get(&self, id: RoomId, viewer: &Username) -> Result<RoomView, ServiceError> {
         self.view(&self.room(id, viewer)?, viewer)
     }
 
@@ -106,7 +105,7 @@ impl RoomService {
         topic: &str,
         description: &str,
         privacy: Privacy,
-    ) -> Result<RoomView, ApiError> {
+    ) -> Result<RoomView, ServiceError> {
         let id = self.store.im().reserve()?.id();
         let room = Room::new(id, name, creator, privacy, topic, description, now_ms())?;
         let _w = self.writes.lock().await;
@@ -115,7 +114,7 @@ impl RoomService {
     }
 
     /// A manager changes the room.
-    pub async fn update(&self, id: RoomId, by: &Username, change: RoomChange) -> Result<RoomView, ApiError> {
+    pub async fn update(&self, id: RoomId, by: &Username, change: RoomChange) -> Result<RoomView, ServiceError> {
         let _w = self.writes.lock().await;
         let mut room = self.room(id, by)?;
         room.check_manage(by)?;
@@ -138,7 +137,7 @@ impl RoomService {
     }
 
     /// `user` joins an open room.
-    pub async fn join(&self, id: RoomId, user: &Username) -> Result<RoomView, ApiError> {
+    pub async fn join(&self, id: RoomId, user: &Username) -> Result<RoomView, ServiceError> {
         let _w = self.writes.lock().await;
         let mut room = self.room(id, user)?;
         if room.join(user)? {
@@ -156,7 +155,7 @@ impl RoomService {
         by: &Username,
         user: &str,
         role: RoomRole,
-    ) -> Result<RoomView, ApiError> {
+    ) -> Result<RoomView, ServiceError> {
         let user = self.existing_user(user)?;
         let _w = self.writes.lock().await;
         let mut room = self.room(id, by)?;
@@ -171,8 +170,8 @@ impl RoomService {
     }
 
     /// `by` removes `user` (a manager), or leaves (`by == user`).
-    pub async fn remove_member(&self, id: RoomId, by: &Username, user: &str) -> Result<(), ApiError> {
-        let user = Username::parse(user).map_err(|_| ApiError::NotFound(format!("no user named {user:?}")))?;
+    pub async fn remove_member(&self, id: RoomId, by: &Username, user: &str) -> Result<(), ServiceError> {
+        let user = Username::parse(user).map_err(|_| ServiceError::NotFound(format!("no user named {user:?}")))?;
         let _w = self.writes.lock().await;
         let mut room = self.room(id, by)?;
         room.remove_member(by, &user)?;
@@ -180,25 +179,25 @@ impl RoomService {
         self.post_event(&room, by, Body::Left { user: user.clone() }).await?;
         self.notify_members(&room)?;
         if room.can_see(&user) {
-            let frame = ServerFrame::RoomUpdated { room: self.view(&room, &user)? };
-            self.hub.send_to_user(&user, None, &frame);
+            let event = Event::RoomUpdated { room: self.view(&room, &user)? };
+            self.outbox.to_user(&user, None, &event);
         }
         Ok(())
     }
 
-    fn existing_user(&self, name: &str) -> Result<Username, ApiError> {
+    fn existing_user(&self, name: &str) -> Result<Username, ServiceError> {
         crate::accounts::existing_user(&self.store, name)
     }
 
-    fn notify_members(&self, room: &Room) -> Result<(), ApiError> {
+    fn notify_members(&self, room: &Room) -> Result<(), ServiceError> {
         for m in room.members.keys() {
-            let frame = ServerFrame::RoomUpdated { room: self.view(room, m)? };
-            self.hub.send_to_user(m, None, &frame);
+            let event = Event::RoomUpdated { room: self.view(room, m)? };
+            self.outbox.to_user(m, None, &event);
         }
         Ok(())
     }
 
-    async fn post_event(&self, room: &Room, by: &Username, body: Body) -> Result<(), ApiError> {
+    async fn post_event(&self, room: &Room, by: &Username, body: Body) -> Result<(), ServiceError> {
         let id = self.store.im().reserve()?;
         let msg = Message { id: id.id(), at: now_ms(), from: by.clone(), body, key: None };
         self.store_post(room, &msg).await?;
@@ -207,7 +206,7 @@ impl RoomService {
     }
 
     /// Writes a post with its archive record (when a member is archived).
-    async fn store_post(&self, room: &Room, msg: &Message) -> Result<(), ApiError> {
+    async fn store_post(&self, room: &Room, msg: &Message) -> Result<(), ServiceError> {
         let members: Vec<&Username> = room.members.keys().collect();
         let record = self.archive.record(Place::Room(room.id), msg, &members)?;
         self.store.rooms().post(room.id, msg, record.as_ref()).await?;
@@ -218,13 +217,12 @@ impl RoomService {
     }
 
     fn fan_out(&self, room: &Room, msg: &Message, skip: Option<u64>) {
-        let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::RoomMessage {
-            message: MessageView::new(Thread::Room(room.id), msg),
-        }));
+        let event =
+            Event::Shared(Shared::new(Event::RoomMessage { message: MessageView::new(Thread::Room(room.id), msg) }));
         for m in room.members.keys() {
             let follows = self.store.rooms().mark(m, room.id).ok().flatten().is_some_and(|mk| mk.follow);
             if follows {
-                self.hub.send_to_user(m, if m == &msg.from { skip } else { None }, &frame);
+                self.outbox.to_user(m, if m == &msg.from { skip } else { None }, &event);
             }
         }
     }
@@ -238,7 +236,7 @@ impl RoomService {
         text: &str,
         format: Format,
         key: Option<String>,
-    ) -> Result<MessageView, ApiError> {
+    ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
         let text = conversation::check_text(text)?;
         if let Some(k) = &key {
@@ -247,7 +245,7 @@ impl RoomService {
                 if thread == Thread::Room(id) && existing.same_content(&text, format) {
                     return Ok(MessageView::new(thread, &existing));
                 }
-                return Err(ApiError::IdempotencyConflict);
+                return Err(ServiceError::IdempotencyConflict);
             }
         }
         let room = self.room(id, by)?;
@@ -272,7 +270,7 @@ impl RoomService {
         before: Option<MessageId>,
         after: Option<MessageId>,
         limit: usize,
-    ) -> Result<Vec<MessageView>, ApiError> {
+    ) -> Result<Vec<MessageView>, ServiceError> {
         let room = self.room(id, viewer)?;
         room.check_read(viewer)?;
         let thread = Thread::Room(id);
@@ -280,29 +278,30 @@ impl RoomService {
         Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
     }
 
-    async fn mark(&self, id: RoomId, user: &Username, f: impl FnOnce(&mut RoomMark)) -> Result<RoomMark, ApiError> {
-        let mut mark = self.store.rooms().mark(user, id)?.ok_or(ApiError::Forbidden("not a member of this room"))?;
+    async fn mark(&self, id: RoomId, user: &Username, f: impl FnOnce(&mut RoomMark)) -> Result<RoomMark, ServiceError> {
+        let mut mark =
+            self.store.rooms().mark(user, id)?.ok_or(ServiceError::forbidden("not a member of this room"))?;
         f(&mut mark);
         self.store.rooms().set_mark(user, id, mark).await?;
         Ok(mark)
     }
 
     /// Moves a member's read marker forward.
-    pub async fn read(&self, id: RoomId, user: &Username, upto: MessageId) -> Result<RoomView, ApiError> {
+    pub async fn read(&self, id: RoomId, user: &Username, upto: MessageId) -> Result<RoomView, ServiceError> {
         let room = self.room(id, user)?;
         self.mark(id, user, |m| m.read_upto = m.read_upto.max(upto)).await?;
         self.view(&room, user)
     }
 
     /// Turns pushing of posts to a member's devices on or off.
-    pub async fn follow(&self, id: RoomId, user: &Username, follow: bool) -> Result<RoomView, ApiError> {
+    pub async fn follow(&self, id: RoomId, user: &Username, follow: bool) -> Result<RoomView, ServiceError> {
         let room = self.room(id, user)?;
         self.mark(id, user, |m| m.follow = follow).await?;
         self.view(&room, user)
     }
 
     /// Rooms `user` may read (for search).
-    pub fn readable(&self, user: &Username) -> Result<Vec<RoomId>, ApiError> {
+    pub fn readable(&self, user: &Username) -> Result<Vec<RoomId>, ServiceError> {
         Ok(self.store.rooms().all()?.into_iter().filter(|r| r.can_read(user)).map(|r| r.id).collect())
     }
 }

@@ -20,6 +20,7 @@ use halo_search::{Container, Doc, SearchIndex};
 use halo_store::{Store, StoreError, Thread};
 
 use crate::clock::now_ms;
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
 
 const CURSOR_KEY: &str = "search_cursor";
@@ -58,6 +59,15 @@ impl Indexer {
     /// The index, for queries.
     pub fn index(&self) -> &SearchIndex {
         &self.index
+    }
+
+    /// Runs `query` off the async workers.
+    pub async fn search(&self, query: halo_search::SearchQuery) -> Result<Vec<halo_search::Hit>, ServiceError> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.search(&query))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("search task: {e}")))?
+            .map_err(|e| ServiceError::Internal(format!("search: {e}")))
     }
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
 
 pub use sinks::SinkStatus;
@@ -159,7 +159,12 @@ impl ArchiveService {
     /// The record of `msg` in `place`, when someone it concerns is archived: the sender, the
     /// `participants` (those present after the event) and whoever joined or left. A text
     /// message is refused while archiving is failing and the settings say to block.
-    pub fn record(&self, place: Place, msg: &Message, participants: &[&Username]) -> Result<Option<Record>, ApiError> {
+    pub fn record(
+        &self,
+        place: Place,
+        msg: &Message,
+        participants: &[&Username],
+    ) -> Result<Option<Record>, ServiceError> {
         let subject = match &msg.body {
             Body::Joined { user } | Body::Left { user } => Some(user),
             Body::Text { .. } => None,
@@ -190,7 +195,7 @@ impl ArchiveService {
         self.index.wake();
     }
 
-    fn check_blocking(&self) -> Result<(), ApiError> {
+    fn check_blocking(&self) -> Result<(), ServiceError> {
         let settings = self.settings();
         if !settings.block_on_failure {
             return Ok(());
@@ -198,7 +203,7 @@ impl ArchiveService {
         match self.sinks.failing(&settings) {
             Some(why) => {
                 self.metrics.archive.refused.inc();
-                Err(ApiError::ArchiveUnavailable(why))
+                Err(ServiceError::ArchiveUnavailable(why))
             }
             None => Ok(()),
         }
@@ -213,7 +218,7 @@ impl ArchiveService {
     }
 
     /// Sets the global policy.
-    pub async fn set_global(&self, policy: Policy) -> Result<PolicyView, ApiError> {
+    pub async fn set_global(&self, policy: Policy) -> Result<PolicyView, ServiceError> {
         self.store.archive().set_global(policy).await?;
         write(&self.policies, self.store.archive().policies()?);
         tracing::info!(?policy, "global archiving policy set");
@@ -221,7 +226,7 @@ impl ArchiveService {
     }
 
     /// Sets (or with `None` removes) a user's own policy.
-    pub async fn set_user(&self, user: &str, policy: Option<Policy>) -> Result<PolicyView, ApiError> {
+    pub async fn set_user(&self, user: &str, policy: Option<Policy>) -> Result<PolicyView, ServiceError> {
         let user = crate::accounts::existing_user(&self.store, user)?;
         self.store.archive().set_user(&user, policy).await?;
         write(&self.policies, self.store.archive().policies()?);
@@ -230,8 +235,8 @@ impl ArchiveService {
     }
 
     /// Replaces the settings.
-    pub async fn set_settings(&self, settings: Settings) -> Result<Settings, ApiError> {
-        settings.check().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    pub async fn set_settings(&self, settings: Settings) -> Result<Settings, ServiceError> {
+        settings.check().map_err(|e| ServiceError::Invalid(e.to_string()))?;
         self.store.archive().set_settings(&settings).await?;
         write(&self.settings, settings.clone());
         tracing::info!(?settings, "archiving settings set");
@@ -239,7 +244,7 @@ impl ArchiveService {
     }
 
     /// The archive's state.
-    pub fn status(&self) -> Result<ArchiveStatus, ApiError> {
+    pub fn status(&self) -> Result<ArchiveStatus, ServiceError> {
         let settings = self.settings();
         Ok(ArchiveStatus {
             records: self.store.archive().len() as u64,
@@ -255,19 +260,19 @@ impl ArchiveService {
     }
 
     /// A sink plugin was installed: it gets every record kept, and holds retention back.
-    pub async fn sink_installed(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn sink_installed(&self, name: &str) -> Result<(), ServiceError> {
         Ok(self.store.archive().add_cursor(name).await?)
     }
 
     /// A sink plugin was removed: its cursor no longer holds records back.
-    pub async fn sink_removed(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn sink_removed(&self, name: &str) -> Result<(), ServiceError> {
         self.sinks.set_removed(name);
         Ok(self.store.archive().remove_cursor(name).await?)
     }
 
     /// Records matching `q`, newest first, through the archive's index (which trails the
     /// archive by a fraction of a second).
-    pub fn search(&self, q: &ArchiveQuery, limit: usize) -> Result<Vec<Record>, ApiError> {
+    pub fn search(&self, q: &ArchiveQuery, limit: usize) -> Result<Vec<Record>, ServiceError> {
         let hits = self.index.search(&SearchQuery {
             everyone: true,
             words: q.words().map(str::to_owned),
@@ -292,7 +297,7 @@ impl ArchiveService {
 
     /// Every record matching `q` in id order, through `each` (which returns false to stop):
     /// straight from the archive, or through the index when `q` has words.
-    pub fn export(&self, q: &ArchiveQuery, mut each: impl FnMut(Record) -> bool) -> Result<(), ApiError> {
+    pub fn export(&self, q: &ArchiveQuery, mut each: impl FnMut(Record) -> bool) -> Result<(), ServiceError> {
         if q.words().is_some() {
             let mut found = self.search(q, q.limit.unwrap_or(100_000).min(100_000))?;
             found.sort_by_key(|r| r.id);
@@ -314,7 +319,7 @@ impl ArchiveService {
     }
 
     /// Walks the archive in id order.
-    fn scan(&self, q: &ArchiveQuery, mut each: impl FnMut(Record) -> bool) -> Result<(), ApiError> {
+    fn scan(&self, q: &ArchiveQuery, mut each: impl FnMut(Record) -> bool) -> Result<(), ServiceError> {
         let mut after = 0;
         loop {
             let batch = self.store.archive().after(after, u64::MAX, 1_000)?;
@@ -331,7 +336,7 @@ impl ArchiveService {
     /// Applies retention now: removes records older than `older_than_hours` (default: the
     /// `keep_days` setting) that every sink has stored. Like Lync's
     /// `Invoke-CsArchivingDatabasePurge -PurgeDataOlderThanHours`.
-    pub async fn purge(&self, older_than_hours: Option<u64>) -> Result<PurgeReport, ApiError> {
+    pub async fn purge(&self, older_than_hours: Option<u64>) -> Result<PurgeReport, ServiceError> {
         let now = now_ms();
         let before = match older_than_hours {
             Some(h) => Some(now.saturating_sub(h.saturating_mul(3_600_000))),

@@ -1,5 +1,5 @@
 //! How conversations, messages and rooms are shown to clients, in REST answers and stream
-//! frames alike.
+//! events alike.
 
 use halo_core::conversation::{Conversation, Format, Kind};
 use halo_core::message::{Body, Message};

@@ -10,12 +10,12 @@ use halo_core::{
 };
 use halo_store::{Session, Store, TokenHash};
 
-use crate::auth::{AuthUser, Principal};
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
+use crate::outbox::{Disconnect, Outbox};
+use crate::principal::{Caller, Identity, Principal};
 use crate::settings::AuthSettings;
-use crate::stream::hub::{CloseReason, Hub};
 use crate::{password, token};
 
 /// A successful login.
@@ -30,16 +30,16 @@ pub struct LoginOk {
 
 /// Logins, sessions and account changes.
 pub struct Accounts {
-    store: Store,
+    pub(crate) store: Store,
     settings: AuthSettings,
-    hub: Arc<Hub>,
+    outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     /// Failures per username: past the limit the name is locked for the window.
     by_user: Mutex<Throttle>,
     /// Attempts per client address: past the burst the address is slowed down.
     by_ip: Mutex<Slowdown>,
     /// Serialises account changes so rules spanning accounts (the last admin) hold.
-    writes: tokio::sync::Mutex<()>,
+    pub(crate) writes: tokio::sync::Mutex<()>,
     local_admin: Option<TokenHash>,
 }
 
@@ -96,7 +96,7 @@ impl Accounts {
     pub fn new(
         store: Store,
         settings: AuthSettings,
-        hub: Arc<Hub>,
+        outbox: Arc<dyn Outbox>,
         metrics: Arc<Metrics>,
         local_admin: Option<TokenHash>,
     ) -> Self {
@@ -111,7 +111,7 @@ impl Accounts {
             by_ip: Mutex::new(Slowdown::new(ip_rule)),
             store,
             settings,
-            hub,
+            outbox,
             metrics,
             writes: tokio::sync::Mutex::new(()),
             local_admin,
@@ -120,14 +120,14 @@ impl Accounts {
 
     /// On an empty store, creates the `admin` account with `password`, or a random password that
     /// is returned (to be shown once). Does nothing when any account exists.
-    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, ApiError> {
+    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, ServiceError> {
         let _w = self.writes.lock().await;
         if !self.store.users().is_empty() {
             return Ok(None);
         }
         let generated = password.is_none();
         let password = password.unwrap_or_else(token::random_password);
-        check_password(&password).map_err(|e| ApiError::BadRequest(format!("HALO_ADMIN_PASSWORD: {e}")))?;
+        check_password(&password).map_err(|e| ServiceError::Invalid(format!("HALO_ADMIN_PASSWORD: {e}")))?;
         let name = Username::parse("admin")?;
         let hash = password::hash(password.clone()).await?;
         let new = NewUser { roles: [Role::Admin].into(), ..Default::default() };
@@ -140,7 +140,7 @@ impl Accounts {
     /// the client address *before* the password is checked, so concurrent attempts cannot get
     /// past either limit: a username with too many failures is refused for the window; an
     /// address past its burst is slowed down (refused for a few seconds at most).
-    pub async fn login(&self, username: &str, password: String, ip: IpAddr) -> Result<LoginOk, ApiError> {
+    pub async fn login(&self, username: &str, password: String, ip: IpAddr) -> Result<LoginOk, ServiceError> {
         let now = now_ms();
         let user_key = username.trim().to_ascii_lowercase();
         let ip_key = address_key(ip);
@@ -159,13 +159,13 @@ impl Accounts {
                 attempt.fail();
                 self.metrics.login("invalid");
                 tracing::info!(username = %user_key, %ip, "failed login");
-                return Err(ApiError::InvalidCredentials);
+                return Err(ServiceError::InvalidCredentials);
             }
         };
         attempt.succeed();
         if user.disabled {
             self.metrics.login("disabled");
-            return Err(ApiError::Forbidden("this account is disabled"));
+            return Err(ServiceError::forbidden("this account is disabled"));
         }
         let token = token::generate();
         let session = Session {
@@ -180,11 +180,11 @@ impl Accounts {
     }
 
     /// Counts an attempt against the address, then the username; refused (429) past either.
-    fn begin<'a>(&'a self, user_key: &'a str, ip_key: &'a str, now: u64) -> Result<Attempt<'a>, ApiError> {
+    fn begin<'a>(&'a self, user_key: &'a str, ip_key: &'a str, now: u64) -> Result<Attempt<'a>, ServiceError> {
         let refused = |retry_ms: u64, what: &str| {
             self.metrics.login("rate_limited");
             tracing::info!(username = %user_key, address = %ip_key, what, "login refused by the throttle");
-            ApiError::RateLimited(retry_ms.div_ceil(1000))
+            ServiceError::RateLimited { retry_after: retry_ms.div_ceil(1000) }
         };
         lock(&self.by_ip).try_begin(ip_key, now).map_err(|ms| refused(ms, "address slowed down"))?;
         if let Err(ms) = lock(&self.by_user).try_begin(user_key, now) {
@@ -195,7 +195,7 @@ impl Accounts {
     }
 
     /// Forgets the failed logins of account `name` (an admin's unlock; 404 if no such account).
-    pub fn unlock_user(&self, name: &str) -> Result<(), ApiError> {
+    pub fn unlock_user(&self, name: &str) -> Result<(), ServiceError> {
         let user = self.get(name)?;
         lock(&self.by_user).clear(user.username.as_str());
         tracing::info!(username = %user.username, "failed logins cleared");
@@ -203,9 +203,9 @@ impl Accounts {
     }
 
     /// Gives client address `address` its whole burst of attempts again (an admin's unlock).
-    pub fn unlock_address(&self, address: &str) -> Result<String, ApiError> {
+    pub fn unlock_address(&self, address: &str) -> Result<String, ServiceError> {
         let ip: IpAddr =
-            address.parse().map_err(|_| ApiError::BadRequest(format!("{address:?} is not an IP address")))?;
+            address.parse().map_err(|_| ServiceError::Invalid(format!("{address:?} is not an IP address")))?;
         let key = address_key(ip);
         lock(&self.by_ip).clear(&key);
         tracing::info!(address = %key, "login slowdown cleared");
@@ -213,54 +213,82 @@ impl Accounts {
     }
 
     /// Resolves a bearer token to its principal.
-    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
         let hash = token::hash(token);
         if self.local_admin == Some(hash) {
-            return Ok(AuthUser { principal: Principal::LocalAdmin, token: hash });
+            return Ok(Principal { identity: Identity::LocalAdmin, token: hash });
         }
-        let session = self.store.sessions().get(&hash)?.ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        let session =
+            self.store.sessions().get(&hash)?.ok_or(ServiceError::unauthorized("unknown or revoked token"))?;
         if session.expires_at <= now_ms() {
             self.store.sessions().remove(&hash).await?;
-            return Err(ApiError::Unauthorized("token expired; log in again"));
+            return Err(ServiceError::unauthorized("token expired; log in again"));
         }
         let user =
-            self.store.users().get(&session.username)?.ok_or(ApiError::Unauthorized("account no longer exists"))?;
+            self.store.users().get(&session.username)?.ok_or(ServiceError::unauthorized("account no longer exists"))?;
         if user.disabled {
-            return Err(ApiError::Unauthorized("account is disabled"));
+            return Err(ServiceError::unauthorized("account is disabled"));
         }
-        Ok(AuthUser { principal: Principal::User(Box::new(user)), token: hash })
+        Ok(Principal { identity: Identity::User(Box::new(user)), token: hash })
     }
 
     /// Resolves a user token or an app token.
-    pub async fn authenticate_any(&self, token: &str) -> Result<crate::auth::Caller, ApiError> {
+    pub async fn authenticate_any(&self, token: &str) -> Result<Caller, ServiceError> {
         if let Some(app) = self.store.presence().app_token(&token::hash(token))? {
-            return Ok(crate::auth::Caller::App(app));
+            return Ok(Caller::App(app));
         }
-        Ok(crate::auth::Caller::User(self.authenticate(token).await?))
+        Ok(Caller::User(self.authenticate(token).await?))
+    }
+
+    /// When the session of `token` ends, ms since the Unix epoch (`None` for the local admin
+    /// token, or a session already gone).
+    pub fn session_expiry(&self, token: &TokenHash) -> Result<Option<u64>, ServiceError> {
+        Ok(self.store.sessions().get(token)?.map(|s| s.expires_at))
+    }
+
+    /// Up to `limit` enabled accounts whose username or display name contains `needle`
+    /// (case-insensitive), in username order.
+    pub fn find(&self, needle: &str, limit: usize) -> Result<Vec<User>, ServiceError> {
+        let needle = needle.trim().to_lowercase();
+        if needle.is_empty() {
+            return Err(ServiceError::invalid("q must not be empty"));
+        }
+        let mut found = Vec::new();
+        for user in self.store.users().all() {
+            let user = user?;
+            let display = user.profile.display_name.as_deref().unwrap_or("").to_lowercase();
+            if !user.disabled && (user.username.as_str().contains(&needle) || display.contains(&needle)) {
+                found.push(user);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Ends the session of `auth`'s token and closes the sockets opened with it.
-    pub async fn logout(&self, auth: &AuthUser) -> Result<(), ApiError> {
-        if matches!(auth.principal, Principal::LocalAdmin) {
-            return Err(ApiError::BadRequest("the local admin token ends when the server stops".into()));
+    pub async fn logout(&self, auth: &Principal) -> Result<(), ServiceError> {
+        if matches!(auth.identity, Identity::LocalAdmin) {
+            return Err(ServiceError::Invalid("the local admin token ends when the server stops".into()));
         }
         self.store.sessions().remove(&auth.token).await?;
-        self.hub.close_token(&auth.token, CloseReason::SessionEnded);
+        self.outbox.close_token(&auth.token, Disconnect::SessionEnded);
         Ok(())
     }
 
     /// Creates an account.
-    pub async fn create(&self, name: &str, password: String, new: NewUser) -> Result<User, ApiError> {
+    pub async fn create(&self, name: &str, password: String, new: NewUser) -> Result<User, ServiceError> {
         let name = Username::parse(name)?;
         if self.store.users().retired_at(&name)?.is_some() {
-            return Err(ApiError::UsernameRetired(name.to_string()));
+            return Err(ServiceError::UsernameRetired(name.to_string()));
         }
         check_password(&password)?;
         let hash = password::hash(password).await?;
         let user = new.into_user(name, hash, now_ms())?;
         let _w = self.writes.lock().await;
         if self.store.users().retired_at(&user.username)?.is_some() {
-            return Err(ApiError::UsernameRetired(user.username.to_string()));
+            return Err(ServiceError::UsernameRetired(user.username.to_string()));
         }
         self.store.users().create(&user).await?;
         tracing::info!(username = %user.username, "account created");
@@ -268,13 +296,13 @@ impl Accounts {
     }
 
     /// The account named `name` (404 if none).
-    pub fn get(&self, name: &str) -> Result<User, ApiError> {
+    pub fn get(&self, name: &str) -> Result<User, ServiceError> {
         let parsed = Username::parse(name).map_err(|_| not_found(name))?;
         self.store.users().get(&parsed)?.ok_or_else(|| not_found(name))
     }
 
     /// A page of accounts after `after`.
-    pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>, ApiError> {
+    pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>, ServiceError> {
         let after = after.map(Username::parse).transpose()?;
         Ok(self.store.users().list(after.as_ref(), limit)?)
     }
@@ -286,7 +314,7 @@ impl Accounts {
 
     /// Changes an account. Disabling ends its sessions and sockets; the last enabled admin
     /// cannot lose the role or be disabled.
-    pub async fn update(&self, name: &str, update: ProfileUpdate) -> Result<User, ApiError> {
+    pub async fn update(&self, name: &str, update: ProfileUpdate) -> Result<User, ServiceError> {
         let _w = self.writes.lock().await;
         let mut user = self.get(name)?;
         let was_admin = user.is_active_admin();
@@ -296,14 +324,19 @@ impl Accounts {
         }
         self.store.users().put(&user).await?;
         if user.disabled {
-            self.end_sessions(&user.username, CloseReason::AccountDisabled, None).await?;
+            self.end_sessions(&user.username, Disconnect::AccountDisabled, None).await?;
         }
         Ok(user)
     }
 
     /// Sets a new password and ends every session of the account, except `keep` (the session
     /// that changed its own password).
-    pub async fn set_password(&self, name: &str, password: String, keep: Option<&TokenHash>) -> Result<(), ApiError> {
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password: String,
+        keep: Option<&TokenHash>,
+    ) -> Result<(), ServiceError> {
         check_password(&password)?;
         let hash = password::hash(password).await?;
         let _w = self.writes.lock().await;
@@ -311,14 +344,19 @@ impl Accounts {
         user.password_hash = hash;
         user.updated_at = now_ms();
         self.store.users().put(&user).await?;
-        self.end_sessions(&user.username, CloseReason::SessionEnded, keep).await
+        self.end_sessions(&user.username, Disconnect::SessionEnded, keep).await
     }
 
     /// Checks `current` before [`Accounts::set_password`] for a user changing their own password.
-    pub async fn change_own_password(&self, auth: &AuthUser, current: String, new: String) -> Result<(), ApiError> {
+    pub async fn change_own_password(
+        &self,
+        auth: &Principal,
+        current: String,
+        new: String,
+    ) -> Result<(), ServiceError> {
         let user = auth.user()?;
         if !password::verify(current, Some(user.password_hash.clone())).await? {
-            return Err(ApiError::InvalidCredentials);
+            return Err(ServiceError::InvalidCredentials);
         }
         self.set_password(user.username.as_str(), new, Some(&auth.token)).await
     }
@@ -326,7 +364,7 @@ impl Accounts {
     /// Deletes an account, its sessions and sockets, and retires its name for good (a new
     /// account with that name would inherit its conversations). The last enabled admin cannot
     /// be deleted.
-    pub async fn remove(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn remove(&self, name: &str) -> Result<(), ServiceError> {
         let _w = self.writes.lock().await;
         let user = self.get(name)?;
         if user.is_active_admin() {
@@ -334,13 +372,13 @@ impl Accounts {
         }
         self.store.remove_user(&user.username, now_ms()).await?;
         lock(&self.by_user).clear(user.username.as_str());
-        self.hub.close_user(&user.username, None, CloseReason::AccountDisabled);
+        self.outbox.close_user(&user.username, None, Disconnect::AccountDisabled);
         tracing::info!(username = %user.username, "account deleted");
         Ok(())
     }
 
     /// Deletes expired sessions (run periodically).
-    pub async fn prune(&self) -> Result<usize, ApiError> {
+    pub async fn prune(&self) -> Result<usize, ServiceError> {
         let now = now_ms();
         lock(&self.by_user).prune(now);
         lock(&self.by_ip).prune(now);
@@ -350,28 +388,28 @@ impl Accounts {
     async fn end_sessions(
         &self,
         name: &Username,
-        reason: CloseReason,
+        reason: Disconnect,
         keep: Option<&TokenHash>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         self.store.sessions().remove_all_for(name, keep).await?;
-        self.hub.close_user(name, keep, reason);
+        self.outbox.close_user(name, keep, reason);
         Ok(())
     }
 
-    fn ensure_other_admin(&self, name: &Username) -> Result<(), ApiError> {
+    fn ensure_other_admin(&self, name: &Username) -> Result<(), ServiceError> {
         for user in self.store.users().all() {
             let user = user?;
             if &user.username != name && user.is_active_admin() {
                 return Ok(());
             }
         }
-        Err(ApiError::Conflict(format!("{name} is the last enabled admin; make another admin first")))
+        Err(ServiceError::Conflict(format!("{name} is the last enabled admin; make another admin first")))
     }
 }
 
 /// The username of an enabled account named `name` (404 otherwise): the one check every
 /// service uses before addressing a user.
-pub fn existing_user(store: &Store, name: &str) -> Result<Username, ApiError> {
+pub fn existing_user(store: &Store, name: &str) -> Result<Username, ServiceError> {
     let u = Username::parse(name).map_err(|_| not_found(name))?;
     match store.users().get(&u)? {
         Some(user) if !user.disabled => Ok(u),
@@ -379,6 +417,99 @@ pub fn existing_user(store: &Store, name: &str) -> Result<Username, ApiError> {
     }
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("no user named {name:?}"))
+fn not_found(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no user named {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::outbox::{Recorder, Sent};
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn accounts(dir: &std::path::Path, local_admin: Option<TokenHash>) -> (Accounts, Arc<Recorder>) {
+        let store = Store::open(dir).expect("store");
+        let outbox = Arc::new(Recorder::new(true));
+        let accounts =
+            Accounts::new(store, AuthSettings::default(), outbox.clone(), Arc::new(Metrics::new()), local_admin);
+        (accounts, outbox)
+    }
+
+    fn admin() -> NewUser {
+        NewUser { roles: [Role::Admin].into(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn sessions_end_with_the_reason_the_transport_closes_them_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (accounts, outbox) = accounts(dir.path(), None);
+        accounts.create("root", "a long password".into(), admin()).await.expect("root");
+        accounts.create("ann", "a long password".into(), NewUser::default()).await.expect("ann");
+        let login = accounts.login("ann", "a long password".into(), IP).await.expect("login");
+        let principal = accounts.authenticate(&login.token).await.expect("authenticate");
+        assert_eq!(principal.username().expect("a user").as_str(), "ann");
+        assert!(!principal.is_admin());
+        assert_eq!(accounts.session_expiry(&principal.token).expect("expiry"), Some(login.session.expires_at));
+
+        accounts.logout(&principal).await.expect("logout");
+        assert_eq!(outbox.take(), vec![Sent::CloseToken(Disconnect::SessionEnded)]);
+        let err = accounts.authenticate(&login.token).await.expect_err("logged out");
+        assert!(matches!(err, ServiceError::Unauthorized(_)), "{err:?}");
+
+        accounts.remove("ann").await.expect("remove");
+        assert_eq!(
+            outbox.take(),
+            vec![Sent::CloseUser(Username::parse("ann").expect("name"), Disconnect::AccountDisabled)]
+        );
+        let err = accounts.create("ann", "a long password".into(), NewUser::default()).await.expect_err("retired");
+        assert!(matches!(err, ServiceError::UsernameRetired(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn rules_fail_with_what_went_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = crate::token::generate();
+        let (accounts, _) = accounts(dir.path(), Some(crate::token::hash(&local)));
+        accounts.create("root", "a long password".into(), admin()).await.expect("root");
+        let err = accounts.remove("root").await.expect_err("last admin");
+        assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+        let err = accounts.login("root", "wrong password".into(), IP).await.err();
+        assert!(matches!(err, Some(ServiceError::InvalidCredentials)), "{err:?}");
+        assert!(matches!(accounts.get("nobody"), Err(ServiceError::NotFound(_))));
+        assert!(matches!(accounts.unlock_address("not an address"), Err(ServiceError::Invalid(_))));
+
+        let local = accounts.authenticate(&local).await.expect("local admin");
+        assert!(local.is_admin() && local.user().is_err());
+        assert!(matches!(accounts.logout(&local).await, Err(ServiceError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn app_tokens_are_checked_issued_resolved_and_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = crate::token::generate();
+        let (accounts, _) = accounts(dir.path(), Some(crate::token::hash(&local)));
+        let admin = accounts.authenticate(&local).await.expect("local admin");
+        let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for (name, sc) in [("", scopes(&["presence:read"])), ("intranet", scopes(&[])), ("x", scopes(&["root"]))] {
+            let err = accounts.issue_app_token(&admin, name, sc).await.expect_err("invalid");
+            assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
+        }
+        let issued = accounts.issue_app_token(&admin, " intranet ", scopes(&["presence:read"])).await.expect("issue");
+        assert_eq!((issued.token.name.as_str(), issued.token.created_by.as_str()), ("intranet", "(local admin)"));
+        let err = accounts.issue_app_token(&admin, "intranet", scopes(&["phone:write"])).await.expect_err("taken");
+        assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
+        let Caller::App(app) = accounts.authenticate_any(&issued.secret).await.expect("resolve") else {
+            panic!("not an app")
+        };
+        assert_eq!(app.name, "intranet");
+        assert!(Caller::App(app.clone()).require("presence:read").is_ok());
+        assert!(matches!(Caller::App(app).require("calendar:write"), Err(ServiceError::Forbidden(_))));
+        assert_eq!(accounts.app_tokens().expect("list").len(), 1);
+        accounts.revoke_app_token("intranet").await.expect("revoke");
+        assert!(matches!(accounts.revoke_app_token("intranet").await, Err(ServiceError::NotFound(_))));
+        assert!(accounts.authenticate_any(&issued.secret).await.is_err());
+    }
 }

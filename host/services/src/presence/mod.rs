@@ -6,13 +6,17 @@
 //! the target in their contacts), ad-hoc endpoint subscriptions, a dirty set and a deadline
 //! heap. A change marks its user dirty; every `coalesce` interval the dirty users are published
 //! once each (rapid changes coalesce). A publication projects the state once per visibility
-//! (owner, each access level, privacy mode), encodes each frame once ([`SharedFrame`]), and
-//! hands the shared bytes to every watcher's sockets: nothing is re-filtered per watcher.
+//! (owner, each access level, privacy mode) into one [`Shared`] event per visibility, and
+//! hands it to every watcher through the [`Outbox`], which encodes it once for all of their
+//! sockets: nothing is re-filtered per watcher.
 //!
 //! Writes to the store happen under the lock without waiting for the disk; callers await
 //! [`Store::flush`] before acknowledging.
 
+mod profile;
 mod remote;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::cmp::Reverse;
@@ -30,15 +34,15 @@ use halo_plugin_host::Plugin;
 use halo_store::Store;
 use serde::Deserialize;
 
+pub use profile::{MyPresence, Picture, PresencePatch};
 pub use remote::Outgoing;
 pub use view::{MeetingView, PresenceView, presence_info};
 use view::{Source, project};
 
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::metrics::Metrics;
-use crate::stream::hub::Hub;
-use crate::stream::wire::{ServerFrame, SharedFrame};
+use crate::outbox::{Event, Outbox, Shared};
 
 /// Presence settings (`[presence]` in `halo.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -92,7 +96,7 @@ pub enum Viewer<'a> {
     Anonymous,
 }
 
-/// Contacts per snapshot frame.
+/// Contacts per snapshot event.
 const SNAPSHOT_CHUNK: usize = 250;
 
 struct Entry {
@@ -103,7 +107,7 @@ struct Entry {
     lingering: Option<(Machine, Millis)>,
     published: Published,
     since: Millis,
-    frames: HashMap<Visibility, Arc<SharedFrame>>,
+    events: HashMap<Visibility, Arc<Shared>>,
 }
 
 impl Entry {
@@ -132,12 +136,12 @@ impl Entry {
         project(&src, vis)
     }
 
-    fn frame(&mut self, vis: Visibility, custom: &[CustomState]) -> Arc<SharedFrame> {
-        if let Some(f) = self.frames.get(&vis) {
+    fn event(&mut self, vis: Visibility, custom: &[CustomState]) -> Arc<Shared> {
+        if let Some(f) = self.events.get(&vis) {
             return f.clone();
         }
-        let f = SharedFrame::new(ServerFrame::Presence { presence: self.view(vis, custom) });
-        self.frames.insert(vis, f.clone());
+        let f = Shared::new(Event::Presence { presence: self.view(vis, custom) });
+        self.events.insert(vis, f.clone());
         f
     }
 }
@@ -167,7 +171,7 @@ struct Plugins {
 /// The presence service.
 pub struct PresenceService {
     store: Store,
-    hub: Arc<Hub>,
+    outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     settings: PresenceSettings,
     timers: Timers,
@@ -177,19 +181,19 @@ pub struct PresenceService {
     remote: remote::Remote,
 }
 
-fn contact_error(e: ContactError) -> ApiError {
+fn contact_error(e: ContactError) -> ServiceError {
     match e {
-        ContactError::TooMany(_) | ContactError::AlreadyAContact(_) => ApiError::Conflict(e.to_string()),
-        ContactError::NotAContact(_) | ContactError::NoGroup(_) => ApiError::NotFound(e.to_string()),
+        ContactError::TooMany(_) | ContactError::AlreadyAContact(_) => ServiceError::Conflict(e.to_string()),
+        ContactError::NotAContact(_) | ContactError::NoGroup(_) => ServiceError::NotFound(e.to_string()),
         ContactError::DefaultGroup | ContactError::BadGroupName | ContactError::Oneself => {
-            ApiError::BadRequest(e.to_string())
+            ServiceError::Invalid(e.to_string())
         }
     }
 }
 
 impl PresenceService {
     /// The service; call [`PresenceService::run`] in a task to publish changes.
-    pub fn new(store: Store, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
+    pub fn new(store: Store, outbox: Arc<dyn Outbox>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
         let timers = Timers {
             away_after_ms: settings.away_after.as_millis() as u64,
             offline_grace_ms: settings.offline_grace.as_millis() as u64,
@@ -197,7 +201,7 @@ impl PresenceService {
         let plugins = Plugins { catalog: Arc::new(settings.custom_states.clone()), ..Default::default() };
         Self {
             store,
-            hub,
+            outbox,
             metrics,
             settings,
             timers,
@@ -242,8 +246,8 @@ impl PresenceService {
             changed
         };
         if changed {
-            let frame = ServerFrame::Shared(SharedFrame::new(ServerFrame::PresenceStates { states: catalog }));
-            self.hub.send_to_all(&frame);
+            let event = Event::Shared(Shared::new(Event::PresenceStates { states: catalog }));
+            self.outbox.to_all(&event);
         }
         self.recompute_all(true);
     }
@@ -334,13 +338,13 @@ impl PresenceService {
         let catalog = self.custom_states();
         let custom = catalog.as_slice();
         let mut sent = 0u64;
-        let own = ServerFrame::Shared(entry.frame(Visibility::Own, custom));
-        sent += self.hub.send_to_user(target, None, &own) as u64;
+        let own = Event::Shared(entry.event(Visibility::Own, custom));
+        sent += self.outbox.to_user(target, None, &own) as u64;
         if let Some(ws) = watchers.get(target) {
             for w in ws {
                 let vis = entry.visibility(Viewer::User(w));
                 if vis.hears_changes() {
-                    sent += self.hub.send_to_user(w, None, &ServerFrame::Shared(entry.frame(vis, custom))) as u64;
+                    sent += self.outbox.to_user(w, None, &Event::Shared(entry.event(vis, custom))) as u64;
                 }
             }
         }
@@ -349,8 +353,7 @@ impl PresenceService {
             for (ep, (w, _)) in subs.iter() {
                 let vis = entry.visibility(Viewer::User(w));
                 if vis.hears_changes() {
-                    sent +=
-                        u64::from(self.hub.send_to_endpoint(w, *ep, &ServerFrame::Shared(entry.frame(vis, custom))));
+                    sent += u64::from(self.outbox.to_endpoint(w, *ep, &Event::Shared(entry.event(vis, custom))));
                 }
             }
         }
@@ -360,13 +363,13 @@ impl PresenceService {
     }
 
     /// Loads `user` into the engine if needed.
-    fn load<'e>(&self, e: &'e mut Engine, user: &Username) -> Result<&'e mut Entry, ApiError> {
+    fn load<'e>(&self, e: &'e mut Engine, user: &Username) -> Result<&'e mut Entry, ServiceError> {
         if !e.entries.contains_key(user) {
             let account = self
                 .store
                 .users()
                 .get(user)?
-                .ok_or_else(|| ApiError::NotFound(format!("no user named {:?}", user.as_str())))?;
+                .ok_or_else(|| ServiceError::NotFound(format!("no user named {:?}", user.as_str())))?;
             let doc = self.store.presence().document(user)?;
             let contacts = self.store.presence().contacts(user)?;
             let entry = Entry {
@@ -377,11 +380,11 @@ impl PresenceService {
                 lingering: None,
                 published: Published::offline(),
                 since: 0,
-                frames: HashMap::new(),
+                events: HashMap::new(),
             };
             e.entries.insert(user.clone(), entry);
         }
-        e.entries.get_mut(user).ok_or_else(|| ApiError::Internal("presence entry vanished".into()))
+        e.entries.get_mut(user).ok_or_else(|| ServiceError::Internal("presence entry vanished".into()))
     }
 
     fn recompute(&self, e: &mut Engine, user: &Username, now: Millis) {
@@ -400,7 +403,7 @@ impl PresenceService {
         if published != entry.published {
             entry.published = published;
             entry.since = now;
-            entry.frames.clear();
+            entry.events.clear();
             e.dirty.insert(user.clone());
         }
         if let Some(at) = next {
@@ -411,14 +414,14 @@ impl PresenceService {
     /// Marks `user`'s document or contacts changed: views are rebuilt and published.
     fn touched(e: &mut Engine, user: &Username) {
         if let Some(entry) = e.entries.get_mut(user) {
-            entry.frames.clear();
+            entry.events.clear();
         }
         e.dirty.insert(user.clone());
     }
 
     /// A device of `user` connected: it counts as Active; the user starts watching their
-    /// contacts. Returns the snapshot frames to send after `hello`.
-    pub fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<ServerFrame>, ApiError> {
+    /// contacts. Returns the snapshot events to send after `hello`.
+    pub fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, user)?;
@@ -445,17 +448,17 @@ impl PresenceService {
             }
         }
         let me = self.load(&mut e, user)?.view(Visibility::Own, &self.custom_states());
-        let mut frames = Vec::new();
+        let mut events = Vec::new();
         let mut chunks = views.chunks(SNAPSHOT_CHUNK).peekable();
         let mut first_chunk = Some(me);
         if chunks.peek().is_none() {
-            frames.push(ServerFrame::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
+            events.push(Event::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
         }
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            frames.push(ServerFrame::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
+            events.push(Event::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
         }
-        Ok(frames)
+        Ok(events)
     }
 
     /// A device of `user` disconnected.
@@ -484,7 +487,7 @@ impl PresenceService {
     }
 
     /// A device reports its machine state.
-    pub fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ApiError> {
+    pub fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, user)?;
@@ -497,7 +500,7 @@ impl PresenceService {
         self.own_view(&mut e, user)
     }
 
-    fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ApiError> {
+    fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ServiceError> {
         Ok(self.load(e, user)?.view(Visibility::Own, &self.custom_states()))
     }
 
@@ -506,8 +509,8 @@ impl PresenceService {
     pub fn update<T>(
         &self,
         user: &Username,
-        f: impl FnOnce(&mut Document) -> Result<T, ApiError>,
-    ) -> Result<(T, PresenceView), ApiError> {
+        f: impl FnOnce(&mut Document) -> Result<T, ServiceError>,
+    ) -> Result<(T, PresenceView), ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, user)?;
@@ -521,11 +524,11 @@ impl PresenceService {
     }
 
     /// Sets or clears the manual state.
-    pub fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ApiError> {
+    pub fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
         if let Some(until) = manual.as_ref().and_then(|m| m.until)
             && until <= now_ms()
         {
-            return Err(ApiError::BadRequest("until is in the past".into()));
+            return Err(ServiceError::Invalid("until is in the past".into()));
         }
         Ok(self
             .update(user, |d| {
@@ -536,7 +539,7 @@ impl PresenceService {
     }
 
     /// Sets or clears calendar input.
-    pub fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ApiError> {
+    pub fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ServiceError> {
         Ok(self
             .update(user, |d| {
                 d.calendar = calendar;
@@ -546,7 +549,7 @@ impl PresenceService {
     }
 
     /// Sets or clears phone input.
-    pub fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ApiError> {
+    pub fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
         Ok(self
             .update(user, |d| {
                 d.phone = phone;
@@ -558,7 +561,7 @@ impl PresenceService {
     /// `user`'s account changed (contact card, display name): the cached copy is reloaded from
     /// the store (so of two quick changes the later one wins) and the user is republished to
     /// their own devices and watchers. A user not loaded is read afresh when next needed.
-    pub fn refresh_account(&self, user: &Username) -> Result<(), ApiError> {
+    pub fn refresh_account(&self, user: &Username) -> Result<(), ServiceError> {
         let mut e = self.engine();
         if let Some(entry) = e.entries.get_mut(user) {
             if let Some(account) = self.store.users().get(user)? {
@@ -570,7 +573,7 @@ impl PresenceService {
     }
 
     /// `target`'s presence as `viewer` sees it.
-    pub fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ApiError> {
+    pub fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ServiceError> {
         if target.is_remote() {
             return Ok(self.remote.view(target));
         }
@@ -581,7 +584,7 @@ impl PresenceService {
     }
 
     /// The visibility `viewer` has on `target`.
-    pub fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ApiError> {
+    pub fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ServiceError> {
         let mut e = self.engine();
         Ok(self.load(&mut e, target)?.visibility(viewer))
     }
@@ -592,7 +595,7 @@ impl PresenceService {
         &self,
         owner: &Username,
         f: impl FnOnce(&mut ContactList) -> Result<T, ContactError>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, owner)?;
@@ -612,12 +615,12 @@ impl PresenceService {
             for new in after.difference(&before) {
                 e.watchers.entry(new.clone()).or_default().insert(owner.clone());
                 if new.is_remote() {
-                    let frame = ServerFrame::Presence { presence: self.remote.view(new) };
-                    self.hub.send_to_user(owner, None, &frame);
+                    let event = Event::Presence { presence: self.remote.view(new) };
+                    self.outbox.to_user(owner, None, &event);
                 } else if let Ok(target) = self.load(&mut e, new) {
                     let vis = target.visibility(Viewer::User(owner));
-                    let frame = ServerFrame::Shared(target.frame(vis, &self.custom_states()));
-                    self.hub.send_to_user(owner, None, &frame);
+                    let event = Event::Shared(target.event(vis, &self.custom_states()));
+                    self.outbox.to_user(owner, None, &event);
                 }
             }
         }
@@ -627,7 +630,7 @@ impl PresenceService {
     }
 
     /// `owner`'s contact list.
-    pub fn contacts(&self, owner: &Username) -> Result<ContactList, ApiError> {
+    pub fn contacts(&self, owner: &Username) -> Result<ContactList, ServiceError> {
         let mut e = self.engine();
         Ok(self.load(&mut e, owner)?.contacts.clone())
     }
@@ -639,7 +642,7 @@ impl PresenceService {
         endpoint: u64,
         targets: &[Username],
         ttl: Duration,
-    ) -> Result<Vec<PresenceView>, ApiError> {
+    ) -> Result<Vec<PresenceView>, ServiceError> {
         let now = now_ms();
         let expires = now + ttl.min(self.settings.subscription_ttl).as_millis() as u64;
         let mut e = self.engine();
@@ -647,7 +650,7 @@ impl PresenceService {
         let new =
             targets.iter().filter(|t| !e.adhoc_by_endpoint.get(&endpoint).is_some_and(|s| s.contains(*t))).count();
         if current + new > self.settings.max_subscriptions {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ServiceError::Invalid(format!(
                 "at most {} subscriptions per endpoint (this one has {current})",
                 self.settings.max_subscriptions
             )));
@@ -680,7 +683,7 @@ impl PresenceService {
 
     /// The seam IM asks before a message from `from` reaches a local `to`: Blocked contacts are refused;
     /// while `to` is in Do Not Disturb only their Workgroup contacts get through.
-    pub fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ApiError> {
+    pub fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
         if to.is_remote() {
             // Their server decides; federation has checked the domain.
             return Ok(());
@@ -689,12 +692,12 @@ impl PresenceService {
         let entry = self.load(&mut e, to)?;
         let level = entry.contacts.level_of(from);
         if level == Some(AccessLevel::Blocked) {
-            return Err(ApiError::Blocked(to.to_string()));
+            return Err(ServiceError::Blocked(to.to_string()));
         }
         if Band::of(entry.published.availability) == Band::DoNotDisturb
             && !level.is_some_and(AccessLevel::interrupts_dnd)
         {
-            return Err(ApiError::DoNotDisturb(to.to_string()));
+            return Err(ServiceError::DoNotDisturb(to.to_string()));
         }
         Ok(())
     }
@@ -707,27 +710,27 @@ impl PresenceService {
         availability: Option<u32>,
         activity: Option<&str>,
         until: Option<Millis>,
-    ) -> Result<Manual, ApiError> {
+    ) -> Result<Manual, ServiceError> {
         let choice = match (state, availability) {
             (Some(token), None) if activity.is_none() => StateChoice::from_token(token, &self.custom_states()),
             (None, Some(a)) => StateChoice::explicit(a, activity),
             _ => {
-                return Err(ApiError::BadRequest(
+                return Err(ServiceError::Invalid(
                     "give either `state`, or `availability` (with an optional `activity`)".into(),
                 ));
             }
         }
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         Ok(Manual { choice, until })
     }
 
     /// Parses usernames of existing accounts.
-    pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ApiError> {
+    pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ServiceError> {
         names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
     }
 
     /// Makes presence writes durable.
-    pub async fn flush(&self) -> Result<(), ApiError> {
+    pub async fn flush(&self) -> Result<(), ServiceError> {
         Ok(self.store.flush().await?)
     }
 }

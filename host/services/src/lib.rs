@@ -1,0 +1,142 @@
+//! Halo's application services, apart from any transport: accounts and sessions, instant
+//! messaging, rooms, presence and contacts, compliance archiving, federation, plugins and
+//! search.
+//!
+//! The services work over the domain ([`halo_core`]) and storage ([`halo_store`]). They answer
+//! with their own results and a typed [`ServiceError`], and tell users what happened through
+//! an [`Outbox`] of domain [`Event`]s. They know nothing of HTTP, WebSockets or wire formats:
+//! `halo-server` is the transport that maps errors to statuses, events to frames, and a bearer
+//! token to the [`Principal`] that [`accounts::Accounts::authenticate`] resolves.
+//!
+//! [`Services::start`] wires them all together.
+
+pub mod accounts;
+pub mod apps;
+pub mod archive;
+pub mod clock;
+pub mod error;
+pub mod federation;
+pub mod im;
+pub mod metrics;
+pub mod outbox;
+mod password;
+pub mod plugins;
+pub mod presence;
+pub mod principal;
+pub mod rooms;
+pub mod search;
+pub mod settings;
+pub mod storage;
+pub mod token;
+pub mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halo_store::{Store, TokenHash};
+
+pub use error::{Result, ServiceError};
+pub use outbox::{Disconnect, Event, Outbox};
+pub use principal::{Caller, Identity, Principal};
+pub use settings::{AuthSettings, ServiceSettings};
+
+use accounts::Accounts;
+use archive::ArchiveService;
+use federation::FederationService;
+use im::ImService;
+use metrics::Metrics;
+use plugins::PluginService;
+use presence::PresenceService;
+use rooms::RoomService;
+use search::Indexer;
+
+/// Every service, wired together; clones share everything.
+#[derive(Clone)]
+pub struct Services {
+    /// Storage health, and the final flush.
+    pub storage: Arc<storage::Storage>,
+    /// Logins, sessions and account changes.
+    pub accounts: Arc<Accounts>,
+    /// Metrics the services and the transport record.
+    pub metrics: Arc<Metrics>,
+    /// Conversations and messages.
+    pub im: Arc<ImService>,
+    /// Persistent chat rooms.
+    pub rooms: Arc<RoomService>,
+    /// Full-text search over history.
+    pub search: Arc<Indexer>,
+    /// Presence and contacts.
+    pub presence: Arc<PresenceService>,
+    /// Installed plugins.
+    pub plugins: Arc<PluginService>,
+    /// Compliance archiving.
+    pub archive: Arc<ArchiveService>,
+    /// Federation with other servers.
+    pub federation: Arc<FederationService>,
+}
+
+impl Services {
+    /// Wires the services over `store`, keeping the search indexes and plugins under
+    /// `data_dir` and delivering events to `outbox`; `local_admin` is the hash of the local CLI
+    /// token, if any. Starts the storage watcher, the search indexer, the presence publisher
+    /// and the installed plugins (needs a runtime).
+    pub fn start(
+        store: Store,
+        data_dir: &Path,
+        settings: &ServiceSettings,
+        outbox: Arc<dyn Outbox>,
+        metrics: Arc<Metrics>,
+        local_admin: Option<TokenHash>,
+    ) -> anyhow::Result<Self> {
+        storage::watch(store.clone(), metrics.clone());
+        let accounts =
+            Arc::new(Accounts::new(store.clone(), settings.auth.clone(), outbox.clone(), metrics.clone(), local_admin));
+        halo_core::presence::check_custom_states(&settings.presence.custom_states)?;
+        let presence =
+            Arc::new(PresenceService::new(store.clone(), outbox.clone(), metrics.clone(), settings.presence.clone()));
+        tokio::spawn(presence.clone().run());
+        let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
+        let federation =
+            FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;
+        let im = Arc::new(ImService::new(
+            store.clone(),
+            outbox.clone(),
+            metrics.clone(),
+            presence.clone(),
+            archive.clone(),
+            federation.clone(),
+            &settings.im,
+        ));
+        federation.start(&im)?;
+        let rooms =
+            Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), im.limiter()));
+        let search = Arc::new(Indexer::start(
+            store.clone(),
+            &data_dir.join("search"),
+            Duration::from_millis(250),
+            metrics.clone(),
+        )?);
+        let plugins = Arc::new(PluginService::start(
+            store.clone(),
+            data_dir.join("plugins"),
+            settings.plugins.clone(),
+            presence.clone(),
+            archive.clone(),
+            federation.clone(),
+            metrics.clone(),
+        )?);
+        Ok(Self {
+            storage: Arc::new(storage::Storage::new(store)),
+            accounts,
+            metrics,
+            im,
+            rooms,
+            search,
+            presence,
+            plugins,
+            archive,
+            federation,
+        })
+    }
+}

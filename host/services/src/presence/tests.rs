@@ -1,0 +1,95 @@
+//! The presence service through a recording outbox: what a change sends, to whom, and that
+//! watchers at one visibility share one event.
+
+use std::sync::Arc;
+
+use halo_core::contacts::ContactList;
+use halo_core::presence::{AccessLevel, MachineState};
+use halo_core::{NewUser, Username};
+use halo_store::Store;
+
+use super::{PresenceService, PresenceSettings};
+use crate::metrics::Metrics;
+use crate::outbox::{Event, Recorder, Sent};
+
+fn name(s: &str) -> Username {
+    Username::parse(s).expect("name")
+}
+
+async fn service(dir: &std::path::Path) -> (PresenceService, Arc<Recorder>, Store) {
+    let store = Store::open(dir).expect("store");
+    for n in ["ann", "bob", "cat", "dan"] {
+        let user = NewUser::default().into_user(name(n), "x".into(), 0).expect("user");
+        store.users().create(&user).await.expect("create");
+    }
+    let outbox = Arc::new(Recorder::new(true));
+    let presence =
+        PresenceService::new(store.clone(), outbox.clone(), Arc::new(Metrics::new()), PresenceSettings::default());
+    (presence, outbox, store)
+}
+
+fn contacts(store: &Store, owner: &str, of: &[(&str, AccessLevel)]) {
+    let mut list = ContactList::default();
+    for (c, level) in of {
+        list.add(&name(owner), &name(c), None, *level, 100, 0).expect("contact");
+    }
+    store.presence().put_contacts(&name(owner), &list).expect("contacts");
+}
+
+/// The event each user got, by recipient.
+fn received(sent: &[Sent], user: &str) -> Vec<Event> {
+    sent.iter()
+        .filter_map(|s| match s {
+            Sent::User(u, None, e) if u.as_str() == user => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_change_reaches_owner_and_watchers_with_one_shared_event_per_visibility() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (presence, outbox, store) = service(dir.path()).await;
+    // Bob and Cat watch Ann at her default level for them; Dan is in Ann's Workgroup.
+    contacts(&store, "ann", &[("dan", AccessLevel::Workgroup)]);
+    for w in ["bob", "cat", "dan"] {
+        contacts(&store, w, &[("ann", AccessLevel::Colleagues)]);
+    }
+    for (ep, n) in ["ann", "bob", "cat", "dan"].iter().enumerate() {
+        outbox.set_online(&name(n), true);
+        let snapshot = presence.connect(&name(n), ep as u64 + 1).expect("connect");
+        assert!(matches!(snapshot.last(), Some(Event::PresenceSnapshot { last: true, .. })));
+    }
+    presence.publish(crate::clock::now_ms());
+    outbox.take();
+
+    presence.machine(&name("ann"), 1, MachineState::Away).expect("machine");
+    presence.publish(crate::clock::now_ms());
+    let sent = outbox.take();
+    let one = |user: &str| {
+        let got = received(&sent, user);
+        assert_eq!(got.len(), 1, "{user} got {got:?}");
+        match got.into_iter().next() {
+            Some(Event::Shared(s)) => s,
+            other => panic!("{user} got {other:?}, not a shared event"),
+        }
+    };
+    let (own, bob, cat, dan) = (one("ann"), one("bob"), one("cat"), one("dan"));
+    assert!(Arc::ptr_eq(&bob, &cat), "watchers at one visibility share one event");
+    assert!(!Arc::ptr_eq(&bob, &dan), "a Workgroup contact sees another projection");
+    assert!(!Arc::ptr_eq(&own, &bob));
+    for s in [&own, &bob, &dan] {
+        let Event::Presence { presence } = s.event() else { panic!("{s:?} is not presence") };
+        assert_eq!(presence.username, "ann");
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_sender_is_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (presence, _outbox, store) = service(dir.path()).await;
+    contacts(&store, "ann", &[("bob", AccessLevel::Blocked)]);
+    let err = presence.check_reach(&name("bob"), &name("ann")).expect_err("blocked");
+    assert!(matches!(err, crate::ServiceError::Blocked(ref who) if who == "ann"), "{err:?}");
+    assert!(presence.check_reach(&name("cat"), &name("ann")).is_ok());
+}
