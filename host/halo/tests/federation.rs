@@ -186,7 +186,7 @@ fn a_message_is_stored_exactly_when_it_is_queued_for_federation_so_a_retry_never
 
     // The domain stops being routed between the start and the send: the send is refused, and
     // nothing is stored (so nothing is acknowledged that could not be queued).
-    p.a.admin().call_json("DELETE", "/api/v1/admin/federation/domains/b.test", None).expect("remove rule");
+    p.a.admin().call("DELETE", "/api/v1/admin/federation/domains/b.test", None).expect("remove rule");
     let refused = p.a.client(Some(&ta)).call_json("POST", &send, Some(&body)).expect_err("no route to b.test");
     assert_eq!(common::api_error(refused), (403, "forbidden".to_owned()));
     assert!(history_of(&p.a, &ta).is_empty(), "a refused message is not stored");

@@ -274,9 +274,10 @@ fn a_plugin_kv_write_that_cannot_be_stored_fails_in_the_guest() {
         let logs = admin.call_json("GET", "/api/v1/admin/plugins/hostile/logs", None).ok()?.to_string();
         logs.contains("kv refused after").then_some(logs)
     });
+    // The quota is far away: the refusal is the full disk's, read as `quota-exceeded` by a 0.1
+    // plugin (docs/plugins.md), after the writes that fitted.
+    assert!(logs.contains("QuotaExceeded"), "{logs}");
     assert!(!logs.contains("kv refused after 0 writes"), "writes were stored until the disk was full: {logs}");
-    let (status, health) = healthz(&server);
-    assert_eq!((status, health["status"].as_str()), (503, Some("degraded")), "the disk is full: {health}");
 }
 
 #[test]
