@@ -286,10 +286,11 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, (&offline, &live), record.as_ref()).await?;
-        if record.is_some() {
-            self.archive.written();
-        }
+        // Remote participants get their copy through their domain's queue, stored in the same
+        // commit as the message: an acknowledged message is queued, a refused one is neither
+        // stored nor queued, so a retry with the same key has nothing left to make up for.
+        let mut outbound = Vec::new();
+        let mut routes = Vec::new();
         if let Body::Text { text, .. } = &msg.body {
             for m in conv.members().filter(|m| *m != actor.user && m.is_remote()) {
                 let item = halo_core::federation::Item::Message {
@@ -298,8 +299,17 @@ impl ImService {
                     text: text.clone(),
                     id: msg.id.to_string(),
                 };
-                self.federation.send(item).await?;
+                let (entry, route) = self.federation.outbound(item)?;
+                outbound.push(entry);
+                routes.push(route);
             }
+        }
+        self.store.im().append(conv, msg, (&offline, &live), record.as_ref(), &outbound).await?;
+        if record.is_some() {
+            self.archive.written();
+        }
+        for route in &routes {
+            self.federation.wake(route);
         }
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);

@@ -148,11 +148,13 @@ pub async fn add(
     // Users of other servers start at External, as in Lync.
     let default = if who.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues };
     let level = req.level.unwrap_or(default);
-    let list = state.presence.with_contacts(u, |l| {
-        l.add(u, &who, req.group, level, max, now_ms())?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
+    let list = state
+        .presence
+        .with_contacts(u, |l| {
+            l.add(u, &who, req.group, level, max, now_ms())?;
+            Ok(l.clone())
+        })
+        .await?;
     if who.is_remote() {
         state.federation.follow(u, &who, true).await?;
     }
@@ -170,11 +172,13 @@ pub async fn edit(
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.update(&who, req.group, req.level)?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
+    let list = state
+        .presence
+        .with_contacts(u, |l| {
+            l.update(&who, req.group, req.level)?;
+            Ok(l.clone())
+        })
+        .await?;
     Ok(Json(view(&state, u, &list)?))
 }
 
@@ -188,8 +192,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    state.presence.with_contacts(u, |l| l.remove(&who))?;
-    state.presence.flush().await?;
+    state.presence.with_contacts(u, |l| l.remove(&who)).await?;
     if who.is_remote() {
         state.federation.follow(u, &who, false).await?;
     }
@@ -206,14 +209,16 @@ pub async fn add_group(
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
     let name = req.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
-    let list = state.presence.with_contacts(u, |l| {
-        let id = l.add_group(&name)?;
-        if req.position.is_some() {
-            l.edit_group(id, None, req.position)?;
-        }
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
+    let list = state
+        .presence
+        .with_contacts(u, |l| {
+            let id = l.add_group(&name)?;
+            if req.position.is_some() {
+                l.edit_group(id, None, req.position)?;
+            }
+            Ok(l.clone())
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
 }
 
@@ -227,11 +232,13 @@ pub async fn edit_group(
     ApiJson(req): ApiJson<GroupRequest>,
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.edit_group(id, req.name.as_deref(), req.position)?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
+    let list = state
+        .presence
+        .with_contacts(u, |l| {
+            l.edit_group(id, req.name.as_deref(), req.position)?;
+            Ok(l.clone())
+        })
+        .await?;
     Ok(Json(view(&state, u, &list)?))
 }
 
@@ -243,8 +250,7 @@ pub async fn remove_group(
     auth: AuthUser,
     Path(id): Path<u32>,
 ) -> Result<StatusCode, ApiError> {
-    state.presence.with_contacts(me(&auth)?, |l| l.remove_group(id))?;
-    state.presence.flush().await?;
+    state.presence.with_contacts(me(&auth)?, |l| l.remove_group(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -287,14 +293,16 @@ pub async fn block(
     let u = me(&auth)?;
     let who = target(&state, &name)?;
     let max = state.presence.settings().max_contacts;
-    state.presence.with_contacts(u, |l| {
-        if l.contacts.contains_key(&who) {
-            l.update(&who, None, Some(AccessLevel::Blocked))
-        } else {
-            l.add(u, &who, None, AccessLevel::Blocked, max, now_ms())
-        }
-    })?;
-    state.presence.flush().await?;
+    state
+        .presence
+        .with_contacts(u, |l| {
+            if l.contacts.contains_key(&who) {
+                l.update(&who, None, Some(AccessLevel::Blocked))
+            } else {
+                l.add(u, &who, None, AccessLevel::Blocked, max, now_ms())
+            }
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -307,10 +315,12 @@ pub async fn unblock(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let who = target(&state, &name)?;
-    state.presence.with_contacts(me(&auth)?, |l| match l.level_of(&who) {
-        Some(AccessLevel::Blocked) => l.update(&who, None, Some(AccessLevel::Colleagues)),
-        _ => Ok(()),
-    })?;
-    state.presence.flush().await?;
+    state
+        .presence
+        .with_contacts(me(&auth)?, |l| match l.level_of(&who) {
+            Some(AccessLevel::Blocked) => l.update(&who, None, Some(AccessLevel::Colleagues)),
+            _ => Ok(()),
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -169,8 +169,7 @@ pub async fn set_state(
     ApiJson(s): ApiJson<SetState>,
 ) -> Result<Json<PresenceView>, ApiError> {
     let manual = state.presence.manual(s.state.as_deref(), s.availability, s.activity.as_deref(), s.until)?;
-    let view = state.presence.set_manual(me(&auth)?, Some(manual))?;
-    state.presence.flush().await?;
+    let view = state.presence.set_manual(me(&auth)?, Some(manual)).await?;
     Ok(Json(view))
 }
 
@@ -178,8 +177,7 @@ pub async fn set_state(
 #[utoipa::path(delete, path = "/api/v1/me/presence/state", tag = "presence",
     responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
 pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
-    let view = state.presence.set_manual(me(&auth)?, None)?;
-    state.presence.flush().await?;
+    let view = state.presence.set_manual(me(&auth)?, None).await?;
     Ok(Json(view))
 }
 
@@ -303,8 +301,7 @@ pub async fn calendar(
     may_write(&caller, &u, "calendar:write")?;
     let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
     let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
-    state.presence.set_calendar(&u, input)?;
-    state.presence.flush().await?;
+    state.presence.set_calendar(&u, input).await?;
     Ok(Json(state.presence.view(&u, viewer(&caller))?))
 }
 
@@ -320,7 +317,6 @@ pub async fn phone(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "phone:write")?;
-    state.presence.set_phone(&u, p.activity)?;
-    state.presence.flush().await?;
+    state.presence.set_phone(&u, p.activity).await?;
     Ok(Json(state.presence.view(&u, viewer(&caller))?))
 }

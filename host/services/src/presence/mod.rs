@@ -31,7 +31,7 @@ use halo_core::presence::{
 };
 use halo_core::{Millis, User, Username};
 use halo_plugin_host::Plugin;
-use halo_store::Store;
+use halo_store::{Pending, Store};
 use serde::Deserialize;
 
 pub use profile::{MyPresence, Picture, PresencePatch};
@@ -420,8 +420,15 @@ impl PresenceService {
     }
 
     /// A device of `user` connected: it counts as Active; the user starts watching their
-    /// contacts. Returns the snapshot events to send after `hello`.
-    pub fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
+    /// contacts. Returns the snapshot events to send after `hello`, once the last-active time it
+    /// stored is durable.
+    pub async fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
+        let (events, pending) = self.connect_locked(user, endpoint)?;
+        pending.commit().await?;
+        Ok(events)
+    }
+
+    fn connect_locked(&self, user: &Username, endpoint: u64) -> Result<(Vec<Event>, Pending), ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, user)?;
@@ -429,7 +436,7 @@ impl PresenceService {
         entry.endpoints.insert(endpoint, Machine { state: MachineState::Active, since: now });
         entry.lingering = None;
         entry.doc.last_active = Some(now);
-        self.store.presence().put_document(user, &entry.doc)?;
+        let pending = self.store.presence().put_document(user, &entry.doc)?;
         let contacts: Vec<Username> = entry.contacts.contacts.keys().cloned().collect();
         if first {
             for c in &contacts {
@@ -458,7 +465,7 @@ impl PresenceService {
             let last = chunks.peek().is_none();
             events.push(Event::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
         }
-        Ok(events)
+        Ok((events, pending))
     }
 
     /// A device of `user` disconnected.
@@ -486,18 +493,32 @@ impl PresenceService {
         self.recompute(&mut e, user, now);
     }
 
-    /// A device reports its machine state.
-    pub fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, user)?;
-        entry.endpoints.insert(endpoint, Machine { state, since: now });
-        if state == MachineState::Active {
-            entry.doc.last_active = Some(now);
-            self.store.presence().put_document(user, &entry.doc)?;
+    /// A device reports its machine state; returns once what it stored (the last-active time,
+    /// for Active) is durable.
+    pub async fn machine(
+        &self,
+        user: &Username,
+        endpoint: u64,
+        state: MachineState,
+    ) -> Result<PresenceView, ServiceError> {
+        let (view, pending) = {
+            let now = now_ms();
+            let mut e = self.engine();
+            let entry = self.load(&mut e, user)?;
+            entry.endpoints.insert(endpoint, Machine { state, since: now });
+            let pending = if state == MachineState::Active {
+                entry.doc.last_active = Some(now);
+                Some(self.store.presence().put_document(user, &entry.doc)?)
+            } else {
+                None
+            };
+            self.recompute(&mut e, user, now);
+            (self.own_view(&mut e, user)?, pending)
+        };
+        if let Some(p) = pending {
+            p.commit().await?;
         }
-        self.recompute(&mut e, user, now);
-        self.own_view(&mut e, user)
+        Ok(view)
     }
 
     fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ServiceError> {
@@ -505,57 +526,68 @@ impl PresenceService {
     }
 
     /// Changes `user`'s stored document with `f` (validated inside), republishes, and returns
-    /// the owner's view. Durable after [`Store::flush`].
-    pub fn update<T>(
+    /// the owner's view once the document is durable.
+    pub async fn update<T>(
         &self,
         user: &Username,
         f: impl FnOnce(&mut Document) -> Result<T, ServiceError>,
     ) -> Result<(T, PresenceView), ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, user)?;
-        let mut doc = entry.doc.clone();
-        let out = f(&mut doc)?;
-        self.store.presence().put_document(user, &doc)?;
-        entry.doc = doc;
-        Self::touched(&mut e, user);
-        self.recompute(&mut e, user, now);
-        Ok((out, self.own_view(&mut e, user)?))
+        let (out, pending) = {
+            let now = now_ms();
+            let mut e = self.engine();
+            let entry = self.load(&mut e, user)?;
+            let mut doc = entry.doc.clone();
+            let out = f(&mut doc)?;
+            let pending = self.store.presence().put_document(user, &doc)?;
+            entry.doc = doc;
+            Self::touched(&mut e, user);
+            self.recompute(&mut e, user, now);
+            ((out, self.own_view(&mut e, user)?), pending)
+        };
+        pending.commit().await?;
+        Ok(out)
     }
 
-    /// Sets or clears the manual state.
-    pub fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
+    /// Sets or clears the manual state, durably.
+    pub async fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
         if let Some(until) = manual.as_ref().and_then(|m| m.until)
             && until <= now_ms()
         {
             return Err(ServiceError::Invalid("until is in the past".into()));
         }
-        Ok(self
+        let ((), view) = self
             .update(user, |d| {
                 d.manual = manual;
                 Ok(())
-            })?
-            .1)
+            })
+            .await?;
+        Ok(view)
     }
 
-    /// Sets or clears calendar input.
-    pub fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ServiceError> {
-        Ok(self
+    /// Sets or clears calendar input, durably.
+    pub async fn set_calendar(
+        &self,
+        user: &Username,
+        calendar: Option<Calendar>,
+    ) -> Result<PresenceView, ServiceError> {
+        let ((), view) = self
             .update(user, |d| {
                 d.calendar = calendar;
                 Ok(())
-            })?
-            .1)
+            })
+            .await?;
+        Ok(view)
     }
 
-    /// Sets or clears phone input.
-    pub fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
-        Ok(self
+    /// Sets or clears phone input, durably.
+    pub async fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
+        let ((), view) = self
             .update(user, |d| {
                 d.phone = phone;
                 Ok(())
-            })?
-            .1)
+            })
+            .await?;
+        Ok(view)
     }
 
     /// `user`'s account changed (contact card, display name): the cached copy is reloaded from
@@ -590,18 +622,29 @@ impl PresenceService {
     }
 
     /// Runs `f` on `owner`'s contact list, stores it, updates who watches whom, and republishes
-    /// the owner (their contacts' views of them may have changed). Durable after [`Store::flush`].
-    pub fn with_contacts<T>(
+    /// the owner (their contacts' views of them may have changed). Returns once the list is
+    /// durable.
+    pub async fn with_contacts<T>(
         &self,
         owner: &Username,
         f: impl FnOnce(&mut ContactList) -> Result<T, ContactError>,
     ) -> Result<T, ServiceError> {
+        let (out, pending) = self.with_contacts_locked(owner, f)?;
+        pending.commit().await?;
+        Ok(out)
+    }
+
+    fn with_contacts_locked<T>(
+        &self,
+        owner: &Username,
+        f: impl FnOnce(&mut ContactList) -> Result<T, ContactError>,
+    ) -> Result<(T, Pending), ServiceError> {
         let now = now_ms();
         let mut e = self.engine();
         let entry = self.load(&mut e, owner)?;
         let mut list = entry.contacts.clone();
         let out = f(&mut list).map_err(contact_error)?;
-        self.store.presence().put_contacts(owner, &list)?;
+        let pending = self.store.presence().put_contacts(owner, &list)?;
         let before: HashSet<Username> = entry.contacts.contacts.keys().cloned().collect();
         let after: HashSet<Username> = list.contacts.keys().cloned().collect();
         let online = !entry.endpoints.is_empty();
@@ -626,7 +669,7 @@ impl PresenceService {
         }
         Self::touched(&mut e, owner);
         self.recompute(&mut e, owner, now);
-        Ok(out)
+        Ok((out, pending))
     }
 
     /// `owner`'s contact list.
@@ -727,10 +770,5 @@ impl PresenceService {
     /// Parses usernames of existing accounts.
     pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ServiceError> {
         names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
-    }
-
-    /// Makes presence writes durable.
-    pub async fn flush(&self) -> Result<(), ServiceError> {
-        Ok(self.store.flush().await?)
     }
 }

@@ -80,42 +80,44 @@ impl PresenceService {
     /// Applies `p` to `user`'s document (every field checked before any is kept); durable
     /// when this returns.
     pub async fn patch(&self, user: &Username, p: PresencePatch) -> Result<MyPresence, ServiceError> {
-        let ((), view) = self.update(user, |d| {
-            if let Some(v) = p.note {
-                d.note = presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true)
-                    .map_err(bad)?;
-            }
-            if let Some(v) = p.ooo_note {
-                d.ooo_note = presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
-                    .map_err(bad)?;
-            }
-            if let Some(v) = p.location {
-                d.location =
-                    presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
+        let ((), view) = self
+            .update(user, |d| {
+                if let Some(v) = p.note {
+                    d.note = presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true)
                         .map_err(bad)?;
-            }
-            if let Some(v) = p.mobile_phone {
-                d.mobile_phone =
-                    presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
-                        .map_err(bad)?;
-            }
-            if let Some(v) = p.home_phone {
-                d.home_phone =
-                    presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
-                        .map_err(bad)?;
-            }
-            if let Some(v) = p.privacy_mode {
-                d.privacy_mode = v;
-            }
-            if let Some(v) = p.hide_last_active {
-                d.hide_last_active = v;
-            }
-            if let Some(v) = p.idle_minutes {
-                d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
-            }
-            Ok(())
-        })?;
-        self.flush().await?;
+                }
+                if let Some(v) = p.ooo_note {
+                    d.ooo_note =
+                        presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
+                            .map_err(bad)?;
+                }
+                if let Some(v) = p.location {
+                    d.location =
+                        presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
+                            .map_err(bad)?;
+                }
+                if let Some(v) = p.mobile_phone {
+                    d.mobile_phone =
+                        presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
+                            .map_err(bad)?;
+                }
+                if let Some(v) = p.home_phone {
+                    d.home_phone =
+                        presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
+                            .map_err(bad)?;
+                }
+                if let Some(v) = p.privacy_mode {
+                    d.privacy_mode = v;
+                }
+                if let Some(v) = p.hide_last_active {
+                    d.hide_last_active = v;
+                }
+                if let Some(v) = p.idle_minutes {
+                    d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
+                }
+                Ok(())
+            })
+            .await?;
         self.with_settings(user, view)
     }
 
@@ -129,23 +131,27 @@ impl PresenceService {
         let content_type =
             presence::sniff_image(bytes).ok_or_else(|| ServiceError::invalid("not a PNG, JPEG, GIF or WebP image"))?;
         let etag: String = Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        self.store.presence().put_picture(user, Some(bytes))?;
-        let ((), view) = self.update(user, |d| {
-            d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
-            Ok(())
-        })?;
-        self.flush().await?;
+        let picture = self.store.presence().put_picture(user, Some(bytes))?;
+        let ((), view) = self
+            .update(user, |d| {
+                d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
+                Ok(())
+            })
+            .await?;
+        picture.commit().await?;
         Ok(view)
     }
 
     /// Removes `user`'s picture; durable when this returns.
     pub async fn remove_picture(&self, user: &Username) -> Result<PresenceView, ServiceError> {
-        self.store.presence().put_picture(user, None)?;
-        let ((), view) = self.update(user, |d| {
-            d.picture = None;
-            Ok(())
-        })?;
-        self.flush().await?;
+        let picture = self.store.presence().put_picture(user, None)?;
+        let ((), view) = self
+            .update(user, |d| {
+                d.picture = None;
+                Ok(())
+            })
+            .await?;
+        picture.commit().await?;
         Ok(view)
     }
 
