@@ -17,6 +17,7 @@ pub mod scenarios;
 pub mod server;
 pub mod setup;
 pub mod side;
+pub mod slow;
 pub mod stats;
 pub mod worker;
 pub mod xmpp;
@@ -57,6 +58,9 @@ pub enum Scenario {
     Plugin,
     /// IM throughput with archiving into jsonl-archive vs off; sink drain rate.
     Archive,
+    /// A presence plugin that spends `--slow-ms` per call with `--slow-users` users changing
+    /// state: `/healthz` and change-to-watcher latency, and what the plugin's budget did.
+    SlowPlugin,
 }
 
 /// Options of `halo-bench run`.
@@ -102,6 +106,12 @@ pub struct RunArgs {
     /// Presence: pause between one user's changes, ms (0: as fast as acknowledged).
     #[arg(long, default_value_t = 200)]
     pub storm_interval_ms: u64,
+    /// Slow plugin: users (sessions) that change state.
+    #[arg(long, default_value_t = 100)]
+    pub slow_users: usize,
+    /// Slow plugin: milliseconds the plugin keeps the CPU busy per call.
+    #[arg(long, default_value_t = 30)]
+    pub slow_ms: u64,
     /// Seconds each measured run lasts.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,

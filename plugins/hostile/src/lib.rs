@@ -1,6 +1,6 @@
 //! A plugin that misbehaves on purpose, for the host's tests. Config `mode`, applied in `derive`
 //! (and in `states` when `when = states`): `loop`, `memory`, `trap`, `oversized`, `logflood`,
-//! `kv` (writes past the quota), `none`.
+//! `kv` (writes past the quota), `slow` (busy for `ms` milliseconds, then answers nothing), `none`.
 
 use halo_sdk::{Host, Level, PresenceInput, PresencePlugin, Published, StateDef};
 
@@ -9,7 +9,8 @@ halo_sdk::manifest!(
   "description": "Misbehaves on purpose (tests only).",
   "capabilities": ["kv"],
   "config": {
-    "mode": {"type": "string", "default": "none", "description": "loop | memory | trap | oversized | logflood | kv | none"},
+    "mode": {"type": "string", "default": "none", "description": "loop | memory | trap | oversized | logflood | kv | slow | none"},
+    "ms": {"type": "integer", "default": "30", "description": "how long `slow` keeps the CPU busy per call, milliseconds"},
     "when": {"type": "string", "default": "derive", "description": "derive | states"}
   }}"#
 );
@@ -44,6 +45,14 @@ fn misbehave(host: &dyn Host) -> Option<Published> {
                     host.log(Level::Warn, &format!("kv refused after {i} writes: {e:?}"));
                     break;
                 }
+            }
+            None
+        }
+        Some("slow") => {
+            let ms = host.config("ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(30);
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(ms) {
+                std::hint::black_box(());
             }
             None
         }
