@@ -179,7 +179,7 @@ impl Accounts {
         Ok(LoginOk { token, session, user })
     }
 
-    /// Counts an attempt against the address, then the username; refused (429) past either.
+    /// Counts an attempt against the address, then the username; refused ([`ServiceError::RateLimited`]) past either.
     fn begin<'a>(&'a self, user_key: &'a str, ip_key: &'a str, now: u64) -> Result<Attempt<'a>, ServiceError> {
         let refused = |retry_ms: u64, what: &str| {
             self.metrics.login("rate_limited");
@@ -194,7 +194,7 @@ impl Accounts {
         Ok(Attempt { accounts: self, user_key, ip_key, ended: false })
     }
 
-    /// Forgets the failed logins of account `name` (an admin's unlock; 404 if no such account).
+    /// Forgets the failed logins of account `name` (an admin's unlock; not found if no such account).
     pub fn unlock_user(&self, name: &str) -> Result<(), ServiceError> {
         let user = self.get(name)?;
         lock(&self.by_user).clear(user.username.as_str());
@@ -295,7 +295,7 @@ impl Accounts {
         Ok(user)
     }
 
-    /// The account named `name` (404 if none).
+    /// The account named `name` (not found if none).
     pub fn get(&self, name: &str) -> Result<User, ServiceError> {
         let parsed = Username::parse(name).map_err(|_| not_found(name))?;
         self.store.users().get(&parsed)?.ok_or_else(|| not_found(name))
@@ -407,7 +407,7 @@ impl Accounts {
     }
 }
 
-/// The username of an enabled account named `name` (404 otherwise): the one check every
+/// The username of an enabled account named `name` (not found otherwise): the one check every
 /// service uses before addressing a user.
 pub fn existing_user(store: &Store, name: &str) -> Result<Username, ServiceError> {
     let u = Username::parse(name).map_err(|_| not_found(name))?;
