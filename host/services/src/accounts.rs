@@ -216,7 +216,7 @@ impl Accounts {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
         let hash = token::hash(token);
         if self.local_admin == Some(hash) {
-            return Ok(Principal { identity: Identity::LocalAdmin, token: hash });
+            return Ok(Principal { identity: Identity::LocalAdmin, token: hash, expires_at: None });
         }
         let session =
             self.store.sessions().get(&hash)?.ok_or(ServiceError::unauthorized("unknown or revoked token"))?;
@@ -229,7 +229,7 @@ impl Accounts {
         if user.disabled {
             return Err(ServiceError::unauthorized("account is disabled"));
         }
-        Ok(Principal { identity: Identity::User(Box::new(user)), token: hash })
+        Ok(Principal { identity: Identity::User(Box::new(user)), token: hash, expires_at: Some(session.expires_at) })
     }
 
     /// Resolves a user token or an app token.
@@ -238,12 +238,6 @@ impl Accounts {
             return Ok(Caller::App(app));
         }
         Ok(Caller::User(self.authenticate(token).await?))
-    }
-
-    /// When the session of `token` ends, ms since the Unix epoch (`None` for the local admin
-    /// token, or a session already gone).
-    pub fn session_expiry(&self, token: &TokenHash) -> Result<Option<u64>, ServiceError> {
-        Ok(self.store.sessions().get(token)?.map(|s| s.expires_at))
     }
 
     /// Up to `limit` enabled accounts whose username or display name contains `needle`
@@ -452,7 +446,7 @@ mod tests {
         let principal = accounts.authenticate(&login.token).await.expect("authenticate");
         assert_eq!(principal.username().expect("a user").as_str(), "ann");
         assert!(!principal.is_admin());
-        assert_eq!(accounts.session_expiry(&principal.token).expect("expiry"), Some(login.session.expires_at));
+        assert_eq!(principal.expires_at, Some(login.session.expires_at));
 
         accounts.logout(&principal).await.expect("logout");
         assert_eq!(outbox.take(), vec![Sent::CloseToken(Disconnect::SessionEnded)]);
