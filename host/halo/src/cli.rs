@@ -222,8 +222,9 @@ pub enum PluginCommand {
     Limits {
         /// Plugin name.
         name: String,
-        /// key=value pairs: deadline, memory_bytes, instances, max_traps, trap_window,
-        /// max_states, log_lines_per_sec, kv_quota_bytes.
+        /// key=value pairs: deadline, batch_deadline, memory_bytes, instances, max_traps,
+        /// trap_window, max_states, log_lines_per_sec, kv_quota_bytes, cpu_budget, cpu_window,
+        /// cpu_strikes.
         values: Vec<String>,
         /// Use the server's limits again.
         #[arg(long)]
