@@ -63,7 +63,7 @@ impl SendLimiter {
         Self(Mutex::new(Limiter::new(rate, MAX_BUCKETS)))
     }
 
-    /// Takes one message from `user`'s allowance, or refuses with `rate_limited` (429).
+    /// Takes one message from `user`'s allowance, or refuses ([`ServiceError::TooFast`]).
     pub fn check(&self, user: &Username) -> Result<(), ServiceError> {
         let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if l.take(user, now_ms()) { Ok(()) } else { Err(ServiceError::TooFast) }
@@ -155,7 +155,7 @@ impl ImService {
         self.presence.check_reach(from, to)
     }
 
-    /// The conversation `id` if `user` ever took part in it (else 404, hiding its existence).
+    /// The conversation `id` if `user` ever took part in it (else not found, hiding its existence).
     pub fn conversation_of(&self, user: &Username, id: ConversationId) -> Result<Conversation, ServiceError> {
         match self.store.im().conversation(id)? {
             Some(c) if c.participants.contains_key(user) => Ok(c),

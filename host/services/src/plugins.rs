@@ -189,7 +189,8 @@ impl PluginService {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv::new(store.clone())))?;
+        let mut runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv::new(store.clone())))?;
+        runtime.observe(metrics.plugin_calls());
         let service = Self {
             runtime,
             store,
@@ -261,11 +262,16 @@ impl PluginService {
         self.federation.set_adapters(of("federation-adapter"));
     }
 
-    fn info(&self, l: &Loaded) -> PluginInfo {
+    /// What admins see of a plugin; its states come from a call on its executor (a disabled
+    /// or failing plugin lists none).
+    async fn info(&self, l: &Loaded) -> PluginInfo {
         let (manifest, status, states, config) = match &l.plugin {
-            Some(p) => {
-                (Some(p.manifest().clone()), Some(p.status()), p.states().unwrap_or_default(), p.config().clone())
-            }
+            Some(p) => (
+                Some(p.manifest().clone()),
+                Some(p.status()),
+                p.states_async().await.unwrap_or_default(),
+                p.config().clone(),
+            ),
             None => (None, None, Vec::new(), l.record.config.clone()),
         };
         let m = manifest.as_ref();
@@ -362,7 +368,7 @@ impl PluginService {
         tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
         self.write().insert(name.clone(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
-        self.get(&name)
+        self.get(&name).await
     }
 
     /// Replaces a plugin with a new version of it; keeps its config (checked against the new
@@ -392,7 +398,7 @@ impl PluginService {
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
         Ok(Upgrade {
-            plugin: self.get(name)?,
+            plugin: self.get(name).await?,
             added_capabilities: new_caps.difference(&old_caps).cloned().collect(),
             removed_capabilities: old_caps.difference(&new_caps).cloned().collect(),
         })
@@ -424,7 +430,7 @@ impl PluginService {
         self.store.plugins().put(&record).await?;
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
-        self.get(name)
+        self.get(name).await
     }
 
     /// Enables or disables a plugin (enabling also resets its trap budget).
@@ -441,7 +447,7 @@ impl PluginService {
         };
         self.store.plugins().put(&record).await?;
         self.publish();
-        self.get(name)
+        self.get(name).await
     }
 
     /// Removes a plugin, its storage and (if unused) its file.
@@ -467,14 +473,31 @@ impl PluginService {
         }
     }
 
+    /// A snapshot of one loaded plugin (the map's lock is not held across calls).
+    fn snapshot(&self, name: &str) -> Option<Loaded> {
+        self.read().get(name).map(|l| Loaded {
+            record: l.record.clone(),
+            plugin: l.plugin.clone(),
+            error: l.error.clone(),
+        })
+    }
+
     /// One plugin.
-    pub fn get(&self, name: &str) -> Result<PluginInfo, ServiceError> {
-        self.read().get(name).map(|l| self.info(l)).ok_or_else(|| not_found(name))
+    pub async fn get(&self, name: &str) -> Result<PluginInfo, ServiceError> {
+        let l = self.snapshot(name).ok_or_else(|| not_found(name))?;
+        Ok(self.info(&l).await)
     }
 
     /// Every plugin, by name.
-    pub fn list(&self) -> Vec<PluginInfo> {
-        self.read().values().map(|l| self.info(l)).collect()
+    pub async fn list(&self) -> Vec<PluginInfo> {
+        let names: Vec<String> = self.read().keys().cloned().collect();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(l) = self.snapshot(&name) {
+                out.push(self.info(&l).await);
+            }
+        }
+        out
     }
 
     /// A plugin's recent log lines and the count of dropped ones.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::halo::plugin::kv::{self as wit, KvError};
-use crate::plugin::PluginState;
+use crate::executor::PluginState;
 
 /// Longest key, bytes.
 pub const MAX_KEY: usize = 256;

@@ -7,14 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use halo_core::Username;
-use halo_core::presence::{self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, Phone};
+use halo_core::presence::{self, Activity, BuiltinState, CalendarActivity, CustomState, Phone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use halo_services::ServiceError;
 use halo_services::presence::{MyPresence, PresencePatch, PresenceView, Viewer};
 
 /// A state users can pick.
@@ -103,10 +102,6 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
         Caller::App(_) => Viewer::App,
         Caller::Anonymous => Viewer::Anonymous,
     }
-}
-
-fn bad(e: presence::PresenceError) -> ServiceError {
-    ServiceError::Invalid(e.to_string())
 }
 
 fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
@@ -299,9 +294,7 @@ pub async fn calendar(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "calendar:write")?;
-    let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
-    let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
-    state.presence.set_calendar(&u, input).await?;
+    state.presence.set_calendar_input(&u, c.activity, c.until, c.subject).await?;
     Ok(Json(state.presence.view(&u, viewer(&caller))?))
 }
 

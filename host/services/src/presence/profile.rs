@@ -2,7 +2,9 @@
 //! and the picture.
 
 use halo_core::Username;
-use halo_core::presence::{self, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta};
+use halo_core::presence::{
+    self, Calendar, CalendarActivity, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -153,6 +155,19 @@ impl PresenceService {
             .await?;
         picture.commit().await?;
         Ok(view)
+    }
+
+    /// Sets `user`'s calendar state from an integration: `activity` (none clears it) until
+    /// `until`, with an optional `subject` (at most 200 characters); durable when this returns.
+    pub async fn set_calendar_input(
+        &self,
+        user: &Username,
+        activity: Option<CalendarActivity>,
+        until: Option<u64>,
+        subject: Option<String>,
+    ) -> Result<PresenceView, ServiceError> {
+        let subject = presence::check_text(subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
+        self.set_calendar(user, activity.map(|activity| Calendar { activity, until, subject })).await
     }
 
     /// `user`'s picture if `viewer` may see it (not found otherwise).
