@@ -222,8 +222,9 @@ pub enum PluginCommand {
     Limits {
         /// Plugin name.
         name: String,
-        /// key=value pairs: deadline, memory_bytes, instances, max_traps, trap_window,
-        /// max_states, log_lines_per_sec, kv_quota_bytes.
+        /// key=value pairs: deadline, batch_deadline, memory_bytes, instances, max_traps,
+        /// trap_window, max_states, log_lines_per_sec, kv_quota_bytes, cpu_budget, cpu_window,
+        /// cpu_strikes.
         values: Vec<String>,
         /// Use the server's limits again.
         #[arg(long)]
@@ -303,7 +304,7 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "HALO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `halo_server=debug` [default: info; env RUST_LOG also works].
+    /// Log filter, e.g. `info` or `halo_services::presence=debug` [default: info; env RUST_LOG also works].
     #[arg(long, env = "HALO_LOG", value_name = "FILTER")]
     pub log: Option<String>,
     /// Install this plugin component at start if no plugin of its name is installed (disabled

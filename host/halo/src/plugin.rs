@@ -269,14 +269,21 @@ fn print_info(p: &Value) {
     if let Some(reason) = p["status"]["disabled"].as_str() {
         println!("  disabled     {reason}");
     }
+    if let Some(reason) = p["status"]["throttled"].as_str() {
+        println!("  throttled    {reason}");
+    }
     if let Some(e) = p["load_error"].as_str() {
         println!("  load error   {e}");
     }
     let st = &p["status"];
     if st.is_object() {
         println!(
-            "  calls {} · errors {} · traps {} · memory {} bytes",
-            st["calls"], st["errors"], st["traps"], st["memory_bytes"]
+            "  calls {} · errors {} · traps {} · throttled {} · memory {} bytes",
+            st["calls"], st["errors"], st["traps"], st["throttled_calls"], st["memory_bytes"]
+        );
+        println!(
+            "  guest time   {} ms in this CPU window ({} ms since loaded)",
+            st["cpu_window_ms"], st["cpu_total_ms"]
         );
     }
     println!("  sha256       {}", s(&p["sha256"]));

@@ -192,6 +192,45 @@ fn hostile_plugins_cannot_hurt_the_server() {
 }
 
 #[test]
+fn a_plugin_busy_call_after_call_is_throttled_then_disabled_by_its_cpu_budget() {
+    // 25 ms of spinning per derive: far under its 2 s deadline, so it never traps; 60 ms of guest
+    // time per 1 s window, and two windows over budget in a row disable it.
+    let server = TestServer::with_config(
+        "[presence]\ncoalesce = \"10ms\"\n[plugins.limits]\ndeadline = \"2s\"\ncpu_budget = \"60ms\"\n\
+         cpu_window = \"1s\"\ncpu_strikes = 2\n",
+    );
+    let (alice_t, _, mut bob) = alice_watched_by_bob(&server);
+    ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path"), "--disabled"])));
+    ok(run(cli(&server, &["config", "hostile", "mode=slow", "ms=25"])));
+    ok(run(cli(&server, &["enable", "hostile"])));
+    let mut alice = Peer::connect(&server, &alice_t, "laptop");
+    let mut seen_throttled = false;
+    let mut info = String::new();
+    for i in 0..400 {
+        let state = if i % 2 == 0 { "busy" } else { "available" };
+        alice.ok(json!({"type": "presence.set", "state": state}));
+        // Every change still reaches watchers: a throttled plugin keeps the built-in result.
+        wait_presence(&mut bob, "alice", |p| p["state"] == state);
+        info = ok(run(cli(&server, &["info", "hostile"])));
+        seen_throttled |= info.contains("throttled    throttled until its window ends");
+        if info.contains("disabled     disabled: over its CPU budget") {
+            break;
+        }
+    }
+    assert!(info.contains("disabled: over its CPU budget in 2 windows in a row"), "{info}");
+    assert!(info.contains("traps 0"), "never trapped: {info}");
+    assert!(seen_throttled, "throttled before it was disabled");
+    let admin = server.login("admin", common::ADMIN_PASSWORD);
+    let (_, metrics) = server.raw("GET", "/metrics", Some(&admin), "text/plain", Vec::new());
+    assert!(metrics.contains("halo_plugin_throttled_total{plugin=\"hostile\"}"), "{metrics}");
+    server.client(None).call_json("GET", "/healthz", None).expect("still serving");
+    // Enabling it again starts a clean budget.
+    ok(run(cli(&server, &["enable", "hostile"])));
+    let info = ok(run(cli(&server, &["info", "hostile"])));
+    assert!(!info.contains("disabled     ") && !info.contains("throttled    "), "{info}");
+}
+
+#[test]
 fn grants_are_denied_by_default_and_bad_components_refused() {
     let server = TestServer::start();
     let out = ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")])));

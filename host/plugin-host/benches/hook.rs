@@ -1,20 +1,45 @@
 //! The presence hook's cost: `cargo bench -p halo-plugin-host` (run `cargo xtask plugins`
 //! first). Prints the per-call cost of the built-in aggregation alone and with each plugin's
-//! `derive`, and the throughput ratio. Figures only; nothing fails on timing.
+//! `derive` (blocking, one crossing to the plugin's executor thread per call), then per user
+//! through `derive_many` (one crossing per batch of 100) and through `derive_async` from a
+//! tokio task, and the guest time the executor reports. Figures only; nothing fails on timing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use halo_core::presence::{Inputs, Machine, MachineState, Timers, aggregate};
 use halo_plugin_host::cap::kv::MemoryKv;
-use halo_plugin_host::{PluginLimits, Runtime};
+use halo_plugin_host::{CallError, CallObserver, DeriveRequest, PluginLimits, Runtime};
 
 const CALLS: u32 = 200_000;
+const BATCH: usize = 100;
+
+/// Sums the guest time the executor reports.
+#[derive(Default)]
+struct GuestTime(AtomicU64, AtomicU64);
+
+impl CallObserver for GuestTime {
+    fn call(&self, _plugin: &str, guest: Duration, _error: Option<&CallError>) {
+        self.0.fetch_add(guest.as_nanos() as u64, Ordering::Relaxed);
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl GuestTime {
+    fn take(&self) -> f64 {
+        let (ns, n) = (self.0.swap(0, Ordering::Relaxed), self.1.swap(0, Ordering::Relaxed));
+        ns as f64 / n.max(1) as f64
+    }
+}
 
 fn main() {
-    let rt = Runtime::new(None, Arc::new(MemoryKv::default())).expect("runtime");
+    let guest = Arc::new(GuestTime::default());
+    let mut rt = Runtime::new(None, Arc::new(MemoryKv::default())).expect("runtime");
+    rt.observe(guest.clone());
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
     let timers = Timers { away_after_ms: 300_000, offline_grace_ms: 10_000 };
     let inputs =
         Inputs { endpoints: [(1, Machine { state: MachineState::Active, since: 0 })].into(), ..Default::default() };
@@ -56,5 +81,36 @@ fn main() {
             100.0 * builtin_ns / ns
         );
         println!("{:<28} {:>10.0}", format!("  {name} hook alone"), ns - builtin_ns);
+        println!("{:<28} {:>10.0}", "  guest time per call", guest.take());
+
+        let (p, _) = aggregate(&inputs, now, &timers);
+        let requests = vec![DeriveRequest { user: "alice", inputs: &inputs, now_ms: now, builtin: &p }; BATCH];
+        let rounds = CALLS / BATCH as u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(plugin.derive_many_blocking(&requests));
+        }
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(rounds * BATCH as u32);
+        println!("{:<28} {:>10.0}", format!("  derive_many of {BATCH}, per user"), ns);
+        println!("{:<28} {:>10.0}", "  guest time per call", guest.take());
+
+        let plugin = Arc::new(plugin);
+        let ns = tokio_rt.block_on({
+            let (plugin, inputs, p) = (plugin.clone(), inputs.clone(), p.clone());
+            async move {
+                tokio::spawn(async move {
+                    let calls = CALLS / 10;
+                    let started = Instant::now();
+                    for _ in 0..calls {
+                        std::hint::black_box(plugin.derive_async("alice", &inputs, now, &p).await.ok());
+                    }
+                    started.elapsed().as_nanos() as f64 / f64::from(calls)
+                })
+                .await
+                .expect("task")
+            }
+        });
+        println!("{:<28} {:>10.0}", "  derive_async from a task", ns);
+        println!("{:<28} {:>10.0}", "  guest time per call", guest.take());
     }
 }

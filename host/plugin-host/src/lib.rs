@@ -1,9 +1,11 @@
 //! Runs Halo's plugins: WebAssembly components built against a `halo:plugin` WIT version.
 //!
 //! Start from [`Runtime`] (one wasmtime engine, the epoch ticker, the compile cache) and
-//! [`Plugin`] (one installed component: its [`Manifest`], grants and config, a live instance
-//! re-created from its `InstancePre` after any trap, limits, and the trap budget that disables
-//! it). A plugin implements one world: `presence-states` ([`Plugin::derive`]) or
+//! [`Plugin`] (one installed component: its [`Manifest`], grants and config, its executor
+//! thread owning a live instance re-created from its `InstancePre` after any trap, limits, and
+//! the trap and CPU budgets that throttle or disable it). Guest code never runs on the
+//! caller's thread: async callers await the executor, others block on it (see
+//! [`Plugin`]'s methods and the `executor` module). A plugin implements one world: `presence-states` ([`Plugin::derive`]) or
 //! `archive-sink` ([`Plugin::deliver`]) or `federation-adapter` ([`Plugin::adapter_start`],
 //! [`Plugin::adapter_handle`], with the types in [`federation`]). Host capabilities are small units under [`cap`] —
 //! `log`, `config`, `kv`, `dir`, `http`, `net` — each with its config, per-instance state and linker hook;
@@ -13,14 +15,17 @@
 //! [`cap::kv::KvBackend`] trait, and the server owns persistence and the admin API.
 
 mod bindings;
+mod budget;
 pub mod cap;
+mod executor;
 pub mod federation;
 mod limits;
 mod manifest;
 mod plugin;
 mod runtime;
 
+pub use executor::CallObserver;
 pub use limits::PluginLimits;
 pub use manifest::{ConfigField, FieldType, Manifest, ManifestError, SUPPORTED_APIS, pack};
-pub use plugin::{CallError, Plugin, PluginStatus, SinkOutcome, StateInfo};
+pub use plugin::{CallError, DeriveRequest, Plugin, PluginStatus, SinkOutcome, StateInfo};
 pub use runtime::Runtime;

@@ -29,6 +29,18 @@ pub struct PluginLimits {
     pub log_lines_per_sec: u32,
     /// Plugin-private key-value storage (1 MiB).
     pub kv_quota_bytes: u64,
+    /// Guest time the plugin may use per `cpu_window` (2 s, a fifth of a core) before its calls
+    /// are refused until the window ends (throttled). Counted on the plugin's executor thread:
+    /// wall time inside the guest for presence and federation plugins (their callers wait for
+    /// it), thread CPU time for archive sinks (whose batches legitimately wait on disks and
+    /// networks). A budget of the whole window or more never binds.
+    #[serde(with = "humantime_serde")]
+    pub cpu_budget: Duration,
+    /// Window for `cpu_budget` (10 s).
+    #[serde(with = "humantime_serde")]
+    pub cpu_window: Duration,
+    /// Windows over budget in a row that disable the plugin (3; 0: only throttle).
+    pub cpu_strikes: u32,
 }
 
 impl Default for PluginLimits {
@@ -43,6 +55,9 @@ impl Default for PluginLimits {
             max_states: 50,
             log_lines_per_sec: 50,
             kv_quota_bytes: 1 << 20,
+            cpu_budget: Duration::from_secs(2),
+            cpu_window: Duration::from_secs(10),
+            cpu_strikes: 3,
         }
     }
 }

@@ -1,87 +1,38 @@
-//! One loaded plugin: its live instance (re-created from the `InstancePre` after a trap, since
-//! a trap poisons the whole store), limits, trap budget, statistics and calls.
+//! One loaded plugin: the handle callers use. Its calls run on the plugin's own executor
+//! thread (see [`crate::executor`]), which owns the live instance (re-created from the
+//! `InstancePre` after a trap, since a trap poisons the whole store), and count against its
+//! deadline, trap budget and CPU budget.
+//!
+//! Calls come in two forms. Async ones (`derive_async`, [`Plugin::derive_many`],
+//! `states_async`, `tick_seconds_async`, [`Plugin::deliver`], [`Plugin::adapter_start`],
+//! [`Plugin::adapter_handle`]) never run guest code on, nor block, the calling task's worker:
+//! the task waits for the executor's answer. Blocking ones ([`Plugin::derive`],
+//! [`Plugin::derive_many_blocking`], [`Plugin::states`], [`Plugin::tick_seconds`]) park the
+//! calling thread until the answer comes: for callers that are not async (a presence shard
+//! on its own thread, say); on a tokio worker they hold that worker for the handoff and the
+//! guest's time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use halo_core::presence::{CustomState, Inputs, Published};
 use serde::Serialize;
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::fed::halo::plugin::federation::Action as FedAction;
-use crate::bindings::fed::{FederationAdapter, FederationAdapterPre};
 use crate::bindings::federation::{action_from_wit, input_to_wit as fed_input_to_wit};
-use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
-use crate::bindings::{PresenceStates, PresenceStatesPre, input_to_wit, published_from_wit, record_to_wit};
+use crate::bindings::halo::plugin::types::PresenceInput;
+use crate::bindings::{input_to_wit, published_from_wit, record_to_wit};
+use crate::budget::Budget;
 use crate::cap::Grants;
-use crate::cap::config::ConfigState;
-use crate::cap::http::HttpState;
-use crate::cap::kv::{KvBackend, KvState};
-use crate::cap::log::{LogLine, LogSink, LogState};
+use crate::cap::kv::KvBackend;
+use crate::cap::log::{LogLine, LogSink};
+use crate::executor::{Bindings, CallObserver, Executor, Shared, Worker, WorldPre, lock};
 use crate::federation::{AdapterAction, AdapterInput, MAX_ACTIONS, MAX_SEND_BYTES};
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
-use crate::runtime::{TICK, Ticker};
-
-/// The data of a plugin's store: WASI (inert, no sockets, env or stdio; files only under a
-/// granted `dir`, HTTP only to a granted host) and one field per capability.
-pub struct PluginState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    pub(crate) log: LogState,
-    pub(crate) config: ConfigState,
-    pub(crate) kv: KvState,
-    pub(crate) http: HttpState,
-}
-
-impl WasiView for PluginState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl WasiHttpView for PluginState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http.ctx, table: &mut self.table, hooks: &mut self.http.hooks }
-    }
-}
-
-struct Limiter {
-    max_memory: usize,
-    max_instances: usize,
-    used: Arc<AtomicUsize>,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit: the plugin asked for {desired} bytes, its limit is {}",
-                self.max_memory
-            )));
-        }
-        self.used.store(desired, Ordering::Relaxed);
-        Ok(true)
-    }
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-    fn instances(&self) -> usize {
-        self.max_instances
-    }
-    fn tables(&self) -> usize {
-        self.max_instances
-    }
-    fn memories(&self) -> usize {
-        self.max_instances
-    }
-}
+use crate::runtime::Ticker;
 
 /// Why a call produced no answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -95,6 +46,10 @@ pub enum CallError {
     /// It answered something invalid.
     #[error("plugin answered invalid data: {0}")]
     Invalid(String),
+    /// It used its CPU budget for this window ([`PluginLimits::cpu_budget`]); calls are
+    /// refused, without entering the guest, until the window ends.
+    #[error("plugin throttled: {0}")]
+    Throttled(String),
 }
 
 /// A state a plugin defines, as the host keeps it.
@@ -103,39 +58,26 @@ pub type StateInfo = CustomState;
 /// What admins see of a plugin's health.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginStatus {
-    /// Why it is disabled, if it is (by an admin, or by its trap budget).
+    /// Why it is disabled, if it is (by an admin, by its trap budget or by its CPU budget).
     pub disabled: Option<String>,
+    /// Why its calls are refused until the current CPU window ends, if they are.
+    pub throttled: Option<String>,
     /// Calls made.
     pub calls: u64,
     /// Calls that answered invalid data.
     pub errors: u64,
     /// Calls that trapped.
     pub traps: u64,
+    /// Calls refused by the CPU budget.
+    pub throttled_calls: u64,
+    /// Guest time charged in the current CPU window, ms.
+    pub cpu_window_ms: u64,
+    /// Guest time charged since loaded, ms.
+    pub cpu_total_ms: u64,
     /// Linear memory of the live instance, bytes.
     pub memory_bytes: usize,
     /// Log lines dropped by the flood limit.
     pub dropped_log_lines: u64,
-}
-
-/// The instantiator of the plugin's world.
-pub(crate) enum WorldPre {
-    /// `presence-states`.
-    Presence(PresenceStatesPre<PluginState>),
-    /// `archive-sink`.
-    Sink(ArchiveSinkPre<PluginState>),
-    /// `federation-adapter`.
-    Fed(FederationAdapterPre<PluginState>),
-}
-
-enum Bindings {
-    Presence(PresenceStates),
-    Sink(ArchiveSink),
-    Fed(FederationAdapter),
-}
-
-struct Live {
-    store: Store<PluginState>,
-    bindings: Bindings,
 }
 
 /// What an archive sink said about a batch.
@@ -149,49 +91,100 @@ pub enum SinkOutcome {
     Permanent(String),
 }
 
-/// A loaded plugin.
+/// One user's `derive` in a batch ([`Plugin::derive_many`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DeriveRequest<'a> {
+    /// The user.
+    pub user: &'a str,
+    /// Their presence inputs.
+    pub inputs: &'a Inputs,
+    /// Now, ms since the epoch.
+    pub now_ms: u64,
+    /// What the built-in rules (and the plugins before this one) made of them.
+    pub builtin: &'a Published,
+}
+
+/// A loaded plugin. Cheap to share (`Arc<Plugin>`); its calls are serialised on its own
+/// executor thread, which stops when the last handle is dropped and the queued calls are done.
 pub struct Plugin {
-    manifest: Manifest,
-    sha256: String,
-    grants: Grants,
-    config: Arc<BTreeMap<String, String>>,
-    limits: PluginLimits,
-    engine: wasmtime::Engine,
-    pre: WorldPre,
-    kv: Arc<dyn KvBackend>,
-    log: Arc<LogSink>,
-    live: Mutex<Option<Live>>,
-    traps: Mutex<VecDeque<Instant>>,
-    disabled: Mutex<Option<String>>,
-    calls: AtomicU64,
-    errors: AtomicU64,
-    trap_count: AtomicU64,
-    memory: Arc<AtomicUsize>,
-    /// Keeps the epoch thread (the deadline) alive as long as the plugin.
-    _ticker: Arc<Ticker>,
+    shared: Arc<Shared>,
+    exec: Executor,
 }
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.manifest.name).field("sha256", &self.sha256).finish()
+        f.debug_struct("Plugin").field("name", &self.shared.manifest.name).field("sha256", &self.shared.sha256).finish()
     }
 }
 
-/// Runs a guest call so that WASI's sync bindings, which block on a tokio runtime when the
-/// guest touches a stream (a panic message to stderr, say), never do so on an async worker.
-fn outside_async<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
+/// What a `derive` answer means: `None` keeps the input's state.
+fn derive_on(w: &mut Worker, input: &PresenceInput) -> Result<Option<Published>, CallError> {
+    let deadline = w.shared.limits.deadline;
+    let answer = w.call(deadline, |store, b| match b {
+        Bindings::Presence(p) => p.call_derive(store, input),
+        _ => Err(wasmtime::Error::msg("not a presence-states instance")),
+    })?;
+    match answer {
+        None => Ok(None),
+        Some(p) => published_from_wit(p).map(Some).map_err(|e| w.shared.invalid(e)),
     }
 }
 
-fn ticks(deadline: Duration) -> u64 {
-    (deadline.as_millis() / TICK.as_millis()).max(1) as u64
+fn states_on(w: &mut Worker) -> Result<Vec<StateInfo>, CallError> {
+    let deadline = w.shared.limits.deadline;
+    let raw = w.call(deadline, |store, b| match b {
+        Bindings::Presence(p) => p.call_states(store),
+        _ => Err(wasmtime::Error::msg("not a presence-states instance")),
+    })?;
+    let s = &w.shared;
+    if raw.len() > s.limits.max_states {
+        return Err(s.invalid(format!("{} states; the limit is {}", raw.len(), s.limits.max_states)));
+    }
+    let states: Vec<CustomState> = raw
+        .into_iter()
+        .map(|s| CustomState {
+            id: s.id,
+            labels: s.labels.into_iter().map(|l| (l.lang, l.text)).collect(),
+            availability: s.availability,
+            colour: s.colour,
+        })
+        .collect();
+    halo_core::presence::check_custom_states(&states).map_err(|e| s.invalid(e.to_string()))?;
+    Ok(states)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn tick_on(w: &mut Worker) -> Result<Option<Duration>, CallError> {
+    let deadline = w.shared.limits.deadline;
+    let s = w.call(deadline, |store, b| match b {
+        Bindings::Presence(p) => p.call_tick_seconds(store),
+        _ => Err(wasmtime::Error::msg("not a presence-states instance")),
+    })?;
+    Ok((s > 0).then(|| Duration::from_secs(u64::from(s).max(10))))
+}
+
+/// Which federation export to call.
+enum AdapterCall {
+    Start,
+    Handle(crate::bindings::fed::halo::plugin::federation::Input),
+}
+
+fn adapter_on(w: &mut Worker, which: AdapterCall) -> Result<Vec<AdapterAction>, CallError> {
+    let deadline = w.shared.limits.deadline;
+    let raw = w.call(deadline, |store, b| match (b, &which) {
+        (Bindings::Fed(a), AdapterCall::Start) => a.call_start(store),
+        (Bindings::Fed(a), AdapterCall::Handle(input)) => a.call_handle(store, input),
+        _ => Err(wasmtime::Error::msg("not a federation-adapter instance")),
+    })?;
+    let s = &w.shared;
+    if raw.len() > MAX_ACTIONS {
+        return Err(s.invalid(format!("{} actions in one answer; the limit is {MAX_ACTIONS}", raw.len())));
+    }
+    let actions: Vec<AdapterAction> = raw.into_iter().map(action_from_wit).collect();
+    let bytes: usize = actions.iter().map(|a| if let AdapterAction::Send(_, b) = a { b.len() } else { 0 }).sum();
+    if bytes > MAX_SEND_BYTES {
+        return Err(s.invalid(format!("{bytes} bytes to send in one answer; the limit is {MAX_SEND_BYTES}")));
+    }
+    Ok(actions)
 }
 
 impl Plugin {
@@ -206,9 +199,10 @@ impl Plugin {
         pre: WorldPre,
         kv: Arc<dyn KvBackend>,
         ticker: Arc<Ticker>,
-    ) -> Self {
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> std::io::Result<Self> {
         let log = LogSink::new(&manifest.name, limits.log_lines_per_sec);
-        Self {
+        let shared = Arc::new(Shared {
             manifest,
             sha256,
             grants,
@@ -218,197 +212,132 @@ impl Plugin {
             pre,
             kv,
             log,
-            live: Mutex::new(None),
-            traps: Mutex::new(VecDeque::new()),
+            observer,
+            traps: Mutex::default(),
             disabled: Mutex::new(None),
+            budget: Mutex::new(Budget::new(Instant::now())),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             trap_count: AtomicU64::new(0),
+            throttled_calls: AtomicU64::new(0),
             memory: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
-        }
+        });
+        // A current-thread runtime's drivers only run inside its own `block_on`: entering it
+        // from the plugin's thread could leave a WASI wait hanging, so only a multi-thread
+        // runtime (the server's) is entered.
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let exec = Executor::start(shared.clone(), runtime)?;
+        Ok(Self { shared, exec })
     }
 
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        &self.shared.manifest
     }
 
     /// SHA-256 of the component, hex.
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        &self.shared.sha256
     }
 
     /// Capabilities granted (a subset of what the manifest asks for).
     pub fn grants(&self) -> &[String] {
-        &self.grants.raw
+        &self.shared.grants.raw
     }
 
     /// The effective config (defaults filled in).
     pub fn config(&self) -> &BTreeMap<String, String> {
-        &self.config
+        &self.shared.config
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.shared.limits
     }
 
     /// Kept log lines and the count of dropped ones.
     pub fn logs(&self) -> (Vec<LogLine>, u64) {
-        self.log.lines()
+        self.shared.log.lines()
     }
 
     /// Health and counters.
     pub fn status(&self) -> PluginStatus {
-        PluginStatus {
-            disabled: lock(&self.disabled).clone(),
-            calls: self.calls.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            traps: self.trap_count.load(Ordering::Relaxed),
-            memory_bytes: self.memory.load(Ordering::Relaxed),
-            dropped_log_lines: self.log.lines().1,
-        }
-    }
-
-    /// Disables the plugin with a reason admins see.
-    pub fn disable(&self, reason: &str) {
-        *lock(&self.disabled) = Some(reason.to_owned());
-        *lock(&self.live) = None;
-    }
-
-    /// Enables it again with a clean trap budget.
-    pub fn enable(&self) {
-        *lock(&self.disabled) = None;
-        lock(&self.traps).clear();
-    }
-
-    fn instantiate(&self) -> wasmtime::Result<Live> {
-        let mut wasi = WasiCtx::builder();
-        if let Some(dir) = &self.grants.dir {
-            dir.apply(&mut wasi).map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?;
-        }
-        let state = PluginState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limiter: Limiter {
-                max_memory: self.limits.memory_bytes,
-                max_instances: self.limits.instances,
-                used: self.memory.clone(),
-            },
-            log: LogState { sink: self.log.clone() },
-            config: ConfigState { values: self.config.clone() },
-            kv: KvState {
-                plugin: self.manifest.name.as_str().into(),
-                granted: self.grants.kv,
-                quota: self.limits.kv_quota_bytes,
-                backend: self.kv.clone(),
-            },
-            http: HttpState::new(self.grants.http.clone()),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(ticks(self.limits.deadline));
-        let bindings = match &self.pre {
-            WorldPre::Presence(pre) => Bindings::Presence(pre.instantiate(&mut store)?),
-            WorldPre::Sink(pre) => Bindings::Sink(pre.instantiate(&mut store)?),
-            WorldPre::Fed(pre) => Bindings::Fed(pre.instantiate(&mut store)?),
-        };
-        Ok(Live { store, bindings })
-    }
-
-    /// Runs `f` on the live instance (creating it if needed). A trap discards the instance and
-    /// counts against the trap budget; past it the plugin disables itself.
-    fn call<T>(
-        &self,
-        deadline: Duration,
-        f: impl FnOnce(&mut Store<PluginState>, &Bindings) -> wasmtime::Result<T>,
-    ) -> Result<T, CallError> {
-        if let Some(reason) = lock(&self.disabled).clone() {
-            return Err(CallError::Disabled(reason));
-        }
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut live = lock(&self.live);
-        if live.is_none() {
-            *live = Some(outside_async(|| self.instantiate()).map_err(|e| self.trapped(&e))?);
-        }
-        let Some(l) = live.as_mut() else { return Err(CallError::Trap("no instance".into())) };
-        l.store.set_epoch_deadline(ticks(deadline));
-        match outside_async(|| f(&mut l.store, &l.bindings)) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                *live = None;
-                drop(live);
-                Err(self.trapped(&e))
-            }
-        }
-    }
-
-    fn trapped(&self, e: &wasmtime::Error) -> CallError {
-        self.trap_count.fetch_add(1, Ordering::Relaxed);
-        let reason = match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => "ran past its deadline".to_owned(),
-            Some(t) => format!("{t}"),
-            None => format!("{:#}", e.root_cause()),
-        };
-        self.log.write("error", &format!("trapped: {reason}"));
+        let s = &self.shared;
         let now = Instant::now();
-        let mut traps = lock(&self.traps);
-        traps.push_back(now);
-        while traps.front().is_some_and(|t| now.duration_since(*t) > self.limits.trap_window) {
-            traps.pop_front();
+        let budget = lock(&s.budget);
+        PluginStatus {
+            disabled: lock(&s.disabled).clone(),
+            throttled: budget.throttled(now, &s.limits),
+            calls: s.calls.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
+            traps: s.trap_count.load(Ordering::Relaxed),
+            throttled_calls: s.throttled_calls.load(Ordering::Relaxed),
+            cpu_window_ms: budget.used(now, &s.limits).as_millis() as u64,
+            cpu_total_ms: budget.total.as_millis() as u64,
+            memory_bytes: s.memory.load(Ordering::Relaxed),
+            dropped_log_lines: s.log.lines().1,
         }
-        if traps.len() as u32 >= self.limits.max_traps {
-            let why = format!(
-                "disabled after {} traps within {} s; last: {reason}",
-                traps.len(),
-                self.limits.trap_window.as_secs()
-            );
-            tracing::error!(plugin = %self.manifest.name, "{why}");
-            *lock(&self.disabled) = Some(why);
-        }
-        CallError::Trap(reason)
     }
 
-    fn invalid(&self, why: String) -> CallError {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        self.log.write("error", &format!("invalid answer: {why}"));
-        CallError::Invalid(why)
+    /// Disables the plugin with a reason admins see (its instance is dropped).
+    pub fn disable(&self, reason: &str) {
+        *lock(&self.shared.disabled) = Some(reason.to_owned());
+        self.exec.post(Worker::discard);
     }
 
-    /// Calls an export of the `presence-states` world.
-    fn presence_call<T>(
-        &self,
-        f: impl FnOnce(&mut Store<PluginState>, &PresenceStates) -> wasmtime::Result<T>,
-    ) -> Result<T, CallError> {
-        if !matches!(self.pre, WorldPre::Presence(_)) {
-            return Err(CallError::Invalid(format!("{} is not a presence-states plugin", self.manifest.name)));
+    /// Enables it again with a clean trap budget and CPU budget.
+    pub fn enable(&self) {
+        *lock(&self.shared.disabled) = None;
+        lock(&self.shared.traps).clear();
+        lock(&self.shared.budget).reset(Instant::now());
+    }
+
+    fn is_presence(&self) -> Result<(), CallError> {
+        match self.shared.pre {
+            WorldPre::Presence(_) => Ok(()),
+            _ => Err(CallError::Invalid(format!("{} is not a presence-states plugin", self.shared.manifest.name))),
         }
-        self.call(self.limits.deadline, |store, b| match b {
-            Bindings::Presence(p) => f(store, p),
-            _ => Err(wasmtime::Error::msg("not a presence-states instance")),
-        })
     }
 
     /// The states the plugin defines, checked (ids, bands, colours, labels, count); none for
     /// plugins of other worlds.
-    pub fn states(&self) -> Result<Vec<StateInfo>, CallError> {
-        if !matches!(self.pre, WorldPre::Presence(_)) {
+    pub async fn states_async(&self) -> Result<Vec<StateInfo>, CallError> {
+        if self.is_presence().is_err() {
             return Ok(Vec::new());
         }
-        let raw = self.presence_call(|store, b| b.call_states(store))?;
-        if raw.len() > self.limits.max_states {
-            return Err(self.invalid(format!("{} states; the limit is {}", raw.len(), self.limits.max_states)));
-        }
-        let states: Vec<CustomState> = raw
-            .into_iter()
-            .map(|s| CustomState {
-                id: s.id,
-                labels: s.labels.into_iter().map(|l| (l.lang, l.text)).collect(),
-                availability: s.availability,
-                colour: s.colour,
-            })
-            .collect();
-        halo_core::presence::check_custom_states(&states).map_err(|e| self.invalid(e.to_string()))?;
-        Ok(states)
+        self.exec.run(states_on).await?
     }
 
-    /// The plugin's view of a user's published state; `None` keeps `builtin`.
+    /// [`Plugin::states_async`], blocking the calling thread.
+    pub fn states(&self) -> Result<Vec<StateInfo>, CallError> {
+        if self.is_presence().is_err() {
+            return Ok(Vec::new());
+        }
+        self.exec.run_blocking(states_on)?
+    }
+
+    /// Seconds between ticks the plugin wants (at least 10 when set).
+    pub async fn tick_seconds_async(&self) -> Result<Option<Duration>, CallError> {
+        self.is_presence()?;
+        self.exec.run(tick_on).await?
+    }
+
+    /// [`Plugin::tick_seconds_async`], blocking the calling thread.
+    pub fn tick_seconds(&self) -> Result<Option<Duration>, CallError> {
+        self.is_presence()?;
+        self.exec.run_blocking(tick_on)?
+    }
+
+    /// The plugin's view of a user's published state; `None` keeps `builtin`. Blocks the
+    /// calling thread for the handoff to the plugin's executor and the guest's time: kept for
+    /// the presence service until it moves to the async, batched
+    /// [`Plugin::derive_many`] (one crossing for every user of a batch, the per-user cost
+    /// then being the guest call alone, about a microsecond for `custom-states`) or
+    /// [`Plugin::derive_async`]; a caller on its own thread uses
+    /// [`Plugin::derive_many_blocking`].
     pub fn derive(
         &self,
         user: &str,
@@ -416,31 +345,75 @@ impl Plugin {
         now_ms: u64,
         builtin: &Published,
     ) -> Result<Option<Published>, CallError> {
+        self.is_presence()?;
         let input = input_to_wit(user, inputs, now_ms, builtin);
-        match self.presence_call(|store, b| b.call_derive(store, &input))? {
-            None => Ok(None),
-            Some(p) => published_from_wit(p).map(Some).map_err(|e| self.invalid(e)),
+        self.exec.run_blocking(move |w| derive_on(w, &input))?
+    }
+
+    /// [`Plugin::derive`] for async callers: the task waits for the executor, no worker is
+    /// held.
+    pub async fn derive_async(
+        &self,
+        user: &str,
+        inputs: &Inputs,
+        now_ms: u64,
+        builtin: &Published,
+    ) -> Result<Option<Published>, CallError> {
+        self.is_presence()?;
+        let input = input_to_wit(user, inputs, now_ms, builtin);
+        self.exec.run(move |w| derive_on(w, &input)).await?
+    }
+
+    fn batch(&self, requests: &[DeriveRequest<'_>]) -> Vec<PresenceInput> {
+        requests.iter().map(|r| input_to_wit(r.user, r.inputs, r.now_ms, r.builtin)).collect()
+    }
+
+    /// `derive` for many users in one crossing to the plugin's executor: one answer per
+    /// request, in order. Each call has its own deadline and counts against the budgets; a
+    /// trap re-creates the instance for the next request, and once the plugin is disabled or
+    /// throttled the remaining requests answer that error at once. A failed answer keeps that
+    /// user's built-in state, like [`Plugin::derive`].
+    pub async fn derive_many(&self, requests: &[DeriveRequest<'_>]) -> Vec<Result<Option<Published>, CallError>> {
+        if let Err(e) = self.is_presence() {
+            return vec![Err(e); requests.len()];
+        }
+        let (inputs, n) = (self.batch(requests), requests.len());
+        match self.exec.run(move |w| inputs.iter().map(|i| derive_on(w, i)).collect()).await {
+            Ok(answers) => answers,
+            Err(e) => vec![Err(e); n],
         }
     }
 
-    /// Seconds between ticks the plugin wants (at least 10 when set).
-    pub fn tick_seconds(&self) -> Result<Option<Duration>, CallError> {
-        let s = self.presence_call(|store, b| b.call_tick_seconds(store))?;
-        Ok((s > 0).then(|| Duration::from_secs(u64::from(s).max(10))))
+    /// [`Plugin::derive_many`], blocking the calling thread (for callers that are not async).
+    pub fn derive_many_blocking(&self, requests: &[DeriveRequest<'_>]) -> Vec<Result<Option<Published>, CallError>> {
+        if let Err(e) = self.is_presence() {
+            return vec![Err(e); requests.len()];
+        }
+        let (inputs, n) = (self.batch(requests), requests.len());
+        match self.exec.run_blocking(move |w| inputs.iter().map(|i| derive_on(w, i)).collect()) {
+            Ok(answers) => answers,
+            Err(e) => vec![Err(e); n],
+        }
     }
 
     /// Hands a batch of archive records to an `archive-sink` plugin (within the
     /// `batch_deadline` limit).
-    pub fn deliver(&self, batch: &[halo_core::archive::Record]) -> Result<SinkOutcome, CallError> {
+    pub async fn deliver(&self, batch: &[halo_core::archive::Record]) -> Result<SinkOutcome, CallError> {
         use crate::bindings::sink::halo::plugin::archive::SinkError;
-        if !matches!(self.pre, WorldPre::Sink(_)) {
-            return Err(CallError::Invalid(format!("{} is not an archive-sink plugin", self.manifest.name)));
+        if !matches!(self.shared.pre, WorldPre::Sink(_)) {
+            return Err(CallError::Invalid(format!("{} is not an archive-sink plugin", self.shared.manifest.name)));
         }
         let records: Vec<_> = batch.iter().map(record_to_wit).collect();
-        let answer = self.call(self.limits.batch_deadline, |store, b| match b {
-            Bindings::Sink(s) => s.call_deliver(store, &records),
-            _ => Err(wasmtime::Error::msg("not an archive-sink instance")),
-        })?;
+        let answer = self
+            .exec
+            .run(move |w| {
+                let deadline = w.shared.limits.batch_deadline;
+                w.call(deadline, |store, b| match b {
+                    Bindings::Sink(s) => s.call_deliver(store, &records),
+                    _ => Err(wasmtime::Error::msg("not an archive-sink instance")),
+                })
+            })
+            .await??;
         Ok(match answer {
             Ok(()) => SinkOutcome::Stored,
             Err(SinkError::Retry(m)) => SinkOutcome::Retry(clip(m)),
@@ -450,42 +423,28 @@ impl Plugin {
 
     /// Whether the admin granted a connection to `host:port`.
     pub fn allows_net(&self, host: &str, port: u16) -> bool {
-        self.grants.allows_net(host, port)
+        self.shared.grants.allows_net(host, port)
     }
 
-    /// Calls an export of the `federation-adapter` world and checks the actions.
-    fn adapter_call(
-        &self,
-        f: impl FnOnce(&mut Store<PluginState>, &FederationAdapter) -> wasmtime::Result<Vec<FedAction>>,
-    ) -> Result<Vec<AdapterAction>, CallError> {
-        if !matches!(self.pre, WorldPre::Fed(_)) {
-            return Err(CallError::Invalid(format!("{} is not a federation-adapter plugin", self.manifest.name)));
+    async fn adapter(&self, which: AdapterCall) -> Result<Vec<AdapterAction>, CallError> {
+        if !matches!(self.shared.pre, WorldPre::Fed(_)) {
+            return Err(CallError::Invalid(format!(
+                "{} is not a federation-adapter plugin",
+                self.shared.manifest.name
+            )));
         }
-        let raw = self.call(self.limits.deadline, |store, b| match b {
-            Bindings::Fed(a) => f(store, a),
-            _ => Err(wasmtime::Error::msg("not a federation-adapter instance")),
-        })?;
-        if raw.len() > MAX_ACTIONS {
-            return Err(self.invalid(format!("{} actions in one answer; the limit is {MAX_ACTIONS}", raw.len())));
-        }
-        let actions: Vec<AdapterAction> = raw.into_iter().map(action_from_wit).collect();
-        let bytes: usize = actions.iter().map(|a| if let AdapterAction::Send(_, b) = a { b.len() } else { 0 }).sum();
-        if bytes > MAX_SEND_BYTES {
-            return Err(self.invalid(format!("{bytes} bytes to send in one answer; the limit is {MAX_SEND_BYTES}")));
-        }
-        Ok(actions)
+        self.exec.run(move |w| adapter_on(w, which)).await?
     }
 
     /// A federation adapter's first actions (when enabled, and again after its instance was
     /// re-created).
-    pub fn adapter_start(&self) -> Result<Vec<AdapterAction>, CallError> {
-        self.adapter_call(|store, a| a.call_start(store))
+    pub async fn adapter_start(&self) -> Result<Vec<AdapterAction>, CallError> {
+        self.adapter(AdapterCall::Start).await
     }
 
     /// Hands a federation adapter one input.
-    pub fn adapter_handle(&self, input: &AdapterInput) -> Result<Vec<AdapterAction>, CallError> {
-        let input = fed_input_to_wit(input);
-        self.adapter_call(|store, a| a.call_handle(store, &input))
+    pub async fn adapter_handle(&self, input: &AdapterInput) -> Result<Vec<AdapterAction>, CallError> {
+        self.adapter(AdapterCall::Handle(fed_input_to_wit(input))).await
     }
 }
 

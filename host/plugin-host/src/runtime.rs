@@ -17,9 +17,10 @@ use crate::bindings::fed::FederationAdapterPre;
 use crate::bindings::sink::ArchiveSinkPre;
 use crate::cap;
 use crate::cap::kv::KvBackend;
+use crate::executor::{CallObserver, PluginState, WorldPre};
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
-use crate::plugin::{Plugin, PluginState, WorldPre};
+use crate::plugin::Plugin;
 
 /// One epoch tick: call deadlines are counted in these.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
@@ -40,6 +41,7 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     kv: Arc<dyn KvBackend>,
     ticker: Arc<Ticker>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Runtime {
@@ -67,7 +69,12 @@ impl Runtime {
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
         }
-        Ok(Self { engine, linker, cache_dir, kv, ticker })
+        Ok(Self { engine, linker, cache_dir, kv, ticker, observer: None })
+    }
+
+    /// Tells `observer` about every call of the plugins loaded from now on (metrics).
+    pub fn observe(&mut self, observer: Arc<dyn CallObserver>) {
+        self.observer = Some(observer);
     }
 
     fn cache_path(&self, sha: &str) -> Option<PathBuf> {
@@ -100,8 +107,10 @@ impl Runtime {
         Ok(Component::new(&self.engine, bytes)?)
     }
 
-    /// Validates, compiles and links a plugin component. Grants not asked for in the manifest
-    /// are dropped (see [`cap::Grants`]); the config is checked against the manifest's schema.
+    /// Validates, compiles and links a plugin component, and starts its executor thread.
+    /// Grants not asked for in the manifest are dropped (see [`cap::Grants`]); the config is
+    /// checked against the manifest's schema. Called from async code, the plugin's thread
+    /// enters the caller's tokio runtime (for WASI streams and `wasi:http`).
     pub fn load(
         &self,
         bytes: &[u8],
@@ -126,7 +135,7 @@ impl Runtime {
             _ => WorldPre::Presence(PresenceStatesPre::new(pre).map_err(wrong_world)?),
         };
         let grants = cap::Grants::parse(grants, &manifest.capabilities)?;
-        Ok(Plugin::new(
+        Plugin::new(
             manifest,
             sha,
             grants,
@@ -136,7 +145,9 @@ impl Runtime {
             pre,
             self.kv.clone(),
             self.ticker.clone(),
-        ))
+            self.observer.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("starting the plugin's thread: {e}"))
     }
 }
 

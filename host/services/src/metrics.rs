@@ -1,5 +1,7 @@
 //! Prometheus metrics, all prefixed `halo_`, rendered at `GET /metrics`.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -196,6 +198,8 @@ pub struct Metrics {
     plugin_errors: Family<PluginLabel, Counter>,
     plugin_traps: Family<PluginLabel, Counter>,
     plugin_seconds: HistogramFamily,
+    plugin_wait: HistogramFamily,
+    plugin_throttled: Family<PluginLabel, Counter>,
     plugin_memory: Family<PluginLabel, Gauge>,
     /// 1 while storage takes writes, 0 while it fails (disk full, I/O errors).
     pub storage_available: Gauge,
@@ -240,6 +244,8 @@ impl Metrics {
             plugin_errors: Family::default(),
             plugin_traps: Family::default(),
             plugin_seconds: Family::new_with_constructor(plugin_histogram),
+            plugin_wait: Family::new_with_constructor(plugin_histogram),
+            plugin_throttled: Family::default(),
             plugin_memory: Family::default(),
             storage_available: Gauge::default(),
             storage_recoveries: Counter::default(),
@@ -288,10 +294,24 @@ impl Metrics {
         registry.register("plugin_errors", "Plugin calls that answered invalid data", m.plugin_errors.clone());
         registry.register(
             "plugin_traps",
-            "Plugin calls that trapped or found the plugin disabled",
+            "Plugin calls that trapped (deadline, memory limit, panic)",
             m.plugin_traps.clone(),
         );
-        registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_seconds.clone());
+        registry.register(
+            "plugin_call_seconds",
+            "Time of one plugin call in the guest, on the plugin's executor thread",
+            m.plugin_seconds.clone(),
+        );
+        registry.register(
+            "plugin_wait_seconds",
+            "Time a caller waited for one plugin call or batch (queue, thread handoff, guest)",
+            m.plugin_wait.clone(),
+        );
+        registry.register(
+            "plugin_throttled",
+            "Plugin calls refused because the plugin used its CPU budget for the window",
+            m.plugin_throttled.clone(),
+        );
         registry.register("plugin_memory_bytes", "Linear memory of a plugin's live instance", m.plugin_memory.clone());
         registry.register("presence_published", "Presence changes published", m.presence_published.clone());
         registry.register(
@@ -320,16 +340,23 @@ impl Metrics {
         self.logins.get_or_create(&ResultLabel { result }).inc();
     }
 
-    /// Records one plugin call.
-    pub fn plugin_call(&self, plugin: &str, took: std::time::Duration, error: Option<&halo_plugin_host::CallError>) {
-        let label = PluginLabel { plugin: plugin.to_owned() };
-        self.plugin_calls.get_or_create(&label).inc();
-        self.plugin_seconds.get_or_create(&label).observe(took.as_secs_f64());
-        match error {
-            Some(halo_plugin_host::CallError::Invalid(_)) => _ = self.plugin_errors.get_or_create(&label).inc(),
-            Some(_) => _ = self.plugin_traps.get_or_create(&label).inc(),
-            None => {}
-        }
+    /// Records the time a caller waited for one call (or one batch) of `plugin`: queueing,
+    /// the handoff to its executor thread and back, and the guest. The calls themselves are
+    /// counted by the executor ([`PluginCalls`]).
+    pub fn plugin_wait(&self, plugin: &str, waited: std::time::Duration) {
+        self.plugin_wait.get_or_create(&PluginLabel { plugin: plugin.to_owned() }).observe(waited.as_secs_f64());
+    }
+
+    /// Kept for the presence service, which measures its blocking `derive` itself: records the
+    /// wait only (see [`Metrics::plugin_wait`]).
+    pub fn plugin_call(&self, plugin: &str, took: std::time::Duration, _error: Option<&halo_plugin_host::CallError>) {
+        self.plugin_wait(plugin, took);
+    }
+
+    /// The observer to give the plugin runtime: counts every call, its guest time, invalid
+    /// answers, traps and calls refused by the CPU budget.
+    pub fn plugin_calls(self: &Arc<Self>) -> Arc<dyn halo_plugin_host::CallObserver> {
+        Arc::new(PluginCalls(self.clone()))
     }
 
     /// Sets a plugin's memory gauge.
@@ -354,5 +381,29 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         out
+    }
+}
+
+/// What the plugin executor reports, turned into metrics ([`Metrics::plugin_calls`]).
+pub struct PluginCalls(Arc<Metrics>);
+
+impl halo_plugin_host::CallObserver for PluginCalls {
+    fn call(&self, plugin: &str, guest: std::time::Duration, error: Option<&halo_plugin_host::CallError>) {
+        use halo_plugin_host::CallError;
+        let m = &self.0;
+        let label = PluginLabel { plugin: plugin.to_owned() };
+        if let Some(CallError::Throttled(_)) = error {
+            m.plugin_throttled.get_or_create(&label).inc();
+            return;
+        }
+        m.plugin_calls.get_or_create(&label).inc();
+        m.plugin_seconds.get_or_create(&label).observe(guest.as_secs_f64());
+        if let Some(CallError::Trap(_)) = error {
+            m.plugin_traps.get_or_create(&label).inc();
+        }
+    }
+
+    fn invalid(&self, plugin: &str) {
+        self.0.plugin_errors.get_or_create(&PluginLabel { plugin: plugin.to_owned() }).inc();
     }
 }

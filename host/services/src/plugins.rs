@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use halo_plugin_host::cap::kv::KvBackend;
+use halo_plugin_host::cap::kv::{KvBackend, KvFailure};
 use halo_plugin_host::{Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
-use halo_store::{PluginRecord, Store};
+use halo_store::{PluginRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -110,22 +110,51 @@ struct Loaded {
     error: Option<String>,
 }
 
-struct StoreKv(Store);
+/// Plugin kv in the store. Guest calls run outside the async workers (see the plugin host), so
+/// a write blocks its guest call until it is durable.
+struct StoreKv {
+    store: Store,
+    /// The runtime to wait on when a guest call runs on a thread outside it.
+    handle: Option<tokio::runtime::Handle>,
+}
+
+impl StoreKv {
+    fn new(store: Store) -> Self {
+        Self { store, handle: tokio::runtime::Handle::try_current().ok() }
+    }
+
+    /// Waits for a store write from a guest call.
+    fn wait<T>(&self, write: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, KvFailure> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let handle = match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                return Err(KvFailure::Unavailable("plugin kv writes need the multi-threaded runtime".into()));
+            }
+            Ok(h) => h,
+            Err(_) => self.handle.clone().ok_or_else(|| KvFailure::Unavailable("no runtime".into()))?,
+        };
+        tokio::task::block_in_place(|| handle.block_on(write)).map_err(kv_failure)
+    }
+}
+
+fn kv_failure(e: StoreError) -> KvFailure {
+    match e {
+        StoreError::QuotaExceeded { .. } => KvFailure::QuotaExceeded,
+        other => KvFailure::Unavailable(other.to_string()),
+    }
+}
 
 impl KvBackend for StoreKv {
-    fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
-        self.0.plugins().kv_get(plugin, key).ok().flatten()
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        self.store.plugins().kv_get(plugin, key).map_err(kv_failure)
     }
-    fn set(&self, plugin: &str, key: &str, value: &[u8]) {
-        if let Err(e) = self.0.plugins().kv_set(plugin, key, value) {
-            tracing::error!(plugin, error = %e, "plugin kv write failed");
-        }
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvFailure> {
+        let plugins = self.store.plugins();
+        self.wait(plugins.kv_set(plugin, key, value, quota))
     }
-    fn delete(&self, plugin: &str, key: &str) {
-        let _ = self.0.plugins().kv_delete(plugin, key);
-    }
-    fn usage(&self, plugin: &str) -> u64 {
-        self.0.plugins().kv_usage(plugin).unwrap_or(u64::MAX)
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvFailure> {
+        let plugins = self.store.plugins();
+        self.wait(plugins.kv_delete(plugin, key))
     }
 }
 
@@ -160,7 +189,8 @@ impl PluginService {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv(store.clone())))?;
+        let mut runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv::new(store.clone())))?;
+        runtime.observe(metrics.plugin_calls());
         let service = Self {
             runtime,
             store,
@@ -232,11 +262,16 @@ impl PluginService {
         self.federation.set_adapters(of("federation-adapter"));
     }
 
-    fn info(&self, l: &Loaded) -> PluginInfo {
+    /// What admins see of a plugin; its states come from a call on its executor (a disabled
+    /// or failing plugin lists none).
+    async fn info(&self, l: &Loaded) -> PluginInfo {
         let (manifest, status, states, config) = match &l.plugin {
-            Some(p) => {
-                (Some(p.manifest().clone()), Some(p.status()), p.states().unwrap_or_default(), p.config().clone())
-            }
+            Some(p) => (
+                Some(p.manifest().clone()),
+                Some(p.status()),
+                p.states_async().await.unwrap_or_default(),
+                p.config().clone(),
+            ),
             None => (None, None, Vec::new(), l.record.config.clone()),
         };
         let m = manifest.as_ref();
@@ -333,7 +368,7 @@ impl PluginService {
         tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
         self.write().insert(name.clone(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
-        self.get(&name)
+        self.get(&name).await
     }
 
     /// Replaces a plugin with a new version of it; keeps its config (checked against the new
@@ -363,7 +398,7 @@ impl PluginService {
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
         Ok(Upgrade {
-            plugin: self.get(name)?,
+            plugin: self.get(name).await?,
             added_capabilities: new_caps.difference(&old_caps).cloned().collect(),
             removed_capabilities: old_caps.difference(&new_caps).cloned().collect(),
         })
@@ -395,7 +430,7 @@ impl PluginService {
         self.store.plugins().put(&record).await?;
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
-        self.get(name)
+        self.get(name).await
     }
 
     /// Enables or disables a plugin (enabling also resets its trap budget).
@@ -412,7 +447,7 @@ impl PluginService {
         };
         self.store.plugins().put(&record).await?;
         self.publish();
-        self.get(name)
+        self.get(name).await
     }
 
     /// Removes a plugin, its storage and (if unused) its file.
@@ -438,14 +473,31 @@ impl PluginService {
         }
     }
 
+    /// A snapshot of one loaded plugin (the map's lock is not held across calls).
+    fn snapshot(&self, name: &str) -> Option<Loaded> {
+        self.read().get(name).map(|l| Loaded {
+            record: l.record.clone(),
+            plugin: l.plugin.clone(),
+            error: l.error.clone(),
+        })
+    }
+
     /// One plugin.
-    pub fn get(&self, name: &str) -> Result<PluginInfo, ServiceError> {
-        self.read().get(name).map(|l| self.info(l)).ok_or_else(|| not_found(name))
+    pub async fn get(&self, name: &str) -> Result<PluginInfo, ServiceError> {
+        let l = self.snapshot(name).ok_or_else(|| not_found(name))?;
+        Ok(self.info(&l).await)
     }
 
     /// Every plugin, by name.
-    pub fn list(&self) -> Vec<PluginInfo> {
-        self.read().values().map(|l| self.info(l)).collect()
+    pub async fn list(&self) -> Vec<PluginInfo> {
+        let names: Vec<String> = self.read().keys().cloned().collect();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(l) = self.snapshot(&name) {
+                out.push(self.info(&l).await);
+            }
+        }
+        out
     }
 
     /// A plugin's recent log lines and the count of dropped ones.

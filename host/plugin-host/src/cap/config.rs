@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::halo::plugin::config as wit;
-use crate::plugin::PluginState;
+use crate::executor::PluginState;
 
 /// Per-instance state: the config.
 pub struct ConfigState {

@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::halo::plugin::log as wit;
 use crate::bindings::halo::plugin::types::Level;
-use crate::plugin::PluginState;
+use crate::executor::PluginState;
 
 /// Lines kept per plugin.
 const RING: usize = 500;

@@ -148,7 +148,6 @@ pub async fn add(
     let default = if who.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues };
     let level = req.level.unwrap_or(default);
     let list = state.presence.edit_contacts(u, ContactEdit::Add { user: who.clone(), group: req.group, level }).await?;
-    state.presence.flush().await?;
     if who.is_remote() {
         state.federation.follow(u, &who, true).await?;
     }
@@ -168,7 +167,6 @@ pub async fn edit(
     let who = target(&state, &name)?;
     let list =
         state.presence.edit_contacts(u, ContactEdit::Update { user: who, group: req.group, level: req.level }).await?;
-    state.presence.flush().await?;
     Ok(Json(view(&state, u, &list).await?))
 }
 
@@ -183,7 +181,6 @@ pub async fn remove(
     let u = me(&auth)?;
     let who = target(&state, &name)?;
     state.presence.edit_contacts(u, ContactEdit::Remove { user: who.clone() }).await?;
-    state.presence.flush().await?;
     if who.is_remote() {
         state.federation.follow(u, &who, false).await?;
     }
@@ -201,7 +198,6 @@ pub async fn add_group(
     let u = me(&auth)?;
     let name = req.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let list = state.presence.edit_contacts(u, ContactEdit::AddGroup { name, position: req.position }).await?;
-    state.presence.flush().await?;
     Ok((StatusCode::CREATED, Json(view(&state, u, &list).await?)))
 }
 
@@ -217,7 +213,6 @@ pub async fn edit_group(
     let u = me(&auth)?;
     let list =
         state.presence.edit_contacts(u, ContactEdit::EditGroup { id, name: req.name, position: req.position }).await?;
-    state.presence.flush().await?;
     Ok(Json(view(&state, u, &list).await?))
 }
 
@@ -230,7 +225,6 @@ pub async fn remove_group(
     Path(id): Path<u32>,
 ) -> Result<StatusCode, ApiError> {
     state.presence.edit_contacts(me(&auth)?, ContactEdit::RemoveGroup { id }).await?;
-    state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,7 +265,6 @@ pub async fn block(
     let u = me(&auth)?;
     let who = target(&state, &name)?;
     state.presence.edit_contacts(u, ContactEdit::Block { user: who }).await?;
-    state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,6 +278,5 @@ pub async fn unblock(
 ) -> Result<StatusCode, ApiError> {
     let who = target(&state, &name)?;
     state.presence.edit_contacts(me(&auth)?, ContactEdit::Unblock { user: who }).await?;
-    state.presence.flush().await?;
     Ok(StatusCode::NO_CONTENT)
 }

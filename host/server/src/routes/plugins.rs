@@ -91,7 +91,7 @@ pub async fn install(
 /// Every plugin.
 #[utoipa::path(get, path = "/api/v1/admin/plugins", tag = "plugins", responses((status = 200, body = PluginList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Json<PluginList> {
-    Json(PluginList { plugins: state.plugins.list() })
+    Json(PluginList { plugins: state.plugins.list().await })
 }
 
 /// One plugin.
@@ -102,7 +102,7 @@ pub async fn get(
     _admin: AdminUser,
     Path(name): Path<String>,
 ) -> Result<Json<PluginInfo>, ApiError> {
-    Ok(Json(state.plugins.get(&name)?))
+    Ok(Json(state.plugins.get(&name).await?))
 }
 
 /// Upgrades a plugin to a new version of it, live (calls in flight finish on the old one).

@@ -7,14 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use halo_core::Username;
-use halo_core::presence::{self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, Phone};
+use halo_core::presence::{self, Activity, BuiltinState, CalendarActivity, CustomState, Phone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use halo_services::ServiceError;
 use halo_services::presence::{MyPresence, PresencePatch, PresenceView, Viewer};
 
 /// A state users can pick.
@@ -105,10 +104,6 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
     }
 }
 
-fn bad(e: presence::PresenceError) -> ServiceError {
-    ServiceError::Invalid(e.to_string())
-}
-
 fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
     Ok(state.presence.users(&[name.to_owned()])?.remove(0))
 }
@@ -170,7 +165,6 @@ pub async fn set_state(
 ) -> Result<Json<PresenceView>, ApiError> {
     let manual = state.presence.manual(s.state.as_deref(), s.availability, s.activity.as_deref(), s.until)?;
     let view = state.presence.set_manual(me(&auth)?, Some(manual)).await?;
-    state.presence.flush().await?;
     Ok(Json(view))
 }
 
@@ -179,7 +173,6 @@ pub async fn set_state(
     responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
 pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
     let view = state.presence.set_manual(me(&auth)?, None).await?;
-    state.presence.flush().await?;
     Ok(Json(view))
 }
 
@@ -301,10 +294,7 @@ pub async fn calendar(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "calendar:write")?;
-    let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
-    let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
-    state.presence.set_calendar(&u, input).await?;
-    state.presence.flush().await?;
+    state.presence.set_calendar_input(&u, c.activity, c.until, c.subject).await?;
     Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }
 
@@ -321,6 +311,5 @@ pub async fn phone(
     let u = user(&state, &name)?;
     may_write(&caller, &u, "phone:write")?;
     state.presence.set_phone(&u, p.activity).await?;
-    state.presence.flush().await?;
     Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }

@@ -249,12 +249,10 @@ impl Ctx<'_> {
             Request::PresenceSet { state, availability, activity, until } => {
                 let manual = presence.manual(state.as_deref(), availability, activity.as_deref(), until)?;
                 let view = presence.set_manual(me, Some(manual)).await?;
-                presence.flush().await?;
                 Reply::Presence { presence: view }
             }
             Request::PresenceReset {} => {
                 let view = presence.set_manual(me, None).await?;
-                presence.flush().await?;
                 Reply::Presence { presence: view }
             }
             Request::PresenceMachine { state } => {

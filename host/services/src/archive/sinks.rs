@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use halo_core::archive::Settings;
-use halo_plugin_host::{CallError, Plugin, SinkOutcome};
+use halo_plugin_host::{Plugin, SinkOutcome};
 use halo_store::Store;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -231,13 +231,11 @@ impl Delivery {
                 let _ = tokio::time::timeout(IDLE, woken).await;
                 continue;
             };
-            let plugin = self.plugin.clone();
             let n = batch.len() as u64;
             let started = Instant::now();
-            let outcome = tokio::task::spawn_blocking(move || plugin.deliver(&batch))
-                .await
-                .unwrap_or_else(|e| Err(CallError::Trap(format!("delivery task failed: {e}"))));
-            self.metrics.plugin_call(&self.name, started.elapsed(), outcome.as_ref().err());
+            // On the sink's executor thread; this task only waits.
+            let outcome = self.plugin.deliver(&batch).await;
+            self.metrics.plugin_wait(&self.name, started.elapsed());
             match outcome {
                 Ok(SinkOutcome::Stored) => {
                     if let Err(e) = self.store.archive().set_cursor(&self.name, last).await {

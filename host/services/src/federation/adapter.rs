@@ -170,7 +170,7 @@ impl State {
         }
         self.timers.clear();
         self.set_routing(false).await;
-        match self.plugin.adapter_start() {
+        match self.plugin.adapter_start().await {
             Ok(actions) => {
                 self.apply(actions).await;
                 true
@@ -188,7 +188,7 @@ impl State {
 
     /// Hands the adapter one input and carries out its answer.
     async fn input(&mut self, input: AdapterInput) -> Outcome {
-        match self.plugin.adapter_handle(&input) {
+        match self.plugin.adapter_handle(&input).await {
             Ok(actions) => {
                 if self.apply(actions).await {
                     Outcome::Done

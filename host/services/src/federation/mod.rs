@@ -24,7 +24,7 @@ use halo_core::federation::{
     Access, Breaker, BreakerState, Domain, FederationError, Item, Route, RouteKey, Rule, Rules, Subscription,
 };
 use halo_plugin_host::Plugin;
-use halo_store::Store;
+use halo_store::{Outbound, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
@@ -200,15 +200,29 @@ impl FederationService {
 
     /// Queues `item` (to a remote user) for its domain, durably, and wakes its transport.
     pub async fn send(&self, item: Item) -> Result<(), ServiceError> {
+        let (outbound, key) = self.outbound(item)?;
+        self.store.federation().enqueue(&outbound.domain, std::slice::from_ref(&outbound.item)).await?;
+        self.wake(&key);
+        Ok(())
+    }
+
+    /// `item` (to a remote user) as the queue entry of its domain, to be stored in the same
+    /// commit as what it carries (a message: [`halo_store::Im::append`]), with the route to
+    /// [`wake`](Self::wake) once it is stored. Refused while the domain is not routed (blocked,
+    /// or no rule allows it): then nothing is to be stored.
+    pub fn outbound(&self, item: Item) -> Result<(Outbound, RouteKey), ServiceError> {
         let to = Username::parse_address(item.to()).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let Some(domain) = to.domain() else { return Err(ServiceError::Invalid("not a remote address".into())) };
         let key = {
             let rules = self.rules();
             RouteKey::of(domain, rules.route(domain).map_err(fed_error)?)
         };
-        self.store.federation().enqueue(domain, std::slice::from_ref(&item)).await?;
-        self.waker(&key).notify_one();
-        Ok(())
+        Ok((Outbound { domain: domain.to_owned(), item }, key))
+    }
+
+    /// Tells the transport of `key` that items wait for it.
+    pub fn wake(&self, key: &RouteKey) {
+        self.waker(key).notify_one();
     }
 
     /// The domains with items waiting that `key` carries, and how many wait for each.

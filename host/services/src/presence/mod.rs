@@ -11,7 +11,7 @@
 //! A publication projects the state once per visibility (owner, each access level, privacy
 //! mode) into one shared event per visibility, and hands it to every recipient through the
 //! [`Outbox`], which encodes it once for all of their sockets. Store writes happen on the shard's thread without waiting for the
-//! disk; callers await [`Store::flush`] before acknowledging.
+//! disk; the caller commits them (group commits) before it answers.
 
 mod derive;
 mod profile;
@@ -270,6 +270,9 @@ impl PresenceService {
         if let Some(e) = reply.failed {
             return Err(e.into());
         }
+        if let Some(p) = reply.pending {
+            p.commit().await?;
+        }
         match reply.answer {
             Answer::Refused(r) => Err(refused(r)),
             a => Ok(a),
@@ -373,7 +376,7 @@ impl PresenceService {
     }
 
     /// Changes `user`'s stored document (fields validated by the caller), republishes, and
-    /// returns the owner's view. Durable after [`PresenceService::flush`].
+    /// returns the owner's view once the document is durable.
     pub async fn update(&self, user: &Username, patch: DocPatch) -> Result<PresenceView, ServiceError> {
         self.own(Input::Update { user: user.clone(), patch, req: self.req() }).await
     }
@@ -421,8 +424,8 @@ impl PresenceService {
     }
 
     /// Changes `owner`'s contact list, stores it, updates who watches whom, and republishes the
-    /// owner (their contacts' views of them may have changed). Returns the new list. Durable
-    /// after [`PresenceService::flush`].
+    /// owner (their contacts' views of them may have changed). Returns the new list once it is
+    /// durable.
     pub async fn edit_contacts(&self, owner: &Username, edit: ContactEdit) -> Result<ContactList, ServiceError> {
         match self.ask(Input::EditContacts { owner: owner.clone(), edit, req: self.req() }).await? {
             Answer::Contacts(list) => Ok(list),
@@ -493,11 +496,6 @@ impl PresenceService {
     /// Parses usernames of existing accounts.
     pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ServiceError> {
         names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
-    }
-
-    /// Makes presence writes durable.
-    pub async fn flush(&self) -> Result<(), ServiceError> {
-        Ok(self.store.flush().await?)
     }
 }
 

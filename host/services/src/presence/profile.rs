@@ -3,7 +3,9 @@
 
 use halo_core::Username;
 use halo_core::presence::engine::{DocPatch, Seen};
-use halo_core::presence::{self, Field, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta};
+use halo_core::presence::{
+    self, Calendar, CalendarActivity, Field, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -86,7 +88,6 @@ impl PresenceService {
             ..DocPatch::default()
         };
         let seen = self.update_seen(user, patch).await?;
-        self.flush().await?;
         with_settings(&seen)
     }
 
@@ -100,19 +101,32 @@ impl PresenceService {
         let content_type =
             presence::sniff_image(bytes).ok_or_else(|| ServiceError::invalid("not a PNG, JPEG, GIF or WebP image"))?;
         let etag: String = Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        self.store.presence().put_picture(user, Some(bytes))?;
+        let picture = self.store.presence().put_picture(user, Some(bytes))?;
         let meta = PictureMeta { etag, content_type: content_type.into() };
         let view = self.update(user, DocPatch { picture: Some(Some(meta)), ..DocPatch::default() }).await?;
-        self.flush().await?;
+        picture.commit().await?;
         Ok(view)
     }
 
     /// Removes `user`'s picture; durable when this returns.
     pub async fn remove_picture(&self, user: &Username) -> Result<PresenceView, ServiceError> {
-        self.store.presence().put_picture(user, None)?;
+        let picture = self.store.presence().put_picture(user, None)?;
         let view = self.update(user, DocPatch { picture: Some(None), ..DocPatch::default() }).await?;
-        self.flush().await?;
+        picture.commit().await?;
         Ok(view)
+    }
+
+    /// Sets `user`'s calendar state from an integration: `activity` (none clears it) until
+    /// `until`, with an optional `subject` (at most 200 characters); durable when this returns.
+    pub async fn set_calendar_input(
+        &self,
+        user: &Username,
+        activity: Option<CalendarActivity>,
+        until: Option<u64>,
+        subject: Option<String>,
+    ) -> Result<PresenceView, ServiceError> {
+        let subject = presence::check_text(subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
+        self.set_calendar(user, activity.map(|activity| Calendar { activity, until, subject })).await
     }
 
     /// `user`'s picture if `viewer` may see it (not found otherwise).

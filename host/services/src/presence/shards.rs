@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use halo_core::presence::engine::{Answer, DeriveRequest, Effect, Engine, Input, Publication, Recipient, Req, Stored};
 use halo_core::{Millis, Username};
-use halo_store::{Store, StoreError};
+use halo_store::{Pending, Store, StoreError};
 use tokio::sync::oneshot;
 
 use super::remote::Outgoing;
@@ -20,10 +20,12 @@ use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::outbox::{Event, Outbox};
 
-/// What a caller gets back: the engine's answer, or the store write that failed on the way.
+/// What a caller gets back: the engine's answer, the store write that failed on the way, or
+/// the writes to commit before acknowledging.
 pub(super) struct Reply {
     pub answer: Answer,
     pub failed: Option<StoreError>,
+    pub pending: Option<Pending>,
 }
 
 /// A message for a shard's thread.
@@ -137,6 +139,7 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
             waiting.insert(req, tx);
         }
         let mut failed: Option<StoreError> = None;
+        let mut pending: Option<Pending> = None;
         let mut queue = VecDeque::from([*input]);
         while let Some(input) = queue.pop_front() {
             for effect in engine.apply(input, now_ms()) {
@@ -148,18 +151,21 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
                         });
                         queue.push_back(Input::Loaded { user, result });
                     }
-                    Effect::SaveDocument { user, doc } => {
-                        if let Err(e) = world.store.presence().put_document(&user, &doc) {
+                    // Written here, committed (group commits) by the caller before it answers.
+                    Effect::SaveDocument { user, doc } => match world.store.presence().put_document(&user, &doc) {
+                        Ok(p) => pending = Some(p),
+                        Err(e) => {
                             tracing::error!(user = %user, error = %e, "saving a presence document");
                             failed = Some(e);
                         }
-                    }
-                    Effect::SaveContacts { user, list } => {
-                        if let Err(e) = world.store.presence().put_contacts(&user, &list) {
+                    },
+                    Effect::SaveContacts { user, list } => match world.store.presence().put_contacts(&user, &list) {
+                        Ok(p) => pending = Some(p),
+                        Err(e) => {
                             tracing::error!(user = %user, error = %e, "saving a contact list");
                             failed = Some(e);
                         }
-                    }
+                    },
                     Effect::Publish(p) => world.publish(p),
                     Effect::PublishRemote { remote, info, since, to } => {
                         let view = remote_view(&remote, info.as_ref(), since);
@@ -174,7 +180,7 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Msg>, world: &World) {
                     Effect::Wake(at) => wake = at,
                     Effect::Reply { req, answer } => {
                         if let Some(tx) = waiting.remove(&req) {
-                            let _ = tx.send(Reply { answer, failed: failed.take() });
+                            let _ = tx.send(Reply { answer, failed: failed.take(), pending: pending.take() });
                         }
                     }
                 }

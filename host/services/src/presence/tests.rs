@@ -28,12 +28,12 @@ async fn service(dir: &std::path::Path) -> (PresenceService, Arc<Recorder>, Stor
     (presence, outbox, store)
 }
 
-fn contacts(store: &Store, owner: &str, of: &[(&str, AccessLevel)]) {
+async fn contacts(store: &Store, owner: &str, of: &[(&str, AccessLevel)]) {
     let mut list = ContactList::default();
     for (c, level) in of {
         list.add(&name(owner), &name(c), None, *level, 100, 0).expect("contact");
     }
-    store.presence().put_contacts(&name(owner), &list).expect("contacts");
+    store.presence().put_contacts(&name(owner), &list).expect("contacts").commit().await.expect("durable");
 }
 
 /// What the outbox got from now until `done` says it is enough (the shards publish on their own
@@ -65,9 +65,9 @@ async fn a_change_reaches_owner_and_watchers_with_one_shared_event_per_visibilit
     let dir = tempfile::tempdir().expect("tempdir");
     let (presence, outbox, store) = service(dir.path()).await;
     // Bob and Cat watch Ann at her default level for them; Dan is in Ann's Workgroup.
-    contacts(&store, "ann", &[("dan", AccessLevel::Workgroup)]);
+    contacts(&store, "ann", &[("dan", AccessLevel::Workgroup)]).await;
     for w in ["bob", "cat", "dan"] {
-        contacts(&store, w, &[("ann", AccessLevel::Colleagues)]);
+        contacts(&store, w, &[("ann", AccessLevel::Colleagues)]).await;
     }
     for (ep, n) in ["ann", "bob", "cat", "dan"].iter().enumerate() {
         outbox.set_online(&name(n), true);
@@ -103,7 +103,7 @@ async fn a_change_reaches_owner_and_watchers_with_one_shared_event_per_visibilit
 async fn a_blocked_sender_is_refused_with_a_typed_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (presence, _outbox, store) = service(dir.path()).await;
-    contacts(&store, "ann", &[("bob", AccessLevel::Blocked)]);
+    contacts(&store, "ann", &[("bob", AccessLevel::Blocked)]).await;
     let err = presence.check_reach(&name("bob"), &name("ann")).await.expect_err("blocked");
     assert!(matches!(err, crate::ServiceError::Blocked(ref who) if who == "ann"), "{err:?}");
     assert!(presence.check_reach(&name("cat"), &name("ann")).await.is_ok());
