@@ -47,8 +47,9 @@ fn a_slow_plugin_holds_up_neither_the_server_nor_other_users_presence() {
     let _alice_online = Peer::connect(&server, &alice_t, "laptop");
 
     cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")]);
-    // Calls of 400 ms stay far inside the deadline: the plugin is slow, never failing.
-    cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100"]);
+    // Calls of 400 ms stay far inside the deadline, and a CPU budget of the whole window never
+    // binds: the plugin is slow, never failing nor throttled.
+    cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100", "cpu_budget=10s", "cpu_window=10s"]);
     // Twelve users held by presence (the ten looked at, alice and bob).
     alice.call_json("GET", &format!("/api/v1/presence?users={}", others.join(",")), None).expect("batch");
     let before = calls(&server, &admin, "hostile");
