@@ -156,8 +156,9 @@ fn hostile_plugins_cannot_hurt_the_server() {
     assert!(logs.contains("trapped"), "{logs}");
     server.client(None).call_json("GET", "/healthz", None).expect("still serving");
 
-    // A long deadline from here on, so that on a loaded machine each mode fails its own way.
-    ok(run(cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100"])));
+    // A long deadline and a CPU budget that never binds from here on, so that on a loaded
+    // machine each mode fails its own way (not throttled for the guest time of the one before).
+    ok(run(cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100", "cpu_budget=10s", "cpu_window=10s"])));
     // `calls N · errors N · traps N` from `halo plugin info`.
     let counts = || -> [u64; 3] {
         let info = ok(run(cli(&server, &["info", "hostile"])));
