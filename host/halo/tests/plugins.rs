@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Peer, TestServer, api_error, component, fails, halo, ok, rust_plugin, wait_presence};
+use common::{Peer, TestServer, api_error, component, fails, halo, ok, rust_plugin, wait_presence, wait_until};
 use serde_json::{Value, json};
 
 fn cli(server: &TestServer, args: &[&str]) -> Command {
@@ -141,24 +141,50 @@ fn hostile_plugins_cannot_hurt_the_server() {
     ok(run(cli(&server, &["install", rust_plugin("hostile").to_str().expect("path")])));
     ok(run(cli(&server, &["config", "hostile", "mode=loop"])));
     let mut alice = Peer::connect(&server, &alice_t, "laptop");
-    for state in ["busy", "be-right-back", "do-not-disturb", "available"] {
-        alice.ok(json!({"type": "presence.set", "state": state}));
-    }
-    wait_presence(&mut bob, "alice", |p| p["state"] == "available");
-    let info = ok(run(cli(&server, &["info", "hostile"])));
-    assert!(info.contains("disabled after 3 traps") && info.contains("deadline"), "{info}");
+    // Derivations run off the presence shards, the latest per user: change until three have
+    // trapped. Every change reaches bob meanwhile.
+    let info = wait_until("hostile to be disabled", 60, || {
+        for state in ["busy", "be-right-back", "do-not-disturb", "available"] {
+            alice.ok(json!({"type": "presence.set", "state": state}));
+        }
+        wait_presence(&mut bob, "alice", |p| p["state"] == "available");
+        let info = ok(run(cli(&server, &["info", "hostile"])));
+        info.contains("disabled after 3 traps").then_some(info)
+    });
+    assert!(info.contains("deadline"), "{info}");
     let logs = ok(run(cli(&server, &["logs", "hostile"])));
     assert!(logs.contains("trapped"), "{logs}");
     server.client(None).call_json("GET", "/healthz", None).expect("still serving");
 
-    // A long deadline from here on, so that on a loaded machine each mode fails its own way.
-    ok(run(cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100"])));
+    // A long deadline and a CPU budget that never binds from here on, so that on a loaded
+    // machine each mode fails its own way (not throttled for the guest time of the one before).
+    ok(run(cli(&server, &["limits", "hostile", "deadline=5s", "max_traps=100", "cpu_budget=10s", "cpu_window=10s"])));
+    // `calls N · errors N · traps N` from `halo plugin info`.
+    let counts = || -> [u64; 3] {
+        let info = ok(run(cli(&server, &["info", "hostile"])));
+        let n = |what: &str| -> u64 {
+            let at = info.find(what).map_or(0, |i| i + what.len());
+            info[at..].split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        [n("calls "), n("errors "), n("traps ")]
+    };
     for mode in ["memory", "trap", "oversized", "logflood"] {
+        let [calls, errors, traps] = counts();
         ok(run(cli(&server, &["config", "hostile", &format!("mode={mode}")])));
         ok(run(cli(&server, &["enable", "hostile"])));
         alice.ok(json!({"type": "presence.set", "state": "busy"}));
         alice.ok(json!({"type": "presence.reset"}));
         wait_presence(&mut bob, "alice", |p| p["state"] == "available");
+        // Derivations run off the presence shards: this mode's fail its own way before the next.
+        wait_until(&format!("hostile to fail in mode {mode}"), 60, || {
+            let [c, e, t] = counts();
+            match mode {
+                "memory" | "trap" => t > traps,
+                "oversized" => e > errors,
+                _ => c > calls,
+            }
+            .then_some(())
+        });
     }
     let admin = server.login("admin", common::ADMIN_PASSWORD);
     let (_, metrics) = server.raw("GET", "/metrics", Some(&admin), "text/plain", Vec::new());

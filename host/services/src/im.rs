@@ -151,8 +151,8 @@ impl ImService {
 
     /// The seam where the recipient's wishes decide whether `from` may reach `to`: presence
     /// refuses Blocked contacts, and non-Workgroup senders while `to` is in Do Not Disturb.
-    fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
-        self.presence.check_reach(from, to)
+    async fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
+        self.presence.check_reach(from, to).await
     }
 
     /// The conversation `id` if `user` ever took part in it (else not found, hiding its existence).
@@ -178,7 +178,7 @@ impl ImService {
         for name in others {
             let u = self.user(name)?;
             if &u != actor.user && !users.contains(&u) {
-                self.check_reach(actor.user, &u)?;
+                self.check_reach(actor.user, &u).await?;
                 users.push(u);
             }
         }
@@ -235,7 +235,7 @@ impl ImService {
         conv.check_send(actor.user)?;
         if conv.kind == conversation::Kind::Direct {
             for other in conv.members().filter(|m| *m != actor.user) {
-                self.check_reach(actor.user, other)?;
+                self.check_reach(actor.user, other).await?;
             }
         }
         let reserved = self.store.im().reserve()?;
@@ -351,7 +351,7 @@ impl ImService {
         user: &str,
     ) -> Result<ConversationView, ServiceError> {
         let user = self.user(user)?;
-        self.check_reach(actor.user, &user)?;
+        self.check_reach(actor.user, &user).await?;
         let _guard = self.lock(id).await;
         let mut conv = self.conversation_of(actor.user, id)?;
         let reserved = self.store.im().reserve()?;

@@ -141,7 +141,7 @@ pub async fn states(State(state): State<AppState>) -> Json<States> {
 #[utoipa::path(get, path = "/api/v1/me/presence", tag = "presence",
     responses((status = 200, body = MyPresence), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_mine(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MyPresence>, ApiError> {
-    Ok(Json(state.presence.mine(me(&auth)?)?))
+    Ok(Json(state.presence.mine(me(&auth)?).await?))
 }
 
 /// Changes the caller's note, out-of-office note, location, phones and privacy settings.
@@ -205,7 +205,7 @@ pub async fn get_picture(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let u = user(&state, &name)?;
-    let picture = state.presence.picture(&u, viewer(&caller))?;
+    let picture = state.presence.picture(&u, viewer(&caller)).await?;
     let etag = format!("\"{}\"", picture.etag);
     let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())];
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -223,7 +223,7 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<PresenceView>, ApiError> {
     caller.require("presence:read")?;
-    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller))?))
+    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller)).await?))
 }
 
 /// Several users' presence at once (users, and apps with `presence:read`).
@@ -242,7 +242,7 @@ pub async fn batch(
     let mut presence = Vec::with_capacity(names.len());
     for n in names {
         if let Ok(u) = user(&state, n) {
-            presence.push(state.presence.view(&u, viewer(&caller))?);
+            presence.push(state.presence.view(&u, viewer(&caller)).await?);
         }
     }
     Ok(Json(Batch { presence }))
@@ -261,7 +261,7 @@ pub async fn badge(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.presence.view(&user(&state, &name)?, viewer(&caller))?;
+    let view = state.presence.view(&user(&state, &name)?, viewer(&caller)).await?;
     let label = xml_escape(&format!("{} · {}", view.display_name, view.label));
     let width = 24 + 7 * label.chars().count();
     let svg = format!(
@@ -295,7 +295,7 @@ pub async fn calendar(
     let u = user(&state, &name)?;
     may_write(&caller, &u, "calendar:write")?;
     state.presence.set_calendar_input(&u, c.activity, c.until, c.subject).await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }
 
 /// Sets a user's phone state (the user, an admin, or an app with `phone:write`).
@@ -311,5 +311,5 @@ pub async fn phone(
     let u = user(&state, &name)?;
     may_write(&caller, &u, "phone:write")?;
     state.presence.set_phone(&u, p.activity).await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }

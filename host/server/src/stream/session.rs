@@ -261,10 +261,10 @@ impl Ctx<'_> {
             Request::PresenceSubscribe { users, ttl_secs } => {
                 let targets = presence.users(&users)?;
                 let ttl = ttl_secs.map_or(presence.settings().subscription_ttl, Duration::from_secs);
-                Reply::Presences { presence: presence.subscribe(me, self.endpoint.id, &targets, ttl)? }
+                Reply::Presences { presence: presence.subscribe(me, self.endpoint.id, &targets, ttl).await? }
             }
             Request::PresenceUnsubscribe { users } => {
-                presence.unsubscribe(self.endpoint.id, &presence.users(&users)?);
+                presence.unsubscribe(me, self.endpoint.id, &presence.users(&users)?);
                 Reply::Ok {}
             }
             Request::RoomPost { room, text, format, key } => Reply::Message {

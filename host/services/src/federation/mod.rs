@@ -278,7 +278,7 @@ impl FederationService {
                 im.receive(&from, &to, &text, &id).await.map_err(|e| refuse(e.to_string()))?;
             }
             Item::Presence { info, .. } => {
-                let wanted = self.presence.has_contact(&to, &from);
+                let wanted = self.presence.has_contact(&to, &from).await;
                 if !wanted {
                     return Err(refuse(format!("{to} has no contact {from}")));
                 }
@@ -300,7 +300,7 @@ impl FederationService {
         let fed = self.store.federation();
         match kind {
             Subscription::Request => {
-                let blocked = self.presence.visibility(to, Viewer::User(from))?
+                let blocked = self.presence.visibility(to, Viewer::User(from)).await?
                     == halo_core::presence::Visibility::Level(halo_core::presence::AccessLevel::Blocked);
                 if blocked {
                     let refuse =
@@ -325,7 +325,7 @@ impl FederationService {
                 Ok(())
             }
             Subscription::Refuse => {
-                let wanted = self.presence.has_contact(to, from);
+                let wanted = self.presence.has_contact(to, from).await;
                 self.presence.remote_presence(from, halo_core::federation::PresenceInfo::offline(), wanted);
                 Ok(())
             }
@@ -335,7 +335,7 @@ impl FederationService {
 
     /// Queues `local`'s current presence, as `remote` may see it.
     async fn send_presence(&self, local: &Username, remote: &Username) -> Result<(), ServiceError> {
-        let view = self.presence.view(local, Viewer::User(remote))?;
+        let view = self.presence.view(local, Viewer::User(remote)).await?;
         self.send(Item::Presence { from: local.to_string(), to: remote.to_string(), info: presence_info(&view) }).await
     }
 

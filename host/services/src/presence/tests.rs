@@ -36,6 +36,20 @@ async fn contacts(store: &Store, owner: &str, of: &[(&str, AccessLevel)]) {
     store.presence().put_contacts(&name(owner), &list).expect("contacts").commit().await.expect("durable");
 }
 
+/// What the outbox got from now until `done` says it is enough (the shards publish on their own
+/// threads, a coalescing interval after a change); at most 10 s.
+async fn until(outbox: &Recorder, done: impl Fn(&[Sent]) -> bool) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    for _ in 0..2000 {
+        sent.extend(outbox.take());
+        if done(&sent) {
+            return sent;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the outbox got only {sent:?}");
+}
+
 /// The event each user got, by recipient.
 fn received(sent: &[Sent], user: &str) -> Vec<Event> {
     sent.iter()
@@ -60,12 +74,13 @@ async fn a_change_reaches_owner_and_watchers_with_one_shared_event_per_visibilit
         let snapshot = presence.connect(&name(n), ep as u64 + 1).await.expect("connect");
         assert!(matches!(snapshot.last(), Some(Event::PresenceSnapshot { last: true, .. })));
     }
-    presence.publish(crate::clock::now_ms());
-    outbox.take();
+    // The connects publish once each, a coalescing interval later.
+    let settled =
+        until(&outbox, |sent| ["ann", "bob", "cat", "dan"].iter().all(|u| !received(sent, u).is_empty())).await;
+    assert!(settled.len() >= 4);
 
     presence.machine(&name("ann"), 1, MachineState::Away).await.expect("machine");
-    presence.publish(crate::clock::now_ms());
-    let sent = outbox.take();
+    let sent = until(&outbox, |sent| ["ann", "bob", "cat", "dan"].iter().all(|u| !received(sent, u).is_empty())).await;
     let one = |user: &str| {
         let got = received(&sent, user);
         assert_eq!(got.len(), 1, "{user} got {got:?}");
@@ -89,7 +104,7 @@ async fn a_blocked_sender_is_refused_with_a_typed_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (presence, _outbox, store) = service(dir.path()).await;
     contacts(&store, "ann", &[("bob", AccessLevel::Blocked)]).await;
-    let err = presence.check_reach(&name("bob"), &name("ann")).expect_err("blocked");
+    let err = presence.check_reach(&name("bob"), &name("ann")).await.expect_err("blocked");
     assert!(matches!(err, crate::ServiceError::Blocked(ref who) if who == "ann"), "{err:?}");
-    assert!(presence.check_reach(&name("cat"), &name("ann")).is_ok());
+    assert!(presence.check_reach(&name("cat"), &name("ann")).await.is_ok());
 }
