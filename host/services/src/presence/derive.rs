@@ -1,7 +1,8 @@
 //! Presence plugins, off the shards: one thread runs the enabled plugins' `derive` for the
 //! requests the shards send, first come first served in batches (one crossing to a plugin's
-//! executor for up to [`BATCH`] users), and hands each answer back to the shard that asked. Requests queued for the same user collapse into the latest (the engine ignores
-//! answers to older ones), so a slow plugin falls behind by at most one derivation per user,
+//! executor for up to [`BATCH`] users), and hands each answer back to the shard that asked.
+//! Requests queued for the same user collapse into the latest (the engine ignores answers to
+//! older ones), so a slow plugin falls behind by at most one derivation per user,
 //! and no shard ever waits for it.
 
 use std::collections::{HashMap, VecDeque};
