@@ -350,7 +350,6 @@ fn thread_cpu() -> Option<Duration> {
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
-
 /// The handle on a plugin's thread. Dropping it lets the thread finish the jobs queued and
 /// exit (calls in flight finish on the old instance when a plugin is swapped).
 pub(crate) struct Executor {
