@@ -86,6 +86,17 @@ fn check_group_name(name: &str) -> Result<String, ContactError> {
 }
 
 impl ContactList {
+    /// A list from its parts (as storage keeps them); `next_group` is the id the next new group
+    /// gets.
+    pub fn from_parts(groups: Vec<Group>, contacts: BTreeMap<Username, Contact>, next_group: u32) -> Self {
+        Self { groups, contacts, next_group }
+    }
+
+    /// The id the next new group gets.
+    pub fn next_group(&self) -> u32 {
+        self.next_group
+    }
+
     fn check_group(&self, id: u32) -> Result<(), ContactError> {
         if self.groups.iter().any(|g| g.id == id) { Ok(()) } else { Err(ContactError::NoGroup(id)) }
     }

@@ -304,7 +304,7 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "HALO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `halo_server=debug` [default: info; env RUST_LOG also works].
+    /// Log filter, e.g. `info` or `halo_services::presence=debug` [default: info; env RUST_LOG also works].
     #[arg(long, env = "HALO_LOG", value_name = "FILTER")]
     pub log: Option<String>,
     /// Install this plugin component at start if no plugin of its name is installed (disabled

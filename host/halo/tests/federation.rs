@@ -161,6 +161,52 @@ fn users_of_two_halo_servers_add_each_other_see_presence_and_chat() {
     assert!(text.contains("halo_federation_sent_total{domain=\"b.test\",kind=\"message\"}"), "{text}");
 }
 
+/// The texts of `user`'s first conversation on `server`.
+fn history_of(server: &TestServer, token: &str) -> Vec<String> {
+    let client = server.client(Some(token));
+    let Ok(convs) = client.call_json("GET", "/api/v1/conversations", None) else { return Vec::new() };
+    let id = convs["conversations"][0]["id"].clone();
+    let Ok(msgs) = client.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None) else {
+        return Vec::new();
+    };
+    msgs["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_message_is_stored_exactly_when_it_is_queued_for_federation_so_a_retry_never_loses_it() {
+    let p = pair();
+    let (ta, tb) = (token(&p.a, "alice"), token(&p.b, "bob"));
+    let mut alice = Peer::connect(&p.a, &ta, "alice-laptop");
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob@b.test"]}))["conversation"]["id"].clone();
+    let send = format!("/api/v1/conversations/{conv}/messages");
+    let body = json!({"text": "sent once, delivered once", "key": "retry-1"});
+
+    // The domain stops being routed between the start and the send: the send is refused, and
+    // nothing is stored (so nothing is acknowledged that could not be queued).
+    p.a.admin().call("DELETE", "/api/v1/admin/federation/domains/b.test", None).expect("remove rule");
+    let refused = p.a.client(Some(&ta)).call_json("POST", &send, Some(&body)).expect_err("no route to b.test");
+    assert_eq!(common::api_error(refused), (403, "forbidden".to_owned()));
+    assert!(history_of(&p.a, &ta).is_empty(), "a refused message is not stored");
+    assert!(overview(&p.a)["queues"]["b.test"].as_u64().unwrap_or(0) == 0, "nor queued");
+
+    // Routed again, the client retries with the same key: stored and queued together, once.
+    peer_with(&p.a, "b.test", p.b_port, &p.certs);
+    let sent = p.a.client(Some(&ta)).call_json("POST", &send, Some(&body)).expect("retry");
+    let again = p.a.client(Some(&ta)).call_json("POST", &send, Some(&body)).expect("a second retry");
+    assert_eq!(sent["id"], again["id"], "the same message");
+    assert_eq!(history_of(&p.a, &ta), ["sent once, delivered once"]);
+    let delivered = wait_until("bob to get the message", 60, || {
+        let texts = history_of(&p.b, &tb);
+        (!texts.is_empty()).then_some(texts)
+    });
+    wait_until("a's queue to drain", 60, || (queued(&p.a) == 0).then_some(()));
+    assert_eq!(history_of(&p.b, &tb), delivered);
+    assert_eq!(delivered, ["sent once, delivered once"], "delivered exactly once");
+}
+
 #[test]
 fn a_peer_that_was_down_gets_its_queue_and_presence_when_back() {
     let mut p = pair();

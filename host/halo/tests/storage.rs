@@ -1,6 +1,6 @@
 //! Storage failures through a real `halo serve`: a full disk under the data directory (a small
-//! tmpfs, filled and freed again), an index directory that cannot be written, and the `[store]`
-//! settings.
+//! tmpfs, filled and freed again), an index directory that cannot be written, a plugin whose kv
+//! writes cannot be stored, and the `[store]` settings.
 //!
 //! Mounting needs root (CI runs as root). Without it, the tests that need a mount say why they
 //! are skipped and pass.
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Peer, TestServer, wait_until};
+use common::{Peer, TestServer, ok, rust_plugin, wait_until};
 use serde_json::{Value, json};
 
 /// Sends as fast as the test goes: no rate limit in the way.
@@ -233,6 +233,51 @@ fn a_full_disk_answers_503_and_recovers_without_restart_keeping_what_was_acknowl
     let texts = history(&server, &alice, conv);
     let missing: Vec<_> = acknowledged.iter().filter(|t| !texts.contains(t)).collect();
     assert!(missing.is_empty(), "acknowledged but lost after a restart: {missing:?}");
+}
+
+/// `halo plugin …` against `server`, through its data dir's local admin token.
+fn plugin_cli(server: &TestServer, args: &[&str]) -> String {
+    let out = common::halo()
+        .arg("plugin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .env_remove("HALO_SERVER")
+        .env_remove("HALO_TOKEN")
+        .output()
+        .expect("halo ran");
+    ok(out)
+}
+
+#[test]
+fn a_plugin_kv_write_that_cannot_be_stored_fails_in_the_guest() {
+    // The quota is far above the disk: only storage can refuse. A long deadline, so the plugin's
+    // writes (each flushed) are not cut short on a loaded machine.
+    let config = "[plugins.limits]\nkv_quota_bytes = 1073741824\ndeadline = \"60s\"\nmax_traps = 100\n";
+    let mut mount = Err(String::new());
+    let server = TestServer::with_setup(config, |data| mount = Mount::tmpfs(data, 24 << 20));
+    if let Err(why) = &mount {
+        eprintln!("skipped: needs a tmpfs mount on the data dir ({why})");
+        return;
+    }
+    server.user("alice");
+    let alice = server.login("alice", "alice-password");
+    let hostile = rust_plugin("hostile");
+    plugin_cli(&server, &["install", hostile.to_str().expect("path"), "--grant", "kv"]);
+    // `kv`: writes 1000 values of 60 KiB (60 MB, more than the 24 MiB disk) until one is refused,
+    // and logs how far it got.
+    plugin_cli(&server, &["config", "hostile", "mode=kv"]);
+    let admin = server.admin();
+    // A device connecting runs the plugin's derive.
+    let _peer = Peer::connect(&server, &alice, "laptop");
+    let logs = wait_until("the plugin to see a kv write fail", 120, || {
+        let logs = admin.call_json("GET", "/api/v1/admin/plugins/hostile/logs", None).ok()?.to_string();
+        logs.contains("kv refused after").then_some(logs)
+    });
+    // The quota is far away: the refusal is the full disk's, read as `quota-exceeded` by a 0.1
+    // plugin (docs/plugins.md), after the writes that fitted.
+    assert!(logs.contains("QuotaExceeded"), "{logs}");
+    assert!(!logs.contains("kv refused after 0 writes"), "writes were stored until the disk was full: {logs}");
 }
 
 #[test]

@@ -12,7 +12,6 @@ use serde::Serialize;
 use halo_core::UserError;
 use halo_services::ServiceError;
 use halo_services::error::STORAGE_RETRY_AFTER_SECS;
-use halo_store::StoreError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -144,12 +143,6 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ServiceError::from(e).into()
     }
 }
 

@@ -1,5 +1,6 @@
-//! Server settings with their defaults; `halo.toml` sections `[limits]`, `[http]` and `[auth]` map
-//! onto these.
+//! Server settings with their defaults: `halo.toml` sections `[limits]` and `[http]` map onto
+//! the transport's own; `[auth]`, `[im]`, `[presence]`, `[plugins]` and `[federation]` onto the
+//! services' ([`halo_services::ServiceSettings`]).
 
 use std::time::Duration;
 

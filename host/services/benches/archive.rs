@@ -74,7 +74,7 @@ async fn writes(archived: bool) -> f64 {
                     let id = store.im().reserve().expect("id");
                     let msg = text(id.id(), i);
                     let record = archived.then(|| Record::of_message(Place::Conversation(c.id), &msg, c.members()));
-                    store.im().append(&c, &msg, (&[], &[]), record.as_ref()).await.expect("append");
+                    store.im().append(&c, &msg, (&[], &[]), record.as_ref(), &[]).await.expect("append");
                 }
             })
         })
@@ -97,7 +97,7 @@ async fn drain() -> f64 {
         let id = store.im().reserve().expect("id");
         let msg = text(id.id(), i);
         let record = Record::of_message(Place::Conversation(c.id), &msg, c.members());
-        store.im().append(&c, &msg, (&[], &[]), Some(&record)).await.expect("append");
+        store.im().append(&c, &msg, (&[], &[]), Some(&record), &[]).await.expect("append");
         last = msg.id;
     }
     let path =

@@ -179,7 +179,7 @@ impl Accounts {
         Ok(LoginOk { token, session, user })
     }
 
-    /// Counts an attempt against the address, then the username; refused (429) past either.
+    /// Counts an attempt against the address, then the username; refused ([`ServiceError::RateLimited`]) past either.
     fn begin<'a>(&'a self, user_key: &'a str, ip_key: &'a str, now: u64) -> Result<Attempt<'a>, ServiceError> {
         let refused = |retry_ms: u64, what: &str| {
             self.metrics.login("rate_limited");
@@ -194,7 +194,7 @@ impl Accounts {
         Ok(Attempt { accounts: self, user_key, ip_key, ended: false })
     }
 
-    /// Forgets the failed logins of account `name` (an admin's unlock; 404 if no such account).
+    /// Forgets the failed logins of account `name` (an admin's unlock; not found if no such account).
     pub fn unlock_user(&self, name: &str) -> Result<(), ServiceError> {
         let user = self.get(name)?;
         lock(&self.by_user).clear(user.username.as_str());
@@ -216,7 +216,7 @@ impl Accounts {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
         let hash = token::hash(token);
         if self.local_admin == Some(hash) {
-            return Ok(Principal { identity: Identity::LocalAdmin, token: hash });
+            return Ok(Principal { identity: Identity::LocalAdmin, token: hash, expires_at: None });
         }
         let session =
             self.store.sessions().get(&hash)?.ok_or(ServiceError::unauthorized("unknown or revoked token"))?;
@@ -229,7 +229,7 @@ impl Accounts {
         if user.disabled {
             return Err(ServiceError::unauthorized("account is disabled"));
         }
-        Ok(Principal { identity: Identity::User(Box::new(user)), token: hash })
+        Ok(Principal { identity: Identity::User(Box::new(user)), token: hash, expires_at: Some(session.expires_at) })
     }
 
     /// Resolves a user token or an app token.
@@ -238,12 +238,6 @@ impl Accounts {
             return Ok(Caller::App(app));
         }
         Ok(Caller::User(self.authenticate(token).await?))
-    }
-
-    /// When the session of `token` ends, ms since the Unix epoch (`None` for the local admin
-    /// token, or a session already gone).
-    pub fn session_expiry(&self, token: &TokenHash) -> Result<Option<u64>, ServiceError> {
-        Ok(self.store.sessions().get(token)?.map(|s| s.expires_at))
     }
 
     /// Up to `limit` enabled accounts whose username or display name contains `needle`
@@ -295,7 +289,7 @@ impl Accounts {
         Ok(user)
     }
 
-    /// The account named `name` (404 if none).
+    /// The account named `name` (not found if none).
     pub fn get(&self, name: &str) -> Result<User, ServiceError> {
         let parsed = Username::parse(name).map_err(|_| not_found(name))?;
         self.store.users().get(&parsed)?.ok_or_else(|| not_found(name))
@@ -407,7 +401,7 @@ impl Accounts {
     }
 }
 
-/// The username of an enabled account named `name` (404 otherwise): the one check every
+/// The username of an enabled account named `name` (not found otherwise): the one check every
 /// service uses before addressing a user.
 pub fn existing_user(store: &Store, name: &str) -> Result<Username, ServiceError> {
     let u = Username::parse(name).map_err(|_| not_found(name))?;
@@ -452,7 +446,7 @@ mod tests {
         let principal = accounts.authenticate(&login.token).await.expect("authenticate");
         assert_eq!(principal.username().expect("a user").as_str(), "ann");
         assert!(!principal.is_admin());
-        assert_eq!(accounts.session_expiry(&principal.token).expect("expiry"), Some(login.session.expires_at));
+        assert_eq!(principal.expires_at, Some(login.session.expires_at));
 
         accounts.logout(&principal).await.expect("logout");
         assert_eq!(outbox.take(), vec![Sent::CloseToken(Disconnect::SessionEnded)]);

@@ -63,7 +63,7 @@ impl SendLimiter {
         Self(Mutex::new(Limiter::new(rate, MAX_BUCKETS)))
     }
 
-    /// Takes one message from `user`'s allowance, or refuses with `rate_limited` (429).
+    /// Takes one message from `user`'s allowance, or refuses ([`ServiceError::TooFast`]).
     pub fn check(&self, user: &Username) -> Result<(), ServiceError> {
         let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if l.take(user, now_ms()) { Ok(()) } else { Err(ServiceError::TooFast) }
@@ -151,11 +151,11 @@ impl ImService {
 
     /// The seam where the recipient's wishes decide whether `from` may reach `to`: presence
     /// refuses Blocked contacts, and non-Workgroup senders while `to` is in Do Not Disturb.
-    fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
-        self.presence.check_reach(from, to)
+    async fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
+        self.presence.check_reach(from, to).await
     }
 
-    /// The conversation `id` if `user` ever took part in it (else 404, hiding its existence).
+    /// The conversation `id` if `user` ever took part in it (else not found, hiding its existence).
     pub fn conversation_of(&self, user: &Username, id: ConversationId) -> Result<Conversation, ServiceError> {
         match self.store.im().conversation(id)? {
             Some(c) if c.participants.contains_key(user) => Ok(c),
@@ -178,7 +178,7 @@ impl ImService {
         for name in others {
             let u = self.user(name)?;
             if &u != actor.user && !users.contains(&u) {
-                self.check_reach(actor.user, &u)?;
+                self.check_reach(actor.user, &u).await?;
                 users.push(u);
             }
         }
@@ -235,7 +235,7 @@ impl ImService {
         conv.check_send(actor.user)?;
         if conv.kind == conversation::Kind::Direct {
             for other in conv.members().filter(|m| *m != actor.user) {
-                self.check_reach(actor.user, other)?;
+                self.check_reach(actor.user, other).await?;
             }
         }
         let reserved = self.store.im().reserve()?;
@@ -286,10 +286,11 @@ impl ImService {
                 }
             }
         }
-        self.store.im().append(conv, msg, (&offline, &live), record.as_ref()).await?;
-        if record.is_some() {
-            self.archive.written();
-        }
+        // Remote participants get their copy through their domain's queue, stored in the same
+        // commit as the message: an acknowledged message is queued, a refused one is neither
+        // stored nor queued, so a retry with the same key has nothing left to make up for.
+        let mut outbound = Vec::new();
+        let mut routes = Vec::new();
         if let Body::Text { text, .. } = &msg.body {
             for m in conv.members().filter(|m| *m != actor.user && m.is_remote()) {
                 let item = halo_core::federation::Item::Message {
@@ -298,8 +299,17 @@ impl ImService {
                     text: text.clone(),
                     id: msg.id.to_string(),
                 };
-                self.federation.send(item).await?;
+                let (entry, route) = self.federation.outbound(item)?;
+                outbound.push(entry);
+                routes.push(route);
             }
+        }
+        self.store.im().append(conv, msg, (&offline, &live), record.as_ref(), &outbound).await?;
+        if record.is_some() {
+            self.archive.written();
+        }
+        for route in &routes {
+            self.federation.wake(route);
         }
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
@@ -341,7 +351,7 @@ impl ImService {
         user: &str,
     ) -> Result<ConversationView, ServiceError> {
         let user = self.user(user)?;
-        self.check_reach(actor.user, &user)?;
+        self.check_reach(actor.user, &user).await?;
         let _guard = self.lock(id).await;
         let mut conv = self.conversation_of(actor.user, id)?;
         let reserved = self.store.im().reserve()?;

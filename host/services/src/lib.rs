@@ -95,7 +95,6 @@ impl Services {
         halo_core::presence::check_custom_states(&settings.presence.custom_states)?;
         let presence =
             Arc::new(PresenceService::new(store.clone(), outbox.clone(), metrics.clone(), settings.presence.clone()));
-        tokio::spawn(presence.clone().run());
         let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
         let federation =
             FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;

@@ -2,7 +2,7 @@
 //! blocking pool so a login never stalls the async workers.
 //!
 //! Hashing is bounded: at most one hash per core runs at a time, a bounded number wait for
-//! their turn, and any more are refused at once ([`ServiceError::Busy`], 503 with Retry-After). The
+//! their turn, and any more are refused at once ([`ServiceError::Busy`], with a time to retry after). The
 //! 19 MiB of working memory of each running hash is kept in a pool and reused, so a burst of
 //! logins costs at most `cores × 19 MiB`, allocated once, instead of one fresh allocation per
 //! attempt that the allocator may keep for good.

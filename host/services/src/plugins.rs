@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use halo_plugin_host::cap::kv::KvBackend;
+use halo_plugin_host::cap::kv::{KvBackend, KvFailure};
 use halo_plugin_host::{Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
-use halo_store::{PluginRecord, Store};
+use halo_store::{PluginRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -110,22 +110,51 @@ struct Loaded {
     error: Option<String>,
 }
 
-struct StoreKv(Store);
+/// Plugin kv in the store. Guest calls run outside the async workers (see the plugin host), so
+/// a write blocks its guest call until it is durable.
+struct StoreKv {
+    store: Store,
+    /// The runtime to wait on when a guest call runs on a thread outside it.
+    handle: Option<tokio::runtime::Handle>,
+}
+
+impl StoreKv {
+    fn new(store: Store) -> Self {
+        Self { store, handle: tokio::runtime::Handle::try_current().ok() }
+    }
+
+    /// Waits for a store write from a guest call.
+    fn wait<T>(&self, write: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, KvFailure> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let handle = match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                return Err(KvFailure::Unavailable("plugin kv writes need the multi-threaded runtime".into()));
+            }
+            Ok(h) => h,
+            Err(_) => self.handle.clone().ok_or_else(|| KvFailure::Unavailable("no runtime".into()))?,
+        };
+        tokio::task::block_in_place(|| handle.block_on(write)).map_err(kv_failure)
+    }
+}
+
+fn kv_failure(e: StoreError) -> KvFailure {
+    match e {
+        StoreError::QuotaExceeded { .. } => KvFailure::QuotaExceeded,
+        other => KvFailure::Unavailable(other.to_string()),
+    }
+}
 
 impl KvBackend for StoreKv {
-    fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
-        self.0.plugins().kv_get(plugin, key).ok().flatten()
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        self.store.plugins().kv_get(plugin, key).map_err(kv_failure)
     }
-    fn set(&self, plugin: &str, key: &str, value: &[u8]) {
-        if let Err(e) = self.0.plugins().kv_set(plugin, key, value) {
-            tracing::error!(plugin, error = %e, "plugin kv write failed");
-        }
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvFailure> {
+        let plugins = self.store.plugins();
+        self.wait(plugins.kv_set(plugin, key, value, quota))
     }
-    fn delete(&self, plugin: &str, key: &str) {
-        let _ = self.0.plugins().kv_delete(plugin, key);
-    }
-    fn usage(&self, plugin: &str) -> u64 {
-        self.0.plugins().kv_usage(plugin).unwrap_or(u64::MAX)
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvFailure> {
+        let plugins = self.store.plugins();
+        self.wait(plugins.kv_delete(plugin, key))
     }
 }
 
@@ -160,7 +189,7 @@ impl PluginService {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let mut runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv(store.clone())))?;
+        let mut runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv::new(store.clone())))?;
         runtime.observe(metrics.plugin_calls());
         let service = Self {
             runtime,

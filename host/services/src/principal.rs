@@ -26,6 +26,9 @@ pub struct Principal {
     pub identity: Identity,
     /// Hash of the token used (to end this session, or sockets opened with it).
     pub token: TokenHash,
+    /// When the token's session ends, ms since the Unix epoch (`None`: the local admin token,
+    /// which ends with the server).
+    pub expires_at: Option<u64>,
 }
 
 impl Principal {
@@ -122,12 +125,12 @@ mod tests {
     fn principal(roles: &[Role]) -> Principal {
         let new = NewUser { roles: roles.iter().copied().collect(), ..Default::default() };
         let user = new.into_user(Username::parse("ann").expect("name"), String::new(), 0).expect("user");
-        Principal { identity: Identity::User(Box::new(user)), token: [0; 32] }
+        Principal { identity: Identity::User(Box::new(user)), token: [0; 32], expires_at: Some(1) }
     }
 
     #[test]
     fn roles_decide_what_a_principal_may_do() {
-        let local = Principal { identity: Identity::LocalAdmin, token: [0; 32] };
+        let local = Principal { identity: Identity::LocalAdmin, token: [0; 32], expires_at: None };
         let (plain, admin, officer) = (principal(&[]), principal(&[Role::Admin]), principal(&[Role::Compliance]));
         assert!(local.require_admin().is_ok() && local.user().is_err() && local.require_compliance().is_err());
         assert!(plain.require_admin().is_err() && plain.require_oversight().is_err());

@@ -15,8 +15,8 @@
 use halo_core::Username;
 use halo_core::archive::{Policies, Policy, Record, Settings};
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
+use crate::{SledResult, StoreError};
 
 pub(crate) const RECORDS: &str = "archive";
 const CURSORS: &str = "archive_cursors";
@@ -39,10 +39,10 @@ impl Archive {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            records: db.open_tree(RECORDS)?,
-            cursors: db.open_tree(CURSORS)?,
-            policies: db.open_tree(POLICIES)?,
-            meta: db.open_tree(META)?,
+            records: db.open_tree(RECORDS).db()?,
+            cursors: db.open_tree(CURSORS).db()?,
+            policies: db.open_tree(POLICIES).db()?,
+            meta: db.open_tree(META).db()?,
         })
     }
 
@@ -52,19 +52,19 @@ impl Archive {
             return Ok(Vec::new());
         }
         let range = (after + 1).to_be_bytes()..below.to_be_bytes();
-        self.records.range(range).take(limit).map(|kv| decode(RECORDS, &kv?.1)).collect()
+        self.records.range(range).take(limit).map(|kv| decode(RECORDS, &kv.db()?.1)).collect()
     }
 
     /// The record `id`, if kept.
     pub fn get(&self, id: u64) -> Result<Option<Record>, StoreError> {
-        self.records.get(id.to_be_bytes())?.map(|v| decode(RECORDS, &v)).transpose()
+        self.records.get(id.to_be_bytes()).db()?.map(|v| decode(RECORDS, &v)).transpose()
     }
 
     /// How many records have an id above `after` (counting stops at `cap`).
     pub fn count_after(&self, after: u64, cap: u64) -> Result<u64, StoreError> {
         let mut n = 0;
         for kv in self.records.range(after.saturating_add(1).to_be_bytes()..) {
-            kv?;
+            kv.db()?;
             n += 1;
             if n >= cap {
                 break;
@@ -89,12 +89,12 @@ impl Archive {
     pub async fn purge(&self, before: u64, max_id: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
         let mut gone = Vec::new();
         for kv in self.records.range(..=max_id.to_be_bytes()) {
-            let (k, v) = kv?;
+            let (k, v) = kv.db()?;
             let r: Record = decode(RECORDS, &v)?;
             if r.at >= before || gone.len() >= limit {
                 break;
             }
-            self.records.remove(k)?;
+            self.records.remove(k).db()?;
             gone.push(r.id);
         }
         if !gone.is_empty() {
@@ -105,7 +105,7 @@ impl Archive {
 
     /// The last record id sink `name` confirmed (0: none yet).
     pub fn cursor(&self, name: &str) -> Result<u64, StoreError> {
-        Ok(self.cursors.get(name)?.map_or(0, |v| crate::keys::u64_at(&v, 0)))
+        Ok(self.cursors.get(name).db()?.map_or(0, |v| crate::keys::u64_at(&v, 0)))
     }
 
     /// Every sink's cursor.
@@ -113,7 +113,7 @@ impl Archive {
         self.cursors
             .iter()
             .map(|kv| {
-                let (k, v) = kv?;
+                let (k, v) = kv.db()?;
                 Ok((String::from_utf8_lossy(&k).into_owned(), crate::keys::u64_at(&v, 0)))
             })
             .collect()
@@ -121,7 +121,7 @@ impl Archive {
 
     /// Moves sink `name`'s cursor, durably (so a restart does not resend).
     pub async fn set_cursor(&self, name: &str, id: u64) -> Result<(), StoreError> {
-        self.cursors.insert(name, &id.to_be_bytes())?;
+        self.cursors.insert(name, &id.to_be_bytes()).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -129,8 +129,8 @@ impl Archive {
     /// Registers sink `name` with a cursor at the start unless it has one: from then on it
     /// holds retention back until it stores the records, even while disabled.
     pub async fn add_cursor(&self, name: &str) -> Result<(), StoreError> {
-        if self.cursors.get(name)?.is_none() {
-            self.cursors.insert(name, &0u64.to_be_bytes())?;
+        if self.cursors.get(name).db()?.is_none() {
+            self.cursors.insert(name, &0u64.to_be_bytes()).db()?;
             self.db.flush().await?;
         }
         Ok(())
@@ -138,17 +138,17 @@ impl Archive {
 
     /// Forgets sink `name` (it was removed).
     pub async fn remove_cursor(&self, name: &str) -> Result<(), StoreError> {
-        self.cursors.remove(name)?;
+        self.cursors.remove(name).db()?;
         self.db.flush().await?;
         Ok(())
     }
 
     /// The global and per-user policies.
     pub fn policies(&self) -> Result<Policies, StoreError> {
-        let global = self.meta.get(GLOBAL_KEY)?.map(|v| decode(META, &v)).transpose()?.unwrap_or(Policy::OFF);
+        let global = self.meta.get(GLOBAL_KEY).db()?.map(|v| decode(META, &v)).transpose()?.unwrap_or(Policy::OFF);
         let mut users = std::collections::BTreeMap::new();
         for kv in self.policies.iter() {
-            let (k, v) = kv?;
+            let (k, v) = kv.db()?;
             if let Ok(u) = Username::parse(&String::from_utf8_lossy(&k)) {
                 users.insert(u, decode(POLICIES, &v)?);
             }
@@ -158,7 +158,7 @@ impl Archive {
 
     /// Sets the global policy, durably.
     pub async fn set_global(&self, policy: Policy) -> Result<(), StoreError> {
-        self.meta.insert(GLOBAL_KEY, encode(META, &policy)?)?;
+        self.meta.insert(GLOBAL_KEY, encode(META, &policy)?).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -166,8 +166,8 @@ impl Archive {
     /// Sets (or with `None` removes) `user`'s own policy, durably.
     pub async fn set_user(&self, user: &Username, policy: Option<Policy>) -> Result<(), StoreError> {
         match policy {
-            Some(p) => self.policies.insert(user.as_str(), encode(POLICIES, &p)?)?,
-            None => self.policies.remove(user.as_str())?,
+            Some(p) => self.policies.insert(user.as_str(), encode(POLICIES, &p)?).db()?,
+            None => self.policies.remove(user.as_str()).db()?,
         };
         self.db.flush().await?;
         Ok(())
@@ -175,12 +175,12 @@ impl Archive {
 
     /// The archiving settings.
     pub fn settings(&self) -> Result<Settings, StoreError> {
-        Ok(self.meta.get(SETTINGS_KEY)?.map(|v| decode(META, &v)).transpose()?.unwrap_or_default())
+        Ok(self.meta.get(SETTINGS_KEY).db()?.map(|v| decode(META, &v)).transpose()?.unwrap_or_default())
     }
 
     /// Replaces the settings, durably.
     pub async fn set_settings(&self, settings: &Settings) -> Result<(), StoreError> {
-        self.meta.insert(SETTINGS_KEY, encode(META, settings)?)?;
+        self.meta.insert(SETTINGS_KEY, encode(META, settings)?).db()?;
         self.db.flush().await?;
         Ok(())
     }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::{
-    Archive, Federation, Im, META_TREE, Plugins, Presence, Rooms, SCHEMA_KEY, SCHEMA_VERSION, Sessions, StoreError,
-    StoreSettings, Users, flush,
+    Archive, Federation, Im, META_TREE, Plugins, Presence, Rooms, SCHEMA_KEY, SCHEMA_VERSION, Sessions, SledResult,
+    StoreError, StoreSettings, Users, flush,
 };
 
 /// The probe file written in the data directory before a reopen: as large as a few of sled's
@@ -56,7 +56,7 @@ impl Engine {
     fn open(path: &Path, settings: StoreSettings, in_flight: &InFlight) -> Result<Self, StoreError> {
         let config =
             sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(settings.cache_capacity);
-        Self::with_db(flush::Db::new(config.open()?), in_flight)
+        Self::with_db(flush::Db::new(config.open().db()?), in_flight)
     }
 
     /// [`Engine::open`], retried for a moment while the lock is held: a database dropped in this
@@ -78,12 +78,12 @@ impl Engine {
     /// database whose flushes all fail, so nothing written to it is ever acknowledged.
     fn dead(reason: &str, in_flight: &InFlight) -> Result<Self, StoreError> {
         let config = sled::Config::new().temporary(true).flush_every_ms(None).cache_capacity(1024 * 1024);
-        Self::with_db(flush::Db::dead(config.open()?, reason.to_owned()), in_flight)
+        Self::with_db(flush::Db::dead(config.open().db()?, reason.to_owned()), in_flight)
     }
 
     fn with_db(db: flush::Db, in_flight: &InFlight) -> Result<Self, StoreError> {
-        let meta = db.open_tree(META_TREE)?;
-        match meta.get(SCHEMA_KEY)? {
+        let meta = db.open_tree(META_TREE).db()?;
+        match meta.get(SCHEMA_KEY).db()? {
             Some(v) => {
                 let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
                 if found > SCHEMA_VERSION {
@@ -91,23 +91,23 @@ impl Engine {
                 }
             }
             None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
             }
         }
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
         let archive = Archive::open(&db)?;
-        let im = Im::open(&db, archive, in_flight.clone())?;
+        let federation = Federation::open(&db)?;
+        let im = Im::open(&db, archive, federation.queue.clone(), in_flight.clone())?;
         let rooms = Rooms::open(&db, im.clone())?;
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
-        let federation = Federation::open(&db)?;
         Ok(Self { db, meta, users, sessions, im, rooms, presence, plugins, federation })
     }
 
     /// Why this database refuses work: a failed flush, or sled's sticky I/O error.
     fn failure(&self) -> Option<String> {
-        self.db.failure().or_else(|| self.db.context.global_error().err().map(|e| StoreError::from(e).to_string()))
+        self.db.failure().or_else(|| self.db.context.global_error().err().map(|e| crate::from_sled(e).to_string()))
     }
 }
 
@@ -189,7 +189,7 @@ impl Shared {
         drop(slot);
         let confirmed = engine.meta.insert(PROBE_KEY, &[1]).and_then(|_| engine.db.flush_now());
         if let Err(e) = confirmed {
-            return Err(self.still_failing(e.into()));
+            return Err(self.still_failing(crate::from_sled(e)));
         }
         if let Some(why) = engine.failure() {
             return Err(self.still_failing(StoreError::Unavailable(why)));

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use halo_core::Username;
 use halo_core::federation::{Item, Rule};
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
+use crate::{SledResult, StoreError};
 
 const RULES: &str = "fed_rules";
-const QUEUE: &str = "fed_queue";
+pub(crate) const QUEUE: &str = "fed_queue";
 const FOLLOWERS: &str = "fed_followers";
 const FOLLOWING: &str = "fed_following";
 
@@ -29,14 +29,29 @@ pub struct Queued {
     pub item: Item,
 }
 
+/// An item for a remote domain, queued in the same commit as the message it carries (see
+/// [`crate::Im::append`]): a message is queued for federation exactly when it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The domain whose queue takes it.
+    pub domain: String,
+    /// The item.
+    pub item: Item,
+}
+
 /// Typed access to federation state.
 #[derive(Clone)]
 pub struct Federation {
     db: crate::flush::Db,
     rules: sled::Tree,
-    queue: sled::Tree,
+    pub(crate) queue: sled::Tree,
     followers: sled::Tree,
     following: sled::Tree,
+}
+
+/// The key of item `seq` in `domain`'s queue.
+pub(crate) fn queue_key(domain: &str, seq: u64) -> Vec<u8> {
+    pair(domain, &seq.to_be_bytes())
 }
 
 fn pair(a: &str, b: &[u8]) -> Vec<u8> {
@@ -55,10 +70,10 @@ impl Federation {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            rules: db.open_tree(RULES)?,
-            queue: db.open_tree(QUEUE)?,
-            followers: db.open_tree(FOLLOWERS)?,
-            following: db.open_tree(FOLLOWING)?,
+            rules: db.open_tree(RULES).db()?,
+            queue: db.open_tree(QUEUE).db()?,
+            followers: db.open_tree(FOLLOWERS).db()?,
+            following: db.open_tree(FOLLOWING).db()?,
         })
     }
 
@@ -67,7 +82,7 @@ impl Federation {
         self.rules
             .iter()
             .map(|kv| {
-                let (k, v) = kv?;
+                let (k, v) = kv.db()?;
                 Ok((String::from_utf8_lossy(&k).into_owned(), decode(RULES, &v)?))
             })
             .collect()
@@ -75,15 +90,15 @@ impl Federation {
 
     /// Sets the rule of `domain`, durably.
     pub async fn put_rule(&self, domain: &str, rule: &Rule) -> Result<(), StoreError> {
-        self.rules.insert(domain, encode(RULES, rule)?)?;
+        self.rules.insert(domain, encode(RULES, rule)?).db()?;
         self.db.flush().await
     }
 
     /// Removes the rule of `domain` (and drops what waits for it); whether there was one.
     pub async fn remove_rule(&self, domain: &str) -> Result<bool, StoreError> {
-        let had = self.rules.remove(domain)?.is_some();
+        let had = self.rules.remove(domain).db()?.is_some();
         for kv in self.queue.scan_prefix(prefix(domain)) {
-            self.queue.remove(kv?.0)?;
+            self.queue.remove(kv.db()?.0).db()?;
         }
         self.db.flush().await?;
         Ok(had)
@@ -93,10 +108,10 @@ impl Federation {
     pub async fn enqueue(&self, domain: &str, items: &[Item]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for item in items {
-            let seq = self.db.generate_id()?;
-            batch.insert(pair(domain, &seq.to_be_bytes()), encode(QUEUE, item)?);
+            let seq = self.db.generate_id().db()?;
+            batch.insert(queue_key(domain, seq), encode(QUEUE, item)?);
         }
-        self.queue.apply_batch(batch)?;
+        self.queue.apply_batch(batch).db()?;
         self.db.flush().await
     }
 
@@ -107,7 +122,7 @@ impl Federation {
             .scan_prefix(&p)
             .take(limit)
             .map(|kv| {
-                let (k, v) = kv?;
+                let (k, v) = kv.db()?;
                 Ok(Queued { seq: crate::keys::u64_at(&k, p.len()), item: decode(QUEUE, &v)? })
             })
             .collect()
@@ -119,7 +134,7 @@ impl Federation {
         for s in seqs {
             batch.remove(pair(domain, &s.to_be_bytes()));
         }
-        self.queue.apply_batch(batch)?;
+        self.queue.apply_batch(batch).db()?;
         self.db.flush().await
     }
 
@@ -127,7 +142,7 @@ impl Federation {
     pub fn depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut out = BTreeMap::new();
         for kv in self.queue.iter() {
-            let (k, _) = kv?;
+            let (k, _) = kv.db()?;
             let end = k.iter().position(|b| *b == 0).unwrap_or(k.len());
             *out.entry(String::from_utf8_lossy(&k[..end]).into_owned()).or_insert(0) += 1;
         }
@@ -136,19 +151,19 @@ impl Federation {
 
     /// Lets remote user `remote` see `local`'s presence, durably.
     pub async fn add_follower(&self, local: &Username, remote: &Username) -> Result<(), StoreError> {
-        self.followers.insert(pair(local.as_str(), remote.as_str().as_bytes()), &[])?;
+        self.followers.insert(pair(local.as_str(), remote.as_str().as_bytes()), &[]).db()?;
         self.db.flush().await
     }
 
     /// Withdraws it, durably.
     pub async fn remove_follower(&self, local: &Username, remote: &Username) -> Result<(), StoreError> {
-        self.followers.remove(pair(local.as_str(), remote.as_str().as_bytes()))?;
+        self.followers.remove(pair(local.as_str(), remote.as_str().as_bytes())).db()?;
         self.db.flush().await
     }
 
     /// Whether `remote` follows `local`.
     pub fn follows(&self, local: &Username, remote: &Username) -> Result<bool, StoreError> {
-        Ok(self.followers.contains_key(pair(local.as_str(), remote.as_str().as_bytes()))?)
+        self.followers.contains_key(pair(local.as_str(), remote.as_str().as_bytes())).db()
     }
 
     /// Every local user with remote followers, and those followers.
@@ -160,9 +175,9 @@ impl Federation {
     pub async fn set_following(&self, local: &Username, remote: &Username, on: bool) -> Result<(), StoreError> {
         let k = pair(local.as_str(), remote.as_str().as_bytes());
         if on {
-            self.following.insert(k, &[])?;
+            self.following.insert(k, &[]).db()?;
         } else {
-            self.following.remove(k)?;
+            self.following.remove(k).db()?;
         }
         self.db.flush().await
     }
@@ -177,7 +192,7 @@ impl Federation {
 fn pairs(tree: &sled::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
     let mut out: BTreeMap<Username, Vec<Username>> = BTreeMap::new();
     for kv in tree.iter() {
-        let (k, _) = kv?;
+        let (k, _) = kv.db()?;
         let Some(end) = k.iter().position(|b| *b == 0) else { continue };
         let (Ok(local), Ok(remote)) = (
             Username::parse(&String::from_utf8_lossy(&k[..end])),

@@ -114,7 +114,7 @@ impl Db {
         let result = done.wait_for(|d| d.flush >= target).await.map(|d| d.error.clone());
         match result {
             Ok(None) => Ok(()),
-            Ok(Some(e)) => Err(e.into()),
+            Ok(Some(e)) => Err(crate::from_sled(e)),
             Err(_) => Err(StoreError::Unavailable("the flusher stopped".into())),
         }
     }
@@ -122,6 +122,34 @@ impl Db {
     #[cfg(test)]
     fn flushes(&self) -> u64 {
         self.shared.lock().started
+    }
+}
+
+/// Writes that are applied (readers see them) but not yet durable: the caller must
+/// [`commit`](Pending::commit) it before acknowledging them. For callers that write while
+/// holding a lock that must not wait for the disk (the presence engine's): write under the lock,
+/// commit after letting go of it. Commits are group commits, so committing many pendings costs
+/// one fsync.
+#[must_use = "the write is durable only once its Pending is committed; commit it before acknowledging"]
+pub struct Pending {
+    db: Db,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+impl Pending {
+    pub(crate) fn new(db: &Db) -> Self {
+        Self { db: db.clone() }
+    }
+
+    /// Waits until the writes behind it (and every write before them) are durable. Fails with
+    /// [`StoreError::Unavailable`] when storage failed in between: the writes may be lost.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.db.flush().await
     }
 }
 
@@ -139,7 +167,7 @@ fn drive(db: sled::Db, shared: &Shared) {
         if let Some(e) = &error {
             tracing::error!(error = %e, "store flush failed");
             let mut failed = shared.failed.lock().unwrap_or_else(|p| p.into_inner());
-            failed.get_or_insert_with(|| StoreError::from(e.clone()).to_string());
+            failed.get_or_insert_with(|| crate::from_sled(e.clone()).to_string());
         }
         let more = {
             let mut s = shared.lock();

@@ -13,7 +13,6 @@
 use halo_core::Username;
 use halo_core::conversation::{Conversation, ConversationId, MessageId};
 use halo_core::message::{Body, Message};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -21,10 +20,11 @@ use halo_core::archive::Record;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::StoreError;
 use crate::archive::{self, Archive};
 use crate::codec::{decode, encode};
+use crate::federation::{self, Outbound};
 use crate::keys::{Thread, u64_at, user_key};
+use crate::{SledResult, StoreError};
 
 const CONVERSATIONS: &str = "conversations";
 const DIRECT: &str = "direct";
@@ -49,7 +49,7 @@ pub struct Acked {
 }
 
 /// A user's view of one conversation: last message, unread count, read marker, deletion.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxEntry {
     /// Newest message id (0: none yet).
     pub last: MessageId,
@@ -76,6 +76,8 @@ pub struct Im {
     offline: sled::Tree,
     pub(crate) idempotency: sled::Tree,
     pub(crate) archive: Archive,
+    /// The federation queue (`fed_queue`): items for remote participants land with their message.
+    fed_queue: sled::Tree,
     in_flight: Arc<Mutex<BTreeSet<u64>>>,
 }
 
@@ -137,7 +139,7 @@ impl Drop for Reservation {
 pub(crate) fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => e.into(),
+        TransactionError::Storage(e) => crate::from_sled(e),
     })
 }
 
@@ -157,19 +159,21 @@ impl Im {
     pub(crate) fn open(
         db: &crate::flush::Db,
         archive: Archive,
+        fed_queue: sled::Tree,
         in_flight: Arc<Mutex<BTreeSet<u64>>>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            conversations: db.open_tree(CONVERSATIONS)?,
-            direct: db.open_tree(DIRECT)?,
-            messages: db.open_tree(MESSAGES)?,
-            journal: db.open_tree(JOURNAL)?,
-            inbox: db.open_tree(INBOX)?,
-            recent: db.open_tree(RECENT)?,
-            offline: db.open_tree(OFFLINE)?,
-            idempotency: db.open_tree(IDEMPOTENCY)?,
+            conversations: db.open_tree(CONVERSATIONS).db()?,
+            direct: db.open_tree(DIRECT).db()?,
+            messages: db.open_tree(MESSAGES).db()?,
+            journal: db.open_tree(JOURNAL).db()?,
+            inbox: db.open_tree(INBOX).db()?,
+            recent: db.open_tree(RECENT).db()?,
+            offline: db.open_tree(OFFLINE).db()?,
+            idempotency: db.open_tree(IDEMPOTENCY).db()?,
             archive,
+            fed_queue,
             in_flight,
         })
     }
@@ -179,7 +183,7 @@ impl Im {
     pub fn reserve(&self) -> Result<Reservation, StoreError> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         // sled starts at 0; keep 0 free to mean "none".
-        let id = self.db.generate_id()? + 1;
+        let id = self.db.generate_id().db()? + 1;
         in_flight.insert(id);
         Ok(Reservation { id, in_flight: self.in_flight.clone() })
     }
@@ -192,12 +196,12 @@ impl Im {
 
     /// The conversation `id`, if any.
     pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
-        self.conversations.get(id.to_be_bytes())?.map(|v| decode(CONVERSATIONS, &v)).transpose()
+        self.conversations.get(id.to_be_bytes()).db()?.map(|v| decode(CONVERSATIONS, &v)).transpose()
     }
 
     /// The id of the last 1:1 conversation between `a` and `b`, if any.
     pub fn direct(&self, a: &Username, b: &Username) -> Result<Option<ConversationId>, StoreError> {
-        Ok(self.direct.get(direct_key(a, b))?.map(|v| u64_at(&v, 0)))
+        Ok(self.direct.get(direct_key(a, b)).db()?.map(|v| u64_at(&v, 0)))
     }
 
     /// Stores a new conversation (and, for a 1:1, remembers it for the pair) with its archive
@@ -232,14 +236,17 @@ impl Im {
     /// so membership changes land with their message), updates every present participant's
     /// inbox, queues it for delivery to the `offline` ones and the `live` ones (online, so it is
     /// pushed at once, but kept until a device acknowledges it: a crash before the push loses
-    /// nothing), records the sender's idempotency key and spools the archive record, if
-    /// archived. One transaction, flushed.
+    /// nothing), records the sender's idempotency key, spools the archive record, if archived,
+    /// and queues the `outbound` items for remote participants: a message is queued for
+    /// federation exactly when it is stored, so a retry that finds it stored (by its key) never
+    /// has a federated copy to make up for. One transaction, flushed.
     pub async fn append(
         &self,
         conv: &Conversation,
         msg: &Message,
         (offline, live): (&[Username], &[Username]),
         archived: Option<&Record>,
+        outbound: &[Outbound],
     ) -> Result<(), StoreError> {
         let thread = Thread::Conversation(conv.id);
         // Only joins and leaves change the conversation; a text leaves its record as it is.
@@ -253,6 +260,12 @@ impl Im {
         let counts_as_unread = matches!(msg.body, Body::Text { .. });
         let mut live_value = thread.key().to_vec();
         live_value.push(LIVE);
+        let queued = outbound
+            .iter()
+            .map(|o| {
+                Ok((federation::queue_key(&o.domain, self.db.generate_id().db()?), encode(federation::QUEUE, &o.item)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let trees = (
             &self.conversations,
             &self.messages,
@@ -262,8 +275,9 @@ impl Im {
             &self.offline,
             &self.idempotency,
             &self.archive.records,
+            &self.fed_queue,
         );
-        let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem, archive)| {
+        let r = trees.transaction(|(convs, msgs, journal, inbox, recent, offline_q, idem, archive, fed_queue)| {
             if let Some(v) = &conv_value {
                 convs.insert(&conv.id.to_be_bytes(), v.clone())?;
             }
@@ -294,6 +308,9 @@ impl Im {
             for m in live {
                 offline_q.insert(user_key(m, &msg.id.to_be_bytes()), live_value.as_slice())?;
             }
+            for (key, item) in &queued {
+                fed_queue.insert(key.as_slice(), item.as_slice())?;
+            }
             Ok(())
         });
         tx_result(r)?;
@@ -303,14 +320,14 @@ impl Im {
 
     /// The message an idempotency key of `user` produced, if any.
     pub fn by_key(&self, user: &Username, key: &str) -> Result<Option<(Thread, Message)>, StoreError> {
-        let Some(v) = self.idempotency.get(user_key(user, key.as_bytes()))? else { return Ok(None) };
+        let Some(v) = self.idempotency.get(user_key(user, key.as_bytes())).db()? else { return Ok(None) };
         let Some(thread) = Thread::from_key(&v) else { return Ok(None) };
-        Ok(self.messages.get(&v)?.map(|m| decode(MESSAGES, &m)).transpose()?.map(|m| (thread, m)))
+        Ok(self.messages.get(&v).db()?.map(|m| decode(MESSAGES, &m)).transpose()?.map(|m| (thread, m)))
     }
 
     /// One message of a thread.
     pub fn message(&self, thread: Thread, id: MessageId) -> Result<Option<Message>, StoreError> {
-        self.messages.get(thread.message_key(id))?.map(|v| decode(MESSAGES, &v)).transpose()
+        self.messages.get(thread.message_key(id)).db()?.map(|v| decode(MESSAGES, &v)).transpose()
     }
 
     /// Up to `limit` messages of `thread` with ids in `from..=until`, either the newest ones
@@ -330,9 +347,9 @@ impl Im {
         }
         let range = self.messages.range(thread.message_key(lo)..=thread.message_key(hi));
         let mut out: Vec<Message> = if after.is_some() {
-            range.take(limit).map(|kv| decode(MESSAGES, &kv?.1)).collect::<Result<_, _>>()?
+            range.take(limit).map(|kv| decode(MESSAGES, &kv.db()?.1)).collect::<Result<_, _>>()?
         } else {
-            range.rev().take(limit).map(|kv| decode(MESSAGES, &kv?.1)).collect::<Result<_, _>>()?
+            range.rev().take(limit).map(|kv| decode(MESSAGES, &kv.db()?.1)).collect::<Result<_, _>>()?
         };
         if after.is_none() {
             out.reverse();
@@ -353,7 +370,7 @@ impl Im {
         }
         let mut n = 0u32;
         for kv in self.messages.range(thread.message_key(after + 1)..=thread.message_key(until)) {
-            let m: Message = decode(MESSAGES, &kv?.1)?;
+            let m: Message = decode(MESSAGES, &kv.db()?.1)?;
             if m.text().is_some() && &m.from != user {
                 n = n.saturating_add(1);
             }
@@ -363,11 +380,11 @@ impl Im {
 
     /// `user`'s entry for `conv`.
     pub fn entry(&self, user: &Username, conv: ConversationId) -> Result<Option<InboxEntry>, StoreError> {
-        self.inbox.get(user_key(user, &conv.to_be_bytes()))?.map(|v| decode(INBOX, &v)).transpose()
+        self.inbox.get(user_key(user, &conv.to_be_bytes())).db()?.map(|v| decode(INBOX, &v)).transpose()
     }
 
     async fn put_entry(&self, user: &Username, conv: ConversationId, entry: &InboxEntry) -> Result<(), StoreError> {
-        self.inbox.insert(user_key(user, &conv.to_be_bytes()), encode(INBOX, entry)?)?;
+        self.inbox.insert(user_key(user, &conv.to_be_bytes()), encode(INBOX, entry)?).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -391,7 +408,7 @@ impl Im {
         };
         let mut out = Vec::new();
         for kv in self.recent.range(start..) {
-            let (k, _) = kv?;
+            let (k, _) = kv.db()?;
             if !k.starts_with(&prefix) {
                 break;
             }
@@ -433,7 +450,7 @@ impl Im {
         entry.hidden_upto = entry.last.max(1);
         entry.read_upto = entry.read_upto.max(entry.last);
         entry.unread = 0;
-        self.recent.remove(recent_key(user, entry.last, conv))?;
+        self.recent.remove(recent_key(user, entry.last, conv)).db()?;
         self.put_entry(user, conv, &entry).await
     }
 
@@ -443,7 +460,7 @@ impl Im {
         let prefix = user_key(user, &[]);
         let mut out = Vec::new();
         for kv in self.offline.scan_prefix(&prefix).take(limit) {
-            let (k, thread) = kv?;
+            let (k, thread) = kv.db()?;
             let id = u64_at(&k, prefix.len());
             if let Some(t) = Thread::from_key(&thread)
                 && let Some(m) = self.message(t, id)?
@@ -459,8 +476,8 @@ impl Im {
         let prefix = user_key(user, &[]);
         let mut out = Vec::new();
         for kv in self.offline.range(prefix.clone()..=user_key(user, &upto.to_be_bytes())) {
-            let (k, v) = kv?;
-            self.offline.remove(&k)?;
+            let (k, v) = kv.db()?;
+            self.offline.remove(&k).db()?;
             if let Some(thread) = Thread::from_key(&v) {
                 out.push(Acked { id: u64_at(&k, prefix.len()), thread, live: v.get(9) == Some(&LIVE) });
             }
@@ -480,7 +497,7 @@ impl Im {
     pub fn journal_after(&self, after: MessageId, limit: usize) -> Result<Vec<(MessageId, Thread)>, StoreError> {
         let mut out = Vec::new();
         for kv in self.journal.range((after + 1).to_be_bytes()..).take(limit) {
-            let (k, v) = kv?;
+            let (k, v) = kv.db()?;
             if let Some(t) = Thread::from_key(&v) {
                 out.push((u64_at(&k, 0), t));
             }
@@ -521,9 +538,9 @@ mod tests {
         im.create(&c2, None).await.expect("create");
         assert_eq!(im.direct(&u("bob"), &u("alice")).expect("direct"), Some(1));
 
-        im.append(&c1, &text(10, "alice", "one", Some("k1")), (&[u("bob")], &[]), None).await.expect("append");
-        im.append(&c2, &text(11, "carol", "two", None), (&[], &[]), None).await.expect("append");
-        im.append(&c1, &text(12, "alice", "three", None), (&[], &[u("bob")]), None).await.expect("append");
+        im.append(&c1, &text(10, "alice", "one", Some("k1")), (&[u("bob")], &[]), None, &[]).await.expect("append");
+        im.append(&c2, &text(11, "carol", "two", None), (&[], &[]), None, &[]).await.expect("append");
+        im.append(&c1, &text(12, "alice", "three", None), (&[], &[u("bob")]), None, &[]).await.expect("append");
 
         let inbox = im.inbox(&u("alice"), None, 10).expect("inbox");
         assert_eq!(inbox.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [1, 2], "most recent first");
@@ -555,9 +572,44 @@ mod tests {
 
         im.hide(&u("alice"), 1).await.expect("hide");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox").iter().map(|(c, _)| *c).collect::<Vec<_>>(), [2]);
-        im.append(&c1, &text(13, "bob", "back", None), (&[], &[]), None).await.expect("append");
+        im.append(&c1, &text(13, "bob", "back", None), (&[], &[]), None, &[]).await.expect("append");
         assert_eq!(im.inbox(&u("alice"), None, 10).expect("inbox")[0].0, 1, "a new message brings it back");
         assert_eq!(im.journal_after(11, 10).expect("journal").iter().map(|(id, _)| *id).collect::<Vec<_>>(), [12, 13]);
+    }
+
+    #[tokio::test]
+    async fn outbound_items_are_queued_with_their_message() {
+        use halo_core::federation::Item;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bob = Username::parse_address("bob@b.example").expect("valid");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let im = store.im();
+            let c = Conversation::new(1, &u("alice"), std::slice::from_ref(&bob), 0, 1).expect("conv");
+            im.create(&c, None).await.expect("create");
+            let item = |id: u64| Item::Message {
+                from: "alice".into(),
+                to: bob.to_string(),
+                text: format!("m{id}"),
+                id: id.to_string(),
+            };
+            let out = |id| [Outbound { domain: "b.example".into(), item: item(id) }];
+            im.append(&c, &text(10, "alice", "m10", Some("k")), (&[], &[]), None, &out(10)).await.expect("append");
+            im.append(&c, &text(11, "alice", "m11", None), (&[], &[]), None, &out(11)).await.expect("append");
+            im.append(&c, &text(12, "alice", "m12", None), (&[], &[]), None, &[]).await.expect("append");
+        }
+        // Reopened: the queue holds exactly the items of the messages stored with them, in order.
+        let store = Store::open(dir.path()).expect("reopen");
+        let queued = store.federation().peek("b.example", 10).expect("peek");
+        let texts: Vec<String> = queued
+            .iter()
+            .map(|q| match &q.item {
+                Item::Message { text, .. } => text.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["m10", "m11"]);
+        assert!(store.im().by_key(&u("alice"), "k").expect("key").is_some());
     }
 
     #[tokio::test]
@@ -576,14 +628,14 @@ mod tests {
         let second = im.reserve().expect("id");
         assert_eq!(im.settled_below(), first.id(), "the older reservation holds readers back");
         let m2 = text(second.id(), "bob", "second", None);
-        im.append(&c, &m2, (&[], &[]), Some(&Record::of_message(Place::Conversation(c.id), &m2, c.members())))
+        im.append(&c, &m2, (&[], &[]), Some(&Record::of_message(Place::Conversation(c.id), &m2, c.members())), &[])
             .await
             .expect("append");
         drop(second);
         let ids = |v: Vec<Record>| v.iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(archive.after(0, im.settled_below(), 10).expect("after")), [c.id], "m2 waits for m1");
         let m1 = text(first.id(), "alice", "first", None);
-        im.append(&c, &m1, (&[], &[]), None).await.expect("unarchived message");
+        im.append(&c, &m1, (&[], &[]), None, &[]).await.expect("unarchived message");
         drop(first);
         assert_eq!(im.settled_below(), u64::MAX);
         let all = archive.after(0, im.settled_below(), 10).expect("after");

@@ -1,13 +1,33 @@
 //! Halo's storage: the one crate that knows sled.
 //!
 //! [`Store`] is a cheap-to-clone handle over typed trees ([`Store::users`], [`Store::sessions`],
-//! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`], [`Store::federation`]).
-//! Keys are encoded here, values are MessagePack (rmp-serde, named fields so records can grow),
-//! and the schema version is checked on open. Every write method that the server acknowledges
-//! flushes before it returns: **what a caller was told is stored survives `kill -9`.** Flushes
-//! are group commits (one fsync at a time, covering every write before it).
+//! [`Store::im`], [`Store::rooms`], [`Store::presence`], [`Store::archive`],
+//! [`Store::federation`], [`Store::plugins`]). Keys are encoded here; values are versioned
+//! on-disk records (`records`: `UserV1`, `MessageV1`, ...), MessagePack with named fields, kept
+//! apart from the `halo-core` types they convert to and from, with their bytes pinned by tests.
+//! The schema version is checked on open.
 //!
-//! Nothing outside this crate sees a `sled::Tree`, so the engine can be swapped here alone.
+//! # The storage contract
+//!
+//! **What a caller was told is stored survives `kill -9`.** Every write is one of:
+//!
+//! - an `async` method that returns once the write is durable (nearly all of them: accounts,
+//!   sessions, messages, rooms, archive, federation, plugin records and plugin kv);
+//! - a sync method returning a [`Pending`] (`#[must_use]`): the write is applied and visible, and
+//!   durable once the caller awaited [`Pending::commit`], which it does before acknowledging.
+//!   This is for writers holding a lock that must not wait for the disk (presence documents,
+//!   contact lists, pictures).
+//!
+//! Writes that belong together are one transaction: a message with its indexes, inbox entries,
+//! delivery queue entries, idempotency key, archive record and outbound federation items
+//! ([`Im::append`]), so a retry that finds a message stored never has anything left to do.
+//! Flushes are group commits (one fsync at a time, covering every write before it).
+//!
+//! # Errors
+//!
+//! [`StoreError`] says what went wrong (unavailable, locked, corrupt, a record that does not
+//! decode, a name taken, a quota exceeded); no sled type appears in this crate's API, so the
+//! engine can be swapped here alone. Nothing outside this crate sees a `sled::Tree` either.
 
 mod archive;
 mod codec;
@@ -18,6 +38,7 @@ mod im;
 mod keys;
 mod plugins;
 mod presence;
+mod records;
 mod rooms;
 mod sessions;
 mod users;
@@ -25,7 +46,8 @@ mod users;
 use std::path::Path;
 
 pub use archive::Archive;
-pub use federation::{Federation, Queued};
+pub use federation::{Federation, Outbound, Queued};
+pub use flush::Pending;
 pub use im::{Acked, Im, InboxEntry, Reservation};
 pub use keys::Thread;
 pub use plugins::{PluginRecord, Plugins};
@@ -40,31 +62,37 @@ pub const SCHEMA_VERSION: u32 = 1;
 const META_TREE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
-/// What can go wrong in storage.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong in storage. The engine behind it (sled) shows through none of these: each
+/// variant says what went wrong, so callers map them without knowing the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The engine failed in a way that is not an I/O failure (a bug or corruption).
-    #[error("storage engine: {0}")]
-    Engine(sled::Error),
     /// Storage cannot be written (disk full, I/O error, read-only file system): the write was
-    /// not done. The store recovers by itself once the cause is gone (see [`Store::recover`]).
+    /// not done, or not made durable, and was not acknowledged. The store recovers by itself
+    /// once the cause is gone (see [`Store::recover`]).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
-    /// A stored value could not be decoded.
-    #[error("corrupt record in tree {tree:?}: {source}")]
+    /// Another process holds the data directory (another halo running on it).
+    #[error("the data directory is in use by another process: {0}")]
+    Locked(String),
+    /// The engine found its files damaged or hit a bug: not an I/O failure, not recoverable by
+    /// waiting.
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+    /// A stored value could not be decoded as its record.
+    #[error("corrupt record in tree {tree:?}: {reason}")]
     Decode {
         /// The tree holding it.
         tree: &'static str,
         /// The decoder's complaint.
-        source: rmp_serde::decode::Error,
+        reason: String,
     },
     /// A value could not be encoded.
-    #[error("encoding a record for tree {tree:?}: {source}")]
+    #[error("encoding a record for tree {tree:?}: {reason}")]
     Encode {
         /// The tree it was meant for.
         tree: &'static str,
         /// The encoder's complaint.
-        source: rmp_serde::encode::Error,
+        reason: String,
     },
     /// The data directory was written by a newer Halo.
     #[error("data was written with schema version {found}; this Halo reads up to {SCHEMA_VERSION}: upgrade Halo")]
@@ -75,28 +103,46 @@ pub enum StoreError {
     /// The record to create exists already.
     #[error("{0} exists already")]
     Exists(String),
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) => Self::Unavailable(io.to_string()),
-            other => Self::Engine(other),
-        }
-    }
+    /// The write would take a plugin's storage past its quota; nothing was written.
+    #[error("plugin {plugin:?} would store {needed} bytes, over its quota of {quota} bytes")]
+    QuotaExceeded {
+        /// The plugin.
+        plugin: String,
+        /// Bytes it would store (keys and values) after the write.
+        needed: u64,
+        /// Its quota.
+        quota: u64,
+    },
 }
 
 impl StoreError {
     /// Whether opening failed because another process holds the store's lock (another halo
     /// running on the same data dir), as opposed to permissions, a full disk or corruption.
     pub fn is_locked(&self) -> bool {
-        // sled reports the failed `flock` as an I/O error of kind Other with this text.
-        const LOCKED: &str = "could not acquire lock";
-        match self {
-            Self::Engine(sled::Error::Io(e)) => e.to_string().contains(LOCKED),
-            Self::Unavailable(reason) => reason.contains(LOCKED),
-            _ => false,
-        }
+        matches!(self, Self::Locked(_))
+    }
+}
+
+/// Translates sled's errors; the only place that looks inside them.
+pub(crate) fn from_sled(e: sled::Error) -> StoreError {
+    // sled reports the failed `flock` as an I/O error of kind Other with this text.
+    const LOCKED: &str = "could not acquire lock";
+    match e {
+        sled::Error::Io(io) if io.to_string().contains(LOCKED) => StoreError::Locked(io.to_string()),
+        sled::Error::Io(io) => StoreError::Unavailable(io.to_string()),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// `?` for sled results inside this crate: `tree.get(k).db()?`.
+pub(crate) trait SledResult<T> {
+    /// The result with sled's error translated.
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> SledResult<T> for Result<T, sled::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(from_sled)
     }
 }
 
@@ -204,13 +250,13 @@ impl Store {
     /// A small value in the `meta` tree (e.g. the search index's cursor).
     pub fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let engine = self.shared.current();
-        Ok(engine.meta.get(key)?.map(|v| keys::u64_at(&v, 0)))
+        Ok(engine.meta.get(key).db()?.map(|v| keys::u64_at(&v, 0)))
     }
 
     /// Sets a `meta` value durably.
     pub async fn set_meta_u64(&self, key: &str, value: u64) -> Result<(), StoreError> {
         let engine = self.shared.current();
-        engine.meta.insert(key, &value.to_be_bytes())?;
+        engine.meta.insert(key, &value.to_be_bytes()).db()?;
         engine.db.flush().await
     }
 
@@ -224,7 +270,8 @@ impl Store {
         Ok(existed)
     }
 
-    /// Makes every earlier write durable.
+    /// Makes every earlier write durable. Not needed for acknowledged writes (see the storage
+    /// contract above); meant for shutdown.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let engine = self.shared.current();
         engine.db.flush().await

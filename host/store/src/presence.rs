@@ -4,11 +4,10 @@
 use halo_core::contacts::ContactList;
 use halo_core::presence::Document;
 use halo_core::{Millis, Username};
-use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
 use crate::sessions::TokenHash;
+use crate::{Pending, SledResult, StoreError};
 
 const PRESENCE: &str = "presence";
 const CONTACTS: &str = "contacts";
@@ -16,7 +15,7 @@ const PICTURES: &str = "pictures";
 const APP_TOKENS: &str = "app_tokens";
 
 /// A token an admin issued to another application, with what it may do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppToken {
     /// Name shown to admins (unique).
     pub name: String,
@@ -42,54 +41,55 @@ impl Presence {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            documents: db.open_tree(PRESENCE)?,
-            contacts: db.open_tree(CONTACTS)?,
-            pictures: db.open_tree(PICTURES)?,
-            apps: db.open_tree(APP_TOKENS)?,
+            documents: db.open_tree(PRESENCE).db()?,
+            contacts: db.open_tree(CONTACTS).db()?,
+            pictures: db.open_tree(PICTURES).db()?,
+            apps: db.open_tree(APP_TOKENS).db()?,
         })
     }
 
     /// `user`'s presence document (default when never set).
     pub fn document(&self, user: &Username) -> Result<Document, StoreError> {
-        Ok(self.documents.get(user.as_str())?.map(|v| decode(PRESENCE, &v)).transpose()?.unwrap_or_default())
+        Ok(self.documents.get(user.as_str()).db()?.map(|v| decode(PRESENCE, &v)).transpose()?.unwrap_or_default())
     }
 
-    /// Writes `user`'s document; durable after the next [`crate::Store::flush`], which the
-    /// caller awaits before acknowledging (presence writes happen under the presence engine's
-    /// lock, which must not wait for the disk).
-    pub fn put_document(&self, user: &Username, doc: &Document) -> Result<(), StoreError> {
-        self.documents.insert(user.as_str(), encode(PRESENCE, doc)?)?;
-        Ok(())
+    /// Writes `user`'s document. Readers see it at once; it is durable once the returned
+    /// [`Pending`] is committed, which the caller does before acknowledging (presence writes
+    /// happen under the presence engine's lock, which must not wait for the disk).
+    pub fn put_document(&self, user: &Username, doc: &Document) -> Result<Pending, StoreError> {
+        self.documents.insert(user.as_str(), encode(PRESENCE, doc)?).db()?;
+        Ok(Pending::new(&self.db))
     }
 
     /// `user`'s contact list.
     pub fn contacts(&self, user: &Username) -> Result<ContactList, StoreError> {
-        Ok(self.contacts.get(user.as_str())?.map(|v| decode(CONTACTS, &v)).transpose()?.unwrap_or_default())
+        Ok(self.contacts.get(user.as_str()).db()?.map(|v| decode(CONTACTS, &v)).transpose()?.unwrap_or_default())
     }
 
-    /// Writes `user`'s contact list; durable after the next [`crate::Store::flush`].
-    pub fn put_contacts(&self, user: &Username, list: &ContactList) -> Result<(), StoreError> {
-        self.contacts.insert(user.as_str(), encode(CONTACTS, list)?)?;
-        Ok(())
+    /// Writes `user`'s contact list; durable once the returned [`Pending`] is committed.
+    pub fn put_contacts(&self, user: &Username, list: &ContactList) -> Result<Pending, StoreError> {
+        self.contacts.insert(user.as_str(), encode(CONTACTS, list)?).db()?;
+        Ok(Pending::new(&self.db))
     }
 
     /// `user`'s picture bytes.
     pub fn picture(&self, user: &Username) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.pictures.get(user.as_str())?.map(|v| v.to_vec()))
+        Ok(self.pictures.get(user.as_str()).db()?.map(|v| v.to_vec()))
     }
 
-    /// Writes or removes `user`'s picture bytes; durable after the next [`crate::Store::flush`].
-    pub fn put_picture(&self, user: &Username, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+    /// Writes or removes `user`'s picture bytes; durable once the returned [`Pending`] is
+    /// committed (with the document naming it, so both land together).
+    pub fn put_picture(&self, user: &Username, bytes: Option<&[u8]>) -> Result<Pending, StoreError> {
         match bytes {
-            Some(b) => self.pictures.insert(user.as_str(), b)?,
-            None => self.pictures.remove(user.as_str())?,
+            Some(b) => self.pictures.insert(user.as_str(), b).db()?,
+            None => self.pictures.remove(user.as_str()).db()?,
         };
-        Ok(())
+        Ok(Pending::new(&self.db))
     }
 
     /// The app token behind a hash.
     pub fn app_token(&self, hash: &TokenHash) -> Result<Option<AppToken>, StoreError> {
-        self.apps.get(hash)?.map(|v| decode(APP_TOKENS, &v)).transpose()
+        self.apps.get(hash).db()?.map(|v| decode(APP_TOKENS, &v)).transpose()
     }
 
     /// Every app token with its hash.
@@ -97,7 +97,7 @@ impl Presence {
         self.apps
             .iter()
             .map(|kv| {
-                let (k, v) = kv?;
+                let (k, v) = kv.db()?;
                 let hash: TokenHash = k.as_ref().try_into().unwrap_or([0; 32]);
                 Ok((hash, decode(APP_TOKENS, &v)?))
             })
@@ -106,14 +106,14 @@ impl Presence {
 
     /// Stores an app token durably.
     pub async fn put_app_token(&self, hash: &TokenHash, token: &AppToken) -> Result<(), StoreError> {
-        self.apps.insert(hash, encode(APP_TOKENS, token)?)?;
+        self.apps.insert(hash, encode(APP_TOKENS, token)?).db()?;
         self.db.flush().await?;
         Ok(())
     }
 
     /// Revokes an app token durably.
     pub async fn remove_app_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        let existed = self.apps.remove(hash)?.is_some();
+        let existed = self.apps.remove(hash).db()?.is_some();
         self.db.flush().await?;
         Ok(existed)
     }

@@ -9,20 +9,19 @@ use halo_core::archive::Record;
 use halo_core::conversation::MessageId;
 use halo_core::message::Message;
 use halo_core::room::{Room, RoomId};
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
 use crate::im::{Im, MESSAGES, MessageTrees, abort, tx_result, write_message};
 use crate::keys::{Thread, u64_at, user_key};
+use crate::{SledResult, StoreError};
 
 const ROOMS: &str = "rooms";
 const NAMES: &str = "room_names";
 const MARKS: &str = "room_marks";
 
 /// A member's state in a room.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoomMark {
     /// Read up to this post.
     pub read_upto: MessageId,
@@ -48,21 +47,21 @@ impl Rooms {
     pub(crate) fn open(db: &crate::flush::Db, im: Im) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            rooms: db.open_tree(ROOMS)?,
-            names: db.open_tree(NAMES)?,
-            marks: db.open_tree(MARKS)?,
+            rooms: db.open_tree(ROOMS).db()?,
+            names: db.open_tree(NAMES).db()?,
+            marks: db.open_tree(MARKS).db()?,
             im,
         })
     }
 
     /// The room `id`, if any.
     pub fn get(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        self.rooms.get(id.to_be_bytes())?.map(|v| decode(ROOMS, &v)).transpose()
+        self.rooms.get(id.to_be_bytes()).db()?.map(|v| decode(ROOMS, &v)).transpose()
     }
 
     /// Every room (for listing; filtered by visibility by the caller).
     pub fn all(&self) -> Result<Vec<Room>, StoreError> {
-        self.rooms.iter().map(|kv| decode(ROOMS, &kv?.1)).collect()
+        self.rooms.iter().map(|kv| decode(ROOMS, &kv.db()?.1)).collect()
     }
 
     /// Stores `room` (new or changed). `old_name` is its name before a rename; `joined` get a
@@ -124,19 +123,24 @@ impl Rooms {
     /// The newest post id of `room` (0 when empty).
     pub fn last_post(&self, room: RoomId) -> Result<MessageId, StoreError> {
         let thread = Thread::Room(room);
-        let last =
-            self.im.messages.range(thread.message_key(0)..=thread.message_key(u64::MAX)).next_back().transpose()?;
+        let last = self
+            .im
+            .messages
+            .range(thread.message_key(0)..=thread.message_key(u64::MAX))
+            .next_back()
+            .transpose()
+            .db()?;
         Ok(last.map_or(0, |(k, _)| u64_at(&k, 9)))
     }
 
     /// `user`'s mark in `room`, if a member.
     pub fn mark(&self, user: &Username, room: RoomId) -> Result<Option<RoomMark>, StoreError> {
-        self.marks.get(user_key(user, &room.to_be_bytes()))?.map(|v| decode(MARKS, &v)).transpose()
+        self.marks.get(user_key(user, &room.to_be_bytes())).db()?.map(|v| decode(MARKS, &v)).transpose()
     }
 
     /// Replaces `user`'s mark in `room`, durably.
     pub async fn set_mark(&self, user: &Username, room: RoomId, mark: RoomMark) -> Result<(), StoreError> {
-        self.marks.insert(user_key(user, &room.to_be_bytes()), encode(MARKS, &mark)?)?;
+        self.marks.insert(user_key(user, &room.to_be_bytes()), encode(MARKS, &mark)?).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -147,7 +151,7 @@ impl Rooms {
         self.marks
             .scan_prefix(&prefix)
             .map(|kv| {
-                let (k, v) = kv?;
+                let (k, v) = kv.db()?;
                 Ok((u64_at(&k, prefix.len()), decode(MARKS, &v)?))
             })
             .collect()

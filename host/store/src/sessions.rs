@@ -2,10 +2,9 @@
 //! `user_sessions` (key = username, 0, token hash) used to end every session of one account.
 
 use halo_core::{Millis, Username};
-use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
+use crate::{SledResult, StoreError};
 
 const TREE: &str = "sessions";
 const INDEX: &str = "user_sessions";
@@ -14,7 +13,7 @@ const INDEX: &str = "user_sessions";
 pub type TokenHash = [u8; 32];
 
 /// A logged-in session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// Whose session it is.
     pub username: Username,
@@ -48,27 +47,27 @@ fn user_prefix(user: &Username) -> Vec<u8> {
 
 impl Sessions {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
-        Ok(Self { db: db.clone(), tree: db.open_tree(TREE)?, index: db.open_tree(INDEX)? })
+        Ok(Self { db: db.clone(), tree: db.open_tree(TREE).db()?, index: db.open_tree(INDEX).db()? })
     }
 
     /// Stores a new session durably.
     pub async fn insert(&self, hash: &TokenHash, session: &Session) -> Result<(), StoreError> {
-        self.tree.insert(hash, encode(TREE, session)?)?;
-        self.index.insert(index_key(&session.username, hash), &[])?;
+        self.tree.insert(hash, encode(TREE, session)?).db()?;
+        self.index.insert(index_key(&session.username, hash), &[]).db()?;
         self.db.flush().await?;
         Ok(())
     }
 
     /// The session behind a token hash, expired or not.
     pub fn get(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.tree.get(hash)?.map(|v| decode(TREE, &v)).transpose()
+        self.tree.get(hash).db()?.map(|v| decode(TREE, &v)).transpose()
     }
 
     /// Ends one session durably; `false` if it did not exist.
     pub async fn remove(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        let Some(old) = self.tree.remove(hash)? else { return Ok(false) };
+        let Some(old) = self.tree.remove(hash).db()? else { return Ok(false) };
         let session: Session = decode(TREE, &old)?;
-        self.index.remove(index_key(&session.username, hash))?;
+        self.index.remove(index_key(&session.username, hash)).db()?;
         self.db.flush().await?;
         Ok(true)
     }
@@ -88,13 +87,13 @@ impl Sessions {
         let prefix = user_prefix(user);
         let mut n = 0;
         for kv in self.index.scan_prefix(&prefix) {
-            let (k, _) = kv?;
+            let (k, _) = kv.db()?;
             let hash = &k[prefix.len()..];
             if keep.is_some_and(|keep| keep.as_slice() == hash) {
                 continue;
             }
-            self.tree.remove(hash)?;
-            self.index.remove(k)?;
+            self.tree.remove(hash).db()?;
+            self.index.remove(k).db()?;
             n += 1;
         }
         Ok(n)
@@ -104,12 +103,12 @@ impl Sessions {
     pub async fn prune_expired(&self, now: Millis) -> Result<usize, StoreError> {
         let mut n = 0;
         for kv in self.tree.iter() {
-            let (k, v) = kv?;
+            let (k, v) = kv.db()?;
             let s: Session = decode(TREE, &v)?;
             if s.expires_at <= now {
-                self.tree.remove(&k)?;
+                self.tree.remove(&k).db()?;
                 let hash: TokenHash = k.as_ref().try_into().unwrap_or([0; 32]);
-                self.index.remove(index_key(&s.username, &hash))?;
+                self.index.remove(index_key(&s.username, &hash)).db()?;
                 n += 1;
             }
         }

@@ -5,8 +5,8 @@
 
 use halo_core::{User, Username};
 
-use crate::StoreError;
 use crate::codec::{decode, encode};
+use crate::{SledResult, StoreError};
 
 const TREE: &str = "users";
 const RETIRED_TREE: &str = "retired_users";
@@ -21,18 +21,18 @@ pub struct Users {
 
 impl Users {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
-        Ok(Self { db: db.clone(), tree: db.open_tree(TREE)?, retired: db.open_tree(RETIRED_TREE)? })
+        Ok(Self { db: db.clone(), tree: db.open_tree(TREE).db()?, retired: db.open_tree(RETIRED_TREE).db()? })
     }
 
     /// The account named `name`, if any.
     pub fn get(&self, name: &Username) -> Result<Option<User>, StoreError> {
-        self.tree.get(name.as_str())?.map(|v| decode(TREE, &v)).transpose()
+        self.tree.get(name.as_str()).db()?.map(|v| decode(TREE, &v)).transpose()
     }
 
     /// Stores a new account durably; fails with [`StoreError::Exists`] if the name is taken.
     pub async fn create(&self, user: &User) -> Result<(), StoreError> {
         let value = encode(TREE, user)?;
-        let swapped = self.tree.compare_and_swap(user.username.as_str(), None as Option<&[u8]>, Some(value))?;
+        let swapped = self.tree.compare_and_swap(user.username.as_str(), None as Option<&[u8]>, Some(value)).db()?;
         if swapped.is_err() {
             return Err(StoreError::Exists(format!("user {}", user.username)));
         }
@@ -42,7 +42,7 @@ impl Users {
 
     /// Replaces an existing account durably.
     pub async fn put(&self, user: &User) -> Result<(), StoreError> {
-        self.tree.insert(user.username.as_str(), encode(TREE, user)?)?;
+        self.tree.insert(user.username.as_str(), encode(TREE, user)?).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -50,17 +50,17 @@ impl Users {
     /// Retires the name, then removes the account (not flushed; the tombstone is written
     /// first, so no crash leaves the name free without its tombstone).
     pub(crate) fn remove_unflushed(&self, name: &Username, at: u64) -> Result<bool, StoreError> {
-        if self.tree.get(name.as_str())?.is_none() {
+        if self.tree.get(name.as_str()).db()?.is_none() {
             return Ok(false);
         }
-        self.retired.insert(name.as_str(), &at.to_be_bytes())?;
-        Ok(self.tree.remove(name.as_str())?.is_some())
+        self.retired.insert(name.as_str(), &at.to_be_bytes()).db()?;
+        Ok(self.tree.remove(name.as_str()).db()?.is_some())
     }
 
     /// When the account that had `name` was deleted, if it was: the name is retired and no new
     /// account may take it.
     pub fn retired_at(&self, name: &Username) -> Result<Option<u64>, StoreError> {
-        Ok(self.retired.get(name.as_str())?.map(|v| crate::keys::u64_at(&v, 0)))
+        Ok(self.retired.get(name.as_str()).db()?.map(|v| crate::keys::u64_at(&v, 0)))
     }
 
     /// Up to `limit` accounts in name order, starting after `after`.
@@ -71,12 +71,12 @@ impl Users {
                 .range::<&[u8], _>((std::ops::Bound::Excluded(a.as_str().as_bytes()), std::ops::Bound::Unbounded)),
             None => self.tree.iter(),
         };
-        iter.take(limit).map(|kv| decode(TREE, &kv?.1)).collect()
+        iter.take(limit).map(|kv| decode(TREE, &kv.db()?.1)).collect()
     }
 
     /// Every account (for small scans such as counting admins).
     pub fn all(&self) -> impl Iterator<Item = Result<User, StoreError>> + '_ {
-        self.tree.iter().map(|kv| decode(TREE, &kv?.1))
+        self.tree.iter().map(|kv| decode(TREE, &kv.db()?.1))
     }
 
     /// Whether no account exists.

@@ -9,6 +9,7 @@
 mod access;
 mod aggregate;
 mod document;
+pub mod engine;
 mod state;
 
 pub use access::{AccessLevel, Field, Visibility};

@@ -13,16 +13,36 @@ pub const MAX_KEY: usize = 256;
 /// Largest value, bytes.
 pub const MAX_VALUE: usize = 64 * 1024;
 
-/// Where a plugin's keys live (one namespace per plugin).
+/// Why a backend did not do a kv operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvFailure {
+    /// The write would take the plugin past its quota; nothing was written.
+    #[error("over the plugin's kv quota")]
+    QuotaExceeded,
+    /// Storage failed (disk full, I/O error): the write was not stored, or the read not done.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<KvFailure> for KvError {
+    /// The 0.1 interface has no case for a storage failure: it reads as `quota-exceeded`
+    /// (no room to store this now; nothing was stored), documented in `docs/plugins.md`.
+    fn from(f: KvFailure) -> Self {
+        match f {
+            KvFailure::QuotaExceeded | KvFailure::Unavailable(_) => KvError::QuotaExceeded,
+        }
+    }
+}
+
+/// Where a plugin's keys live (one namespace per plugin). Writes return once they are durable,
+/// or with why they were not done; the guest sees every failure as an error.
 pub trait KvBackend: Send + Sync {
     /// A value.
-    fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>>;
-    /// Sets a value.
-    fn set(&self, plugin: &str, key: &str, value: &[u8]);
-    /// Removes a value.
-    fn delete(&self, plugin: &str, key: &str);
-    /// Bytes used by the plugin (keys and values).
-    fn usage(&self, plugin: &str) -> u64;
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvFailure>;
+    /// Sets a value, durably, if the plugin's keys and values stay within `quota` bytes.
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvFailure>;
+    /// Removes a value, durably.
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvFailure>;
 }
 
 /// Per-instance state.
@@ -43,10 +63,19 @@ impl KvState {
     }
 }
 
+impl KvState {
+    fn failed(&self, what: &str, key: &str, f: KvFailure) -> KvError {
+        if let KvFailure::Unavailable(why) = &f {
+            tracing::warn!(plugin = %self.plugin, key, reason = %why, "plugin kv {what} failed");
+        }
+        f.into()
+    }
+}
+
 impl wit::Host for KvState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         self.check()?;
-        Ok(self.backend.get(&self.plugin, &key))
+        self.backend.get(&self.plugin, &key).map_err(|f| self.failed("read", &key, f))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
@@ -54,19 +83,12 @@ impl wit::Host for KvState {
         if key.len() > MAX_KEY || value.len() > MAX_VALUE {
             return Err(KvError::TooLarge);
         }
-        let old = self.backend.get(&self.plugin, &key).map_or(0, |v| (key.len() + v.len()) as u64);
-        let new_usage = self.backend.usage(&self.plugin) - old + (key.len() + value.len()) as u64;
-        if new_usage > self.quota {
-            return Err(KvError::QuotaExceeded);
-        }
-        self.backend.set(&self.plugin, &key, &value);
-        Ok(())
+        self.backend.set(&self.plugin, &key, &value, self.quota).map_err(|f| self.failed("write", &key, f))
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {
         self.check()?;
-        self.backend.delete(&self.plugin, &key);
-        Ok(())
+        self.backend.delete(&self.plugin, &key).map_err(|f| self.failed("delete", &key, f))
     }
 }
 
@@ -74,28 +96,35 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     wit::add_to_linker::<PluginState, HasSelf<KvState>>(linker, |s| &mut s.kv)
 }
 
+type Entries = std::collections::BTreeMap<(String, String), Vec<u8>>;
+
 /// An in-memory backend (tests, and plugins on a server without storage).
 #[derive(Default)]
-pub struct MemoryKv(std::sync::Mutex<std::collections::BTreeMap<(String, String), Vec<u8>>>);
+pub struct MemoryKv(std::sync::Mutex<Entries>);
+
+impl MemoryKv {
+    fn map(&self) -> Result<std::sync::MutexGuard<'_, Entries>, KvFailure> {
+        self.0.lock().map_err(|_| KvFailure::Unavailable("poisoned".into()))
+    }
+}
 
 impl KvBackend for MemoryKv {
-    fn get(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
-        self.0.lock().ok()?.get(&(plugin.to_owned(), key.to_owned())).cloned()
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        Ok(self.map()?.get(&(plugin.to_owned(), key.to_owned())).cloned())
     }
-    fn set(&self, plugin: &str, key: &str, value: &[u8]) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert((plugin.to_owned(), key.to_owned()), value.to_vec());
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvFailure> {
+        let mut m = self.map()?;
+        let used: usize =
+            m.iter().filter(|((p, k), _)| p == plugin && k != key).map(|((_, k), v)| k.len() + v.len()).sum();
+        if (used + key.len() + value.len()) as u64 > quota {
+            return Err(KvFailure::QuotaExceeded);
         }
+        m.insert((plugin.to_owned(), key.to_owned()), value.to_vec());
+        Ok(())
     }
-    fn delete(&self, plugin: &str, key: &str) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&(plugin.to_owned(), key.to_owned()));
-        }
-    }
-    fn usage(&self, plugin: &str) -> u64 {
-        self.0.lock().map_or(0, |m| {
-            m.iter().filter(|((p, _), _)| p == plugin).map(|((_, k), v)| (k.len() + v.len()) as u64).sum()
-        })
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvFailure> {
+        self.map()?.remove(&(plugin.to_owned(), key.to_owned()));
+        Ok(())
     }
 }
 
@@ -119,5 +148,28 @@ mod tests {
         assert!(matches!(kv.set("k".repeat(300), vec![]), Err(KvError::TooLarge)));
         kv.delete("a".into()).expect("delete");
         assert!(matches!(kv.get("a".into()), Ok(None)));
+    }
+
+    struct Broken;
+
+    impl KvBackend for Broken {
+        fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+            Err(KvFailure::Unavailable("disk on fire".into()))
+        }
+        fn set(&self, _: &str, _: &str, _: &[u8], _: u64) -> Result<(), KvFailure> {
+            Err(KvFailure::Unavailable("disk on fire".into()))
+        }
+        fn delete(&self, _: &str, _: &str) -> Result<(), KvFailure> {
+            Err(KvFailure::Unavailable("disk on fire".into()))
+        }
+    }
+
+    #[test]
+    fn storage_failures_reach_the_guest_as_errors() {
+        use wit::Host;
+        let mut kv = KvState { plugin: "p".into(), granted: true, quota: 100, backend: Arc::new(Broken) };
+        assert!(matches!(kv.set("a".into(), vec![1]), Err(KvError::QuotaExceeded)));
+        assert!(matches!(kv.get("a".into()), Err(KvError::QuotaExceeded)));
+        assert!(matches!(kv.delete("a".into()), Err(KvError::QuotaExceeded)));
     }
 }

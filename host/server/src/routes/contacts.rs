@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use halo_core::Username;
 use halo_core::contacts::ContactList;
 use halo_core::presence::AccessLevel;
+use halo_core::presence::engine::ContactEdit;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use halo_services::clock::now_ms;
 use halo_services::presence::{PresenceView, Viewer};
 
 /// A contact with its presence.
@@ -106,10 +106,10 @@ fn me(auth: &AuthUser) -> Result<&Username, ApiError> {
     Ok(&auth.user()?.username)
 }
 
-fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<ContactsView, ApiError> {
+async fn view(state: &AppState, owner: &Username, list: &ContactList) -> Result<ContactsView, ApiError> {
     let mut contacts = Vec::with_capacity(list.contacts.len());
     for (u, c) in &list.contacts {
-        if let Ok(presence) = state.presence.view(u, Viewer::User(owner)) {
+        if let Ok(presence) = state.presence.view(u, Viewer::User(owner)).await {
             contacts.push(ContactView { group: c.group, level: c.level, presence });
         }
     }
@@ -129,7 +129,7 @@ fn target(state: &AppState, name: &str) -> Result<Username, ApiError> {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", responses((status = 200, body = ContactsView), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
-    Ok(Json(view(&state, u, &state.presence.contacts(u)?)?))
+    Ok(Json(view(&state, u, &state.presence.contacts(u).await?).await?))
 }
 
 /// Adds a contact (and subscribes to their presence); `name@domain` adds a user of a
@@ -144,19 +144,14 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &req.username)?;
-    let max = state.presence.settings().max_contacts;
     // Users of other servers start at External, as in Lync.
     let default = if who.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues };
     let level = req.level.unwrap_or(default);
-    let list = state.presence.with_contacts(u, |l| {
-        l.add(u, &who, req.group, level, max, now_ms())?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
+    let list = state.presence.edit_contacts(u, ContactEdit::Add { user: who.clone(), group: req.group, level }).await?;
     if who.is_remote() {
         state.federation.follow(u, &who, true).await?;
     }
-    Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
+    Ok((StatusCode::CREATED, Json(view(&state, u, &list).await?)))
 }
 
 /// Moves a contact to another group or changes its access level.
@@ -170,12 +165,9 @@ pub async fn edit(
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.update(&who, req.group, req.level)?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
-    Ok(Json(view(&state, u, &list)?))
+    let list =
+        state.presence.edit_contacts(u, ContactEdit::Update { user: who, group: req.group, level: req.level }).await?;
+    Ok(Json(view(&state, u, &list).await?))
 }
 
 /// Removes a contact.
@@ -188,8 +180,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    state.presence.with_contacts(u, |l| l.remove(&who))?;
-    state.presence.flush().await?;
+    state.presence.edit_contacts(u, ContactEdit::Remove { user: who.clone() }).await?;
     if who.is_remote() {
         state.federation.follow(u, &who, false).await?;
     }
@@ -206,15 +197,8 @@ pub async fn add_group(
 ) -> Result<(StatusCode, Json<ContactsView>), ApiError> {
     let u = me(&auth)?;
     let name = req.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
-    let list = state.presence.with_contacts(u, |l| {
-        let id = l.add_group(&name)?;
-        if req.position.is_some() {
-            l.edit_group(id, None, req.position)?;
-        }
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
-    Ok((StatusCode::CREATED, Json(view(&state, u, &list)?)))
+    let list = state.presence.edit_contacts(u, ContactEdit::AddGroup { name, position: req.position }).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, u, &list).await?)))
 }
 
 /// Renames or moves a group.
@@ -227,12 +211,9 @@ pub async fn edit_group(
     ApiJson(req): ApiJson<GroupRequest>,
 ) -> Result<Json<ContactsView>, ApiError> {
     let u = me(&auth)?;
-    let list = state.presence.with_contacts(u, |l| {
-        l.edit_group(id, req.name.as_deref(), req.position)?;
-        Ok(l.clone())
-    })?;
-    state.presence.flush().await?;
-    Ok(Json(view(&state, u, &list)?))
+    let list =
+        state.presence.edit_contacts(u, ContactEdit::EditGroup { id, name: req.name, position: req.position }).await?;
+    Ok(Json(view(&state, u, &list).await?))
 }
 
 /// Deletes a group; its contacts move to the default group.
@@ -243,8 +224,7 @@ pub async fn remove_group(
     auth: AuthUser,
     Path(id): Path<u32>,
 ) -> Result<StatusCode, ApiError> {
-    state.presence.with_contacts(me(&auth)?, |l| l.remove_group(id))?;
-    state.presence.flush().await?;
+    state.presence.edit_contacts(me(&auth)?, ContactEdit::RemoveGroup { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,19 +237,17 @@ pub async fn directory(
     Query(q): Query<DirectoryQuery>,
 ) -> Result<Json<People>, ApiError> {
     let u = me(&auth)?;
-    let people = state
-        .accounts
-        .find(&q.q, 50)?
-        .iter()
-        .map(|user| state.presence.view(&user.username, Viewer::User(u)))
-        .collect::<Result<_, _>>()?;
+    let mut people = Vec::new();
+    for user in state.accounts.find(&q.q, 50)? {
+        people.push(state.presence.view(&user.username, Viewer::User(u)).await?);
+    }
     Ok(Json(People { people }))
 }
 
 /// Who the caller blocks (contacts at the `blocked` level).
 #[utoipa::path(get, path = "/api/v1/me/blocked", tag = "contacts", responses((status = 200, body = BlockList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn blocked(State(state): State<AppState>, auth: AuthUser) -> Result<Json<BlockList>, ApiError> {
-    let list = state.presence.contacts(me(&auth)?)?;
+    let list = state.presence.contacts(me(&auth)?).await?;
     let blocked =
         list.contacts.iter().filter(|(_, c)| c.level == AccessLevel::Blocked).map(|(u, _)| u.to_string()).collect();
     Ok(Json(BlockList { blocked }))
@@ -286,15 +264,7 @@ pub async fn block(
 ) -> Result<StatusCode, ApiError> {
     let u = me(&auth)?;
     let who = target(&state, &name)?;
-    let max = state.presence.settings().max_contacts;
-    state.presence.with_contacts(u, |l| {
-        if l.contacts.contains_key(&who) {
-            l.update(&who, None, Some(AccessLevel::Blocked))
-        } else {
-            l.add(u, &who, None, AccessLevel::Blocked, max, now_ms())
-        }
-    })?;
-    state.presence.flush().await?;
+    state.presence.edit_contacts(u, ContactEdit::Block { user: who }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -307,10 +277,6 @@ pub async fn unblock(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let who = target(&state, &name)?;
-    state.presence.with_contacts(me(&auth)?, |l| match l.level_of(&who) {
-        Some(AccessLevel::Blocked) => l.update(&who, None, Some(AccessLevel::Colleagues)),
-        _ => Ok(()),
-    })?;
-    state.presence.flush().await?;
+    state.presence.edit_contacts(me(&auth)?, ContactEdit::Unblock { user: who }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,14 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use halo_core::Username;
-use halo_core::presence::{self, Activity, BuiltinState, Calendar, CalendarActivity, CustomState, Phone};
+use halo_core::presence::{self, Activity, BuiltinState, CalendarActivity, CustomState, Phone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use halo_services::ServiceError;
 use halo_services::presence::{MyPresence, PresencePatch, PresenceView, Viewer};
 
 /// A state users can pick.
@@ -105,10 +104,6 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
     }
 }
 
-fn bad(e: presence::PresenceError) -> ServiceError {
-    ServiceError::Invalid(e.to_string())
-}
-
 fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
     Ok(state.presence.users(&[name.to_owned()])?.remove(0))
 }
@@ -146,7 +141,7 @@ pub async fn states(State(state): State<AppState>) -> Json<States> {
 #[utoipa::path(get, path = "/api/v1/me/presence", tag = "presence",
     responses((status = 200, body = MyPresence), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_mine(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MyPresence>, ApiError> {
-    Ok(Json(state.presence.mine(me(&auth)?)?))
+    Ok(Json(state.presence.mine(me(&auth)?).await?))
 }
 
 /// Changes the caller's note, out-of-office note, location, phones and privacy settings.
@@ -169,8 +164,7 @@ pub async fn set_state(
     ApiJson(s): ApiJson<SetState>,
 ) -> Result<Json<PresenceView>, ApiError> {
     let manual = state.presence.manual(s.state.as_deref(), s.availability, s.activity.as_deref(), s.until)?;
-    let view = state.presence.set_manual(me(&auth)?, Some(manual))?;
-    state.presence.flush().await?;
+    let view = state.presence.set_manual(me(&auth)?, Some(manual)).await?;
     Ok(Json(view))
 }
 
@@ -178,8 +172,7 @@ pub async fn set_state(
 #[utoipa::path(delete, path = "/api/v1/me/presence/state", tag = "presence",
     responses((status = 200, body = PresenceView)), security(("bearer" = [])))]
 pub async fn reset_state(State(state): State<AppState>, auth: AuthUser) -> Result<Json<PresenceView>, ApiError> {
-    let view = state.presence.set_manual(me(&auth)?, None)?;
-    state.presence.flush().await?;
+    let view = state.presence.set_manual(me(&auth)?, None).await?;
     Ok(Json(view))
 }
 
@@ -212,7 +205,7 @@ pub async fn get_picture(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let u = user(&state, &name)?;
-    let picture = state.presence.picture(&u, viewer(&caller))?;
+    let picture = state.presence.picture(&u, viewer(&caller)).await?;
     let etag = format!("\"{}\"", picture.etag);
     let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())];
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -230,7 +223,7 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<PresenceView>, ApiError> {
     caller.require("presence:read")?;
-    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller))?))
+    Ok(Json(state.presence.view(&user(&state, &name)?, viewer(&caller)).await?))
 }
 
 /// Several users' presence at once (users, and apps with `presence:read`).
@@ -249,7 +242,7 @@ pub async fn batch(
     let mut presence = Vec::with_capacity(names.len());
     for n in names {
         if let Ok(u) = user(&state, n) {
-            presence.push(state.presence.view(&u, viewer(&caller))?);
+            presence.push(state.presence.view(&u, viewer(&caller)).await?);
         }
     }
     Ok(Json(Batch { presence }))
@@ -268,7 +261,7 @@ pub async fn badge(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.presence.view(&user(&state, &name)?, viewer(&caller))?;
+    let view = state.presence.view(&user(&state, &name)?, viewer(&caller)).await?;
     let label = xml_escape(&format!("{} · {}", view.display_name, view.label));
     let width = 24 + 7 * label.chars().count();
     let svg = format!(
@@ -301,11 +294,8 @@ pub async fn calendar(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "calendar:write")?;
-    let subject = presence::check_text(c.subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
-    let input = c.activity.map(|activity| Calendar { activity, until: c.until, subject });
-    state.presence.set_calendar(&u, input)?;
-    state.presence.flush().await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    state.presence.set_calendar_input(&u, c.activity, c.until, c.subject).await?;
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }
 
 /// Sets a user's phone state (the user, an admin, or an app with `phone:write`).
@@ -320,7 +310,6 @@ pub async fn phone(
 ) -> Result<Json<PresenceView>, ApiError> {
     let u = user(&state, &name)?;
     may_write(&caller, &u, "phone:write")?;
-    state.presence.set_phone(&u, p.activity)?;
-    state.presence.flush().await?;
-    Ok(Json(state.presence.view(&u, viewer(&caller))?))
+    state.presence.set_phone(&u, p.activity).await?;
+    Ok(Json(state.presence.view(&u, viewer(&caller)).await?))
 }

@@ -278,18 +278,13 @@ impl From<Disconnect> for CloseReason {
 
 /// The services' events reach sockets through the hub, as frames.
 impl Outbox for Hub {
+    // The frame is made before the hub's lock is taken, so the lock is held only to queue.
     fn to_user(&self, user: &Username, except: Option<u64>, event: &Event) -> usize {
-        let map = self.map();
-        let Some(slots) = map.get(user) else { return 0 };
-        let frame = ServerFrame::from_event(event);
-        slots.iter().filter(|s| Some(s.info.id) != except && s.sender.send(frame.clone())).count()
+        self.send_to_user(user, except, &ServerFrame::from_event(event))
     }
 
     fn to_endpoint(&self, user: &Username, endpoint: u64, event: &Event) -> bool {
-        let map = self.map();
-        map.get(user)
-            .and_then(|slots| slots.iter().find(|s| s.info.id == endpoint))
-            .is_some_and(|s| s.sender.send(ServerFrame::from_event(event)))
+        self.send_to_endpoint(user, endpoint, &ServerFrame::from_event(event))
     }
 
     fn to_all(&self, event: &Event) {

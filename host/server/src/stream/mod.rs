@@ -68,7 +68,7 @@ pub async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let user = auth.user()?.clone();
-    let expires_at = state.accounts.session_expiry(&auth.token)?;
+    let expires_at = auth.expires_at;
     let name = query.endpoint.unwrap_or_else(|| "default".to_owned());
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("endpoint name must be 1-64 printable characters"));

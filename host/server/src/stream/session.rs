@@ -65,7 +65,7 @@ pub(super) async fn run(
         return;
     }
     state.metrics.ws_frames_sent.inc();
-    match state.presence.connect(&user.username, info.id) {
+    match state.presence.connect(&user.username, info.id).await {
         Ok(events) => events.iter().for_each(|e| _ = sender.send(ServerFrame::from_event(e))),
         Err(e) => tracing::error!(error = %e, "presence snapshot"),
     }
@@ -248,25 +248,23 @@ impl Ctx<'_> {
             Request::ImAck { upto } => Reply::Acked { acked: im.ack(me, upto).await? },
             Request::PresenceSet { state, availability, activity, until } => {
                 let manual = presence.manual(state.as_deref(), availability, activity.as_deref(), until)?;
-                let view = presence.set_manual(me, Some(manual))?;
-                presence.flush().await?;
+                let view = presence.set_manual(me, Some(manual)).await?;
                 Reply::Presence { presence: view }
             }
             Request::PresenceReset {} => {
-                let view = presence.set_manual(me, None)?;
-                presence.flush().await?;
+                let view = presence.set_manual(me, None).await?;
                 Reply::Presence { presence: view }
             }
             Request::PresenceMachine { state } => {
-                Reply::Presence { presence: presence.machine(me, self.endpoint.id, state)? }
+                Reply::Presence { presence: presence.machine(me, self.endpoint.id, state).await? }
             }
             Request::PresenceSubscribe { users, ttl_secs } => {
                 let targets = presence.users(&users)?;
                 let ttl = ttl_secs.map_or(presence.settings().subscription_ttl, Duration::from_secs);
-                Reply::Presences { presence: presence.subscribe(me, self.endpoint.id, &targets, ttl)? }
+                Reply::Presences { presence: presence.subscribe(me, self.endpoint.id, &targets, ttl).await? }
             }
             Request::PresenceUnsubscribe { users } => {
-                presence.unsubscribe(self.endpoint.id, &presence.users(&users)?);
+                presence.unsubscribe(me, self.endpoint.id, &presence.users(&users)?);
                 Reply::Ok {}
             }
             Request::RoomPost { room, text, format, key } => Reply::Message {

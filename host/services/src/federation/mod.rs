@@ -24,7 +24,7 @@ use halo_core::federation::{
     Access, Breaker, BreakerState, Domain, FederationError, Item, Route, RouteKey, Rule, Rules, Subscription,
 };
 use halo_plugin_host::Plugin;
-use halo_store::Store;
+use halo_store::{Outbound, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
@@ -200,15 +200,29 @@ impl FederationService {
 
     /// Queues `item` (to a remote user) for its domain, durably, and wakes its transport.
     pub async fn send(&self, item: Item) -> Result<(), ServiceError> {
+        let (outbound, key) = self.outbound(item)?;
+        self.store.federation().enqueue(&outbound.domain, std::slice::from_ref(&outbound.item)).await?;
+        self.wake(&key);
+        Ok(())
+    }
+
+    /// `item` (to a remote user) as the queue entry of its domain, to be stored in the same
+    /// commit as what it carries (a message: [`halo_store::Im::append`]), with the route to
+    /// [`wake`](Self::wake) once it is stored. Refused while the domain is not routed (blocked,
+    /// or no rule allows it): then nothing is to be stored.
+    pub fn outbound(&self, item: Item) -> Result<(Outbound, RouteKey), ServiceError> {
         let to = Username::parse_address(item.to()).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let Some(domain) = to.domain() else { return Err(ServiceError::Invalid("not a remote address".into())) };
         let key = {
             let rules = self.rules();
             RouteKey::of(domain, rules.route(domain).map_err(fed_error)?)
         };
-        self.store.federation().enqueue(domain, std::slice::from_ref(&item)).await?;
-        self.waker(&key).notify_one();
-        Ok(())
+        Ok((Outbound { domain: domain.to_owned(), item }, key))
+    }
+
+    /// Tells the transport of `key` that items wait for it.
+    pub fn wake(&self, key: &RouteKey) {
+        self.waker(key).notify_one();
     }
 
     /// The domains with items waiting that `key` carries, and how many wait for each.
@@ -264,7 +278,7 @@ impl FederationService {
                 im.receive(&from, &to, &text, &id).await.map_err(|e| refuse(e.to_string()))?;
             }
             Item::Presence { info, .. } => {
-                let wanted = self.presence.has_contact(&to, &from);
+                let wanted = self.presence.has_contact(&to, &from).await;
                 if !wanted {
                     return Err(refuse(format!("{to} has no contact {from}")));
                 }
@@ -286,7 +300,7 @@ impl FederationService {
         let fed = self.store.federation();
         match kind {
             Subscription::Request => {
-                let blocked = self.presence.visibility(to, Viewer::User(from))?
+                let blocked = self.presence.visibility(to, Viewer::User(from)).await?
                     == halo_core::presence::Visibility::Level(halo_core::presence::AccessLevel::Blocked);
                 if blocked {
                     let refuse =
@@ -311,7 +325,7 @@ impl FederationService {
                 Ok(())
             }
             Subscription::Refuse => {
-                let wanted = self.presence.has_contact(to, from);
+                let wanted = self.presence.has_contact(to, from).await;
                 self.presence.remote_presence(from, halo_core::federation::PresenceInfo::offline(), wanted);
                 Ok(())
             }
@@ -321,7 +335,7 @@ impl FederationService {
 
     /// Queues `local`'s current presence, as `remote` may see it.
     async fn send_presence(&self, local: &Username, remote: &Username) -> Result<(), ServiceError> {
-        let view = self.presence.view(local, Viewer::User(remote))?;
+        let view = self.presence.view(local, Viewer::User(remote)).await?;
         self.send(Item::Presence { from: local.to_string(), to: remote.to_string(), info: presence_info(&view) }).await
     }
 

@@ -1,35 +1,34 @@
 //! The presence service: aggregates each user's sources, keeps who watches whom, and fans
-//! changes out.
+//! changes out, through the sans-IO engine of `halo_core::presence::engine`.
 //!
-//! All state lives in one [`Engine`] behind a mutex: per-user entries (stored document, contact
-//! list, connected devices, published state), the watcher index (target → online users who have
-//! the target in their contacts), ad-hoc endpoint subscriptions, a dirty set and a deadline
-//! heap. A change marks its user dirty; every `coalesce` interval the dirty users are published
-//! once each (rapid changes coalesce). A publication projects the state once per visibility
-//! (owner, each access level, privacy mode) into one [`Shared`] event per visibility, and
-//! hands it to every watcher through the [`Outbox`], which encodes it once for all of their
-//! sockets: nothing is re-filtered per watcher.
+//! The users are split into `shards` (by a hash of the name); each shard is an engine on its
+//! own thread with an inbox ([`shards`]). A method here sends an input to the shard of the user
+//! it concerns and awaits the answer; facts about users of other shards cross between shards as
+//! inputs, so no lock is shared and a change for one user never waits for another shard. The
+//! presence plugins run on their own thread ([`derive`]): a shard asks, publishes the built-in
+//! state meanwhile, and takes the answer when it comes.
 //!
-//! Writes to the store happen under the lock without waiting for the disk; callers await
-//! [`Store::flush`] before acknowledging.
+//! A publication projects the state once per visibility (owner, each access level, privacy
+//! mode) into one shared event per visibility, and hands it to every recipient through the
+//! [`Outbox`], which encodes it once for all of their sockets. Store writes happen on the shard's thread without waiting for the
+//! disk; the caller commits them (group commits) before it answers.
 
+mod derive;
 mod profile;
 mod remote;
+mod shards;
 #[cfg(test)]
 mod tests;
 mod view;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use halo_core::contacts::{ContactError, ContactList};
-use halo_core::presence::{
-    AccessLevel, Band, Calendar, CustomState, Document, Inputs, Machine, MachineState, Manual, Phone, Published,
-    StateChoice, Timers, Visibility, aggregate,
-};
-use halo_core::{Millis, User, Username};
+use halo_core::presence::engine::{self, Answer, Config, ContactEdit, DocPatch, Engine, Input, Refusal, Req, Seen};
+use halo_core::presence::{Calendar, CustomState, MachineState, Manual, Phone, StateChoice, Timers, Visibility};
+use halo_core::{Millis, Username};
 use halo_plugin_host::Plugin;
 use halo_store::Store;
 use serde::Deserialize;
@@ -37,12 +36,11 @@ use serde::Deserialize;
 pub use profile::{MyPresence, Picture, PresencePatch};
 pub use remote::Outgoing;
 pub use view::{MeetingView, PresenceView, presence_info};
-use view::{Source, project};
+use view::{Source, project, remote_view};
 
-use crate::clock::now_ms;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
-use crate::outbox::{Event, Outbox, Shared};
+use crate::outbox::{Event, Outbox};
 
 /// Presence settings (`[presence]` in `halo.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +66,8 @@ pub struct PresenceSettings {
     pub max_picture_bytes: usize,
     /// States the organisation adds to the built-in ones.
     pub custom_states: Vec<CustomState>,
+    /// Presence shards, each a thread owning a share of the users (0: one per CPU core).
+    pub shards: usize,
 }
 
 impl Default for PresenceSettings {
@@ -81,6 +81,7 @@ impl Default for PresenceSettings {
             subscription_ttl: Duration::from_secs(3600),
             max_picture_bytes: 256 * 1024,
             custom_states: Vec::new(),
+            shards: 0,
         }
     }
 }
@@ -96,89 +97,27 @@ pub enum Viewer<'a> {
     Anonymous,
 }
 
+impl Viewer<'_> {
+    fn owned(self) -> engine::Viewer {
+        match self {
+            Viewer::User(u) => engine::Viewer::User(u.clone()),
+            Viewer::App => engine::Viewer::App,
+            Viewer::Anonymous => engine::Viewer::Anonymous,
+        }
+    }
+}
+
 /// Contacts per snapshot event.
 const SNAPSHOT_CHUNK: usize = 250;
-
-struct Entry {
-    user: User,
-    doc: Document,
-    contacts: ContactList,
-    endpoints: BTreeMap<u64, Machine>,
-    lingering: Option<(Machine, Millis)>,
-    published: Published,
-    since: Millis,
-    events: HashMap<Visibility, Arc<Shared>>,
-}
-
-impl Entry {
-    fn visibility(&self, viewer: Viewer<'_>) -> Visibility {
-        match viewer {
-            Viewer::User(v) => Visibility::resolve(
-                v == &self.user.username,
-                self.contacts.level_of(v),
-                self.doc.privacy_mode,
-                // Users of other servers are External unless the owner says otherwise.
-                if v.is_remote() { AccessLevel::External } else { AccessLevel::Colleagues },
-            ),
-            Viewer::App => Visibility::Level(AccessLevel::Colleagues),
-            Viewer::Anonymous => {
-                if self.doc.privacy_mode {
-                    Visibility::Private
-                } else {
-                    Visibility::Level(AccessLevel::External)
-                }
-            }
-        }
-    }
-
-    fn view(&self, vis: Visibility, custom: &[CustomState]) -> PresenceView {
-        let src = Source { user: &self.user, doc: &self.doc, published: &self.published, since: self.since, custom };
-        project(&src, vis)
-    }
-
-    fn event(&mut self, vis: Visibility, custom: &[CustomState]) -> Arc<Shared> {
-        if let Some(f) = self.events.get(&vis) {
-            return f.clone();
-        }
-        let f = Shared::new(Event::Presence { presence: self.view(vis, custom) });
-        self.events.insert(vis, f.clone());
-        f
-    }
-}
-
-#[derive(Default)]
-struct Engine {
-    entries: HashMap<Username, Entry>,
-    /// Target → online users with the target in their contacts.
-    watchers: HashMap<Username, HashSet<Username>>,
-    /// Target → endpoint → (its user, expiry).
-    adhoc: HashMap<Username, HashMap<u64, (Username, Millis)>>,
-    /// Endpoint → targets it subscribed to.
-    adhoc_by_endpoint: HashMap<u64, HashSet<Username>>,
-    dirty: HashSet<Username>,
-    deadlines: BinaryHeap<Reverse<(Millis, Username)>>,
-}
-
-/// Enabled presence plugins, in install order, with the state catalog they make.
-#[derive(Default)]
-struct Plugins {
-    list: Vec<Arc<Plugin>>,
-    /// Config states, then each plugin's (ids already taken are skipped).
-    catalog: Arc<Vec<CustomState>>,
-    tick: Option<Duration>,
-}
 
 /// The presence service.
 pub struct PresenceService {
     store: Store,
-    outbox: Arc<dyn Outbox>,
-    metrics: Arc<Metrics>,
+    world: Arc<shards::World>,
     settings: PresenceSettings,
-    timers: Timers,
-    engine: Mutex<Engine>,
-    plugins: std::sync::RwLock<Plugins>,
-    last_tick: Mutex<std::time::Instant>,
-    remote: remote::Remote,
+    plugins: Arc<RwLock<Arc<derive::Plugins>>>,
+    shards: usize,
+    next_req: AtomicU64,
 }
 
 fn contact_error(e: ContactError) -> ServiceError {
@@ -191,30 +130,89 @@ fn contact_error(e: ContactError) -> ServiceError {
     }
 }
 
-impl PresenceService {
-    /// The service; call [`PresenceService::run`] in a task to publish changes.
-    pub fn new(store: Store, outbox: Arc<dyn Outbox>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
-        let timers = Timers {
-            away_after_ms: settings.away_after.as_millis() as u64,
-            offline_grace_ms: settings.offline_grace.as_millis() as u64,
-        };
-        let plugins = Plugins { catalog: Arc::new(settings.custom_states.clone()), ..Default::default() };
-        Self {
-            store,
-            outbox,
-            metrics,
-            settings,
-            timers,
-            engine: Mutex::default(),
-            plugins: std::sync::RwLock::new(plugins),
-            last_tick: Mutex::new(std::time::Instant::now()),
-            remote: remote::Remote::default(),
+fn refused(r: Refusal) -> ServiceError {
+    match r {
+        Refusal::NoSuchUser(u) => ServiceError::NotFound(format!("no user named {:?}", u.as_str())),
+        Refusal::Unavailable(why) => ServiceError::StorageUnavailable(why),
+        Refusal::Contact(e) => contact_error(e),
+        Refusal::UntilInPast | Refusal::TooManySubscriptions { .. } => ServiceError::Invalid(r.to_string()),
+        Refusal::Blocked(u) => ServiceError::Blocked(u.to_string()),
+        Refusal::DoNotDisturb(u) => ServiceError::DoNotDisturb(u.to_string()),
+    }
+}
+
+fn unexpected(a: &Answer) -> ServiceError {
+    ServiceError::Internal(format!("presence answered out of turn: {a:?}"))
+}
+
+/// How a [`Seen`] looks on the wire (`None` for no such account).
+fn seen_view(seen: &Seen) -> Option<PresenceView> {
+    match seen {
+        Seen::Local { snapshot: s, visibility } => {
+            let src = Source { user: &s.user, doc: &s.doc, published: &s.published, since: s.since, custom: &s.custom };
+            Some(project(&src, *visibility))
         }
+        Seen::Remote { user, info, since } => Some(remote_view(user, info.as_ref(), *since)),
+        Seen::Missing(_) => None,
+    }
+}
+
+impl PresenceService {
+    /// The service: starts its shard threads and its plugin thread.
+    pub fn new(store: Store, outbox: Arc<dyn Outbox>, metrics: Arc<Metrics>, settings: PresenceSettings) -> Self {
+        let shards = match settings.shards {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let (derive_tx, derive_rx) = std::sync::mpsc::channel();
+        let world = Arc::new(shards::World {
+            store: store.clone(),
+            outbox,
+            metrics: metrics.clone(),
+            inboxes: std::sync::OnceLock::new(),
+            derive: derive_tx,
+            federation: std::sync::OnceLock::new(),
+        });
+        let cfg = Config {
+            timers: Timers {
+                away_after_ms: settings.away_after.as_millis() as u64,
+                offline_grace_ms: settings.offline_grace.as_millis() as u64,
+            },
+            coalesce_ms: settings.coalesce.as_millis() as u64,
+            max_contacts: settings.max_contacts,
+            max_subscriptions: settings.max_subscriptions,
+            subscription_ttl_ms: settings.subscription_ttl.as_millis() as u64,
+            custom_states: settings.custom_states.clone(),
+            shard: 0,
+            shards,
+        };
+        let engines = (0..shards).map(|shard| Engine::new(Config { shard, ..cfg.clone() })).collect();
+        match shards::spawn(engines, &world) {
+            Ok(inboxes) => {
+                let _ = world.inboxes.set(inboxes);
+            }
+            Err(e) => tracing::error!(error = %e, "starting presence shards"),
+        }
+        let plugins = derive::Plugins { catalog: Arc::new(settings.custom_states.clone()), ..Default::default() };
+        let plugins = Arc::new(RwLock::new(Arc::new(plugins)));
+        if let Err(e) = derive::spawn(plugins.clone(), metrics, Arc::downgrade(&world), derive_rx) {
+            tracing::error!(error = %e, "starting the presence plugin thread");
+        }
+        Self { store, world, settings, plugins, shards, next_req: AtomicU64::new(1) }
+    }
+
+    /// How many shards run.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    fn plugins(&self) -> Arc<derive::Plugins> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The custom states: the configured ones, then those of enabled plugins.
     pub fn custom_states(&self) -> Arc<Vec<CustomState>> {
-        self.plugins.read().unwrap_or_else(|p| p.into_inner()).catalog.clone()
+        self.plugins().catalog.clone()
     }
 
     /// Replaces the enabled presence plugins (after an install, upgrade, config change, enable
@@ -239,53 +237,20 @@ impl PresenceService {
                 tick = Some(tick.map_or(t, |old| old.min(t)));
             }
         }
+        let derive = !list.is_empty();
+        let catalog = Arc::new(catalog);
         let changed = {
             let mut w = self.plugins.write().unwrap_or_else(|p| p.into_inner());
-            let changed = *w.catalog != catalog;
-            *w = Plugins { list, catalog: Arc::new(catalog.clone()), tick };
+            let changed = *w.catalog != *catalog;
+            *w = Arc::new(derive::Plugins { list, catalog: catalog.clone() });
             changed
         };
         if changed {
-            let event = Event::Shared(Shared::new(Event::PresenceStates { states: catalog }));
-            self.outbox.to_all(&event);
+            let states = catalog.as_ref().clone();
+            self.world.outbox.to_all(&Event::PresenceStates { states }.shared());
         }
-        self.recompute_all(true);
-    }
-
-    /// Recomputes every loaded user (`all`) or those with a device connected.
-    fn recompute_all(&self, all: bool) {
-        let now = now_ms();
-        let mut e = self.engine();
-        let users: Vec<Username> =
-            e.entries.iter().filter(|(_, en)| all || !en.endpoints.is_empty()).map(|(u, _)| u.clone()).collect();
-        for u in &users {
-            if all {
-                Self::touched(&mut e, u);
-            }
-            self.recompute(&mut e, u, now);
-        }
-    }
-
-    /// Runs the enabled plugins' `derive` over the built-in result; a failing plugin is skipped
-    /// (its users keep the built-in state), and its answer must name a known state.
-    fn derive_with_plugins(&self, user: &Username, inputs: &Inputs, now: Millis, builtin: Published) -> Published {
-        let plugins = self.plugins.read().unwrap_or_else(|p| p.into_inner());
-        let mut current = builtin;
-        for p in &plugins.list {
-            let started = std::time::Instant::now();
-            let result = p.derive(user.as_str(), inputs, now, &current);
-            self.metrics.plugin_call(&p.manifest().name, started.elapsed(), result.as_ref().err());
-            match result {
-                Ok(Some(derived))
-                    if derived.custom.as_ref().is_none_or(|c| plugins.catalog.iter().any(|s| &s.id == c)) =>
-                {
-                    current = derived
-                }
-                Ok(Some(_)) => tracing::debug!(plugin = %p.manifest().name, "derived an unknown custom state; ignored"),
-                Ok(None) | Err(_) => {}
-            }
-        }
-        current
+        let tick_ms = tick.map(|t| t.as_millis() as u64);
+        self.world.send(Input::Plugins { catalog, derive, tick_ms }, None);
     }
 
     /// Settings.
@@ -293,413 +258,217 @@ impl PresenceService {
         &self.settings
     }
 
-    fn engine(&self) -> MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    fn req(&self) -> Req {
+        Req(self.next_req.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Publishes dirty users and fires timers, every `coalesce` interval, forever.
-    pub async fn run(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.settings.coalesce.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.publish(now_ms());
+    /// Sends an input to its shard and awaits the answer; refusals and failed writes are errors.
+    async fn ask(&self, input: Input) -> Result<Answer, ServiceError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.world.send(input, Some(tx));
+        let reply = rx.await.map_err(|_| ServiceError::Internal("the presence shard stopped".into()))?;
+        if let Some(e) = reply.failed {
+            return Err(e.into());
         }
-    }
-
-    /// Fires due timers and plugin ticks, and publishes every dirty user once.
-    pub fn publish(&self, now: Millis) {
-        let tick = self.plugins.read().unwrap_or_else(|p| p.into_inner()).tick;
-        if let Some(every) = tick {
-            let mut last = self.last_tick.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() >= every {
-                *last = std::time::Instant::now();
-                drop(last);
-                self.recompute_all(false);
-            }
+        if let Some(p) = reply.pending {
+            p.commit().await?;
         }
-        let mut e = self.engine();
-        while let Some(Reverse((at, _))) = e.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, user))) = e.deadlines.pop() else { break };
-            self.recompute(&mut e, &user, now);
-        }
-        let dirty: Vec<Username> = e.dirty.drain().collect();
-        for target in dirty {
-            self.fan_out(&mut e, &target, now);
+        match reply.answer {
+            Answer::Refused(r) => Err(refused(r)),
+            a => Ok(a),
         }
     }
 
-    fn fan_out(&self, e: &mut Engine, target: &Username, now: Millis) {
-        let Engine { entries, watchers, adhoc, .. } = e;
-        let Some(entry) = entries.get_mut(target) else { return };
-        let catalog = self.custom_states();
-        let custom = catalog.as_slice();
-        let mut sent = 0u64;
-        let own = Event::Shared(entry.event(Visibility::Own, custom));
-        sent += self.outbox.to_user(target, None, &own) as u64;
-        if let Some(ws) = watchers.get(target) {
-            for w in ws {
-                let vis = entry.visibility(Viewer::User(w));
-                if vis.hears_changes() {
-                    sent += self.outbox.to_user(w, None, &Event::Shared(entry.event(vis, custom))) as u64;
+    /// How `targets` look to `viewer`, in order (missing accounts left out): one question per
+    /// shard, asked at once.
+    async fn look(&self, targets: &[Username], viewer: Viewer<'_>) -> Result<Vec<PresenceView>, ServiceError> {
+        let mut by_shard: Vec<Vec<(usize, Username)>> = vec![Vec::new(); self.shards];
+        for (i, t) in targets.iter().enumerate() {
+            by_shard[engine::shard_of(t, self.shards)].push((i, t.clone()));
+        }
+        let mut asks = Vec::new();
+        for group in by_shard.into_iter().filter(|g| !g.is_empty()) {
+            let (order, targets): (Vec<usize>, Vec<Username>) = group.into_iter().unzip();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.world.send(Input::Look { targets, viewer: viewer.owned(), req: self.req() }, Some(tx));
+            asks.push((order, rx));
+        }
+        let mut views: Vec<Option<PresenceView>> = vec![None; targets.len()];
+        for (order, rx) in asks {
+            let reply = rx.await.map_err(|_| ServiceError::Internal("the presence shard stopped".into()))?;
+            match reply.answer {
+                Answer::Views(seen) => {
+                    for (i, s) in order.into_iter().zip(seen.iter()) {
+                        views[i] = seen_view(s);
+                    }
                 }
+                Answer::Refused(r) => return Err(refused(r)),
+                other => return Err(unexpected(&other)),
             }
         }
-        if let Some(subs) = adhoc.get_mut(target) {
-            subs.retain(|_, (_, expires)| *expires > now);
-            for (ep, (w, _)) in subs.iter() {
-                let vis = entry.visibility(Viewer::User(w));
-                if vis.hears_changes() {
-                    sent += u64::from(self.outbox.to_endpoint(w, *ep, &Event::Shared(entry.event(vis, custom))));
-                }
-            }
-        }
-        self.remote.fan_out(entry, target, custom);
-        self.metrics.presence_published.inc();
-        self.metrics.presence_notifications.inc_by(sent);
-    }
-
-    /// Loads `user` into the engine if needed.
-    fn load<'e>(&self, e: &'e mut Engine, user: &Username) -> Result<&'e mut Entry, ServiceError> {
-        if !e.entries.contains_key(user) {
-            let account = self
-                .store
-                .users()
-                .get(user)?
-                .ok_or_else(|| ServiceError::NotFound(format!("no user named {:?}", user.as_str())))?;
-            let doc = self.store.presence().document(user)?;
-            let contacts = self.store.presence().contacts(user)?;
-            let entry = Entry {
-                user: account,
-                doc,
-                contacts,
-                endpoints: BTreeMap::new(),
-                lingering: None,
-                published: Published::offline(),
-                since: 0,
-                events: HashMap::new(),
-            };
-            e.entries.insert(user.clone(), entry);
-        }
-        e.entries.get_mut(user).ok_or_else(|| ServiceError::Internal("presence entry vanished".into()))
-    }
-
-    fn recompute(&self, e: &mut Engine, user: &Username, now: Millis) {
-        let Some(entry) = e.entries.get_mut(user) else { return };
-        let inputs = Inputs {
-            manual: entry.doc.manual.clone(),
-            endpoints: entry.endpoints.clone(),
-            lingering: entry.lingering,
-            calendar: entry.doc.calendar.clone(),
-            phone: entry.doc.phone,
-        };
-        let (builtin, next) = aggregate(&inputs, now, &self.timers);
-        let has_plugins = !self.plugins.read().unwrap_or_else(|p| p.into_inner()).list.is_empty();
-        let published = if has_plugins { self.derive_with_plugins(user, &inputs, now, builtin) } else { builtin };
-        let Some(entry) = e.entries.get_mut(user) else { return };
-        if published != entry.published {
-            entry.published = published;
-            entry.since = now;
-            entry.events.clear();
-            e.dirty.insert(user.clone());
-        }
-        if let Some(at) = next {
-            e.deadlines.push(Reverse((at, user.clone())));
-        }
-    }
-
-    /// Marks `user`'s document or contacts changed: views are rebuilt and published.
-    fn touched(e: &mut Engine, user: &Username) {
-        if let Some(entry) = e.entries.get_mut(user) {
-            entry.events.clear();
-        }
-        e.dirty.insert(user.clone());
+        Ok(views.into_iter().flatten().collect())
     }
 
     /// A device of `user` connected: it counts as Active; the user starts watching their
     /// contacts. Returns the snapshot events to send after `hello`.
-    pub fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, user)?;
-        let first = entry.endpoints.is_empty();
-        entry.endpoints.insert(endpoint, Machine { state: MachineState::Active, since: now });
-        entry.lingering = None;
-        entry.doc.last_active = Some(now);
-        self.store.presence().put_document(user, &entry.doc)?;
-        let contacts: Vec<Username> = entry.contacts.contacts.keys().cloned().collect();
-        if first {
-            for c in &contacts {
-                e.watchers.entry(c.clone()).or_default().insert(user.clone());
-            }
-        }
-        self.recompute(&mut e, user, now);
-        Self::touched(&mut e, user);
-        let mut views = Vec::with_capacity(contacts.len());
-        for c in &contacts {
-            if c.is_remote() {
-                views.push(self.remote.view(c));
-            } else if let Ok(entry) = self.load(&mut e, c) {
-                let vis = entry.visibility(Viewer::User(user));
-                views.push(entry.view(vis, &self.custom_states()));
-            }
-        }
-        let me = self.load(&mut e, user)?.view(Visibility::Own, &self.custom_states());
-        let mut events = Vec::new();
+    pub async fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
+        let answer = self.ask(Input::Connect { user: user.clone(), endpoint, req: self.req() }).await?;
+        let Answer::Connected { me, contacts } = answer else { return Err(unexpected(&answer)) };
+        let views = self.look(&contacts, Viewer::User(user)).await?;
+        let mut first_chunk = seen_view(&me);
+        let mut frames = Vec::new();
         let mut chunks = views.chunks(SNAPSHOT_CHUNK).peekable();
-        let mut first_chunk = Some(me);
         if chunks.peek().is_none() {
-            events.push(Event::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
+            frames.push(Event::PresenceSnapshot { contacts: Vec::new(), me: first_chunk.take(), last: true });
         }
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            events.push(Event::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
+            frames.push(Event::PresenceSnapshot { contacts: chunk.to_vec(), me: first_chunk.take(), last });
         }
-        Ok(events)
+        Ok(frames)
     }
 
     /// A device of `user` disconnected.
     pub fn disconnect(&self, user: &Username, endpoint: u64) {
-        let now = now_ms();
-        let mut e = self.engine();
-        if let Some(targets) = e.adhoc_by_endpoint.remove(&endpoint) {
-            for t in targets {
-                if let Some(subs) = e.adhoc.get_mut(&t) {
-                    subs.remove(&endpoint);
-                }
-            }
+        self.world.send(Input::Disconnect { user: user.clone(), endpoint }, None);
+    }
+
+    async fn own(&self, input: Input) -> Result<PresenceView, ServiceError> {
+        match self.ask(input).await? {
+            Answer::Seen(seen) => seen_view(&seen).ok_or_else(|| ServiceError::Internal("no own view".into())),
+            other => Err(unexpected(&other)),
         }
-        let Some(entry) = e.entries.get_mut(user) else { return };
-        let Some(machine) = entry.endpoints.remove(&endpoint) else { return };
-        if entry.endpoints.is_empty() {
-            entry.lingering = Some((machine, now));
-            let contacts: Vec<Username> = entry.contacts.contacts.keys().cloned().collect();
-            for c in contacts {
-                if let Some(w) = e.watchers.get_mut(&c) {
-                    w.remove(user);
-                }
-            }
+    }
+
+    /// How `target` looks to `viewer`, as the engine answers.
+    async fn seen(&self, target: &Username, viewer: Viewer<'_>) -> Result<Seen, ServiceError> {
+        let input = Input::Look { targets: vec![target.clone()], viewer: viewer.owned(), req: self.req() };
+        match self.ask(input).await? {
+            Answer::Views(mut seen) if seen.len() == 1 => match seen.remove(0) {
+                Seen::Missing(_) => Err(ServiceError::NotFound(format!("no user named {:?}", target.as_str()))),
+                s => Ok(s),
+            },
+            other => Err(unexpected(&other)),
         }
-        self.recompute(&mut e, user, now);
+    }
+
+    /// `user`'s own presence, with their document.
+    async fn own_seen(&self, user: &Username) -> Result<Seen, ServiceError> {
+        self.seen(user, Viewer::User(user)).await
+    }
+
+    /// Applies `patch` and answers the owner's presence with their document.
+    async fn update_seen(&self, user: &Username, patch: DocPatch) -> Result<Seen, ServiceError> {
+        match self.ask(Input::Update { user: user.clone(), patch, req: self.req() }).await? {
+            Answer::Seen(seen) => Ok(seen),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// A device reports its machine state.
-    pub fn machine(&self, user: &Username, endpoint: u64, state: MachineState) -> Result<PresenceView, ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, user)?;
-        entry.endpoints.insert(endpoint, Machine { state, since: now });
-        if state == MachineState::Active {
-            entry.doc.last_active = Some(now);
-            self.store.presence().put_document(user, &entry.doc)?;
-        }
-        self.recompute(&mut e, user, now);
-        self.own_view(&mut e, user)
-    }
-
-    fn own_view(&self, e: &mut Engine, user: &Username) -> Result<PresenceView, ServiceError> {
-        Ok(self.load(e, user)?.view(Visibility::Own, &self.custom_states()))
-    }
-
-    /// Changes `user`'s stored document with `f` (validated inside), republishes, and returns
-    /// the owner's view. Durable after [`Store::flush`].
-    pub fn update<T>(
+    pub async fn machine(
         &self,
         user: &Username,
-        f: impl FnOnce(&mut Document) -> Result<T, ServiceError>,
-    ) -> Result<(T, PresenceView), ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, user)?;
-        let mut doc = entry.doc.clone();
-        let out = f(&mut doc)?;
-        self.store.presence().put_document(user, &doc)?;
-        entry.doc = doc;
-        Self::touched(&mut e, user);
-        self.recompute(&mut e, user, now);
-        Ok((out, self.own_view(&mut e, user)?))
+        endpoint: u64,
+        state: MachineState,
+    ) -> Result<PresenceView, ServiceError> {
+        self.own(Input::Machine { user: user.clone(), endpoint, state, req: self.req() }).await
+    }
+
+    /// Changes `user`'s stored document (fields validated by the caller), republishes, and
+    /// returns the owner's view once the document is durable.
+    pub async fn update(&self, user: &Username, patch: DocPatch) -> Result<PresenceView, ServiceError> {
+        self.own(Input::Update { user: user.clone(), patch, req: self.req() }).await
     }
 
     /// Sets or clears the manual state.
-    pub fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
-        if let Some(until) = manual.as_ref().and_then(|m| m.until)
-            && until <= now_ms()
-        {
-            return Err(ServiceError::Invalid("until is in the past".into()));
-        }
-        Ok(self
-            .update(user, |d| {
-                d.manual = manual;
-                Ok(())
-            })?
-            .1)
+    pub async fn set_manual(&self, user: &Username, manual: Option<Manual>) -> Result<PresenceView, ServiceError> {
+        self.update(user, DocPatch { manual: Some(manual), ..DocPatch::default() }).await
     }
 
     /// Sets or clears calendar input.
-    pub fn set_calendar(&self, user: &Username, calendar: Option<Calendar>) -> Result<PresenceView, ServiceError> {
-        Ok(self
-            .update(user, |d| {
-                d.calendar = calendar;
-                Ok(())
-            })?
-            .1)
+    pub async fn set_calendar(
+        &self,
+        user: &Username,
+        calendar: Option<Calendar>,
+    ) -> Result<PresenceView, ServiceError> {
+        self.update(user, DocPatch { calendar: Some(calendar), ..DocPatch::default() }).await
     }
 
     /// Sets or clears phone input.
-    pub fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
-        Ok(self
-            .update(user, |d| {
-                d.phone = phone;
-                Ok(())
-            })?
-            .1)
+    pub async fn set_phone(&self, user: &Username, phone: Option<Phone>) -> Result<PresenceView, ServiceError> {
+        self.update(user, DocPatch { phone: Some(phone), ..DocPatch::default() }).await
     }
 
-    /// `user`'s account changed (contact card, display name): the cached copy is reloaded from
-    /// the store (so of two quick changes the later one wins) and the user is republished to
-    /// their own devices and watchers. A user not loaded is read afresh when next needed.
+    /// `user`'s account changed (contact card, display name): the held copy is reloaded from
+    /// the store on the user's shard (so of two quick changes the later one wins) and the user
+    /// is republished to their own devices and watchers. A user not held is read afresh when
+    /// next needed.
     pub fn refresh_account(&self, user: &Username) -> Result<(), ServiceError> {
-        let mut e = self.engine();
-        if let Some(entry) = e.entries.get_mut(user) {
-            if let Some(account) = self.store.users().get(user)? {
-                entry.user = account;
-            }
-            Self::touched(&mut e, user);
-        }
+        self.world.send(Input::AccountChanged { user: user.clone() }, None);
         Ok(())
     }
 
     /// `target`'s presence as `viewer` sees it.
-    pub fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ServiceError> {
-        if target.is_remote() {
-            return Ok(self.remote.view(target));
-        }
-        let mut e = self.engine();
-        let entry = self.load(&mut e, target)?;
-        let vis = entry.visibility(viewer);
-        Ok(entry.view(vis, &self.custom_states()))
+    pub async fn view(&self, target: &Username, viewer: Viewer<'_>) -> Result<PresenceView, ServiceError> {
+        let seen = self.seen(target, viewer).await?;
+        seen_view(&seen).ok_or_else(|| ServiceError::NotFound(format!("no user named {:?}", target.as_str())))
     }
 
-    /// The visibility `viewer` has on `target`.
-    pub fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ServiceError> {
-        let mut e = self.engine();
-        Ok(self.load(&mut e, target)?.visibility(viewer))
+    /// The visibility `viewer` has on `target` (users of other servers: External).
+    pub async fn visibility(&self, target: &Username, viewer: Viewer<'_>) -> Result<Visibility, ServiceError> {
+        match self.seen(target, viewer).await? {
+            Seen::Local { visibility, .. } => Ok(visibility),
+            _ => Ok(Visibility::Level(halo_core::presence::AccessLevel::External)),
+        }
     }
 
-    /// Runs `f` on `owner`'s contact list, stores it, updates who watches whom, and republishes
-    /// the owner (their contacts' views of them may have changed). Durable after [`Store::flush`].
-    pub fn with_contacts<T>(
-        &self,
-        owner: &Username,
-        f: impl FnOnce(&mut ContactList) -> Result<T, ContactError>,
-    ) -> Result<T, ServiceError> {
-        let now = now_ms();
-        let mut e = self.engine();
-        let entry = self.load(&mut e, owner)?;
-        let mut list = entry.contacts.clone();
-        let out = f(&mut list).map_err(contact_error)?;
-        self.store.presence().put_contacts(owner, &list)?;
-        let before: HashSet<Username> = entry.contacts.contacts.keys().cloned().collect();
-        let after: HashSet<Username> = list.contacts.keys().cloned().collect();
-        let online = !entry.endpoints.is_empty();
-        entry.contacts = list;
-        if online {
-            for gone in before.difference(&after) {
-                if let Some(w) = e.watchers.get_mut(gone) {
-                    w.remove(owner);
-                }
-            }
-            for new in after.difference(&before) {
-                e.watchers.entry(new.clone()).or_default().insert(owner.clone());
-                if new.is_remote() {
-                    let event = Event::Presence { presence: self.remote.view(new) };
-                    self.outbox.to_user(owner, None, &event);
-                } else if let Ok(target) = self.load(&mut e, new) {
-                    let vis = target.visibility(Viewer::User(owner));
-                    let event = Event::Shared(target.event(vis, &self.custom_states()));
-                    self.outbox.to_user(owner, None, &event);
-                }
-            }
+    /// Changes `owner`'s contact list, stores it, updates who watches whom, and republishes the
+    /// owner (their contacts' views of them may have changed). Returns the new list once it is
+    /// durable.
+    pub async fn edit_contacts(&self, owner: &Username, edit: ContactEdit) -> Result<ContactList, ServiceError> {
+        match self.ask(Input::EditContacts { owner: owner.clone(), edit, req: self.req() }).await? {
+            Answer::Contacts(list) => Ok(list),
+            other => Err(unexpected(&other)),
         }
-        Self::touched(&mut e, owner);
-        self.recompute(&mut e, owner, now);
-        Ok(out)
     }
 
     /// `owner`'s contact list.
-    pub fn contacts(&self, owner: &Username) -> Result<ContactList, ServiceError> {
-        let mut e = self.engine();
-        Ok(self.load(&mut e, owner)?.contacts.clone())
+    pub async fn contacts(&self, owner: &Username) -> Result<ContactList, ServiceError> {
+        match self.ask(Input::Contacts { owner: owner.clone(), req: self.req() }).await? {
+            Answer::Contacts(list) => Ok(list),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Subscribes endpoint `endpoint` of `user` to `targets` for `ttl`; returns their presence.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         user: &Username,
         endpoint: u64,
         targets: &[Username],
         ttl: Duration,
     ) -> Result<Vec<PresenceView>, ServiceError> {
-        let now = now_ms();
-        let expires = now + ttl.min(self.settings.subscription_ttl).as_millis() as u64;
-        let mut e = self.engine();
-        let current = e.adhoc_by_endpoint.get(&endpoint).map_or(0, HashSet::len);
-        let new =
-            targets.iter().filter(|t| !e.adhoc_by_endpoint.get(&endpoint).is_some_and(|s| s.contains(*t))).count();
-        if current + new > self.settings.max_subscriptions {
-            return Err(ServiceError::Invalid(format!(
-                "at most {} subscriptions per endpoint (this one has {current})",
-                self.settings.max_subscriptions
-            )));
-        }
-        let mut views = Vec::with_capacity(targets.len());
-        for t in targets {
-            let entry = self.load(&mut e, t)?;
-            let vis = entry.visibility(Viewer::User(user));
-            views.push(entry.view(vis, &self.custom_states()));
-        }
-        for t in targets {
-            e.adhoc.entry(t.clone()).or_default().insert(endpoint, (user.clone(), expires));
-            e.adhoc_by_endpoint.entry(endpoint).or_default().insert(t.clone());
-        }
-        Ok(views)
+        let ttl_ms = ttl.as_millis() as u64;
+        let input =
+            Input::Subscribe { user: user.clone(), endpoint, targets: targets.to_vec(), ttl_ms, req: self.req() };
+        self.ask(input).await?;
+        self.look(targets, Viewer::User(user)).await
     }
 
-    /// Ends subscriptions of an endpoint.
-    pub fn unsubscribe(&self, endpoint: u64, targets: &[Username]) {
-        let mut e = self.engine();
-        for t in targets {
-            if let Some(subs) = e.adhoc.get_mut(t) {
-                subs.remove(&endpoint);
-            }
-            if let Some(s) = e.adhoc_by_endpoint.get_mut(&endpoint) {
-                s.remove(t);
-            }
-        }
+    /// Ends subscriptions of an endpoint of `user`.
+    pub fn unsubscribe(&self, user: &Username, endpoint: u64, targets: &[Username]) {
+        self.world.send(Input::Unsubscribe { user: user.clone(), endpoint, targets: targets.to_vec() }, None);
     }
 
-    /// The seam IM asks before a message from `from` reaches a local `to`: Blocked contacts are refused;
-    /// while `to` is in Do Not Disturb only their Workgroup contacts get through.
-    pub fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
+    /// The seam IM asks before a message from `from` reaches a local `to`: Blocked contacts are
+    /// refused; while `to` is in Do Not Disturb only their Workgroup contacts get through.
+    pub async fn check_reach(&self, from: &Username, to: &Username) -> Result<(), ServiceError> {
         if to.is_remote() {
             // Their server decides; federation has checked the domain.
             return Ok(());
         }
-        let mut e = self.engine();
-        let entry = self.load(&mut e, to)?;
-        let level = entry.contacts.level_of(from);
-        if level == Some(AccessLevel::Blocked) {
-            return Err(ServiceError::Blocked(to.to_string()));
-        }
-        if Band::of(entry.published.availability) == Band::DoNotDisturb
-            && !level.is_some_and(AccessLevel::interrupts_dnd)
-        {
-            return Err(ServiceError::DoNotDisturb(to.to_string()));
-        }
-        Ok(())
+        self.ask(Input::Reach { from: from.clone(), to: to.clone(), req: self.req() }).await.map(|_| ())
     }
 
     /// Resolves a manual state request: a `state` token, or an `availability` with an optional
@@ -728,9 +497,10 @@ impl PresenceService {
     pub fn users(&self, names: &[String]) -> Result<Vec<Username>, ServiceError> {
         names.iter().map(|n| crate::accounts::existing_user(&self.store, n)).collect()
     }
+}
 
-    /// Makes presence writes durable.
-    pub async fn flush(&self) -> Result<(), ServiceError> {
-        Ok(self.store.flush().await?)
+impl Drop for PresenceService {
+    fn drop(&mut self) {
+        self.world.stop();
     }
 }

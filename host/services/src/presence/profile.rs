@@ -2,7 +2,10 @@
 //! and the picture.
 
 use halo_core::Username;
-use halo_core::presence::{self, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta};
+use halo_core::presence::engine::{DocPatch, Seen};
+use halo_core::presence::{
+    self, Calendar, CalendarActivity, Field, MAX_LOCATION_CHARS, MAX_NOTE_CHARS, MAX_PHONE_CHARS, PictureMeta,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -62,61 +65,30 @@ fn bad(e: presence::PresenceError) -> ServiceError {
 
 impl PresenceService {
     /// `user`'s own presence and settings.
-    pub fn mine(&self, user: &Username) -> Result<MyPresence, ServiceError> {
-        let view = self.view(user, Viewer::User(user))?;
-        self.with_settings(user, view)
-    }
-
-    fn with_settings(&self, user: &Username, view: PresenceView) -> Result<MyPresence, ServiceError> {
-        let doc = self.store.presence().document(user)?;
-        Ok(MyPresence {
-            presence: view,
-            privacy_mode: doc.privacy_mode,
-            hide_last_active: doc.hide_last_active,
-            idle_minutes: if doc.idle_minutes == 0 { 5 } else { doc.idle_minutes },
-        })
+    pub async fn mine(&self, user: &Username) -> Result<MyPresence, ServiceError> {
+        let seen = self.own_seen(user).await?;
+        with_settings(&seen)
     }
 
     /// Applies `p` to `user`'s document (every field checked before any is kept); durable
     /// when this returns.
     pub async fn patch(&self, user: &Username, p: PresencePatch) -> Result<MyPresence, ServiceError> {
-        let ((), view) = self.update(user, |d| {
-            if let Some(v) = p.note {
-                d.note = presence::check_text(Some(v), MAX_NOTE_CHARS, "note is at most 500 characters", true)
-                    .map_err(bad)?;
-            }
-            if let Some(v) = p.ooo_note {
-                d.ooo_note = presence::check_text(Some(v), MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)
-                    .map_err(bad)?;
-            }
-            if let Some(v) = p.location {
-                d.location =
-                    presence::check_text(Some(v), MAX_LOCATION_CHARS, "location is at most 100 characters", false)
-                        .map_err(bad)?;
-            }
-            if let Some(v) = p.mobile_phone {
-                d.mobile_phone =
-                    presence::check_text(Some(v), MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)
-                        .map_err(bad)?;
-            }
-            if let Some(v) = p.home_phone {
-                d.home_phone =
-                    presence::check_text(Some(v), MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)
-                        .map_err(bad)?;
-            }
-            if let Some(v) = p.privacy_mode {
-                d.privacy_mode = v;
-            }
-            if let Some(v) = p.hide_last_active {
-                d.hide_last_active = v;
-            }
-            if let Some(v) = p.idle_minutes {
-                d.idle_minutes = presence::check_idle_minutes(v).map_err(bad)?;
-            }
-            Ok(())
-        })?;
-        self.flush().await?;
-        self.with_settings(user, view)
+        let text = |v: Option<String>, max, what, newlines| {
+            v.map(|v| presence::check_text(Some(v), max, what, newlines).map_err(bad)).transpose()
+        };
+        let patch = DocPatch {
+            note: text(p.note, MAX_NOTE_CHARS, "note is at most 500 characters", true)?,
+            ooo_note: text(p.ooo_note, MAX_NOTE_CHARS, "ooo_note is at most 500 characters", true)?,
+            location: text(p.location, MAX_LOCATION_CHARS, "location is at most 100 characters", false)?,
+            mobile_phone: text(p.mobile_phone, MAX_PHONE_CHARS, "mobile_phone is at most 32 characters", false)?,
+            home_phone: text(p.home_phone, MAX_PHONE_CHARS, "home_phone is at most 32 characters", false)?,
+            privacy_mode: p.privacy_mode,
+            hide_last_active: p.hide_last_active,
+            idle_minutes: p.idle_minutes.map(|v| presence::check_idle_minutes(v).map_err(bad)).transpose()?,
+            ..DocPatch::default()
+        };
+        let seen = self.update_seen(user, patch).await?;
+        with_settings(&seen)
     }
 
     /// Sets `user`'s picture (PNG, JPEG, GIF or WebP, at most `max_picture_bytes`, else
@@ -129,34 +101,59 @@ impl PresenceService {
         let content_type =
             presence::sniff_image(bytes).ok_or_else(|| ServiceError::invalid("not a PNG, JPEG, GIF or WebP image"))?;
         let etag: String = Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        self.store.presence().put_picture(user, Some(bytes))?;
-        let ((), view) = self.update(user, |d| {
-            d.picture = Some(PictureMeta { etag, content_type: content_type.into() });
-            Ok(())
-        })?;
-        self.flush().await?;
+        let picture = self.store.presence().put_picture(user, Some(bytes))?;
+        let meta = PictureMeta { etag, content_type: content_type.into() };
+        let view = self.update(user, DocPatch { picture: Some(Some(meta)), ..DocPatch::default() }).await?;
+        picture.commit().await?;
         Ok(view)
     }
 
     /// Removes `user`'s picture; durable when this returns.
     pub async fn remove_picture(&self, user: &Username) -> Result<PresenceView, ServiceError> {
-        self.store.presence().put_picture(user, None)?;
-        let ((), view) = self.update(user, |d| {
-            d.picture = None;
-            Ok(())
-        })?;
-        self.flush().await?;
+        let picture = self.store.presence().put_picture(user, None)?;
+        let view = self.update(user, DocPatch { picture: Some(None), ..DocPatch::default() }).await?;
+        picture.commit().await?;
         Ok(view)
     }
 
+    /// Sets `user`'s calendar state from an integration: `activity` (none clears it) until
+    /// `until`, with an optional `subject` (at most 200 characters); durable when this returns.
+    pub async fn set_calendar_input(
+        &self,
+        user: &Username,
+        activity: Option<CalendarActivity>,
+        until: Option<u64>,
+        subject: Option<String>,
+    ) -> Result<PresenceView, ServiceError> {
+        let subject = presence::check_text(subject, 200, "subject is at most 200 characters", false).map_err(bad)?;
+        self.set_calendar(user, activity.map(|activity| Calendar { activity, until, subject })).await
+    }
+
     /// `user`'s picture if `viewer` may see it (not found otherwise).
-    pub fn picture(&self, user: &Username, viewer: Viewer<'_>) -> Result<Picture, ServiceError> {
-        let view = self.view(user, viewer)?;
-        let doc = self.store.presence().document(user)?;
-        let (Some(_), Some(meta)) = (view.picture, doc.picture) else {
+    pub async fn picture(&self, user: &Username, viewer: Viewer<'_>) -> Result<Picture, ServiceError> {
+        let seen = self.seen(user, viewer).await?;
+        let meta = match &seen {
+            Seen::Local { snapshot, visibility } if visibility.sees(Field::Picture) => snapshot.doc.picture.clone(),
+            _ => None,
+        };
+        let Some(meta) = meta else {
             return Err(ServiceError::NotFound(format!("{user} has no picture you can see")));
         };
         let bytes = self.store.presence().picture(user)?.ok_or_else(|| ServiceError::NotFound("no picture".into()))?;
         Ok(Picture { bytes, content_type: meta.content_type, etag: meta.etag })
     }
+}
+
+/// The owner's view with the settings of their document.
+fn with_settings(seen: &Seen) -> Result<MyPresence, ServiceError> {
+    let (Seen::Local { snapshot, .. }, Some(view)) = (seen, super::seen_view(seen)) else {
+        return Err(ServiceError::Internal("no own presence".into()));
+    };
+    let doc = &snapshot.doc;
+    Ok(MyPresence {
+        presence: view,
+        privacy_mode: doc.privacy_mode,
+        hide_last_active: doc.hide_last_active,
+        idle_minutes: if doc.idle_minutes == 0 { 5 } else { doc.idle_minutes },
+    })
 }

@@ -1,0 +1,101 @@
+//! Installed plugins.
+
+use std::collections::BTreeMap;
+
+use halo_core::Millis;
+use serde::{Deserialize, Serialize};
+
+use super::stored;
+use crate::plugins::PluginRecord;
+
+stored!(PluginRecord => PluginRecordV1);
+
+/// `plugins`: what is persisted of an installed plugin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PluginRecordV1 {
+    pub(crate) name: String,
+    pub(crate) sha256: String,
+    pub(crate) grants: Vec<String>,
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) enabled: bool,
+    pub(crate) installed_at: Millis,
+    #[serde(default)]
+    pub(crate) limits: Option<String>,
+}
+
+impl From<&PluginRecord> for PluginRecordV1 {
+    fn from(r: &PluginRecord) -> Self {
+        let PluginRecord { name, sha256, grants, config, enabled, installed_at, limits } = r.clone();
+        Self { name, sha256, grants, config, enabled, installed_at, limits }
+    }
+}
+
+impl From<PluginRecordV1> for PluginRecord {
+    fn from(r: PluginRecordV1) -> Self {
+        let PluginRecordV1 { name, sha256, grants, config, enabled, installed_at, limits } = r;
+        Self { name, sha256, grants, config, enabled, installed_at, limits }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::golden::pin;
+
+    #[test]
+    fn plugin_record_v1_is_pinned() {
+        let full = PluginRecord {
+            name: "custom-states".into(),
+            sha256: "0f".repeat(32),
+            grants: vec!["presence:derive".into(), "kv".into()],
+            config: [("mode".to_owned(), "strict".to_owned())].into(),
+            enabled: true,
+            installed_at: 1_700_000_000_000,
+            limits: Some(r#"{"deadline_ms":50}"#.into()),
+        };
+        let bare = PluginRecord {
+            name: "x".into(),
+            sha256: String::new(),
+            grants: Vec::new(),
+            config: BTreeMap::new(),
+            enabled: false,
+            installed_at: 0,
+            limits: None,
+        };
+        pin("plugins", include_str!("golden/plugin_record_v1.hex"), &[full, bare]);
+    }
+
+    #[test]
+    fn plugin_record_v1_reads_a_record_without_limits() {
+        // Written before `limits` existed.
+        let old = PluginRecordV1 {
+            name: "x".into(),
+            sha256: String::new(),
+            grants: Vec::new(),
+            config: BTreeMap::new(),
+            enabled: true,
+            installed_at: 1,
+            limits: None,
+        };
+        #[derive(Serialize)]
+        struct Before<'a> {
+            name: &'a str,
+            sha256: &'a str,
+            grants: &'a [String],
+            config: &'a BTreeMap<String, String>,
+            enabled: bool,
+            installed_at: Millis,
+        }
+        let bytes = rmp_serde::to_vec_named(&Before {
+            name: &old.name,
+            sha256: &old.sha256,
+            grants: &old.grants,
+            config: &old.config,
+            enabled: true,
+            installed_at: 1,
+        })
+        .expect("encodes");
+        let back: PluginRecord = crate::codec::decode("plugins", &bytes).expect("decodes");
+        assert_eq!(back, old.into());
+    }
+}
