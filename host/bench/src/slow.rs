@@ -62,11 +62,15 @@ pub fn slow_plugin(ctx: &mut Ctx) -> anyhow::Result<()> {
     let info = ctx.server.admin.call_json("GET", "/api/v1/admin/plugins/hostile", None)?;
     let status = &info["status"];
     note(&format!(
-        "slow-plugin: the plugin ended {} after {} calls ({} traps)",
+        "slow-plugin: the plugin ended {} after {} calls ({} traps, {} calls refused by its CPU budget)",
         status["disabled"].as_str().map_or("enabled".to_owned(), |why| format!("disabled: {why}")),
         status["calls"],
         status["traps"],
+        status["throttled_calls"],
     ));
+    if let Some(n) = status["throttled_calls"].as_f64() {
+        ctx.report.add(SC, "derivations refused by the plugin's CPU budget", n, "calls", None);
+    }
     ctx.server.admin.call("POST", "/api/v1/admin/plugins/hostile/disable", None)?;
     Ok(())
 }
