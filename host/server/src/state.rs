@@ -1,52 +1,35 @@
 //! `AppState`: the one cheap-to-clone state every handler gets: the services, the hub of
 //! connected endpoints and the settings.
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
 use halo_services::Services;
-use halo_services::accounts::Accounts;
-use halo_services::archive::ArchiveService;
-use halo_services::federation::FederationService;
-use halo_services::im::ImService;
 use halo_services::metrics::Metrics;
-use halo_services::plugins::PluginService;
-use halo_services::presence::PresenceService;
-use halo_services::rooms::RoomService;
-use halo_services::search::Indexer;
-use halo_services::storage::Storage;
 use halo_store::{Store, TokenHash};
 
 use crate::settings::Settings;
 use crate::stream::hub::Hub;
 
-/// Shared server state; clones share everything.
+/// Shared server state; clones share everything. The services are reached through it
+/// (`state.im`, `state.presence`, …: it derefs to [`Services`]).
 #[derive(Clone)]
 pub struct AppState {
-    /// Storage health, and the final flush.
-    pub storage: Arc<Storage>,
-    /// Logins, sessions and account changes.
-    pub accounts: Arc<Accounts>,
+    /// Every service.
+    pub services: Services,
     /// Connected endpoints: the services' outbox.
     pub hub: Arc<Hub>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Arc<Settings>,
-    /// Conversations and messages.
-    pub im: Arc<ImService>,
-    /// Persistent chat rooms.
-    pub rooms: Arc<RoomService>,
-    /// Full-text search over history.
-    pub search: Arc<Indexer>,
-    /// Presence and contacts.
-    pub presence: Arc<PresenceService>,
-    /// Installed plugins.
-    pub plugins: Arc<PluginService>,
-    /// Compliance archiving.
-    pub archive: Arc<ArchiveService>,
-    /// Federation with other servers.
-    pub federation: Arc<FederationService>,
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 impl AppState {
@@ -68,21 +51,6 @@ impl AppState {
 
     /// The state over services already started with `hub` as their outbox.
     pub fn from_services(services: Services, hub: Arc<Hub>, settings: Settings) -> Self {
-        let Services { storage, accounts, metrics, im, rooms, search, presence, plugins, archive, federation } =
-            services;
-        Self {
-            storage,
-            accounts,
-            hub,
-            metrics,
-            settings: Arc::new(settings),
-            im,
-            rooms,
-            search,
-            presence,
-            plugins,
-            archive,
-            federation,
-        }
+        Self { services, hub, settings: Arc::new(settings) }
     }
 }
