@@ -15,6 +15,11 @@ use crate::cli::{PluginArgs, PluginCommand};
 pub fn main(args: PluginArgs) -> anyhow::Result<()> {
     match args.command {
         PluginCommand::New { name, kind, dir, sdk } => return scaffold(&name, &kind, dir.as_deref(), sdk.as_deref()),
+        PluginCommand::Sdk { dir } => {
+            let sdk = crate::sdk::export(&dir)?;
+            println!("wrote {} and {}", sdk.display(), dir.join("wit").display());
+            return Ok(());
+        }
         PluginCommand::Pack { file, manifest, output } => {
             let component = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let manifest = std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
@@ -150,7 +155,7 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
                 println!("({} lines dropped by the flood limit)", logs["dropped"]);
             }
         }
-        PluginCommand::New { .. } | PluginCommand::Pack { .. } => {}
+        PluginCommand::New { .. } | PluginCommand::Pack { .. } | PluginCommand::Sdk { .. } => {}
     }
     Ok(())
 }
@@ -299,11 +304,16 @@ fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> a
     let dir = dir.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
     std::fs::create_dir_all(dir.join("src"))?;
+    // Without --sdk, the SDK this binary ships is vendored into the project: it then builds
+    // with nothing but the Rust toolchain and the crates.io dependencies the SDK names.
     let source = match sdk {
         Some(p) => {
             format!("path = {:?}", std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?)
         }
-        None => "version = \"0.1\"".to_owned(),
+        None => {
+            crate::sdk::export(&dir.join("vendor"))?;
+            "path = \"vendor/halo-sdk\"".to_owned()
+        }
     };
     let features = match kind {
         "archive-sink" => "default-features = false, features = [\"archive-sink\"]",
@@ -337,8 +347,10 @@ opt-level = "s"
 lto = true
 strip = true
 
-# Its own workspace, so it builds wherever it is created.
+# Its own workspace, so it builds wherever it is created (the vendored SDK is a dependency,
+# not a member).
 [workspace]
+exclude = ["vendor"]
 "#
         ),
     )?;
@@ -348,6 +360,7 @@ strip = true
         _ => presence_template(name, &ident),
     };
     std::fs::write(dir.join("src/lib.rs"), lib)?;
+    std::fs::write(dir.join(".gitignore"), "/target\n")?;
     println!("created {} — build it with:", dir.display());
     println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
     println!(
