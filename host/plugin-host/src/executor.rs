@@ -32,6 +32,7 @@ use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
 use crate::bindings::{PresenceStates, PresenceStatesPre};
 use crate::budget::{Budget, Verdict};
 use crate::cap::Grants;
+use crate::cap::calendar::CalendarState;
 use crate::cap::config::ConfigState;
 use crate::cap::http::HttpState;
 use crate::cap::kv::{KvBackend, KvState};
@@ -66,6 +67,7 @@ pub struct PluginState {
     pub(crate) config: ConfigState,
     pub(crate) kv: KvState,
     pub(crate) http: HttpState,
+    pub(crate) calendar: CalendarState,
 }
 
 impl WasiView for PluginState {
@@ -252,6 +254,7 @@ impl Worker {
                 backend: s.kv.clone(),
             },
             http: HttpState::new(s.grants.http.clone()),
+            calendar: CalendarState::default(),
         };
         let mut store = Store::new(&s.engine, state);
         store.limiter(|s| &mut s.limiter);
