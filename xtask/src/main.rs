@@ -107,8 +107,9 @@ fn main() -> anyhow::Result<()> {
             steps.next("plugin unit tests (native, against the SDK's test host)");
             cargo(&root.join("plugins"), &["test", "--quiet"])?;
             cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
-            steps.next("Python plugin unit tests (sdk/python's test host, no component built)");
+            steps.next("Python and JavaScript plugin unit tests (sdk/python's test host; jco in Node.js)");
             python_tests(&root)?;
+            js_tests(&root)?;
             steps.next("checking the test tools (chromium, prosody, slixmpp)");
             browser()?;
             prosody()?;
@@ -255,6 +256,17 @@ fn python_tests(root: &Path) -> anyhow::Result<()> {
         .env("PYTHONPATH", &sdk)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(root.join("examples/python-presence")))
+}
+
+/// Runs the JavaScript example's unit tests (`npm test`: jco turns the built component into a
+/// Node.js module whose Halo imports a fake host answers). Skipped where `js_example` was.
+fn js_tests(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("examples/js-presence");
+    if !dir.join("target/js-quiet-hours.raw.wasm").exists() || !dir.join("node_modules").exists() {
+        eprintln!("xtask: the JavaScript example was not built; skipping its tests");
+        return Ok(());
+    }
+    run(Command::new("npm").args(["test", "--silent"]).current_dir(&dir))
 }
 
 /// The oldest Node.js componentize-js supports.
