@@ -37,6 +37,12 @@ impl GuestTime {
     }
 }
 
+/// The Python and JavaScript examples' config: their state all day long.
+const ALL_DAY: &[(&str, &str)] = &[("start_minute", "0"), ("end_minute", "1440")];
+
+/// A plugin to measure: label, component path, config, calls to time.
+type Bench = (&'static str, &'static str, &'static [(&'static str, &'static str)], u32);
+
 /// This process's CPU time (all threads: Cranelift compiles in parallel).
 #[allow(unsafe_code)]
 fn process_cpu() -> Duration {
@@ -53,16 +59,15 @@ fn main() {
         Inputs { endpoints: [(1, Machine { state: MachineState::Active, since: 0 })].into(), ..Default::default() };
     let now = 1_796_212_800_000u64; // 12:00 UTC, a weekday
     let (builtin, _) = aggregate(&inputs, now, &timers);
-    let all_day = [("start_minute", "0"), ("end_minute", "1440")];
-    let plugins: [(&str, &str, &[(&str, &str)], u32); 3] = [
+    let plugins: [Bench; 3] = [
         (
             "Rust (office-hours)",
             "plugins/target/wasm32-wasip2/release/office_hours.wasm",
             &[("timezone", "UTC"), ("start", "23:59"), ("end", "23:59")],
             100_000,
         ),
-        ("Python (python-lunch)", "examples/python-presence/target/python-lunch.wasm", &all_day, 20_000),
-        ("JavaScript (js-quiet-hours)", "examples/js-presence/target/js-quiet-hours.wasm", &all_day, 20_000),
+        ("Python (python-lunch)", "examples/python-presence/target/python-lunch.wasm", ALL_DAY, 20_000),
+        ("JavaScript (js-quiet-hours)", "examples/js-presence/target/js-quiet-hours.wasm", ALL_DAY, 20_000),
     ];
     println!(
         "{:<30} {:>12} {:>12} {:>12} {:>14} {:>14} {:>12}",
