@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             let mut steps = Steps::new(3);
             steps.next("building the plugins (wasm32-wasip2, release)");
             plugins(&root)?;
-            steps.next("building halo (debug) to pack the Python example");
+            steps.next("building halo (debug) to pack the Python and JavaScript examples");
             cargo(&root, &["build", "-p", "halo"])?;
             steps.next("building the Python and JavaScript plugin examples");
             python_example(&root, &target_dir(&root).join("debug/halo"))?;
