@@ -377,6 +377,64 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_depend_on_the_kind_and_sizes_are_bounded() {
+        let bad =
+            |s: &str| serde_json::from_str::<Manifest>(s).expect("json").validate().expect_err("invalid").to_string();
+        for cap in ["net", "dir", "http"] {
+            let e = bad(&manifest(&format!(r#", "capabilities": ["{cap}"]"#)));
+            assert!(e.contains("a presence-states plugin cannot ask for") && e.contains("may ask for: kv"), "{e}");
+        }
+        let sink = manifest(r#", "capabilities": ["dir", "http", "kv"]"#)
+            .replace("presence-states", "archive-sink")
+            .replace("halo:plugin@0.1.0", "halo:plugin@0.1.1");
+        serde_json::from_str::<Manifest>(&sink).expect("json").validate().expect("a sink may write files and call out");
+        let long = format!(r#", "description": "{}""#, "x".repeat(MAX_DESCRIPTION + 1));
+        assert!(bad(&manifest(&long)).contains("the limit is 4096"));
+        let keys: Vec<String> = (0..=MAX_CONFIG_KEYS).map(|i| format!(r#""k{i}": {{"type": "string"}}"#)).collect();
+        assert!(bad(&manifest(&format!(r#", "config": {{{}}}"#, keys.join(",")))).contains("257 keys"));
+        assert!(bad(&manifest(r#", "config": {"a\u001b[31m": {"type": "string"}}"#)).contains("config key"));
+    }
+
+    /// A component of one core module holding `inner` custom sections, with `outer` ones
+    /// after it.
+    fn component(inner: &[&[u8]], outer: &[&[u8]]) -> Vec<u8> {
+        let section = |out: &mut Vec<u8>, id: u8, body: &[u8]| {
+            out.push(id);
+            leb(out, body.len() as u64);
+            out.extend_from_slice(body);
+        };
+        let custom = |data: &[u8]| {
+            let mut b = Vec::new();
+            leb(&mut b, SECTION.len() as u64);
+            b.extend_from_slice(SECTION.as_bytes());
+            b.extend_from_slice(data);
+            b
+        };
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        for d in inner {
+            section(&mut module, 0, &custom(d));
+        }
+        let mut c = b"\0asm\x0d\0\x01\0".to_vec();
+        section(&mut c, 1, &module);
+        for d in outer {
+            section(&mut c, 0, &custom(d));
+        }
+        c
+    }
+
+    #[test]
+    fn two_manifests_are_ambiguous_and_pack_replaces_the_one_inside() {
+        let m = manifest("");
+        let two = component(&[m.as_bytes()], &[m.as_bytes()]);
+        assert!(Manifest::read(&two).expect_err("ambiguous").to_string().contains("2 `halo-manifest` sections"));
+        let sdk = component(&[m.as_bytes()], &[]);
+        assert_eq!(Manifest::read(&sdk).expect("one").name, "p");
+        let packed = pack(&sdk, manifest("").replace("\"p\"", "\"q\"").as_bytes()).expect("pack");
+        assert_eq!(custom_sections(&packed).expect("parse").len(), 1);
+        assert_eq!(Manifest::read(&packed).expect("packed").name, "q");
+    }
+
+    #[test]
     fn core_modules_and_garbage_are_refused() {
         assert!(matches!(Manifest::read(b"not wasm"), Err(ManifestError::Invalid(_))));
         let core_module = b"\0asm\x01\0\0\0";

@@ -258,8 +258,11 @@ mod tests {
         assert_eq!(usage(tmp.path()), 1000 + ENTRY_BYTES);
         let q = Quota::new(tmp.path().to_owned(), 2000);
         assert!(q.reserve(500));
-        assert!(!q.reserve(500), "1256 + 500 + 500 is over 2000");
+        std::fs::write(tmp.path().join("b"), vec![0; 500]).expect("write");
+        assert!(!q.reserve(500), "1256 + 756 + 500 is over 2000");
         std::fs::remove_file(tmp.path().join("a")).expect("rm");
-        assert!(q.reserve(1500), "the removed file is counted out when the estimate is over");
+        assert!(q.reserve(1000), "the removed file is counted out when the estimate is over");
+        std::fs::write(tmp.path().join("c"), vec![0; 1000]).expect("write");
+        assert!(!q.reserve(1000), "756 + 1256 + 1000 is over 2000");
     }
 }
