@@ -138,12 +138,16 @@ fn a_plugin_cannot_show_users_offline_and_invalid_answers_disable_it() {
     // The server holds at most one answer at a time and drops it at once (a wide bound: the
     // plugin's 64 MiB instance is freed too once it is disabled).
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("status");
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    assert!(rss_kib < 1024 * 1024, "server RSS {rss_kib} KiB");
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a /proc status field")
+    };
+    let (rss, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+    eprintln!("server after five 50 MiB answers: RSS {rss} KiB, peak {peak} KiB");
+    assert!(rss < 1024 * 1024 && peak < 1024 * 1024, "server RSS {rss} KiB, peak {peak} KiB");
     server.client(None).call_json("GET", "/healthz", None).expect("still serving");
 }
 

@@ -5,8 +5,8 @@
 //! Two rules on top of WASI's sandbox (which already keeps every path inside the directory):
 //! - **A disk quota** (`dir_quota_bytes`, 64 MiB by default): the sizes of the files in the
 //!   directory plus 256 bytes per entry. A write (`write`, a write or append stream, `set-size`
-//!   growing a file) that would go past it fails with an error the guest sees (`quota`, or
-//!   `insufficient-space` on a stream) and nothing is written. The host keeps a running
+//!   growing a file) that would go past it fails with an error the guest sees (`quota`, or a
+//!   failed stream) and nothing is written. The host keeps a running
 //!   estimate and walks the directory again only when the estimate says a write does not fit,
 //!   so removed or overwritten files are counted out then.
 //! - **No symbolic links**: `symlink-at` fails with `not-permitted`, so a plugin cannot plant a
@@ -184,7 +184,9 @@ fn wrap(state: &mut PluginState, stream: Resource<DynOutputStream>) -> wasmtime:
     Ok(view.table.push(wrapped)?)
 }
 
-/// Replaces the `wasi:filesystem` functions the quota and the symlink rule govern.
+/// Replaces the `wasi:filesystem` functions the quota and the symlink rule govern, in the
+/// instance wasmtime-wasi defines (its WIT version; guests importing an older 0.2.x are served
+/// by it). Tested end to end by the hostile sink (`fill`, `symlink`) in the server's tests.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut i = linker.instance("wasi:filesystem/types@0.2.12")?;
