@@ -123,6 +123,10 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
                 path(&name)
             };
             let result = client.call_bytes("PUT", &query, bytes, "application/wasm")?.unwrap_or_default();
+            if json_out {
+                println!("{result}");
+                return Ok(());
+            }
             for c in strings(&result["added_capabilities"]) {
                 eprintln!("  + asks for {c} (not granted unless you pass --grant {c})");
             }

@@ -353,7 +353,9 @@ fn oversized_or_ambiguous_manifests_are_refused_and_old_files_deleted() {
             "config":{"states":{"type":"string","default":"[]"},"max_states":{"type":"integer","default":"20"}}}"#,
     )
     .expect("v2");
-    ok(run(cli(&server, &["upgrade", "custom-states", v2.to_str().expect("path")])));
+    let up = ok(run(cli(&server, &["upgrade", "custom-states", v2.to_str().expect("path"), "--json"])));
+    let up: Value = serde_json::from_str(up.lines().next().expect("json")).expect("json");
+    assert_eq!((up["plugin"]["version"].as_str(), up["added_capabilities"].clone()), (Some("0.2.0"), json!([])));
     let new_sha = info(&server, "custom-states")["sha256"].as_str().expect("sha").to_owned();
     assert_ne!(new_sha, old_sha);
     assert!(!files().iter().any(|f| f.starts_with(&old_sha)), "old files deleted: {:?}", files());
