@@ -716,3 +716,33 @@ impl PluginService {
 fn not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("no plugin named {name:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::change_grants;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn grants_change_by_capability() {
+        let asks = v(&["kv", "dir", "http"]);
+        let g = change_grants(&v(&["dir:/a"]), &v(&["dir:/b", "kv"]), &[], &asks, "archive-sink").expect("ok");
+        assert_eq!(g, v(&["dir:/b", "kv"]), "one dir grant, replaced");
+        let g = change_grants(&g, &[], &v(&["dir"]), &asks, "archive-sink").expect("ok");
+        assert_eq!(g, v(&["kv"]));
+        let e = change_grants(&g, &[], &v(&["http"]), &asks, "archive-sink").expect_err("not granted");
+        assert!(e.to_string().contains("\"http\" is not granted"), "{e}");
+        let e = change_grants(&g, &v(&["net:h:1"]), &[], &asks, "archive-sink").expect_err("kind");
+        assert!(e.to_string().contains("cannot be granted \"net\""), "{e}");
+        let net = v(&["net"]);
+        let g =
+            change_grants(&[], &v(&["net:a:1", "net:b:2", "net:a:1"]), &[], &net, "federation-adapter").expect("ok");
+        assert_eq!(g, v(&["net:a:1", "net:b:2"]), "net is repeatable, each address once");
+        let g = change_grants(&g, &[], &v(&["net:a:1"]), &net, "federation-adapter").expect("ok");
+        assert_eq!(g, v(&["net:b:2"]));
+        let e = change_grants(&g, &v(&["kv"]), &[], &net, "federation-adapter").expect_err("not asked");
+        assert!(e.to_string().contains("does not ask for \"kv\""), "{e}");
+    }
+}
