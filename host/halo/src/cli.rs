@@ -223,8 +223,8 @@ pub enum PluginCommand {
         /// Plugin name.
         name: String,
         /// key=value pairs: deadline, batch_deadline, memory_bytes, instances, max_traps,
-        /// trap_window, max_states, log_lines_per_sec, kv_quota_bytes, cpu_budget, cpu_window,
-        /// cpu_strikes.
+        /// trap_window, max_states, log_lines_per_sec, kv_quota_bytes, dir_quota_bytes,
+        /// cpu_budget, cpu_window, cpu_strikes.
         values: Vec<String>,
         /// Use the server's limits again.
         #[arg(long)]
@@ -242,6 +242,24 @@ pub enum PluginCommand {
         /// Grant everything the new version asks for.
         #[arg(long)]
         yes: bool,
+    },
+    /// Grant capabilities to an installed plugin, effective at once: each one it asks for
+    /// and its kind may have (e.g. kv, dir:/var/lib/halo/archive, net:127.0.0.1:5347).
+    Grant {
+        /// Plugin name.
+        name: String,
+        /// Capabilities, `name` or `name:value`.
+        #[arg(required = true, value_name = "CAPABILITY")]
+        grants: Vec<String>,
+    },
+    /// Take capabilities away from a plugin, effective at once (a bare name, e.g. `net`, takes
+    /// every grant of it; `net:host:port` that one).
+    Revoke {
+        /// Plugin name.
+        name: String,
+        /// Capabilities, `name` or `name:value`.
+        #[arg(required = true, value_name = "CAPABILITY")]
+        grants: Vec<String>,
     },
     /// Remove a plugin and its storage.
     Remove {

@@ -20,6 +20,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        default_sigpipe();
+    }
     let result = match cli.command {
         cli::Command::Serve(args) => serve::main(args),
         cli::Command::User(args) => admin::user(args),
@@ -35,3 +38,19 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Lets a closed pipe end an admin verb quietly (`halo plugin logs x | head`), as it ends
+/// `cat`: Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead. The
+/// server keeps ignoring it (a peer closing a socket must not end it).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal before any thread is started;
+    // no handler of ours is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}

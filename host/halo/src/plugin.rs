@@ -9,15 +9,29 @@ use anyhow::Context;
 use halo_client::segment;
 use serde_json::Value;
 
-use crate::admin::{connect, s};
+use crate::admin::connect;
 use crate::cli::{PluginArgs, PluginCommand};
 
+/// A string field of a plugin's answer, safe to print: plugins write manifests, state ids,
+/// log lines and error texts, so control characters (ESC, OSC, newlines, C1) are escaped.
+fn s(v: &Value) -> std::borrow::Cow<'_, str> {
+    halo_plugin_host::cap::log::escape_controls(crate::admin::s(v))
+}
+
 pub fn main(args: PluginArgs) -> anyhow::Result<()> {
+    let json_out = args.client.json;
     match args.command {
-        PluginCommand::New { name, kind, dir, sdk } => return scaffold(&name, &kind, dir.as_deref(), sdk.as_deref()),
+        PluginCommand::New { name, kind, dir, sdk } => {
+            return scaffold(&name, &kind, dir.as_deref(), sdk.as_deref(), json_out);
+        }
         PluginCommand::Sdk { dir } => {
             let sdk = crate::sdk::export(&dir)?;
-            println!("wrote {} and {}", sdk.display(), dir.join("wit").display());
+            let wit = dir.join("wit");
+            if json_out {
+                println!("{}", serde_json::json!({"sdk": sdk.display().to_string(), "wit": wit.display().to_string()}));
+            } else {
+                println!("wrote {} and {}", sdk.display(), wit.display());
+            }
             return Ok(());
         }
         PluginCommand::Pack { file, manifest, output } => {
@@ -25,13 +39,16 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             let manifest = std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
             let packed = halo_plugin_host::pack(&component, &manifest)?;
             std::fs::write(&output, packed).with_context(|| format!("writing {}", output.display()))?;
-            println!("wrote {}", output.display());
+            if json_out {
+                println!("{}", serde_json::json!({"wrote": output.display().to_string()}));
+            } else {
+                println!("wrote {}", output.display());
+            }
             return Ok(());
         }
         _ => {}
     }
     let client = connect(&args.client)?;
-    let json_out = args.client.json;
     let path = |name: &str| format!("/api/v1/admin/plugins/{}", segment(name));
     let show = |v: &Value| {
         if json_out {
@@ -116,6 +133,10 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
                 path(&name)
             };
             let result = client.call_bytes("PUT", &query, bytes, "application/wasm")?.unwrap_or_default();
+            if json_out {
+                println!("{result}");
+                return Ok(());
+            }
             for c in strings(&result["added_capabilities"]) {
                 eprintln!("  + asks for {c} (not granted unless you pass --grant {c})");
             }
@@ -142,12 +163,28 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             };
             show(&client.call_json("PUT", &format!("{}/limits", path(&name)), Some(&body))?);
         }
+        PluginCommand::Grant { name, grants } => {
+            let body = serde_json::json!({"grant": grants, "revoke": []});
+            show(&client.call_json("POST", &format!("{}/grants", path(&name)), Some(&body))?);
+        }
+        PluginCommand::Revoke { name, grants } => {
+            let body = serde_json::json!({"grant": [], "revoke": grants});
+            show(&client.call_json("POST", &format!("{}/grants", path(&name)), Some(&body))?);
+        }
         PluginCommand::Remove { name } => {
             client.call("DELETE", &path(&name), None)?;
-            println!("removed {name}");
+            if json_out {
+                println!("{}", serde_json::json!({"removed": name}));
+            } else {
+                println!("removed {name}");
+            }
         }
         PluginCommand::Logs { name } => {
             let logs = client.call_json("GET", &format!("{}/logs", path(&name)), None)?;
+            if json_out {
+                println!("{logs}");
+                return Ok(());
+            }
             for l in logs["lines"].as_array().cloned().unwrap_or_default() {
                 println!("{} {:<5} {}", l["at_ms"], s(&l["level"]), s(&l["message"]));
             }
@@ -161,7 +198,13 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(|t| halo_plugin_host::cap::log::escape_controls(t).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn state(p: &Value) -> String {
@@ -265,20 +308,20 @@ fn print_info(p: &Value) {
     println!("  granted      {}", strings(&p["granted"]).join(", "));
     if let Some(cfg) = p["config"].as_object() {
         for (k, v) in cfg {
-            println!("  config       {k} = {}", v.as_str().unwrap_or(""));
+            println!("  config       {} = {}", halo_plugin_host::cap::log::escape_controls(k), s(v));
         }
     }
     for st in p["states"].as_array().cloned().unwrap_or_default() {
         println!("  state        {} ({})", s(&st["id"]), st["availability"]);
     }
-    if let Some(reason) = p["status"]["disabled"].as_str() {
-        println!("  disabled     {reason}");
+    if p["status"]["disabled"].is_string() {
+        println!("  disabled     {}", s(&p["status"]["disabled"]));
     }
-    if let Some(reason) = p["status"]["throttled"].as_str() {
-        println!("  throttled    {reason}");
+    if p["status"]["throttled"].is_string() {
+        println!("  throttled    {}", s(&p["status"]["throttled"]));
     }
-    if let Some(e) = p["load_error"].as_str() {
-        println!("  load error   {e}");
+    if p["load_error"].is_string() {
+        println!("  load error   {}", s(&p["load_error"]));
     }
     let st = &p["status"];
     if st.is_object() {
@@ -294,7 +337,7 @@ fn print_info(p: &Value) {
     println!("  sha256       {}", s(&p["sha256"]));
 }
 
-fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>) -> anyhow::Result<()> {
+fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>, json_out: bool) -> anyhow::Result<()> {
     let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     anyhow::ensure!(ok, "plugin names are a-z, 0-9 and -");
     anyhow::ensure!(
@@ -361,6 +404,10 @@ exclude = ["vendor"]
     };
     std::fs::write(dir.join("src/lib.rs"), lib)?;
     std::fs::write(dir.join(".gitignore"), "/target\n")?;
+    if json_out {
+        println!("{}", serde_json::json!({"created": dir.display().to_string()}));
+        return Ok(());
+    }
     println!("created {} — build it with:", dir.display());
     println!("  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml", dir.display());
     println!(

@@ -117,10 +117,15 @@ fn calendar_token(c: &Calendar) -> String {
     }
 }
 
-/// A plugin's published state as Halo's, checked: availability 0-18500, a known activity.
-pub(crate) fn published_from_wit(p: wit::Published) -> Result<CorePublished, String> {
-    if p.availability > 18_500 {
-        return Err(format!("availability {} out of range", p.availability));
+/// A plugin's published state as Halo's, checked: availability below 18000 (a plugin never
+/// takes presence away: Offline, 18000-18500, is only accepted for a user the built-in rules
+/// already show Offline, `builtin`), a known activity.
+pub(crate) fn published_from_wit(p: wit::Published, builtin: u32) -> Result<CorePublished, String> {
+    if !crate::answers::availability_ok(p.availability, builtin) {
+        return Err(format!(
+            "availability {} is Offline (18000 and up); a plugin never takes presence away",
+            p.availability
+        ));
     }
     let activity = match p.activity {
         Some(a) if a.len() > 64 => return Err("activity token too long".into()),

@@ -18,7 +18,7 @@
 //! (a trap poisons it) and the next call instantiates a fresh one from the `InstancePre`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
@@ -46,14 +46,21 @@ use crate::runtime::{TICK, Ticker};
 /// refuses; the server turns these into metrics. Called on the plugin's thread: keep it short.
 pub trait CallObserver: Send + Sync {
     /// One call of `plugin`: `guest` is the time spent in the guest (zero when refused), and
-    /// `error` why it produced no answer ([`CallError::Trap`], [`CallError::Throttled`]), if it
-    /// did not.
+    /// `error` why it produced no answer ([`CallError::Trap`]; [`CallError::Throttled`] and
+    /// [`CallError::Disabled`] for calls refused without entering the guest), if it did not.
     fn call(&self, plugin: &str, guest: Duration, error: Option<&CallError>);
 
     /// A call of `plugin` that ran (and was reported to [`CallObserver::call`]) answered
     /// something invalid.
     fn invalid(&self, plugin: &str) {
         let _ = plugin;
+    }
+
+    /// `plugin` (the load [`crate::Plugin::load_id`]) disabled itself: its trap or CPU
+    /// budget, or a sink's permanent refusal. The server persists it, so that the plugin stays
+    /// disabled until an admin enables it.
+    fn disabled(&self, plugin: &str, load_id: u64, reason: &str) {
+        let _ = (plugin, load_id, reason);
     }
 }
 
@@ -67,7 +74,10 @@ pub struct PluginState {
     pub(crate) config: ConfigState,
     pub(crate) kv: KvState,
     pub(crate) http: HttpState,
+    /// The current calendar event during `derive` (0.1.3's `calendar` import).
     pub(crate) calendar: CalendarState,
+    /// The `dir` grant's disk quota (none without the grant).
+    pub(crate) dir_quota: Option<Arc<crate::cap::dir::Quota>>,
 }
 
 impl WasiView for PluginState {
@@ -147,7 +157,12 @@ pub(crate) struct Shared {
     pub(crate) kv: Arc<dyn KvBackend>,
     pub(crate) log: Arc<LogSink>,
     pub(crate) observer: Option<Arc<dyn CallObserver>>,
+    /// This load of the plugin (see [`crate::Plugin::load_id`]).
+    pub(crate) load_id: u64,
+    /// Strikes (traps and invalid answers) within the trap window.
     pub(crate) traps: Mutex<VecDeque<Instant>>,
+    /// Calls in a row that trapped (any call that did not trap resets it).
+    pub(crate) traps_in_a_row: AtomicU32,
     pub(crate) disabled: Mutex<Option<String>>,
     pub(crate) budget: Mutex<Budget>,
     pub(crate) calls: AtomicU64,
@@ -155,6 +170,8 @@ pub(crate) struct Shared {
     pub(crate) trap_count: AtomicU64,
     pub(crate) throttled_calls: AtomicU64,
     pub(crate) memory: Arc<AtomicUsize>,
+    /// The `dir` grant's disk quota, shared by the plugin's instances.
+    pub(crate) dir_quota: Option<Arc<crate::cap::dir::Quota>>,
     /// Keeps the epoch thread (the deadline) alive as long as the plugin.
     pub(crate) _ticker: Arc<Ticker>,
 }
@@ -168,47 +185,69 @@ fn ticks(deadline: Duration) -> u64 {
 }
 
 impl Shared {
-    /// Disables the plugin with a reason admins see.
+    /// Disables the plugin for a fault of its own, with a reason admins see; the observer is
+    /// told, so the server keeps it disabled across reloads and restarts.
     pub(crate) fn set_disabled(&self, reason: String) {
-        tracing::error!(plugin = %self.manifest.name, "{reason}");
+        tracing::error!(plugin = %self.manifest.name, "{}", crate::cap::log::escape_controls(&reason));
         self.log.write("error", &reason);
-        *lock(&self.disabled) = Some(reason);
+        *lock(&self.disabled) = Some(reason.clone());
+        if let Some(o) = &self.observer {
+            o.disabled(&self.manifest.name, self.load_id, &reason);
+        }
+    }
+
+    /// Counts a strike (a trap or an invalid answer): `max_traps` of them within
+    /// `trap_window`, or `max_traps` traps in a row however far apart (a sink trapping once per
+    /// retry, say), disable the plugin.
+    fn strike(&self, what: &str, reason: &str, in_a_row: u32) {
+        if lock(&self.disabled).is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let mut strikes = lock(&self.traps);
+        strikes.push_back(now);
+        while strikes.front().is_some_and(|t| now.duration_since(*t) > self.limits.trap_window) {
+            strikes.pop_front();
+        }
+        let why = if strikes.len() as u32 >= self.limits.max_traps {
+            Some(format!(
+                "disabled after {} traps or invalid answers within {} s; last: {what}: {reason}",
+                strikes.len(),
+                self.limits.trap_window.as_secs()
+            ))
+        } else if in_a_row >= self.limits.max_traps {
+            Some(format!("disabled after {in_a_row} traps in a row with no call answered; last: {reason}"))
+        } else {
+            None
+        };
+        drop(strikes);
+        if let Some(why) = why {
+            self.set_disabled(why);
+        }
     }
 
     /// Records a trap; past the trap budget the plugin disables itself.
     pub(crate) fn trapped(&self, e: &wasmtime::Error) -> CallError {
         self.trap_count.fetch_add(1, Ordering::Relaxed);
+        let in_a_row = self.traps_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
         let reason = match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => "ran past its deadline".to_owned(),
             Some(t) => format!("{t}"),
             None => format!("{:#}", e.root_cause()),
         };
         self.log.write("error", &format!("trapped: {reason}"));
-        let now = Instant::now();
-        let mut traps = lock(&self.traps);
-        traps.push_back(now);
-        while traps.front().is_some_and(|t| now.duration_since(*t) > self.limits.trap_window) {
-            traps.pop_front();
-        }
-        if traps.len() as u32 >= self.limits.max_traps {
-            let why = format!(
-                "disabled after {} traps within {} s; last: {reason}",
-                traps.len(),
-                self.limits.trap_window.as_secs()
-            );
-            drop(traps);
-            self.set_disabled(why);
-        }
+        self.strike("trapped", &reason, in_a_row);
         CallError::Trap(reason)
     }
 
-    /// Counts an invalid answer.
+    /// Counts an invalid answer: a strike like a trap.
     pub(crate) fn invalid(&self, why: String) -> CallError {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.log.write("error", &format!("invalid answer: {why}"));
         if let Some(o) = &self.observer {
             o.invalid(&self.manifest.name);
         }
+        self.strike("invalid answer", &why, 0);
         CallError::Invalid(why)
     }
 
@@ -255,6 +294,7 @@ impl Worker {
             },
             http: HttpState::new(s.grants.http.clone()),
             calendar: CalendarState::default(),
+            dir_quota: s.dir_quota.clone(),
         };
         let mut store = Store::new(&s.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -283,7 +323,9 @@ impl Worker {
         let s = self.shared.clone();
         if let Some(reason) = lock(&s.disabled).clone() {
             self.live = None;
-            return Err(CallError::Disabled(reason));
+            let e = CallError::Disabled(reason);
+            s.observe(Duration::ZERO, Some(&e));
+            return Err(e);
         }
         let limits = &s.limits;
         if let Err(why) = lock(&s.budget).check(Instant::now(), limits) {
@@ -314,10 +356,16 @@ impl Worker {
                 self.live = None;
             }
         }
-        let result = result.map_err(|e| {
-            self.live = None;
-            s.trapped(&e)
-        });
+        let result = match result {
+            Ok(v) => {
+                s.traps_in_a_row.store(0, Ordering::Relaxed);
+                Ok(v)
+            }
+            Err(e) => {
+                self.live = None;
+                Err(s.trapped(&e))
+            }
+        };
         s.observe(guest, result.as_ref().err());
         result
     }

@@ -14,6 +14,7 @@
 //! This crate knows nothing of sled or axum: plugin-private storage comes through the
 //! [`cap::kv::KvBackend`] trait, and the server owns persistence and the admin API.
 
+mod answers;
 mod bindings;
 mod budget;
 pub mod cap;
@@ -26,6 +27,6 @@ mod runtime;
 
 pub use executor::CallObserver;
 pub use limits::PluginLimits;
-pub use manifest::{ConfigField, FieldType, Manifest, ManifestError, SUPPORTED_APIS, pack};
+pub use manifest::{ConfigField, FieldType, Manifest, ManifestError, SUPPORTED_APIS, allowed_capabilities, pack};
 pub use plugin::{CallError, DeriveRequest, Plugin, PluginStatus, SinkOutcome, StateInfo};
 pub use runtime::Runtime;

@@ -29,6 +29,8 @@ pub struct PluginLimits {
     pub log_lines_per_sec: u32,
     /// Plugin-private key-value storage (1 MiB).
     pub kv_quota_bytes: u64,
+    /// Disk space in a `dir` grant's directory: file sizes plus 256 bytes per entry (64 MiB).
+    pub dir_quota_bytes: u64,
     /// Guest time the plugin may use per `cpu_window` (2 s, a fifth of a core) before its calls
     /// are refused until the window ends (throttled). Counted on the plugin's executor thread:
     /// wall time inside the guest for presence and federation plugins (their callers wait for
@@ -55,6 +57,7 @@ impl Default for PluginLimits {
             max_states: 50,
             log_lines_per_sec: 50,
             kv_quota_bytes: 1 << 20,
+            dir_quota_bytes: 64 << 20,
             cpu_budget: Duration::from_secs(2),
             cpu_window: Duration::from_secs(10),
             cpu_strikes: 3,

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use halo_core::presence::{CustomState, Inputs, Published};
@@ -131,7 +131,7 @@ fn derive_on(w: &mut Worker, input: &DeriveInput) -> Result<Option<Published>, C
     })?;
     match answer {
         None => Ok(None),
-        Some(p) => published_from_wit(p).map(Some).map_err(|e| w.shared.invalid(e)),
+        Some(p) => published_from_wit(p, input.builtin.availability).map(Some).map_err(|e| w.shared.invalid(e)),
     }
 }
 
@@ -205,9 +205,21 @@ impl Plugin {
         kv: Arc<dyn KvBackend>,
         ticker: Arc<Ticker>,
         observer: Option<Arc<dyn CallObserver>>,
+        log: Option<Arc<LogSink>>,
     ) -> std::io::Result<Self> {
-        let log = LogSink::new(&manifest.name, limits.log_lines_per_sec);
+        static LOADS: AtomicU64 = AtomicU64::new(1);
+        let log = match log {
+            Some(l) => {
+                l.set_rate(limits.log_lines_per_sec);
+                l
+            }
+            None => LogSink::new(&manifest.name, limits.log_lines_per_sec),
+        };
+        let quota = grants.dir.as_ref().map(|d| crate::cap::dir::Quota::new(d.path.clone(), limits.dir_quota_bytes));
         let shared = Arc::new(Shared {
+            load_id: LOADS.fetch_add(1, Ordering::Relaxed),
+            traps_in_a_row: AtomicU32::new(0),
+            dir_quota: quota,
             manifest,
             sha256,
             grants,
@@ -268,6 +280,18 @@ impl Plugin {
         self.shared.log.lines()
     }
 
+    /// The plugin's log, to hand to its next load (a config change, an upgrade) so its lines
+    /// are kept.
+    pub fn log_sink(&self) -> Arc<LogSink> {
+        self.shared.log.clone()
+    }
+
+    /// This load of the plugin: unique in the process, a new one for every load (a config
+    /// change or an upgrade loads the plugin again).
+    pub fn load_id(&self) -> u64 {
+        self.shared.load_id
+    }
+
     /// Health and counters.
     pub fn status(&self) -> PluginStatus {
         let s = &self.shared;
@@ -287,9 +311,18 @@ impl Plugin {
         }
     }
 
-    /// Disables the plugin with a reason admins see (its instance is dropped).
+    /// Disables the plugin with a reason admins see (its instance is dropped): an admin's
+    /// decision, or one the server persisted earlier.
     pub fn disable(&self, reason: &str) {
         *lock(&self.shared.disabled) = Some(reason.to_owned());
+        self.exec.post(Worker::discard);
+    }
+
+    /// Disables the plugin for a fault of its own (an archive sink refusing records for
+    /// good): logged, and reported to the [`CallObserver`] like a trap budget's verdict, so the
+    /// server keeps it disabled until an admin enables it.
+    pub fn fail(&self, reason: &str) {
+        self.shared.set_disabled(reason.to_owned());
         self.exec.post(Worker::discard);
     }
 
@@ -297,6 +330,7 @@ impl Plugin {
     pub fn enable(&self) {
         *lock(&self.shared.disabled) = None;
         lock(&self.shared.traps).clear();
+        self.shared.traps_in_a_row.store(0, Ordering::Relaxed);
         lock(&self.shared.budget).reset(Instant::now());
     }
 

@@ -17,6 +17,7 @@ use crate::bindings::fed::FederationAdapterPre;
 use crate::bindings::sink::ArchiveSinkPre;
 use crate::cap;
 use crate::cap::kv::KvBackend;
+use crate::cap::log::LogSink;
 use crate::executor::{CallObserver, PluginState, WorldPre};
 use crate::limits::PluginLimits;
 use crate::manifest::Manifest;
@@ -63,6 +64,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        cap::dir::add_to_linker(&mut linker)?;
         cap::log::add_to_linker(&mut linker)?;
         cap::config::add_to_linker(&mut linker)?;
         cap::kv::add_to_linker(&mut linker)?;
@@ -119,6 +121,19 @@ impl Runtime {
         config: &BTreeMap<String, String>,
         limits: PluginLimits,
     ) -> anyhow::Result<Plugin> {
+        self.load_with_log(bytes, grants, config, limits, None)
+    }
+
+    /// [`Runtime::load`], writing the plugin's log lines to `log` (the previous load's, to keep
+    /// its lines; or one kept in a file), else to a new log in memory.
+    pub fn load_with_log(
+        &self,
+        bytes: &[u8],
+        grants: &[String],
+        config: &BTreeMap<String, String>,
+        limits: PluginLimits,
+        log: Option<Arc<LogSink>>,
+    ) -> anyhow::Result<Plugin> {
         let manifest = Manifest::read(bytes)?;
         let config = manifest.check_config(config).map_err(anyhow::Error::msg)?;
         let sha = hex(&Sha256::digest(bytes));
@@ -147,6 +162,7 @@ impl Runtime {
             self.kv.clone(),
             self.ticker.clone(),
             self.observer.clone(),
+            log,
         )
         .map_err(|e| anyhow::anyhow!("starting the plugin's thread: {e}"))
     }

@@ -200,6 +200,7 @@ pub struct Metrics {
     plugin_seconds: HistogramFamily,
     plugin_wait: HistogramFamily,
     plugin_throttled: Family<PluginLabel, Counter>,
+    plugin_refused: Family<PluginLabel, Counter>,
     plugin_memory: Family<PluginLabel, Gauge>,
     /// 1 while storage takes writes, 0 while it fails (disk full, I/O errors).
     pub storage_available: Gauge,
@@ -246,6 +247,7 @@ impl Metrics {
             plugin_seconds: Family::new_with_constructor(plugin_histogram),
             plugin_wait: Family::new_with_constructor(plugin_histogram),
             plugin_throttled: Family::default(),
+            plugin_refused: Family::default(),
             plugin_memory: Family::default(),
             storage_available: Gauge::default(),
             storage_recoveries: Counter::default(),
@@ -311,6 +313,11 @@ impl Metrics {
             "plugin_throttled",
             "Plugin calls refused because the plugin used its CPU budget for the window",
             m.plugin_throttled.clone(),
+        );
+        registry.register(
+            "plugin_refused",
+            "Plugin calls refused because the plugin is disabled (not traps: they never entered it)",
+            m.plugin_refused.clone(),
         );
         registry.register("plugin_memory_bytes", "Linear memory of a plugin's live instance", m.plugin_memory.clone());
         registry.register("presence_published", "Presence changes published", m.presence_published.clone());
@@ -392,9 +399,16 @@ impl halo_plugin_host::CallObserver for PluginCalls {
         use halo_plugin_host::CallError;
         let m = &self.0;
         let label = PluginLabel { plugin: plugin.to_owned() };
-        if let Some(CallError::Throttled(_)) = error {
-            m.plugin_throttled.get_or_create(&label).inc();
-            return;
+        match error {
+            Some(CallError::Throttled(_)) => {
+                m.plugin_throttled.get_or_create(&label).inc();
+                return;
+            }
+            Some(CallError::Disabled(_)) => {
+                m.plugin_refused.get_or_create(&label).inc();
+                return;
+            }
+            _ => {}
         }
         m.plugin_calls.get_or_create(&label).inc();
         m.plugin_seconds.get_or_create(&label).observe(guest.as_secs_f64());

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use halo_plugin_host::cap::kv::{KvBackend, KvFailure};
-use halo_plugin_host::{Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
+use halo_plugin_host::cap::log::LogSink;
+use halo_plugin_host::{CallError, CallObserver, Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
 use halo_store::{PluginRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -158,6 +159,135 @@ impl KvBackend for StoreKv {
     }
 }
 
+/// A plugin that disabled itself: its name, its load, and why.
+type SelfDisabled = (String, u64, String);
+
+/// Hands the executors' reports to the metrics, and the plugins that disabled themselves to
+/// the task that persists it.
+struct Observer {
+    metrics: Arc<dyn CallObserver>,
+    disabled: tokio::sync::mpsc::UnboundedSender<SelfDisabled>,
+}
+
+impl CallObserver for Observer {
+    fn call(&self, plugin: &str, guest: std::time::Duration, error: Option<&CallError>) {
+        self.metrics.call(plugin, guest, error);
+    }
+
+    fn invalid(&self, plugin: &str) {
+        self.metrics.invalid(plugin);
+    }
+
+    fn disabled(&self, plugin: &str, load_id: u64, reason: &str) {
+        let _ = self.disabled.send((plugin.to_owned(), load_id, reason.to_owned()));
+    }
+}
+
+type LoadedMap = Arc<RwLock<BTreeMap<String, Loaded>>>;
+
+fn write_map(m: &RwLock<BTreeMap<String, Loaded>>) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Persists each self-disable in the plugin's record (unless the plugin was reloaded since:
+/// the reload carried the reason over itself), so that neither a restart nor a config change
+/// enables it again.
+async fn persist_disables(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SelfDisabled>,
+    loaded: LoadedMap,
+    writes: Arc<tokio::sync::Mutex<()>>,
+    store: Store,
+) {
+    while let Some((name, load_id, reason)) = rx.recv().await {
+        let _w = writes.lock().await;
+        let record = {
+            let mut map = write_map(&loaded);
+            match map.get_mut(&name) {
+                Some(l) if l.record.enabled && l.plugin.as_ref().is_some_and(|p| p.load_id() == load_id) => {
+                    l.record.disabled = Some(reason);
+                    l.record.clone()
+                }
+                _ => continue,
+            }
+        };
+        if let Err(e) = store.plugins().put(&record).await {
+            tracing::error!(plugin = %name, error = %e, "could not persist that the plugin disabled itself");
+        }
+    }
+}
+
+/// Applies a record's enabled state to a freshly loaded plugin.
+fn apply_state(plugin: &Plugin, record: &PluginRecord) {
+    if !record.enabled {
+        plugin.disable("disabled by an admin");
+    } else if let Some(reason) = &record.disabled {
+        plugin.disable(reason);
+    }
+}
+
+/// A record as it must be saved before its plugin is replaced: a plugin that disabled itself
+/// (and whose report may still be on its way) stays disabled.
+fn carry_disabled(l: &Loaded) -> PluginRecord {
+    let mut record = l.record.clone();
+    if record.enabled
+        && record.disabled.is_none()
+        && let Some(reason) = l.plugin.as_ref().and_then(|p| p.status().disabled)
+    {
+        record.disabled = Some(reason);
+    }
+    record
+}
+
+/// The capability a grant is for (`dir` of `dir:/path`).
+fn capability(grant: &str) -> &str {
+    grant.split_once(':').map_or(grant, |(name, _)| name).trim()
+}
+
+/// The grants after adding `grant` and taking away `revoke` (a bare capability takes every
+/// grant of it away; `name:value` that one). A capability may be granted once, but `net`,
+/// which takes one address per grant.
+fn change_grants(
+    current: &[String],
+    grant: &[String],
+    revoke: &[String],
+    requested: &[String],
+    kind: &str,
+) -> Result<Vec<String>, ServiceError> {
+    let mut out: Vec<String> = current.to_vec();
+    for r in revoke {
+        let r = r.trim();
+        let before = out.len();
+        out.retain(|g| if r.contains(':') { g != r } else { capability(g) != r });
+        if out.len() == before {
+            return Err(ServiceError::Invalid(format!("{r:?} is not granted")));
+        }
+    }
+    let allowed = halo_plugin_host::allowed_capabilities(kind);
+    for g in grant {
+        let g = g.trim();
+        let c = capability(g);
+        if !allowed.contains(&c) {
+            return Err(ServiceError::Invalid(format!(
+                "a {kind} plugin cannot be granted {c:?}; it may have: {}",
+                allowed.join(", ")
+            )));
+        }
+        if !requested.iter().any(|r| r == c) {
+            return Err(ServiceError::Invalid(format!(
+                "the plugin does not ask for {c:?}; it asks for: {}",
+                requested.join(", ")
+            )));
+        }
+        if c != "net" {
+            out.retain(|o| capability(o) != c);
+        }
+        if !out.iter().any(|o| o == g) {
+            out.push(g.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// The plugin service.
 pub struct PluginService {
     runtime: Runtime,
@@ -168,8 +298,8 @@ pub struct PluginService {
     archive: Arc<ArchiveService>,
     federation: Arc<FederationService>,
     metrics: Arc<Metrics>,
-    loaded: RwLock<BTreeMap<String, Loaded>>,
-    writes: tokio::sync::Mutex<()>,
+    loaded: LoadedMap,
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn sha_hex(bytes: &[u8]) -> String {
@@ -189,20 +319,16 @@ impl PluginService {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("logs"))?;
         let mut runtime = Runtime::new(Some(dir.join("cache")), Arc::new(StoreKv::new(store.clone())))?;
-        runtime.observe(metrics.plugin_calls());
-        let service = Self {
-            runtime,
-            store,
-            dir,
-            settings,
-            presence,
-            archive,
-            federation,
-            metrics,
-            loaded: RwLock::default(),
-            writes: tokio::sync::Mutex::new(()),
-        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        runtime.observe(Arc::new(Observer { metrics: metrics.plugin_calls(), disabled: tx }));
+        let (loaded, writes) = (LoadedMap::default(), Arc::new(tokio::sync::Mutex::new(())));
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn(persist_disables(rx, loaded.clone(), writes.clone(), store.clone()))),
+            Err(_) => tracing::warn!("no runtime: plugins that disable themselves are not persisted"),
+        }
+        let service = Self { runtime, store, dir, settings, presence, archive, federation, metrics, loaded, writes };
         for record in service.store.plugins().all()? {
             let loaded = service.load_record(record);
             if let Some(e) = &loaded.error {
@@ -215,7 +341,7 @@ impl PluginService {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
-        self.loaded.write().unwrap_or_else(|p| p.into_inner())
+        write_map(&self.loaded)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
@@ -224,6 +350,33 @@ impl PluginService {
 
     fn file(&self, sha: &str) -> PathBuf {
         self.dir.join(format!("{sha}.wasm"))
+    }
+
+    /// Deletes component `sha` and its compiled artifacts unless a plugin still uses it.
+    fn delete_unused(&self, sha: &str) {
+        if self.read().values().any(|l| l.record.sha256 == sha) {
+            return;
+        }
+        let _ = std::fs::remove_file(self.file(sha));
+        let prefix = format!("{sha}-");
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("cache")) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    /// The log of plugin `name`: its previous load's (a reload keeps the lines), else the one
+    /// kept in `<data>/plugins/logs/NAME.log`.
+    fn log_of(&self, name: &str, limits: &PluginLimits) -> Arc<LogSink> {
+        let previous = self.read().get(name).and_then(|l| l.plugin.as_ref().map(|p| p.log_sink()));
+        previous.unwrap_or_else(|| LogSink::with_file(name, limits.log_lines_per_sec, self.log_path(name)))
     }
 
     /// The limits of a plugin: its own, else the server's.
@@ -237,14 +390,13 @@ impl PluginService {
 
     fn load_record(&self, record: PluginRecord) -> Loaded {
         let limits = self.limits_of(&record);
+        let log = self.log_of(&record.name, &limits);
         let result = std::fs::read(self.file(&record.sha256))
             .map_err(|e| anyhow::anyhow!("reading the component: {e}"))
-            .and_then(|bytes| self.runtime.load(&bytes, &record.grants, &record.config, limits));
+            .and_then(|bytes| self.runtime.load_with_log(&bytes, &record.grants, &record.config, limits, Some(log)));
         match result {
             Ok(p) => {
-                if !record.enabled {
-                    p.disable("disabled by an admin");
-                }
+                apply_state(&p, &record);
                 Loaded { record, plugin: Some(Arc::new(p)), error: None }
             }
             Err(e) => Loaded { record, plugin: None, error: Some(format!("{e:#}")) },
@@ -320,7 +472,11 @@ impl PluginService {
         config: &BTreeMap<String, String>,
         limits: PluginLimits,
     ) -> Result<Plugin, ServiceError> {
-        self.runtime.load(bytes, grants, config, limits).map_err(|e| ServiceError::Invalid(format!("{e:#}")))
+        let name = Manifest::read(bytes).map_err(|e| ServiceError::Invalid(e.to_string()))?.name;
+        let log = self.log_of(&name, &limits);
+        self.runtime
+            .load_with_log(bytes, grants, config, limits, Some(log))
+            .map_err(|e| ServiceError::Invalid(format!("{e:#}")))
     }
 
     async fn save_file(&self, bytes: &[u8], sha: &str) -> Result<(), ServiceError> {
@@ -345,10 +501,17 @@ impl PluginService {
     ) -> Result<PluginInfo, ServiceError> {
         self.check_size(bytes)?;
         let _w = self.writes.lock().await;
-        let plugin = self.load(bytes, grants, config, self.settings.limits.clone())?;
-        let name = plugin.manifest().name.clone();
+        let name = Manifest::read(bytes).map_err(|e| ServiceError::Invalid(e.to_string()))?.name;
         if self.read().contains_key(&name) {
             return Err(ServiceError::Conflict(format!("plugin {name} is installed; use upgrade")));
+        }
+        let plugin = self.load(bytes, grants, config, self.settings.limits.clone())?;
+        if let Some(bad) = grants.iter().find(|g| !plugin.grants().contains(&g.trim().to_owned())) {
+            let requested = plugin.manifest().capabilities.join(", ");
+            return Err(ServiceError::Invalid(format!(
+                "cannot grant {bad:?}: the plugin asks for: {}",
+                if requested.is_empty() { "nothing" } else { &requested }
+            )));
         }
         let sha = plugin.sha256().to_owned();
         self.save_file(bytes, &sha).await?;
@@ -360,6 +523,7 @@ impl PluginService {
             enabled,
             installed_at: now_ms(),
             limits: None,
+            disabled: None,
         };
         self.store.plugins().put(&record).await?;
         if plugin.manifest().kind == "archive-sink" {
@@ -381,7 +545,7 @@ impl PluginService {
             let l = map.get(name).ok_or_else(|| not_found(name))?;
             let caps: BTreeSet<String> =
                 l.plugin.as_ref().map(|p| p.manifest().capabilities.iter().cloned().collect()).unwrap_or_default();
-            (l.record.clone(), caps)
+            (carry_disabled(l), caps)
         };
         let grants = grants.map_or_else(|| old_record.grants.clone(), <[String]>::to_vec);
         let plugin = self.load(bytes, &grants, &old_record.config, self.limits_of(&old_record))?;
@@ -391,12 +555,15 @@ impl PluginService {
         let new_caps: BTreeSet<String> = plugin.manifest().capabilities.iter().cloned().collect();
         let sha = plugin.sha256().to_owned();
         self.save_file(bytes, &sha).await?;
+        let old_sha = old_record.sha256.clone();
         let record =
             PluginRecord { sha256: sha, grants: plugin.grants().to_vec(), installed_at: now_ms(), ..old_record };
+        apply_state(&plugin, &record);
         self.store.plugins().put(&record).await?;
         tracing::info!(plugin = %name, version = %plugin.manifest().version, "plugin upgraded");
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
+        self.delete_unused(&old_sha);
         Ok(Upgrade {
             plugin: self.get(name).await?,
             added_capabilities: new_caps.difference(&old_caps).cloned().collect(),
@@ -409,6 +576,28 @@ impl PluginService {
         self.reload(name, |r| r.config = config).await
     }
 
+    /// Grants capabilities to an installed plugin and takes others away (see
+    /// `change_grants`), checked against what it asks for and what its world may have; the
+    /// plugin is loaded again with them at once.
+    pub async fn change_grants(
+        &self,
+        name: &str,
+        grant: &[String],
+        revoke: &[String],
+    ) -> Result<PluginInfo, ServiceError> {
+        let (current, requested, kind) = {
+            let map = self.read();
+            let l = map.get(name).ok_or_else(|| not_found(name))?;
+            let p = l.plugin.as_ref().ok_or_else(|| {
+                ServiceError::Invalid(format!("{name} does not load; upgrade it before changing its grants"))
+            })?;
+            (l.record.grants.clone(), p.manifest().capabilities.clone(), p.manifest().kind.clone())
+        };
+        let grants = change_grants(&current, grant, revoke, &requested, &kind)?;
+        tracing::info!(plugin = %name, ?grants, "plugin grants changed");
+        self.reload(name, |r| r.grants = grants).await
+    }
+
     /// Sets a plugin's own limits (`None`: back to the server's).
     pub async fn set_limits(&self, name: &str, limits: Option<PluginLimits>) -> Result<PluginInfo, ServiceError> {
         let json =
@@ -419,14 +608,12 @@ impl PluginService {
     /// Changes a record, loads the plugin anew from it (validating), stores and swaps it.
     async fn reload(&self, name: &str, change: impl FnOnce(&mut PluginRecord)) -> Result<PluginInfo, ServiceError> {
         let _w = self.writes.lock().await;
-        let mut record = self.read().get(name).map(|l| l.record.clone()).ok_or_else(|| not_found(name))?;
+        let mut record = self.read().get(name).map(carry_disabled).ok_or_else(|| not_found(name))?;
         change(&mut record);
         let bytes = std::fs::read(self.file(&record.sha256))
             .map_err(|e| ServiceError::Internal(format!("reading the component: {e}")))?;
         let plugin = self.load(&bytes, &record.grants, &record.config, self.limits_of(&record))?;
-        if !record.enabled {
-            plugin.disable("disabled by an admin");
-        }
+        apply_state(&plugin, &record);
         self.store.plugins().put(&record).await?;
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
         self.publish();
@@ -440,6 +627,7 @@ impl PluginService {
             let mut map = self.write();
             let l = map.get_mut(name).ok_or_else(|| not_found(name))?;
             l.record.enabled = enabled;
+            l.record.disabled = None;
             if let Some(p) = &l.plugin {
                 if enabled { p.enable() } else { p.disable("disabled by an admin") }
             }
@@ -456,8 +644,9 @@ impl PluginService {
         let removed = self.write().remove(name).ok_or_else(|| not_found(name))?;
         self.store.plugins().remove(name).await?;
         self.archive.sink_removed(name).await?;
-        if !self.read().values().any(|l| l.record.sha256 == removed.record.sha256) {
-            let _ = std::fs::remove_file(self.file(&removed.record.sha256));
+        self.delete_unused(&removed.record.sha256);
+        for path in [self.log_path(name), self.dir.join("logs").join(format!("{name}.log.1"))] {
+            let _ = std::fs::remove_file(path);
         }
         tracing::info!(plugin = %name, "plugin removed");
         self.publish();
@@ -526,4 +715,34 @@ impl PluginService {
 
 fn not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("no plugin named {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::change_grants;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn grants_change_by_capability() {
+        let asks = v(&["kv", "dir", "http"]);
+        let g = change_grants(&v(&["dir:/a"]), &v(&["dir:/b", "kv"]), &[], &asks, "archive-sink").expect("ok");
+        assert_eq!(g, v(&["dir:/b", "kv"]), "one dir grant, replaced");
+        let g = change_grants(&g, &[], &v(&["dir"]), &asks, "archive-sink").expect("ok");
+        assert_eq!(g, v(&["kv"]));
+        let e = change_grants(&g, &[], &v(&["http"]), &asks, "archive-sink").expect_err("not granted");
+        assert!(e.to_string().contains("\"http\" is not granted"), "{e}");
+        let e = change_grants(&g, &v(&["net:h:1"]), &[], &asks, "archive-sink").expect_err("kind");
+        assert!(e.to_string().contains("cannot be granted \"net\""), "{e}");
+        let net = v(&["net"]);
+        let g =
+            change_grants(&[], &v(&["net:a:1", "net:b:2", "net:a:1"]), &[], &net, "federation-adapter").expect("ok");
+        assert_eq!(g, v(&["net:a:1", "net:b:2"]), "net is repeatable, each address once");
+        let g = change_grants(&g, &[], &v(&["net:a:1"]), &net, "federation-adapter").expect("ok");
+        assert_eq!(g, v(&["net:b:2"]));
+        let e = change_grants(&g, &v(&["kv"]), &[], &net, "federation-adapter").expect_err("not asked");
+        assert!(e.to_string().contains("does not ask for \"kv\""), "{e}");
+    }
 }

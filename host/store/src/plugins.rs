@@ -35,6 +35,9 @@ pub struct PluginRecord {
     pub installed_at: Millis,
     /// Limits set for this plugin (JSON of the host's limits), replacing the server's defaults.
     pub limits: Option<String>,
+    /// Why the plugin disabled itself (its trap or CPU budget, a sink's permanent refusal), if
+    /// it did: it stays disabled, across reloads and restarts, until an admin enables it.
+    pub disabled: Option<String>,
 }
 
 /// Typed access to plugin records and plugin storage.

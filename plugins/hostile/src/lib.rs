@@ -1,6 +1,9 @@
 //! A plugin that misbehaves on purpose, for the host's tests. Config `mode`, applied in `derive`
 //! (and in `states` when `when = states`): `loop`, `memory`, `trap`, `oversized`, `logflood`,
-//! `kv` (writes past the quota), `slow` (busy for `ms` milliseconds, then answers nothing), `none`.
+//! `kv` (writes past the quota), `slow` (busy for `ms` milliseconds, then answers nothing),
+//! `offline` (answers availability `availability`, 18200 by default: the Offline band), `huge`
+//! (answers an activity of `mb` MiB, 50 by default), `inject` (logs a line with a newline, a
+//! forged server log line and terminal escape sequences), `none`.
 
 use halo_sdk::{Host, Level, PresenceInput, PresencePlugin, Published, StateDef};
 
@@ -9,9 +12,11 @@ halo_sdk::manifest!(
   "description": "Misbehaves on purpose (tests only).",
   "capabilities": ["kv"],
   "config": {
-    "mode": {"type": "string", "default": "none", "description": "loop | memory | trap | oversized | logflood | kv | slow | none"},
+    "mode": {"type": "string", "default": "none", "description": "loop | memory | trap | oversized | logflood | kv | slow | offline | huge | inject | none"},
     "ms": {"type": "integer", "default": "30", "description": "how long `slow` keeps the CPU busy per call, milliseconds"},
-    "when": {"type": "string", "default": "derive", "description": "derive | states"}
+    "when": {"type": "string", "default": "derive", "description": "derive | states"},
+    "availability": {"type": "integer", "default": "18200", "description": "what `offline` answers"},
+    "mb": {"type": "integer", "default": "50", "description": "the size of the activity `huge` answers, MiB"}
   }}"#
 );
 
@@ -32,6 +37,21 @@ fn misbehave(host: &dyn Host) -> Option<Published> {
         }
         Some("trap") => panic!("hostile plugin panics on purpose"),
         Some("oversized") => Some(Published { availability: 6500, activity: Some("x".repeat(1 << 20)), custom: None }),
+        Some("offline") => {
+            let availability = host.config("availability").and_then(|v| v.parse().ok()).unwrap_or(18_200);
+            Some(Published { availability, activity: None, custom: None })
+        }
+        Some("huge") => {
+            let mb = host.config("mb").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50);
+            Some(Published { availability: 6500, activity: Some("x".repeat(mb << 20)), custom: None })
+        }
+        Some("inject") => {
+            host.log(
+                Level::Warn,
+                "benign\n2026-12-05T09:00:00.000000Z  INFO halo::serve: forged line\u{1b}]0;pwned\u{7}\u{1b}[31mred\u{9b}2J",
+            );
+            None
+        }
         Some("logflood") => {
             for i in 0..10_000 {
                 host.log(Level::Info, &format!("flood line {i}"));

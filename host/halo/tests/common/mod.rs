@@ -23,6 +23,8 @@ pub struct TestServer {
     config: Option<String>,
     extra_args: Vec<String>,
     ca: Option<Vec<u8>>,
+    /// Write the server's stderr (its log) to [`TestServer::log_path`] instead of the test's.
+    capture_log: bool,
 }
 
 pub fn halo() -> Command {
@@ -43,9 +45,39 @@ impl TestServer {
     pub fn build(toml: &str, extra_args: Vec<String>, ca: Option<Vec<u8>>, admin_password: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = (!toml.is_empty()).then(|| toml.to_owned());
-        let mut s = Self { dir, url: String::new(), local_token: String::new(), child: None, config, extra_args, ca };
+        let mut s = Self {
+            dir,
+            url: String::new(),
+            local_token: String::new(),
+            child: None,
+            config,
+            extra_args,
+            ca,
+            capture_log: false,
+        };
         s.spawn(admin_password);
         s
+    }
+
+    /// A server whose `halo.toml` holds `toml`, logging (at `warn`) to [`TestServer::log_path`].
+    pub fn with_log_capture(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = (!toml.is_empty()).then(|| toml.to_owned());
+        let (url, local_token) = (String::new(), String::new());
+        let mut s =
+            Self { dir, url, local_token, child: None, config, extra_args: Vec::new(), ca: None, capture_log: true };
+        s.spawn(true);
+        s
+    }
+
+    /// Where a server started with [`TestServer::with_log_capture`] writes its log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// A server whose data directory is first handed to `setup` (e.g. to mount a file system
@@ -54,8 +86,16 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = (!toml.is_empty()).then(|| toml.to_owned());
         let extra_args = Vec::new();
-        let mut s =
-            Self { dir, url: String::new(), local_token: String::new(), child: None, config, extra_args, ca: None };
+        let mut s = Self {
+            dir,
+            url: String::new(),
+            local_token: String::new(),
+            child: None,
+            config,
+            extra_args,
+            ca: None,
+            capture_log: false,
+        };
         std::fs::create_dir_all(s.data_dir()).expect("data dir");
         setup(&s.data_dir());
         s.spawn(true);
@@ -85,7 +125,13 @@ impl TestServer {
         } else {
             cmd.env_remove("HALO_ADMIN_PASSWORD");
         }
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn halo");
+        let stderr = if self.capture_log {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+            Stdio::from(log)
+        } else {
+            Stdio::inherit()
+        };
+        let child = cmd.stdout(Stdio::null()).stderr(stderr).spawn().expect("spawn halo");
         self.child = Some(child);
         let local = self.wait_for_local(&data.join("local.json"));
         self.url = local["url"].as_str().expect("url").to_owned();

@@ -72,6 +72,7 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(plugins::disable))
         .routes(routes!(plugins::configure))
         .routes(routes!(plugins::limits))
+        .routes(routes!(plugins::grants))
         .routes(routes!(plugins::logs))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))

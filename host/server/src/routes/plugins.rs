@@ -183,6 +183,35 @@ pub async fn limits(
     Ok(Json(state.plugins.set_limits(&name, limits).await?))
 }
 
+/// Capabilities to grant to a plugin, and to take away.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantChange {
+    /// To grant: `name` or `name:value` (e.g. `kv`, `dir:/var/lib/halo/archive`), each one the
+    /// plugin asks for and its kind may have.
+    #[serde(default)]
+    pub grant: Vec<String>,
+    /// To take away: a bare name takes every grant of that capability, `name:value` that one.
+    #[serde(default)]
+    pub revoke: Vec<String>,
+}
+
+/// Grants capabilities to an installed plugin and takes others away, effective at once (the
+/// plugin is loaded again with them).
+#[utoipa::path(post, path = "/api/v1/admin/plugins/{name}/grants", tag = "plugins", params(("name" = String, Path, description = "Plugin")), request_body = GrantChange,
+    responses((status = 200, body = PluginInfo), (status = 400, description = "Not asked for, not for this kind of plugin, or not granted", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn grants(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(name): Path<String>,
+    ApiJson(change): ApiJson<GrantChange>,
+) -> Result<Json<PluginInfo>, ApiError> {
+    let info = state.plugins.change_grants(&name, &change.grant, &change.revoke).await?;
+    tracing::info!(by = admin.name(), plugin = %name, grant = ?change.grant, revoke = ?change.revoke, "admin changed a plugin's grants");
+    Ok(Json(info))
+}
+
 /// A plugin's recent log lines.
 #[utoipa::path(get, path = "/api/v1/admin/plugins/{name}/logs", tag = "plugins", params(("name" = String, Path, description = "Plugin")),
     responses((status = 200, body = PluginLogs), (status = 404, body = ErrorBody)), security(("bearer" = [])))]

@@ -153,14 +153,17 @@ impl Sinks {
         let running = lock(&self.running);
         let mut out: BTreeMap<String, SinkStatus> = BTreeMap::new();
         for (name, cursor) in self.store.archive().cursors()? {
+            // Not running (disabled): count its backlog here, running ones count their own.
+            let (depth, oldest_age_secs) =
+                if running.contains_key(&name) { (0, 0) } else { backlog(&self.store, cursor) };
             out.insert(
                 name.clone(),
                 SinkStatus {
                     name,
                     enabled: false,
                     cursor,
-                    depth: 0,
-                    oldest_age_secs: 0,
+                    depth,
+                    oldest_age_secs,
                     delivered: 0,
                     failing_since: None,
                     last_error: None,
@@ -170,14 +173,19 @@ impl Sinks {
         for (name, r) in running.iter() {
             let h = lock(&r.health);
             let cursor = self.store.archive().cursor(name)?;
+            // A sink that disabled itself (its trap budget, say) is counted afresh: its task
+            // only retries with backoff.
+            let disabled = r.plugin.status().disabled.is_some();
+            let (depth, oldest_age_secs) =
+                if disabled { backlog(&self.store, cursor) } else { (h.depth, h.oldest_age_secs) };
             out.insert(
                 name.clone(),
                 SinkStatus {
                     name: name.clone(),
-                    enabled: true,
+                    enabled: !disabled,
                     cursor,
-                    depth: h.depth,
-                    oldest_age_secs: h.oldest_age_secs,
+                    depth,
+                    oldest_age_secs,
                     delivered: h.delivered,
                     failing_since: h.failing_since,
                     last_error: h.last_error.clone(),
@@ -186,6 +194,15 @@ impl Sinks {
         }
         Ok(out.into_values().collect())
     }
+}
+
+/// Records waiting after `cursor` (counting stops at [`DEPTH_CAP`]) and the age of the oldest,
+/// seconds.
+fn backlog(store: &Store, cursor: u64) -> (u64, u64) {
+    let archive = store.archive();
+    let depth = archive.count_after(cursor, DEPTH_CAP).unwrap_or(0);
+    let oldest = archive.after(cursor, u64::MAX, 1).ok().and_then(|r| r.first().map(|r| r.at));
+    (depth, oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000))
 }
 
 /// One sink's delivery loop.
@@ -253,7 +270,7 @@ impl Delivery {
                 Ok(SinkOutcome::Permanent(why)) => {
                     let reason = format!("the sink refused records permanently: {why}");
                     tracing::error!(sink = %self.name, %reason, "archive sink disabled; records wait in the spool");
-                    self.plugin.disable(&reason);
+                    self.plugin.fail(&reason);
                     self.failed(reason);
                 }
                 Err(e) => self.failed(e.to_string()),
@@ -275,10 +292,7 @@ impl Delivery {
 
     /// Refreshes the backlog figures (counting is bounded; at most once a second).
     fn gauges(&self, cursor: u64) {
-        let archive = self.store.archive();
-        let depth = archive.count_after(cursor, DEPTH_CAP).unwrap_or(0);
-        let oldest = archive.after(cursor, u64::MAX, 1).ok().and_then(|r| r.first().map(|r| r.at));
-        let age = oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000);
+        let (depth, age) = backlog(&self.store, cursor);
         self.metrics.archive.sink_backlog(&self.name, depth, age);
         let mut h = lock(&self.health);
         h.depth = depth;

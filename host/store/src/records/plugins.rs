@@ -21,19 +21,23 @@ pub(crate) struct PluginRecordV1 {
     pub(crate) installed_at: Millis,
     #[serde(default)]
     pub(crate) limits: Option<String>,
+    /// Added later; absent in older records, and left out when none (so records without it
+    /// are written byte for byte as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) disabled: Option<String>,
 }
 
 impl From<&PluginRecord> for PluginRecordV1 {
     fn from(r: &PluginRecord) -> Self {
-        let PluginRecord { name, sha256, grants, config, enabled, installed_at, limits } = r.clone();
-        Self { name, sha256, grants, config, enabled, installed_at, limits }
+        let PluginRecord { name, sha256, grants, config, enabled, installed_at, limits, disabled } = r.clone();
+        Self { name, sha256, grants, config, enabled, installed_at, limits, disabled }
     }
 }
 
 impl From<PluginRecordV1> for PluginRecord {
     fn from(r: PluginRecordV1) -> Self {
-        let PluginRecordV1 { name, sha256, grants, config, enabled, installed_at, limits } = r;
-        Self { name, sha256, grants, config, enabled, installed_at, limits }
+        let PluginRecordV1 { name, sha256, grants, config, enabled, installed_at, limits, disabled } = r;
+        Self { name, sha256, grants, config, enabled, installed_at, limits, disabled }
     }
 }
 
@@ -52,6 +56,7 @@ mod tests {
             enabled: true,
             installed_at: 1_700_000_000_000,
             limits: Some(r#"{"deadline_ms":50}"#.into()),
+            disabled: None,
         };
         let bare = PluginRecord {
             name: "x".into(),
@@ -61,8 +66,24 @@ mod tests {
             enabled: false,
             installed_at: 0,
             limits: None,
+            disabled: None,
         };
         pin("plugins", include_str!("golden/plugin_record_v1.hex"), &[full, bare]);
+    }
+
+    #[test]
+    fn plugin_record_v1_with_a_disabled_reason_is_pinned() {
+        let disabled = PluginRecord {
+            name: "hostile".into(),
+            sha256: "0f".repeat(32),
+            grants: Vec::new(),
+            config: BTreeMap::new(),
+            enabled: true,
+            installed_at: 1_700_000_000_000,
+            limits: None,
+            disabled: Some("disabled after 5 traps in a row".into()),
+        };
+        pin("plugins", include_str!("golden/plugin_record_v1_disabled.hex"), &[disabled]);
     }
 
     #[test]
@@ -76,6 +97,7 @@ mod tests {
             enabled: true,
             installed_at: 1,
             limits: None,
+            disabled: None,
         };
         #[derive(Serialize)]
         struct Before<'a> {
