@@ -75,6 +75,8 @@ pub fn states<P: PresencePlugin>() -> Vec<wit::StateDef> {
 
 #[cfg(feature = "presence")]
 pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Published> {
+    // Asked only when there is an event (the token says so): free for everyone else.
+    let calendar_event = if input.calendar.is_some() { calendar_event() } else { None };
     let input = PresenceInput {
         user: input.user,
         manual: input.manual.map(|m| ManualState {
@@ -97,6 +99,7 @@ pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Publi
             })
             .collect(),
         calendar: input.calendar,
+        calendar_event,
         phone: input.phone,
         now_ms: input.now_ms,
         builtin: published_from(input.builtin),
@@ -106,6 +109,22 @@ pub fn derive<P: PresencePlugin>(input: wit::PresenceInput) -> Option<wit::Publi
         activity: p.activity,
         custom: p.custom,
     })
+}
+
+/// The user's current event, from the `calendar` import (0.1.3).
+#[cfg(feature = "calendar")]
+fn calendar_event() -> Option<crate::CalendarEvent> {
+    crate::bindings::halo::plugin::calendar::current().map(|e| crate::CalendarEvent {
+        activity: e.activity,
+        title: e.title,
+        end_ms: e.end_ms,
+    })
+}
+
+/// Built against 0.1.0: no `calendar` import.
+#[cfg(all(feature = "presence", not(feature = "calendar")))]
+fn calendar_event() -> Option<crate::CalendarEvent> {
+    None
 }
 
 #[cfg(feature = "presence")]

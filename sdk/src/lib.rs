@@ -15,12 +15,26 @@
 pub mod glue;
 
 /// The WIT bindings of `presence-states` (generated; used by the macros).
-#[cfg(all(target_arch = "wasm32", feature = "presence"))]
+#[cfg(all(target_arch = "wasm32", feature = "presence", not(feature = "calendar")))]
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/v0.1.0",
+        world: "presence-states",
+        pub_export_macro: true,
+        default_bindings_module: "halo_sdk::bindings",
+    });
+}
+
+/// The WIT bindings of `presence-states` with the `calendar` import (0.1.3; feature
+/// `calendar`).
+#[cfg(all(target_arch = "wasm32", feature = "calendar"))]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.3",
         world: "presence-states",
         pub_export_macro: true,
         default_bindings_module: "halo_sdk::bindings",
@@ -65,6 +79,8 @@ pub use federation::{
 
 /// The WIT package presence plugins build against.
 pub const API: &str = "halo:plugin@0.1.0";
+/// The WIT package presence plugins build against with the `calendar` feature.
+pub const CALENDAR_API: &str = "halo:plugin@0.1.3";
 /// The WIT package archive sinks build against.
 pub const SINK_API: &str = "halo:plugin@0.1.1";
 /// The WIT package federation adapters build against.
@@ -182,12 +198,28 @@ pub struct PresenceInput {
     pub endpoints: Vec<Endpoint>,
     /// `in-a-meeting` or `out-of-office`.
     pub calendar: Option<String>,
+    /// The current calendar event, title included: with the `calendar` feature
+    /// (halo:plugin@0.1.3); always `None` without it.
+    pub calendar_event: Option<CalendarEvent>,
     /// `in-a-call` or `in-a-conference`.
     pub phone: Option<String>,
     /// Now, ms since the Unix epoch (UTC).
     pub now_ms: u64,
     /// What the built-in rules publish.
     pub builtin: Published,
+}
+
+/// A user's current calendar event, as a calendar integration sent it
+/// (`PUT /api/v1/users/{user}/calendar`). Its title reaches plugins; the host never publishes
+/// it beyond the meeting details Workgroup contacts see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEvent {
+    /// `in-a-meeting` or `out-of-office`.
+    pub activity: String,
+    /// The title (subject), if the integration sent one.
+    pub title: Option<String>,
+    /// When it ends, ms since the Unix epoch.
+    pub end_ms: Option<u64>,
 }
 
 /// A presence-states plugin.

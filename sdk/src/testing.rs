@@ -87,9 +87,25 @@ pub fn input(user: &str, now_ms: u64) -> PresenceInput {
         manual: None,
         endpoints: vec![crate::Endpoint { id: 1, state: MachineState::Active, since_ms: now_ms }],
         calendar: None,
+        calendar_event: None,
         phone: None,
         now_ms,
         builtin: Published { availability: 3500, activity: None, custom: None },
+    }
+}
+
+/// [`input`] with the user in a meeting titled `title` (built-in: Busy 6500, `in-a-meeting`),
+/// as the host hands it to a plugin built with the `calendar` feature.
+pub fn in_meeting(user: &str, now_ms: u64, title: &str) -> PresenceInput {
+    PresenceInput {
+        calendar: Some("in-a-meeting".to_owned()),
+        calendar_event: Some(crate::CalendarEvent {
+            activity: "in-a-meeting".to_owned(),
+            title: Some(title.to_owned()),
+            end_ms: None,
+        }),
+        builtin: Published { availability: 6500, activity: Some("in-a-meeting".to_owned()), custom: None },
+        ..input(user, now_ms)
     }
 }
 

@@ -6,9 +6,11 @@
 //!   for the bench's side-by-side XMPP test and the xmpp adapter's test, and slixmpp from PyPI
 //!   for the latter, if missing).
 //! - `plugins`: build every plugin under `plugins/` for `wasm32-wasip2` (adding the target if
-//!   missing), and the Python example with componentize-py when it is installed (required in CI).
+//!   missing), the Python example with componentize-py when it is installed (required in CI),
+//!   and the JavaScript example with componentize-js (npm, pinned by its package-lock.json)
+//!   when Node.js 18+ is installed (required in CI).
 //!
-//! Each task builds `halo` once (the Python example is packed with that same binary) and says
+//! Each task builds `halo` once (the Python and JavaScript examples are packed with that same binary) and says
 //! which step it is on (`xtask [2/4] …`) before each one; cargo's own progress stays visible.
 
 use std::path::{Path, PathBuf};
@@ -73,8 +75,9 @@ fn main() -> anyhow::Result<()> {
             steps.next("building halo (release; the first build takes several minutes)");
             cargo(&root, &["build", "--release", "-p", "halo"])?;
             let bin = target_dir(&root).join("release/halo");
-            steps.next("building the Python plugin example");
+            steps.next("building the Python and JavaScript plugin examples");
             python_example(&root, &bin)?;
+            js_example(&root, &bin)?;
             let mut serve = vec!["serve".to_owned()];
             for p in FIRST_PARTY {
                 serve.push("--preinstall".into());
@@ -86,7 +89,7 @@ fn main() -> anyhow::Result<()> {
             run(Command::new(bin).args(&serve).current_dir(&root))
         }
         "test" => {
-            let mut steps = Steps::new(8);
+            let mut steps = Steps::new(9);
             steps.next("checking rustfmt and clippy are installed");
             run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
             steps.next("cargo fmt --check");
@@ -97,12 +100,16 @@ fn main() -> anyhow::Result<()> {
             // example is packed with that binary, and the test run below finds it all built.
             steps.next("building the tests and halo (debug)");
             cargo(&root, &["test", "--workspace", "--no-run"])?;
-            steps.next("building the plugins (wasm32-wasip2, release) and the Python example");
+            steps.next("building the plugins (wasm32-wasip2, release) and the Python and JavaScript examples");
             plugins(&root)?;
             python_example(&root, &target_dir(&root).join("debug/halo"))?;
+            js_example(&root, &target_dir(&root).join("debug/halo"))?;
             steps.next("plugin unit tests (native, against the SDK's test host)");
             cargo(&root.join("plugins"), &["test", "--quiet"])?;
             cargo(root.join("examples/http-archive-sink").as_path(), &["test", "--quiet"])?;
+            steps.next("Python and JavaScript plugin unit tests (sdk/python's test host; jco in Node.js)");
+            python_tests(&root)?;
+            js_tests(&root)?;
             steps.next("checking the test tools (chromium, prosody, slixmpp)");
             browser()?;
             prosody()?;
@@ -118,10 +125,11 @@ fn main() -> anyhow::Result<()> {
             let mut steps = Steps::new(3);
             steps.next("building the plugins (wasm32-wasip2, release)");
             plugins(&root)?;
-            steps.next("building halo (debug) to pack the Python example");
+            steps.next("building halo (debug) to pack the Python and JavaScript examples");
             cargo(&root, &["build", "-p", "halo"])?;
-            steps.next("building the Python plugin example");
+            steps.next("building the Python and JavaScript plugin examples");
             python_example(&root, &target_dir(&root).join("debug/halo"))?;
+            js_example(&root, &target_dir(&root).join("debug/halo"))?;
             steps.finish();
             Ok(())
         }
@@ -236,6 +244,73 @@ fn python_example(root: &Path, halo: &Path) -> anyhow::Result<()> {
             "examples/python-presence/target/python-lunch.wasm",
         ])
         .current_dir(root))
+}
+
+/// Runs the Python test host's own tests and the Python example's unit tests with `unittest`
+/// (no dependencies: `sdk/python` is pure Python).
+fn python_tests(root: &Path) -> anyhow::Result<()> {
+    let sdk = root.join("sdk/python");
+    run(Command::new("python3").args(["-m", "unittest", "discover", "-s", "tests"]).current_dir(&sdk))?;
+    run(Command::new("python3")
+        .args(["-m", "unittest", "test_app"])
+        .env("PYTHONPATH", &sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(root.join("examples/python-presence")))
+}
+
+/// Runs the JavaScript example's unit tests (`npm test`: jco turns the built component into a
+/// Node.js module whose Halo imports a fake host answers). Skipped where `js_example` was.
+fn js_tests(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("examples/js-presence");
+    if !dir.join("target/js-quiet-hours.raw.wasm").exists() || !dir.join("node_modules").exists() {
+        eprintln!("xtask: the JavaScript example was not built; skipping its tests");
+        return Ok(());
+    }
+    run(Command::new("npm").args(["test", "--silent"]).current_dir(&dir))
+}
+
+/// The oldest Node.js componentize-js supports.
+const NODE_MAJOR: u32 = 18;
+
+/// Builds `examples/js-presence` with componentize-js (installed by `npm ci` from its
+/// package-lock.json) and packs its manifest in with `halo`. Skipped, unless in CI, without
+/// Node.js 18+; rebuilt only when its sources changed (componentize-js takes ~20 s of CPU).
+fn js_example(root: &Path, halo: &Path) -> anyhow::Result<()> {
+    let dir = root.join("examples/js-presence");
+    let node = Command::new("node").arg("--version").output().ok().filter(|o| o.status.success());
+    let major = node.and_then(|o| {
+        String::from_utf8_lossy(&o.stdout).trim().trim_start_matches('v').split('.').next()?.parse::<u32>().ok()
+    });
+    if major.is_none_or(|m| m < NODE_MAJOR) {
+        let why = format!("Node.js {NODE_MAJOR}+ with npm is needed for the JavaScript example (found {major:?})");
+        if std::env::var_os("CI").is_some() {
+            bail!("{why}; .ci/run installs Debian's nodejs and npm");
+        }
+        eprintln!("xtask: {why}; skipping it");
+        return Ok(());
+    }
+    // componentize-js only when its inputs changed; packing (cheap) every time.
+    let raw = dir.join("target/js-quiet-hours.raw.wasm");
+    let built = std::fs::metadata(&raw).and_then(|m| m.modified()).ok();
+    let inputs = [dir.join("app.js"), dir.join("package-lock.json"), root.join("wit/v0.1.0/plugin.wit")];
+    let fresh = built
+        .is_some_and(|b| inputs.iter().all(|f| std::fs::metadata(f).and_then(|m| m.modified()).is_ok_and(|m| m <= b)));
+    if fresh {
+        eprintln!("xtask: {} is up to date", raw.display());
+    } else {
+        if !dir.join("node_modules/.bin/componentize-js").exists() {
+            run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+        }
+        std::fs::create_dir_all(dir.join("target"))?;
+        run(Command::new(dir.join("node_modules/.bin/componentize-js"))
+            .args(["app.js", "--wit", "../../wit/v0.1.0", "--world-name", "presence-states"])
+            .args(["-o", "target/js-quiet-hours.raw.wasm"])
+            .current_dir(&dir))?;
+    }
+    run(Command::new(halo)
+        .args(["plugin", "pack", "target/js-quiet-hours.raw.wasm", "--manifest", "manifest.json"])
+        .args(["-o", "target/js-quiet-hours.wasm"])
+        .current_dir(&dir))
 }
 
 /// Debian packages the web client's end-to-end test drives (`host/halo/tests/web.rs`).

@@ -281,9 +281,16 @@ pub enum PluginCommand {
         /// Where to create it [default: ./<name>].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Path to Halo's sdk/ folder, for the generated Cargo.toml [default: the halo-sdk crate from crates.io].
+        /// Path to a halo-sdk crate (Halo's sdk/ folder) for the generated Cargo.toml [default: the SDK
+        /// shipped in this binary, written to <dir>/vendor/halo-sdk].
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Write the SDK shipped in this binary to DIR (DIR/halo-sdk and the WIT packages in DIR/wit),
+    /// e.g. to update a plugin's vendor/ folder after upgrading Halo.
+    Sdk {
+        /// Where to write it.
+        dir: PathBuf,
     },
     /// Add a manifest to a component built without the SDK (e.g. with componentize-py).
     Pack {

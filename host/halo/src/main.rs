@@ -11,6 +11,7 @@ mod config;
 mod federation;
 mod local;
 mod plugin;
+mod sdk;
 mod serve;
 
 use std::process::ExitCode;

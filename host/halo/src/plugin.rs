@@ -24,6 +24,15 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
         PluginCommand::New { name, kind, dir, sdk } => {
             return scaffold(&name, &kind, dir.as_deref(), sdk.as_deref(), json_out);
         }
+        PluginCommand::Sdk { dir } => {
+            let sdk = crate::sdk::export(&dir)?;
+            if json_out {
+                println!("{}", serde_json::json!({"sdk": sdk.display().to_string(), "wit": dir.join("wit").display().to_string()}));
+            } else {
+                println!("wrote {} and {}", sdk.display(), dir.join("wit").display());
+            }
+            return Ok(());
+        }
         PluginCommand::Pack { file, manifest, output } => {
             let component = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let manifest = std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
@@ -182,7 +191,7 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
                 println!("({} lines dropped by the flood limit)", logs["dropped"]);
             }
         }
-        PluginCommand::New { .. } | PluginCommand::Pack { .. } => {}
+        PluginCommand::New { .. } | PluginCommand::Pack { .. } | PluginCommand::Sdk { .. } => {}
     }
     Ok(())
 }
@@ -337,11 +346,16 @@ fn scaffold(name: &str, kind: &str, dir: Option<&Path>, sdk: Option<&Path>, json
     let dir = dir.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
     std::fs::create_dir_all(dir.join("src"))?;
+    // Without --sdk, the SDK this binary ships is vendored into the project: it then builds
+    // with nothing but the Rust toolchain and the crates.io dependencies the SDK names.
     let source = match sdk {
         Some(p) => {
             format!("path = {:?}", std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?)
         }
-        None => "version = \"0.1\"".to_owned(),
+        None => {
+            crate::sdk::export(&dir.join("vendor"))?;
+            "path = \"vendor/halo-sdk\"".to_owned()
+        }
     };
     let features = match kind {
         "archive-sink" => "default-features = false, features = [\"archive-sink\"]",
@@ -375,8 +389,10 @@ opt-level = "s"
 lto = true
 strip = true
 
-# Its own workspace, so it builds wherever it is created.
+# Its own workspace, so it builds wherever it is created (the vendored SDK is a dependency,
+# not a member).
 [workspace]
+exclude = ["vendor"]
 "#
         ),
     )?;
@@ -386,6 +402,7 @@ strip = true
         _ => presence_template(name, &ident),
     };
     std::fs::write(dir.join("src/lib.rs"), lib)?;
+    std::fs::write(dir.join(".gitignore"), "/target\n")?;
     if json_out {
         println!("{}", serde_json::json!({"created": dir.display().to_string()}));
         return Ok(());

@@ -1,17 +1,18 @@
-//! The generated bindings of the newest WIT version (`halo:plugin@0.1.2`; wasmtime's linker
-//! serves 0.1.0 and 0.1.1 plugins from the same definitions), and conversions between them and Halo's
-//! types. Nothing outside this module names a generated type.
+//! The generated bindings of the newest WIT version (`halo:plugin@0.1.3`; wasmtime's linker
+//! serves 0.1.0, 0.1.1 and 0.1.2 plugins from the same definitions: each version only added
+//! interfaces and worlds), and conversions between them and Halo's types. Nothing outside
+//! this module names a generated type.
 
 wasmtime::component::bindgen!({
     world: "presence-states",
-    path: "../../wit/v0.1.2",
+    path: "../../wit/v0.1.3",
 });
 
 /// The `archive-sink` world, sharing the interfaces generated above.
 pub(crate) mod sink {
     wasmtime::component::bindgen!({
         world: "archive-sink",
-        path: "../../wit/v0.1.2",
+        path: "../../wit/v0.1.3",
         with: {
             "halo:plugin/types": super::halo::plugin::types,
             "halo:plugin/log": super::halo::plugin::log,
@@ -25,7 +26,7 @@ pub(crate) mod sink {
 pub(crate) mod fed {
     wasmtime::component::bindgen!({
         world: "federation-adapter",
-        path: "../../wit/v0.1.2",
+        path: "../../wit/v0.1.3",
         with: {
             "halo:plugin/types": super::halo::plugin::types,
             "halo:plugin/log": super::halo::plugin::log,
@@ -72,16 +73,39 @@ pub(crate) fn input_to_wit(user: &str, i: &Inputs, now_ms: u64, builtin: &CorePu
                 since_ms: m.since,
             })
             .collect(),
-        calendar: i.calendar.as_ref().map(|c: &Calendar| match c.activity {
-            CalendarActivity::InAMeeting => "in-a-meeting".to_owned(),
-            CalendarActivity::OutOfOffice => "out-of-office".to_owned(),
-        }),
+        calendar: i.calendar.as_ref().map(calendar_token),
         phone: i.phone.map(|p| match p {
             Phone::InACall => "in-a-call".to_owned(),
             Phone::InAConference => "in-a-conference".to_owned(),
         }),
         now_ms,
         builtin: published_to_wit(builtin),
+    }
+}
+
+/// What one `derive` call takes: the WIT input, and the user's current calendar event, which
+/// the `calendar` import (0.1.3) answers during that call.
+pub(crate) struct DeriveInput {
+    /// The `derive` argument.
+    pub(crate) input: wit::PresenceInput,
+    /// `calendar.current()` during the call.
+    pub(crate) event: Option<halo::plugin::calendar::Event>,
+}
+
+/// A user's inputs as a `derive` call's: the WIT input and their calendar event.
+pub(crate) fn derive_input(user: &str, i: &Inputs, now_ms: u64, builtin: &CorePublished) -> DeriveInput {
+    let event = i.calendar.as_ref().map(|c| halo::plugin::calendar::Event {
+        activity: calendar_token(c),
+        title: c.subject.clone(),
+        end_ms: c.until,
+    });
+    DeriveInput { input: input_to_wit(user, i, now_ms, builtin), event }
+}
+
+fn calendar_token(c: &Calendar) -> String {
+    match c.activity {
+        CalendarActivity::InAMeeting => "in-a-meeting".to_owned(),
+        CalendarActivity::OutOfOffice => "out-of-office".to_owned(),
     }
 }
 

@@ -32,6 +32,7 @@ use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
 use crate::bindings::{PresenceStates, PresenceStatesPre};
 use crate::budget::{Budget, Verdict};
 use crate::cap::Grants;
+use crate::cap::calendar::CalendarState;
 use crate::cap::config::ConfigState;
 use crate::cap::http::HttpState;
 use crate::cap::kv::{KvBackend, KvState};
@@ -75,6 +76,7 @@ pub struct PluginState {
     pub(crate) http: HttpState,
     /// The `dir` grant's disk quota (none without the grant).
     pub(crate) dir_quota: Option<Arc<crate::cap::dir::Quota>>,
+    pub(crate) calendar: CalendarState,
 }
 
 impl WasiView for PluginState {
@@ -291,6 +293,7 @@ impl Worker {
             },
             http: HttpState::new(s.grants.http.clone()),
             dir_quota: s.dir_quota.clone(),
+            calendar: CalendarState::default(),
         };
         let mut store = Store::new(&s.engine, state);
         store.limiter(|s| &mut s.limiter);

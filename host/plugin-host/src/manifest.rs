@@ -10,7 +10,8 @@ use wasmtime::wasmparser::{Parser, Payload};
 /// Custom section name.
 pub const SECTION: &str = "halo-manifest";
 /// WIT versions this host loads.
-pub const SUPPORTED_APIS: &[&str] = &["halo:plugin@0.1.0", "halo:plugin@0.1.1", "halo:plugin@0.1.2"];
+pub const SUPPORTED_APIS: &[&str] =
+    &["halo:plugin@0.1.0", "halo:plugin@0.1.1", "halo:plugin@0.1.2", "halo:plugin@0.1.3"];
 /// Plugin kinds (worlds) this host runs.
 pub const KINDS: &[&str] = &["presence-states", "archive-sink", "federation-adapter"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
@@ -180,7 +181,8 @@ impl Manifest {
                 "the archive-sink world arrived in halo:plugin@0.1.1; build against it".into(),
             ));
         }
-        if self.kind == "federation-adapter" && self.api != "halo:plugin@0.1.2" {
+        if self.kind == "federation-adapter" && !matches!(self.api.as_str(), "halo:plugin@0.1.2" | "halo:plugin@0.1.3")
+        {
             return Err(ManifestError::Field(
                 "the federation-adapter world arrived in halo:plugin@0.1.2; build against it".into(),
             ));

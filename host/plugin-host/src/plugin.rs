@@ -22,8 +22,7 @@ use halo_core::presence::{CustomState, Inputs, Published};
 use serde::Serialize;
 
 use crate::bindings::federation::{action_from_wit, input_to_wit as fed_input_to_wit};
-use crate::bindings::halo::plugin::types::PresenceInput;
-use crate::bindings::{input_to_wit, published_from_wit, record_to_wit};
+use crate::bindings::{DeriveInput, derive_input, published_from_wit, record_to_wit};
 use crate::budget::Budget;
 use crate::cap::Grants;
 use crate::cap::kv::KvBackend;
@@ -118,15 +117,21 @@ impl std::fmt::Debug for Plugin {
 }
 
 /// What a `derive` answer means: `None` keeps the input's state.
-fn derive_on(w: &mut Worker, input: &PresenceInput) -> Result<Option<Published>, CallError> {
+fn derive_on(w: &mut Worker, input: &DeriveInput) -> Result<Option<Published>, CallError> {
     let deadline = w.shared.limits.deadline;
     let answer = w.call(deadline, |store, b| match b {
-        Bindings::Presence(p) => p.call_derive(store, input),
+        Bindings::Presence(p) => {
+            // The `calendar` import answers this user's event during this call only.
+            store.data_mut().calendar.current = input.event.clone();
+            let answer = p.call_derive(&mut *store, &input.input);
+            store.data_mut().calendar.current = None;
+            answer
+        }
         _ => Err(wasmtime::Error::msg("not a presence-states instance")),
     })?;
     match answer {
         None => Ok(None),
-        Some(p) => published_from_wit(p, input.builtin.availability).map(Some).map_err(|e| w.shared.invalid(e)),
+        Some(p) => published_from_wit(p, input.input.builtin.availability).map(Some).map_err(|e| w.shared.invalid(e)),
     }
 }
 
@@ -380,7 +385,7 @@ impl Plugin {
         builtin: &Published,
     ) -> Result<Option<Published>, CallError> {
         self.is_presence()?;
-        let input = input_to_wit(user, inputs, now_ms, builtin);
+        let input = derive_input(user, inputs, now_ms, builtin);
         self.exec.run_blocking(move |w| derive_on(w, &input))?
     }
 
@@ -394,12 +399,12 @@ impl Plugin {
         builtin: &Published,
     ) -> Result<Option<Published>, CallError> {
         self.is_presence()?;
-        let input = input_to_wit(user, inputs, now_ms, builtin);
+        let input = derive_input(user, inputs, now_ms, builtin);
         self.exec.run(move |w| derive_on(w, &input)).await?
     }
 
-    fn batch(&self, requests: &[DeriveRequest<'_>]) -> Vec<PresenceInput> {
-        requests.iter().map(|r| input_to_wit(r.user, r.inputs, r.now_ms, r.builtin)).collect()
+    fn batch(&self, requests: &[DeriveRequest<'_>]) -> Vec<DeriveInput> {
+        requests.iter().map(|r| derive_input(r.user, r.inputs, r.now_ms, r.builtin)).collect()
     }
 
     /// `derive` for many users in one crossing to the plugin's executor: one answer per

@@ -68,6 +68,7 @@ impl Runtime {
         cap::log::add_to_linker(&mut linker)?;
         cap::config::add_to_linker(&mut linker)?;
         cap::kv::add_to_linker(&mut linker)?;
+        cap::calendar::add_to_linker(&mut linker)?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
         }

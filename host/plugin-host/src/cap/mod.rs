@@ -7,6 +7,7 @@
 //! A grant is a capability name, or `name:value` for capabilities the admin parameterises
 //! (`dir:/var/lib/halo/archive`, `http:archive.example.com:443`, `net:127.0.0.1:5347`). [`Grants::parse`] keeps only what the manifest asks for.
 
+pub mod calendar;
 pub mod config;
 pub mod dir;
 pub mod http;
