@@ -92,6 +92,14 @@ pub(crate) struct DeriveInput {
     pub(crate) event: Option<halo::plugin::calendar::Event>,
 }
 
+/// Reads as the `derive` argument (`input.builtin`, `input.user`).
+impl std::ops::Deref for DeriveInput {
+    type Target = wit::PresenceInput;
+    fn deref(&self) -> &wit::PresenceInput {
+        &self.input
+    }
+}
+
 /// A user's inputs as a `derive` call's: the WIT input and their calendar event.
 pub(crate) fn derive_input(user: &str, i: &Inputs, now_ms: u64, builtin: &CorePublished) -> DeriveInput {
     let event = i.calendar.as_ref().map(|c| halo::plugin::calendar::Event {

@@ -212,7 +212,8 @@ class LoadedPlugin:
 
     def derive(self, input, event=None):
         """`derive(input)`, checked: `None` keeps the built-in state; a published state needs an
-        availability below 18000 (a plugin never takes presence away) and a known activity.
+        availability below 18000 (a plugin never takes presence away; Offline only for a user
+        the built-in rules show Offline already) and a known activity.
         With `api="halo:plugin@0.1.3"`, `event` (a `wit_world.imports.calendar.Event`) is what
         `calendar.current()` answers during the call, as the host does for the user's current
         calendar event (pass `input.calendar` too, as the host would)."""
@@ -223,8 +224,9 @@ class LoadedPlugin:
             self.host._event = None
         if p is None:
             return None
-        if not 0 <= p.availability < 18000:
-            raise InvalidAnswer(f"availability {p.availability} (a plugin stays below 18000)")
+        offline_already = input.builtin.availability >= 18000
+        if not (0 <= p.availability < 18000 or (offline_already and p.availability <= 18500)):
+            raise InvalidAnswer(f"availability {p.availability} is Offline; a plugin never takes presence away")
         if p.activity is not None and p.activity not in ACTIVITIES:
             raise InvalidAnswer(f"unknown activity {p.activity!r}")
         if p.custom is not None and not _TOKEN.match(p.custom):
