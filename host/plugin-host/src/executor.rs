@@ -74,10 +74,9 @@ pub struct PluginState {
     pub(crate) config: ConfigState,
     pub(crate) kv: KvState,
     pub(crate) http: HttpState,
-    /// The current calendar event during `derive` (0.1.3's `calendar` import).
-    pub(crate) calendar: CalendarState,
     /// The `dir` grant's disk quota (none without the grant).
     pub(crate) dir_quota: Option<Arc<crate::cap::dir::Quota>>,
+    pub(crate) calendar: CalendarState,
 }
 
 impl WasiView for PluginState {
@@ -293,8 +292,8 @@ impl Worker {
                 backend: s.kv.clone(),
             },
             http: HttpState::new(s.grants.http.clone()),
-            calendar: CalendarState::default(),
             dir_quota: s.dir_quota.clone(),
+            calendar: CalendarState::default(),
         };
         let mut store = Store::new(&s.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -131,7 +131,7 @@ fn derive_on(w: &mut Worker, input: &DeriveInput) -> Result<Option<Published>, C
     })?;
     match answer {
         None => Ok(None),
-        Some(p) => published_from_wit(p, input.builtin.availability).map(Some).map_err(|e| w.shared.invalid(e)),
+        Some(p) => published_from_wit(p, input.input.builtin.availability).map(Some).map_err(|e| w.shared.invalid(e)),
     }
 }
 
