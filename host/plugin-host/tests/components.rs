@@ -109,11 +109,14 @@ fn oversized_answers_and_log_floods_are_contained() {
 #[test]
 fn kv_is_denied_by_default_and_bounded_when_granted() {
     let rt = runtime();
-    let denied = rt.load(&wasm("hostile"), &[], &config(&[("mode", "kv")]), PluginLimits::default()).expect("load");
+    // Filling the quota takes many host calls: a long deadline, so that on a loaded machine the
+    // quota, not the clock, stops the plugin.
+    let limits = || PluginLimits { deadline: Duration::from_secs(5), ..PluginLimits::default() };
+    let denied = rt.load(&wasm("hostile"), &[], &config(&[("mode", "kv")]), limits()).expect("load");
     denied.derive("alice", &online(0), 0, &AVAILABLE).expect("runs");
     assert!(denied.logs().0.iter().any(|l| l.message.contains("after 0 writes: AccessDenied")), "{:?}", denied.logs());
     let granted = rt
-        .load(&wasm("hostile"), &["kv".into(), "network".into()], &config(&[("mode", "kv")]), PluginLimits::default())
+        .load(&wasm("hostile"), &["kv".into(), "network".into()], &config(&[("mode", "kv")]), limits())
         .expect("load");
     assert_eq!(granted.grants(), ["kv"], "grants the manifest does not ask for are dropped");
     granted.derive("alice", &online(0), 0, &AVAILABLE).expect("runs");
