@@ -166,7 +166,7 @@ impl Session<'_> {
         let mut next_ping = last_rx + heartbeat;
         // Since when the frames in `out` have waited for the client to read.
         let mut stalled: Option<Instant> = None;
-        let timer = tokio::time::sleep_until(next_ping);
+        let timer = tokio::time::sleep_until(expiry.map_or(next_ping, |e| e.min(next_ping)));
         tokio::pin!(timer);
         loop {
             // Everything complete in what was read, in order.
