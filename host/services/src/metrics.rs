@@ -106,7 +106,7 @@ struct DomainKindLabel {
     kind: &'static str,
 }
 
-/// Connection metrics: open TCP connections against the cap, refusals, accept failures.
+/// Connection metrics: open TCP connections against the cap, refusals.
 #[derive(Default)]
 pub struct ConnectionMetrics {
     /// Open TCP connections (HTTP and WebSocket).
@@ -114,8 +114,6 @@ pub struct ConnectionMetrics {
     /// The connection cap.
     pub max: Gauge,
     refused: Family<ReasonLabel, Counter>,
-    /// `accept` failures (out of file descriptors: `EMFILE`, `ENFILE`; others).
-    pub accept_errors: Counter,
 }
 
 impl ConnectionMetrics {
@@ -127,7 +125,6 @@ impl ConnectionMetrics {
             "Connections refused: max_connections (answered 503), hard_limit (closed at once)",
             self.refused.clone(),
         );
-        r.register("accept_errors", "Failed accepts (EMFILE, ENFILE, ...)", self.accept_errors.clone());
     }
 
     /// Counts a refused connection.
