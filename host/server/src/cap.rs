@@ -10,7 +10,8 @@
 //! The default cap leaves [`RESERVE`] of the process's open-file limit (`RLIMIT_NOFILE`, raised
 //! to its hard limit at start) for the store, plugins, logs and the listener itself, so the
 //! server refuses connections before the kernel refuses it files. Should `accept` still fail
-//! (`EMFILE`, `ENFILE`), the accept loop logs once, backs off briefly and keeps serving.
+//! (`EMFILE`, `ENFILE`: a limit lowered from outside, other processes), axum-server's accept
+//! loop backs off 50 ms and tries again; open connections keep being served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
