@@ -455,7 +455,10 @@ mod tests {
         assert_eq!(&f[..2], &[0x82, 127]);
         assert_eq!(f.len(), 70_010);
         assert_eq!(&close_frame(1009, "message_too_big")[..4], &[0x88, 17, 0x03, 0xf1]);
-        let f = framed::<()>(OpCode::Data(Data::Text), |b| Ok(b.extend_from_slice(&[b'x'; 200])));
+        let f = framed::<()>(OpCode::Data(Data::Text), |b| {
+            b.extend_from_slice(&[b'x'; 200]);
+            Ok(())
+        });
         assert_eq!(f.ok(), Some(frame(OpCode::Data(Data::Text), &[b'x'; 200])));
     }
 }
