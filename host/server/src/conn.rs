@@ -37,37 +37,41 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use futures_util::future::BoxFuture;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::error::ErrorBody;
+use crate::cap::{Admission, Cap, Slot};
+use crate::error::{ApiError, ErrorBody};
 use crate::settings::HttpSettings;
 
-/// axum-server's acceptor `A` with the connection timeouts.
+/// axum-server's acceptor `A` with the connection timeouts, `TCP_NODELAY` and the connection
+/// cap ([`crate::cap`]).
 #[derive(Debug, Clone)]
 pub struct Acceptor<A> {
     inner: A,
     header: Duration,
     idle: Duration,
+    cap: Arc<Cap>,
 }
 
 impl Acceptor<DefaultAcceptor> {
     /// Plain HTTP.
-    pub fn plain(http: &HttpSettings) -> Self {
-        Self { inner: DefaultAcceptor, header: http.header_timeout, idle: http.idle_timeout }
+    pub fn plain(http: &HttpSettings, cap: Arc<Cap>) -> Self {
+        Self { inner: DefaultAcceptor, header: http.header_timeout, idle: http.idle_timeout, cap }
     }
 }
 
 impl Acceptor<RustlsAcceptor> {
     /// HTTPS: the TLS handshake too must end within `header_timeout`.
-    pub fn tls(config: RustlsConfig, http: &HttpSettings) -> Self {
+    pub fn tls(config: RustlsConfig, http: &HttpSettings, cap: Arc<Cap>) -> Self {
         let inner = RustlsAcceptor::new(config).handshake_timeout(http.header_timeout);
-        Self { inner, header: http.header_timeout, idle: http.idle_timeout }
+        Self { inner, header: http.header_timeout, idle: http.idle_timeout, cap }
     }
 }
 
-impl<A, I, S> Accept<I, S> for Acceptor<A>
+impl<A, S> Accept<TcpStream, S> for Acceptor<A>
 where
-    A: Accept<I, S>,
+    A: Accept<TcpStream, S>,
     A::Future: Send + 'static,
     A::Stream: Send + 'static,
     A::Service: Send + 'static,
@@ -76,14 +80,43 @@ where
     type Service = Tracked<A::Service>;
     type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        // Nagle's algorithm off: small frames (a message, a presence change, a reply) leave at
+        // once instead of waiting for the peer's delayed ACK (~40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+        let (slot, refuse) = match self.cap.admit() {
+            Admission::Serve(slot) => (slot, false),
+            Admission::Refuse(slot) => (slot, true),
+            Admission::Drop => {
+                drop(stream);
+                return Box::pin(async { Err(io::Error::other("past the connection hard limit")) });
+            }
+        };
         let watch = Arc::new(Watch::new(self.header, self.idle));
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
             let (io, inner) = accepted.await?;
-            Ok((Watched::new(io, watch.clone()), Tracked { inner, watch }))
+            Ok((Watched::new(io, watch.clone(), slot), Tracked { inner, watch, refuse }))
         })
     }
+}
+
+/// Request extension on every request of a connection accepted past the cap.
+#[derive(Debug, Clone, Copy)]
+pub struct OverCap;
+
+/// Middleware: a request on a connection past the cap is answered 503 `busy` (`Retry-After`,
+/// `Connection: close`) before anything else, a WebSocket upgrade included.
+pub async fn refuse_over_cap(req: Request, next: Next) -> Response {
+    if req.extensions().get::<OverCap>().is_none() {
+        return next.run(req).await;
+    }
+    let error = ApiError::from(halo_services::ServiceError::Busy { retry_after: 1 });
+    let mut response = error.into_response();
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
 }
 
 /// One connection's phase, shared by its IO and its service.
@@ -210,12 +243,20 @@ pub struct Watched<T> {
     stall_timer: Pin<Box<Sleep>>,
     /// False once upgraded: reads and writes pass straight through.
     armed: bool,
+    /// The connection's place under the cap.
+    slot: Slot,
 }
 
 impl<T> Watched<T> {
-    fn new(io: T, watch: Arc<Watch>) -> Self {
+    fn new(io: T, watch: Arc<Watch>, slot: Slot) -> Self {
         let sleep = || Box::pin(tokio::time::sleep(Duration::ZERO));
-        Self { io, watch, timer: sleep(), stalled: None, stall_timer: sleep(), armed: true }
+        Self { io, watch, timer: sleep(), stalled: None, stall_timer: sleep(), armed: true, slot }
+    }
+
+    /// The connection and its place under the cap, without the timers (an upgraded socket has
+    /// no connection deadline).
+    pub fn into_parts(self) -> (T, Slot) {
+        (self.io, self.slot)
     }
 
     fn timed_out<R>(why: &str) -> Poll<io::Result<R>> {
@@ -307,6 +348,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 pub struct Tracked<S> {
     inner: S,
     watch: Arc<Watch>,
+    /// Accepted past the cap: every request is marked [`OverCap`].
+    refuse: bool,
 }
 
 impl<S, B, R> tower_service::Service<axum::http::Request<B>> for Tracked<S>
@@ -323,7 +366,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        if self.refuse {
+            req.extensions_mut().insert(OverCap);
+        }
         let in_flight = self.watch.request_started(req.version());
         let response = self.inner.call(req);
         Box::pin(async move {

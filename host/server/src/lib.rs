@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cap;
 pub mod conn;
 pub mod error;
 pub mod routes;
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(middleware::from_fn_with_state(state.settings.http.clone(), conn::body_deadline))
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn(conn::refuse_over_cap))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -89,9 +91,9 @@ pub async fn run(
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading TLS certificate {:?} / key {:?}: {e}", files.cert, files.key))?;
-            server.acceptor(conn::Acceptor::tls(config, http)).serve(service).await?;
+            server.acceptor(conn::Acceptor::tls(config, http, state.cap.clone())).serve(service).await?;
         }
-        None => server.acceptor(conn::Acceptor::plain(http)).serve(service).await?,
+        None => server.acceptor(conn::Acceptor::plain(http, state.cap.clone())).serve(service).await?,
     }
     pruner.abort();
     state.storage.flush().await?;
@@ -106,11 +108,13 @@ pub async fn run_federation(listener: std::net::TcpListener, state: AppState, tl
         anyhow::anyhow!("loading the federation TLS certificate {:?} / key {:?}: {e}", tls.cert, tls.key)
     })?;
     let http = state.settings.http.clone();
+    let cap = state.cap.clone();
     let app = routes::federation::peer_router()
         .layer(middleware::from_fn_with_state(http.clone(), conn::body_deadline))
+        .layer(middleware::from_fn(conn::refuse_over_cap))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
-    let acceptor = conn::Acceptor::tls(config, &http);
+    let acceptor = conn::Acceptor::tls(config, &http, cap);
     axum_server::from_tcp(listener).acceptor(acceptor).serve(app.into_make_service()).await?;
     Ok(())
 }

@@ -65,6 +65,10 @@ pub struct HttpSettings {
     /// timeout); so is one whose client reads nothing of its answers for this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Open TCP connections (HTTP and WebSocket, every listener) served at once; past it a
+    /// request is answered 503 `busy` and its connection closed (see [`crate::cap`]). 0 (the
+    /// default): the process's open-file limit less 320.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -74,6 +78,7 @@ impl Default for HttpSettings {
             body_timeout: Duration::from_secs(30),
             body_min_rate: 1024,
             idle_timeout: Duration::from_secs(75),
+            max_connections: 0,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Open TCP connections against `[http] max_connections` (every listener).
+    pub cap: Arc<crate::cap::Cap>,
 }
 
 impl Deref for AppState {
@@ -51,6 +53,7 @@ impl AppState {
 
     /// The state over services already started with `hub` as their outbox.
     pub fn from_services(services: Services, hub: Arc<Hub>, settings: Settings) -> Self {
-        Self { services, hub, settings: Arc::new(settings) }
+        let cap = crate::cap::Cap::new(settings.http.max_connections, services.metrics.clone());
+        Self { services, hub, settings: Arc::new(settings), cap }
     }
 }

@@ -106,6 +106,33 @@ struct DomainKindLabel {
     kind: &'static str,
 }
 
+/// Connection metrics: open TCP connections against the cap, refusals.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    /// Open TCP connections (HTTP and WebSocket).
+    pub open: Gauge,
+    /// The connection cap.
+    pub max: Gauge,
+    refused: Family<ReasonLabel, Counter>,
+}
+
+impl ConnectionMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register("connections_open", "Open TCP connections (HTTP and WebSocket)", self.open.clone());
+        r.register("connections_max", "The connection cap", self.max.clone());
+        r.register(
+            "connections_refused",
+            "Connections refused: max_connections (answered 503), hard_limit (closed at once)",
+            self.refused.clone(),
+        );
+    }
+
+    /// Counts a refused connection.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
 /// Federation metrics, per remote domain.
 #[derive(Default)]
 pub struct FederationMetrics {
@@ -212,6 +239,8 @@ pub struct Metrics {
     pub archive: ArchiveMetrics,
     /// Federation.
     pub federation: FederationMetrics,
+    /// TCP connections.
+    pub conn: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -254,6 +283,7 @@ impl Metrics {
             search_index_failures: Counter::default(),
             archive: ArchiveMetrics::default(),
             federation: FederationMetrics::default(),
+            conn: ConnectionMetrics::default(),
             registry: Registry::default(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
@@ -333,6 +363,7 @@ impl Metrics {
         );
         m.archive.register(&mut registry);
         m.federation.register(&mut registry);
+        m.conn.register(&mut registry);
         Self { registry, ..m }
     }
 

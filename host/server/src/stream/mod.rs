@@ -4,9 +4,10 @@
 
 pub mod hub;
 mod session;
+mod upgrade;
 pub mod wire;
+pub mod ws;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -16,13 +17,8 @@ use utoipa::IntoParams;
 use crate::auth::{AuthUser, bearer};
 use crate::error::ApiError;
 use crate::state::AppState;
+use upgrade::WsUpgrade;
 use wire::{Codec, MSGPACK_PROTOCOL};
-
-/// Initial read buffer of a socket.
-const READ_BUFFER: usize = 4 * 1024;
-/// Frames queued together are written in one go up to this many bytes (the writer feeds what
-/// is queued, then flushes once).
-const WRITE_BUFFER: usize = 2 * 1024;
 
 /// Query of the stream route.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -65,7 +61,7 @@ pub async fn stream(
     State(state): State<AppState>,
     StreamAuth(auth): StreamAuth,
     Query(query): Query<StreamQuery>,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
 ) -> Result<Response, ApiError> {
     let user = auth.user()?.clone();
     let expires_at = auth.expires_at;
@@ -73,22 +69,8 @@ pub async fn stream(
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("endpoint name must be 1-64 printable characters"));
     }
-    let ws = ws.protocols([MSGPACK_PROTOCOL]);
-    let codec = match ws.selected_protocol() {
-        Some(p) if p.as_bytes() == MSGPACK_PROTOCOL.as_bytes() => Codec::MsgPack,
-        _ => Codec::Json,
-    };
-    let hard = state.settings.limits.hard_frame_bytes();
-    // Small socket buffers: tungstenite's defaults (128 KiB to read, 128 KiB to write) cost
-    // far more per idle endpoint than the frames Halo sends (halo-bench idle: ~155 KiB per
-    // session with them). Larger frames still work; the buffers grow while they pass. Frames
-    // queued together leave in one write (the session's writer flushes after a batch).
-    Ok(ws
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(hard.saturating_mul(2))
-        .max_message_size(hard)
-        .max_frame_size(hard)
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| session::run(socket, state, user, auth.token, expires_at, name, codec)))
+    let codec = if ws.offers(MSGPACK_PROTOCOL) { Codec::MsgPack } else { Codec::Json };
+    let protocol = matches!(codec, Codec::MsgPack).then_some(MSGPACK_PROTOCOL);
+    // The socket is served by one task, without tungstenite's per-socket buffers ([`ws`]).
+    Ok(ws.accept(protocol, move |conn| session::run(conn, state, user, auth.token, expires_at, name, codec)))
 }

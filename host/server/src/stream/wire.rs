@@ -2,8 +2,7 @@
 //! frames or (subprotocol `halo.msgpack`) MessagePack binary frames with the same field names.
 //! `docs/protocol.md` documents every frame defined here.
 
-use axum::body::Bytes;
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use halo_core::conversation::Format;
 use serde::{Deserialize, Serialize};
 
@@ -379,7 +378,8 @@ impl ServerFrame {
 /// A frame whose encodings are computed once, on first use, and reused for every recipient.
 pub struct SharedFrame {
     frame: ServerFrame,
-    json: OnceLock<Option<Utf8Bytes>>,
+    /// The WebSocket frames (header and payload), per codec.
+    json: OnceLock<Option<Bytes>>,
     msgpack: OnceLock<Option<Bytes>>,
 }
 
@@ -394,18 +394,13 @@ impl SharedFrame {
         &self.frame
     }
 
-    fn encoded(&self, codec: Codec) -> Result<Outgoing, String> {
-        let failed = || "encoding a shared frame failed".to_owned();
-        match codec {
-            Codec::Json => {
-                let s = self.json.get_or_init(|| serde_json::to_string(&self.frame).ok().map(Utf8Bytes::from));
-                s.clone().map(Outgoing::Text).ok_or_else(failed)
-            }
-            Codec::MsgPack => {
-                let b = self.msgpack.get_or_init(|| rmp_serde::to_vec_named(&self.frame).ok().map(Bytes::from));
-                b.clone().map(Outgoing::Binary).ok_or_else(failed)
-            }
-        }
+    fn encoded(&self, codec: Codec) -> Result<Bytes, String> {
+        let cell = match codec {
+            Codec::Json => &self.json,
+            Codec::MsgPack => &self.msgpack,
+        };
+        let bytes = cell.get_or_init(|| codec.encode_frame(&self.frame).ok());
+        bytes.clone().ok_or_else(|| "encoding a shared frame failed".to_owned())
     }
 }
 
@@ -501,14 +496,6 @@ pub enum Incoming<'a> {
     Binary(&'a [u8]),
 }
 
-/// An encoded outgoing frame.
-pub enum Outgoing {
-    /// Send as a text frame (shared bytes: a frame sent to many sockets is not copied).
-    Text(Utf8Bytes),
-    /// Send as a binary frame.
-    Binary(Bytes),
-}
-
 impl Codec {
     /// Decodes a request and its id, or explains why not. `max` is the frame size limit.
     pub fn decode(self, frame: Incoming<'_>, max: usize) -> Result<(Option<RequestId>, Request), FrameError> {
@@ -571,16 +558,24 @@ impl Codec {
         }
     }
 
-    /// Encodes a frame for the socket.
-    pub fn encode(self, frame: &ServerFrame) -> Result<Outgoing, String> {
+    /// Encodes a frame for the socket: a WebSocket frame (header and payload) in one buffer,
+    /// text for JSON, binary for MessagePack. A shared frame is encoded once for every socket.
+    pub fn encode(self, frame: &ServerFrame) -> Result<Bytes, String> {
         if let ServerFrame::Shared(shared) = frame {
             return shared.encoded(self);
         }
+        self.encode_frame(frame)
+    }
+
+    fn encode_frame(self, frame: &ServerFrame) -> Result<Bytes, String> {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
         match self {
-            Codec::Json => serde_json::to_string(frame).map(|s| Outgoing::Text(s.into())).map_err(|e| e.to_string()),
-            Codec::MsgPack => {
-                rmp_serde::to_vec_named(frame).map(|b| Outgoing::Binary(b.into())).map_err(|e| e.to_string())
-            }
+            Codec::Json => super::ws::framed(OpCode::Data(Data::Text), |buf| {
+                serde_json::to_writer(buf, frame).map_err(|e| e.to_string())
+            }),
+            Codec::MsgPack => super::ws::framed(OpCode::Data(Data::Binary), |buf| {
+                rmp_serde::encode::write_named(buf, frame).map_err(|e| e.to_string())
+            }),
         }
     }
 }
@@ -637,8 +632,9 @@ mod tests {
         let (id, req) = Codec::MsgPack.decode(Incoming::Binary(&bytes), 1024).expect("decode");
         assert_eq!((id.clone(), req), (Some(RequestId::Num(9)), Request::Ping { data: None }));
         let frame = ServerFrame::Reply { id, result: Reply::Pong { data: None, server_time: 1 } };
-        let Ok(Outgoing::Binary(out)) = Codec::MsgPack.encode(&frame) else { panic!("binary expected") };
-        let v: serde_json::Value = rmp_serde::from_slice(&out).expect("decode");
+        let out = Codec::MsgPack.encode(&frame).expect("encode");
+        assert_eq!(out[0], 0x82, "a final binary frame");
+        let v: serde_json::Value = rmp_serde::from_slice(&out[2..]).expect("decode");
         assert_eq!(v["type"], "reply");
         assert_eq!(v["id"], 9);
         assert_eq!(v["result"]["server_time"], 1);
