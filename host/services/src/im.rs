@@ -238,6 +238,9 @@ impl ImService {
                 self.check_reach(actor.user, other).await?;
             }
         }
+        // The allowance is taken before an id is reserved: a refused send leaves no gap in the
+        // ids and nothing in flight for the followers to wait on.
+        self.limiter.check(actor.user)?;
         let reserved = self.store.im().reserve()?;
         let msg = Message {
             id: reserved.id(),
@@ -247,7 +250,6 @@ impl ImService {
             key,
         };
         let record = self.record(&conv, &msg)?;
-        self.limiter.check(actor.user)?;
         self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
         Ok(MessageView::new(Thread::Conversation(id), &msg))

@@ -211,12 +211,22 @@ pub struct FrameError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// How long to wait before retrying, in milliseconds, when the server says so (`busy`,
+    /// `rate_limited`, `storage_unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl FrameError {
     /// An error answering request `id`.
     pub fn new(id: Option<RequestId>, code: &'static str, message: impl Into<String>) -> Self {
-        Self { id, code, message: message.into() }
+        Self { id, code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// The same error with a retry hint.
+    pub fn retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after_ms = after.map(crate::error::millis);
+        self
     }
 }
 
