@@ -79,7 +79,9 @@ pub fn restart(ctx: &mut Ctx) -> anyhow::Result<()> {
     let users = ctx.users.users.len();
     ctx.report.add("restart", "messages stored", fill.messages as f64, "messages", None);
     ctx.report.add("restart", "users", users as f64, "users", None);
-    ctx.report.add("restart", "conversations written to", specs.len() as f64, "conversations", None);
+    if !specs.is_empty() {
+        ctx.report.add("restart", "conversations written to", specs.len() as f64, "conversations", None);
+    }
     let data = root.as_ref().map(|r| r.join("data")).context("data dir")?;
 
     // A reader: the first bench user, with their saved token (a logged-in client).
