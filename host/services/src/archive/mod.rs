@@ -2,8 +2,9 @@
 //! search, export and retention.
 //!
 //! The IM and room services ask [`ArchiveService::record`] for the record of each event before
-//! they write it; the record goes into the store in the same transaction as the message
-//! (`halo_store::Archive`), so what was acknowledged is archived. From there:
+//! they write it; the record goes into the IM log in the same entry as the message, and the
+//! archive follower (`crate::followers`) stores it in the archive (`halo_store::Archive`), so
+//! what was acknowledged is archived. From there:
 //! - [`sinks`] delivers records to each enabled `archive-sink` plugin in id order, at least
 //!   once, with its own cursor, retrying with backoff;
 //! - [`index`] follows the archive into its own full-text index for compliance search;
@@ -188,9 +189,9 @@ impl ArchiveService {
             .then(|| Record::started(conv.id, conv.created_at, by, members))
     }
 
-    /// A record was written: wakes the sinks and the index.
-    pub fn written(&self) {
-        self.metrics.archive.records.inc();
+    /// `n` records were stored (by the archive follower): wakes the sinks and the index.
+    pub fn written(&self, n: u64) {
+        self.metrics.archive.records.inc_by(n);
         self.sinks.wake();
         self.index.wake();
     }
