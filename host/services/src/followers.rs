@@ -27,6 +27,8 @@ trait Follow: Send + Sync + 'static {
     const NAME: &'static str;
     /// Stores what `entries` carry, with the cursor at `upto`.
     fn store(&self, store: &Store, entries: &[(u64, Fact)], upto: u64) -> Result<(), StoreError>;
+    /// Everything up to `seq` is stored.
+    fn followed(&self, _seq: u64) {}
 }
 
 struct Archiver(Arc<ArchiveService>);
@@ -42,6 +44,10 @@ impl Follow for Archiver {
         store.archive().store_from_log(&records, upto)?;
         self.0.written(records.len() as u64);
         Ok(())
+    }
+
+    fn followed(&self, seq: u64) {
+        self.0.followed(seq);
     }
 }
 
@@ -93,6 +99,7 @@ async fn run<F: Follow>(store: Store, follower: F, metrics: Arc<Metrics>) {
         let wait = match pass {
             Ok(Ok((cursor, more))) => {
                 failures = 0;
+                follower.followed(cursor);
                 metrics.follower_lag(F::NAME, last.saturating_sub(cursor));
                 metrics.log_last.set(i64::try_from(last).unwrap_or(i64::MAX));
                 if more {
