@@ -115,8 +115,8 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Exists(what) => Self::Conflict(format!("{what} exists already")),
             StoreError::Unavailable(why) => Self::StorageUnavailable(why),
-            // The IM log's queue is full: it drains within milliseconds.
-            StoreError::Busy(_) => Self::Busy { retry_after: 1 },
+            // The IM log's queue is full: it drains within milliseconds, so the hint is short.
+            StoreError::Busy(_) => Self::Busy { retry_after: std::time::Duration::from_millis(100) },
             other => Self::Internal(other.to_string()),
         }
     }
