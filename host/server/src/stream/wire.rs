@@ -661,7 +661,10 @@ mod tests {
             .retry_after(Some(std::time::Duration::from_millis(250)));
         let v = serde_json::to_value(ServerFrame::Error { error: busy }).expect("json");
         assert_eq!(v["type"], "error");
-        assert_eq!((v["id"].as_u64(), v["code"].as_str(), v["retry_after_ms"].as_u64()), (Some(4), Some("busy"), Some(250)));
+        assert_eq!(
+            (v["id"].as_u64(), v["code"].as_str(), v["retry_after_ms"].as_u64()),
+            (Some(4), Some("busy"), Some(250))
+        );
         let plain = FrameError::new(None, code::BAD_FRAME, "x").retry_after(None);
         let v = serde_json::to_value(ServerFrame::Error { error: plain }).expect("json");
         assert!(v.get("retry_after_ms").is_none(), "{v}");
