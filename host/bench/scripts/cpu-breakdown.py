@@ -30,8 +30,10 @@ CATEGORIES = [
     ("hashing, crypto (sha2, ring)", [r"\bsha2", r"\bring::", r"\baws_lc", r"\bblake"]),
     ("allocator (malloc, free)", [r"\bmalloc", r"\bfree\b", r"_int_malloc", r"_int_free", r"\bcfree", r"realloc", r"arena_get", r"tcache"]),
     ("libc: memcpy, memmove, string", [r"\bmem(cpy|move|set|cmp)", r"__memcpy", r"__memmove", r"__memset", r"strlen"]),
-    ("kernel: fsync, writes, files", [r"\[kernel", r"ext4", r"jbd2", r"blk_", r"fsync", r"\bvfs_", r"iomap"]),
-    ("kernel: network, scheduling, other", [r"\[k\]", r"kernel"]),
+    ("kernel: scheduling, wake-ups (context switches, futex)", [r"kernel.*(task_switch|__schedule|schedule\b|spin_unlock_irqrestore|futex|irqentry|try_to_wake|ttwu|enqueue|dequeue|update_curr|pick_next)"]),
+    ("kernel: network (loopback TCP)", [r"kernel.*(tcp|inet|sock|skb|\bip_|ip_|loopback|softirq|sendto|recvfrom|netif|napi|bbr_|_copy_to_iter|_copy_from_iter|epoll|sock_poll)"]),
+    ("kernel: files, fsync, page cache", [r"kernel.*(ext4|jbd2|blk_|fsync|vfs_|iomap|filemap|folio|page|pwrite|pread|writeback)"]),
+    ("kernel: other (syscalls, memory)", [r"\[kernel", r"\[k\]"]),
     ("libc: other", [r"libc\.so", r"libc-"]),
 ]
 
