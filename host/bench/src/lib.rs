@@ -13,6 +13,7 @@ pub mod net;
 pub mod pool;
 pub mod prosody;
 pub mod report;
+pub mod restart;
 pub mod scenarios;
 pub mod server;
 pub mod setup;
@@ -61,6 +62,9 @@ pub enum Scenario {
     /// A presence plugin that spends `--slow-ms` per call with `--slow-users` users changing
     /// state: `/healthz` and change-to-watcher latency, and what the plugin's budget did.
     SlowPlugin,
+    /// Fill the data directory with `--messages` messages, then measure restart-to-serving and
+    /// RSS after start.
+    Restart,
 }
 
 /// Options of `halo-bench run`.
@@ -153,6 +157,10 @@ pub struct RunArgs {
     /// Sessions (users) for the Prosody side.
     #[arg(long, default_value_t = 5000)]
     pub prosody_sessions: usize,
+    /// Restart: messages stored before the restarts are measured (with --data-dir, what an
+    /// earlier run stored counts).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -72,6 +72,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
             Scenario::Plugin => plugin(&mut ctx),
             Scenario::Archive => archive(&mut ctx),
             Scenario::SlowPlugin => crate::slow::slow_plugin(&mut ctx),
+            Scenario::Restart => crate::restart::restart(&mut ctx),
         };
         r.with_context(|| format!("scenario {s:?}"))?;
         note(&format!("{s:?} done in {:.1} s", started.elapsed().as_secs_f64()));
@@ -362,7 +363,8 @@ pub struct ImRun {
     pub p99: f64,
 }
 
-fn conversations(ctx: &mut Ctx, groups: bool) -> anyhow::Result<Vec<SendSpec>> {
+/// Starts `--im-pairs` 1:1s (or `--im-groups` groups) with their sessions open; one sender each.
+pub(crate) fn conversations(ctx: &mut Ctx, groups: bool) -> anyhow::Result<Vec<SendSpec>> {
     let (pairs, ngroups, size) = (ctx.args.im_pairs.max(1), ctx.args.im_groups.max(1), ctx.args.group_size.max(3));
     let need = if groups { ngroups * size } else { pairs * 2 };
     ctx.ensure_sessions(need)?;

@@ -41,6 +41,8 @@ pub struct Server {
     pub pid: Option<u32>,
     /// Its data directory, when the bench started it.
     pub data_dir: Option<PathBuf>,
+    /// How long the last start took, from spawning the process until `/healthz` answered.
+    pub healthy_after: Option<Duration>,
     halo: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
@@ -67,6 +69,7 @@ impl Server {
             admin_token: String::new(),
             pid: None,
             data_dir: Some(root),
+            healthy_after: None,
             halo: Some(halo.to_path_buf()),
             child: None,
             _tmp: tmp,
@@ -85,6 +88,12 @@ impl Server {
         self.spawn()
     }
 
+    /// Starts a server the bench started and [`Server::stop`]ped again on the same data.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "the server is running");
+        self.spawn()
+    }
+
     fn spawn(&mut self) -> anyhow::Result<()> {
         let (Some(root), Some(halo)) = (self.data_dir.clone(), self.halo.clone()) else {
             bail!("not a server the bench started");
@@ -94,6 +103,7 @@ impl Server {
         std::fs::write(&config, BENCH_TOML)?;
         let _ = std::fs::remove_file(data.join("local.json"));
         let log = std::fs::File::create(root.join("server.log"))?;
+        let spawned = Instant::now();
         let child = Command::new(&halo)
             .arg("serve")
             .arg("--data-dir")
@@ -112,7 +122,7 @@ impl Server {
         self.pid = Some(child.id());
         self.child = Some(child);
         let server = self;
-        let local = wait_for_json(&data.join("local.json"), Duration::from_secs(60))?;
+        let local = wait_for_json(&data.join("local.json"), Duration::from_secs(600))?;
         server.url = local["url"].as_str().context("local.json has no url")?.to_owned();
         let anon = Client::new(&server.url, None, None)?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -120,8 +130,9 @@ impl Server {
             if Instant::now() > deadline {
                 bail!("the server did not become healthy; see {}", root.join("server.log").display());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
+        server.healthy_after = Some(spawned.elapsed());
         let login = anon.login("admin", ADMIN_PASSWORD).context("admin login")?;
         let token = login["token"].as_str().context("login answer has no token")?;
         server.admin = anon.with_token(token);
@@ -142,6 +153,7 @@ impl Server {
             admin_token: token.to_owned(),
             pid,
             data_dir: None,
+            healthy_after: None,
             halo: None,
             child: None,
             _tmp: None,

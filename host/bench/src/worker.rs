@@ -151,6 +151,8 @@ struct Session {
     outstanding: Arc<AtomicI64>,
     acked: Arc<Notify>,
     alive: Arc<AtomicBool>,
+    /// The server answered `busy`: send nothing before this time (µs, [`now_us`]).
+    pause_until: Arc<AtomicU64>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +164,9 @@ struct Frame<'a> {
     id: Option<FrameId<'a>>,
     #[serde(borrow)]
     code: Option<Cow<'a, str>>,
+    /// The retry hint of a `busy` error.
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
     #[serde(borrow)]
     presence: Option<PresenceLite<'a>>,
     #[serde(borrow)]
@@ -294,6 +299,7 @@ async fn handle(cmd: Command, shared: &Arc<Shared>, sessions: &mut BTreeMap<usiz
             for (n, spec) in senders.into_iter().enumerate() {
                 let Some(s) = sessions.get(&spec.idx) else { continue };
                 let (tx, outstanding, acked) = (s.tx.clone(), s.outstanding.clone(), s.acked.clone());
+                let pause_until = s.pause_until.clone();
                 // Spread the senders' first sends over one period so they do not send in lockstep.
                 let offset = if rate > 0.0 { (n as f64 * 0.618_034).fract() / rate } else { 0.0 };
                 tasks.push(tokio::spawn(async move {
@@ -308,6 +314,16 @@ async fn handle(cmd: Command, shared: &Arc<Shared>, sessions: &mut BTreeMap<usiz
                         }
                         if Instant::now() >= deadline || !wait_window(&outstanding, &acked, window, deadline).await {
                             break;
+                        }
+                        // A `busy` answer: wait as the server asked; the next message takes the
+                        // refused one's place.
+                        let pause = pause_until.load(Ordering::Relaxed).saturating_sub(now_us());
+                        if pause > 0 {
+                            let until = Instant::now() + Duration::from_micros(pause);
+                            if until >= deadline {
+                                break;
+                            }
+                            tokio::time::sleep_until(until.into()).await;
                         }
                         let frame = format!(
                             r#"{{"type":"im.send","id":{sent},"conversation":{},"text":"b{}"}}"#,
@@ -469,7 +485,14 @@ async fn open(
     let outstanding = Arc::new(AtomicI64::new(0));
     let acked = Arc::new(Notify::new());
     let alive = Arc::new(AtomicBool::new(true));
-    let session = Session { tx, outstanding: outstanding.clone(), acked: acked.clone(), alive: alive.clone() };
+    let pause_until = Arc::new(AtomicU64::new(0));
+    let session = Session {
+        tx,
+        outstanding: outstanding.clone(),
+        acked: acked.clone(),
+        alive: alive.clone(),
+        pause_until: pause_until.clone(),
+    };
     let (mut sink, mut stream) = ws.split();
     tokio::spawn(async move {
         // Newest message id received, and how many since the last acknowledgement.
@@ -496,7 +519,7 @@ async fn open(
                 }
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(t))) => {
-                        if let Some(id) = on_frame(&t, &shared, &outstanding, &acked, &me) {
+                        if let Some(id) = on_frame(&t, &shared, &outstanding, &acked, &pause_until, &me) {
                             newest = newest.max(id);
                             unacked += 1;
                         }
@@ -524,14 +547,31 @@ struct ErrorFrame<'a> {
     id: Option<FrameId<'a>>,
     #[serde(borrow)]
     code: Option<Cow<'a, str>>,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
 }
 
-/// Counts a frame; returns the id of an `im.message` (to acknowledge).
-fn on_frame(text: &str, shared: &Shared, outstanding: &AtomicI64, acked: &Notify, me: &str) -> Option<u64> {
+/// Counts a frame; returns the id of an `im.message` (to acknowledge). A `busy` error sets
+/// `pause_until` from its retry hint.
+fn on_frame(
+    text: &str,
+    shared: &Shared,
+    outstanding: &AtomicI64,
+    acked: &Notify,
+    pause_until: &AtomicU64,
+    me: &str,
+) -> Option<u64> {
     let f = match serde_json::from_str::<Frame>(text) {
         Ok(f) => f,
         Err(_) => match serde_json::from_str::<ErrorFrame>(text) {
-            Ok(e) => Frame { ty: e.ty, id: e.id, code: e.code, presence: None, message: None },
+            Ok(e) => Frame {
+                ty: e.ty,
+                id: e.id,
+                code: e.code,
+                retry_after_ms: e.retry_after_ms,
+                presence: None,
+                message: None,
+            },
             Err(_) => return None,
         },
     };
@@ -545,6 +585,10 @@ fn on_frame(text: &str, shared: &Shared, outstanding: &AtomicI64, acked: &Notify
             acked.notify_one();
         }
         "error" => {
+            if f.code.as_deref() == Some("busy") {
+                let after = f.retry_after_ms.unwrap_or(1000).min(10_000);
+                pause_until.fetch_max(now_us() + after * 1000, Ordering::Relaxed);
+            }
             let mut h = shared.hist.lock().unwrap_or_else(|p| p.into_inner());
             *h.errors.entry(f.code.map(|c| c.into_owned()).unwrap_or_default()).or_default() += 1;
             drop(h);
@@ -583,15 +627,21 @@ mod tests {
 
     #[test]
     fn acks_are_not_load_and_messages_are_acknowledged_by_id() {
-        let (shared, outstanding, acked) = (Shared::default(), AtomicI64::new(2), Notify::new());
-        let seen = |text: &str| on_frame(text, &shared, &outstanding, &acked, "me");
+        let (shared, outstanding, acked) = (Shared::default(), AtomicI64::new(3), Notify::new());
+        let pause = AtomicU64::new(0);
+        let seen = |text: &str| on_frame(text, &shared, &outstanding, &acked, &pause, "me");
         assert_eq!(seen(r#"{"type":"reply","id":"ack","result":{"acked":3}}"#), None);
         assert_eq!(seen(r#"{"type":"error","id":"ack","code":"internal","message":"x"}"#), None);
-        assert_eq!(outstanding.load(Ordering::Relaxed), 2, "an ack's answer is not the load's");
+        assert_eq!(outstanding.load(Ordering::Relaxed), 3, "an ack's answer is not the load's");
         assert_eq!(seen(r#"{"type":"reply","id":7,"result":{}}"#), None);
-        assert_eq!(outstanding.load(Ordering::Relaxed), 1);
+        assert_eq!(outstanding.load(Ordering::Relaxed), 2);
         let msg = r#"{"type":"im.message","message":{"id":42,"conversation":1,"from":"a","kind":"text","text":"b1"}}"#;
         assert_eq!(seen(msg), Some(42));
         assert_eq!(shared.im_events.load(Ordering::Relaxed), 1);
+        let before = now_us();
+        let busy = r#"{"type":"error","id":8,"code":"busy","message":"x","retry_after_ms":250}"#;
+        assert_eq!(seen(busy), None);
+        assert_eq!(outstanding.load(Ordering::Relaxed), 1);
+        assert!(pause.load(Ordering::Relaxed) >= before + 250_000, "a busy answer pauses the sender");
     }
 }

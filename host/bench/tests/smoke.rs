@@ -77,3 +77,48 @@ fn every_scenario_runs_at_tiny_size() {
     let delivered = report.rows.iter().find(|r| r.metric == "1:1 flat out: deliveries").map(|r| r.value);
     assert!(delivered.is_some_and(|d| d > 0.0), "{table}");
 }
+
+#[test]
+fn restart_fills_then_measures_restart_to_serving() {
+    let halo = halo_binary();
+    let data = tempfile::tempdir().expect("tempdir");
+    let args = |messages: &str| {
+        let cli = Cli::try_parse_from([
+            "halo-bench",
+            "run",
+            "restart",
+            "--halo",
+            halo.to_str().expect("utf-8 path"),
+            "--worker-exe",
+            env!("CARGO_BIN_EXE_halo-bench"),
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+            "--messages",
+            messages,
+            "--team",
+            "4",
+            "--im-pairs",
+            "3",
+            "--im-groups",
+            "2",
+            "--group-size",
+            "3",
+            "--setup-threads",
+            "4",
+            "--workers",
+            "1",
+        ])
+        .expect("arguments");
+        let CliCommand::Run(args) = cli.command else { panic!("run") };
+        *args
+    };
+    let report = halo_bench::scenarios::run(args("300")).expect("bench run");
+    let value = |metric: &str| report.rows.iter().find(|r| r.metric == metric).map(|r| r.value);
+    let table = report.table();
+    assert!(value("messages stored").is_some_and(|n| n >= 300.0), "{table}");
+    assert!(value("start to inbox + history read (median)").is_some_and(|s| s > 0.0), "{table}");
+    assert!(value("RSS 5 s after start per stored message").is_some_and(|b| b > 0.0), "{table}");
+    // A second run on the same data dir adds only what is missing.
+    let again = halo_bench::scenarios::run(args("300")).expect("second run");
+    assert!(!again.table().contains("fill rate"), "nothing left to fill:\n{}", again.table());
+}

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod contacts;
 pub mod conversation;
 pub mod federation;
+pub mod im;
 pub mod message;
 pub mod presence;
 pub mod rate;

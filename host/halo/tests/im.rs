@@ -523,3 +523,51 @@ fn an_older_read_marker_tells_no_one_and_leavers_stop_seeing_markers() {
         server.client(Some(&t[0])).call_json("GET", &format!("/api/v1/conversations/{conv}"), None).expect("get");
     assert_eq!(alices["read_by"], json!({"bob": m3}), "present participants still see them");
 }
+
+/// The send allowance is checked before a message id is reserved: sends refused as too fast
+/// store nothing and use up no ids (with no one else writing, the next accepted message takes
+/// the id after the last one, however many were refused in between), in 1:1 sends and room posts.
+#[test]
+fn refused_sends_reserve_no_message_id() {
+    let server = TestServer::with_config("[im]\nmessages_per_sec = 2.0\nburst = 2\n");
+    let t = users(&server, &["alice", "bob"]);
+    let mut alice = Peer::connect(&server, &t[0], "a");
+    let conv = start(&mut alice, &["bob"]);
+    let room = server
+        .client(Some(&t[0]))
+        .call_json("POST", "/api/v1/rooms", Some(&json!({"name": "Lobby", "privacy": "open"})))
+        .expect("room")["id"]
+        .as_u64()
+        .expect("room id");
+    let first = send(&mut alice, conv, "one")["id"].as_u64().expect("id");
+    let second = send(&mut alice, conv, "two")["id"].as_u64().expect("id");
+    let refused = 10;
+    for i in 0..refused {
+        let frame = if i % 2 == 0 {
+            json!({"type": "im.send", "conversation": conv, "text": format!("too fast {i}")})
+        } else {
+            json!({"type": "room.post", "room": room, "text": format!("too fast {i}")})
+        };
+        assert_eq!(alice.err(frame), "rate_limited");
+    }
+    // Wait for the allowance to refill; attempts refused meanwhile count as refusals too.
+    let mut attempts = refused;
+    let third = wait_until("the allowance to refill", 30, || {
+        let v = alice.call(json!({"type": "im.send", "conversation": conv, "text": "three"}));
+        attempts += 1;
+        (v["type"] == "reply").then(|| v["result"]["message"]["id"].as_u64().expect("id"))
+    });
+    assert!(second > first);
+    assert!(
+        third - second < refused as u64,
+        "{} sends were refused between ids {second} and {third}: a refused send reserved an id",
+        attempts - 1
+    );
+    let msgs = server
+        .client(Some(&t[0]))
+        .call_json("GET", &format!("/api/v1/conversations/{conv}/messages"), None)
+        .expect("page");
+    let texts: Vec<&str> =
+        msgs["messages"].as_array().expect("list").iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, ["one", "two", "three"], "nothing refused was stored");
+}

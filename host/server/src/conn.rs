@@ -423,7 +423,7 @@ pub async fn body_deadline(State(http): State<HttpSettings>, req: Request, next:
         "the request body arrived too slowly (allowed: {:?} plus 1 s per {} bytes)",
         http.body_timeout, http.body_min_rate
     );
-    let body = ErrorBody { error: "timeout", message };
+    let body = ErrorBody { error: "timeout", message, retry_after_ms: None };
     (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], Json(body)).into_response()
 }
 

@@ -1,6 +1,8 @@
 //! `ApiError`: the one error type HTTP handlers return, and its JSON shape
 //! `{"error": code, "message": text}`; the one mapping from a [`ServiceError`] to a status.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -20,6 +22,11 @@ pub struct ErrorBody {
     pub error: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// When the server says when to retry (`busy`, `rate_limited`, `storage_unavailable`): how
+    /// long to wait, in milliseconds (the `Retry-After` header says the same in whole seconds,
+    /// rounded up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// An error answered to an HTTP client (or in a stream `error` frame): a [`ServiceError`] with
@@ -29,7 +36,7 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
-    retry_after: Option<u64>,
+    retry_after: Option<Duration>,
     error: ServiceError,
 }
 
@@ -49,13 +56,16 @@ impl From<ServiceError> for ApiError {
             E::TooFast => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             E::ArchiveUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "archive_unavailable", None),
             E::StorageUnavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", Some(STORAGE_RETRY_AFTER_SECS))
+                let after = Duration::from_secs(STORAGE_RETRY_AFTER_SECS);
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", Some(after))
             }
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             E::UsernameRetired(_) => (StatusCode::CONFLICT, "username_retired", None),
-            E::RateLimited { retry_after } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(*retry_after)),
+            E::RateLimited { retry_after } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(Duration::from_secs(*retry_after)))
+            }
             E::Busy { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, "busy", Some(*retry_after)),
             E::PeerUnauthorized(_) => (StatusCode::UNAUTHORIZED, "federation_refused", None),
             E::PeerMalformed(_) => (StatusCode::BAD_REQUEST, "federation_refused", None),
@@ -101,6 +111,12 @@ impl ApiError {
         (self.status, self.code)
     }
 
+    /// How long the client should wait before retrying, when the server says so (the
+    /// `Retry-After` header of HTTP answers, `retry_after_ms` in bodies and stream error frames).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// What went wrong.
     pub fn error(&self) -> &ServiceError {
         &self.error
@@ -136,9 +152,11 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.client_message();
-        let mut resp = (self.status, axum::Json(ErrorBody { error: self.code, message })).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        let retry_after_ms = self.retry_after.map(millis);
+        let body = ErrorBody { error: self.code, message, retry_after_ms };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(after) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(after).to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -194,11 +212,21 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     } else {
         text
     };
-    let body = ErrorBody { error: code_for_status(status), message };
+    let body = ErrorBody { error: code_for_status(status), message, retry_after_ms: None };
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":\"internal\",\"message\":\"\"}".to_vec());
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A retry hint in whole milliseconds (saturating).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A retry hint in whole seconds for `Retry-After`, rounded up (HTTP has no finer unit).
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// The error code for a status answered without an [`ApiError`].
@@ -227,7 +255,8 @@ mod tests {
     #[test]
     fn every_service_error_has_its_status_code_and_retry_after() {
         use ServiceError as E;
-        let cases: Vec<(ServiceError, u16, &str, Option<u64>)> = vec![
+        let secs = Duration::from_secs;
+        let cases: Vec<(ServiceError, u16, &str, Option<Duration>)> = vec![
             (E::Invalid("x".into()), 400, "bad_request", None),
             (E::unauthorized("x"), 401, "unauthorized", None),
             (E::InvalidCredentials, 401, "invalid_credentials", None),
@@ -237,14 +266,15 @@ mod tests {
             (E::RecipientOffline("ann".into()), 409, "recipient_offline", None),
             (E::IdempotencyConflict, 409, "idempotency_conflict", None),
             (E::ArchiveUnavailable("x".into()), 503, "archive_unavailable", None),
-            (E::StorageUnavailable("x".into()), 503, "storage_unavailable", Some(STORAGE_RETRY_AFTER_SECS)),
+            (E::StorageUnavailable("x".into()), 503, "storage_unavailable", Some(secs(STORAGE_RETRY_AFTER_SECS))),
             (E::TooFast, 429, "rate_limited", None),
             (E::NotFound("x".into()), 404, "not_found", None),
             (E::TooLarge("x".into()), 413, "too_large", None),
             (E::Conflict("x".into()), 409, "conflict", None),
             (E::UsernameRetired("ann".into()), 409, "username_retired", None),
-            (E::RateLimited { retry_after: 7 }, 429, "rate_limited", Some(7)),
-            (E::Busy { retry_after: 1 }, 503, "busy", Some(1)),
+            (E::RateLimited { retry_after: 7 }, 429, "rate_limited", Some(secs(7))),
+            (E::Busy { retry_after: secs(1) }, 503, "busy", Some(secs(1))),
+            (E::Busy { retry_after: Duration::from_millis(1500) }, 503, "busy", Some(Duration::from_millis(1500))),
             (E::PeerUnauthorized("x".into()), 401, "federation_refused", None),
             (E::PeerMalformed("x".into()), 400, "federation_refused", None),
             (E::Internal("secret detail".into()), 500, "internal", None),
@@ -253,9 +283,13 @@ mod tests {
             let e = ApiError::from(error);
             assert_eq!((e.status.as_u16(), e.code, e.retry_after), (status, code, retry), "{e:?}");
             let resp = e.into_response();
-            let header = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
-            assert_eq!((resp.status().as_u16(), header), (status, retry));
+            let header: Option<u64> =
+                resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+            // Whole seconds in the header, rounded up; milliseconds in the body.
+            assert_eq!((resp.status().as_u16(), header), (status, retry.map(retry_after_secs)));
         }
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(secs(1)), 1);
         let internal = ApiError::from(ServiceError::Internal("secret detail".into()));
         assert!(!internal.client_message().contains("secret"), "internal details are logged, not sent");
     }

@@ -71,11 +71,13 @@ pub enum ServiceError {
         /// Seconds until an attempt may succeed.
         retry_after: u64,
     },
-    /// Too many logins are waiting for a password check.
-    #[error("the server is busy checking passwords; retry in {retry_after} s")]
+    /// The server is overloaded (too many logins waiting for a password check, or a write
+    /// queue full): nothing was done; retry after `retry_after`. Writes refused this way were
+    /// not stored, so a retry (with the same idempotency key) cannot duplicate them.
+    #[error("the server is busy; retry in {} ms", retry_after.as_millis())]
     Busy {
-        /// Seconds to wait before retrying.
-        retry_after: u64,
+        /// How long to wait before retrying.
+        retry_after: std::time::Duration,
     },
     /// A Halo peer's request could not be authenticated (bad origin, timestamp or signature).
     #[error("{0}")]
@@ -113,6 +115,8 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Exists(what) => Self::Conflict(format!("{what} exists already")),
             StoreError::Unavailable(why) => Self::StorageUnavailable(why),
+            // The IM log's queue is full: it drains within milliseconds, so the hint is short.
+            StoreError::Busy(_) => Self::Busy { retry_after: std::time::Duration::from_millis(100) },
             other => Self::Internal(other.to_string()),
         }
     }

@@ -2,9 +2,9 @@
 //!
 //! Each operation on a conversation runs under that conversation's lock, so its messages get
 //! their ids in the order they are stored and membership changes never race a send. A message
-//! is acknowledged only after [`halo_store::Im::append`] has flushed it; then it is fanned out
+//! is acknowledged only after [`halo_store::Im::append`] made its log entry durable; then it is fanned out
 //! through the [`Outbox`] to every endpoint of every present participant except the one that sent
-//! it. Every local recipient also gets it in their delivery queue, in the same transaction:
+//! it. Every local recipient also gets it in their delivery queue, in the same log entry:
 //! those with no endpoint (when offline IM is on) receive it from there on connect, and those
 //! online keep it there until a device acknowledges it (`im.ack`), so a crash between the
 //! acknowledgement to the sender and the push loses nothing (at least once).
@@ -198,9 +198,6 @@ impl ImService {
         let record = self.archive.started(&conv, actor.user);
         self.store.im().create(&conv, record.as_ref()).await?;
         drop(reserved);
-        if record.is_some() {
-            self.archive.written();
-        }
         for m in conv.members() {
             let event = Event::ImConversation { conversation: self.view(&conv, m)? };
             self.outbox.to_user(m, if m == actor.user { actor.endpoint } else { None }, &event);
@@ -238,6 +235,9 @@ impl ImService {
                 self.check_reach(actor.user, other).await?;
             }
         }
+        // The allowance is taken before an id is reserved: a refused send leaves no gap in the
+        // ids and nothing in flight for the followers to wait on.
+        self.limiter.check(actor.user)?;
         let reserved = self.store.im().reserve()?;
         let msg = Message {
             id: reserved.id(),
@@ -247,7 +247,6 @@ impl ImService {
             key,
         };
         let record = self.record(&conv, &msg)?;
-        self.limiter.check(actor.user)?;
         self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
         Ok(MessageView::new(Thread::Conversation(id), &msg))
@@ -286,11 +285,11 @@ impl ImService {
                 }
             }
         }
-        // Remote participants get their copy through their domain's queue, stored in the same
-        // commit as the message: an acknowledged message is queued, a refused one is neither
-        // stored nor queued, so a retry with the same key has nothing left to make up for.
+        // Remote participants get their copy through their domain's queue, carried by the
+        // message's log entry (the federation follower queues it): an acknowledged message is
+        // queued, a refused one is neither stored nor queued, so a retry with the same key has
+        // nothing left to make up for.
         let mut outbound = Vec::new();
-        let mut routes = Vec::new();
         if let Body::Text { text, .. } = &msg.body {
             for m in conv.members().filter(|m| *m != actor.user && m.is_remote()) {
                 let item = halo_core::federation::Item::Message {
@@ -299,18 +298,11 @@ impl ImService {
                     text: text.clone(),
                     id: msg.id.to_string(),
                 };
-                let (entry, route) = self.federation.outbound(item)?;
+                let (entry, _route) = self.federation.outbound(item)?;
                 outbound.push(entry);
-                routes.push(route);
             }
         }
         self.store.im().append(conv, msg, (&offline, &live), record.as_ref(), &outbound).await?;
-        if record.is_some() {
-            self.archive.written();
-        }
-        for route in &routes {
-            self.federation.wake(route);
-        }
         self.metrics.im_sent.inc();
         let view = MessageView::new(Thread::Conversation(conv.id), msg);
         // Encoded once for every recipient.
@@ -443,7 +435,7 @@ impl ImService {
     pub async fn ack(&self, user: &Username, upto: MessageId) -> Result<usize, ServiceError> {
         // A message with a lower id may be stored but not pushed yet (its id is still reserved
         // until its fan-out is done): the device cannot have it, so it stays queued.
-        let upto = upto.min(self.store.im().settled_below().saturating_sub(1));
+        let upto = upto.min(self.store.im().reserved_below().saturating_sub(1));
         let acked = self.store.im().ack_offline(user, upto).await?;
         for a in acked.iter().filter(|a| !a.live) {
             if let Thread::Conversation(c) = a.thread

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod clock;
 pub mod error;
 pub mod federation;
+pub mod followers;
 pub mod im;
 pub mod metrics;
 pub mod outbox;
@@ -108,6 +109,7 @@ impl Services {
             &settings.im,
         ));
         federation.start(&im)?;
+        followers::start(store.clone(), archive.clone(), federation.clone(), metrics.clone());
         let rooms =
             Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), im.limiter()));
         let search = Arc::new(Indexer::start(

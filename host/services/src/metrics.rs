@@ -96,6 +96,11 @@ impl ArchiveMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowerLabel {
+    follower: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DomainLabel {
     domain: String,
 }
@@ -235,6 +240,9 @@ pub struct Metrics {
     pub storage_recoveries: Counter,
     /// Search index commits that failed (retried with backoff).
     pub search_index_failures: Counter,
+    log_follower_lag: Family<FollowerLabel, Gauge>,
+    /// The IM log's last durable sequence number (refreshed at each scrape).
+    pub log_last: Gauge,
     /// Compliance archiving.
     pub archive: ArchiveMetrics,
     /// Federation.
@@ -281,6 +289,8 @@ impl Metrics {
             storage_available: Gauge::default(),
             storage_recoveries: Counter::default(),
             search_index_failures: Counter::default(),
+            log_follower_lag: Family::default(),
+            log_last: Gauge::default(),
             archive: ArchiveMetrics::default(),
             federation: FederationMetrics::default(),
             conn: ConnectionMetrics::default(),
@@ -315,6 +325,12 @@ impl Metrics {
             "Failed search index commits (retried)",
             m.search_index_failures.clone(),
         );
+        registry.register(
+            "log_follower_lag",
+            "IM log entries a follower (search, archive, federation) has yet to process",
+            m.log_follower_lag.clone(),
+        );
+        registry.register("log_last_seq", "The IM log's last durable sequence number", m.log_last.clone());
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
         registry.register(
@@ -395,6 +411,11 @@ impl Metrics {
     /// answers, traps and calls refused by the CPU budget.
     pub fn plugin_calls(self: &Arc<Self>) -> Arc<dyn halo_plugin_host::CallObserver> {
         Arc::new(PluginCalls(self.clone()))
+    }
+
+    /// Sets how many IM log entries `follower` has yet to process.
+    pub fn follower_lag(&self, follower: &'static str, entries: u64) {
+        self.log_follower_lag.get_or_create(&FollowerLabel { follower }).set(entries as i64);
     }
 
     /// Sets a plugin's memory gauge.

@@ -79,7 +79,7 @@ impl Gate {
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ServiceError::Busy { retry_after: 1 });
+            return Err(ServiceError::Busy { retry_after: std::time::Duration::from_secs(1) });
         }
         let _waiting = Waiting(&self.waiting);
         self.permits.clone().acquire_owned().await.map_err(|e| ServiceError::Internal(format!("hash gate: {e}")))

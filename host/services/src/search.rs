@@ -1,32 +1,27 @@
-//! The search indexer: follows the message journal into the full-text index.
+//! The search indexer: follows the IM log into the full-text index.
 //!
-//! The store is the source of truth; the index trails it by a fraction of a second. Each pass
-//! reads the journal after a persisted cursor and indexes what it has not seen (replacing any
-//! copy, so a restart re-indexes without duplicates). Ids are assigned a moment before their
-//! message is written, so the cursor only moves past messages older than [`SETTLE_MS`]: a
-//! message that landed late is still picked up.
+//! The log is the source of truth; the index trails it by a fraction of a second. Each pass
+//! reads the log after the indexer's cursor (`search` in the log's cursors) and indexes the
+//! messages it finds (replacing any copy, so a restart re-indexes without duplicates). The log
+//! is read only up to its last durable entry, in order, so nothing lands behind the cursor.
 //!
-//! Nothing moves before the index commit succeeded: neither the cursor nor the set of ids seen
-//! above it. A failed pass (index directory not writable, disk full) is retried with backoff
-//! and indexes the same messages again.
+//! Nothing moves before the index commit succeeded. A failed pass (index directory not
+//! writable, disk full) is retried with backoff and indexes the same messages again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use halo_core::conversation::Conversation;
+use halo_core::im::Fact;
 use halo_search::{Container, Doc, SearchIndex};
-use halo_store::{Store, StoreError, Thread};
+use halo_store::{EventLog, SEARCH_FOLLOWER, Store, StoreError, Thread};
 
-use crate::clock::now_ms;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
 
-const CURSOR_KEY: &str = "search_cursor";
-/// How long after its id is assigned a message is surely in the journal.
-const SETTLE_MS: u64 = 5_000;
-/// Journal entries read per pass.
+/// Log entries read per pass.
 const BATCH: usize = 5_000;
 /// The longest wait between retries of a failing pass.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -51,7 +46,7 @@ impl Indexer {
     /// Opens the index in `dir` and starts following the journal every `every`.
     pub fn start(store: Store, dir: &Path, every: Duration, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let index = Arc::new(SearchIndex::open(dir)?);
-        let follower = Follower { store, index: index.clone(), seen: BTreeSet::new(), cursor: None, metrics };
+        let follower = Follower { store, index: index.clone(), metrics };
         tokio::spawn(follower.run(every));
         Ok(Self { index })
     }
@@ -74,18 +69,16 @@ impl Indexer {
 struct Follower {
     store: Store,
     index: Arc<SearchIndex>,
-    /// Ids above the cursor already indexed.
-    seen: BTreeSet<u64>,
-    cursor: Option<u64>,
     metrics: Arc<Metrics>,
 }
 
 impl Follower {
-    async fn run(mut self, every: Duration) {
+    async fn run(self, every: Duration) {
         let mut failures = 0u32;
         loop {
             let wait = match self.pass().await {
-                Ok(()) => {
+                Ok(true) => continue,
+                Ok(false) => {
                     if failures > 0 {
                         tracing::info!(failures, "search indexing works again");
                         failures = 0;
@@ -105,31 +98,25 @@ impl Follower {
         }
     }
 
-    async fn pass(&mut self) -> anyhow::Result<()> {
-        let cursor = match self.cursor {
-            Some(c) => c,
-            None => self.store.meta_u64(CURSOR_KEY)?.unwrap_or(0),
+    /// Indexes one batch; true when more is waiting.
+    async fn pass(&self) -> anyhow::Result<bool> {
+        let cursor = self.store.log_cursor(SEARCH_FOLLOWER)?;
+        let (entries, last) = {
+            let im = self.store.im();
+            (im.log().read_from(cursor + 1, BATCH)?, im.log().last_durable())
         };
-        let entries = self.store.im().journal_after(cursor, BATCH)?;
-        let settled_before = now_ms().saturating_sub(SETTLE_MS);
+        let Some(upto) = entries.last().map(|(seq, _)| *seq) else {
+            self.metrics.follower_lag(SEARCH_FOLLOWER, last.saturating_sub(cursor));
+            return Ok(false);
+        };
         let mut docs = Vec::new();
-        let mut new_cursor = cursor;
-        let mut settled = true;
         let mut convs: HashMap<u64, Option<Conversation>> = HashMap::new();
-        let mut indexed = Vec::new();
-        for (id, thread) in entries {
-            let Some(msg) = self.store.im().message(thread, id)? else { continue };
-            if settled && msg.at < settled_before {
-                new_cursor = id;
-            } else {
-                settled = false;
-            }
-            if self.seen.contains(&id) {
-                continue;
-            }
-            indexed.push(id);
+        for (_, fact) in &entries {
+            let Fact::Posted(p) = fact else { continue };
+            let msg = &p.message;
             let Some(text) = msg.text() else { continue };
-            let (container, audience) = match thread {
+            let id = msg.id;
+            let (container, audience) = match p.thread {
                 Thread::Conversation(c) => {
                     let conv = match convs.get(&c) {
                         Some(conv) => conv.clone(),
@@ -158,13 +145,9 @@ impl Follower {
             })
             .await??;
         }
-        // Committed: only now are these ids done.
-        self.seen.extend(indexed);
-        if new_cursor > cursor {
-            self.store.set_meta_u64(CURSOR_KEY, new_cursor).await.map_err(|e: StoreError| anyhow::anyhow!(e))?;
-            self.seen = self.seen.split_off(&(new_cursor + 1));
-        }
-        self.cursor = Some(new_cursor);
-        Ok(())
+        // Committed: only now does the cursor move.
+        self.store.set_log_cursor(SEARCH_FOLLOWER, upto).map_err(|e: StoreError| anyhow::anyhow!(e))?;
+        self.metrics.follower_lag(SEARCH_FOLLOWER, last.saturating_sub(upto));
+        Ok(upto < last)
     }
 }

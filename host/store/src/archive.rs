@@ -1,7 +1,8 @@
 //! The compliance archive: the spool of archived events, which is also the built-in archive.
 //!
-//! Trees: `archive` (record id → [`Record`]: written in the same transaction as the message it
-//! archives, so an acknowledged message is never missing from it), `archive_cursors` (sink name
+//! Trees: `archive` (record id → [`Record`]: the archive follower stores each record from the
+//! IM log entry of the message it archives, with the follower's cursor in the same
+//! transaction, so an acknowledged message is never missing from it), `archive_cursors` (sink name
 //! → the last record id it confirmed), `archive_policies` (username → [`Policy`]) and
 //! `archive_meta` (the global policy and the [`Settings`]).
 //!
@@ -9,13 +10,17 @@
 //! touch other trees, never this one.
 //!
 //! Record ids come from [`crate::Im::reserve`]; ids in flight (reserved, not yet written or
-//! abandoned) hold back readers at [`crate::Im::settled_below`], so a sink reading in id order
-//! never skips a record that lands late.
+//! abandoned) and records in the log not yet stored here hold back readers at
+//! [`crate::Im::settled_below`], so a sink reading in id order never skips a record that lands
+//! late.
 
 use halo_core::Username;
 use halo_core::archive::{Policies, Policy, Record, Settings};
 
+use sled::Transactional;
+
 use crate::codec::{decode, encode};
+use crate::log::ArchivePending;
 use crate::{SledResult, StoreError};
 
 pub(crate) const RECORDS: &str = "archive";
@@ -33,17 +38,42 @@ pub struct Archive {
     cursors: sled::Tree,
     policies: sled::Tree,
     meta: sled::Tree,
+    log_cursors: sled::Tree,
+    pending: ArchivePending,
 }
 
 impl Archive {
-    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        db: &crate::flush::Db,
+        log_cursors: sled::Tree,
+        pending: ArchivePending,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
+            log_cursors,
+            pending,
             db: db.clone(),
             records: db.open_tree(RECORDS).db()?,
             cursors: db.open_tree(CURSORS).db()?,
             policies: db.open_tree(POLICIES).db()?,
             meta: db.open_tree(META).db()?,
         })
+    }
+
+    /// Stores `records` from the IM log, and the archive follower's cursor `upto` (the log
+    /// entry they came up to) in the same transaction. Not flushed: after a crash the follower
+    /// stores them again (same ids, same records).
+    pub fn store_from_log(&self, records: &[Record], upto: u64) -> Result<(), StoreError> {
+        let values = records.iter().map(|r| Ok((r.id, encode(RECORDS, r)?))).collect::<Result<Vec<_>, StoreError>>()?;
+        let r = (&self.records, &self.log_cursors).transaction(|(tree, cursors)| {
+            for (id, v) in &values {
+                tree.insert(&id.to_be_bytes(), v.as_slice())?;
+            }
+            cursors.insert(crate::ARCHIVE_FOLLOWER, &upto.to_be_bytes())?;
+            Ok(())
+        });
+        crate::im::tx_result(r)?;
+        self.pending.stored(&records.iter().map(|r| r.id).collect::<Vec<_>>());
+        Ok(())
     }
 
     /// Records with `after < id < below`, in id order, at most `limit`.

@@ -41,8 +41,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Engine {
     pub(crate) db: flush::Db,
     pub(crate) meta: sled::Tree,
+    /// Followers' positions in the IM log (`log_cursors`: name → sequence number).
+    pub(crate) cursors: sled::Tree,
     pub(crate) users: Users,
     pub(crate) sessions: Sessions,
+    pub(crate) archive: Archive,
     pub(crate) im: Im,
     pub(crate) rooms: Rooms,
     pub(crate) presence: Presence,
@@ -56,7 +59,7 @@ impl Engine {
     fn open(path: &Path, settings: StoreSettings, in_flight: &InFlight) -> Result<Self, StoreError> {
         let config =
             sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(settings.cache_capacity);
-        Self::with_db(flush::Db::new(config.open().db()?), in_flight)
+        Self::with_db(flush::Db::new(config.open().db()?), Some(path), in_flight)
     }
 
     /// [`Engine::open`], retried for a moment while the lock is held: a database dropped in this
@@ -78,31 +81,39 @@ impl Engine {
     /// database whose flushes all fail, so nothing written to it is ever acknowledged.
     fn dead(reason: &str, in_flight: &InFlight) -> Result<Self, StoreError> {
         let config = sled::Config::new().temporary(true).flush_every_ms(None).cache_capacity(1024 * 1024);
-        Self::with_db(flush::Db::dead(config.open().db()?, reason.to_owned()), in_flight)
+        Self::with_db(flush::Db::dead(config.open().db()?, reason.to_owned()), None, in_flight)
     }
 
-    fn with_db(db: flush::Db, in_flight: &InFlight) -> Result<Self, StoreError> {
+    fn with_db(db: flush::Db, dir: Option<&Path>, in_flight: &InFlight) -> Result<Self, StoreError> {
         let meta = db.open_tree(META_TREE).db()?;
+        let cursors = db.open_tree(crate::LOG_CURSORS).db()?;
         match meta.get(SCHEMA_KEY).db()? {
             Some(v) => {
                 let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::SchemaTooNew { found });
                 }
+                if found < 2 {
+                    migrate_v1(&db, &meta, &cursors)?;
+                } else if crate::migrate::has_old_trees(&db)? {
+                    // A migration that stopped after setting the version: finish it.
+                    crate::migrate::drop_old_trees(&db)?;
+                }
             }
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
             }
         }
+        let pending = crate::log::ArchivePending::new(crate::cursor_in(&cursors, crate::ARCHIVE_FOLLOWER)?);
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
-        let archive = Archive::open(&db)?;
-        let federation = Federation::open(&db)?;
-        let im = Im::open(&db, archive, federation.queue.clone(), in_flight.clone())?;
-        let rooms = Rooms::open(&db, im.clone())?;
+        let archive = Archive::open(&db, cursors.clone(), pending.clone())?;
+        let federation = Federation::open(&db, cursors.clone())?;
+        let im = Im::open(&db, dir, in_flight.clone(), pending)?;
+        let rooms = Rooms::open(im.clone());
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
-        Ok(Self { db, meta, users, sessions, im, rooms, presence, plugins, federation })
+        Ok(Self { db, meta, cursors, users, sessions, archive, im, rooms, presence, plugins, federation })
     }
 
     /// Why this database refuses work: a failed flush, or sled's sticky I/O error.
@@ -136,6 +147,11 @@ impl Shared {
             failure: Mutex::new(None),
             recovering: Mutex::new(()),
         })
+    }
+
+    /// The data directory.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     /// The database open now.
@@ -198,6 +214,31 @@ impl Shared {
         tracing::info!(was = %reason, "storage works again: database reopened");
         Ok(())
     }
+}
+
+/// Migrates a schema-1 data directory to the IM log (see `migrate.rs`): log written, cursors
+/// set, version 2 flushed, then the old trees dropped.
+fn migrate_v1(db: &flush::Db, meta: &sled::Tree, cursors: &sled::Tree) -> Result<(), StoreError> {
+    if crate::migrate::has_old_trees(db)? {
+        let started = Instant::now();
+        let search = meta.get(crate::OLD_SEARCH_CURSOR).db()?.map(|v| crate::keys::u64_at(&v, 0));
+        let (last, search_seq) = crate::migrate::run(db, search)?;
+        cursors.insert(crate::ARCHIVE_FOLLOWER, &last.to_be_bytes()).db()?;
+        cursors.insert(crate::FEDERATION_FOLLOWER, &last.to_be_bytes()).db()?;
+        cursors.insert(crate::SEARCH_FOLLOWER, &search_seq.unwrap_or(0).to_be_bytes()).db()?;
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
+        db.flush_now().db()?;
+        crate::migrate::drop_old_trees(db)?;
+        db.flush_now().db()?;
+        tracing::info!(
+            entries = last,
+            ms = started.elapsed().as_millis() as u64,
+            "data directory migrated to the IM log (schema 2)"
+        );
+    } else {
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
+    }
+    Ok(())
 }
 
 /// Writes and syncs a file of [`PROBE_BYTES`] in `dir`, then removes it.

@@ -11,12 +11,14 @@ use std::collections::BTreeMap;
 
 use halo_core::Username;
 use halo_core::federation::{Item, Rule};
+use halo_core::im::Outbound;
+use sled::Transactional;
 
 use crate::codec::{decode, encode};
 use crate::{SledResult, StoreError};
 
 const RULES: &str = "fed_rules";
-pub(crate) const QUEUE: &str = "fed_queue";
+const QUEUE: &str = "fed_queue";
 const FOLLOWERS: &str = "fed_followers";
 const FOLLOWING: &str = "fed_following";
 
@@ -29,28 +31,19 @@ pub struct Queued {
     pub item: Item,
 }
 
-/// An item for a remote domain, queued in the same commit as the message it carries (see
-/// [`crate::Im::append`]): a message is queued for federation exactly when it is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outbound {
-    /// The domain whose queue takes it.
-    pub domain: String,
-    /// The item.
-    pub item: Item,
-}
-
 /// Typed access to federation state.
 #[derive(Clone)]
 pub struct Federation {
     db: crate::flush::Db,
     rules: sled::Tree,
-    pub(crate) queue: sled::Tree,
+    queue: sled::Tree,
     followers: sled::Tree,
     following: sled::Tree,
+    log_cursors: sled::Tree,
 }
 
 /// The key of item `seq` in `domain`'s queue.
-pub(crate) fn queue_key(domain: &str, seq: u64) -> Vec<u8> {
+fn queue_key(domain: &str, seq: u64) -> Vec<u8> {
     pair(domain, &seq.to_be_bytes())
 }
 
@@ -67,8 +60,9 @@ fn prefix(a: &str) -> Vec<u8> {
 }
 
 impl Federation {
-    pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::flush::Db, log_cursors: sled::Tree) -> Result<Self, StoreError> {
         Ok(Self {
+            log_cursors,
             db: db.clone(),
             rules: db.open_tree(RULES).db()?,
             queue: db.open_tree(QUEUE).db()?,
@@ -113,6 +107,25 @@ impl Federation {
         }
         self.queue.apply_batch(batch).db()?;
         self.db.flush().await
+    }
+
+    /// Queues `items` from the IM log (each in its domain's queue, in order), and the
+    /// federation follower's cursor `upto` in the same transaction. Not flushed: after a crash
+    /// the follower queues them again from its cursor, which landed with them or not at all.
+    pub fn enqueue_from_log(&self, items: &[Outbound], upto: u64) -> Result<(), StoreError> {
+        let values = items
+            .iter()
+            .map(|o| Ok((queue_key(&o.domain, self.db.generate_id().db()?), encode(QUEUE, &o.item)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let r = (&self.queue, &self.log_cursors).transaction(|(queue, cursors)| {
+            for (k, v) in &values {
+                queue.insert(k.as_slice(), v.as_slice())?;
+            }
+            cursors.insert(crate::FEDERATION_FOLLOWER, &upto.to_be_bytes())?;
+            Ok(())
+        });
+        crate::im::tx_result(r)?;
+        Ok(())
     }
 
     /// The first `limit` items waiting for `domain`, oldest first.

@@ -1,55 +1,25 @@
-//! Key encodings shared by the IM trees. Integers are big-endian so byte order is numeric order.
+//! Key encodings. Integers are big-endian so byte order is numeric order.
 
 use halo_core::Username;
 
-/// Where messages live: a conversation or a room, as a 9-byte key prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Thread {
-    /// A conversation.
-    Conversation(u64),
-    /// A persistent chat room.
-    Room(u64),
-}
+pub use halo_core::im::Thread;
 
-impl Thread {
-    /// The 9-byte prefix.
-    pub fn key(self) -> [u8; 9] {
-        let (tag, id) = match self {
-            Thread::Conversation(id) => (b'c', id),
-            Thread::Room(id) => (b'r', id),
-        };
-        let mut k = [0u8; 9];
-        k[0] = tag;
-        k[1..].copy_from_slice(&id.to_be_bytes());
-        k
-    }
-
-    /// Decodes [`Thread::key`].
-    pub fn from_key(k: &[u8]) -> Option<Self> {
-        let id = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
-        match k.first()? {
-            b'c' => Some(Thread::Conversation(id)),
-            b'r' => Some(Thread::Room(id)),
-            _ => None,
-        }
-    }
-
-    /// Key of message `id` in this thread.
-    pub fn message_key(self, id: u64) -> [u8; 17] {
-        let mut k = [0u8; 17];
-        k[..9].copy_from_slice(&self.key());
-        k[9..].copy_from_slice(&id.to_be_bytes());
-        k
+/// A thread as the 9-byte key prefix of the old layout (`c` or `r`, then the id).
+pub(crate) fn thread_from_key(k: &[u8]) -> Option<Thread> {
+    let id = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
+    match k.first()? {
+        b'c' => Some(Thread::Conversation(id)),
+        b'r' => Some(Thread::Room(id)),
+        _ => None,
     }
 }
 
-/// `user`, 0, then `rest`.
-pub fn user_key(user: &Username, rest: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(user.as_str().len() + 1 + rest.len());
-    k.extend_from_slice(user.as_str().as_bytes());
-    k.push(0);
-    k.extend_from_slice(rest);
-    k
+/// The user before the first 0 of `k`, and the rest.
+pub(crate) fn split_user_key(k: &[u8]) -> Option<(Username, &[u8])> {
+    let end = k.iter().position(|b| *b == 0)?;
+    let name = std::str::from_utf8(&k[..end]).ok()?;
+    let user = Username::parse_address(name).ok()?;
+    Some((user, &k[end + 1..]))
 }
 
 /// The big-endian u64 at `k[at..at + 8]`.

@@ -18,10 +18,13 @@
 //!   This is for writers holding a lock that must not wait for the disk (presence documents,
 //!   contact lists, pictures).
 //!
-//! Writes that belong together are one transaction: a message with its indexes, inbox entries,
-//! delivery queue entries, idempotency key, archive record and outbound federation items
-//! ([`Im::append`]), so a retry that finds a message stored never has anything left to do.
-//! Flushes are group commits (one fsync at a time, covering every write before it).
+//! IM writes are one entry each in the IM log ([`log`]): a message with its inbox entries,
+//! delivery queue entries, idempotency key, archive record and outbound federation items is
+//! one [`halo_core::im::Fact`] ([`Im::append`]), so a retry that finds a message stored never
+//! has anything left to do. The log's writer commits in groups; the IM state is its in-memory
+//! projection ([`halo_core::im::ImState`]), rebuilt at start from a [`snapshot`] plus the log's
+//! tail; followers (search, archive, federation) read the log after their cursors.
+//! Other flushes are group commits too (one fsync at a time, covering every write before it).
 //!
 //! # Errors
 //!
@@ -36,31 +39,51 @@ mod federation;
 mod flush;
 mod im;
 mod keys;
+pub mod log;
+mod migrate;
 mod plugins;
 mod presence;
 mod records;
 mod rooms;
 mod sessions;
+pub mod snapshot;
 mod users;
 
 use std::path::Path;
 
 pub use archive::Archive;
-pub use federation::{Federation, Outbound, Queued};
+pub use federation::{Federation, Queued};
 pub use flush::Pending;
-pub use im::{Acked, Im, InboxEntry, Reservation};
+pub use im::{Acked, Im, InboxEntry, Outbound, Reservation};
 pub use keys::Thread;
+pub use log::{EventLog, SledLog};
 pub use plugins::{PluginRecord, Plugins};
 pub use presence::{AppToken, Presence};
 pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
 pub use users::Users;
 
-/// The on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The on-disk layout this build reads and writes: 2 since the IM log (1: IM state in its own
+/// trees, migrated on open).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_TREE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Followers' cursors in the IM log.
+const LOG_CURSORS: &str = "log_cursors";
+/// The search indexer's cursor of schema 1 (a message id, in `meta`).
+const OLD_SEARCH_CURSOR: &str = "search_cursor";
+/// The follower storing archive records (its cursor is kept with the records).
+pub const ARCHIVE_FOLLOWER: &str = "archive";
+/// The follower queueing federation items (its cursor is kept with the queues).
+pub const FEDERATION_FOLLOWER: &str = "federation";
+/// The search indexer.
+pub const SEARCH_FOLLOWER: &str = "search";
+
+/// The cursor `name` in the `log_cursors` tree (0: none).
+pub(crate) fn cursor_in(tree: &sled::Tree, name: &str) -> Result<u64, StoreError> {
+    Ok(tree.get(name).db()?.map_or(0, |v| keys::u64_at(&v, 0)))
+}
 
 /// What can go wrong in storage. The engine behind it (sled) shows through none of these: each
 /// variant says what went wrong, so callers map them without knowing the engine.
@@ -100,6 +123,10 @@ pub enum StoreError {
         /// The version found on disk.
         found: u32,
     },
+    /// Too many writes are waiting (the IM log's queue is full): nothing was written; retry in
+    /// a moment.
+    #[error("storage busy: {0}")]
+    Busy(String),
     /// The record to create exists already.
     #[error("{0} exists already")]
     Exists(String),
@@ -224,7 +251,7 @@ impl Store {
 
     /// The compliance archive: spool, sink cursors, policies and settings.
     pub fn archive(&self) -> Ref<Archive> {
-        self.get(|e| &e.im.archive)
+        self.get(|e| &e.archive)
     }
 
     /// Installed plugins and their storage.
@@ -258,6 +285,30 @@ impl Store {
         let engine = self.shared.current();
         engine.meta.insert(key, &value.to_be_bytes()).db()?;
         engine.db.flush().await
+    }
+
+    /// Follower `name`'s position in the IM log (0: from the start).
+    pub fn log_cursor(&self, name: &str) -> Result<u64, StoreError> {
+        cursor_in(&self.shared.current().cursors, name)
+    }
+
+    /// Moves follower `name`'s position in the IM log. Not flushed: a follower whose work is
+    /// idempotent (the search index replaces documents) redoes at most a little after a crash.
+    pub fn set_log_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        self.shared.current().cursors.insert(name, &seq.to_be_bytes()).db()?;
+        Ok(())
+    }
+
+    /// Writes a snapshot of the IM projection now (at shutdown, so the next start folds no
+    /// tail). Blocks; call it from a blocking thread.
+    pub fn snapshot(&self) -> Result<u64, StoreError> {
+        if let Some(why) = self.unavailable() {
+            // The open database may be a stand-in: its projection is not the real one.
+            return Err(StoreError::Unavailable(why));
+        }
+        let engine = self.shared.current();
+        let Some(dir) = self.shared.dir() else { return Ok(0) };
+        crate::snapshot::write(dir, engine.im.projection()).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// Deletes an account and every session it holds, and retires its name (see

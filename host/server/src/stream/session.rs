@@ -346,7 +346,8 @@ impl Ctx<'_> {
                 Ok(result) => ServerFrame::Reply { id, result },
                 Err(e) => {
                     let (_, code) = e.status_and_code();
-                    ServerFrame::Error { error: FrameError::new(id, code, e.client_message()) }
+                    let error = FrameError::new(id, code, e.client_message()).retry_after(e.retry_after());
+                    ServerFrame::Error { error }
                 }
             },
             Err(error) => {

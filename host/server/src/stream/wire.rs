@@ -210,12 +210,22 @@ pub struct FrameError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// How long to wait before retrying, in milliseconds, when the server says so (`busy`,
+    /// `rate_limited`, `storage_unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl FrameError {
     /// An error answering request `id`.
     pub fn new(id: Option<RequestId>, code: &'static str, message: impl Into<String>) -> Self {
-        Self { id, code, message: message.into() }
+        Self { id, code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// The same error with a retry hint.
+    pub fn retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after_ms = after.map(crate::error::millis);
+        self
     }
 }
 
@@ -639,5 +649,20 @@ mod tests {
         assert_eq!(v["id"], 9);
         assert_eq!(v["result"]["server_time"], 1);
         assert!(Codec::MsgPack.decode(Incoming::Binary(b"\xc1"), 1024).is_err());
+    }
+
+    #[test]
+    fn error_frames_carry_a_retry_hint_only_when_there_is_one() {
+        let busy = FrameError::new(Some(RequestId::Num(4)), "busy", "the server is busy")
+            .retry_after(Some(std::time::Duration::from_millis(250)));
+        let v = serde_json::to_value(ServerFrame::Error { error: busy }).expect("json");
+        assert_eq!(v["type"], "error");
+        assert_eq!(
+            (v["id"].as_u64(), v["code"].as_str(), v["retry_after_ms"].as_u64()),
+            (Some(4), Some("busy"), Some(250))
+        );
+        let plain = FrameError::new(None, code::BAD_FRAME, "x").retry_after(None);
+        let v = serde_json::to_value(ServerFrame::Error { error: plain }).expect("json");
+        assert!(v.get("retry_after_ms").is_none(), "{v}");
     }
 }

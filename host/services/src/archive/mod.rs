@@ -2,8 +2,9 @@
 //! search, export and retention.
 //!
 //! The IM and room services ask [`ArchiveService::record`] for the record of each event before
-//! they write it; the record goes into the store in the same transaction as the message
-//! (`halo_store::Archive`), so what was acknowledged is archived. From there:
+//! they write it; the record goes into the IM log in the same entry as the message, and the
+//! archive follower (`crate::followers`) stores it in the archive (`halo_store::Archive`), so
+//! what was acknowledged is archived. From there:
 //! - [`sinks`] delivers records to each enabled `archive-sink` plugin in id order, at least
 //!   once, with its own cursor, retrying with backoff;
 //! - [`index`] follows the archive into its own full-text index for compliance search;
@@ -116,7 +117,13 @@ pub struct ArchiveService {
     settings: RwLock<Settings>,
     index: index::ArchiveIndex,
     sinks: sinks::Sinks,
+    /// How far in the IM log the archive follower has stored records.
+    followed: tokio::sync::watch::Sender<u64>,
 }
+
+/// The longest a read of the archive waits for the archive follower to store what was
+/// acknowledged before it (it trails the log by milliseconds; longer only when storage fails).
+const CATCH_UP: Duration = Duration::from_secs(5);
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
     l.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -141,6 +148,7 @@ impl ArchiveService {
             settings: RwLock::new(settings),
             index,
             sinks,
+            followed: tokio::sync::watch::channel(0).0,
         });
         tokio::spawn(retention(Arc::downgrade(&service)));
         Ok(service)
@@ -188,9 +196,42 @@ impl ArchiveService {
             .then(|| Record::started(conv.id, conv.created_at, by, members))
     }
 
-    /// A record was written: wakes the sinks and the index.
-    pub fn written(&self) {
-        self.metrics.archive.records.inc();
+    /// The archive follower has stored the records of the IM log up to entry `seq`.
+    pub(crate) fn followed(&self, seq: u64) {
+        self.followed.send_if_modified(|s| {
+            let moved = seq > *s;
+            *s = (*s).max(seq);
+            moved
+        });
+    }
+
+    /// The log position reads must wait for: everything acknowledged so far.
+    fn target(&self) -> u64 {
+        use halo_store::EventLog;
+        self.store.im().log().last_durable()
+    }
+
+    /// Waits (blocking, at most [`CATCH_UP`]) until every record acknowledged before the call
+    /// is in the archive, so a read sees what the sender was told is archived.
+    fn caught_up_blocking(&self) {
+        let target = self.target();
+        let deadline = std::time::Instant::now() + CATCH_UP;
+        let rx = self.followed.subscribe();
+        while *rx.borrow() < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// [`Self::caught_up_blocking`] for async callers.
+    async fn caught_up(&self) {
+        let target = self.target();
+        let mut rx = self.followed.subscribe();
+        let _ = tokio::time::timeout(CATCH_UP, rx.wait_for(|s| *s >= target)).await;
+    }
+
+    /// `n` records were stored (by the archive follower): wakes the sinks and the index.
+    pub fn written(&self, n: u64) {
+        self.metrics.archive.records.inc_by(n);
         self.sinks.wake();
         self.index.wake();
     }
@@ -245,6 +286,7 @@ impl ArchiveService {
 
     /// The archive's state.
     pub fn status(&self) -> Result<ArchiveStatus, ServiceError> {
+        self.caught_up_blocking();
         let settings = self.settings();
         Ok(ArchiveStatus {
             records: self.store.archive().len() as u64,
@@ -273,6 +315,7 @@ impl ArchiveService {
     /// Records matching `q`, newest first, through the archive's index (which trails the
     /// archive by a fraction of a second).
     pub fn search(&self, q: &ArchiveQuery, limit: usize) -> Result<Vec<Record>, ServiceError> {
+        self.caught_up_blocking();
         let hits = self.index.search(&SearchQuery {
             everyone: true,
             words: q.words().map(str::to_owned),
@@ -298,6 +341,7 @@ impl ArchiveService {
     /// Every record matching `q` in id order, through `each` (which returns false to stop):
     /// straight from the archive, or through the index when `q` has words.
     pub fn export(&self, q: &ArchiveQuery, mut each: impl FnMut(Record) -> bool) -> Result<(), ServiceError> {
+        self.caught_up_blocking();
         if q.words().is_some() {
             let mut found = self.search(q, q.limit.unwrap_or(100_000).min(100_000))?;
             found.sort_by_key(|r| r.id);
@@ -337,6 +381,7 @@ impl ArchiveService {
     /// `keep_days` setting) that every sink has stored. Like Lync's
     /// `Invoke-CsArchivingDatabasePurge -PurgeDataOlderThanHours`.
     pub async fn purge(&self, older_than_hours: Option<u64>) -> Result<PurgeReport, ServiceError> {
+        self.caught_up().await;
         let now = now_ms();
         let before = match older_than_hours {
             Some(h) => Some(now.saturating_sub(h.saturating_mul(3_600_000))),

@@ -220,6 +220,15 @@ impl FederationService {
         Ok((Outbound { domain: domain.to_owned(), item }, key))
     }
 
+    /// Tells the transport carrying `domain` that items wait for it (when the domain is
+    /// routed).
+    pub fn wake_domain(&self, domain: &str) {
+        let route = self.rules().route(domain).map(|r| RouteKey::of(domain, r));
+        if let Ok(key) = route {
+            self.wake(&key);
+        }
+    }
+
     /// Tells the transport of `key` that items wait for it.
     pub fn wake(&self, key: &RouteKey) {
         self.waker(key).notify_one();

@@ -28,6 +28,8 @@
 //! | `fed_rules` | [`RuleV1`](federation::RuleV1) |
 //! | `fed_queue` | [`ItemV1`](federation::ItemV1) |
 //! | `plugins` | [`PluginRecordV1`](plugins::PluginRecordV1) |
+//! | `log` | [`FactV1`](log::FactV1) |
+//! | `im-snapshot.v1` (a file) | [`SnapshotV1`](log::SnapshotV1) |
 //!
 //! Trees not listed hold raw bytes (keys, ids, big-endian integers, picture bytes, plugin kv
 //! values) described in their modules.
@@ -39,6 +41,7 @@ pub(crate) mod accounts;
 pub(crate) mod archive;
 pub(crate) mod federation;
 pub(crate) mod im;
+pub(crate) mod log;
 pub(crate) mod plugins;
 pub(crate) mod presence;
 pub(crate) mod rooms;
