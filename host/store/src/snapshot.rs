@@ -1,5 +1,5 @@
 //! Snapshots of the IM projection: written in the background (never on the acknowledgement
-//! path) to `im-snapshot.v1` in the data directory, so a start folds only the log's tail.
+//! path) to `im-snapshot.v1` in the database directory, so a start folds only the log's tail.
 //!
 //! A snapshot is a [`SnapshotV1`] record (MessagePack, named fields) as of one log entry; it is
 //! written to a temporary file, synced and renamed over the previous one, so a crash leaves

@@ -85,8 +85,7 @@ async fn a_reopen_rebuilds_the_projection_from_snapshot_and_tail() {
         // The tail after the snapshot.
         im.append(&c, &text(11, "alice", "two", None), (&[u("bob")], &[]), None, &[]).await.expect("append");
         im.mark_read(&u("bob"), 1, 10).await.expect("read");
-        let state = im.state().clone();
-        state
+        im.state().clone()
     };
     for with_snapshot in [true, false] {
         if !with_snapshot {

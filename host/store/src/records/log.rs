@@ -154,6 +154,9 @@ impl From<FactV1> for Fact {
     }
 }
 
+/// A thread's message index in the snapshot: (id, seq, sender number, text).
+type IndexV1 = Vec<(u64, u64, u32, bool)>;
+
 /// One user's part of the snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct UserV1 {
@@ -175,7 +178,7 @@ pub(crate) struct SnapshotV1 {
     /// (user number, user number, conversation).
     pub(crate) direct: Vec<(u32, u32, u64)>,
     /// Each thread's index: (id, seq, sender number, text).
-    pub(crate) threads: Vec<(ThreadV1, Vec<(u64, u64, u32, bool)>)>,
+    pub(crate) threads: Vec<(ThreadV1, IndexV1)>,
     /// (key hash, thread, message id).
     pub(crate) keys: Vec<(u64, ThreadV1, u64)>,
     pub(crate) rooms: Vec<RoomV1>,
