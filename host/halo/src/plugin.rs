@@ -27,7 +27,10 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
         PluginCommand::Sdk { dir } => {
             let sdk = crate::sdk::export(&dir)?;
             if json_out {
-                println!("{}", serde_json::json!({"sdk": sdk.display().to_string(), "wit": dir.join("wit").display().to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"sdk": sdk.display().to_string(), "wit": dir.join("wit").display().to_string()})
+                );
             } else {
                 println!("wrote {} and {}", sdk.display(), dir.join("wit").display());
             }
