@@ -113,7 +113,7 @@ pub async fn refuse_over_cap(req: Request, next: Next) -> Response {
     if req.extensions().get::<OverCap>().is_none() {
         return next.run(req).await;
     }
-    let error = ApiError::from(halo_services::ServiceError::Busy { retry_after: 1 });
+    let error = ApiError::from(halo_services::ServiceError::Busy { retry_after: std::time::Duration::from_secs(1) });
     let mut response = error.into_response();
     response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     response
