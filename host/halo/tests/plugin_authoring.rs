@@ -6,31 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{Peer, TestServer, component, halo, ok, rust_plugin, wait_presence, wait_until};
+use common::{
+    Peer, TestServer, component, halo, ok, plugin_cli as cli, plugin_info as info, run, rust_plugin, wait_presence,
+    wait_until,
+};
 use serde_json::{Value, json};
-
-fn cli(server: &TestServer, args: &[&str]) -> Command {
-    let mut c = halo();
-    c.arg("plugin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .env_remove("HALO_SERVER")
-        .env_remove("HALO_TOKEN");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("halo ran")
-}
-
-/// `halo plugin info NAME --json`.
-fn info(server: &TestServer, name: &str) -> Value {
-    let out = ok(run(cli(server, &["info", name, "--json"])));
-    serde_json::from_str(out.lines().next().expect("json")).expect("json")
-}
 
 /// The plugins' target directory, shared so the scaffold reuses what `cargo xtask plugins`
 /// compiled (wit-bindgen and friends) instead of building them again.

@@ -8,31 +8,14 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use common::{Peer, TestServer, api_error, fails, halo, ok, rust_plugin, wait_presence, wait_until};
+use common::{
+    Peer, TestServer, api_error, fails, halo, ok, plugin_cli as cli, plugin_info as info, run, rust_plugin,
+    wait_presence, wait_until,
+};
 use halo_client::Client;
 use serde_json::{Value, json};
-
-fn cli(server: &TestServer, args: &[&str]) -> Command {
-    let mut c = halo();
-    c.arg("plugin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .env_remove("HALO_SERVER")
-        .env_remove("HALO_TOKEN");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("halo ran")
-}
-
-fn info(server: &TestServer, name: &str) -> Value {
-    let out = ok(run(cli(server, &["info", name, "--json"])));
-    serde_json::from_str(out.lines().next().expect("json")).expect("json")
-}
 
 /// Why `name` is disabled, if it is.
 fn disabled(server: &TestServer, name: &str) -> Option<String> {

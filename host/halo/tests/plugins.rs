@@ -4,26 +4,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Peer, TestServer, api_error, component, fails, halo, ok, rust_plugin, wait_presence, wait_until};
+use common::{
+    Peer, TestServer, api_error, component, fails, halo, ok, plugin_cli as cli, run, rust_plugin, wait_presence,
+    wait_until,
+};
 use serde_json::{Value, json};
-
-fn cli(server: &TestServer, args: &[&str]) -> Command {
-    let mut c = halo();
-    c.arg("plugin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .env_remove("HALO_SERVER")
-        .env_remove("HALO_TOKEN");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("halo ran")
-}
 
 const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing","fr":"Concentration"},"availability":6500,"colour":"#8e44ad"}]"##;
 

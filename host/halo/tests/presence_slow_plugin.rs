@@ -5,21 +5,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Peer, TestServer, halo, ok, rust_plugin, wait_presence, wait_until};
+use common::{Peer, TestServer, ok, plugin_cli, run, rust_plugin, wait_presence, wait_until};
 use serde_json::json;
 
 fn cli(server: &TestServer, args: &[&str]) -> String {
-    let mut c: Command = halo();
-    c.arg("plugin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .env_remove("HALO_SERVER")
-        .env_remove("HALO_TOKEN");
-    ok(c.output().expect("halo ran"))
+    ok(run(plugin_cli(server, args)))
 }
 
 /// How many times `plugin` was called, from `/metrics`.

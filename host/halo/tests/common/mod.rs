@@ -31,6 +31,29 @@ pub fn halo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_halo"))
 }
 
+/// `halo plugin ARGS` for `server`: the CLI finds it through its data dir's `local.json`.
+pub fn plugin_cli(server: &TestServer, args: &[&str]) -> Command {
+    let mut c = halo();
+    c.arg("plugin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .env_remove("HALO_SERVER")
+        .env_remove("HALO_TOKEN");
+    c
+}
+
+/// Runs `c` to its end.
+pub fn run(mut c: Command) -> std::process::Output {
+    c.output().expect("halo ran")
+}
+
+/// `halo plugin info NAME --json`.
+pub fn plugin_info(server: &TestServer, name: &str) -> Value {
+    let out = ok(run(plugin_cli(server, &["info", name, "--json"])));
+    serde_json::from_str(out.lines().next().expect("json")).expect("json")
+}
+
 impl TestServer {
     /// A server with default settings and admin password [`ADMIN_PASSWORD`].
     pub fn start() -> Self {
