@@ -298,6 +298,7 @@ fn openapi_lists_every_route() {
             "/api/v1/admin/plugins/{name}/config",
             "/api/v1/admin/plugins/{name}/disable",
             "/api/v1/admin/plugins/{name}/enable",
+            "/api/v1/admin/plugins/{name}/grants",
             "/api/v1/admin/plugins/{name}/limits",
             "/api/v1/admin/plugins/{name}/logs",
             "/api/v1/admin/settings",
