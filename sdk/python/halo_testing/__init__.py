@@ -11,8 +11,9 @@ SDK's `TestHost`: it runs a plugin module's exports in this Python, against fake
     assert host.logs == []
 
 `load` puts the `wit_world` bindings of the plugin's WIT version on the import path (the ones
-componentize-py 0.25.1 generates, shipped here for 0.1.0 and 0.1.3, whose `presence-states`
-adds the `calendar` import: pass `event=` to `derive`), then
+componentize-py 0.25.1 generates for 0.1.3, shipped here: the newest world holds every older
+version's interfaces unchanged and adds the `calendar` import, so it serves plugins of
+0.1.0-0.1.3 alike; with 0.1.3 pass `event=` to `derive`), then
 imports the module and instantiates its `WitWorld`. Each call goes through this host (one
 host is active at a time) and is checked as the server checks it: states (ids, labels,
 band, colour, at most 50), published states (availability below 18000, a known activity),
@@ -35,7 +36,10 @@ from typing import Any, Optional
 __all__ = ["TestHost", "PluginTrap", "InvalidAnswer", "presence_input", "ACTIVITIES", "MAX_STATES"]
 
 _BINDINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bindings")
-_VERSIONS = {"halo:plugin@0.1.0": "v0_1_0", "halo:plugin@0.1.3": "v0_1_3"}
+# One set of bindings, the newest: older worlds differ from it only by the imports they lack,
+# which are hidden from their plugins (the minor version that added each).
+_VERSIONS = {f"halo:plugin@0.1.{minor}": minor for minor in range(4)}
+_ADDED = {"calendar": 3}
 
 #: Activity tokens a published state may carry.
 ACTIVITIES = ("in-a-meeting", "in-a-call", "in-a-conference", "off-work", "out-of-office")
@@ -67,17 +71,20 @@ def _host() -> "TestHost":
 def _bindings(api: str):
     """Imports the `wit_world` bindings of `api`, replacing others, and wires their import
     functions to the active host."""
-    folder = _VERSIONS.get(api)
-    if folder is None:
+    minor = _VERSIONS.get(api)
+    if minor is None:
         raise ValueError(f"unknown api {api!r}; this test host knows {sorted(_VERSIONS)}")
-    path = os.path.join(_BINDINGS, folder)
-    loaded = sys.modules.get("wit_world")
-    if loaded is not None and not os.path.abspath(getattr(loaded, "__file__", "")).startswith(path):
-        for name in [n for n in sys.modules if n == "wit_world" or n.startswith("wit_world.")]:
-            del sys.modules[name]
-        sys.modules.pop("componentize_py_types", None)
+    path = os.path.join(_BINDINGS, "v0_1_3")
+    # A fresh import per load, so that the imports hidden from one version are not left
+    # hidden (or visible) for the next.
+    for name in [n for n in sys.modules if n == "wit_world" or n.startswith("wit_world.")]:
+        del sys.modules[name]
+    sys.modules.pop("componentize_py_types", None)
     sys.path[:] = [p for p in sys.path if not p.startswith(_BINDINGS)]
     sys.path.insert(0, path)
+    for name, added in _ADDED.items():
+        if minor < added:
+            sys.modules[f"wit_world.imports.{name}"] = None  # importing it raises ModuleNotFoundError
     imports = importlib.import_module("wit_world.imports")
     for name in ("config", "log", "kv", "types"):
         importlib.import_module(f"wit_world.imports.{name}")
