@@ -280,9 +280,10 @@ fn a_python_plugin_loads_and_derives() {
     let mut alice = Peer::connect(&server, &token, "laptop");
     let wasm = component("examples/python-presence/target/python-lunch.wasm");
     ok(run(cli(&server, &["install", wasm.to_str().expect("path")])));
-    // A lunch hour spanning the whole day.
+    // A lunch hour spanning the whole day. The default hour (12:00-13:00 UTC) may already have
+    // published "At lunch": wait for the configured label.
     ok(run(cli(&server, &["config", "python-lunch", "start_minute=0", "end_minute=1440", "label=Lunch break"])));
-    let own = wait_presence(&mut alice, "alice", |p| p["custom_state"] == "at-lunch");
+    let own = wait_presence(&mut alice, "alice", |p| p["custom_state"] == "at-lunch" && p["label"] == "Lunch break");
     assert_eq!((own["label"].as_str(), own["state"].as_str()), (Some("Lunch break"), Some("be_right_back")));
     std::thread::sleep(Duration::from_millis(10));
 }
