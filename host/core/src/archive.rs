@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::Format;
-use crate::message::{Body, Message};
+use crate::message::{Attachment, Body, Message};
 use crate::{Millis, Username};
 
 /// What is archived for one user.
@@ -126,6 +126,14 @@ pub enum Event {
     Joined,
     /// `user` left (or was removed by `from`).
     Left,
+    /// `from` edited message `of`: `text` is the new version (the old ones are earlier records).
+    Edited,
+    /// `from` deleted message `of` (its text stays in the archive).
+    Deleted,
+    /// `from` reacted to message `of` with `emoji`.
+    Reacted,
+    /// `from` took back their `emoji` reaction to message `of`.
+    Unreacted,
 }
 
 /// Where it happened.
@@ -166,6 +174,18 @@ pub struct Record {
     /// Its format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
+    /// The message an edit, deletion or reaction is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<u64>,
+    /// The message a message replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// Files attached to a message, with their SHA-256 and size (the export can include them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// A reaction's emoji.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
 }
 
 impl Record {
@@ -189,6 +209,45 @@ impl Record {
             external,
             text,
             format,
+            of: None,
+            reply_to: msg.extras.reply_to,
+            attachments: msg.extras.attachments.clone(),
+            emoji: None,
+        }
+    }
+
+    /// The record of change `id` (at `at`, by `by`) to message `of` in `place`.
+    pub fn of_change<'a>(
+        place: Place,
+        (id, at, by): (u64, Millis, &Username),
+        of: u64,
+        change: &crate::im::Change,
+        participants: impl IntoIterator<Item = &'a Username>,
+    ) -> Self {
+        use crate::im::Change;
+        let participants: Vec<String> = participants.into_iter().map(|u| u.to_string()).collect();
+        let external = participants.iter().any(|p| is_external(p));
+        let (event, text, format, emoji) = match change {
+            Change::Edited { text, format } => (Event::Edited, Some(text.clone()), Some(*format), None),
+            Change::Deleted => (Event::Deleted, None, None, None),
+            Change::Reacted { emoji, add: true } => (Event::Reacted, None, None, Some(emoji.clone())),
+            Change::Reacted { emoji, add: false } => (Event::Unreacted, None, None, Some(emoji.clone())),
+        };
+        Self {
+            id,
+            at,
+            event,
+            place,
+            from: by.to_string(),
+            user: None,
+            participants,
+            external,
+            text,
+            format,
+            of: Some(of),
+            reply_to: None,
+            attachments: Vec::new(),
+            emoji,
         }
     }
 
@@ -212,6 +271,10 @@ impl Record {
             external,
             text: None,
             format: None,
+            of: None,
+            reply_to: None,
+            attachments: Vec::new(),
+            emoji: None,
         }
     }
 }
@@ -257,6 +320,7 @@ mod tests {
             from: u("alice"),
             body: Body::Text { text: "hi".into(), format: Format::Plain },
             key: None,
+            extras: Default::default(),
         };
         let r = Record::of_message(Place::Conversation(3), &msg, [&u("alice"), &u("bob")]);
         let json = serde_json::to_value(&r).expect("json");

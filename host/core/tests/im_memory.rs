@@ -78,6 +78,7 @@ fn bytes_per_user_participant_and_message() {
                 from: a.clone(),
                 body: Body::Text { text: "hello".into(), format: Format::Plain },
                 key: Some(format!("key-{id}")),
+                extras: Default::default(),
             };
             let p = Posted {
                 thread: Thread::Conversation(i + 1),

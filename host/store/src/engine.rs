@@ -51,6 +51,7 @@ pub(crate) struct Engine {
     pub(crate) presence: Presence,
     pub(crate) plugins: Plugins,
     pub(crate) federation: Federation,
+    pub(crate) attachments: crate::Attachments,
 }
 
 type InFlight = Arc<Mutex<BTreeSet<u64>>>;
@@ -113,7 +114,8 @@ impl Engine {
         let rooms = Rooms::open(im.clone());
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
-        Ok(Self { db, meta, cursors, users, sessions, archive, im, rooms, presence, plugins, federation })
+        let attachments = crate::Attachments::open(&db, dir)?;
+        Ok(Self { db, meta, cursors, users, sessions, archive, im, rooms, presence, plugins, federation, attachments })
     }
 
     /// Why this database refuses work: a failed flush, or sled's sticky I/O error.

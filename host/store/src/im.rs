@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use halo_core::Username;
 use halo_core::archive::Record;
 use halo_core::conversation::{Conversation, ConversationId, MessageId};
-use halo_core::im::{Fact, ImState, Posted, Thread};
+use halo_core::conversation::Format;
+use halo_core::im::{Amended, Change, Fact, ImState, Posted, Thread};
 use halo_core::message::{Body, Message};
 
 use crate::log::{ArchivePending, EventLog, SledLog};
@@ -30,6 +31,17 @@ pub struct Im {
     state: Arc<RwLock<ImState>>,
     in_flight: Arc<Mutex<BTreeSet<u64>>>,
     pub(crate) pending: ArchivePending,
+}
+
+/// What happened to a message since it was stored, as readers show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Its latest text, format and when it was edited, if edited.
+    pub edited: Option<(String, Format, halo_core::Millis)>,
+    /// When it was deleted, if it was.
+    pub deleted: Option<halo_core::Millis>,
+    /// Reactions: emoji and who, in order of arrival.
+    pub reactions: Vec<(String, Vec<Username>)>,
 }
 
 /// An id handed out by [`Im::reserve`] and not yet written or abandoned. Dropping it (after
@@ -171,6 +183,59 @@ impl Im {
     pub fn by_key(&self, user: &Username, key: &str) -> Result<Option<(Thread, Message)>, StoreError> {
         let Some((thread, id)) = self.state().by_key(user, key) else { return Ok(None) };
         Ok(self.message(thread, id)?.filter(|m| &m.from == user && m.key.as_deref() == Some(key)).map(|m| (thread, m)))
+    }
+
+    /// Stores a change to a message (edit, deletion, reaction) with its archive record: one log
+    /// entry, durable on return.
+    pub async fn amend(&self, amended: Amended) -> Result<(), StoreError> {
+        self.write(Fact::Amended(Box::new(amended))).await?;
+        Ok(())
+    }
+
+    /// What happened to message `id` of `thread` since it was stored (edits, deletion,
+    /// reactions); `None` when nothing did.
+    pub fn changes(&self, thread: Thread, id: MessageId) -> Result<Option<Changes>, StoreError> {
+        let (edited, deleted, reactions) = {
+            let state = self.state();
+            let Some(a) = state.amend(thread, id) else { return Ok(None) };
+            let reactions = a
+                .reactions
+                .iter()
+                .map(|(e, users)| {
+                    (e.clone(), users.iter().filter_map(|n| state.names.get(*n as usize).cloned()).collect())
+                })
+                .collect();
+            (a.edited, a.deleted, reactions)
+        };
+        let edited = match edited {
+            Some((seq, at)) => match self.log.get(seq)? {
+                Some(Fact::Amended(a)) => match a.change {
+                    Change::Edited { text, format } => Some((text, format, at)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            None => None,
+        };
+        Ok(Some(Changes { edited, deleted, reactions }))
+    }
+
+    /// The messages carrying attachment `id`.
+    pub fn attachment_refs(&self, id: &str) -> Vec<(Thread, MessageId)> {
+        self.state().attachment_refs(id).to_vec()
+    }
+
+    /// Mutes or unmutes a conversation or room for `user`, durably.
+    pub async fn set_muted(&self, user: &Username, thread: Thread, muted: bool) -> Result<(), StoreError> {
+        if self.muted(user, thread) != muted {
+            self.write(Fact::Muted { user: user.clone(), thread, muted }).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `user` muted `thread`.
+    pub fn muted(&self, user: &Username, thread: Thread) -> bool {
+        self.state().muted(user, thread)
     }
 
     /// The message in log entry `seq`, if it holds one.

@@ -33,6 +33,7 @@
 //! engine can be swapped here alone. Nothing outside this crate sees a `sled::Tree` either.
 
 mod archive;
+mod attachments;
 mod codec;
 mod engine;
 mod federation;
@@ -54,7 +55,8 @@ use std::path::Path;
 pub use archive::Archive;
 pub use federation::{Federation, Queued};
 pub use flush::Pending;
-pub use im::{Acked, Im, InboxEntry, Outbound, Reservation};
+pub use attachments::{Attachments, Upload, valid_id as valid_attachment_id};
+pub use im::{Acked, Changes, Im, InboxEntry, Outbound, Reservation};
 pub use keys::Thread;
 pub use log::{EventLog, SledLog};
 pub use plugins::{PluginRecord, Plugins};
@@ -232,6 +234,11 @@ impl Store {
 
     fn get<T>(&self, pick: fn(&engine::Engine) -> &T) -> Ref<T> {
         Ref { engine: self.shared.current(), pick }
+    }
+
+    /// Files attached to messages.
+    pub fn attachments(&self) -> Ref<Attachments> {
+        self.get(|e| &e.attachments)
     }
 
     /// Accounts.

@@ -17,10 +17,11 @@ use crate::Username;
 use crate::archive::Record;
 use crate::conversation::{Conversation, ConversationId, MessageId};
 use crate::federation::Item;
+use crate::conversation::Format;
 use crate::message::Message;
 use crate::room::{Room, RoomId};
 
-pub use state::{ImState, Indexed, UserIm};
+pub use state::{Amend, ImState, Indexed, UserIm};
 
 /// Where messages live: a conversation or a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,6 +96,46 @@ pub struct Posted {
     pub outbound: Vec<Outbound>,
 }
 
+/// A change to a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The sender replaced its text.
+    Edited {
+        /// The new text.
+        text: String,
+        /// Its format.
+        format: Format,
+    },
+    /// The sender deleted it (a tombstone stays in the thread).
+    Deleted,
+    /// A user added or took back a reaction.
+    Reacted {
+        /// The emoji.
+        emoji: String,
+        /// Added (or removed).
+        add: bool,
+    },
+}
+
+/// A change to message `target` of `thread`, with its own id (for the archive) and record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amended {
+    /// Where the message is.
+    pub thread: Thread,
+    /// The message changed.
+    pub target: MessageId,
+    /// This change's id (reserved like a message id; the archive record's id).
+    pub id: MessageId,
+    /// Who changed it.
+    pub by: Username,
+    /// When.
+    pub at: crate::Millis,
+    /// What changed.
+    pub change: Change,
+    /// Its compliance archive record, when archived.
+    pub archived: Option<Record>,
+}
+
 /// One acknowledged IM write: what one log entry says happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fact {
@@ -148,6 +189,17 @@ pub enum Fact {
         /// Its new mark.
         mark: RoomMark,
     },
+    /// A message was edited, deleted or reacted to.
+    Amended(Box<Amended>),
+    /// `user` muted (or unmuted) a conversation or room: their clients do not notify for it.
+    Muted {
+        /// Who.
+        user: Username,
+        /// Which conversation or room.
+        thread: Thread,
+        /// Muted or not.
+        muted: bool,
+    },
     /// Migration from the old layout: a user's inbox entry as it was stored.
     InboxImported {
         /// Whose.
@@ -172,6 +224,7 @@ impl Fact {
         match self {
             Fact::Started { archived, .. } => archived.as_ref(),
             Fact::Posted(p) => p.archived.as_ref(),
+            Fact::Amended(a) => a.archived.as_ref(),
             _ => None,
         }
     }

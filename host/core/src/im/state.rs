@@ -8,7 +8,19 @@ use crate::conversation::{Conversation, ConversationId, MessageId};
 use crate::message::Body;
 use crate::room::{Room, RoomId};
 
-use super::{Acked, Fact, InboxEntry, Posted, RoomMark, Thread, key_hash};
+use super::{Acked, Amended, Change, Fact, InboxEntry, Posted, RoomMark, Thread, key_hash};
+
+/// What happened to a message after it was stored: its latest edit, its deletion, its
+/// reactions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Amend {
+    /// The log entry holding the latest edit (its new text), and its time.
+    pub edited: Option<(u64, crate::Millis)>,
+    /// When it was deleted.
+    pub deleted: Option<crate::Millis>,
+    /// Emoji → who reacted with it (numbers into [`ImState::names`]), in order of arrival.
+    pub reactions: BTreeMap<String, Vec<u32>>,
+}
 
 /// Where a message is: its id, the log entry holding it, its sender (an index into
 /// [`ImState::names`]) and whether it is a text (texts count as unread).
@@ -36,6 +48,8 @@ pub struct UserIm {
     pub queue: BTreeMap<MessageId, (Thread, bool)>,
     /// Room marks.
     pub marks: BTreeMap<RoomId, RoomMark>,
+    /// Conversations and rooms the user muted.
+    pub muted: BTreeSet<Thread>,
 }
 
 /// The IM state as of log entry [`ImState::seq`].
@@ -63,6 +77,10 @@ pub struct ImState {
     pub room_names: HashMap<String, RoomId>,
     /// Entries in all delivery queues.
     pub queued: usize,
+    /// Edits, deletions and reactions, by message.
+    pub amends: HashMap<(Thread, MessageId), Amend>,
+    /// Attachment id → the messages carrying it.
+    pub attachments: HashMap<String, Vec<(Thread, MessageId)>>,
 }
 
 fn recent_key(entry: &InboxEntry, conv: ConversationId) -> (u64, ConversationId) {
@@ -124,6 +142,15 @@ impl ImState {
             Fact::RoomMarked { user, room, mark } => {
                 self.user_mut(user).marks.insert(*room, *mark);
             }
+            Fact::Amended(a) => self.amended(seq, a),
+            Fact::Muted { user, thread, muted } => {
+                let u = self.user_mut(user);
+                if *muted {
+                    u.muted.insert(*thread);
+                } else {
+                    u.muted.remove(thread);
+                }
+            }
             Fact::InboxImported { user, conversation, entry } => {
                 let u = self.user_mut(user);
                 if let Some(old) = u.entries.insert(*conversation, *entry) {
@@ -169,6 +196,12 @@ impl ImState {
         } else {
             index.insert(at, Indexed { id: msg.id, seq, from, text });
         }
+        for a in &msg.extras.attachments {
+            let refs = self.attachments.entry(a.id.clone()).or_default();
+            if !refs.contains(&(p.thread, msg.id)) {
+                refs.push((p.thread, msg.id));
+            }
+        }
         if let Some(k) = &msg.key {
             self.keys.insert(key_hash(&msg.from, k), (p.thread, msg.id));
         }
@@ -210,6 +243,41 @@ impl ImState {
                 }
             }
         }
+    }
+
+    fn amended(&mut self, seq: u64, a: &Amended) {
+        let by = self.number(&a.by);
+        let amend = self.amends.entry((a.thread, a.target)).or_default();
+        match &a.change {
+            Change::Edited { .. } => amend.edited = Some((seq, a.at)),
+            Change::Deleted => amend.deleted = Some(a.at),
+            Change::Reacted { emoji, add } => {
+                let users = amend.reactions.entry(emoji.clone()).or_default();
+                if *add && !users.contains(&by) {
+                    users.push(by);
+                } else if !*add {
+                    users.retain(|u| *u != by);
+                }
+                if users.is_empty() {
+                    amend.reactions.remove(emoji);
+                }
+            }
+        }
+    }
+
+    /// What happened to message `id` of `thread` since it was stored, if anything.
+    pub fn amend(&self, thread: Thread, id: MessageId) -> Option<&Amend> {
+        self.amends.get(&(thread, id))
+    }
+
+    /// The messages carrying attachment `id`.
+    pub fn attachment_refs(&self, id: &str) -> &[(Thread, MessageId)] {
+        self.attachments.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `user` muted `thread`.
+    pub fn muted(&self, user: &Username, thread: Thread) -> bool {
+        self.user(user).is_some_and(|u| u.muted.contains(&thread))
     }
 
     fn read(&mut self, user: &Username, conv: ConversationId, upto: MessageId) {

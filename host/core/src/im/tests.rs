@@ -16,6 +16,7 @@ fn text(id: MessageId, from: &str, key: Option<&str>) -> Message {
         from: u(from),
         body: Body::Text { text: format!("m{id}"), format: Format::Plain },
         key: key.map(str::to_owned),
+        extras: Default::default(),
     }
 }
 
@@ -202,4 +203,47 @@ fn rooms_names_and_marks() {
     s.apply(5, &Fact::RoomPut { room: room("Hall"), joined: vec![], left: vec![u("bob")] });
     assert_eq!(s.mark(&u("bob"), 7), None);
     assert_eq!(s.seq, 5);
+}
+
+#[test]
+fn amendments_mutes_and_attachments() {
+    let t1 = Thread::Conversation(1);
+    let change = |id: MessageId, by: &str, change: Change| {
+        Fact::Amended(Box::new(Amended { thread: t1, target: 10, id, by: u(by), at: id * 10, change, archived: None }))
+    };
+    let react = |emoji: &str, add| Change::Reacted { emoji: emoji.into(), add };
+    let mut with_file = text(10, "alice", None);
+    with_file.extras.attachments.push(crate::message::Attachment {
+        id: "f1".into(),
+        name: "a.png".into(),
+        mime: "image/png".into(),
+        size: 3,
+        sha256: "ab".into(),
+    });
+    let mut s = run(&[
+        started(1, "alice", &["bob"]),
+        post(1, with_file, &[], &[]),
+        change(11, "alice", Change::Edited { text: "v2".into(), format: Format::Plain }),
+        change(12, "bob", react("👍", true)),
+        change(13, "alice", react("👍", true)),
+        change(14, "bob", react("👍", true)),
+        change(15, "bob", react("🎉", true)),
+        change(16, "bob", react("🎉", false)),
+        Fact::Muted { user: u("bob"), thread: t1, muted: true },
+    ]);
+    let a = s.amend(t1, 10).cloned().unwrap_or_default();
+    assert_eq!(a.edited, Some((3, 110)), "the edit's log entry holds the new text");
+    assert_eq!(a.deleted, None);
+    let names: Vec<Vec<&str>> =
+        a.reactions.values().map(|v| v.iter().map(|n| s.names[*n as usize].as_str()).collect()).collect();
+    assert_eq!(a.reactions.keys().collect::<Vec<_>>(), ["👍"], "a reaction taken back by everyone is gone");
+    assert_eq!(names, [vec!["bob", "alice"]], "once per user, in order");
+    assert_eq!(s.attachment_refs("f1"), [(t1, 10)]);
+    assert!(s.attachment_refs("f2").is_empty());
+    assert!(s.muted(&u("bob"), t1) && !s.muted(&u("alice"), t1));
+    assert_eq!(s.entry(&u("bob"), 1).map(|e| e.unread), Some(1), "changes are not new messages");
+    s.apply(10, &change(17, "alice", Change::Deleted));
+    s.apply(11, &Fact::Muted { user: u("bob"), thread: t1, muted: false });
+    assert_eq!(s.amend(t1, 10).and_then(|a| a.deleted), Some(170));
+    assert!(!s.muted(&u("bob"), t1));
 }

@@ -22,6 +22,7 @@ fn text(id: u64, from: &str, t: &str, key: Option<&str>) -> Message {
         from: u(from),
         body: Body::Text { text: t.into(), format: Format::Plain },
         key: key.map(str::to_owned),
+        extras: Default::default(),
     }
 }
 

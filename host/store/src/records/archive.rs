@@ -4,14 +4,14 @@ use halo_core::Millis;
 use halo_core::archive::{Event, Place, Policy, Record, Settings};
 use serde::{Deserialize, Serialize};
 
-use super::im::FormatV1;
+use super::im::{AttachmentV1, FormatV1};
 use super::{stored, unit_enum};
 
 stored!(Record => RecordV1, Policy => PolicyV1, Settings => SettingsV1);
 
 unit_enum! {
     /// What happened.
-    EventV1 <=> Event, "snake_case" { Started, Message, Joined, Left }
+    EventV1 <=> Event, "snake_case" { Started, Message, Joined, Left, Edited, Deleted, Reacted, Unreacted }
 }
 
 /// Where it happened (flattened into the record: `conversation: id` or `room: id`).
@@ -41,11 +41,20 @@ pub(crate) struct RecordV1 {
     pub(crate) text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) format: Option<FormatV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) of: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reply_to: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) attachments: Vec<AttachmentV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) emoji: Option<String>,
 }
 
 impl From<&Record> for RecordV1 {
     fn from(r: &Record) -> Self {
-        let Record { id, at, event, place, from, user, participants, external, text, format } = r;
+        let Record { id, at, event, place, from, user, participants, external, text, format, of, reply_to, attachments, emoji } =
+            r;
         Self {
             id: *id,
             at: *at,
@@ -60,13 +69,18 @@ impl From<&Record> for RecordV1 {
             external: *external,
             text: text.clone(),
             format: format.as_ref().map(FormatV1::from),
+            of: *of,
+            reply_to: *reply_to,
+            attachments: attachments.iter().map(Into::into).collect(),
+            emoji: emoji.clone(),
         }
     }
 }
 
 impl From<RecordV1> for Record {
     fn from(r: RecordV1) -> Self {
-        let RecordV1 { id, at, event, place, from, user, participants, external, text, format } = r;
+        let RecordV1 { id, at, event, place, from, user, participants, external, text, format, of, reply_to, attachments, emoji } =
+            r;
         Self {
             id,
             at,
@@ -81,6 +95,10 @@ impl From<RecordV1> for Record {
             external,
             text,
             format: format.map(Into::into),
+            of,
+            reply_to,
+            attachments: attachments.into_iter().map(Into::into).collect(),
+            emoji,
         }
     }
 }
@@ -159,6 +177,10 @@ mod tests {
             external: true,
             text: Some("hello".into()),
             format: Some(Format::Markdown),
+            of: None,
+            reply_to: None,
+            attachments: Vec::new(),
+            emoji: None,
         };
         let joined = Record {
             id: 43,
@@ -171,10 +193,30 @@ mod tests {
             external: false,
             text: None,
             format: None,
+            of: None,
+            reply_to: None,
+            attachments: Vec::new(),
+            emoji: None,
         };
         let started = Record { id: 7, event: Event::Started, place: Place::Conversation(7), ..joined.clone() };
         let left = Record { id: 44, event: Event::Left, format: Some(Format::Plain), ..joined.clone() };
-        pin("archive", include_str!("golden/record_v1.hex"), &[message, joined, started, left]);
+        pin("archive", include_str!("golden/record_v1.hex"), &[message.clone(), joined, started, left]);
+        // Fields added later, each absent when empty, so the records above read the same.
+        let edited = Record { id: 45, event: Event::Edited, of: Some(42), ..message.clone() };
+        let reacted = Record { id: 46, event: Event::Reacted, of: Some(42), emoji: Some("👍".into()), text: None, ..message.clone() };
+        let with_file = Record {
+            id: 47,
+            reply_to: Some(42),
+            attachments: vec![halo_core::message::Attachment {
+                id: "0123456789abcdef0123456789abcdef".into(),
+                name: "plan.pdf".into(),
+                mime: "application/pdf".into(),
+                size: 1234,
+                sha256: "ab12".into(),
+            }],
+            ..message
+        };
+        pin("archive", include_str!("golden/record_v1_later.hex"), &[edited, reacted, with_file]);
     }
 
     #[test]

@@ -3,14 +3,47 @@
 use std::collections::BTreeMap;
 
 use halo_core::conversation::{Conversation, Format, Kind, MessageId, Participant};
-use halo_core::message::{Body, Message};
+use halo_core::message::{Attachment, Body, Extras, Message};
 use halo_core::{Millis, Username};
 use serde::{Deserialize, Serialize};
 
 use super::{stored, unit_enum};
 use crate::im::InboxEntry;
 
-stored!(Conversation => ConversationV1, Message => MessageV1, InboxEntry => InboxEntryV1);
+stored!(
+    Conversation => ConversationV1,
+    Message => MessageV1,
+    InboxEntry => InboxEntryV1,
+    Attachment => AttachmentV1,
+    crate::attachments::Upload => UploadV1,
+);
+
+/// `attachments`: an uploaded file's metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UploadV1 {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) mime: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+    pub(crate) owner: Username,
+    pub(crate) at: Millis,
+}
+
+impl From<&crate::attachments::Upload> for UploadV1 {
+    fn from(u: &crate::attachments::Upload) -> Self {
+        let crate::attachments::Upload { attachment, owner, at } = u;
+        let Attachment { id, name, mime, size, sha256 } = attachment.clone();
+        Self { id, name, mime, size, sha256, owner: owner.clone(), at: *at }
+    }
+}
+
+impl From<UploadV1> for crate::attachments::Upload {
+    fn from(u: UploadV1) -> Self {
+        let UploadV1 { id, name, mime, size, sha256, owner, at } = u;
+        Self { attachment: Attachment { id, name, mime, size, sha256 }, owner, at }
+    }
+}
 
 unit_enum! {
     /// Direct or group.
@@ -101,6 +134,37 @@ pub(crate) struct MessageV1 {
     pub(crate) from: Username,
     pub(crate) body: BodyV1,
     pub(crate) key: Option<String>,
+    /// Added after the first release: absent when empty, so older messages read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reply_to: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) mentions: Vec<Username>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) attachments: Vec<AttachmentV1>,
+}
+
+/// A file attached to a message (also in archive records).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AttachmentV1 {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) mime: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+}
+
+impl From<&Attachment> for AttachmentV1 {
+    fn from(a: &Attachment) -> Self {
+        let Attachment { id, name, mime, size, sha256 } = a;
+        Self { id: id.clone(), name: name.clone(), mime: mime.clone(), size: *size, sha256: sha256.clone() }
+    }
+}
+
+impl From<AttachmentV1> for Attachment {
+    fn from(a: AttachmentV1) -> Self {
+        let AttachmentV1 { id, name, mime, size, sha256 } = a;
+        Self { id, name, mime, size, sha256 }
+    }
 }
 
 impl From<&Body> for BodyV1 {
@@ -125,15 +189,26 @@ impl From<BodyV1> for Body {
 
 impl From<&Message> for MessageV1 {
     fn from(m: &Message) -> Self {
-        let Message { id, at, from, body, key } = m;
-        Self { id: *id, at: *at, from: from.clone(), body: body.into(), key: key.clone() }
+        let Message { id, at, from, body, key, extras } = m;
+        let Extras { reply_to, mentions, attachments } = extras;
+        Self {
+            id: *id,
+            at: *at,
+            from: from.clone(),
+            body: body.into(),
+            key: key.clone(),
+            reply_to: *reply_to,
+            mentions: mentions.clone(),
+            attachments: attachments.iter().map(Into::into).collect(),
+        }
     }
 }
 
 impl From<MessageV1> for Message {
     fn from(m: MessageV1) -> Self {
-        let MessageV1 { id, at, from, body, key } = m;
-        Self { id, at, from, body: body.into(), key }
+        let MessageV1 { id, at, from, body, key, reply_to, mentions, attachments } = m;
+        let attachments = attachments.into_iter().map(Into::into).collect();
+        Self { id, at, from, body: body.into(), key, extras: Extras { reply_to, mentions, attachments } }
     }
 }
 
@@ -191,6 +266,7 @@ mod tests {
             from: name("alice"),
             body: Body::Text { text: "hello *there*".into(), format: Format::Markdown },
             key: Some("k-1".into()),
+            extras: Extras::default(),
         };
         let plain = Message {
             id: 43,
@@ -198,11 +274,51 @@ mod tests {
             from: name("bob"),
             body: Body::Text { text: "hi".into(), format: Format::Plain },
             key: None,
+            extras: Extras::default(),
         };
         let joined =
-            Message { id: 44, at: 2, from: name("alice"), body: Body::Joined { user: name("carol") }, key: None };
-        let left = Message { id: 45, at: 3, from: name("carol"), body: Body::Left { user: name("carol") }, key: None };
+            Message { id: 44, at: 2, from: name("alice"), body: Body::Joined { user: name("carol") }, key: None, extras: Extras::default() };
+        let left = Message { id: 45, at: 3, from: name("carol"), body: Body::Left { user: name("carol") }, key: None, extras: Extras::default() };
         pin("messages", include_str!("golden/message_v1.hex"), &[text, plain, joined, left]);
+    }
+
+    #[test]
+    fn message_v1_with_extras_is_pinned() {
+        let reply = Message {
+            id: 46,
+            at: 4,
+            from: name("bob"),
+            body: Body::Text { text: "@alice see this".into(), format: Format::Plain },
+            key: None,
+            extras: Extras {
+                reply_to: Some(42),
+                mentions: vec![name("alice")],
+                attachments: vec![Attachment {
+                    id: "0f1e".into(),
+                    name: "plan.pdf".into(),
+                    mime: "application/pdf".into(),
+                    size: 1234,
+                    sha256: "ab12".into(),
+                }],
+            },
+        };
+        pin("messages", include_str!("golden/message_v1_extras.hex"), &[reply]);
+    }
+
+    #[test]
+    fn upload_v1_is_pinned() {
+        let u = crate::attachments::Upload {
+            attachment: Attachment {
+                id: "0123456789abcdef0123456789abcdef".into(),
+                name: "cat.png".into(),
+                mime: "image/png".into(),
+                size: 2048,
+                sha256: "cd34".into(),
+            },
+            owner: name("alice"),
+            at: 1_700_000_000_000,
+        };
+        pin("attachments", include_str!("golden/upload_v1.hex"), &[u]);
     }
 
     #[test]

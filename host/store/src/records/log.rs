@@ -5,12 +5,12 @@
 //! The snapshot file (`im-snapshot.v1`) is a [`SnapshotV1`]: the projection as of one entry.
 
 use halo_core::Username;
-use halo_core::im::{Acked, Fact, ImState, Indexed, Outbound, Posted, Thread, UserIm};
+use halo_core::im::{Acked, Amend, Amended, Change, Fact, ImState, Indexed, Outbound, Posted, Thread, UserIm};
 use serde::{Deserialize, Serialize};
 
 use super::archive::RecordV1;
 use super::federation::ItemV1;
-use super::im::{ConversationV1, InboxEntryV1, MessageV1};
+use super::im::{ConversationV1, FormatV1, InboxEntryV1, MessageV1};
 use super::rooms::{RoomMarkV1, RoomV1};
 use super::stored;
 
@@ -61,6 +61,65 @@ pub(crate) struct PostedV1 {
     pub(crate) outbound: Vec<OutboundV1>,
 }
 
+/// A change to a stored message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ChangeV1 {
+    Edited { text: String, format: FormatV1 },
+    Deleted,
+    Reacted { emoji: String, add: bool },
+}
+
+/// A message edited, deleted or reacted to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AmendedV1 {
+    pub(crate) thread: ThreadV1,
+    pub(crate) target: u64,
+    pub(crate) id: u64,
+    pub(crate) by: Username,
+    pub(crate) at: u64,
+    pub(crate) change: ChangeV1,
+    pub(crate) archived: Option<RecordV1>,
+}
+
+impl From<&Amended> for AmendedV1 {
+    fn from(a: &Amended) -> Self {
+        let Amended { thread, target, id, by, at, change, archived } = a;
+        Self {
+            thread: (*thread).into(),
+            target: *target,
+            id: *id,
+            by: by.clone(),
+            at: *at,
+            change: match change {
+                Change::Edited { text, format } => ChangeV1::Edited { text: text.clone(), format: format.into() },
+                Change::Deleted => ChangeV1::Deleted,
+                Change::Reacted { emoji, add } => ChangeV1::Reacted { emoji: emoji.clone(), add: *add },
+            },
+            archived: archived.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<AmendedV1> for Amended {
+    fn from(a: AmendedV1) -> Self {
+        let AmendedV1 { thread, target, id, by, at, change, archived } = a;
+        Self {
+            thread: thread.into(),
+            target,
+            id,
+            by,
+            at,
+            change: match change {
+                ChangeV1::Edited { text, format } => Change::Edited { text, format: format.into() },
+                ChangeV1::Deleted => Change::Deleted,
+                ChangeV1::Reacted { emoji, add } => Change::Reacted { emoji, add },
+            },
+            archived: archived.map(Into::into),
+        }
+    }
+}
+
 /// `log`: one acknowledged IM write.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +133,8 @@ pub(crate) enum FactV1 {
     RoomMarked { user: Username, room: u64, mark: RoomMarkV1 },
     InboxImported { user: Username, conversation: u64, entry: InboxEntryV1 },
     QueueImported { user: Username, id: u64, thread: ThreadV1, live: bool },
+    Amended(Box<AmendedV1>),
+    Muted { user: Username, thread: ThreadV1, muted: bool },
 }
 
 impl From<&Fact> for FactV1 {
@@ -114,6 +175,10 @@ impl From<&Fact> for FactV1 {
             Fact::QueueImported { user, entry } => {
                 Self::QueueImported { user: user.clone(), id: entry.id, thread: entry.thread.into(), live: entry.live }
             }
+            Fact::Amended(a) => Self::Amended(Box::new((&**a).into())),
+            Fact::Muted { user, thread, muted } => {
+                Self::Muted { user: user.clone(), thread: (*thread).into(), muted: *muted }
+            }
         }
     }
 }
@@ -150,6 +215,8 @@ impl From<FactV1> for Fact {
             FactV1::QueueImported { user, id, thread, live } => {
                 Self::QueueImported { user, entry: Acked { id, thread: thread.into(), live } }
             }
+            FactV1::Amended(a) => Self::Amended(Box::new((*a).into())),
+            FactV1::Muted { user, thread, muted } => Self::Muted { user, thread: thread.into(), muted },
         }
     }
 }
@@ -166,7 +233,14 @@ pub(crate) struct UserV1 {
     pub(crate) queue: Vec<(u64, ThreadV1, bool)>,
     /// (room, mark).
     pub(crate) marks: Vec<(u64, RoomMarkV1)>,
+    /// Muted conversations and rooms (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) muted: Vec<ThreadV1>,
 }
+
+/// A message's changes in the snapshot: (thread, id, edit's seq and time, deleted at,
+/// reactions as (emoji, user numbers)).
+type AmendV1 = (ThreadV1, u64, Option<(u64, u64)>, Option<u64>, Vec<(String, Vec<u32>)>);
 
 /// The snapshot file: the projection as of log entry `seq`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +256,12 @@ pub(crate) struct SnapshotV1 {
     /// (key hash, thread, message id).
     pub(crate) keys: Vec<(u64, ThreadV1, u64)>,
     pub(crate) rooms: Vec<RoomV1>,
+    /// Messages' edits, deletions and reactions (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) amends: Vec<AmendV1>,
+    /// (attachment id, messages carrying it) (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) attachments: Vec<(String, Vec<(ThreadV1, u64)>)>,
 }
 
 impl From<&ImState> for SnapshotV1 {
@@ -196,6 +276,7 @@ impl From<&ImState> for SnapshotV1 {
                     entries: u.entries.iter().map(|(c, e)| (*c, e.into())).collect(),
                     queue: u.queue.iter().map(|(id, (t, live))| (*id, (*t).into(), *live)).collect(),
                     marks: u.marks.iter().map(|(r, m)| (*r, m.into())).collect(),
+                    muted: u.muted.iter().map(|t| (*t).into()).collect(),
                 })
                 .collect(),
             conversations: s.conversations.values().map(Into::into).collect(),
@@ -207,13 +288,26 @@ impl From<&ImState> for SnapshotV1 {
                 .collect(),
             keys: s.keys.iter().map(|(h, (t, id))| (*h, (*t).into(), *id)).collect(),
             rooms: s.rooms.values().map(Into::into).collect(),
+            amends: s
+                .amends
+                .iter()
+                .map(|((t, id), a)| {
+                    let reactions = a.reactions.iter().map(|(e, users)| (e.clone(), users.clone())).collect();
+                    ((*t).into(), *id, a.edited, a.deleted, reactions)
+                })
+                .collect(),
+            attachments: s
+                .attachments
+                .iter()
+                .map(|(a, refs)| (a.clone(), refs.iter().map(|(t, id)| ((*t).into(), *id)).collect()))
+                .collect(),
         }
     }
 }
 
 impl From<SnapshotV1> for ImState {
     fn from(s: SnapshotV1) -> Self {
-        let SnapshotV1 { seq, names, users, conversations, direct, threads, keys, rooms } = s;
+        let SnapshotV1 { seq, names, users, conversations, direct, threads, keys, rooms, amends, attachments } = s;
         let mut state = ImState {
             seq,
             numbers: names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect(),
@@ -225,6 +319,7 @@ impl From<SnapshotV1> for ImState {
                     recent: Default::default(),
                     queue: u.queue.into_iter().map(|(id, t, live)| (id, (t.into(), live))).collect(),
                     marks: u.marks.into_iter().map(|(r, m)| (r, m.into())).collect(),
+                    muted: u.muted.into_iter().map(Into::into).collect(),
                 })
                 .collect(),
             conversations: conversations.into_iter().map(|c| (c.id, c.into())).collect(),
@@ -241,6 +336,16 @@ impl From<SnapshotV1> for ImState {
             rooms: rooms.into_iter().map(|r| (r.id, r.into())).collect(),
             room_names: Default::default(),
             queued: 0,
+            amends: amends
+                .into_iter()
+                .map(|(t, id, edited, deleted, reactions)| {
+                    ((t.into(), id), Amend { edited, deleted, reactions: reactions.into_iter().collect() })
+                })
+                .collect(),
+            attachments: attachments
+                .into_iter()
+                .map(|(a, refs)| (a, refs.into_iter().map(|(t, id)| (t.into(), id)).collect()))
+                .collect(),
         };
         state.derive();
         state
@@ -271,6 +376,7 @@ mod tests {
             from: name("alice"),
             body: Body::Text { text: "hi".into(), format: Format::Plain },
             key: Some("k-1".into()),
+            extras: Default::default(),
         };
         let record = Record::of_message(Place::Conversation(7), &msg, conv.members());
         let item =
@@ -301,15 +407,40 @@ mod tests {
         ]
     }
 
+    /// Facts added after the first release (their own golden file, so the first one stays).
+    fn later_samples() -> Vec<Fact> {
+        let conv = Conversation::new(7, &name("alice"), &[name("bob")], 1_000, 0).expect("conv");
+        let amended = |id, change| Amended {
+            thread: Thread::Conversation(7),
+            target: 42,
+            id,
+            by: name("alice"),
+            at: 1_700_000_000_100,
+            change,
+            archived: None,
+        };
+        let edit = Change::Edited { text: "hi!".into(), format: Format::Markdown };
+        let mut edited = amended(50, edit.clone());
+        edited.archived =
+            Some(Record::of_change(Place::Conversation(7), (50, 1_700_000_000_100, &name("alice")), 42, &edit, conv.members()));
+        vec![
+            Fact::Amended(Box::new(edited)),
+            Fact::Amended(Box::new(amended(51, Change::Deleted))),
+            Fact::Amended(Box::new(amended(52, Change::Reacted { emoji: "👍".into(), add: true }))),
+            Fact::Muted { user: name("bob"), thread: Thread::Room(9), muted: true },
+        ]
+    }
+
     #[test]
     fn fact_v1_is_pinned() {
         pin("log", include_str!("golden/fact_v1.hex"), &samples());
+        pin("log", include_str!("golden/fact_v1_later.hex"), &later_samples());
     }
 
     #[test]
     fn snapshot_v1_is_pinned() {
         let mut state = ImState::default();
-        for (i, f) in samples().iter().enumerate() {
+        for (i, f) in samples().iter().chain(&later_samples()).enumerate() {
             state.apply(i as u64 + 1, f);
         }
         // Maps are written in their iteration order: pin a state with one entry per map.

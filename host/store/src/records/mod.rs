@@ -28,6 +28,7 @@
 //! | `fed_rules` | [`RuleV1`](federation::RuleV1) |
 //! | `fed_queue` | [`ItemV1`](federation::ItemV1) |
 //! | `plugins` | [`PluginRecordV1`](plugins::PluginRecordV1) |
+//! | `attachments` | [`UploadV1`](im::UploadV1) (the bytes are files beside the database) |
 //! | `log` | [`FactV1`](log::FactV1) |
 //! | `im-snapshot.v1` (a file) | [`SnapshotV1`](log::SnapshotV1) |
 //!
