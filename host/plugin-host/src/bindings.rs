@@ -154,6 +154,10 @@ pub(crate) fn record_to_wit(r: &halo_core::archive::Record) -> sink::halo::plugi
             Event::Message => wit::Event::Message,
             Event::Joined => wit::Event::Joined,
             Event::Left => wit::Event::Left,
+            // The frozen WIT event enum predates changes to messages: a sink sees them as
+            // `message`, and the record's `json` names the real event (`edited`, `deleted`,
+            // `reacted`, `unreacted`) and the message it is about (`of`).
+            Event::Edited | Event::Deleted | Event::Reacted | Event::Unreacted => wit::Event::Message,
         },
         conversation,
         room,

@@ -157,6 +157,9 @@ pub struct ListUsersQuery {
     pub after: Option<String>,
     /// Page size, 1-1000 (default 100).
     pub limit: Option<usize>,
+    /// Only accounts whose username, display name, e-mail, title or department contains this
+    /// (case-insensitive).
+    pub q: Option<String>,
 }
 
 /// A page of accounts.

@@ -44,7 +44,8 @@ pub struct TlsFiles {
 /// The full application: routes, the web client at `/` (the fallback), body limit and deadline,
 /// request metrics and tracing.
 pub fn app(state: AppState) -> axum::Router {
-    routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes)
+    let max_attachment = usize::try_from(state.attachments.max_bytes()).unwrap_or(usize::MAX);
+    routes::router(state.settings.limits.max_body_bytes, state.settings.plugins.max_component_bytes, max_attachment)
         .fallback(web::serve)
         .layer(middleware::from_fn_with_state(state.settings.http.clone(), conn::body_deadline))
         .layer(middleware::from_fn(error::json_errors))

@@ -301,6 +301,31 @@ impl Accounts {
         Ok(self.store.users().list(after.as_ref(), limit)?)
     }
 
+    /// Up to `limit` accounts after `after`, in name order, whose username, display name,
+    /// e-mail, title or department contains `q` (case-insensitive): a scan of the accounts,
+    /// for the admin console.
+    pub fn search(&self, q: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>, ServiceError> {
+        let q = q.to_lowercase();
+        let matches = |u: &User| {
+            let p = &u.profile;
+            std::iter::once(Some(u.username.as_str()))
+                .chain([&p.display_name, &p.email, &p.title, &p.department].map(Option::as_deref))
+                .flatten()
+                .any(|f| f.to_lowercase().contains(&q))
+        };
+        let mut cursor = after.map(Username::parse).transpose()?;
+        let mut out = Vec::new();
+        loop {
+            let batch = self.store.users().list(cursor.as_ref(), 500)?;
+            let done = batch.len() < 500;
+            cursor = batch.last().map(|u| u.username.clone());
+            out.extend(batch.into_iter().filter(matches).take(limit - out.len()));
+            if done || out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Number of accounts.
     pub fn count(&self) -> usize {
         self.store.users().count()

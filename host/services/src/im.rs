@@ -21,6 +21,7 @@ use halo_store::{Store, Thread};
 use serde::Deserialize;
 
 use crate::archive::ArchiveService;
+use crate::changes::{ChangeService, Draft};
 use crate::clock::now_ms;
 use crate::error::ServiceError;
 use crate::federation::FederationService;
@@ -37,11 +38,13 @@ pub struct ImSettings {
     pub messages_per_sec: f64,
     /// Messages a user may send in a burst (20).
     pub burst: f64,
+    /// Largest attachment taken, in bytes (10 MiB).
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for ImSettings {
     fn default() -> Self {
-        Self { messages_per_sec: 5.0, burst: 20.0 }
+        Self { messages_per_sec: 5.0, burst: 20.0, max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES }
     }
 }
 
@@ -96,11 +99,13 @@ pub struct ImService {
     archive: Arc<ArchiveService>,
     federation: Arc<FederationService>,
     limiter: Arc<SendLimiter>,
+    changes: Arc<ChangeService>,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl ImService {
-    /// The service.
+    /// The service; sends draw on `limiter`, and `changes` shows messages as they are now.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         outbox: Arc<dyn Outbox>,
@@ -108,7 +113,8 @@ impl ImService {
         presence: Arc<PresenceService>,
         archive: Arc<ArchiveService>,
         federation: Arc<FederationService>,
-        settings: &ImSettings,
+        limiter: Arc<SendLimiter>,
+        changes: Arc<ChangeService>,
     ) -> Self {
         Self {
             presence,
@@ -117,7 +123,8 @@ impl ImService {
             store,
             outbox,
             metrics,
-            limiter: Arc::new(SendLimiter::new(settings)),
+            limiter,
+            changes,
             locks: (0..LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
@@ -167,8 +174,14 @@ impl ImService {
         let entry = self.store.im().entry(viewer, c.id)?;
         let (from, until) = c.window(viewer).unwrap_or((0, 0));
         let from = from.max(entry.as_ref().map_or(0, |e| e.hidden_upto.saturating_add(1)));
-        let last = self.store.im().page(Thread::Conversation(c.id), (from, until), None, None, 1)?;
-        Ok(ConversationView::new(c, viewer, entry.as_ref(), last.first()))
+        let thread = Thread::Conversation(c.id);
+        let last = self.store.im().page(thread, (from, until), None, None, 1)?;
+        let mut view = ConversationView::new(c, viewer, entry.as_ref(), last.first());
+        if let (Some(lm), Some(m)) = (view.last_message.take(), last.first()) {
+            view.last_message = Some(lm.changed(self.store.im().changes(thread, m.id)?));
+        }
+        view.muted = self.changes.muted(viewer, thread);
+        Ok(view)
     }
 
     /// Starts a conversation of `actor` with `others`; with one other, the open 1:1 between
@@ -214,8 +227,25 @@ impl ImService {
         format: Format,
         key: Option<String>,
     ) -> Result<MessageView, ServiceError> {
+        self.send_draft(actor, id, (text, format), key, &Draft::default()).await
+    }
+
+    /// Sends a text message with a reply, mentions and attachments; a retry with the same
+    /// `key` returns the stored message. A message with attachments may have no text.
+    pub async fn send_draft(
+        &self,
+        actor: Actor<'_>,
+        id: ConversationId,
+        (text, format): (&str, Format),
+        key: Option<String>,
+        draft: &Draft,
+    ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
-        let text = conversation::check_text(text)?;
+        let text = if text.trim().is_empty() && !draft.attachments.is_empty() {
+            String::new()
+        } else {
+            conversation::check_text(text)?
+        };
         if let Some(k) = &key {
             conversation::check_key(k)?;
         }
@@ -225,7 +255,7 @@ impl ImService {
             && let Some((thread, existing)) = self.store.im().by_key(actor.user, k)?
         {
             if thread == Thread::Conversation(id) && existing.same_content(&text, format) {
-                return Ok(MessageView::new(thread, &existing));
+                return self.changes.show(thread, &existing, Some(actor.user), &[actor.user]);
             }
             return Err(ServiceError::IdempotencyConflict);
         }
@@ -237,6 +267,9 @@ impl ImService {
         }
         // The allowance is taken before an id is reserved: a refused send leaves no gap in the
         // ids and nothing in flight for the followers to wait on.
+        let thread = Thread::Conversation(id);
+        let members: Vec<&Username> = conv.members().collect();
+        let extras = self.changes.extras(actor.user, thread, &text, &members, draft)?;
         self.limiter.check(actor.user)?;
         let reserved = self.store.im().reserve()?;
         let msg = Message {
@@ -245,11 +278,12 @@ impl ImService {
             from: actor.user.clone(),
             body: Body::Text { text, format },
             key,
+            extras,
         };
         let record = self.record(&conv, &msg)?;
-        self.append(actor, &conv, &msg, true, record).await?;
+        let view = self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
-        Ok(MessageView::new(Thread::Conversation(id), &msg))
+        Ok(view.for_viewer(actor.user))
     }
 
     /// The archive record of `msg` in `conv`, if archived (refused while archiving fails, if
@@ -269,7 +303,7 @@ impl ImService {
         msg: &Message,
         text: bool,
         record: Option<Record>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<MessageView, ServiceError> {
         let offline_on = self.offline_im()?;
         let (mut offline, mut live) = (Vec::new(), Vec::new());
         // Remote participants are reached through federation, never the queue.
@@ -304,9 +338,10 @@ impl ImService {
         }
         self.store.im().append(conv, msg, (&offline, &live), record.as_ref(), &outbound).await?;
         self.metrics.im_sent.inc();
-        let view = MessageView::new(Thread::Conversation(conv.id), msg);
+        let readers: Vec<&Username> = conv.members().collect();
+        let view = self.changes.show(Thread::Conversation(conv.id), msg, None, &readers)?;
         // Encoded once for every recipient.
-        let event = Event::Shared(Shared::new(Event::ImMessage { message: view, offline: false }));
+        let event = Event::Shared(Shared::new(Event::ImMessage { message: view.clone(), offline: false }));
         for m in conv.members() {
             let skip = if m == actor.user { actor.endpoint } else { None };
             let n = self.outbox.to_user(m, skip, &event);
@@ -318,7 +353,8 @@ impl ImService {
                 }
             }
         }
-        Ok(())
+        self.changes.notify_mentions(msg, &view);
+        Ok(view)
     }
 
     /// A message from remote user `from` to local user `to`, arriving through federation: it
@@ -356,6 +392,7 @@ impl ImService {
             from: actor.user.clone(),
             body: Body::Joined { user: user.clone() },
             key: None,
+            extras: Default::default(),
         };
         let record = self.record(&conv, &msg)?;
         self.announce(actor, &conv, &[])?;
@@ -376,6 +413,7 @@ impl ImService {
             from: actor.user.clone(),
             body: Body::Left { user: actor.user.clone() },
             key: None,
+            extras: Default::default(),
         };
         let record = self.record(&conv, &msg)?;
         self.append(Actor { user: actor.user, endpoint: None }, &conv, &msg, false, record).await?;
@@ -427,7 +465,12 @@ impl ImService {
     /// acknowledged), as events to send on connect.
     pub fn pending(&self, user: &Username, limit: usize) -> Result<Vec<Event>, ServiceError> {
         let msgs = self.store.im().offline(user, limit)?;
-        Ok(msgs.iter().map(|(t, m)| Event::ImMessage { message: MessageView::new(*t, m), offline: true }).collect())
+        msgs.iter()
+            .map(|(t, m)| {
+                let message = self.changes.show(*t, m, Some(user), &[user])?;
+                Ok(Event::ImMessage { message, offline: true })
+            })
+            .collect()
     }
 
     /// `user`'s device got the messages up to `upto` (offline or live): drop them from the
@@ -492,7 +535,7 @@ impl ImService {
         let hidden = self.store.im().entry(user, id)?.map_or(0, |e| e.hidden_upto);
         let thread = Thread::Conversation(id);
         let page = self.store.im().page(thread, (from.max(hidden.saturating_add(1)), until), before, after, limit)?;
-        Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
+        page.iter().map(|m| self.changes.show(thread, m, Some(user), &[user])).collect()
     }
 
     /// Whether `user` may see message `id` of conversation `conv` in search results.
@@ -516,7 +559,10 @@ impl ImService {
                 halo_search::Container::Room(r) => Thread::Room(r),
             };
             if let Some(m) = self.store.im().message(thread, hit.id)? {
-                messages.push(MessageView::new(thread, &m));
+                let view = self.changes.show(thread, &m, Some(user), &[user])?;
+                if view.deleted_at.is_none() {
+                    messages.push(view);
+                }
             }
         }
         Ok(messages)

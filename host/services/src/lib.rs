@@ -13,6 +13,8 @@
 pub mod accounts;
 pub mod apps;
 pub mod archive;
+pub mod attachments;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod federation;
@@ -43,6 +45,8 @@ pub use principal::{Caller, Identity, Principal};
 pub use settings::{AuthSettings, ServiceSettings};
 
 use accounts::Accounts;
+use attachments::AttachmentService;
+use changes::ChangeService;
 use archive::ArchiveService;
 use federation::FederationService;
 use im::ImService;
@@ -65,6 +69,10 @@ pub struct Services {
     pub im: Arc<ImService>,
     /// Persistent chat rooms.
     pub rooms: Arc<RoomService>,
+    /// Edits, deletions, reactions and mutes of messages in conversations and rooms.
+    pub changes: Arc<ChangeService>,
+    /// Files attached to messages.
+    pub attachments: Arc<AttachmentService>,
     /// Full-text search over history.
     pub search: Arc<Indexer>,
     /// Presence and contacts.
@@ -99,6 +107,14 @@ impl Services {
         let archive = ArchiveService::start(store.clone(), &data_dir.join("archive-index"), metrics.clone())?;
         let federation =
             FederationService::new(store.clone(), presence.clone(), metrics.clone(), &settings.federation)?;
+        let limiter = Arc::new(im::SendLimiter::new(&settings.im));
+        let changes = Arc::new(ChangeService::new(store.clone(), outbox.clone(), archive.clone(), limiter.clone()));
+        let attachments = Arc::new(AttachmentService::new(
+            store.clone(),
+            changes.clone(),
+            limiter.clone(),
+            settings.im.max_attachment_bytes,
+        ));
         let im = Arc::new(ImService::new(
             store.clone(),
             outbox.clone(),
@@ -106,12 +122,13 @@ impl Services {
             presence.clone(),
             archive.clone(),
             federation.clone(),
-            &settings.im,
+            limiter,
+            changes.clone(),
         ));
         federation.start(&im)?;
         followers::start(store.clone(), archive.clone(), federation.clone(), metrics.clone());
         let rooms =
-            Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), im.limiter()));
+            Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), changes.clone(), im.limiter()));
         let search = Arc::new(Indexer::start(
             store.clone(),
             &data_dir.join("search"),
@@ -133,6 +150,8 @@ impl Services {
             metrics,
             im,
             rooms,
+            changes,
+            attachments,
             search,
             presence,
             plugins,

@@ -65,6 +65,17 @@ pub enum Event {
         /// The post.
         message: MessageView,
     },
+    /// A message was edited, deleted or reacted to (in a conversation of the user, or a room
+    /// they follow): the message as it is now shown.
+    MessageChanged {
+        /// The message as now shown.
+        message: MessageView,
+    },
+    /// The user was mentioned in a message (whether or not they follow the room).
+    Mention {
+        /// The message.
+        message: MessageView,
+    },
     /// A room the user belongs to changed, or they joined it.
     RoomUpdated {
         /// The room as the recipient sees it.

@@ -11,6 +11,7 @@ use halo_core::room::{Privacy, Room, RoomId, RoomRole};
 use halo_store::{RoomMark, Store, Thread};
 
 use crate::archive::ArchiveService;
+use crate::changes::{ChangeService, Draft};
 use crate::clock::now_ms;
 use crate::error::ServiceError;
 use crate::im::SendLimiter;
@@ -37,6 +38,7 @@ pub struct RoomService {
     outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     archive: Arc<ArchiveService>,
+    changes: Arc<ChangeService>,
     /// The per-user send allowance, shared with IM.
     limiter: Arc<SendLimiter>,
     /// Serialises changes to rooms (membership and names span records).
@@ -50,9 +52,10 @@ impl RoomService {
         outbox: Arc<dyn Outbox>,
         metrics: Arc<Metrics>,
         archive: Arc<ArchiveService>,
+        changes: Arc<ChangeService>,
         limiter: Arc<SendLimiter>,
     ) -> Self {
-        Self { store, outbox, metrics, archive, limiter, writes: tokio::sync::Mutex::new(()) }
+        Self { store, outbox, metrics, archive, changes, limiter, writes: tokio::sync::Mutex::new(()) }
     }
 
     fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ServiceError> {
@@ -72,7 +75,9 @@ impl RoomService {
             }
             None => 0,
         };
-        Ok(RoomView::new(room, viewer, unread, mark.is_some_and(|m| m.follow)))
+        let mut view = RoomView::new(room, viewer, unread, mark.is_some_and(|m| m.follow));
+        view.muted = self.changes.muted(viewer, Thread::Room(room.id));
+        Ok(view)
     }
 
     /// Rooms `viewer` can see whose name or topic contains `q` (case-insensitive), by name.
@@ -199,9 +204,9 @@ impl RoomService {
 
     async fn post_event(&self, room: &Room, by: &Username, body: Body) -> Result<(), ServiceError> {
         let id = self.store.im().reserve()?;
-        let msg = Message { id: id.id(), at: now_ms(), from: by.clone(), body, key: None };
+        let msg = Message { id: id.id(), at: now_ms(), from: by.clone(), body, key: None, extras: Default::default() };
         self.store_post(room, &msg).await?;
-        self.fan_out(room, &msg, None);
+        self.fan_out(room, &msg, None)?;
         Ok(())
     }
 
@@ -213,15 +218,17 @@ impl RoomService {
         Ok(())
     }
 
-    fn fan_out(&self, room: &Room, msg: &Message, skip: Option<u64>) {
-        let event =
-            Event::Shared(Shared::new(Event::RoomMessage { message: MessageView::new(Thread::Room(room.id), msg) }));
+    fn fan_out(&self, room: &Room, msg: &Message, skip: Option<u64>) -> Result<MessageView, ServiceError> {
+        let view = self.changes.show(Thread::Room(room.id), msg, None, &[])?;
+        let event = Event::Shared(Shared::new(Event::RoomMessage { message: view.clone() }));
         for m in room.members.keys() {
             let follows = self.store.rooms().mark(m, room.id).ok().flatten().is_some_and(|mk| mk.follow);
             if follows {
                 self.outbox.to_user(m, if m == &msg.from { skip } else { None }, &event);
             }
         }
+        self.changes.notify_mentions(msg, &view);
+        Ok(view)
     }
 
     /// `by` posts to the room (members only); a retry with the same `key` returns the stored post.
@@ -234,29 +241,55 @@ impl RoomService {
         format: Format,
         key: Option<String>,
     ) -> Result<MessageView, ServiceError> {
+        self.post_draft(id, (by, endpoint), (text, format), key, &Draft::default()).await
+    }
+
+    /// `by` posts with a reply, mentions and attachments (members only); a retry with the
+    /// same `key` returns the stored post. A post with attachments may have no text.
+    pub async fn post_draft(
+        &self,
+        id: RoomId,
+        (by, endpoint): (&Username, Option<u64>),
+        (text, format): (&str, Format),
+        key: Option<String>,
+        draft: &Draft,
+    ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
-        let text = conversation::check_text(text)?;
+        let text = if text.trim().is_empty() && !draft.attachments.is_empty() {
+            String::new()
+        } else {
+            conversation::check_text(text)?
+        };
         if let Some(k) = &key {
             conversation::check_key(k)?;
             if let Some((thread, existing)) = self.store.im().by_key(by, k)? {
                 if thread == Thread::Room(id) && existing.same_content(&text, format) {
-                    return Ok(MessageView::new(thread, &existing));
+                    return self.changes.show(thread, &existing, Some(by), &[]);
                 }
                 return Err(ServiceError::IdempotencyConflict);
             }
         }
         let room = self.room(id, by)?;
         room.check_post(by)?;
+        let members: Vec<&Username> = room.members.keys().collect();
+        let extras = self.changes.extras(by, Thread::Room(id), &text, &members, draft)?;
         self.limiter.check(by)?;
         let reserved = self.store.im().reserve()?;
-        let msg = Message { id: reserved.id(), at: now_ms(), from: by.clone(), body: Body::Text { text, format }, key };
+        let msg = Message {
+            id: reserved.id(),
+            at: now_ms(),
+            from: by.clone(),
+            body: Body::Text { text, format },
+            key,
+            extras,
+        };
         self.store_post(&room, &msg).await?;
         drop(reserved);
         self.metrics.im_sent.inc();
-        self.fan_out(&room, &msg, endpoint);
+        let view = self.fan_out(&room, &msg, endpoint)?;
         // The post's log entry moved the poster's read marker past it.
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
-        Ok(MessageView::new(Thread::Room(id), &msg))
+        Ok(view.for_viewer(by))
     }
 
     /// A page of posts (members, and anyone for open rooms).
@@ -272,7 +305,7 @@ impl RoomService {
         room.check_read(viewer)?;
         let thread = Thread::Room(id);
         let page = self.store.im().page(thread, (1, MessageId::MAX), before, after, limit)?;
-        Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
+        page.iter().map(|m| self.changes.show(thread, m, Some(viewer), &[])).collect()
     }
 
     async fn mark(&self, id: RoomId, user: &Username, f: impl FnOnce(&mut RoomMark)) -> Result<RoomMark, ServiceError> {

@@ -111,12 +111,30 @@ impl Follower {
         };
         let mut docs = Vec::new();
         let mut convs: HashMap<u64, Option<Conversation>> = HashMap::new();
+        let mut removed = Vec::new();
         for (_, fact) in &entries {
-            let Fact::Posted(p) = fact else { continue };
-            let msg = &p.message;
-            let Some(text) = msg.text() else { continue };
+            // An edit replaces the message's document with its new text (same id, sender and
+            // time); a deletion removes it.
+            let (thread, msg, text) = match fact {
+                Fact::Posted(p) => match p.message.text() {
+                    Some(t) => (p.thread, p.message.clone(), t.to_owned()),
+                    None => continue,
+                },
+                Fact::Amended(a) => match &a.change {
+                    halo_core::im::Change::Edited { text, .. } => match self.store.im().message(a.thread, a.target)? {
+                        Some(m) => (a.thread, m, text.clone()),
+                        None => continue,
+                    },
+                    halo_core::im::Change::Deleted => {
+                        removed.push(a.target);
+                        continue;
+                    }
+                    halo_core::im::Change::Reacted { .. } => continue,
+                },
+                _ => continue,
+            };
             let id = msg.id;
-            let (container, audience) = match p.thread {
+            let (container, audience) = match thread {
                 Thread::Conversation(c) => {
                     let conv = match convs.get(&c) {
                         Some(conv) => conv.clone(),
@@ -135,12 +153,13 @@ impl Follower {
                 }
                 Thread::Room(r) => (Container::Room(r), Vec::new()),
             };
-            docs.push(Doc { id, container, from: msg.from.to_string(), audience, at: msg.at, text: text.to_owned() });
+            docs.push(Doc { id, container, from: msg.from.to_string(), audience, at: msg.at, text });
         }
-        if !docs.is_empty() {
+        if !docs.is_empty() || !removed.is_empty() {
             let index = self.index.clone();
             tokio::task::spawn_blocking(move || {
                 index.add(&docs)?;
+                index.remove_ids(&removed)?;
                 index.commit()
             })
             .await??;

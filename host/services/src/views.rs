@@ -4,7 +4,7 @@
 use halo_core::conversation::{Conversation, Format, Kind};
 use halo_core::message::{Body, Message};
 use halo_core::room::{Privacy, Room, RoomRole};
-use halo_store::{InboxEntry, Thread};
+use halo_store::{Changes, InboxEntry, Thread};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -38,6 +38,76 @@ pub struct MessageView {
     /// The sender's idempotency key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The message (of the same conversation or room) this one replies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// What it replies to, quoted: absent when the quoted message is gone or not everyone
+    /// shown this message may read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteView>,
+    /// Participants or members mentioned with `@name`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// Whether the caller is mentioned (only in answers for one user: history, search,
+    /// offline delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mentions_me: Option<bool>,
+    /// Attached files (download: `GET /api/v1/attachments/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
+    /// When the sender last edited it (the text is the latest version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// When the sender deleted it: a tombstone, without text, attachments or reactions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<u64>,
+    /// Reactions, each emoji with who reacted, in order of arrival.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+}
+
+/// A quoted message.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct QuoteView {
+    /// Its id.
+    pub id: u64,
+    /// Its sender.
+    pub from: String,
+    /// Its text, cut to 200 characters (absent when deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AttachmentView {
+    /// Its id, for `GET /api/v1/attachments/{id}`.
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// Media type, sniffed from the content.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+}
+
+impl From<&halo_core::message::Attachment> for AttachmentView {
+    fn from(a: &halo_core::message::Attachment) -> Self {
+        Self { id: a.id.clone(), name: a.name.clone(), mime: a.mime.clone(), size: a.size, sha256: a.sha256.clone() }
+    }
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// How many reacted with it.
+    pub count: usize,
+    /// Who, in order of arrival.
+    pub users: Vec<String>,
 }
 
 impl MessageView {
@@ -63,7 +133,53 @@ impl MessageView {
             format,
             user,
             key: m.key.clone(),
+            reply_to: m.extras.reply_to,
+            quote: None,
+            mentions: m.extras.mentions.iter().map(|u| u.to_string()).collect(),
+            mentions_me: None,
+            attachments: m.extras.attachments.iter().map(Into::into).collect(),
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
         }
+    }
+
+    /// This view with the message's edits, deletion and reactions applied.
+    pub fn changed(mut self, changes: Option<Changes>) -> Self {
+        let Some(c) = changes else { return self };
+        if let Some(at) = c.deleted {
+            self.deleted_at = Some(at);
+            self.text = None;
+            self.format = None;
+            self.attachments.clear();
+            self.mentions.clear();
+            self.quote = None;
+            self.reply_to = None;
+            return self;
+        }
+        if let Some((text, format, at)) = c.edited {
+            self.text = Some(text);
+            self.format = Some(format);
+            self.edited_at = Some(at);
+        }
+        self.reactions = c
+            .reactions
+            .into_iter()
+            .map(|(emoji, users)| ReactionView {
+                emoji,
+                count: users.len(),
+                users: users.iter().map(|u| u.to_string()).collect(),
+            })
+            .collect();
+        self
+    }
+
+    /// Sets [`MessageView::mentions_me`] for `viewer`.
+    pub fn for_viewer(mut self, viewer: &halo_core::Username) -> Self {
+        if self.kind == "text" && self.deleted_at.is_none() {
+            self.mentions_me = Some(self.mentions.iter().any(|m| m == viewer.as_str()));
+        }
+        self
     }
 }
 
@@ -94,6 +210,8 @@ pub struct ConversationView {
     /// `GET /api/v1/conversations/{id}`; the `im.read` frames carry their changes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_by: Option<std::collections::BTreeMap<String, u64>>,
+    /// The viewer muted it: their clients do not notify for its messages (mentions excepted).
+    pub muted: bool,
 }
 
 impl ConversationView {
@@ -116,6 +234,7 @@ impl ConversationView {
             unread: entry.unread,
             read_upto: entry.read_upto,
             read_by: None,
+            muted: false,
         }
     }
 }
@@ -155,6 +274,8 @@ pub struct RoomView {
     pub following: bool,
     /// Posts the viewer has not read (members only).
     pub unread: u32,
+    /// The viewer muted it: their clients do not notify for its posts (mentions excepted).
+    pub muted: bool,
     /// Creator.
     pub created_by: String,
     /// Creation time, ms.
@@ -177,6 +298,7 @@ impl RoomView {
             my_role: room.members.get(viewer).copied(),
             following,
             unread,
+            muted: false,
             created_by: room.created_by.to_string(),
             created_at: room.created_at,
         }

@@ -71,6 +71,19 @@ pub struct SendRequest {
     pub format: Format,
     /// Idempotency key: a retry with the same key is stored once.
     pub key: Option<String>,
+    /// The message of the same conversation or room this one replies to (quotes).
+    pub reply_to: Option<u64>,
+    /// Ids of files uploaded with `POST /api/v1/attachments` (at most 10); with attachments
+    /// the text may be empty.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+impl SendRequest {
+    /// The reply and attachments asked for.
+    pub fn draft(&self) -> halo_services::changes::Draft {
+        halo_services::changes::Draft { reply_to: self.reply_to, attachments: self.attachments.clone() }
+    }
 }
 
 /// `POST /api/v1/conversations/{id}/participants`.
@@ -180,7 +193,8 @@ pub async fn send(
     Path(id): Path<u64>,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    Ok(Json(state.im.send(actor(&auth)?, id, &req.text, req.format, req.key).await?))
+    let draft = req.draft();
+    Ok(Json(state.im.send_draft(actor(&auth)?, id, (&req.text, req.format), req.key, &draft).await?))
 }
 
 /// Adds a participant; a 1:1 becomes a group and the newcomer sees messages from now on.

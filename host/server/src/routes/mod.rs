@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod federation;
 pub mod me;
+pub mod messages;
 pub mod plugins;
 pub mod presence;
 pub mod rooms;
@@ -60,7 +61,9 @@ impl Modify for BearerAuth {
 /// Every route, and the OpenAPI document generated from the same lists (served at
 /// `/api/v1/openapi.json`), so the document cannot miss a route. Component uploads get their
 /// own body limit (`max_upload`); everything else `max_body`.
-pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
+pub fn router(max_body: usize, max_upload: usize, max_attachment: usize) -> Router<AppState> {
+    let (files, files_api) = OpenApiRouter::new().routes(routes!(messages::upload)).split_for_parts();
+    let files = files.layer(DefaultBodyLimit::max(max_attachment)).layer(RequestBodyLimitLayer::new(max_attachment));
     let (uploads, uploads_api) = OpenApiRouter::new()
         .routes(routes!(plugins::inspect))
         .routes(routes!(plugins::list, plugins::install))
@@ -113,6 +116,14 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(conversations::add))
         .routes(routes!(conversations::leave))
         .routes(routes!(conversations::read))
+        .routes(routes!(messages::edit_in_conversation, messages::delete_in_conversation))
+        .routes(routes!(messages::react_in_conversation, messages::unreact_in_conversation))
+        .routes(routes!(messages::mute_conversation))
+        .routes(routes!(messages::edit_in_room, messages::delete_in_room))
+        .routes(routes!(messages::react_in_room, messages::unreact_in_room))
+        .routes(routes!(messages::mute_room))
+        .routes(routes!(messages::download))
+        .routes(routes!(messages::compliance_download))
         .routes(routes!(search::search))
         .routes(routes!(rooms::list, rooms::create))
         .routes(routes!(rooms::get, rooms::update))
@@ -133,8 +144,9 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(federation::put_domain, federation::remove_domain))
         .routes(routes!(stream::stream))
         .split_for_parts();
-    let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads);
+    let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads).merge(files);
     api.merge(uploads_api);
+    api.merge(files_api);
     let json = api.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     router.route("/api/v1/openapi.json", get(move || async move { ([("content-type", "application/json")], json) }))
 }

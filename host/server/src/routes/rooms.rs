@@ -207,7 +207,8 @@ pub async fn post(
     Path(id): Path<u64>,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    Ok(Json(state.rooms.post(id, me(&auth)?, None, &req.text, req.format, req.key).await?))
+    let draft = req.draft();
+    Ok(Json(state.rooms.post_draft(id, (me(&auth)?, None), (&req.text, req.format), req.key, &draft).await?))
 }
 
 /// Moves the caller's read marker.

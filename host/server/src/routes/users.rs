@@ -23,7 +23,10 @@ pub async fn list_users(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1-1000"));
     }
-    let users = state.accounts.list(q.after.as_deref(), limit)?;
+    let users = match q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(words) => state.accounts.search(words, q.after.as_deref(), limit)?,
+        None => state.accounts.list(q.after.as_deref(), limit)?,
+    };
     let next = (users.len() == limit).then(|| users.last().map(|u| u.username.to_string())).flatten();
     Ok(Json(UserPage { users: users.iter().map(UserView::from).collect(), next }))
 }

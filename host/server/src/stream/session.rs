@@ -21,6 +21,7 @@ use crate::cap::Slot;
 use crate::error::ApiError;
 use crate::state::AppState;
 use halo_services::clock::now_ms;
+use halo_services::changes::Draft;
 use halo_services::im::Actor;
 
 /// Most queued frames one write takes.
@@ -376,8 +377,9 @@ impl Ctx<'_> {
             Request::ImStart { participants } => {
                 Reply::Conversation { conversation: im.start(actor, &participants).await? }
             }
-            Request::ImSend { conversation, text, format, key } => {
-                Reply::Message { message: im.send(actor, conversation, &text, format, key).await? }
+            Request::ImSend { conversation, text, format, key, reply_to, attachments } => {
+                let draft = Draft { reply_to, attachments };
+                Reply::Message { message: im.send_draft(actor, conversation, (&text, format), key, &draft).await? }
             }
             Request::ImAdd { conversation, user } => {
                 Reply::Conversation { conversation: im.add(actor, conversation, &user).await? }
@@ -412,9 +414,32 @@ impl Ctx<'_> {
                 presence.unsubscribe(me, self.endpoint.id, &presence.users(&users)?);
                 Reply::Ok {}
             }
-            Request::RoomPost { room, text, format, key } => Reply::Message {
-                message: self.state.rooms.post(room, me, Some(self.endpoint.id), &text, format, key).await?,
-            },
+            Request::RoomPost { room, text, format, key, reply_to, attachments } => {
+                let draft = Draft { reply_to, attachments };
+                let by = (me, Some(self.endpoint.id));
+                Reply::Message { message: self.state.rooms.post_draft(room, by, (&text, format), key, &draft).await? }
+            }
+            Request::MessageEdit { conversation, room, message, text, format } => {
+                let thread = thread_of(conversation, room)?;
+                Reply::Message { message: self.state.changes.edit(actor, thread, message, &text, format).await? }
+            }
+            Request::MessageDelete { conversation, room, message } => {
+                let thread = thread_of(conversation, room)?;
+                Reply::Message { message: self.state.changes.delete(actor, thread, message).await? }
+            }
+            Request::MessageReact { conversation, room, message, emoji, add } => {
+                let thread = thread_of(conversation, room)?;
+                Reply::Message { message: self.state.changes.react(actor, thread, message, &emoji, add).await? }
+            }
         })
+    }
+}
+
+/// The thread a request names: exactly one of `conversation` and `room`.
+pub(crate) fn thread_of(conversation: Option<u64>, room: Option<u64>) -> Result<halo_store::Thread, ApiError> {
+    match (conversation, room) {
+        (Some(c), None) => Ok(halo_store::Thread::Conversation(c)),
+        (None, Some(r)) => Ok(halo_store::Thread::Room(r)),
+        _ => Err(ApiError::bad_request("name exactly one of conversation and room")),
     }
 }

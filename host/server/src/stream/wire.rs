@@ -61,6 +61,12 @@ pub enum Request {
         /// Idempotency key: a retried send with the same key is stored once.
         #[serde(default)]
         key: Option<String>,
+        /// The message of this conversation it replies to (quotes).
+        #[serde(default)]
+        reply_to: Option<u64>,
+        /// Ids of files uploaded with `POST /api/v1/attachments`.
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// Add a participant (a 1:1 becomes a group).
     #[serde(rename = "im.add")]
@@ -152,7 +158,63 @@ pub enum Request {
         /// Idempotency key.
         #[serde(default)]
         key: Option<String>,
+        /// The post of this room it replies to (quotes).
+        #[serde(default)]
+        reply_to: Option<u64>,
+        /// Ids of files uploaded with `POST /api/v1/attachments`.
+        #[serde(default)]
+        attachments: Vec<String>,
     },
+    /// Replace the text of one's own message (in `conversation` or `room`).
+    #[serde(rename = "message.edit")]
+    MessageEdit {
+        /// Conversation id (or `room`).
+        #[serde(default)]
+        conversation: Option<u64>,
+        /// Room id (or `conversation`).
+        #[serde(default)]
+        room: Option<u64>,
+        /// Message id.
+        message: u64,
+        /// The new text.
+        text: String,
+        /// `plain` (default) or `markdown`.
+        #[serde(default)]
+        format: Format,
+    },
+    /// Delete one's own message (in `conversation` or `room`).
+    #[serde(rename = "message.delete")]
+    MessageDelete {
+        /// Conversation id (or `room`).
+        #[serde(default)]
+        conversation: Option<u64>,
+        /// Room id (or `conversation`).
+        #[serde(default)]
+        room: Option<u64>,
+        /// Message id.
+        message: u64,
+    },
+    /// Add (or with `add: false` take back) a reaction to a message.
+    #[serde(rename = "message.react")]
+    MessageReact {
+        /// Conversation id (or `room`).
+        #[serde(default)]
+        conversation: Option<u64>,
+        /// Room id (or `conversation`).
+        #[serde(default)]
+        room: Option<u64>,
+        /// Message id.
+        message: u64,
+        /// The emoji.
+        emoji: String,
+        /// Add (default) or take back.
+        #[serde(default = "yes")]
+        add: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Request {
@@ -169,6 +231,9 @@ impl Request {
         "im.read",
         "im.ack",
         "room.post",
+        "message.edit",
+        "message.delete",
+        "message.react",
         "presence.set",
         "presence.reset",
         "presence.machine",
@@ -319,6 +384,18 @@ pub enum ServerFrame {
         /// The post.
         message: MessageView,
     },
+    /// A message was edited, deleted or reacted to: the message as now shown.
+    #[serde(rename = "message.changed")]
+    MessageChanged {
+        /// The message.
+        message: MessageView,
+    },
+    /// The user was mentioned.
+    #[serde(rename = "mention")]
+    Mention {
+        /// The message mentioning them.
+        message: MessageView,
+    },
     /// A room the user belongs to changed (name, topic, privacy, members), or they joined it.
     #[serde(rename = "room.updated")]
     RoomUpdated {
@@ -372,6 +449,8 @@ impl ServerFrame {
             }
             Event::RoomMessage { message } => Self::RoomMessage { message: message.clone() },
             Event::RoomUpdated { room } => Self::RoomUpdated { room: room.clone() },
+            Event::MessageChanged { message } => Self::MessageChanged { message: message.clone() },
+            Event::Mention { message } => Self::Mention { message: message.clone() },
             Event::Presence { presence } => Self::Presence { presence: presence.clone() },
             Event::PresenceSnapshot { contacts, me, last } => {
                 Self::PresenceSnapshot { contacts: contacts.clone(), me: me.clone(), last: *last }
@@ -460,7 +539,7 @@ pub enum Reply {
         /// The conversation.
         conversation: ConversationView,
     },
-    /// To `im.send`, `room.post`.
+    /// To `im.send`, `room.post`, `message.edit`, `message.delete`, `message.react`.
     Message {
         /// The stored message.
         message: MessageView,
@@ -607,7 +686,17 @@ mod tests {
         assert_eq!(json(r#"{"type":"whoami","id":"a"}"#), Ok((Some(RequestId::Str("a".into())), Request::Whoami {})));
         assert_eq!(
             json(r#"{"type":"im.send","conversation":4,"text":"hi","format":"markdown"}"#),
-            Ok((None, Request::ImSend { conversation: 4, text: "hi".into(), format: Format::Markdown, key: None }))
+            Ok((
+                None,
+                Request::ImSend {
+                    conversation: 4,
+                    text: "hi".into(),
+                    format: Format::Markdown,
+                    key: None,
+                    reply_to: None,
+                    attachments: vec![]
+                }
+            ))
         );
     }
 

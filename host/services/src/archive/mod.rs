@@ -188,6 +188,27 @@ impl ArchiveService {
         Ok(Some(Record::of_message(place, msg, participants.iter().copied())))
     }
 
+    /// The record of a change (edit, deletion, reaction) `id` by `by` to message `of`, when a
+    /// participant is archived; an edit is refused while archiving fails, like a message.
+    pub fn record_change(
+        &self,
+        place: Place,
+        (id, at, by): (u64, halo_core::Millis, &Username),
+        of: u64,
+        change: &halo_core::im::Change,
+        participants: &[&Username],
+    ) -> Result<Option<Record>, ServiceError> {
+        let concerned = participants.iter().copied().chain([by]);
+        let external = concerned.clone().any(|u| halo_core::archive::is_external(u.as_str()));
+        if !self.with_policies(|p| p.archives(concerned, external)) {
+            return Ok(None);
+        }
+        if matches!(change, halo_core::im::Change::Edited { .. }) {
+            self.check_blocking()?;
+        }
+        Ok(Some(Record::of_change(place, (id, at, by), of, change, participants.iter().copied())))
+    }
+
     /// The record of a conversation being started, when a participant is archived.
     pub fn started(&self, conv: &Conversation, by: &Username) -> Option<Record> {
         let members: Vec<&Username> = conv.members().collect();
