@@ -14,8 +14,11 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0
 /// A GET with `token` as bearer: (status, headers, body).
 fn fetch(server: &TestServer, path: &str, token: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut resp =
-        agent.get(format!("{}{path}", server.url)).header("authorization", format!("Bearer {token}")).call().expect("http");
+    let mut resp = agent
+        .get(format!("{}{path}", server.url))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .expect("http");
     let headers =
         resp.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
     let body = resp.body_mut().read_to_vec().unwrap_or_default();
@@ -39,7 +42,11 @@ fn token(server: &TestServer, name: &str) -> String {
 fn archive_everything(server: &TestServer) -> Client {
     let admin = server.admin();
     admin
-        .call_json("PUT", "/api/v1/admin/archive/policy", Some(&json!({"global": {"internal": true, "external": true}})))
+        .call_json(
+            "PUT",
+            "/api/v1/admin/archive/policy",
+            Some(&json!({"global": {"internal": true, "external": true}})),
+        )
         .expect("policy");
     let body = json!({"username": "officer", "password": "officer-password", "roles": ["compliance"]});
     admin.call_json("POST", "/api/v1/users", Some(&body)).expect("officer");
@@ -66,7 +73,10 @@ fn attachments_are_limited_sniffed_private_durable_and_archived() {
 
     let (status, png) = upload(&server, &ta, "..%2F..%2Fcat.png", PNG);
     assert_eq!(status, 200, "{png}");
-    assert_eq!((png["mime"].as_str(), png["name"].as_str(), png["size"].as_u64()), (Some("image/png"), Some("cat.png"), Some(PNG.len() as u64)));
+    assert_eq!(
+        (png["mime"].as_str(), png["name"].as_str(), png["size"].as_u64()),
+        (Some("image/png"), Some("cat.png"), Some(PNG.len() as u64))
+    );
     let id = png["id"].as_str().expect("id").to_owned();
     let (status, html) = upload(&server, &ta, "page.html", b"<html><script>alert(1)</script></html>");
     assert_eq!(status, 200);
@@ -88,7 +98,10 @@ fn attachments_are_limited_sniffed_private_durable_and_archived() {
     let bob = server.client(Some(&tb));
     let stolen = json!({"text": "mine now", "attachments": [id]});
     assert_eq!(
-        api_error(bob.call("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&stolen)).expect_err("not his")).0,
+        api_error(
+            bob.call("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&stolen)).expect_err("not his")
+        )
+        .0,
         400,
         "only the uploader attaches a file"
     );
@@ -112,7 +125,8 @@ fn attachments_are_limited_sniffed_private_durable_and_archived() {
     assert!(header(&headers, "content-disposition").starts_with("inline; filename*=UTF-8''cat.png"));
     assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
     assert!(header(&headers, "content-security-policy").contains("sandbox"));
-    let (status, headers, _) = fetch(&server, &format!("/api/v1/attachments/{}", html["id"].as_str().unwrap_or("")), &tb);
+    let (status, headers, _) =
+        fetch(&server, &format!("/api/v1/attachments/{}", html["id"].as_str().unwrap_or("")), &tb);
     assert_eq!(status, 200);
     assert!(header(&headers, "content-disposition").starts_with("attachment;"), "not an image: a download");
     assert!(!header(&headers, "content-type").contains("html"));
@@ -131,7 +145,8 @@ fn attachments_are_limited_sniffed_private_durable_and_archived() {
     });
     assert_eq!(record["attachments"][0]["sha256"], png["sha256"], "the archive names the file by hash: {record}");
     assert_eq!(record["attachments"][0]["size"], PNG.len());
-    let (status, headers, body) = fetch(&server, &format!("/api/v1/archive/attachments/{id}"), &token(&server, "officer"));
+    let (status, headers, body) =
+        fetch(&server, &format!("/api/v1/archive/attachments/{id}"), &token(&server, "officer"));
     assert_eq!((status, body.as_slice()), (200, PNG), "the compliance officer fetches what the archive names");
     assert!(header(&headers, "content-disposition").starts_with("attachment;"));
     assert_eq!(fetch(&server, &format!("/api/v1/archive/attachments/{id}"), &tb).0, 403, "users do not");
@@ -155,14 +170,23 @@ fn edits_deletions_and_reactions_reach_participants_history_and_the_archive() {
     assert_eq!(edited["text"], "budget is 12k");
     assert!(edited["edited_at"].is_u64());
     let changed = peer.event("message.changed");
-    assert_eq!((changed["message"]["id"].as_u64(), changed["message"]["text"].as_str()), (Some(id), Some("budget is 12k")));
+    assert_eq!(
+        (changed["message"]["id"].as_u64(), changed["message"]["text"].as_str()),
+        (Some(id), Some("budget is 12k"))
+    );
     assert_eq!(api_error(bob.call("PATCH", &path, Some(&json!({"text": "mine"}))).expect_err("not his")).0, 403);
     assert_eq!(api_error(alice.call("PATCH", &path, Some(&json!({"text": " "}))).expect_err("blank")).0, 400);
 
     let reacted = peer.ok(json!({"type": "message.react", "conversation": conv, "message": id, "emoji": "👍"}));
     assert_eq!(reacted["message"]["reactions"], json!([{"emoji": "👍", "count": 1, "users": ["bob"]}]));
-    assert_eq!(peer.err(json!({"type": "message.react", "conversation": conv, "message": id, "emoji": "yes"})), "bad_request");
-    assert_eq!(peer.err(json!({"type": "message.react", "conversation": conv, "room": 1, "message": id, "emoji": "👍"})), "bad_request");
+    assert_eq!(
+        peer.err(json!({"type": "message.react", "conversation": conv, "message": id, "emoji": "yes"})),
+        "bad_request"
+    );
+    assert_eq!(
+        peer.err(json!({"type": "message.react", "conversation": conv, "room": 1, "message": id, "emoji": "👍"})),
+        "bad_request"
+    );
     alice.call_json("PUT", &format!("{path}/reactions/%F0%9F%91%8D"), None).expect("alice agrees");
     alice.call_json("PUT", &format!("{path}/reactions/%F0%9F%91%8D"), None).expect("twice changes nothing");
     let page = bob.call_json("GET", &format!("/api/v1/conversations/{conv}/messages"), None).expect("history");
@@ -204,8 +228,10 @@ fn edits_deletions_and_reactions_reach_participants_history_and_the_archive() {
 #[test]
 fn replies_quote_and_mentions_notify_members_only() {
     let server = TestServer::start();
-    let (alice, bob, carol, _dave) = (server.user("alice"), server.user("bob"), server.user("carol"), server.user("dave"));
-    let room = alice.call_json("POST", "/api/v1/rooms", Some(&json!({"name": "ops", "privacy": "open"}))).expect("room");
+    let (alice, bob, carol, _dave) =
+        (server.user("alice"), server.user("bob"), server.user("carol"), server.user("dave"));
+    let room =
+        alice.call_json("POST", "/api/v1/rooms", Some(&json!({"name": "ops", "privacy": "open"}))).expect("room");
     let room = room["id"].as_u64().expect("id");
     for c in [&bob, &carol] {
         c.call_json("POST", &format!("/api/v1/rooms/{room}/join"), None).expect("join");
@@ -230,7 +256,8 @@ fn replies_quote_and_mentions_notify_members_only() {
     assert_eq!(mention["message"]["id"], reply["id"], "a mention reaches a member who does not follow the room");
     carol_peer.no_event("room.message", std::time::Duration::from_millis(300));
     let page = carol.call_json("GET", &format!("/api/v1/rooms/{room}/messages"), None).expect("page");
-    let mine: Vec<bool> = page["messages"].as_array().expect("messages").iter().filter_map(|m| m["mentions_me"].as_bool()).collect();
+    let mine: Vec<bool> =
+        page["messages"].as_array().expect("messages").iter().filter_map(|m| m["mentions_me"].as_bool()).collect();
     assert_eq!(mine, [false, true]);
 
     let bad = json!({"text": "re", "reply_to": 999_999});
@@ -242,7 +269,10 @@ fn replies_quote_and_mentions_notify_members_only() {
     let conv = start(&alice, "bob");
     let cross = json!({"text": "re", "reply_to": first["id"]});
     assert_eq!(
-        api_error(alice.call("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&cross)).expect_err("cross")).0,
+        api_error(
+            alice.call("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&cross)).expect_err("cross")
+        )
+        .0,
         400
     );
 }
@@ -253,18 +283,30 @@ fn mutes_are_per_user_and_survive_a_crash() {
     let (alice, bob, carol) = (server.user("alice"), server.user("bob"), server.user("carol"));
     let conv = start(&alice, "bob");
     alice.call_json("PUT", &format!("/api/v1/conversations/{conv}/mute"), Some(&json!({"muted": true}))).expect("mute");
-    let room = alice.call_json("POST", "/api/v1/rooms", Some(&json!({"name": "lobby", "privacy": "open"}))).expect("room");
+    let room =
+        alice.call_json("POST", "/api/v1/rooms", Some(&json!({"name": "lobby", "privacy": "open"}))).expect("room");
     let room = room["id"].as_u64().expect("id");
     alice.call_json("PUT", &format!("/api/v1/rooms/{room}/mute"), Some(&json!({"muted": true}))).expect("mute room");
     assert_eq!(
-        api_error(carol.call("PUT", &format!("/api/v1/rooms/{room}/mute"), Some(&json!({"muted": true}))).expect_err("member")).0,
+        api_error(
+            carol
+                .call("PUT", &format!("/api/v1/rooms/{room}/mute"), Some(&json!({"muted": true})))
+                .expect_err("member")
+        )
+        .0,
         403
     );
     assert_eq!(
-        api_error(carol.call("PUT", &format!("/api/v1/conversations/{conv}/mute"), Some(&json!({"muted": true}))).expect_err("x")).0,
+        api_error(
+            carol
+                .call("PUT", &format!("/api/v1/conversations/{conv}/mute"), Some(&json!({"muted": true})))
+                .expect_err("x")
+        )
+        .0,
         404
     );
-    bob.call_json("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&json!({"text": "hi"}))).expect("send");
+    bob.call_json("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&json!({"text": "hi"})))
+        .expect("send");
     server.crash_and_restart();
     // The restarted server listens elsewhere.
     let (alice, bob) = (server.client(Some(&token(&server, "alice"))), server.client(Some(&token(&server, "bob"))));

@@ -53,12 +53,7 @@ pub struct ChangeService {
 
 impl ChangeService {
     /// The service; changes draw on `limiter`, the same per-user allowance as messages.
-    pub fn new(
-        store: Store,
-        outbox: Arc<dyn Outbox>,
-        archive: Arc<ArchiveService>,
-        limiter: Arc<SendLimiter>,
-    ) -> Self {
+    pub fn new(store: Store, outbox: Arc<dyn Outbox>, archive: Arc<ArchiveService>, limiter: Arc<SendLimiter>) -> Self {
         Self { store, outbox, archive, limiter }
     }
 
@@ -245,9 +240,11 @@ impl ChangeService {
         let mine = changes.reactions.iter().any(|(e, users)| e == emoji && users.contains(actor.user));
         if mine == add {
             let readers: Vec<&Username> = audience.pushed.iter().collect();
-            return self.show(thread, &msg, Some(actor.user), &readers);
+            return self.show(thread, &msg, None, &readers);
         }
-        if add && !changes.reactions.iter().any(|(e, _)| e == emoji) && changes.reactions.len() >= message::MAX_REACTIONS
+        if add
+            && !changes.reactions.iter().any(|(e, _)| e == emoji)
+            && changes.reactions.len() >= message::MAX_REACTIONS
         {
             return Err(ServiceError::Invalid(format!("a message has at most {} reactions", message::MAX_REACTIONS)));
         }
@@ -292,7 +289,7 @@ impl ChangeService {
         for m in &audience.pushed {
             self.outbox.to_user(m, if m == actor.user { actor.endpoint } else { None }, &event);
         }
-        Ok(view.for_viewer(actor.user))
+        Ok(view)
     }
 
     /// Mutes or unmutes a conversation or room for `user` (a participant or member).
@@ -304,7 +301,8 @@ impl ChangeService {
                 }
             }
             Thread::Room(r) => {
-                let room = self.store.rooms().get(r)?.filter(|room| room.can_see(user)).ok_or(Self::not_found(thread))?;
+                let room =
+                    self.store.rooms().get(r)?.filter(|room| room.can_see(user)).ok_or(Self::not_found(thread))?;
                 if !room.members.contains_key(user) {
                     return Err(ServiceError::forbidden("not a member of this room"));
                 }

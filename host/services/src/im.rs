@@ -255,7 +255,7 @@ impl ImService {
             && let Some((thread, existing)) = self.store.im().by_key(actor.user, k)?
         {
             if thread == Thread::Conversation(id) && existing.same_content(&text, format) {
-                return self.changes.show(thread, &existing, Some(actor.user), &[actor.user]);
+                return self.changes.show(thread, &existing, None, &[actor.user]);
             }
             return Err(ServiceError::IdempotencyConflict);
         }
@@ -283,7 +283,7 @@ impl ImService {
         let record = self.record(&conv, &msg)?;
         let view = self.append(actor, &conv, &msg, true, record).await?;
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
-        Ok(view.for_viewer(actor.user))
+        Ok(view)
     }
 
     /// The archive record of `msg` in `conv`, if archived (refused while archiving fails, if

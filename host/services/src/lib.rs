@@ -45,9 +45,9 @@ pub use principal::{Caller, Identity, Principal};
 pub use settings::{AuthSettings, ServiceSettings};
 
 use accounts::Accounts;
+use archive::ArchiveService;
 use attachments::AttachmentService;
 use changes::ChangeService;
-use archive::ArchiveService;
 use federation::FederationService;
 use im::ImService;
 use metrics::Metrics;
@@ -127,8 +127,14 @@ impl Services {
         ));
         federation.start(&im)?;
         followers::start(store.clone(), archive.clone(), federation.clone(), metrics.clone());
-        let rooms =
-            Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), changes.clone(), im.limiter()));
+        let rooms = Arc::new(RoomService::new(
+            store.clone(),
+            outbox.clone(),
+            metrics.clone(),
+            archive.clone(),
+            changes.clone(),
+            im.limiter(),
+        ));
         let search = Arc::new(Indexer::start(
             store.clone(),
             &data_dir.join("search"),

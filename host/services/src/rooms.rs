@@ -264,7 +264,7 @@ impl RoomService {
             conversation::check_key(k)?;
             if let Some((thread, existing)) = self.store.im().by_key(by, k)? {
                 if thread == Thread::Room(id) && existing.same_content(&text, format) {
-                    return self.changes.show(thread, &existing, Some(by), &[]);
+                    return self.changes.show(thread, &existing, None, &[]);
                 }
                 return Err(ServiceError::IdempotencyConflict);
             }
@@ -289,7 +289,7 @@ impl RoomService {
         let view = self.fan_out(&room, &msg, endpoint)?;
         // The post's log entry moved the poster's read marker past it.
         self.metrics.im_delivery.observe(started.elapsed().as_secs_f64());
-        Ok(view.for_viewer(by))
+        Ok(view)
     }
 
     /// A page of posts (members, and anyone for open rooms).

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use halo_core::Username;
 use halo_core::archive::Record;
-use halo_core::conversation::{Conversation, ConversationId, MessageId};
 use halo_core::conversation::Format;
+use halo_core::conversation::{Conversation, ConversationId, MessageId};
 use halo_core::im::{Amended, Change, Fact, ImState, Posted, Thread};
 use halo_core::message::{Body, Message};
 

@@ -53,9 +53,9 @@ mod users;
 use std::path::Path;
 
 pub use archive::Archive;
+pub use attachments::{Attachments, Upload, valid_id as valid_attachment_id};
 pub use federation::{Federation, Queued};
 pub use flush::Pending;
-pub use attachments::{Attachments, Upload, valid_id as valid_attachment_id};
 pub use im::{Acked, Changes, Im, InboxEntry, Outbound, Reservation};
 pub use keys::Thread;
 pub use log::{EventLog, SledLog};

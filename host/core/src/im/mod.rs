@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Username;
 use crate::archive::Record;
+use crate::conversation::Format;
 use crate::conversation::{Conversation, ConversationId, MessageId};
 use crate::federation::Item;
-use crate::conversation::Format;
 use crate::message::Message;
 use crate::room::{Room, RoomId};
 

@@ -220,11 +220,17 @@ pub async fn upload(
     params(("id" = String, Path, description = "Attachment id")),
     responses((status = 200, description = "The file"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn download(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let user = match &caller {
         Caller::User(p) => match &p.identity {
             halo_services::Identity::User(u) => u.username.clone(),
-            halo_services::Identity::LocalAdmin => return Err(ApiError::forbidden("the local admin token has no account")),
+            halo_services::Identity::LocalAdmin => {
+                return Err(ApiError::forbidden("the local admin token has no account"));
+            }
         },
         Caller::App(_) => return Err(ApiError::forbidden("app tokens cannot read attachments")),
         Caller::Anonymous => return Err(ApiError::unauthorized("missing bearer token")),
@@ -256,7 +262,13 @@ fn file_response(meta: AttachmentView, bytes: Vec<u8>) -> Response {
     let encoded: String = meta
         .name
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     let disposition = format!("{}; filename*=UTF-8''{encoded}", if inline { "inline" } else { "attachment" });
     let content_type = if meta.mime == "text/plain" { "text/plain; charset=utf-8".to_owned() } else { meta.mime };

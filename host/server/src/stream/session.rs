@@ -20,8 +20,8 @@ use super::ws::{self, Frame, Io, Parsed, Reader, Writer};
 use crate::cap::Slot;
 use crate::error::ApiError;
 use crate::state::AppState;
-use halo_services::clock::now_ms;
 use halo_services::changes::Draft;
+use halo_services::clock::now_ms;
 use halo_services::im::Actor;
 
 /// Most queued frames one write takes.

@@ -53,8 +53,22 @@ pub(crate) struct RecordV1 {
 
 impl From<&Record> for RecordV1 {
     fn from(r: &Record) -> Self {
-        let Record { id, at, event, place, from, user, participants, external, text, format, of, reply_to, attachments, emoji } =
-            r;
+        let Record {
+            id,
+            at,
+            event,
+            place,
+            from,
+            user,
+            participants,
+            external,
+            text,
+            format,
+            of,
+            reply_to,
+            attachments,
+            emoji,
+        } = r;
         Self {
             id: *id,
             at: *at,
@@ -79,8 +93,22 @@ impl From<&Record> for RecordV1 {
 
 impl From<RecordV1> for Record {
     fn from(r: RecordV1) -> Self {
-        let RecordV1 { id, at, event, place, from, user, participants, external, text, format, of, reply_to, attachments, emoji } =
-            r;
+        let RecordV1 {
+            id,
+            at,
+            event,
+            place,
+            from,
+            user,
+            participants,
+            external,
+            text,
+            format,
+            of,
+            reply_to,
+            attachments,
+            emoji,
+        } = r;
         Self {
             id,
             at,
@@ -203,7 +231,14 @@ mod tests {
         pin("archive", include_str!("golden/record_v1.hex"), &[message.clone(), joined, started, left]);
         // Fields added later, each absent when empty, so the records above read the same.
         let edited = Record { id: 45, event: Event::Edited, of: Some(42), ..message.clone() };
-        let reacted = Record { id: 46, event: Event::Reacted, of: Some(42), emoji: Some("👍".into()), text: None, ..message.clone() };
+        let reacted = Record {
+            id: 46,
+            event: Event::Reacted,
+            of: Some(42),
+            emoji: Some("👍".into()),
+            text: None,
+            ..message.clone()
+        };
         let with_file = Record {
             id: 47,
             reply_to: Some(42),

@@ -276,9 +276,22 @@ mod tests {
             key: None,
             extras: Extras::default(),
         };
-        let joined =
-            Message { id: 44, at: 2, from: name("alice"), body: Body::Joined { user: name("carol") }, key: None, extras: Extras::default() };
-        let left = Message { id: 45, at: 3, from: name("carol"), body: Body::Left { user: name("carol") }, key: None, extras: Extras::default() };
+        let joined = Message {
+            id: 44,
+            at: 2,
+            from: name("alice"),
+            body: Body::Joined { user: name("carol") },
+            key: None,
+            extras: Extras::default(),
+        };
+        let left = Message {
+            id: 45,
+            at: 3,
+            from: name("carol"),
+            body: Body::Left { user: name("carol") },
+            key: None,
+            extras: Extras::default(),
+        };
         pin("messages", include_str!("golden/message_v1.hex"), &[text, plain, joined, left]);
     }
 

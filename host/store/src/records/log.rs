@@ -421,8 +421,13 @@ mod tests {
         };
         let edit = Change::Edited { text: "hi!".into(), format: Format::Markdown };
         let mut edited = amended(50, edit.clone());
-        edited.archived =
-            Some(Record::of_change(Place::Conversation(7), (50, 1_700_000_000_100, &name("alice")), 42, &edit, conv.members()));
+        edited.archived = Some(Record::of_change(
+            Place::Conversation(7),
+            (50, 1_700_000_000_100, &name("alice")),
+            42,
+            &edit,
+            conv.members(),
+        ));
         vec![
             Fact::Amended(Box::new(edited)),
             Fact::Amended(Box::new(amended(51, Change::Deleted))),
