@@ -106,6 +106,11 @@ fn text_over_the_limit_stays_in_the_box_and_a_failed_send_is_resent() {
     alice.type_in("#composer", "\u{E007}", false);
     alice.wait_text("#messages .msg.failed", "written while the server was away");
     alice.wait_text("#messages .msg.failed .resend", "Resend");
+    // It stays while the user looks elsewhere.
+    alice.script("location.hash = '#/'", json!([]));
+    alice.wait_gone("#messages");
+    alice.script(&format!("location.hash = '#/c/{conv}'"), json!([]));
+    alice.wait_text("#messages .msg.failed", "written while the server was away");
 
     // Back: it goes out by itself, once.
     relay.restore();

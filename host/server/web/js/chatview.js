@@ -36,6 +36,55 @@ export function renderMessage(m, { pending = null, onResend = null } = {}) {
   return h("div", { class: "msg-row" }, avatar(store.people.get(m.from) || { username: m.from, display_name: m.from }, "sm"), el);
 }
 
+/** Own messages the server has not accepted yet, by conversation id, then idempotency key
+ * ({message, sending, failed, error}). They outlive the conversation's view: one that could
+ * not reach the server stays as failed (with Resend) until it is sent, and goes out again by
+ * itself when the stream reconnects, with the same key, so never twice. */
+const outboxes = new Map();
+/** The open conversation views' hooks, by conversation id: changed(p), accepted(p, message),
+ * refused(p, error) -> handled. */
+const views = new Map();
+
+function outboxOf(id) {
+  if (!outboxes.has(id)) outboxes.set(id, new Map());
+  return outboxes.get(id);
+}
+
+/** Sends pending message `p` (again). */
+async function deliver(p) {
+  if (p.sending) return;
+  const id = p.message.conversation;
+  p.sending = true;
+  p.failed = false;
+  p.error = "";
+  views.get(id)?.changed(p);
+  try {
+    const r = await store.stream.request("im.send", { conversation: id, text: p.message.text, key: p.message.key });
+    outboxOf(id).delete(p.message.key);
+    views.get(id)?.accepted(p, r.message);
+    const c = store.conversations.get(id);
+    if (c && (!c.last_message || c.last_message.id < r.message.id)) { c.last_message = r.message; emit("conversations"); }
+  } catch (err) {
+    p.sending = false;
+    p.failed = true;
+    if (err.code !== "closed") p.error = err.message;
+    if (!(p.error && views.get(id)?.refused(p, err))) views.get(id)?.changed(p);
+  }
+}
+
+/** Resends, whenever the stream (re)connects, what failed for want of a connection. */
+export function wireOutbox(stream) {
+  stream.on("open", () => {
+    for (const box of outboxes.values()) for (const p of box.values()) if (p.failed && !p.error) deliver(p);
+  });
+}
+
+/** Forgets the pending messages (sign-out). */
+export function clearOutbox() {
+  outboxes.clear();
+  views.clear();
+}
+
 /** The view of conversation `id`; returns {el, dispose}. */
 export function conversationView(id) {
   const c0 = store.conversations.get(id);
@@ -182,44 +231,25 @@ export function conversationView(id) {
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
-  // Sending. The text is checked against the server's limit (in UTF-8 bytes) first and stays
-  // in the box when it is over. A message on its way shows as "Sending…"; one that could not
-  // reach the server stays as "Failed" with Resend, and is sent again (same idempotency key,
-  // so never twice) when the stream reconnects. A message the server refused goes back into
+  // Sending (see `deliver`). The text is checked against the server's limit (in UTF-8 bytes)
+  // first and stays in the box when it is over. A message the server refused goes back into
   // the box when the box is empty, else it stays as failed with the server's reason.
-  const outbox = new Map();
-  const showPending = (p) => list.setPending(p.message.key, renderMessage(p.message, { pending: p, onResend: () => sendPending(p) }));
-  const sendPending = async (p) => {
-    if (p.sending) return;
-    p.sending = true;
-    p.failed = false;
-    p.error = "";
-    showPending(p);
-    try {
-      const r = await store.stream.request("im.send", { conversation: id, text: p.message.text, key: p.message.key });
+  const outbox = outboxOf(id);
+  const showPending = (p) => list.setPending(p.message.key, renderMessage(p.message, { pending: p, onResend: () => deliver(p) }));
+  const hooks = {
+    changed: showPending,
+    accepted: (p, message) => { list.dropPending(p.message.key); list.add([message]); },
+    refused: (p, err) => {
+      if (input.value.trim()) return false;
       outbox.delete(p.message.key);
       list.dropPending(p.message.key);
-      list.add([r.message]);
-      const c = conv();
-      if (c && (!c.last_message || c.last_message.id < r.message.id)) { c.last_message = r.message; emit("conversations"); }
-    } catch (err) {
-      p.sending = false;
-      if (err.code === "closed") {
-        p.failed = true;
-        showPending(p);
-      } else if (!input.value.trim()) {
-        outbox.delete(p.message.key);
-        list.dropPending(p.message.key);
-        input.value = p.message.text;
-        showError(err.message);
-      } else {
-        p.failed = true;
-        p.error = err.message;
-        showPending(p);
-      }
-    }
+      input.value = p.message.text;
+      showError(err.message);
+      return true;
+    },
   };
-  const resendFailed = () => { for (const p of outbox.values()) if (p.failed) sendPending(p); };
+  views.set(id, hooks);
+  for (const p of outbox.values()) showPending(p);
   const showError = (text) => {
     composerError.textContent = text;
     composerError.hidden = !text;
@@ -241,7 +271,7 @@ export function conversationView(id) {
     const key = randomId();
     const p = { message: { id: 0, conversation: id, from: store.me.username, kind: "text", text, key, at: Date.now() } };
     outbox.set(key, p);
-    sendPending(p);
+    deliver(p);
     list.scrollDown();
   });
 
@@ -275,7 +305,7 @@ export function conversationView(id) {
     typingLine.textContent = names.length ? `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…` : "";
   }
   const onVisible = () => readUpToLatest();
-  const offOpen = store.stream?.on("open", () => { if (!disposed) { watched = []; watch(); catchUp(); resendFailed(); } });
+  const offOpen = store.stream?.on("open", () => { if (!disposed) { watched = []; watch(); catchUp(); } });
   document.addEventListener("visibilitychange", onVisible);
   window.addEventListener("focus", onVisible);
 
@@ -315,6 +345,7 @@ export function conversationView(id) {
     el,
     dispose() {
       disposed = true;
+      if (views.get(id) === hooks) views.delete(id);
       list.dispose();
       offOpen?.();
       if (watched.length && store.stream?.connected) store.stream.request("presence.unsubscribe", { users: watched }).catch(() => {});

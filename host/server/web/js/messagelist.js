@@ -7,7 +7,7 @@
 // `loadOlder`), dropping the newest from the page; scrolling back down brings them back.
 // Own messages not yet accepted by the server ("pending", by idempotency key) stay at the end.
 
-const BATCH = 40;
+const BATCH = 20;
 /** The most messages in the DOM at once (about ten nodes each). */
 export const MAX_RENDERED = 150;
 const CHUNK = 50;
@@ -269,7 +269,7 @@ export class MessageList {
   trimTop(keep) {
     const extra = this.els.size - this.max;
     if (extra <= 0) return;
-    const before = this.scroller.scrollHeight;
+    const before = keep ? this.scroller.scrollHeight : 0;
     const [lo] = this.range();
     for (let i = lo; i < lo + extra; i++) {
       this.els.get(this.ids[i])?.remove();
