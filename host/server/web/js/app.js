@@ -8,7 +8,7 @@ import { contactsPane, loadContacts, wireContacts } from "./contacts.js";
 import { askNotificationPermission, conversationsPane, loadConversations, openChatWith, totalUnread, wireConversations } from "./conversations.js";
 import { loadMyPresence, loadStates, myCard, startIdleDetection } from "./presence.js";
 import { loadRooms, roomView, roomsPane, wireRooms } from "./rooms.js";
-import { hasRole, on, resetStore, store } from "./state.js";
+import { emit, hasRole, on, resetStore, store } from "./state.js";
 import { Stream } from "./stream.js";
 import { h, mount, perFrame, toast } from "./util.js";
 
@@ -179,6 +179,7 @@ function shell(stream) {
     else if (kind === "admin" && canAdmin()) { store.view = { kind: "admin", id: arg }; view = lazyAdminView(arg); }
     else { store.view = null; }
     current = view || { dispose() {} };
+    emit("rooms"); // the room being read shows no unread badge
     layout.classList.toggle("has-view", Boolean(view));
     mount(main, view ? view.el : welcome());
     updateUnread();

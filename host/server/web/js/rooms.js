@@ -18,6 +18,8 @@ export function renderPost(m) {
     : h("div", { class: "system", dataset: { id: m.id } }, h("span", { dir: "auto" }, displayName(m.user)), ` ${m.kind === "joined" ? "joined" : "left"} · ${fmtTime(m.at)}`);
 }
 
+const isOpen = (id) => store.view?.kind === "room" && store.view.id === id;
+
 function upsertRoom(r) {
   store.rooms.set(r.id, r);
   emit("rooms");
@@ -37,8 +39,7 @@ export function wireRooms(stream) {
   stream.on("room.updated", (f) => upsertRoom(f.room));
   stream.on("room.message", (f) => {
     const room = store.rooms.get(f.message.room);
-    const open = store.view?.kind === "room" && store.view.id === f.message.room;
-    if (room && !open && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
+    if (room && !isOpen(room.id) && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
     emit("room.message", f.message);
   });
 }
@@ -55,7 +56,8 @@ export function roomsPane() {
     const row = (r) => h("li", {}, h("a", { class: `room-row${store.view?.kind === "room" && store.view.id === r.id ? " current" : ""}`, href: `#/r/${r.id}`, dataset: { room: r.name } },
       h("span", { class: "room-icon", "aria-hidden": "true" }, "#"),
       h("span", { class: "conv-text" }, h("span", { class: "conv-title", dir: "auto" }, r.name), h("span", { class: "conv-snippet", dir: "auto" }, r.topic || r.description || r.privacy)),
-      r.unread ? h("span", { class: "badge" }, String(r.unread)) : null));
+      // The room being read has nothing unread, whatever an answer still in flight said.
+      r.unread && !isOpen(r.id) ? h("span", { class: "badge", "aria-label": `${r.unread} unread` }, String(r.unread)) : null));
     mount(list,
       h("h3", { class: "section-title" }, "My rooms"),
       mine.length ? h("ul", { class: "conv-list" }, mine.map(row)) : h("p", { class: "empty" }, "You are in no room yet."),
