@@ -496,3 +496,27 @@ fn contact_card_changes_reach_watchers_views_the_directory_and_the_badge() {
     let view = p[1].rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("presence");
     assert_eq!(view["display_name"], "Alice Liddell");
 }
+
+#[test]
+fn a_contact_list_change_reaches_all_the_owners_devices() {
+    let server = TestServer::with_config(CONFIG);
+    let p = people(&server, &["alice", "bob"]);
+    let mut desk = Peer::connect(&server, &p[0].token, "desk");
+    let mut phone = Peer::connect(&server, &p[0].token, "phone");
+    let mut bob = Peer::connect(&server, &p[1].token, "desk");
+    add_contact(&p[0], "bob", "colleagues");
+    for device in [&mut desk, &mut phone] {
+        assert_eq!(device.event("contacts.changed")["type"], "contacts.changed");
+    }
+    p[0].rest.call("PUT", "/api/v1/me/blocked/bob", Some(&json!({}))).expect("block");
+    p[0].rest.call("DELETE", "/api/v1/contacts/bob", None).expect("remove");
+    for device in [&mut desk, &mut phone] {
+        device.event("contacts.changed");
+        device.event("contacts.changed");
+    }
+    // Only the owner's devices: bob's list did not change.
+    bob.no_event("contacts.changed", Duration::from_millis(300));
+    // A refused edit changes nothing and tells no one.
+    p[0].rest.call("POST", "/api/v1/contacts", Some(&json!({"username": "ghost"}))).expect_err("unknown user");
+    desk.no_event("contacts.changed", Duration::from_millis(300));
+}

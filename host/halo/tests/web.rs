@@ -7,12 +7,22 @@
 //! under `docs/`. Compliance archiving from the console is in `web/archiving.rs`, federation in
 //! `web/federation.rs`.
 
+#[path = "web/a11y.rs"]
+mod a11y;
 #[path = "web/archiving.rs"]
 mod archiving;
 mod browser;
+#[path = "web/bugs.rs"]
+mod bugs;
 mod common;
 #[path = "web/federation.rs"]
 mod federation;
+#[path = "web/perf.rs"]
+mod perf;
+#[path = "web/phone.rs"]
+mod phone;
+#[path = "web/text.rs"]
+mod text;
 
 use std::path::PathBuf;
 

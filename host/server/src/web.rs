@@ -5,13 +5,20 @@
 //! `Cache-Control: no-cache` (the browser revalidates and gets `304 Not Modified` when nothing
 //! changed), and a strict Content-Security-Policy: scripts and styles only from this origin,
 //! no inline code, no framing. Paths under `/api/` that match no route get the API's JSON 404.
+//!
+//! Text files (scripts, styles, the page, SVG) are also kept gzip-compressed, made once when
+//! the first file is asked for; a browser that accepts gzip gets that copy
+//! (`Content-Encoding: gzip`, its own `ETag`), with `Vary: Accept-Encoding` on both.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 
@@ -29,6 +36,35 @@ struct Asset {
     body: &'static [u8],
     content_type: &'static str,
     etag: HeaderValue,
+    /// The gzip copy and its `ETag`, for text files it makes smaller.
+    gzip: Option<(Vec<u8>, HeaderValue)>,
+}
+
+/// Whether a content type is worth compressing (text; pictures are compressed already).
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/") || content_type.starts_with("image/svg") || content_type.contains("json")
+}
+
+/// `body` gzip-compressed at the best level, when that makes it smaller.
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::best());
+    enc.write_all(body).ok()?;
+    let out = enc.finish().ok()?;
+    (out.len() < body.len()).then_some(out)
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (a `q=0` refuses it).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |part| {
+            let mut it = part.split(';');
+            let name = it.next().unwrap_or_default().trim();
+            let refused = it.any(|p| {
+                p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        },
+    )
 }
 
 fn assets() -> &'static HashMap<String, Asset> {
@@ -43,7 +79,12 @@ fn assets() -> &'static HashMap<String, Asset> {
                 let hash = Sha256::digest(f.contents());
                 let tag: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
                 let Ok(etag) = HeaderValue::from_str(&format!("\"{tag}\"")) else { continue };
-                map.insert(path.clone(), Asset { body: f.contents(), content_type: content_type(&path), etag });
+                let content_type = content_type(&path);
+                let gzip = compressible(content_type)
+                    .then(|| gzip(f.contents()))
+                    .flatten()
+                    .and_then(|gz| Some((gz, HeaderValue::from_str(&format!("\"{tag}-gz\"")).ok()?)));
+                map.insert(path.clone(), Asset { body: f.contents(), content_type, etag, gzip });
             }
         }
         map
@@ -84,14 +125,27 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "not found\n")
             .into_response();
     };
-    let fresh = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == asset.etag.as_bytes());
+    let (bytes, etag, gzipped) = match &asset.gzip {
+        Some((gz, tag)) if accepts_gzip(&headers) => (Body::from(gz.as_slice()), tag, true),
+        _ => (Body::from(asset.body), &asset.etag, false),
+    };
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/").as_bytes() == etag.as_bytes()));
     let status = if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
-    let body = if fresh || method == Method::HEAD { Body::empty() } else { Body::from(asset.body) };
+    let body = if fresh || method == Method::HEAD { Body::empty() } else { bytes };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    h.insert(header::ETAG, asset.etag.clone());
+    h.insert(header::ETAG, etag.clone());
+    if asset.gzip.is_some() {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if gzipped && !fresh {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -111,6 +165,21 @@ mod tests {
         assert!(assets().keys().any(|k| k.ends_with(".js")), "scripts are embedded");
         assert_eq!(content_type("js/app.js"), "text/javascript; charset=utf-8");
         assert_eq!(content_type("style.css"), "text/css; charset=utf-8");
+    }
+
+    #[test]
+    fn text_files_have_a_smaller_gzip_copy() {
+        let app = assets().get("js/app.js").expect("app.js");
+        let (gz, tag) = app.gzip.as_ref().expect("scripts are compressed");
+        assert!(gz.len() < app.body.len());
+        assert_ne!(tag, &app.etag, "each encoding has its own validator");
+        assert!(assets().get("favicon.svg").is_some());
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br, zstd"));
+        assert!(accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br;q=1, gzip;q=0"));
+        assert!(!accepts_gzip(&h));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub enum Event {
         /// The last chunk.
         last: bool,
     },
+    /// The user's contact list changed (a contact or group added, changed or removed, someone
+    /// blocked or unblocked), on any of their devices.
+    ContactsChanged,
     /// The catalog of custom states changed.
     PresenceStates {
         /// The custom states users may now pick and see.

@@ -419,6 +419,9 @@ pub enum ServerFrame {
         /// The last chunk.
         last: bool,
     },
+    /// The user's contact list changed (on any of their devices): read it again.
+    #[serde(rename = "contacts.changed")]
+    ContactsChanged {},
     /// The catalog of custom states changed (a plugin was installed, configured, upgraded,
     /// enabled, disabled or removed): the states users may now pick and see.
     #[serde(rename = "presence.states")]
@@ -456,6 +459,7 @@ impl ServerFrame {
                 Self::PresenceSnapshot { contacts: contacts.clone(), me: me.clone(), last: *last }
             }
             Event::PresenceStates { states } => Self::PresenceStates { states: states.clone() },
+            Event::ContactsChanged => Self::ContactsChanged {},
             Event::Shared(shared) => match shared.transport(|event| SharedFrame::new(Self::from_event(event))) {
                 Some(frame) => Self::Shared(frame.clone()),
                 None => Self::from_event(shared.event()),

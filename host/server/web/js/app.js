@@ -3,17 +3,33 @@
 // main pane), the hash router (#/c/<id>, #/r/<id>, #/admin/<section>) and sign out.
 
 import { get, post, setToken, token, whenUnauthorized } from "./api.js";
-import { adminView, canAdmin, firstSection } from "./admin/console.js";
-import { conversationView } from "./chatview.js";
+import { clearOutbox, conversationView, wireOutbox } from "./chatview.js";
 import { contactsPane, loadContacts, wireContacts } from "./contacts.js";
 import { askNotificationPermission, conversationsPane, loadConversations, openChatWith, totalUnread, wireConversations } from "./conversations.js";
 import { loadMyPresence, loadStates, myCard, startIdleDetection } from "./presence.js";
 import { loadRooms, roomView, roomsPane, wireRooms } from "./rooms.js";
-import { hasRole, on, resetStore, store } from "./state.js";
+import { emit, hasRole, on, resetStore, store } from "./state.js";
 import { Stream } from "./stream.js";
-import { h, mount, toast } from "./util.js";
+import { h, mount, perFrame, toast } from "./util.js";
 
 const root = document.getElementById("app");
+
+/** Whether the signed-in user may open the console (admins, compliance officers); its code
+ * (js/admin/) is loaded only then. */
+const canAdmin = () => hasRole("admin") || hasRole("compliance");
+
+/** The console showing `section`, loaded on demand; returns {el, dispose}. */
+function lazyAdminView(section) {
+  const el = h("div", { class: "admin-host" }, h("p", { class: "empty" }, "Loading…"));
+  let inner = null;
+  let gone = false;
+  import("./admin/console.js").then(({ adminView }) => {
+    if (gone) return;
+    inner = adminView(section);
+    el.replaceWith(inner.el);
+  }).catch((e) => mount(el, h("p", { class: "form-error" }, `The console could not be loaded: ${e.message}`)));
+  return { el, dispose: () => { gone = true; inner?.dispose(); } };
+}
 let stopIdle = () => {};
 let current = { dispose() {} };
 
@@ -58,6 +74,7 @@ async function signOut(message) {
   current.dispose();
   current = { dispose() {} };
   setToken(null);
+  clearOutbox();
   resetStore();
   document.title = "Halo";
   signInView(message);
@@ -80,6 +97,7 @@ async function start() {
   wireContacts(stream);
   wireConversations(stream);
   wireRooms(stream);
+  wireOutbox(stream);
   stream.on("presence.states", () => loadStates().catch(() => {}));
   shell(stream);
   stream.connect();
@@ -92,9 +110,12 @@ function shell(stream) {
     { id: "chats", label: "Chats", pane: conversationsPane },
     { id: "rooms", label: "Rooms", pane: roomsPane, onShow: () => loadRooms().catch(() => {}) },
   ];
-  const panes = new Map();
-  const paneBox = h("div", { class: "pane" });
-  const tabBar = h("nav", { class: "tabs", role: "tablist", "aria-label": "Sidebar" });
+  // A WAI-ARIA tablist: each tab controls its panel; only the selected tab is in the Tab
+  // order, and the arrow keys (Home, End) move between tabs and select them.
+  const panels = new Map(tabs.map((t) => [t.id, h("div", { class: "tab-panel", role: "tabpanel", id: `panel-${t.id}`, "aria-labelledby": `tab-${t.id}`, hidden: true })]));
+  const filled = new Set();
+  const paneBox = h("div", { class: "pane" }, [...panels.values()]);
+  const tabBar = h("div", { class: "tabs", role: "tablist", "aria-label": "Sidebar" });
   let active = localStorage.getItem("halo.tab") || "contacts";
   const unread = h("span", { class: "badge", id: "unread-total", hidden: true });
 
@@ -102,22 +123,29 @@ function shell(stream) {
     active = tabs.some((t) => t.id === id) ? id : "contacts";
     localStorage.setItem("halo.tab", active);
     for (const t of tabs) {
-      if (!panes.has(t.id) && t.id === active) { panes.set(t.id, t.pane()); paneBox.append(panes.get(t.id)); }
-      if (panes.has(t.id)) panes.get(t.id).hidden = t.id !== active;
+      const panel = panels.get(t.id);
+      if (!filled.has(t.id) && t.id === active) { filled.add(t.id); panel.append(t.pane()); }
+      panel.hidden = t.id !== active;
     }
     tabs.find((t) => t.id === active)?.onShow?.();
-    tabBar.querySelectorAll("[role=tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === active)));
+    tabBar.querySelectorAll("[role=tab]").forEach((b) => {
+      const selected = b.dataset.tab === active;
+      b.setAttribute("aria-selected", String(selected));
+      b.tabIndex = selected ? 0 : -1;
+    });
   };
-  tabBar.append(...tabs.map((t) => h("button", { type: "button", role: "tab", id: `tab-${t.id}`, dataset: { tab: t.id }, onclick: () => show(t.id) }, t.label, t.id === "chats" ? unread : null)));
+  tabBar.append(...tabs.map((t) => h("button", { type: "button", role: "tab", id: `tab-${t.id}`, "aria-controls": `panel-${t.id}`, dataset: { tab: t.id }, onclick: () => show(t.id) }, t.label, t.id === "chats" ? unread : null)));
   tabBar.addEventListener("keydown", (e) => {
-    if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
     const i = tabs.findIndex((t) => t.id === active);
-    const next = tabs[(i + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1 + tabs.length, Home: 0, End: tabs.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = tabs[to % tabs.length];
     show(next.id);
     document.getElementById(`tab-${next.id}`)?.focus();
   });
 
-  const conn = h("span", { class: "conn", id: "connection", role: "status" }, "Connecting…");
+  const conn = h("span", { class: "conn", id: "connection" }, "Connecting…");
   stream.on("open", () => { conn.textContent = ""; conn.classList.remove("down"); });
   stream.on("close", () => { conn.textContent = "Reconnecting…"; conn.classList.add("down"); });
 
@@ -126,7 +154,7 @@ function shell(stream) {
     h("aside", { class: "sidebar", "aria-label": "Contacts and conversations" },
       h("div", { class: "brand" },
         h("span", { class: "brand-name" }, h("span", { class: "logo-dot small", "aria-hidden": "true" }), "Halo"), conn,
-        canAdmin() ? h("a", { class: "btn small ghost", href: `#/admin/${firstSection()}`, id: "open-admin" }, hasRole("admin") ? "Admin" : "Compliance") : null,
+        canAdmin() ? h("a", { class: "btn small ghost", href: "#/admin/", id: "open-admin" }, hasRole("admin") ? "Admin" : "Compliance") : null,
         h("button", { class: "btn small ghost", type: "button", id: "sign-out", onclick: () => signOut() }, "Sign out")),
       myCard(), tabBar, paneBox),
     main);
@@ -139,7 +167,7 @@ function shell(stream) {
     unread.textContent = String(n);
     document.title = n ? `(${n}) Halo` : "Halo";
   };
-  on("conversations", updateUnread);
+  on("conversations", perFrame(updateUnread));
   updateUnread();
 
   const route = () => {
@@ -148,9 +176,10 @@ function shell(stream) {
     let view = null;
     if (kind === "c" && Number(arg)) { store.view = { kind: "conversation", id: Number(arg) }; view = conversationView(Number(arg)); }
     else if (kind === "r" && Number(arg)) { store.view = { kind: "room", id: Number(arg) }; view = roomView(Number(arg)); }
-    else if (kind === "admin" && canAdmin()) { store.view = { kind: "admin", id: arg }; view = adminView(arg); }
+    else if (kind === "admin" && canAdmin()) { store.view = { kind: "admin", id: arg }; view = lazyAdminView(arg); }
     else { store.view = null; }
     current = view || { dispose() {} };
+    emit("rooms"); // the room being read shows no unread badge
     layout.classList.toggle("has-view", Boolean(view));
     mount(main, view ? view.el : welcome());
     updateUnread();

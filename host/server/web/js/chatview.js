@@ -3,32 +3,104 @@
 // becomes a group), searching this conversation, and the composer.
 
 import { get, qs } from "./api.js";
-import { avatar, stateText } from "./presence.js";
+import { avatar, dot, stateText } from "./presence.js";
 import { ensurePeople, markRead, others, title, upsert } from "./conversations.js";
 import { displayName, emit, on, store } from "./state.js";
-import { debounce, dialog, fmtTime, guard, h, mount, onInput, randomId, toast } from "./util.js";
+import { MessageList } from "./messagelist.js";
+import { debounce, dialog, fmtTime, guard, h, mount, onInput, perFrame, randomId, toast, utf8Length } from "./util.js";
 
 const PAGE = 50;
+/** The server's limit for one message's text, in UTF-8 bytes (docs/protocol.md). */
+export const MAX_MESSAGE_BYTES = 16384;
+
+/**
+ * One message's element: a text message as a bubble (with the sender's avatar and name when
+ * it is someone else's), a join or leave as a system line. `pending` is an own message the
+ * server has not accepted yet ({failed, error}); `onResend` sends it again.
+ */
+export function renderMessage(m, { pending = null, onResend = null } = {}) {
+  if (m.kind !== "text") {
+    return h("div", { class: "system", dataset: { id: m.id } }, h("span", { dir: "auto" }, displayName(m.user)), ` ${m.kind === "joined" ? "joined" : "left"} the conversation · ${fmtTime(m.at)}`);
+  }
+  const mine = m.from === store.me.username;
+  const failed = pending?.failed;
+  const status = !pending ? h("span", { class: "receipt" })
+    : failed ? h("span", { class: "receipt failed-note" }, h("span", { "aria-hidden": "true" }, "⚠ "), pending.error ? `Failed: ${pending.error}` : "Failed — not sent",
+      onResend ? h("button", { class: "link-btn resend", type: "button", onclick: onResend }, "Resend") : null)
+      : h("span", { class: "receipt" }, "Sending…");
+  const el = h("div", { class: `msg${mine ? " mine" : ""}${failed ? " failed" : ""}${pending && !failed ? " sending" : ""}`, dataset: { id: m.id || "", key: m.key || "" } },
+    mine ? null : h("div", { class: "msg-from", dir: "auto" }, displayName(m.from)),
+    h("div", { class: "msg-text", dir: "auto" }, m.text),
+    h("div", { class: "msg-meta" }, h("time", {}, m.at ? fmtTime(m.at) : ""), mine ? status : null));
+  if (mine) return el;
+  return h("div", { class: "msg-row" }, avatar(store.people.get(m.from) || { username: m.from, display_name: m.from }, "sm"), el);
+}
+
+/** Own messages the server has not accepted yet, by conversation id, then idempotency key
+ * ({message, sending, failed, error}). They outlive the conversation's view: one that could
+ * not reach the server stays as failed (with Resend) until it is sent, and goes out again by
+ * itself when the stream reconnects, with the same key, so never twice. */
+const outboxes = new Map();
+/** The open conversation views' hooks, by conversation id: changed(p), accepted(p, message),
+ * refused(p, error) -> handled. */
+const views = new Map();
+
+function outboxOf(id) {
+  if (!outboxes.has(id)) outboxes.set(id, new Map());
+  return outboxes.get(id);
+}
+
+/** Sends pending message `p` (again). */
+async function deliver(p) {
+  if (p.sending) return;
+  const id = p.message.conversation;
+  p.sending = true;
+  p.failed = false;
+  p.error = "";
+  views.get(id)?.changed(p);
+  try {
+    const r = await store.stream.request("im.send", { conversation: id, text: p.message.text, key: p.message.key });
+    outboxOf(id).delete(p.message.key);
+    views.get(id)?.accepted(p, r.message);
+    const c = store.conversations.get(id);
+    if (c && (!c.last_message || c.last_message.id < r.message.id)) { c.last_message = r.message; emit("conversations"); }
+  } catch (err) {
+    p.sending = false;
+    p.failed = true;
+    if (err.code !== "closed") p.error = err.message;
+    if (!(p.error && views.get(id)?.refused(p, err))) views.get(id)?.changed(p);
+  }
+}
+
+/** Resends, whenever the stream (re)connects, what failed for want of a connection. */
+export function wireOutbox(stream) {
+  stream.on("open", () => {
+    for (const box of outboxes.values()) for (const p of box.values()) if (p.failed && !p.error) deliver(p);
+  });
+}
+
+/** Forgets the pending messages (sign-out). */
+export function clearOutbox() {
+  outboxes.clear();
+  views.clear();
+}
 
 /** The view of conversation `id`; returns {el, dispose}. */
 export function conversationView(id) {
   const c0 = store.conversations.get(id);
-  const messages = new Map();
-  const pending = new Map();
   const delivered = new Set();
   const readBy = new Map();
   const typing = new Map();
-  let oldest = null;
-  let complete = false;
-  let loading = false;
   let disposed = false;
+  let started = false;
 
   const header = h("header", { class: "main-head" });
-  const scroller = h("div", { class: "messages", id: "messages", tabindex: "0", "aria-label": "Messages", role: "log" });
-  const typingLine = h("div", { class: "typing", id: "typing", "aria-live": "polite" });
-  const input = h("textarea", { id: "composer", class: "composer-input", rows: 1, placeholder: "Type a message", "aria-label": "Message", maxlength: 16000 });
+  const scroller = h("div", { class: "messages", id: "messages", tabindex: "0", "aria-label": "Messages", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
+  const typingLine = h("div", { class: "typing", id: "typing" });
+  const input = h("textarea", { id: "composer", class: "composer-input", rows: 1, placeholder: "Type a message", "aria-label": "Message", dir: "auto", "aria-describedby": "composer-error" });
   const send = h("button", { class: "btn primary", type: "submit", id: "send" }, "Send");
-  const composer = h("form", { class: "composer" }, input, send);
+  const composerError = h("p", { class: "composer-error", id: "composer-error", role: "alert", hidden: true });
+  const composer = h("form", { class: "composer" }, composerError, input, send);
   const searchPanel = h("div", { class: "conv-search", hidden: true });
   const el = h("section", { class: "chat", dataset: { conversation: id } }, header, searchPanel, scroller, typingLine, composer);
 
@@ -43,9 +115,9 @@ export function conversationView(id) {
       h("a", { class: "icon-btn back", href: "#/", "aria-label": "Back" }, "‹"),
       p ? avatar(p) : null,
       h("div", { class: "head-text" },
-        h("h2", { id: "chat-title" }, title(c)),
-        h("div", { class: "head-sub" }, p ? [h("span", { class: "dot inline", style: { "--c": p.colour } }), stateText(p), p.note ? ` · ${p.note}` : ""]
-          : rest.map((u, i) => [i ? ", " : "", h("span", { class: "dot inline", style: { "--c": store.people.get(u)?.colour || "#a19f9d" } }), displayName(u)]))),
+        h("h2", { id: "chat-title", dir: "auto" }, title(c)),
+        h("div", { class: "head-sub" }, p ? [dot(p, "dot inline"), stateText(p), p.note ? [" · ", h("bdi", {}, p.note)] : ""]
+          : rest.map((u, i) => [i ? ", " : "", dot(store.people.get(u), "dot inline"), h("bdi", {}, displayName(u))]))),
       h("div", { class: "head-actions" },
         h("button", { class: "btn small", type: "button", id: "search-conversation", onclick: toggleSearch }, "Search"),
         c.active ? h("button", { class: "btn small", type: "button", id: "add-participant", onclick: addParticipant }, "Add people") : null));
@@ -91,21 +163,16 @@ export function conversationView(id) {
     });
   }
 
-  const near = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
-  const scrollDown = () => { scroller.scrollTop = scroller.scrollHeight; };
-
-  const bubble = (m, status) => {
-    if (m.kind !== "text") {
-      return h("div", { class: "system", dataset: { id: m.id } }, `${displayName(m.user)} ${m.kind === "joined" ? "joined" : "left"} the conversation · ${fmtTime(m.at)}`);
-    }
-    const mine = m.from === store.me.username;
-    const el = h("div", { class: `msg${mine ? " mine" : ""}${status === "failed" ? " failed" : ""}`, dataset: { id: m.id || "", key: m.key || "" } },
-      mine ? null : h("div", { class: "msg-from" }, displayName(m.from)),
-      h("div", { class: "msg-text" }, m.text),
-      h("div", { class: "msg-meta" }, h("time", {}, m.at ? fmtTime(m.at) : ""), mine ? h("span", { class: "receipt" }, status || "") : null));
-    if (mine) return el;
-    return h("div", { class: "msg-row" }, avatar(store.people.get(m.from) || { username: m.from, display_name: m.from }, "sm"), el);
-  };
+  const updateReceipt = perFrame(() => {
+    let mine = null;
+    for (const m of list.newestFirst()) if (m.from === store.me.username && m.kind === "text") { mine = m; break; }
+    const el = mine ? list.element(mine.id) : null;
+    if (receiptEl && receiptEl !== el) { const r = receiptEl.querySelector(".receipt"); if (r) r.textContent = ""; }
+    receiptEl = el;
+    const r = el?.querySelector(".receipt");
+    if (r) r.textContent = receiptFor(mine);
+  });
+  let receiptEl = null;
 
   const receiptFor = (m) => {
     const rest = others(conv());
@@ -116,58 +183,35 @@ export function conversationView(id) {
     return delivered.has(m.id) ? "Delivered" : "Sent";
   };
 
-  const render = () => {
-    const list = [...messages.values()].sort((a, b) => a.id - b.id);
-    const lastMine = [...list].reverse().find((m) => m.from === store.me.username && m.kind === "text");
-    const nodes = [];
-    if (complete && list.length) nodes.push(h("div", { class: "system" }, "Start of the conversation"));
-    let day = "";
-    for (const m of list) {
-      const d = new Date(m.at).toDateString();
-      if (d !== day) { day = d; nodes.push(h("div", { class: "day" }, new Date(m.at).toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" }))); }
-      nodes.push(bubble(m, m === lastMine ? receiptFor(m) : ""));
-    }
-    for (const p of pending.values()) nodes.push(bubble(p.message, p.failed ? "failed" : "Sending…"));
-    if (!nodes.length) nodes.push(h("p", { class: "empty" }, "Say hello!"));
-    mount(scroller, nodes);
-  };
-
   const readUpToLatest = () => {
     if (document.visibilityState !== "visible") return;
-    const last = [...messages.keys()].reduce((a, b) => Math.max(a, b), 0);
-    markRead(id, last);
+    markRead(id, list.newest());
   };
 
   const loadOlder = async () => {
-    if (loading || complete) return;
-    loading = true;
-    const before = scroller.scrollHeight;
-    const atTop = scroller.scrollTop;
     try {
-      const r = await get(`/api/v1/conversations/${id}/messages${qs({ before: oldest, limit: PAGE })}`);
-      for (const m of r.messages) messages.set(m.id, m);
-      if (r.messages.length) oldest = r.messages[0].id;
-      if (r.messages.length < PAGE) complete = true;
+      const r = await get(`/api/v1/conversations/${id}/messages${qs({ before: list.oldest(), limit: PAGE })}`);
       await ensurePeople(r.messages.map((m) => m.from));
-      render();
-      if (oldest === r.messages[0]?.id && before) scroller.scrollTop = scroller.scrollHeight - before + atTop;
-    } catch (e) { toast(e.message, "error"); } finally { loading = false; }
+      list.addOlder(r.messages, r.messages.length < PAGE);
+    } catch (e) { toast(e.message, "error"); }
   };
 
-  scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 80) loadOlder(); });
+  const list = new MessageList(scroller, {
+    render: (m) => renderMessage(m),
+    loadOlder,
+    afterFlush: () => { updateReceipt(); readUpToLatest(); },
+    empty: "Say hello!",
+  });
 
   // Catches up with messages this endpoint was not sent (its own `im.add` joins, anything
   // missed while reconnecting): everything after the newest message shown.
   let catching = false;
   const catchUp = async () => {
-    if (catching || oldest === null) return;
+    if (catching || !started) return;
     catching = true;
     try {
-      const newest = [...messages.keys()].reduce((a, b) => Math.max(a, b), 0);
-      const r = await get(`/api/v1/conversations/${id}/messages${qs({ after: newest, limit: 200 })}`);
-      const stick = near();
-      for (const m of r.messages) messages.set(m.id, m);
-      if (r.messages.length) { render(); if (stick) scrollDown(); readUpToLatest(); }
+      const r = await get(`/api/v1/conversations/${id}/messages${qs({ after: list.newest(), limit: 200 })}`);
+      list.add(r.messages);
     } catch { /* the next frame or reconnect tries again */ } finally { catching = false; }
   };
 
@@ -187,45 +231,58 @@ export function conversationView(id) {
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
-  composer.addEventListener("submit", async (e) => {
+  // Sending (see `deliver`). The text is checked against the server's limit (in UTF-8 bytes)
+  // first and stays in the box when it is over. A message the server refused goes back into
+  // the box when the box is empty, else it stays as failed with the server's reason.
+  const outbox = outboxOf(id);
+  const showPending = (p) => list.setPending(p.message.key, renderMessage(p.message, { pending: p, onResend: () => deliver(p) }));
+  const hooks = {
+    changed: showPending,
+    accepted: (p, message) => { list.dropPending(p.message.key); list.add([message]); },
+    refused: (p, err) => {
+      if (input.value.trim()) return false;
+      outbox.delete(p.message.key);
+      list.dropPending(p.message.key);
+      input.value = p.message.text;
+      showError(err.message);
+      return true;
+    },
+  };
+  views.set(id, hooks);
+  for (const p of outbox.values()) showPending(p);
+  const showError = (text) => {
+    composerError.textContent = text;
+    composerError.hidden = !text;
+  };
+  input.addEventListener("input", () => { if (!composerError.hidden && utf8Length(input.value) <= MAX_MESSAGE_BYTES) showError(""); });
+  composer.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();
     if (!text) return;
+    const bytes = utf8Length(text);
+    if (bytes > MAX_MESSAGE_BYTES) {
+      showError(`This message is ${Math.ceil(bytes / 1024)} KB; messages can be at most ${MAX_MESSAGE_BYTES / 1024} KB. Shorten it or split it.`);
+      return;
+    }
+    showError("");
     input.value = "";
     input.style.height = "auto";
     typingSent = 0;
     const key = randomId();
-    const message = { id: 0, conversation: id, from: store.me.username, kind: "text", text, key, at: Date.now() };
-    pending.set(key, { message });
-    render();
-    scrollDown();
-    try {
-      const r = await store.stream.request("im.send", { conversation: id, text, key });
-      pending.delete(key);
-      messages.set(r.message.id, r.message);
-      const c = conv();
-      if (c && (!c.last_message || c.last_message.id < r.message.id)) { c.last_message = r.message; emit("conversations"); }
-    } catch (err) {
-      pending.get(key).failed = true;
-      toast(err.message, "error");
-    }
-    render();
-    scrollDown();
+    const p = { message: { id: 0, conversation: id, from: store.me.username, kind: "text", text, key, at: Date.now() } };
+    outbox.set(key, p);
+    deliver(p);
+    list.scrollDown();
   });
 
   const offs = [
     on("message", (m) => {
-      if (m.conversation !== id || messages.has(m.id)) return;
-      const stick = near();
-      messages.set(m.id, m);
-      typing.delete(m.from);
-      renderTyping();
-      render();
-      if (stick || m.from === store.me.username) scrollDown();
-      readUpToLatest();
+      if (m.conversation !== id || list.has(m.id)) return;
+      list.add([m]);
+      if (typing.delete(m.from)) renderTyping();
     }),
-    on("delivered", (f) => { if (f.conversation === id) { delivered.add(f.message); render(); } }),
-    on("receipt", (f) => { if (f.conversation === id && f.user !== store.me.username) { readBy.set(f.user, Math.max(readBy.get(f.user) || 0, f.upto)); render(); } }),
+    on("delivered", (f) => { if (f.conversation === id) { delivered.add(f.message); updateReceipt(); } }),
+    on("receipt", (f) => { if (f.conversation === id && f.user !== store.me.username) { readBy.set(f.user, Math.max(readBy.get(f.user) || 0, f.upto)); updateReceipt(); } }),
     on("typing", (f) => {
       if (f.conversation !== id) return;
       clearTimeout(typing.get(f.user));
@@ -233,14 +290,15 @@ export function conversationView(id) {
       else typing.delete(f.user);
       renderTyping();
     }),
-    on("conversations", () => {
+    on("conversations", perFrame(() => {
+      if (disposed) return;
       watch();
       renderHeader();
       const last = conv()?.last_message;
-      if (last && !messages.has(last.id)) catchUp();
-    }),
-    on("presence", renderHeader),
-    on("people", () => { renderHeader(); render(); }),
+      if (last && !list.has(last.id)) catchUp();
+    })),
+    on("presence", perFrame(renderHeader)),
+    on("people", perFrame(() => { renderHeader(); list.refresh(); updateReceipt(); })),
   ];
   function renderTyping() {
     const names = [...typing.keys()].map(displayName);
@@ -269,14 +327,15 @@ export function conversationView(id) {
       for (const [u, upto] of Object.entries(c.read_by || {})) readBy.set(u, Math.max(readBy.get(u) || 0, upto));
       delete c.read_by;
       upsert(c);
-    } catch (e) { mount(scroller, h("p", { class: "empty" }, e.message)); return; }
+    } catch (e) { list.showError(e.message); return; }
     watch();
     renderHeader();
-    await loadOlder();
-    scrollDown();
+    await list.more();
+    started = true;
+    list.scrollDown();
     readUpToLatest();
     // Fill the screen so scrolling up is possible.
-    while (!complete && scroller.scrollHeight <= scroller.clientHeight && !loading) await loadOlder();
+    while (!disposed && !list.complete && scroller.scrollHeight <= scroller.clientHeight) await list.more();
     input.focus();
   };
   renderHeader();
@@ -286,6 +345,8 @@ export function conversationView(id) {
     el,
     dispose() {
       disposed = true;
+      if (views.get(id) === hooks) views.delete(id);
+      list.dispose();
       offOpen?.();
       if (watched.length && store.stream?.connected) store.stream.request("presence.unsubscribe", { users: watched }).catch(() => {});
       offs.forEach((off) => off());

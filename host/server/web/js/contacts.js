@@ -5,7 +5,7 @@
 import { del, get, patch, post, put, qs } from "./api.js";
 import { avatar, stateText } from "./presence.js";
 import { emit, notePresence, on, store } from "./state.js";
-import { debounce, field, formDialog, guard, h, menu, mount, onInput, toast } from "./util.js";
+import { debounce, field, formDialog, guard, h, menu, mount, onInput, perFrame, toast } from "./util.js";
 
 /** Access levels, least to most trusted. */
 export const LEVELS = [
@@ -48,7 +48,7 @@ function toggleCollapsed(id) {
 export function contactsPane(openChat) {
   const search = h("input", { type: "search", id: "people-search", class: "search", placeholder: "Find someone or search the directory", "aria-label": "Find people" });
   const list = h("div", { class: "contact-list", id: "contact-list" });
-  const results = h("div", { class: "directory", id: "directory-results", "aria-live": "polite" });
+  const results = h("div", { class: "directory", id: "directory-results" });
   const pane = h("div", { class: "pane-body" },
     h("div", { class: "pane-tools" }, search,
       h("button", { class: "icon-btn", type: "button", title: "New group", "aria-label": "New group", id: "new-group", onclick: newGroup }, "+")),
@@ -88,17 +88,29 @@ export function contactsPane(openChat) {
     }
     const r = await guard(() => get(`/api/v1/directory${qs({ q })}`));
     if (!r || search.value.trim() !== q) return;
-    const others = r.people.filter((p) => p.username !== store.me.username);
-    others.forEach((p) => store.people.set(p.username, p));
+    // A contact's presence comes from the contact list (what they let this user see), never
+    // from the directory's answer, so both show the same state.
+    const others = r.people.filter((p) => p.username !== store.me.username)
+      .map((p) => store.contacts.get(p.username)?.presence || p);
+    others.forEach((p) => { if (!store.contacts.has(p.username)) store.people.set(p.username, p); });
     mount(results, others.length ? [h("h3", { class: "section-title" }, "Directory"),
       h("ul", { class: "contacts" }, others.map((p) => directoryRow(p, openChat)))] : h("p", { class: "empty" }, `No one found for “${q}”. Users of other servers are name@domain.`));
   }, 250);
-  onInput(search, () => { render(); lookup(); });
-  search.addEventListener("keydown", (e) => { if (e.key === "Escape") { search.value = ""; render(); mount(results); } });
+  // Only a changed query renders again: the `change` event that leaving the box fires (e.g. by
+  // clicking a contact) must not replace the row being clicked.
+  let query = "";
+  onInput(search, () => {
+    if (search.value === query) return;
+    query = search.value;
+    render();
+    lookup();
+  });
+  search.addEventListener("keydown", (e) => { if (e.key === "Escape") { search.value = ""; query = ""; render(); mount(results); } });
 
+  const later = perFrame(render);
   on("contacts", () => { render(); if (search.value.trim()) lookup(); });
-  on("presence", (p) => { if (store.contacts.has(p.username)) render(); });
-  on("states", render);
+  on("presence", (p) => { if (store.contacts.has(p.username)) later(); });
+  on("states", later);
   render();
   return pane;
 }
@@ -110,10 +122,10 @@ function contactRow(c, openChat) {
     h("button", { class: "contact-main", type: "button", onclick: open, title: `Chat with ${p.display_name}` },
       avatar(p),
       h("span", { class: "contact-text" },
-        h("span", { class: "contact-name" }, p.display_name),
+        h("span", { class: "contact-name", dir: "auto" }, p.display_name),
         h("span", { class: "contact-state", style: { "--c": p.colour } }, stateText(p),
-          p.location ? h("span", { class: "contact-location" }, ` · ${p.location}`) : null),
-        p.note ? h("span", { class: "contact-note" }, p.note) : null)),
+          p.location ? [" · ", h("span", { class: "contact-location", dir: "auto" }, p.location)] : null),
+        p.note ? h("span", { class: "contact-note", dir: "auto" }, p.note) : null)),
     h("button", { class: "icon-btn small", type: "button", "aria-label": `Options for ${p.display_name}`, dataset: { menuFor: p.username }, onclick: (e) => contactMenu(e.currentTarget, c) }, "⋯"));
 }
 
@@ -130,7 +142,7 @@ function directoryRow(p, openChat) {
   return h("li", { class: "contact", dataset: { directory: p.username } },
     h("button", { class: "contact-main", type: "button", onclick: () => openChat(p.username) },
       avatar(p),
-      h("span", { class: "contact-text" }, h("span", { class: "contact-name" }, p.display_name),
+      h("span", { class: "contact-text" }, h("span", { class: "contact-name", dir: "auto" }, p.display_name),
         h("span", { class: "contact-state" }, `${p.username}${p.title ? ` · ${p.title}` : ""}`))),
     known ? h("span", { class: "tag" }, "Contact")
       : h("button", { class: "btn small", type: "button", dataset: { add: p.username }, onclick: () => addContactDialog(p) }, "Add"));
@@ -208,4 +220,15 @@ export function wireContacts(stream) {
     for (const p of f.contacts || []) notePresence(p);
   });
   stream.on("presence", (f) => notePresence(f.presence));
+  // Changed on another device (or this one): read the list again; changes that come while it
+  // is read make one more read.
+  let reading = false;
+  let again = false;
+  stream.on("contacts.changed", async () => {
+    if (reading) { again = true; return; }
+    reading = true;
+    try {
+      do { again = false; await loadContacts(); } while (again);
+    } catch { /* the next change or reconnect reads it */ } finally { reading = false; }
+  });
 }

@@ -6,7 +6,7 @@
 import { get, post, qs } from "./api.js";
 import { avatar, inDnd } from "./presence.js";
 import { displayName, emit, on, store } from "./state.js";
-import { debounce, field, fmtTime, formDialog, guard, h, mount, onInput, toast } from "./util.js";
+import { debounce, field, fmtTime, formDialog, guard, h, mount, onInput, perFrame, toast } from "./util.js";
 
 /** Starts (or reuses) the 1:1 with `username` and opens it. */
 export async function openChatWith(username) {
@@ -79,7 +79,7 @@ function isOpen(id) {
 /** The conversations pane: history search and the list. */
 export function conversationsPane() {
   const search = h("input", { type: "search", id: "history-search", class: "search", placeholder: "Search messages", "aria-label": "Search message history" });
-  const results = h("div", { class: "search-results", id: "history-results", "aria-live": "polite" });
+  const results = h("div", { class: "search-results", id: "history-results" });
   const list = h("ul", { class: "conv-list", id: "conversation-list" });
   const pane = h("div", { class: "pane-body" },
     h("div", { class: "pane-tools" }, search,
@@ -100,12 +100,13 @@ export function conversationsPane() {
       h("ul", { class: "hits" }, r.messages.map((m) => h("li", {},
         h("a", { class: "hit", href: m.room ? `#/r/${m.room}` : `#/c/${m.conversation}`, dataset: { message: m.id } },
           h("span", { class: "hit-head" }, h("b", {}, displayName(m.from)), " ", h("time", {}, fmtTime(m.at))),
-          h("span", { class: "hit-text" }, m.text || ""))))));
+          h("span", { class: "hit-text", dir: "auto" }, m.text || ""))))));
   }, 250);
   onInput(search, runSearch);
-  on("conversations", render);
-  on("people", render);
-  on("presence", render);
+  const later = perFrame(render);
+  on("conversations", later);
+  on("people", later);
+  on("presence", later);
   render();
   return pane;
 }
@@ -138,8 +139,8 @@ function convRow(c) {
     h("a", { class: `conv${isOpen(c.id) ? " current" : ""}${c.unread ? " unread" : ""}`, href: `#/c/${c.id}`, dataset: { conversation: c.id } },
       p ? avatar(p) : h("span", { class: "avatar md group-avatar", "aria-hidden": "true" }, h("span", { class: "initials" }, String(other.length + 1))),
       h("span", { class: "conv-text" },
-        h("span", { class: "conv-title" }, title(c)),
-        h("span", { class: "conv-snippet" }, snippet)),
+        h("span", { class: "conv-title", dir: "auto" }, title(c)),
+        h("span", { class: "conv-snippet", dir: "auto" }, snippet)),
       h("span", { class: "conv-meta" },
         last ? h("time", {}, fmtTime(last.at)) : null,
         c.unread ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null)));

@@ -41,6 +41,11 @@ export function avatar(p, size = "md") {
     h("span", { class: "dot", style: { "--c": p?.colour || "#a19f9d" }, title: stateText(p) }));
 }
 
+/** A presence dot on its own (its shape shows the state too, see app.css). */
+export function dot(p, cls = "dot") {
+  return h("span", { class: cls, dataset: { state: p?.state || "unknown" }, style: { "--c": p?.colour || "#a19f9d" }, "aria-hidden": "true" });
+}
+
 /** The own-presence card at the top of the sidebar. */
 export function myCard() {
   const card = h("section", { class: "me-card", "aria-label": "My presence" });
@@ -49,8 +54,8 @@ export function myCard() {
     const file = h("input", { type: "file", id: "picture-file", accept: "image/png,image/jpeg,image/gif,image/webp", hidden: true, onchange: () => uploadPicture(file) });
     const pic = h("button", { class: "avatar-btn", type: "button", title: "Change picture", "aria-label": "Change picture", onclick: () => file.click() }, avatar(p, "lg"));
     const stateBtn = h("button", { class: "state-btn", id: "my-state", type: "button", "aria-haspopup": "menu", onclick: (e) => stateMenu(e.currentTarget) },
-      h("span", { class: "dot", style: { "--c": p.colour || "#a19f9d" } }), h("span", { class: "state-label" }, stateText(p)), h("span", { class: "caret", "aria-hidden": "true" }, "▾"));
-    const note = h("input", { id: "my-note", class: "inline-input", placeholder: "What's happening today?", value: p.note || "", maxlength: 500, "aria-label": "Note" });
+      dot(p), h("span", { class: "state-label" }, stateText(p)), h("span", { class: "caret", "aria-hidden": "true" }, "▾"));
+    const note = h("input", { id: "my-note", dir: "auto", class: "inline-input", placeholder: "What's happening today?", value: p.note || "", maxlength: 500, "aria-label": "Note" });
     const location = h("input", { id: "my-location", class: "inline-input small", placeholder: "Set your location", value: p.location || "", maxlength: 100, "aria-label": "Location" });
     for (const [input, key] of [[note, "note"], [location, "location"]]) {
       const save = () => {
@@ -60,15 +65,16 @@ export function myCard() {
       input.addEventListener("change", save);
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") input.blur(); if (e.key === "Escape") { input.value = p[key] || ""; input.blur(); } });
     }
-    mount(card, pic, file, h("div", { class: "me-text" }, h("div", { class: "me-name" }, p.display_name), stateBtn, note, location));
+    mount(card, pic, file, h("div", { class: "me-text" }, h("div", { class: "me-name", dir: "auto" }, p.display_name), stateBtn, note, location));
   };
   render();
   on("presence", (p) => {
     if (p.username !== store.me.username) return;
     // Keep what the user is typing.
     if (card.contains(document.activeElement) && document.activeElement.tagName === "INPUT") {
-      const dot = card.querySelector(".state-btn .dot");
-      dot?.style.setProperty("--c", p.colour);
+      const d = card.querySelector(".state-btn .dot");
+      d?.style.setProperty("--c", p.colour);
+      if (d) d.dataset.state = p.state || "unknown";
       const l = card.querySelector(".state-label");
       if (l) l.textContent = stateText(p);
       return;

@@ -4,9 +4,21 @@
 import { get, patch, post, put, qs } from "./api.js";
 import { ensurePeople } from "./conversations.js";
 import { displayName, emit, on, store } from "./state.js";
-import { dialog, field, fmtTime, formDialog, guard, h, mount, onInput, randomId, toast } from "./util.js";
+import { MAX_MESSAGE_BYTES } from "./chatview.js";
+import { MessageList } from "./messagelist.js";
+import { dialog, field, fmtTime, formDialog, guard, h, mount, onInput, perFrame, randomId, toast, utf8Length } from "./util.js";
 
 const PAGE = 50;
+
+/** One post's element: a text post as a bubble with its author, a join or leave as a line. */
+export function renderPost(m) {
+  return m.kind === "text"
+    ? h("div", { class: `msg${m.from === store.me.username ? " mine" : ""}`, dataset: { id: m.id } },
+      h("div", { class: "msg-from", dir: "auto" }, displayName(m.from)), h("div", { class: "msg-text", dir: "auto" }, m.text), h("div", { class: "msg-meta" }, h("time", {}, fmtTime(m.at))))
+    : h("div", { class: "system", dataset: { id: m.id } }, h("span", { dir: "auto" }, displayName(m.user)), ` ${m.kind === "joined" ? "joined" : "left"} · ${fmtTime(m.at)}`);
+}
+
+const isOpen = (id) => store.view?.kind === "room" && store.view.id === id;
 
 function upsertRoom(r) {
   store.rooms.set(r.id, r);
@@ -27,8 +39,7 @@ export function wireRooms(stream) {
   stream.on("room.updated", (f) => upsertRoom(f.room));
   stream.on("room.message", (f) => {
     const room = store.rooms.get(f.message.room);
-    const open = store.view?.kind === "room" && store.view.id === f.message.room;
-    if (room && !open && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
+    if (room && !isOpen(room.id) && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
     emit("room.message", f.message);
   });
 }
@@ -44,8 +55,9 @@ export function roomsPane() {
     const rest = all.filter((r) => !r.my_role).sort((a, b) => a.name.localeCompare(b.name));
     const row = (r) => h("li", {}, h("a", { class: `room-row${store.view?.kind === "room" && store.view.id === r.id ? " current" : ""}`, href: `#/r/${r.id}`, dataset: { room: r.name } },
       h("span", { class: "room-icon", "aria-hidden": "true" }, "#"),
-      h("span", { class: "conv-text" }, h("span", { class: "conv-title" }, r.name), h("span", { class: "conv-snippet" }, r.topic || r.description || r.privacy)),
-      r.unread ? h("span", { class: "badge" }, String(r.unread)) : null));
+      h("span", { class: "conv-text" }, h("span", { class: "conv-title", dir: "auto" }, r.name), h("span", { class: "conv-snippet", dir: "auto" }, r.topic || r.description || r.privacy)),
+      // The room being read has nothing unread, whatever an answer still in flight said.
+      r.unread && !isOpen(r.id) ? h("span", { class: "badge", "aria-label": `${r.unread} unread` }, String(r.unread)) : null));
     mount(list,
       h("h3", { class: "section-title" }, "My rooms"),
       mine.length ? h("ul", { class: "conv-list" }, mine.map(row)) : h("p", { class: "empty" }, "You are in no room yet."),
@@ -78,15 +90,11 @@ function createRoom() {
 /** The view of room `id`; returns {el, dispose}. */
 export function roomView(id) {
   const header = h("header", { class: "main-head" });
-  const scroller = h("div", { class: "messages", id: "room-messages", tabindex: "0", role: "log", "aria-label": "Posts" });
+  const scroller = h("div", { class: "messages", id: "room-messages", tabindex: "0", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Posts" });
   const input = h("textarea", { class: "composer-input", id: "room-composer", rows: 1, placeholder: "Post to the room", "aria-label": "Post" });
   const composer = h("form", { class: "composer" }, input, h("button", { class: "btn primary", type: "submit" }, "Post"));
   const footer = h("div", { class: "room-foot" });
   const el = h("section", { class: "chat room", dataset: { room: id } }, header, scroller, footer);
-  const posts = new Map();
-  let oldest = null;
-  let complete = false;
-  let loading = false;
   const room = () => store.rooms.get(id);
 
   const renderHeader = () => {
@@ -96,7 +104,7 @@ export function roomView(id) {
     mount(header,
       h("a", { class: "icon-btn back", href: "#/", "aria-label": "Back" }, "‹"),
       h("span", { class: "room-icon big", "aria-hidden": "true" }, "#"),
-      h("div", { class: "head-text" }, h("h2", {}, r.name), h("div", { class: "head-sub", id: "room-topic" }, r.topic || "No topic")),
+      h("div", { class: "head-text" }, h("h2", { dir: "auto" }, r.name), h("div", { class: "head-sub", id: "room-topic", dir: "auto" }, r.topic || "No topic")),
       h("div", { class: "head-actions" },
         manager ? h("button", { class: "btn small", type: "button", id: "edit-topic", onclick: editTopic }, "Edit topic") : null,
         r.members ? h("button", { class: "btn small", type: "button", id: "room-members", onclick: showMembers }, `Members (${r.members.length})`) : null,
@@ -106,55 +114,47 @@ export function roomView(id) {
         : h("div", { class: "join-bar" }, "Only members can read and post here; a manager adds people."));
   };
 
-  const render = () => {
-    const list = [...posts.values()].sort((a, b) => a.id - b.id);
-    mount(scroller, list.length ? list.map((m) => m.kind === "text"
-      ? h("div", { class: `msg${m.from === store.me.username ? " mine" : ""}`, dataset: { id: m.id } },
-        h("div", { class: "msg-from" }, displayName(m.from)), h("div", { class: "msg-text" }, m.text), h("div", { class: "msg-meta" }, h("time", {}, fmtTime(m.at))))
-      : h("div", { class: "system" }, `${displayName(m.user)} ${m.kind === "joined" ? "joined" : "left"} · ${fmtTime(m.at)}`))
-      : h("p", { class: "empty" }, room()?.members || room()?.privacy === "open" ? "No posts yet." : ""));
-  };
-
   const loadOlder = async () => {
-    if (loading || complete) return;
     const r = room();
     if (!r || (!r.my_role && r.privacy !== "open")) return;
-    loading = true;
-    const before = scroller.scrollHeight - scroller.scrollTop;
     try {
-      const page = await get(`/api/v1/rooms/${id}/messages${qs({ before: oldest, limit: PAGE })}`);
-      page.messages.forEach((m) => posts.set(m.id, m));
-      if (page.messages.length) oldest = page.messages[0].id;
-      if (page.messages.length < PAGE) complete = true;
+      const page = await get(`/api/v1/rooms/${id}/messages${qs({ before: list.oldest(), limit: PAGE })}`);
       await ensurePeople(page.messages.map((m) => m.from));
-      render();
-      scroller.scrollTop = scroller.scrollHeight - before;
-    } catch (e) { toast(e.message, "error"); } finally { loading = false; }
+      list.addOlder(page.messages, page.messages.length < PAGE);
+    } catch (e) { toast(e.message, "error"); }
   };
-  scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 80) loadOlder(); });
 
+  // The read marker follows what reached the page, at most one request at a time.
+  let marked = 0;
+  let marking = false;
   const markRead = () => {
     const r = room();
-    const last = Math.max(0, ...posts.keys());
-    if (r?.my_role && last) put(`/api/v1/rooms/${id}/read`, { upto: last }).then(upsertRoom).catch(() => {});
+    const last = list.newest();
+    if (!r?.my_role || !last || last <= marked || marking) return;
+    marking = true;
+    marked = last;
+    put(`/api/v1/rooms/${id}/read`, { upto: last }).then(upsertRoom).catch(() => { marked = 0; })
+      .finally(() => { marking = false; if (list.newest() > marked) markRead(); });
   };
+  const list = new MessageList(scroller, { render: renderPost, loadOlder, afterFlush: markRead, empty: "No posts yet." });
 
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); } });
   composer.addEventListener("submit", async (e) => {
     e.preventDefault();
     const text = input.value.trim();
     if (!text) return;
-    input.value = "";
+    if (utf8Length(text) > MAX_MESSAGE_BYTES) { toast(`Posts can be at most ${MAX_MESSAGE_BYTES / 1024} KB.`, "error"); return; }
+    // The text leaves the box only once the server accepted it.
     await guard(async () => {
       const r = await store.stream.request("room.post", { room: id, text, key: randomId() });
-      posts.set(r.message.id, r.message);
-      render();
-      scroller.scrollTop = scroller.scrollHeight;
+      if (input.value.trim() === text) input.value = "";
+      list.add([r.message]);
+      list.scrollDown();
     });
   });
 
   async function join() {
-    await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); complete = false; oldest = null; posts.clear(); await loadOlder(); });
+    await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); await list.more(); });
   }
   async function leave() {
     await guard(async () => { await post(`/api/v1/rooms/${id}/leave`); upsertRoom(await get(`/api/v1/rooms/${id}`)); });
@@ -180,27 +180,22 @@ export function roomView(id) {
 
   const offs = [
     on("rooms", () => { renderHeader(); }),
-    on("room.message", (m) => {
-      if (m.room !== id || posts.has(m.id)) return;
-      const stick = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
-      posts.set(m.id, m);
-      render();
-      if (stick) scroller.scrollTop = scroller.scrollHeight;
-      markRead();
-    }),
-    on("people", render),
+    on("room.message", (m) => { if (m.room === id) list.add([m]); }),
+    on("people", perFrame(() => list.refresh())),
   ];
 
   (async () => {
     if (!room()) {
-      try { upsertRoom(await get(`/api/v1/rooms/${id}`)); } catch (e) { mount(scroller, h("p", { class: "empty" }, e.message)); return; }
+      try { upsertRoom(await get(`/api/v1/rooms/${id}`)); } catch (e) { list.showError(e.message); return; }
     }
     renderHeader();
-    await loadOlder();
-    scroller.scrollTop = scroller.scrollHeight;
+    const r = room();
+    if (!r?.my_role && r?.privacy !== "open") list.showError("Only members can read the posts of this room.");
+    await list.more();
+    list.scrollDown();
     markRead();
   })();
   renderHeader();
 
-  return { el, dispose: () => offs.forEach((off) => off()) };
+  return { el, dispose: () => { list.dispose(); offs.forEach((off) => off()); } };
 }

@@ -56,6 +56,19 @@ export function debounce(fn, ms) {
   return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
 }
 
+/** Wraps `fn` so that calls made before the next animation frame run it once, then. */
+export function perFrame(fn) {
+  let frame = 0;
+  return () => {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; fn(); });
+  };
+}
+
+/** The length of `text` in UTF-8 bytes (what the server's limits count). */
+export function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
+
 /** A random id (idempotency keys, endpoint names). */
 export function randomId() {
   const b = new Uint8Array(9);

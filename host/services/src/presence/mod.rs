@@ -425,10 +425,14 @@ impl PresenceService {
 
     /// Changes `owner`'s contact list, stores it, updates who watches whom, and republishes the
     /// owner (their contacts' views of them may have changed). Returns the new list once it is
-    /// durable.
+    /// durable, and tells the owner's connected devices (`contacts.changed`), so a contact added
+    /// on one device shows on the others.
     pub async fn edit_contacts(&self, owner: &Username, edit: ContactEdit) -> Result<ContactList, ServiceError> {
         match self.ask(Input::EditContacts { owner: owner.clone(), edit, req: self.req() }).await? {
-            Answer::Contacts(list) => Ok(list),
+            Answer::Contacts(list) => {
+                self.world.outbox.to_user(owner, None, &Event::ContactsChanged);
+                Ok(list)
+            }
             other => Err(unexpected(&other)),
         }
     }

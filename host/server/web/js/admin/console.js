@@ -1,34 +1,22 @@
 // The admin console: a nav of sections, each its own module exporting `render(container)`.
 // Each section names the role that may open it, and the nav shows only those the signed-in
 // user holds (a compliance officer sees Compliance search, not Users). Adding a section
-// is one entry here and one module beside this file.
+// is one entry here and one module beside this file. The console itself is loaded only when
+// an admin or compliance officer opens it (app.js imports it dynamically), and each section's
+// module only when it is shown, so other users never download any of it.
 
 import { hasRole } from "../state.js";
 import { h, mount } from "../util.js";
-import * as archiving from "./archiving.js";
-import * as compliance from "./compliance.js";
-import * as federation from "./federation.js";
-import * as plugins from "./plugins.js";
-import * as users from "./users.js";
 
-/** The sections, in nav order: id (the URL's `#/admin/<id>`), label, role, module. */
+/** The sections, in nav order: id (the URL's `#/admin/<id>`), label, role, and the module
+ * (loaded when first shown). */
 export const SECTIONS = [
-  { id: "users", label: "Users", role: "admin", module: users },
-  { id: "plugins", label: "Plugins", role: "admin", module: plugins },
-  { id: "archiving", label: "Archiving", role: "admin", module: archiving },
-  { id: "federation", label: "Federation", role: "admin", module: federation },
-  { id: "compliance", label: "Compliance search", role: "compliance", module: compliance },
+  { id: "users", label: "Users", role: "admin", load: () => import("./users.js") },
+  { id: "plugins", label: "Plugins", role: "admin", load: () => import("./plugins.js") },
+  { id: "archiving", label: "Archiving", role: "admin", load: () => import("./archiving.js") },
+  { id: "federation", label: "Federation", role: "admin", load: () => import("./federation.js") },
+  { id: "compliance", label: "Compliance search", role: "compliance", load: () => import("./compliance.js") },
 ];
-
-/** Whether the signed-in user may open some section. */
-export function canAdmin() {
-  return SECTIONS.some((s) => hasRole(s.role));
-}
-
-/** The console's entry: the first section the signed-in user may open (or null). */
-export function firstSection() {
-  return SECTIONS.find((s) => hasRole(s.role))?.id ?? null;
-}
 
 /** The console showing `sectionId`; returns {el, dispose}. */
 export function adminView(sectionId) {
@@ -43,7 +31,14 @@ export function adminView(sectionId) {
         allowed.map((s) => h("a", { href: `#/admin/${s.id}`, class: s === current ? "current" : "", "aria-current": s === current ? "page" : null, dataset: { section: s.id } }, s.label)))),
     body);
   let dispose = () => {};
-  if (current) dispose = current.module.render(body) || dispose;
-  else mount(body, h("p", { class: "empty" }, "You have no administrative role."));
-  return { el, dispose };
+  let gone = false;
+  if (current) {
+    mount(body, h("p", { class: "empty" }, "Loading…"));
+    current.load().then((module) => {
+      if (gone) return;
+      mount(body);
+      dispose = module.render(body) || dispose;
+    }).catch((e) => mount(body, h("p", { class: "form-error" }, `This section could not be loaded: ${e.message}`)));
+  } else mount(body, h("p", { class: "empty" }, "You have no administrative role."));
+  return { el, dispose: () => { gone = true; dispose(); } };
 }

@@ -122,10 +122,25 @@ function configure(p) {
     for (const k of keys) {
       const el = form.elements[k];
       config[k] = schema[k].type === "boolean" ? String(el.checked) : el.value;
+      // A JSON value (by its description or its default) is checked here, so a typo is shown
+      // in the dialog instead of being saved and turning up only in the plugin's log.
+      if (isJsonField(schema[k]) && config[k].trim()) {
+        try { JSON.parse(config[k]); } catch (e) {
+          el.focus();
+          throw new Error(`${k} is not valid JSON: ${e.message}`);
+        }
+      }
     }
     await put(`/api/v1/admin/plugins/${p.name}/config`, config);
     toast(`${p.name} configured`);
   });
+}
+
+/** Whether a config field holds JSON: its description says so, or its default is a JSON
+ * list or object. */
+function isJsonField(f) {
+  if (/^JSON\b/.test(f.description || "")) return true;
+  return /^\s*[[{]/.test(f.default || "");
 }
 
 async function upgrade(p, file) {

@@ -50,7 +50,7 @@ export function render(root) {
 
   function create() {
     formDialog("New user", () => [
-      field("Username", h("input", { name: "username", id: "new-username", required: true, maxlength: 64, autocomplete: "off", pattern: "[a-zA-Z0-9][a-zA-Z0-9._-]*" })),
+      field("Username", h("input", { name: "username", id: "new-username", required: true, maxlength: 64, autocomplete: "off", pattern: "[a-zA-Z0-9][a-zA-Z0-9._\\-]*" })),
       field("Display name", h("input", { name: "display_name", id: "new-display-name", maxlength: 128 })),
       field("E-mail", h("input", { name: "email", type: "email" })),
       field("Password (at least 8 characters)", h("input", { name: "password", id: "new-password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
@@ -71,7 +71,7 @@ export function render(root) {
   more.addEventListener("click", () => load(false));
   mount(root,
     h("div", { class: "admin-tools" }, h("h3", {}, "Users"), h("button", { class: "btn primary", type: "button", id: "create-user", onclick: create }, "New user")),
-    h("div", { class: "table-wrap" }, h("table", { class: "table", id: "users-table" },
+    h("div", { class: "table-wrap" }, h("table", { class: "table cards", id: "users-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", { class: "col-email" }, "E-mail"), h("th", {}, "Roles"), h("th", {}, "Status"), h("th", {}, ""))),
       table)),
     more);
