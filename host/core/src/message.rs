@@ -94,8 +94,7 @@ pub fn mentioned(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         if c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '.' | '_' | '-' | '@')) {
             let rest = &text[i + 1..];
             let end = rest.find(|c: char| !name_char(c)).unwrap_or(rest.len());

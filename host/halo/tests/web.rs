@@ -15,6 +15,8 @@ mod browser;
 #[path = "web/bugs.rs"]
 mod bugs;
 mod common;
+#[path = "web/features.rs"]
+mod features;
 #[path = "web/federation.rs"]
 mod federation;
 #[path = "web/perf.rs"]

@@ -118,6 +118,7 @@ function shell(stream) {
   const tabBar = h("div", { class: "tabs", role: "tablist", "aria-label": "Sidebar" });
   let active = localStorage.getItem("halo.tab") || "contacts";
   const unread = h("span", { class: "badge", id: "unread-total", hidden: true });
+  const roomsUnread = h("span", { class: "badge", id: "rooms-unread", hidden: true });
 
   const show = (id) => {
     active = tabs.some((t) => t.id === id) ? id : "contacts";
@@ -134,7 +135,7 @@ function shell(stream) {
       b.tabIndex = selected ? 0 : -1;
     });
   };
-  tabBar.append(...tabs.map((t) => h("button", { type: "button", role: "tab", id: `tab-${t.id}`, "aria-controls": `panel-${t.id}`, dataset: { tab: t.id }, onclick: () => show(t.id) }, t.label, t.id === "chats" ? unread : null)));
+  tabBar.append(...tabs.map((t) => h("button", { type: "button", role: "tab", id: `tab-${t.id}`, "aria-controls": `panel-${t.id}`, dataset: { tab: t.id }, onclick: () => show(t.id) }, t.label, t.id === "chats" ? unread : t.id === "rooms" ? roomsUnread : null)));
   tabBar.addEventListener("keydown", (e) => {
     const i = tabs.findIndex((t) => t.id === active);
     const to = { ArrowRight: i + 1, ArrowLeft: i - 1 + tabs.length, Home: 0, End: tabs.length - 1 }[e.key];
@@ -169,6 +170,16 @@ function shell(stream) {
   };
   on("conversations", perFrame(updateUnread));
   updateUnread();
+  // Rooms with posts not read, not muted and not being read: the Rooms tab's badge.
+  const updateRoomsUnread = () => {
+    const open = store.view?.kind === "room" ? store.view.id : null;
+    const n = [...store.rooms.values()].filter((r) => r.my_role && r.unread && !r.muted && r.id !== open).reduce((a, r) => a + r.unread, 0);
+    roomsUnread.hidden = !n;
+    roomsUnread.textContent = String(n);
+    roomsUnread.setAttribute("aria-label", `${n} unread in rooms`);
+  };
+  on("rooms", perFrame(updateRoomsUnread));
+  loadRooms().catch(() => {});
 
   const route = () => {
     current.dispose();

@@ -2,11 +2,12 @@
 // live messages, typing indicator, delivery and read receipts, adding a participant (a 1:1
 // becomes a group), searching this conversation, and the composer.
 
-import { get, qs } from "./api.js";
+import { get, put, qs } from "./api.js";
 import { avatar, dot, stateText } from "./presence.js";
 import { ensurePeople, markRead, others, title, upsert } from "./conversations.js";
 import { displayName, emit, on, store } from "./state.js";
 import { MessageList } from "./messagelist.js";
+import { attachControls, composerExtras, messageBody } from "./msgparts.js";
 import { debounce, dialog, fmtTime, guard, h, mount, onInput, perFrame, randomId, toast, utf8Length } from "./util.js";
 
 const PAGE = 50;
@@ -18,7 +19,7 @@ export const MAX_MESSAGE_BYTES = 16384;
  * it is someone else's), a join or leave as a system line. `pending` is an own message the
  * server has not accepted yet ({failed, error}); `onResend` sends it again.
  */
-export function renderMessage(m, { pending = null, onResend = null } = {}) {
+export function renderMessage(m, { pending = null, onResend = null, onReply = null } = {}) {
   if (m.kind !== "text") {
     return h("div", { class: "system", dataset: { id: m.id } }, h("span", { dir: "auto" }, displayName(m.user)), ` ${m.kind === "joined" ? "joined" : "left"} the conversation · ${fmtTime(m.at)}`);
   }
@@ -30,7 +31,7 @@ export function renderMessage(m, { pending = null, onResend = null } = {}) {
       : h("span", { class: "receipt" }, "Sending…");
   const el = h("div", { class: `msg${mine ? " mine" : ""}${failed ? " failed" : ""}${pending && !failed ? " sending" : ""}`, dataset: { id: m.id || "", key: m.key || "" } },
     mine ? null : h("div", { class: "msg-from", dir: "auto" }, displayName(m.from)),
-    h("div", { class: "msg-text", dir: "auto" }, m.text),
+    messageBody(m, pending ? null : { onReply }),
     h("div", { class: "msg-meta" }, h("time", {}, m.at ? fmtTime(m.at) : ""), mine ? status : null));
   if (mine) return el;
   return h("div", { class: "msg-row" }, avatar(store.people.get(m.from) || { username: m.from, display_name: m.from }, "sm"), el);
@@ -59,7 +60,7 @@ async function deliver(p) {
   p.error = "";
   views.get(id)?.changed(p);
   try {
-    const r = await store.stream.request("im.send", { conversation: id, text: p.message.text, key: p.message.key });
+    const r = await store.stream.request("im.send", { conversation: id, text: p.message.text, key: p.message.key, ...(p.extras || {}) });
     outboxOf(id).delete(p.message.key);
     views.get(id)?.accepted(p, r.message);
     const c = store.conversations.get(id);
@@ -100,9 +101,13 @@ export function conversationView(id) {
   const input = h("textarea", { id: "composer", class: "composer-input", rows: 1, placeholder: "Type a message", "aria-label": "Message", dir: "auto", "aria-describedby": "composer-error" });
   const send = h("button", { class: "btn primary", type: "submit", id: "send" }, "Send");
   const composerError = h("p", { class: "composer-error", id: "composer-error", role: "alert", hidden: true });
-  const composer = h("form", { class: "composer" }, composerError, input, send);
+  const extrasBar = h("div", { class: "composer-extras", hidden: true });
+  const extras = composerExtras(extrasBar);
+  const composer = h("form", { class: "composer" }, composerError, extrasBar, input, send);
   const searchPanel = h("div", { class: "conv-search", hidden: true });
   const el = h("section", { class: "chat", dataset: { conversation: id } }, header, searchPanel, scroller, typingLine, composer);
+  composer.insertBefore(h("span", { class: "attach-box" }, attachControls(el, extras)), input);
+  const onReply = (m) => { extras.replyTo(m); input.focus(); };
 
   const conv = () => store.conversations.get(id) || c0;
 
@@ -120,8 +125,18 @@ export function conversationView(id) {
           : rest.map((u, i) => [i ? ", " : "", dot(store.people.get(u), "dot inline"), h("bdi", {}, displayName(u))]))),
       h("div", { class: "head-actions" },
         h("button", { class: "btn small", type: "button", id: "search-conversation", onclick: toggleSearch }, "Search"),
+        h("button", { class: "btn small", type: "button", id: "mute-conversation", "aria-pressed": String(Boolean(c.muted)), onclick: toggleMute }, c.muted ? "Unmute" : "Mute"),
         c.active ? h("button", { class: "btn small", type: "button", id: "add-participant", onclick: addParticipant }, "Add people") : null));
   };
+
+  async function toggleMute() {
+    const c = conv();
+    await guard(async () => {
+      const r = await put(`/api/v1/conversations/${id}/mute`, { muted: !c.muted });
+      c.muted = r.muted;
+      emit("conversations");
+    });
+  }
 
   function toggleSearch() {
     searchPanel.hidden = !searchPanel.hidden;
@@ -197,7 +212,7 @@ export function conversationView(id) {
   };
 
   const list = new MessageList(scroller, {
-    render: (m) => renderMessage(m),
+    render: (m) => renderMessage(m, { onReply }),
     loadOlder,
     afterFlush: () => { updateReceipt(); readUpToLatest(); },
     empty: "Say hello!",
@@ -258,7 +273,8 @@ export function conversationView(id) {
   composer.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();
-    if (!text) return;
+    if (extras.busy()) { showError("Wait for the files to finish uploading."); return; }
+    if (!text && !extras.hasFiles()) return;
     const bytes = utf8Length(text);
     if (bytes > MAX_MESSAGE_BYTES) {
       showError(`This message is ${Math.ceil(bytes / 1024)} KB; messages can be at most ${MAX_MESSAGE_BYTES / 1024} KB. Shorten it or split it.`);
@@ -269,7 +285,7 @@ export function conversationView(id) {
     input.style.height = "auto";
     typingSent = 0;
     const key = randomId();
-    const p = { message: { id: 0, conversation: id, from: store.me.username, kind: "text", text, key, at: Date.now() } };
+    const p = { message: { id: 0, conversation: id, from: store.me.username, kind: "text", text, key, at: Date.now() }, extras: extras.take() };
     outbox.set(key, p);
     deliver(p);
     list.scrollDown();
@@ -281,6 +297,7 @@ export function conversationView(id) {
       list.add([m]);
       if (typing.delete(m.from)) renderTyping();
     }),
+    on("changed", (m) => { if (m.conversation === id) list.updateMessage(m.id, m); }),
     on("delivered", (f) => { if (f.conversation === id) { delivered.add(f.message); updateReceipt(); } }),
     on("receipt", (f) => { if (f.conversation === id && f.user !== store.me.username) { readBy.set(f.user, Math.max(readBy.get(f.user) || 0, f.upto)); updateReceipt(); } }),
     on("typing", (f) => {

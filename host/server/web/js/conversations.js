@@ -133,7 +133,7 @@ function convRow(c) {
   const other = others(c);
   const p = other.length === 1 ? store.people.get(other[0]) || { username: other[0], display_name: other[0] } : null;
   const last = c.last_message;
-  const snippet = !last ? "" : last.kind === "text" ? `${last.from === store.me.username ? "You: " : ""}${last.text}`
+  const snippet = !last ? "" : last.kind === "text" ? `${last.from === store.me.username ? "You: " : ""}${last.deleted_at ? "(deleted)" : last.text || (last.attachments?.length ? "📎 file" : "")}`
     : `${displayName(last.user)} ${last.kind === "joined" ? "joined" : "left"}`;
   return h("li", {},
     h("a", { class: `conv${isOpen(c.id) ? " current" : ""}${c.unread ? " unread" : ""}`, href: `#/c/${c.id}`, dataset: { conversation: c.id } },
@@ -194,6 +194,17 @@ export function wireConversations(stream) {
     emit("receipt", f);
   });
   stream.on("im.delivered", (f) => emit("delivered", f));
+  stream.on("message.changed", (f) => {
+    const m = f.message;
+    const c = m.conversation && store.conversations.get(m.conversation);
+    if (c?.last_message?.id === m.id) { c.last_message = m; emit("conversations"); }
+    emit("changed", m);
+  });
+  stream.on("mention", (f) => {
+    const m = f.message;
+    if (m.room && !(store.view?.kind === "room" && store.view.id === m.room)) toast(`${displayName(m.from)} mentioned you in a room`);
+    notifyMention(m);
+  });
   stream.on("im.typing", (f) => emit("typing", f));
 }
 
@@ -214,10 +225,19 @@ export function askNotificationPermission() {
   if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
 }
 
+function notifyMention(m) {
+  if (inDnd() || !("Notification" in window) || Notification.permission !== "granted") return;
+  if (document.visibilityState === "visible" && document.hasFocus()) return;
+  const n = new Notification(`${displayName(m.from)} mentioned you`, { body: (m.text || "").slice(0, 200), tag: `halo-m${m.id}`, icon: "favicon.svg" });
+  n.onclick = () => { window.focus(); location.hash = m.room ? `#/r/${m.room}` : `#/c/${m.conversation}`; n.close(); };
+}
+
 function maybeNotify(m) {
   if (m.from === store.me.username || m.kind !== "text" || inDnd()) return;
+  // Muted: no notification (a mention still comes, as its own event).
+  if (store.conversations.get(m.conversation)?.muted) return;
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   if (document.visibilityState === "visible" && document.hasFocus() && isOpen(m.conversation)) return;
-  const n = new Notification(displayName(m.from), { body: m.text.slice(0, 200), tag: `halo-c${m.conversation}`, icon: "favicon.svg" });
+  const n = new Notification(displayName(m.from), { body: (m.text || "📎").slice(0, 200), tag: `halo-c${m.conversation}`, icon: "favicon.svg" });
   n.onclick = () => { window.focus(); location.hash = `#/c/${m.conversation}`; n.close(); };
 }

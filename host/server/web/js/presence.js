@@ -65,7 +65,8 @@ export function myCard() {
       input.addEventListener("change", save);
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") input.blur(); if (e.key === "Escape") { input.value = p[key] || ""; input.blur(); } });
     }
-    mount(card, pic, file, h("div", { class: "me-text" }, h("div", { class: "me-name", dir: "auto" }, p.display_name), stateBtn, note, location));
+    const profile = h("button", { class: "link-btn", type: "button", id: "edit-profile", onclick: async () => (await import("./profile.js")).profileDialog() }, "Profile");
+    mount(card, pic, file, h("div", { class: "me-text" }, h("div", { class: "me-name", dir: "auto" }, p.display_name, " ", profile), stateBtn, resetAfterSelect(), note, location));
   };
   render();
   on("presence", (p) => {
@@ -95,8 +96,26 @@ function stateMenu(anchor) {
   menu(anchor, items, "state-menu");
 }
 
+/** How long a state picked by hand lasts ("reset status after…"), in minutes; 0: until reset. */
+const RESET_AFTER = [[0, "Until I change it"], [30, "For 30 minutes"], [60, "For 1 hour"], [120, "For 2 hours"], [240, "For 4 hours"], [-1, "Until the end of today"]];
+
+function resetAfterSelect() {
+  const sel = h("select", { id: "reset-after", class: "inline-input small", "aria-label": "Reset status after" },
+    RESET_AFTER.map(([v, label]) => h("option", { value: String(v), selected: String(v) === (localStorage.getItem("halo.resetAfter") || "0") }, label)));
+  sel.addEventListener("change", () => localStorage.setItem("halo.resetAfter", sel.value));
+  return sel;
+}
+
+/** When a state set now ends, per the "reset status after…" choice (undefined: never). */
+function resetUntil() {
+  const v = Number(localStorage.getItem("halo.resetAfter") || 0);
+  if (v > 0) return Date.now() + v * 60_000;
+  if (v === -1) { const d = new Date(); d.setHours(23, 59, 59, 0); return d.getTime(); }
+  return undefined;
+}
+
 async function setState(id) {
-  await guard(async () => notePresence((await store.stream.request("presence.set", { state: id })).presence));
+  await guard(async () => notePresence((await store.stream.request("presence.set", { state: id, until: resetUntil() })).presence));
 }
 
 async function resetState() {

@@ -6,15 +6,17 @@ import { ensurePeople } from "./conversations.js";
 import { displayName, emit, on, store } from "./state.js";
 import { MAX_MESSAGE_BYTES } from "./chatview.js";
 import { MessageList } from "./messagelist.js";
+import { attachControls, composerExtras, messageBody } from "./msgparts.js";
 import { dialog, field, fmtTime, formDialog, guard, h, mount, onInput, perFrame, randomId, toast, utf8Length } from "./util.js";
 
 const PAGE = 50;
 
-/** One post's element: a text post as a bubble with its author, a join or leave as a line. */
-export function renderPost(m) {
+/** One post's element: a text post as a bubble with its author, a join or leave as a line;
+ * `actions` ({onReply}) gives text posts their menu (members). */
+export function renderPost(m, actions = null) {
   return m.kind === "text"
     ? h("div", { class: `msg${m.from === store.me.username ? " mine" : ""}`, dataset: { id: m.id } },
-      h("div", { class: "msg-from", dir: "auto" }, displayName(m.from)), h("div", { class: "msg-text", dir: "auto" }, m.text), h("div", { class: "msg-meta" }, h("time", {}, fmtTime(m.at))))
+      h("div", { class: "msg-from", dir: "auto" }, displayName(m.from)), messageBody(m, actions), h("div", { class: "msg-meta" }, h("time", {}, fmtTime(m.at))))
     : h("div", { class: "system", dataset: { id: m.id } }, h("span", { dir: "auto" }, displayName(m.user)), ` ${m.kind === "joined" ? "joined" : "left"} · ${fmtTime(m.at)}`);
 }
 
@@ -42,6 +44,7 @@ export function wireRooms(stream) {
     if (room && !isOpen(room.id) && f.message.from !== store.me.username && f.message.kind === "text") { room.unread = (room.unread || 0) + 1; emit("rooms"); }
     emit("room.message", f.message);
   });
+  stream.on("message.changed", (f) => { if (f.message.room) emit("room.changed", f.message); });
 }
 
 /** The rooms pane: search, "new room", mine first, then the others. */
@@ -92,9 +95,14 @@ export function roomView(id) {
   const header = h("header", { class: "main-head" });
   const scroller = h("div", { class: "messages", id: "room-messages", tabindex: "0", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Posts" });
   const input = h("textarea", { class: "composer-input", id: "room-composer", rows: 1, placeholder: "Post to the room", "aria-label": "Post" });
-  const composer = h("form", { class: "composer" }, input, h("button", { class: "btn primary", type: "submit" }, "Post"));
+  const extrasBar = h("div", { class: "composer-extras", hidden: true });
+  const extras = composerExtras(extrasBar);
+  const composer = h("form", { class: "composer" }, extrasBar, input, h("button", { class: "btn primary", type: "submit" }, "Post"));
   const footer = h("div", { class: "room-foot" });
   const el = h("section", { class: "chat room", dataset: { room: id } }, header, scroller, footer);
+  composer.insertBefore(h("span", { class: "attach-box" }, attachControls(el, extras)), input);
+  const actions = { onReply: (m) => { extras.replyTo(m); input.focus(); } };
+  const render = (m) => renderPost(m, room()?.my_role ? actions : null);
   const room = () => store.rooms.get(id);
 
   const renderHeader = () => {
@@ -108,6 +116,7 @@ export function roomView(id) {
       h("div", { class: "head-actions" },
         manager ? h("button", { class: "btn small", type: "button", id: "edit-topic", onclick: editTopic }, "Edit topic") : null,
         r.members ? h("button", { class: "btn small", type: "button", id: "room-members", onclick: showMembers }, `Members (${r.members.length})`) : null,
+        r.my_role ? h("button", { class: "btn small", type: "button", id: "mute-room", "aria-pressed": String(Boolean(r.muted)), onclick: toggleMute }, r.muted ? "Unmute" : "Mute") : null,
         r.my_role ? h("button", { class: "btn small", type: "button", onclick: leave }, "Leave") : null));
     mount(footer, r.my_role ? composer
       : r.privacy === "open" ? h("div", { class: "join-bar" }, "You are reading this room.", h("button", { class: "btn primary", type: "button", id: "join-room", onclick: join }, "Join"))
@@ -136,23 +145,31 @@ export function roomView(id) {
     put(`/api/v1/rooms/${id}/read`, { upto: last }).then(upsertRoom).catch(() => { marked = 0; })
       .finally(() => { marking = false; if (list.newest() > marked) markRead(); });
   };
-  const list = new MessageList(scroller, { render: renderPost, loadOlder, afterFlush: markRead, empty: "No posts yet." });
+  const list = new MessageList(scroller, { render, loadOlder, afterFlush: markRead, empty: "No posts yet." });
 
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); } });
   composer.addEventListener("submit", async (e) => {
     e.preventDefault();
     const text = input.value.trim();
-    if (!text) return;
+    if (extras.busy()) { toast("Wait for the files to finish uploading.", "error"); return; }
+    if (!text && !extras.hasFiles()) return;
     if (utf8Length(text) > MAX_MESSAGE_BYTES) { toast(`Posts can be at most ${MAX_MESSAGE_BYTES / 1024} KB.`, "error"); return; }
     // The text leaves the box only once the server accepted it.
     await guard(async () => {
-      const r = await store.stream.request("room.post", { room: id, text, key: randomId() });
+      const r = await store.stream.request("room.post", { room: id, text, key: randomId(), ...extras.take() });
       if (input.value.trim() === text) input.value = "";
       list.add([r.message]);
       list.scrollDown();
     });
   });
 
+  async function toggleMute() {
+    await guard(async () => {
+      const r = await put(`/api/v1/rooms/${id}/mute`, { muted: !room().muted });
+      room().muted = r.muted;
+      emit("rooms");
+    });
+  }
   async function join() {
     await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); await list.more(); });
   }
@@ -181,6 +198,7 @@ export function roomView(id) {
   const offs = [
     on("rooms", () => { renderHeader(); }),
     on("room.message", (m) => { if (m.room === id) list.add([m]); }),
+    on("room.changed", (m) => { if (m.room === id) list.updateMessage(m.id, m); }),
     on("people", perFrame(() => list.refresh())),
   ];
 
