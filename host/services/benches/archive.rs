@@ -50,6 +50,7 @@ fn text(id: u64, i: usize) -> Message {
         from: u("alice"),
         body: Body::Text { text: format!("message number {i} about the quarterly budget"), format: Format::Plain },
         key: None,
+        extras: Default::default(),
     }
 }
 

@@ -324,7 +324,7 @@ impl ChangeService {
         }
         for (thread, msg) in self.store.im().attachment_refs(id) {
             if self.readable(user, thread, msg)?
-                && !self.store.im().changes(thread, msg)?.is_some_and(|c| c.deleted.is_some())
+                && self.store.im().changes(thread, msg)?.is_none_or(|c| c.deleted.is_none())
             {
                 return Ok(true);
             }

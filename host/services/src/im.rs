@@ -324,7 +324,10 @@ impl ImService {
         // queued, a refused one is neither stored nor queued, so a retry with the same key has
         // nothing left to make up for.
         let mut outbound = Vec::new();
-        if let Body::Text { text, .. } = &msg.body {
+        // Only text crosses to other servers (a message of files alone sends nothing there).
+        if let Body::Text { text, .. } = &msg.body
+            && !text.is_empty()
+        {
             for m in conv.members().filter(|m| *m != actor.user && m.is_remote()) {
                 let item = halo_core::federation::Item::Message {
                     from: actor.user.to_string(),

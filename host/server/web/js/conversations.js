@@ -203,7 +203,8 @@ export function wireConversations(stream) {
   stream.on("mention", (f) => {
     const m = f.message;
     if (m.room && !(store.view?.kind === "room" && store.view.id === m.room)) toast(`${displayName(m.from)} mentioned you in a room`);
-    notifyMention(m);
+    // A conversation's message notifies by itself (im.message), unless the conversation is muted.
+    if (m.room || store.conversations.get(m.conversation)?.muted) notifyMention(m);
   });
   stream.on("im.typing", (f) => emit("typing", f));
 }

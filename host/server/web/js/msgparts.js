@@ -5,7 +5,7 @@
 // Everything is built from text nodes and elements: user text is never parsed as HTML.
 
 import { token } from "./api.js";
-import { displayName, store } from "./state.js";
+import { displayName, emit, store } from "./state.js";
 import { formDialog, guard, h, menu } from "./util.js";
 
 /** Links, code, bold, italic and mentions, in that order of precedence. */
@@ -57,10 +57,18 @@ export function where(m) {
   return m.room ? { room: m.room } : { conversation: m.conversation };
 }
 
+/** Sends a change to a message and shows its answer here (the server tells this user's other
+ * devices, not the one that asked). */
+async function change(type, m, fields = {}) {
+  const r = await store.stream.request(type, { ...where(m), message: m.id, ...fields });
+  emit(r.message.room ? "room.changed" : "changed", r.message);
+  return r;
+}
+
 /** Adds or takes back the reader's `emoji` on `m`. */
 export function react(m, emoji) {
   const mine = m.reactions?.some((r) => r.emoji === emoji && r.users.includes(store.me.username));
-  return guard(() => store.stream.request("message.react", { ...where(m), message: m.id, emoji, add: !mine }));
+  return guard(() => change("message.react", m, { emoji, add: !mine }));
 }
 
 function reactions(m) {
@@ -109,12 +117,12 @@ function openActions(anchor, m, { onReply }) {
 
 function editMessage(m) {
   formDialog("Edit message", () => h("textarea", { name: "text", class: "composer-input", rows: 4, value: m.text, "aria-label": "Message", dir: "auto", required: true }),
-    async (form) => store.stream.request("message.edit", { ...where(m), message: m.id, text: form.text.value.trim(), format: m.format || "plain" }));
+    async (form) => change("message.edit", m, { text: form.text.value.trim(), format: m.format || "plain" }));
 }
 
 function deleteMessage(m) {
   formDialog("Delete message", () => h("p", {}, "Delete this message for everyone? It shows as deleted."),
-    async () => store.stream.request("message.delete", { ...where(m), message: m.id }), "Delete");
+    async () => change("message.delete", m), "Delete");
 }
 
 /** The composer's extras: a reply bar and the files to send. `box` gets the bar; returns
