@@ -36,11 +36,16 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn take(&mut self, rate: Rate, now: Millis) -> bool {
+        self.take_n(rate, now, 1.0)
+    }
+
+    /// Takes `n` tokens if there are that many (e.g. bytes of an upload).
+    pub fn take_n(&mut self, rate: Rate, now: Millis, n: f64) -> bool {
         let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
         self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
         self.last = now.max(self.last);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -65,15 +70,20 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
     /// Takes one token from `key`'s bucket if there is one.
     pub fn take(&mut self, key: &K, now: Millis) -> bool {
+        self.take_n(key, now, 1.0)
+    }
+
+    /// Takes `n` tokens from `key`'s bucket if it holds that many.
+    pub fn take_n(&mut self, key: &K, now: Millis, n: f64) -> bool {
         let rate = self.rate;
         if self.buckets.len() >= self.max && !self.buckets.contains_key(key) {
             self.buckets.retain(|_, b| !b.is_full(rate, now));
         }
         match self.buckets.get_mut(key) {
-            Some(b) => b.take(rate, now),
+            Some(b) => b.take_n(rate, now, n),
             None => {
                 let mut b = TokenBucket::new(rate, now);
-                let ok = b.take(rate, now);
+                let ok = b.take_n(rate, now, n);
                 self.buckets.insert(key.clone(), b);
                 ok
             }
@@ -94,6 +104,17 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_tokens_at_once() {
+        let rate = Rate { per_sec: 10.0, burst: 100.0 };
+        let mut l = Limiter::new(rate, 10);
+        assert!(l.take_n(&"a", 0, 60.0));
+        assert!(!l.take_n(&"a", 0, 60.0), "only 40 left");
+        assert!(l.take_n(&"b", 0, 60.0), "per key");
+        assert!(l.take_n(&"a", 2_000, 60.0), "20 more after 2 s");
+        assert!(!l.take_n(&"c", 0, 101.0), "never more than the burst");
+    }
 
     #[test]
     fn burst_then_steady_rate() {

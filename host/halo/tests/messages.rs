@@ -153,6 +153,17 @@ fn attachments_are_limited_sniffed_private_durable_and_archived() {
 }
 
 #[test]
+fn uploads_have_an_hourly_byte_budget_per_user() {
+    let server = TestServer::with_config("[im]\nattachment_bytes_per_hour = 100\n");
+    let (_ann, _ben) = (server.user("ann"), server.user("ben"));
+    let (ta, tb) = (token(&server, "ann"), token(&server, "ben"));
+    assert_eq!(upload(&server, &ta, "a.txt", &[b'a'; 60]).0, 200);
+    let (status, refused) = upload(&server, &ta, "b.txt", &[b'b'; 60]);
+    assert_eq!((status, refused["error"].as_str()), (429, Some("rate_limited")), "{refused}");
+    assert_eq!(upload(&server, &tb, "c.txt", &[b'c'; 60]).0, 200, "the budget is per user");
+}
+
+#[test]
 fn edits_deletions_and_reactions_reach_participants_history_and_the_archive() {
     let server = TestServer::start();
     let officer = archive_everything(&server);

@@ -17,6 +17,8 @@ use crate::views::AttachmentView;
 
 /// The default `[im] max_attachment_bytes`: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// The default `[im] attachment_bytes_per_hour`: 500 MiB per user.
+pub const DEFAULT_BYTES_PER_HOUR: u64 = 500 * 1024 * 1024;
 /// Longest file name kept, in bytes.
 const MAX_NAME_BYTES: usize = 200;
 
@@ -77,12 +79,26 @@ pub struct AttachmentService {
     changes: Arc<ChangeService>,
     limiter: Arc<SendLimiter>,
     max_bytes: u64,
+    /// Bytes each user may upload: a bucket of `[im] attachment_bytes_per_hour` refilled over
+    /// the hour (none when 0).
+    budget: Option<std::sync::Mutex<halo_core::rate::Limiter<Username>>>,
 }
 
 impl AttachmentService {
-    /// The service: uploads up to `max_bytes`, each drawing on the sender's message allowance.
-    pub fn new(store: Store, changes: Arc<ChangeService>, limiter: Arc<SendLimiter>, max_bytes: u64) -> Self {
-        Self { store, changes, limiter, max_bytes }
+    /// The service: uploads up to `max_bytes`, each drawing on the sender's message allowance
+    /// and on their `per_hour` bytes (0: no byte budget).
+    pub fn new(
+        store: Store,
+        changes: Arc<ChangeService>,
+        limiter: Arc<SendLimiter>,
+        max_bytes: u64,
+        per_hour: u64,
+    ) -> Self {
+        let budget = (per_hour > 0).then(|| {
+            let rate = halo_core::rate::Rate { per_sec: per_hour as f64 / 3600.0, burst: per_hour as f64 };
+            std::sync::Mutex::new(halo_core::rate::Limiter::new(rate, 100_000))
+        });
+        Self { store, changes, limiter, max_bytes, budget }
     }
 
     /// The largest upload taken, in bytes.
@@ -98,6 +114,12 @@ impl AttachmentService {
         }
         if bytes.len() as u64 > self.max_bytes {
             return Err(ServiceError::TooLarge(format!("an attachment is at most {} bytes", self.max_bytes)));
+        }
+        if let Some(budget) = &self.budget {
+            let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());
+            if !b.take_n(owner, now_ms(), bytes.len() as f64) {
+                return Err(ServiceError::TooFast);
+            }
         }
         self.limiter.check(owner)?;
         let id: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();

@@ -40,11 +40,18 @@ pub struct ImSettings {
     pub burst: f64,
     /// Largest attachment taken, in bytes (10 MiB).
     pub max_attachment_bytes: u64,
+    /// Bytes of attachments a user may upload per hour (500 MiB; 0: no limit).
+    pub attachment_bytes_per_hour: u64,
 }
 
 impl Default for ImSettings {
     fn default() -> Self {
-        Self { messages_per_sec: 5.0, burst: 20.0, max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES }
+        Self {
+            messages_per_sec: 5.0,
+            burst: 20.0,
+            max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES,
+            attachment_bytes_per_hour: crate::attachments::DEFAULT_BYTES_PER_HOUR,
+        }
     }
 }
 

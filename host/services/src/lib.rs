@@ -114,6 +114,7 @@ impl Services {
             changes.clone(),
             limiter.clone(),
             settings.im.max_attachment_bytes,
+            settings.im.attachment_bytes_per_hour,
         ));
         let im = Arc::new(ImService::new(
             store.clone(),
