@@ -36,12 +36,11 @@ fn contacts_directory_and_rooms_stay_right() {
         alice_api.call_json("POST", "/api/v1/contacts", Some(&json!({"username": who}))).expect("contact");
     }
     let mut grace_peer = Peer::connect(&server, &server.login("grace", "grace-password"), "desk");
-    grace_peer.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
 
     let driver = Driver::start();
     let alice = driver.browser(1280, 800);
     sign_in(&alice, &format!("{}/", server.url), "alice", "alice-password");
-    alice.wait_text("[data-contact=grace] .contact-state", "Do not disturb");
+    alice.wait_text("[data-contact=grace] .contact-state", "Available");
 
     // The first click on a contact after typing in the search opens the chat.
     alice.fill("#people-search", "bo");
@@ -49,9 +48,12 @@ fn contacts_directory_and_rooms_stay_right() {
     alice.click("[data-contact=bob] .contact-main");
     alice.wait_text("#chat-title", "Bob Builder");
 
-    // A directory result shows the contact's presence, and the contact keeps it.
+    // A directory result shows the contact's presence, also when it changes while shown, and
+    // the contact keeps it.
     alice.fill("#people-search", "grace");
     alice.wait("[data-directory=grace]");
+    grace_peer.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
+    alice.wait_text("[data-contact=grace] .contact-state", "Do not disturb");
     let states = alice.script(
         "return [document.querySelector('[data-directory=grace] .avatar').dataset.state,
                  document.querySelector('[data-contact=grace] .avatar').dataset.state]",
