@@ -53,18 +53,23 @@ fn gzip(body: &[u8]) -> Option<Vec<u8>> {
     (out.len() < body.len()).then_some(out)
 }
 
-/// Whether an `Accept-Encoding` header accepts gzip (a `q=0` refuses it).
+/// Whether an `Accept-Encoding` header accepts gzip: named with a non-zero quality, or not
+/// named and `*` accepted.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |part| {
-            let mut it = part.split(';');
-            let name = it.next().unwrap_or_default().trim();
-            let refused = it.any(|p| {
-                p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        },
-    )
+    let mut star = false;
+    for part in
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or_default().trim();
+        let refused = it
+            .any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
+        if name.eq_ignore_ascii_case("gzip") {
+            return !refused;
+        }
+        star |= name == "*" && !refused;
+    }
+    star
 }
 
 fn assets() -> &'static HashMap<String, Asset> {
@@ -177,8 +182,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br, zstd"));
         assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br;q=1, gzip;q=0"));
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br;q=1, gzip;q=0, *"));
         assert!(!accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, *;q=0.5"));
+        assert!(accepts_gzip(&h));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
 

@@ -36,12 +36,11 @@ fn contacts_directory_and_rooms_stay_right() {
         alice_api.call_json("POST", "/api/v1/contacts", Some(&json!({"username": who}))).expect("contact");
     }
     let mut grace_peer = Peer::connect(&server, &server.login("grace", "grace-password"), "desk");
-    grace_peer.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
 
     let driver = Driver::start();
     let alice = driver.browser(1280, 800);
     sign_in(&alice, &format!("{}/", server.url), "alice", "alice-password");
-    alice.wait_text("[data-contact=grace] .contact-state", "Do not disturb");
+    alice.wait_text("[data-contact=grace] .contact-state", "Available");
 
     // The first click on a contact after typing in the search opens the chat.
     alice.fill("#people-search", "bo");
@@ -49,9 +48,12 @@ fn contacts_directory_and_rooms_stay_right() {
     alice.click("[data-contact=bob] .contact-main");
     alice.wait_text("#chat-title", "Bob Builder");
 
-    // A directory result shows the contact's presence, and the contact keeps it.
+    // A directory result shows the contact's presence, also when it changes while shown, and
+    // the contact keeps it.
     alice.fill("#people-search", "grace");
     alice.wait("[data-directory=grace]");
+    grace_peer.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
+    alice.wait_text("[data-contact=grace] .contact-state", "Do not disturb");
     let states = alice.script(
         "return [document.querySelector('[data-directory=grace] .avatar').dataset.state,
                  document.querySelector('[data-contact=grace] .avatar').dataset.state]",
@@ -67,18 +69,27 @@ fn contacts_directory_and_rooms_stay_right() {
     alice_api.call("DELETE", "/api/v1/contacts/carol", None).expect("remove");
     alice.wait_gone("[data-contact=carol]");
 
-    // Reading a room: its row under "My rooms" shows no unread badge.
-    let room = alice_api
-        .call_json("POST", "/api/v1/rooms", Some(&json!({"name": "design", "privacy": "open"})))
-        .expect("room");
+    // Reading a room: its row under "My rooms" shows no unread badge, from joining it (with
+    // a post already there) and opening it with a post unread to posts coming in while it is
+    // open.
+    let room =
+        bob.call_json("POST", "/api/v1/rooms", Some(&json!({"name": "design", "privacy": "open"}))).expect("room");
     let room = room["id"].as_u64().expect("id");
-    bob.call_json("POST", &format!("/api/v1/rooms/{room}/join"), Some(&json!({}))).expect("join");
+    let mut bob_peer = Peer::connect(&server, &server.login("bob", "bob-password"), "desk");
+    bob_peer.ok(json!({"type": "room.post", "room": room, "text": "welcome post"}));
     alice.click("#tab-rooms");
     alice.wait("[data-room=design]");
     alice.goto(&format!("{}/#/r/{room}", server.url));
+    alice.wait_text("#room-messages .msg", "welcome post");
+    alice.click("#join-room");
     alice.wait("#room-composer");
-    alice.click("#tab-rooms");
-    let mut bob_peer = Peer::connect(&server, &server.login("bob", "bob-password"), "desk");
+    alice.wait_gone("[data-room=design] .badge");
+    alice.script("location.hash = '#/'", json!([]));
+    alice.wait_gone("#room-composer");
+    bob_peer.ok(json!({"type": "room.post", "room": room, "text": "while away"}));
+    alice.wait_text("[data-room=design] .badge", "1");
+    alice.click("[data-room=design]");
+    alice.wait_text("#room-messages .msg", "while away");
     for text in ["first post", "second post"] {
         bob_peer.ok(json!({"type": "room.post", "room": room, "text": text}));
         alice.wait_text("#room-messages .msg", text);

@@ -88,14 +88,24 @@ export function contactsPane(openChat) {
     }
     const r = await guard(() => get(`/api/v1/directory${qs({ q })}`));
     if (!r || search.value.trim() !== q) return;
-    // A contact's presence comes from the contact list (what they let this user see), never
-    // from the directory's answer, so both show the same state.
-    const others = r.people.filter((p) => p.username !== store.me.username)
-      .map((p) => store.contacts.get(p.username)?.presence || p);
+    const others = r.people.filter((p) => p.username !== store.me.username);
     others.forEach((p) => { if (!store.contacts.has(p.username)) store.people.set(p.username, p); });
-    mount(results, others.length ? [h("h3", { class: "section-title" }, "Directory"),
-      h("ul", { class: "contacts" }, others.map((p) => directoryRow(p, openChat)))] : h("p", { class: "empty" }, `No one found for “${q}”. Users of other servers are name@domain.`));
+    hits = others.map((p) => p.username);
+    hitsQuery = q;
+    showHits();
   }, 250);
+  // The directory's hits, drawn from the store: a contact's presence comes from the contact
+  // list (what they let this user see, kept current by the stream), never from the
+  // directory's answer, so a hit and the contact below it always show the same state.
+  let hits = [];
+  let hitsQuery = "";
+  const showHits = () => {
+    if (!search.value.trim() || FEDERATED.test(search.value.trim())) return;
+    const people = hits.map((u) => store.contacts.get(u)?.presence || store.people.get(u)).filter(Boolean);
+    mount(results, people.length ? [h("h3", { class: "section-title" }, "Directory"),
+      h("ul", { class: "contacts" }, people.map((p) => directoryRow(p, openChat)))] : h("p", { class: "empty" }, `No one found for “${hitsQuery}”. Users of other servers are name@domain.`));
+  };
+  const laterHits = perFrame(showHits);
   // Only a changed query renders again: the `change` event that leaving the box fires (e.g. by
   // clicking a contact) must not replace the row being clicked.
   let query = "";
@@ -109,7 +119,10 @@ export function contactsPane(openChat) {
 
   const later = perFrame(render);
   on("contacts", () => { render(); if (search.value.trim()) lookup(); });
-  on("presence", (p) => { if (store.contacts.has(p.username)) later(); });
+  on("presence", (p) => {
+    if (store.contacts.has(p.username)) later();
+    if (hits.includes(p.username)) laterHits();
+  });
   on("states", later);
   render();
   return pane;

@@ -171,7 +171,8 @@ export function roomView(id) {
     });
   }
   async function join() {
-    await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); await list.more(); });
+    // A member's read marker starts at the join: what was read before joining is read.
+    await guard(async () => { upsertRoom(await post(`/api/v1/rooms/${id}/join`)); await list.more(); markRead(); });
   }
   async function leave() {
     await guard(async () => { await post(`/api/v1/rooms/${id}/leave`); upsertRoom(await get(`/api/v1/rooms/${id}`)); });
