@@ -194,9 +194,10 @@ pub(crate) mod federation {
         }
     }
 
-    /// An input as WIT.
-    pub(crate) fn input_to_wit(i: &AdapterInput) -> wit::Input {
-        match i {
+    /// An input as WIT; `None` for what this WIT version cannot say (group items before
+    /// 0.1.4).
+    pub(crate) fn input_to_wit(i: &AdapterInput) -> Option<wit::Input> {
+        Some(match i {
             AdapterInput::Connected(l) => wit::Input::Connected(*l),
             AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
             AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
@@ -223,8 +224,9 @@ pub(crate) mod federation {
                     to: to.clone(),
                     kind: kind_to_wit(*kind),
                 }),
+                _ => return None,
             },
-        }
+        })
     }
 
     /// An action from WIT. Sizes are checked by the caller; addresses by the server.

@@ -483,7 +483,11 @@ impl Plugin {
 
     /// Hands a federation adapter one input.
     pub async fn adapter_handle(&self, input: &AdapterInput) -> Result<Vec<AdapterAction>, CallError> {
-        self.adapter(AdapterCall::Handle(fed_input_to_wit(input))).await
+        match fed_input_to_wit(input) {
+            Some(input) => self.adapter(AdapterCall::Handle(input)).await,
+            // Nothing this adapter's WIT can carry: it has nothing to do.
+            None => Ok(Vec::new()),
+        }
     }
 }
 

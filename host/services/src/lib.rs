@@ -110,8 +110,15 @@ impl Services {
         ));
         federation.start(&im)?;
         followers::start(store.clone(), archive.clone(), federation.clone(), metrics.clone());
-        let rooms =
-            Arc::new(RoomService::new(store.clone(), outbox.clone(), metrics.clone(), archive.clone(), im.limiter()));
+        let rooms = Arc::new(RoomService::new(
+            store.clone(),
+            outbox.clone(),
+            metrics.clone(),
+            archive.clone(),
+            im.limiter(),
+            federation.clone(),
+        ));
+        federation.set_rooms(&rooms);
         let search = Arc::new(Indexer::start(
             store.clone(),
             &data_dir.join("search"),
