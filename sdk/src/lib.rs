@@ -69,12 +69,16 @@ pub mod fed_bindings {
 
 mod archive;
 pub mod federation;
+pub mod groups;
 pub mod testing;
 
 pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
 pub use federation::{
     Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
     Subscription,
+};
+pub use groups::{
+    GroupAdd, GroupInvite, GroupJoin, GroupLine, GroupMessage, GroupPost, GroupRefused, GroupState, RoomInfo,
 };
 
 /// The WIT package presence plugins build against.

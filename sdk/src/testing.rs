@@ -344,6 +344,11 @@ impl<A: FederationAdapter> AdapterHarness<A> {
                 Action::DeliverPresence(p) => self.presence.push(p.clone()),
                 Action::DeliverSubscribe(s) => self.subscriptions.push(s.clone()),
                 Action::Reject(r) => self.rejections.push(r.clone()),
+                // Group requests: read them from `actions()`.
+                Action::DeliverGroupPost(_)
+                | Action::DeliverGroupJoin(_)
+                | Action::DeliverGroupLeave(_)
+                | Action::DeliverGroupAdd(_) => {}
             }
         }
         self.actions.extend_from_slice(actions);

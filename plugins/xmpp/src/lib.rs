@@ -13,6 +13,7 @@
 
 pub mod framer;
 pub mod jid;
+pub mod muc;
 pub mod stanza;
 mod xml;
 
@@ -142,6 +143,8 @@ struct State {
     /// Remote user (bare) → resource → its presence: a user is as available as their most
     /// available client, and offline only once every client is.
     resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
+    /// Rooms and their XMPP occupants ([`muc`]).
+    muc: muc::Muc,
 }
 
 impl State {
@@ -154,6 +157,7 @@ impl State {
             next_id: 0,
             reopen_ms: REOPEN_MIN_MS,
             resources: BTreeMap::new(),
+            muc: muc::Muc::default(),
         }
     }
 }
@@ -302,6 +306,11 @@ impl Conn<'_> {
             Input::Message(m) => self.outbound_message(m),
             Input::Presence(p) => self.outbound_presence(p),
             Input::Subscribe(s) => self.outbound_subscribe(s),
+            Input::GroupMessage(m) => self.group_message(m),
+            Input::GroupInvite(i) => self.group_invite(i),
+            Input::GroupState(s) => self.group_state(s),
+            Input::GroupRefused(r) => self.group_refused(r),
+            Input::Rooms(list) => self.rooms(list),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
         }
     }
@@ -320,6 +329,9 @@ impl Conn<'_> {
             match unit {
                 Unit::Header(h) => self.header(&h),
                 Unit::Stanza(s) => match stanza::parse(&s) {
+                    Ok(st) if self.st.phase == Phase::Ready && muc::addressed(&st, &self.s.domain) => {
+                        self.muc_stanza(&st, &s)
+                    }
                     Ok(st) => self.stanza(st),
                     Err(fault) => self.fail(fault),
                 },
