@@ -202,6 +202,7 @@ pub(crate) mod federation {
             AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
             AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
             AdapterInput::Timer(t) => wit::Input::Timer(*t),
+            AdapterInput::Rooms(_) => return None,
             AdapterInput::Outbound(item) => match item {
                 Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
                     from: from.clone(),

@@ -102,8 +102,8 @@ pub struct FederationService {
     rules: RwLock<Rules>,
     im: OnceLock<Weak<ImService>>,
     rooms: OnceLock<Weak<RoomService>>,
-    /// Told when rooms change (adapters keep a directory of them).
-    rooms_changed: Arc<Notify>,
+    /// Counts room changes (adapters keep a directory of the rooms).
+    rooms_changed: tokio::sync::watch::Sender<u64>,
     wakers: Mutex<HashMap<RouteKey, Arc<Notify>>>,
     links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
     adapters: Mutex<HashMap<String, adapter::Running>>,
@@ -140,7 +140,7 @@ impl FederationService {
             rules: RwLock::new(rules),
             im: OnceLock::new(),
             rooms: OnceLock::new(),
-            rooms_changed: Arc::new(Notify::new()),
+            rooms_changed: tokio::sync::watch::Sender::new(0),
             wakers: Mutex::default(),
             links: Mutex::default(),
             adapters: Mutex::default(),
@@ -185,7 +185,21 @@ impl FederationService {
 
     /// A room was created, renamed or changed: adapters refresh their directories.
     pub fn rooms_changed(&self) {
-        self.rooms_changed.notify_waiters();
+        self.rooms_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The rooms users of other servers may find, for adapters' directories.
+    fn room_directory(&self) -> Vec<halo_plugin_host::federation::RoomInfo> {
+        RoomService::directory(&self.store)
+            .into_iter()
+            .map(|r| halo_plugin_host::federation::RoomInfo {
+                group: halo_core::federation::Group::Room(r.id).local(),
+                name: r.name.clone(),
+                subject: r.topic.clone(),
+                members_only: r.privacy != halo_core::room::Privacy::Open,
+                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect()
     }
 
     /// This server's federation domain, if set.
