@@ -93,8 +93,9 @@ fn an_xmpp_user_finds_and_joins_a_halo_room_with_history_subject_and_posts_both_
     // Joining: alice is there, then bob's own presence (110), the history (delayed), the subject.
     w.bob.cmd(json!({"cmd": "join", "room": jid, "nick": "bobby", "history": 10}));
     let me = format!("{jid}/bobby");
-    let alice_there =
-        w.bob.wait("alice's occupant presence", 30, |e| e["event"] == "presence" && e["from"] == format!("{jid}/alice"));
+    let alice_there = w
+        .bob
+        .wait("alice's occupant presence", 30, |e| e["event"] == "presence" && e["from"] == format!("{jid}/alice"));
     assert_eq!(alice_there["type"], "available", "{alice_there}");
     let own = w.bob.wait("bob's own presence", 30, |e| e["event"] == "presence" && e["from"] == me);
     assert!(own["codes"].as_array().is_some_and(|c| c.contains(&json!("110"))), "{own}");
@@ -112,9 +113,8 @@ fn an_xmpp_user_finds_and_joins_a_halo_room_with_history_subject_and_posts_both_
     let echo = w.bob.wait("the reflection", 30, |e| is_message(e, &me) && e["body"].is_string());
     assert_eq!(echo["type"], "groupchat");
     w.alice.ok(json!({"type": "room.post", "room": id, "text": "hi bob, welcome"}));
-    let live = w.bob.wait("alice's post", 30, |e| {
-        is_message(e, &format!("{jid}/alice")) && e["body"] == "hi bob, welcome"
-    });
+    let live =
+        w.bob.wait("alice's post", 30, |e| is_message(e, &format!("{jid}/alice")) && e["body"] == "hi bob, welcome");
     assert_eq!((live["type"].as_str(), live["delayed"].as_bool()), (Some("groupchat"), Some(false)), "{live}");
 
     // Leaving: bob's client gets its own unavailable presence; posts no longer reach it.
@@ -173,9 +173,8 @@ fn halo_invitations_reach_xmpp_users_as_conference_invites_and_closed_rooms_refu
     let added = w.alice.ok(json!({"type": "im.add", "conversation": conv, "user": "bob@localhost"}));
     assert_eq!(added["conversation"]["kind"], "group");
     let group = format!("#c{conv}@{COMPONENT}");
-    let invite = w.bob.wait("an invitation to the group", 30, |e| {
-        e["event"] == "message" && e["conference"]["jid"] == group
-    });
+    let invite =
+        w.bob.wait("an invitation to the group", 30, |e| e["event"] == "message" && e["conference"]["jid"] == group);
     assert_eq!(invite["from"], format!("alice@{COMPONENT}"));
     w.alice.ok(json!({"type": "im.send", "conversation": conv, "text": "before bob joined"}));
     w.bob.cmd(json!({"cmd": "join", "room": group, "nick": "bob"}));
@@ -189,9 +188,13 @@ fn halo_invitations_reach_xmpp_users_as_conference_invites_and_closed_rooms_refu
             .map(|_| peer.event("im.message"))
             .find(|e| e["message"]["from"] == "bob@localhost")
             .expect("bob's message");
-        assert_eq!((m["message"]["conversation"].clone(), m["message"]["text"].clone()), (conv.clone(), json!("hi both")));
+        assert_eq!(
+            (m["message"]["conversation"].clone(), m["message"]["text"].clone()),
+            (conv.clone(), json!("hi both"))
+        );
     }
     carol.ok(json!({"type": "im.send", "conversation": conv, "text": "hi bob, carol here"}));
-    w.bob.wait("carol's message", 30, |e| is_message(e, &format!("{group}/carol")) && e["body"] == "hi bob, carol here");
+    w.bob
+        .wait("carol's message", 30, |e| is_message(e, &format!("{group}/carol")) && e["body"] == "hi bob, carol here");
     drop(carol_rest);
 }

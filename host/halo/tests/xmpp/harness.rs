@@ -355,4 +355,3 @@ pub fn install_xmpp(admin: &Client, port: u16) {
     let path = format!("/api/v1/admin/plugins?grant=net:127.0.0.1:{port}&config={query}");
     admin.call_bytes("POST", &path, bytes, "application/wasm").expect("install xmpp");
 }
-
