@@ -390,6 +390,16 @@ impl Conn<'_> {
         }
     }
 
+    /// The full JIDs of `user`'s clients in `group`.
+    fn clients(&self, group: &str, user: &str) -> Vec<String> {
+        self.st
+            .muc
+            .occupants
+            .get(group)
+            .map(|o| o.keys().filter(|f| jid::remote_user(f, &self.s.domain).as_deref() == Ok(user)).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The other XMPP occupants' full JIDs in `group`.
     fn others(&self, group: &str, full: &str) -> Vec<String> {
         self.st.muc.occupants.get(group).map(|o| o.keys().filter(|k| *k != full).cloned().collect()).unwrap_or_default()
@@ -474,18 +484,7 @@ impl Conn<'_> {
     pub(crate) fn group_message(&mut self, m: GroupMessage) {
         let room = self.room_jid(&m.group);
         let nick = self.nick(&m.group, &m.author);
-        let targets: Vec<String> = self
-            .st
-            .muc
-            .occupants
-            .get(&m.group)
-            .map(|o| {
-                o.keys()
-                    .filter(|full| jid::remote_user(full, &self.s.domain).as_deref() == Ok(m.to.as_str()))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let targets = self.clients(&m.group, &m.to);
         for t in targets {
             self.send(format!(
                 "<message type='groupchat' from='{}' to='{}' id='{}'><body>{}</body></message>",
@@ -629,8 +628,16 @@ impl Conn<'_> {
             None => Vec::new(),
         };
         if waiting.is_empty() {
-            let Ok(to) = jid::parse(&r.to).map(|j| j.bare()) else { return };
-            return self.muc_error("message", &to, &room, &r.condition, &r.text);
+            // To the member's clients in the room: an error message to a bare JID is dropped
+            // by the XMPP server (RFC 6121 §8.5.2.1.1).
+            let mut targets = self.clients(&r.group, &r.to);
+            if targets.is_empty() {
+                targets.extend(jid::parse(&r.to).map(|j| j.bare()));
+            }
+            for t in targets {
+                self.muc_error("message", &t, &room, &r.condition, &r.text);
+            }
+            return;
         }
         for (full, nick) in waiting {
             self.muc_error("presence", &full, &format!("{room}/{nick}"), &r.condition, &r.text);

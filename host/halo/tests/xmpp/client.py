@@ -45,6 +45,8 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 import slixmpp.exceptions
+import slixmpp.xmlstream.handler
+import slixmpp.xmlstream.matcher
 
 
 MUC = "http://jabber.org/protocol/muc"
@@ -87,7 +89,13 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("failed_auth", lambda _e: emit(event="failed", why="authentication"))
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("presence_subscribe", self.on_subscribe)
-        self.add_event_handler("message", self.on_message)
+        # Every message stanza, also those without a body (slixmpp's "message" event needs
+        # one): subjects, invitations, errors.
+        self.register_handler(
+            slixmpp.xmlstream.handler.Callback(
+                "every message", slixmpp.xmlstream.matcher.MatchXPath("{jabber:client}message"), self.on_message
+            )
+        )
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0045")
 
