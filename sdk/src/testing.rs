@@ -398,6 +398,7 @@ mod tests {
                 Input::Presence(_) | Input::Subscribe(_) => {
                     vec![Action::Reject(Rejection { domain: None, reason: "no".into() }), Action::Close(1)]
                 }
+                _ => Vec::new(),
             }
         }
     }

@@ -580,7 +580,8 @@ impl FederationAdapter for {ident} {{
                 vec![Action::Routing(false)]
             }}
             Input::Message(m) => vec![Action::Send(1, format!("MSG {{}} {{}} {{}}\n", m.from, m.to, m.text.replace('\n', " ")).into_bytes())],
-            Input::Timer(_) | Input::Presence(_) | Input::Subscribe(_) => vec![],
+            // Timers, presence, subscriptions, group traffic: nothing to do here.
+            _ => vec![],
         }}
     }}
 }}

@@ -107,7 +107,7 @@ impl FederationService {
     }
 
     /// Traffic from a group hosted elsewhere (`group`) to local user `to`.
-    pub(super) async fn from_group(&self, group: &Username, to: &Username, item: Item) -> Result<(), ServiceError> {
+    pub(super) async fn group_traffic(&self, group: &Username, to: &Username, item: Item) -> Result<(), ServiceError> {
         let person = |name: &str| {
             Username::parse_address(&self.local_name(name))
                 .ok()

@@ -345,7 +345,7 @@ impl FederationService {
             Item::Subscribe { kind, .. } => {
                 self.subscription(&from, &to, kind).await.map_err(|e| refuse(e.to_string()))?
             }
-            group => self.from_group(&from, &to, group).await.map_err(|e| refuse(e.to_string()))?,
+            group => self.group_traffic(&from, &to, group).await.map_err(|e| refuse(e.to_string()))?,
         }
         self.metrics.federation.received(&domain, kind);
         self.link(via, |l| l.received += 1);
