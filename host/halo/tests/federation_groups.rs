@@ -251,3 +251,26 @@ fn a_closed_room_refuses_posts_and_joins_of_remote_non_members() {
         "{history}"
     );
 }
+
+#[test]
+fn escalating_a_one_to_one_with_a_remote_user_makes_a_group_they_take_part_in() {
+    let p = pair();
+    let (ta, tc, tb) = (token(&p.a, "alice"), token(&p.a, "carol"), token(&p.b, "bob"));
+    let mut alice = Peer::connect(&p.a, &ta, "alice-laptop");
+    let mut carol = Peer::connect(&p.a, &tc, "carol-laptop");
+    let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
+
+    // A 1:1 across servers, then carol joins it: bob's server shows him the group.
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob@b.test"]}))["conversation"]["id"].clone();
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "just us"}));
+    assert_eq!(message_from(&mut bob, "im.message", "alice@a.test")["text"], "just us");
+    alice.ok(json!({"type": "im.add", "conversation": conv, "user": "carol"}));
+    let mirror = conversation_with(&mut bob, &format!("#c{conv}@"));
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "carol is here too"}));
+    let got = message_from(&mut bob, "im.message", "alice@a.test");
+    assert_eq!((got["conversation"].clone(), got["text"].clone()), (mirror["id"].clone(), json!("carol is here too")));
+    bob.ok(json!({"type": "im.send", "conversation": mirror["id"], "text": "hello carol"}));
+    let back = message_from(&mut carol, "im.message", "bob@b.test");
+    assert_eq!((back["conversation"].clone(), back["text"].clone()), (conv.clone(), json!("hello carol")));
+    assert_eq!(message_from(&mut alice, "im.message", "bob@b.test")["text"], "hello carol");
+}

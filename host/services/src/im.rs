@@ -488,6 +488,7 @@ impl ImService {
         let reserved = self.store.im().reserve()?;
         let msg_id = reserved.id();
         let now = now_ms();
+        let was_direct = conv.kind == conversation::Kind::Direct;
         conv.add(actor.user, &user, now, msg_id)?;
         let msg = Message {
             id: msg_id,
@@ -498,14 +499,19 @@ impl ImService {
         };
         let record = self.record(&conv, &msg)?;
         self.announce(actor, &conv, &[])?;
-        // A user of another server learns of the group (their server shows it to them).
-        let invite = user.is_remote().then(|| Item::GroupInvite {
-            from: Group::Conversation(id).local(),
-            to: user.to_string(),
-            by: actor.user.to_string(),
-            name: String::new(),
-        });
-        self.append(actor, &conv, &msg, false, record, invite.into_iter().collect()).await?;
+        // Users of other servers learn of the group (their servers show it to them): the
+        // newcomer, and when a 1:1 just became a group, the remote user already in it.
+        let invites = conv
+            .members()
+            .filter(|m| m.is_remote() && (**m == user || (was_direct && *m != actor.user)))
+            .map(|m| Item::GroupInvite {
+                from: Group::Conversation(id).local(),
+                to: m.to_string(),
+                by: actor.user.to_string(),
+                name: String::new(),
+            })
+            .collect();
+        self.append(actor, &conv, &msg, false, record, invites).await?;
         self.view(&conv, actor.user)
     }
 
