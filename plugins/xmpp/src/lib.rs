@@ -11,11 +11,8 @@
 //! error; the adapter then closes the link and opens it again after a backoff. A stanza with
 //! bad addresses is rejected on its own.
 
-pub mod framer;
-pub mod jid;
 pub mod muc;
-pub mod stanza;
-mod xml;
+pub use xmpp_proto::{framer, jid, stanza, xml};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
