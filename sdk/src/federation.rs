@@ -1,4 +1,4 @@
-//! Federation adapters: plain types for the `federation-adapter` world (`halo:plugin@0.1.2`).
+//! Federation adapters: plain types for the `federation-adapter` world (`halo:plugin@0.1.4`).
 //!
 //! An adapter is sans-IO: the host owns the sockets, the timers and the outbound queues; the
 //! adapter turns each [`Input`] into [`Action`]s. Addresses: a local user is their Halo
@@ -114,6 +114,17 @@ pub enum Input {
     Presence(Presence),
     /// A local user's subscription stanza for a remote user.
     Subscribe(Subscribe),
+    // ----- Groups and rooms (halo:plugin@0.1.4) -----
+    /// A post in a group for one remote member.
+    GroupMessage(crate::groups::GroupMessage),
+    /// A remote user was added to a group.
+    GroupInvite(crate::groups::GroupInvite),
+    /// What a group is, answering a remote user's join.
+    GroupState(crate::groups::GroupState),
+    /// A group refused what a remote user asked.
+    GroupRefused(crate::groups::GroupRefused),
+    /// The rooms remote users may find (handed when routing starts and when rooms change).
+    Rooms(Vec<crate::groups::RoomInfo>),
 }
 
 /// Why a remote stanza was dropped (logged and counted per domain by the host).
@@ -153,6 +164,16 @@ pub enum Action {
     DeliverSubscribe(Subscribe),
     /// A remote stanza was dropped.
     Reject(Rejection),
+    // ----- Groups and rooms (halo:plugin@0.1.4) -----
+    /// A remote user posts to a group.
+    DeliverGroupPost(crate::groups::GroupPost),
+    /// A remote user enters a group; the host answers with [`Input::GroupState`] or
+    /// [`Input::GroupRefused`].
+    DeliverGroupJoin(crate::groups::GroupJoin),
+    /// A remote member leaves a group.
+    DeliverGroupLeave(crate::groups::GroupJoin),
+    /// A remote member invites someone into a group.
+    DeliverGroupAdd(crate::groups::GroupAdd),
 }
 
 /// A federation adapter: translates between a remote protocol and Halo's events, one input at

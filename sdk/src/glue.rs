@@ -230,6 +230,46 @@ mod fed {
             f::Input::Message(m) => Input::Message(message_from(m)),
             f::Input::Presence(p) => Input::Presence(presence_from(p)),
             f::Input::Subscribe(s) => Input::Subscribe(Subscribe { from: s.from, to: s.to, kind: kind_from(s.kind) }),
+            // ----- Groups and rooms -----
+            f::Input::GroupMessage(m) => Input::GroupMessage(crate::groups::GroupMessage {
+                group: m.group,
+                to: m.to,
+                author: m.author,
+                text: m.text,
+                id: m.id,
+            }),
+            f::Input::GroupInvite(i) => {
+                Input::GroupInvite(crate::groups::GroupInvite { group: i.group, to: i.to, by: i.by, name: i.name })
+            }
+            f::Input::GroupState(g) => Input::GroupState(crate::groups::GroupState {
+                group: g.group,
+                to: g.to,
+                name: g.name,
+                subject: g.subject,
+                members: g.members,
+                history: g
+                    .history
+                    .into_iter()
+                    .map(|l| crate::groups::GroupLine { author: l.author, text: l.text, at: l.at })
+                    .collect(),
+            }),
+            f::Input::GroupRefused(r) => Input::GroupRefused(crate::groups::GroupRefused {
+                group: r.group,
+                to: r.to,
+                condition: r.condition,
+                text: r.text,
+            }),
+            f::Input::Rooms(list) => Input::Rooms(
+                list.into_iter()
+                    .map(|r| crate::groups::RoomInfo {
+                        group: r.group,
+                        name: r.name,
+                        subject: r.subject,
+                        members_only: r.members_only,
+                        members: r.members,
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -248,6 +288,15 @@ mod fed {
                 f::Action::DeliverSubscribe(f::Subscribe { from: s.from, to: s.to, kind: kind_to(s.kind) })
             }
             Action::Reject(Rejection { domain, reason }) => f::Action::Reject(f::Rejection { domain, reason }),
+            // ----- Groups and rooms -----
+            Action::DeliverGroupPost(p) => {
+                f::Action::DeliverGroupPost(f::GroupPost { from: p.from, group: p.group, text: p.text, id: p.id })
+            }
+            Action::DeliverGroupJoin(j) => f::Action::DeliverGroupJoin(f::GroupJoin { from: j.from, group: j.group }),
+            Action::DeliverGroupLeave(j) => f::Action::DeliverGroupLeave(f::GroupJoin { from: j.from, group: j.group }),
+            Action::DeliverGroupAdd(a) => {
+                f::Action::DeliverGroupAdd(f::GroupAdd { from: a.from, group: a.group, user: a.user })
+            }
         }
     }
 

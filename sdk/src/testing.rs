@@ -344,6 +344,11 @@ impl<A: FederationAdapter> AdapterHarness<A> {
                 Action::DeliverPresence(p) => self.presence.push(p.clone()),
                 Action::DeliverSubscribe(s) => self.subscriptions.push(s.clone()),
                 Action::Reject(r) => self.rejections.push(r.clone()),
+                // Group requests: read them from `actions()`.
+                Action::DeliverGroupPost(_)
+                | Action::DeliverGroupJoin(_)
+                | Action::DeliverGroupLeave(_)
+                | Action::DeliverGroupAdd(_) => {}
             }
         }
         self.actions.extend_from_slice(actions);
@@ -393,6 +398,7 @@ mod tests {
                 Input::Presence(_) | Input::Subscribe(_) => {
                     vec![Action::Reject(Rejection { domain: None, reason: "no".into() }), Action::Close(1)]
                 }
+                _ => Vec::new(),
             }
         }
     }

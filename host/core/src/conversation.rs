@@ -49,9 +49,10 @@ pub enum ImError {
     /// The conversation has ended (everyone left).
     #[error("this conversation has ended")]
     Closed,
-    /// Users of other servers take part in 1:1 conversations only.
-    #[error("users of other servers can only be in 1:1 conversations")]
-    FederatedGroup,
+    /// The conversation mirrors a group hosted on another server: its participants are
+    /// managed there.
+    #[error("this group is hosted on another server: add people there")]
+    HostedElsewhere,
 }
 
 /// How a message's text is to be shown.
@@ -122,11 +123,16 @@ impl Conversation {
         match participants.len() {
             1 => return Err(ImError::NoOtherParticipant),
             n if n > MAX_PARTICIPANTS => return Err(ImError::TooManyParticipants),
-            n if n > 2 && participants.keys().any(Username::is_remote) => return Err(ImError::FederatedGroup),
             _ => {}
         }
         let kind = if participants.len() == 2 { Kind::Direct } else { Kind::Group };
         Ok(Self { id, kind, participants, created_by: creator.clone(), created_at: now, closed: false })
+    }
+
+    /// A conversation standing here for a group hosted on another server (its *mirror*): the
+    /// group's address (`#c17@a.example`), which started it and is its other participant.
+    pub fn hosted_by(&self) -> Option<&Username> {
+        Some(&self.created_by).filter(|c| crate::federation::is_group(c.as_str()))
     }
 
     /// Present participants.
@@ -169,8 +175,8 @@ impl Conversation {
         if self.members().count() >= MAX_PARTICIPANTS {
             return Err(ImError::TooManyParticipants);
         }
-        if user.is_remote() || self.members().any(Username::is_remote) {
-            return Err(ImError::FederatedGroup);
+        if self.hosted_by().is_some() || crate::federation::is_group(user.as_str()) {
+            return Err(ImError::HostedElsewhere);
         }
         self.participants.insert(user.clone(), Participant { joined_at: now, visible_from: from, visible_until: None });
         self.kind = Kind::Group;
@@ -222,14 +228,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_users_stay_in_one_to_one_conversations() {
+    fn remote_users_join_groups_but_mirrors_are_managed_by_their_host() {
         let remote = Username::parse_address("bob@example.org").expect("valid");
         let mut c = Conversation::new(1, &u("alice"), std::slice::from_ref(&remote), 0, 0).expect("1:1");
         assert_eq!(c.kind, Kind::Direct);
-        assert_eq!(c.add(&u("alice"), &u("carol"), 0, 1), Err(ImError::FederatedGroup));
+        c.add(&u("alice"), &u("carol"), 0, 1).expect("escalated with a remote participant");
+        assert_eq!(c.kind, Kind::Group);
         let mut local = Conversation::new(2, &u("alice"), &[u("carol")], 0, 0).expect("1:1");
-        assert_eq!(local.add(&u("alice"), &remote, 0, 1), Err(ImError::FederatedGroup));
-        assert_eq!(Conversation::new(3, &u("alice"), &[u("carol"), remote], 0, 0).err(), Some(ImError::FederatedGroup));
+        local.add(&u("alice"), &remote, 0, 1).expect("a remote third person");
+        assert!(Conversation::new(3, &u("alice"), &[u("carol"), remote.clone()], 0, 0).is_ok());
+        assert_eq!(c.hosted_by(), None);
+        // A mirror of a group hosted elsewhere: its host adds people, not this server.
+        let group = Username::parse_address("#c9@example.org").expect("valid");
+        let mut mirror = Conversation::new(4, &group, &[u("alice")], 0, 0).expect("mirror");
+        assert_eq!(mirror.hosted_by(), Some(&group));
+        assert_eq!(mirror.add(&u("alice"), &u("carol"), 0, 1), Err(ImError::HostedElsewhere));
+        assert_eq!(local.add(&u("alice"), &group, 0, 2), Err(ImError::HostedElsewhere));
     }
 
     fn u(s: &str) -> Username {

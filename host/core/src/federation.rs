@@ -313,20 +313,189 @@ pub enum Item {
         /// Which.
         kind: Subscription,
     },
+    // ----- Groups: conversations with users of several servers, and rooms (see
+    // `docs/federation.md`, "Groups"). A group lives on one server, its host, and is
+    // addressed `#c<id>@<host>` (a conversation) or `#r<id>@<host>` (a room); the host keeps
+    // its members and history and carries each post to every remote member, one item per
+    // member (as an XMPP MUC sends one stanza per occupant). -----
+    /// The host tells a remote user they were added to (invited into) a group.
+    GroupInvite {
+        /// The group.
+        from: String,
+        /// The new member.
+        to: String,
+        /// Who added them.
+        by: String,
+        /// The group's name (a room's name; empty for a conversation).
+        name: String,
+    },
+    /// The host carries a post in a group to one remote member.
+    GroupMessage {
+        /// The group.
+        from: String,
+        /// The member.
+        to: String,
+        /// Who wrote it.
+        author: String,
+        /// Text.
+        text: String,
+        /// The host's message id (the receiver drops a repeat).
+        id: String,
+    },
+    /// The host answers a member's [`Item::GroupJoin`]: what the group is now.
+    GroupState {
+        /// The group.
+        from: String,
+        /// The member who joined.
+        to: String,
+        /// The group's name.
+        name: String,
+        /// Its subject (a room's topic).
+        subject: String,
+        /// Its members, at most [`MAX_GROUP_MEMBERS`].
+        members: Vec<String>,
+        /// Its latest posts, oldest first, at most [`MAX_GROUP_HISTORY`].
+        history: Vec<GroupLine>,
+    },
+    /// The host refuses what a remote user asked of a group.
+    GroupRefused {
+        /// The group.
+        from: String,
+        /// The remote user.
+        to: String,
+        /// Why, as an XMPP stanza error condition (`forbidden`, `registration-required`,
+        /// `item-not-found`, `not-acceptable`).
+        condition: String,
+        /// Why, in words.
+        text: String,
+    },
+    /// A remote member posts to a group.
+    GroupPost {
+        /// The member.
+        from: String,
+        /// The group.
+        to: String,
+        /// Text.
+        text: String,
+        /// Sender-unique id (the host drops a repeat).
+        id: String,
+    },
+    /// A remote user enters a group (an XMPP user joining a room): the host answers with
+    /// [`Item::GroupState`] or [`Item::GroupRefused`].
+    GroupJoin {
+        /// The remote user.
+        from: String,
+        /// The group.
+        to: String,
+    },
+    /// A remote member leaves a group.
+    GroupLeave {
+        /// The member.
+        from: String,
+        /// The group.
+        to: String,
+    },
+    /// A remote member invites someone into a group (XEP-0045 mediated invitation).
+    GroupAdd {
+        /// The member who invites.
+        from: String,
+        /// The group.
+        to: String,
+        /// Whom: a user of the host (a bare name) or anyone's full address.
+        user: String,
+    },
+}
+
+/// One post of a group's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLine {
+    /// Who wrote it.
+    pub author: String,
+    /// Text.
+    pub text: String,
+    /// When, ms since the Unix epoch.
+    pub at: Millis,
+}
+
+/// Most members a [`Item::GroupState`] lists.
+pub const MAX_GROUP_MEMBERS: usize = 200;
+/// Most posts a [`Item::GroupState`] carries.
+pub const MAX_GROUP_HISTORY: usize = 20;
+
+/// The mark that starts a group's local part.
+pub const GROUP_MARK: char = '#';
+
+/// A group hosted here: a conversation or a room, as its local part names it (`#c17`, `#r5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// A conversation.
+    Conversation(u64),
+    /// A room.
+    Room(u64),
+}
+
+impl Group {
+    /// Reads a group's local part (`#c17`, `#r5`).
+    pub fn parse(local: &str) -> Option<Self> {
+        let rest = local.strip_prefix(GROUP_MARK)?;
+        let (kind, id) = rest.split_at_checked(1)?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id: u64 = id.parse().ok()?;
+        match kind {
+            "c" => Some(Self::Conversation(id)),
+            "r" => Some(Self::Room(id)),
+            _ => None,
+        }
+    }
+
+    /// Its local part.
+    pub fn local(&self) -> String {
+        match self {
+            Self::Conversation(id) => format!("{GROUP_MARK}c{id}"),
+            Self::Room(id) => format!("{GROUP_MARK}r{id}"),
+        }
+    }
+}
+
+/// Whether `name` (a local part or a full address) names a group rather than a user.
+pub fn is_group(name: &str) -> bool {
+    name.starts_with(GROUP_MARK)
 }
 
 impl Item {
     /// The sender.
     pub fn from(&self) -> &str {
         match self {
-            Item::Message { from, .. } | Item::Presence { from, .. } | Item::Subscribe { from, .. } => from,
+            Item::Message { from, .. }
+            | Item::Presence { from, .. }
+            | Item::Subscribe { from, .. }
+            | Item::GroupInvite { from, .. }
+            | Item::GroupMessage { from, .. }
+            | Item::GroupState { from, .. }
+            | Item::GroupRefused { from, .. }
+            | Item::GroupPost { from, .. }
+            | Item::GroupJoin { from, .. }
+            | Item::GroupLeave { from, .. }
+            | Item::GroupAdd { from, .. } => from,
         }
     }
 
     /// The recipient.
     pub fn to(&self) -> &str {
         match self {
-            Item::Message { to, .. } | Item::Presence { to, .. } | Item::Subscribe { to, .. } => to,
+            Item::Message { to, .. }
+            | Item::Presence { to, .. }
+            | Item::Subscribe { to, .. }
+            | Item::GroupInvite { to, .. }
+            | Item::GroupMessage { to, .. }
+            | Item::GroupState { to, .. }
+            | Item::GroupRefused { to, .. }
+            | Item::GroupPost { to, .. }
+            | Item::GroupJoin { to, .. }
+            | Item::GroupLeave { to, .. }
+            | Item::GroupAdd { to, .. } => to,
         }
     }
 
@@ -336,7 +505,31 @@ impl Item {
             Item::Message { .. } => "message",
             Item::Presence { .. } => "presence",
             Item::Subscribe { .. } => "subscribe",
+            Item::GroupInvite { .. } => "group_invite",
+            Item::GroupMessage { .. } => "group_message",
+            Item::GroupState { .. } => "group_state",
+            Item::GroupRefused { .. } => "group_refused",
+            Item::GroupPost { .. } => "group_post",
+            Item::GroupJoin { .. } => "group_join",
+            Item::GroupLeave { .. } => "group_leave",
+            Item::GroupAdd { .. } => "group_add",
         }
+    }
+
+    /// Whether it goes from a group's host to a user (`from` is the group).
+    pub fn from_group(&self) -> bool {
+        matches!(
+            self,
+            Item::GroupInvite { .. } | Item::GroupMessage { .. } | Item::GroupState { .. } | Item::GroupRefused { .. }
+        )
+    }
+
+    /// Whether it goes from a user to a group's host (`to` is the group).
+    pub fn to_group(&self) -> bool {
+        matches!(
+            self,
+            Item::GroupPost { .. } | Item::GroupJoin { .. } | Item::GroupLeave { .. } | Item::GroupAdd { .. }
+        )
     }
 }
 
@@ -503,6 +696,20 @@ mod tests {
         assert_eq!(s.state, "offline");
         assert_eq!(s.activity, None);
         assert_eq!(s.label.chars().count(), MAX_PRESENCE_TEXT);
+    }
+
+    #[test]
+    fn groups_are_named_apart_from_users() {
+        assert_eq!(Group::parse("#c17"), Some(Group::Conversation(17)));
+        assert_eq!(Group::parse("#r5"), Some(Group::Room(5)));
+        assert_eq!(Group::Room(5).local(), "#r5");
+        for bad in ["c17", "#x1", "#c", "#c+1", "#r1a", "#", "#r-1", "#c\u{663}"] {
+            assert_eq!(Group::parse(bad), None, "{bad:?}");
+        }
+        assert!(is_group("#c17@a.test") && !is_group("bob@a.test"));
+        // A group's address is a valid remote address; a Halo username never starts with '#'.
+        assert!(Username::parse_address("#c17@a.test").is_ok());
+        assert!(Username::parse("#c17").is_err());
     }
 
     #[test]

@@ -539,7 +539,7 @@ use std::cell::RefCell;
 use halo_sdk::{{Action, FederationAdapter, Host, Input, LinkSpec, Message, Rejection}};
 
 halo_sdk::manifest!(
-    r#"{{"name": "{name}", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.2",
+    r#"{{"name": "{name}", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.4",
   "description": "Describe the network {name} connects to.",
   "capabilities": ["net"],
   "config": {{
@@ -580,7 +580,8 @@ impl FederationAdapter for {ident} {{
                 vec![Action::Routing(false)]
             }}
             Input::Message(m) => vec![Action::Send(1, format!("MSG {{}} {{}} {{}}\n", m.from, m.to, m.text.replace('\n', " ")).into_bytes())],
-            Input::Timer(_) | Input::Presence(_) | Input::Subscribe(_) => vec![],
+            // Timers, presence, subscriptions, group traffic: nothing to do here.
+            _ => vec![],
         }}
     }}
 }}

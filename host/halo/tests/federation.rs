@@ -140,9 +140,10 @@ fn users_of_two_halo_servers_add_each_other_see_presence_and_chat() {
     assert_eq!(back["text"], "hi alice, b.test here");
     assert_eq!(back["conversation"], conv, "the reply lands in the same 1:1");
 
-    // A remote user cannot be added to a group.
+    // The 1:1 with a remote user may become a group (see federation_groups.rs).
     p.a.user("carol");
-    assert_eq!(alice.err(json!({"type": "im.add", "conversation": conv, "user": "carol"})), "bad_request");
+    let group = alice.ok(json!({"type": "im.add", "conversation": conv, "user": "carol"}));
+    assert_eq!(group["conversation"]["kind"], "group");
 
     // Admins see the link up and the traffic counted.
     let o = overview(&p.a);

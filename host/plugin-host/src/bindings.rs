@@ -1,18 +1,20 @@
-//! The generated bindings of the newest WIT version (`halo:plugin@0.1.3`; wasmtime's linker
-//! serves 0.1.0, 0.1.1 and 0.1.2 plugins from the same definitions: each version only added
-//! interfaces and worlds), and conversions between them and Halo's types. Nothing outside
-//! this module names a generated type.
+//! The generated bindings of the newest WIT version (`halo:plugin@0.1.4`; wasmtime's linker
+//! serves 0.1.0-0.1.3 plugins from the same definitions: each version only added interfaces,
+//! worlds and, in 0.1.4, federation cases), and conversions between them and Halo's types.
+//! Federation adapters built against 0.1.2 or 0.1.3 export `handle` with the frozen 0.1.3
+//! `input`/`action` variants (fewer cases than 0.1.4's), so they are bound through
+//! [`fed_legacy`]. Nothing outside this module names a generated type.
 
 wasmtime::component::bindgen!({
     world: "presence-states",
-    path: "../../wit/v0.1.3",
+    path: "../../wit/v0.1.4",
 });
 
 /// The `archive-sink` world, sharing the interfaces generated above.
 pub(crate) mod sink {
     wasmtime::component::bindgen!({
         world: "archive-sink",
-        path: "../../wit/v0.1.3",
+        path: "../../wit/v0.1.4",
         with: {
             "halo:plugin/types": super::halo::plugin::types,
             "halo:plugin/log": super::halo::plugin::log,
@@ -24,6 +26,21 @@ pub(crate) mod sink {
 
 /// The `federation-adapter` world, sharing the interfaces generated above.
 pub(crate) mod fed {
+    wasmtime::component::bindgen!({
+        world: "federation-adapter",
+        path: "../../wit/v0.1.4",
+        with: {
+            "halo:plugin/types": super::halo::plugin::types,
+            "halo:plugin/log": super::halo::plugin::log,
+            "halo:plugin/config": super::halo::plugin::config,
+            "halo:plugin/kv": super::halo::plugin::kv,
+        },
+    });
+}
+
+/// The frozen `federation-adapter` world of 0.1.3 (the same as 0.1.2's): adapters whose
+/// manifest names 0.1.2 or 0.1.3. Only its `federation` types are its own.
+pub(crate) mod fed_legacy {
     wasmtime::component::bindgen!({
         world: "federation-adapter",
         path: "../../wit/v0.1.3",
@@ -198,13 +215,25 @@ pub(crate) mod federation {
         }
     }
 
-    /// An input as WIT.
-    pub(crate) fn input_to_wit(i: &AdapterInput) -> wit::Input {
-        match i {
+    /// An input as WIT; `None` for what this WIT version cannot say (group items before
+    /// 0.1.4).
+    pub(crate) fn input_to_wit(i: &AdapterInput) -> Option<wit::Input> {
+        Some(match i {
             AdapterInput::Connected(l) => wit::Input::Connected(*l),
             AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
             AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
             AdapterInput::Timer(t) => wit::Input::Timer(*t),
+            AdapterInput::Rooms(list) => wit::Input::Rooms(
+                list.iter()
+                    .map(|r| wit::RoomInfo {
+                        group: r.group.clone(),
+                        name: r.name.clone(),
+                        subject: r.subject.clone(),
+                        members_only: r.members_only,
+                        members: r.members,
+                    })
+                    .collect(),
+            ),
             AdapterInput::Outbound(item) => match item {
                 Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
                     from: from.clone(),
@@ -227,8 +256,156 @@ pub(crate) mod federation {
                     to: to.clone(),
                     kind: kind_to_wit(*kind),
                 }),
+                // ----- Groups and rooms -----
+                Item::GroupMessage { from, to, author, text, id } => wit::Input::GroupMessage(wit::GroupMessage {
+                    group: from.clone(),
+                    to: to.clone(),
+                    author: author.clone(),
+                    text: text.clone(),
+                    id: id.clone(),
+                }),
+                Item::GroupInvite { from, to, by, name } => wit::Input::GroupInvite(wit::GroupInvite {
+                    group: from.clone(),
+                    to: to.clone(),
+                    by: by.clone(),
+                    name: name.clone(),
+                }),
+                Item::GroupState { from, to, name, subject, members, history } => {
+                    wit::Input::GroupState(wit::GroupState {
+                        group: from.clone(),
+                        to: to.clone(),
+                        name: name.clone(),
+                        subject: subject.clone(),
+                        members: members.clone(),
+                        history: history
+                            .iter()
+                            .map(|l| wit::GroupLine { author: l.author.clone(), text: l.text.clone(), at: l.at })
+                            .collect(),
+                    })
+                }
+                Item::GroupRefused { from, to, condition, text } => wit::Input::GroupRefused(wit::GroupRefused {
+                    group: from.clone(),
+                    to: to.clone(),
+                    condition: condition.clone(),
+                    text: text.clone(),
+                }),
+                // What users send to groups hosted elsewhere: not an adapter's business (XMPP
+                // users host no Halo groups).
+                Item::GroupPost { .. } | Item::GroupJoin { .. } | Item::GroupLeave { .. } | Item::GroupAdd { .. } => {
+                    return None;
+                }
             },
+        })
+    }
+
+    /// An action from WIT. Sizes are checked by the caller; addresses by the server.
+    pub(crate) fn action_from_wit(a: wit::Action) -> AdapterAction {
+        match a {
+            wit::Action::Open(l) => {
+                AdapterAction::Open(LinkSpec { id: l.id, host: l.host, port: l.port, tls_name: l.tls_name })
+            }
+            wit::Action::Send((l, b)) => AdapterAction::Send(l, b),
+            wit::Action::Close(l) => AdapterAction::Close(l),
+            wit::Action::Routing(on) => AdapterAction::Routing(on),
+            wit::Action::SetTimer((t, ms)) => AdapterAction::SetTimer(t, ms),
+            wit::Action::DeliverMessage(m) => AdapterAction::Deliver(Item::Message {
+                from: m.from,
+                to: m.to,
+                text: m.text,
+                id: m.id.unwrap_or_default(),
+            }),
+            wit::Action::DeliverPresence(p) => AdapterAction::Deliver(Item::Presence {
+                from: p.from,
+                to: p.to,
+                info: PresenceInfo {
+                    state: p.info.state,
+                    activity: p.info.activity,
+                    label: p.info.label,
+                    note: p.info.note,
+                },
+            }),
+            wit::Action::DeliverSubscribe(s) => {
+                AdapterAction::Deliver(Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) })
+            }
+            wit::Action::Reject(r) => AdapterAction::Reject { domain: r.domain, reason: r.reason },
+            // ----- Groups and rooms -----
+            wit::Action::DeliverGroupPost(p) => AdapterAction::Deliver(Item::GroupPost {
+                from: p.from,
+                to: p.group,
+                text: p.text,
+                id: p.id.unwrap_or_default(),
+            }),
+            wit::Action::DeliverGroupJoin(j) => AdapterAction::Deliver(Item::GroupJoin { from: j.from, to: j.group }),
+            wit::Action::DeliverGroupLeave(j) => AdapterAction::Deliver(Item::GroupLeave { from: j.from, to: j.group }),
+            wit::Action::DeliverGroupAdd(a) => {
+                AdapterAction::Deliver(Item::GroupAdd { from: a.from, to: a.group, user: a.user })
+            }
         }
+    }
+}
+
+/// Federation inputs and actions as the frozen 0.1.3 WIT and back (adapters built against
+/// 0.1.2 or 0.1.3). Inputs 0.1.3 lacks are not handed to them (`None`).
+pub(crate) mod federation_legacy {
+    use halo_core::federation::{Item, PresenceInfo, Subscription};
+
+    use super::fed_legacy::halo::plugin::federation as wit;
+    use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
+
+    fn kind_to_wit(k: Subscription) -> wit::Subscription {
+        match k {
+            Subscription::Request => wit::Subscription::Request,
+            Subscription::Accept => wit::Subscription::Accept,
+            Subscription::Refuse => wit::Subscription::Refuse,
+            Subscription::Cancel => wit::Subscription::Cancel,
+            Subscription::Probe => wit::Subscription::Probe,
+        }
+    }
+
+    fn kind_from_wit(k: wit::Subscription) -> Subscription {
+        match k {
+            wit::Subscription::Request => Subscription::Request,
+            wit::Subscription::Accept => Subscription::Accept,
+            wit::Subscription::Refuse => Subscription::Refuse,
+            wit::Subscription::Cancel => Subscription::Cancel,
+            wit::Subscription::Probe => Subscription::Probe,
+        }
+    }
+
+    /// An input as 0.1.3 WIT; `None` for one 0.1.3 has no case for.
+    pub(crate) fn input_to_wit(i: &AdapterInput) -> Option<wit::Input> {
+        Some(match i {
+            AdapterInput::Connected(l) => wit::Input::Connected(*l),
+            AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
+            AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
+            AdapterInput::Timer(t) => wit::Input::Timer(*t),
+            AdapterInput::Rooms(_) => return None,
+            AdapterInput::Outbound(item) => match item {
+                Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
+                    from: from.clone(),
+                    to: to.clone(),
+                    text: text.clone(),
+                    id: Some(id.clone()),
+                }),
+                Item::Presence { from, to, info } => wit::Input::Presence(wit::Presence {
+                    from: from.clone(),
+                    to: to.clone(),
+                    info: wit::PresenceInfo {
+                        state: info.state.clone(),
+                        activity: info.activity.clone(),
+                        label: info.label.clone(),
+                        note: info.note.clone(),
+                    },
+                }),
+                Item::Subscribe { from, to, kind } => wit::Input::Subscribe(wit::Subscribe {
+                    from: from.clone(),
+                    to: to.clone(),
+                    kind: kind_to_wit(*kind),
+                }),
+                // Groups are 0.1.4's.
+                _ => return None,
+            },
+        })
     }
 
     /// An action from WIT. Sizes are checked by the caller; addresses by the server.

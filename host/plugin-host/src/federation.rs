@@ -29,6 +29,24 @@ pub enum AdapterInput {
     Timer(u32),
     /// Something a local user sends a remote one.
     Outbound(Item),
+    /// The rooms users of other servers may find (handed when routing starts and whenever
+    /// rooms change; 0.1.4 adapters only).
+    Rooms(Vec<RoomInfo>),
+}
+
+/// A room users of other servers may find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// The group naming it, `#r<id>`.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// Its topic.
+    pub subject: String,
+    /// Only members may enter (a closed room).
+    pub members_only: bool,
+    /// How many members it has.
+    pub members: u32,
 }
 
 /// An action the adapter asks for.

@@ -140,7 +140,7 @@ impl From<halo_core::conversation::ImError> for ServiceError {
             | E::MessageTooLarge
             | E::ControlCharacters
             | E::BadKey
-            | E::FederatedGroup => Self::Invalid(e.to_string()),
+            | E::HostedElsewhere => Self::Invalid(e.to_string()),
         }
     }
 }

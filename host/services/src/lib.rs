@@ -135,7 +135,9 @@ impl Services {
             archive.clone(),
             changes.clone(),
             im.limiter(),
+            federation.clone(),
         ));
+        federation.set_rooms(&rooms);
         let search = Arc::new(Indexer::start(
             store.clone(),
             &data_dir.join("search"),

@@ -6,6 +6,7 @@ use std::time::Instant;
 use halo_core::Username;
 use halo_core::archive::Place;
 use halo_core::conversation::{self, Format, MessageId};
+use halo_core::federation::{Group, Item, MAX_GROUP_HISTORY, MAX_GROUP_MEMBERS};
 use halo_core::message::{Body, Message};
 use halo_core::room::{Privacy, Room, RoomId, RoomRole};
 use halo_store::{RoomMark, Store, Thread};
@@ -14,6 +15,7 @@ use crate::archive::ArchiveService;
 use crate::changes::{ChangeService, Draft};
 use crate::clock::now_ms;
 use crate::error::ServiceError;
+use crate::federation::FederationService;
 use crate::im::SendLimiter;
 use crate::metrics::Metrics;
 use crate::outbox::{Event, Outbox, Shared};
@@ -41,6 +43,8 @@ pub struct RoomService {
     changes: Arc<ChangeService>,
     /// The per-user send allowance, shared with IM.
     limiter: Arc<SendLimiter>,
+    /// Carries posts to remote members and takes theirs.
+    federation: Arc<FederationService>,
     /// Serialises changes to rooms (membership and names span records).
     writes: tokio::sync::Mutex<()>,
 }
@@ -54,8 +58,9 @@ impl RoomService {
         archive: Arc<ArchiveService>,
         changes: Arc<ChangeService>,
         limiter: Arc<SendLimiter>,
+        federation: Arc<FederationService>,
     ) -> Self {
-        Self { store, outbox, metrics, archive, changes, limiter, writes: tokio::sync::Mutex::new(()) }
+        Self { store, outbox, metrics, archive, changes, limiter, federation, writes: tokio::sync::Mutex::new(()) }
     }
 
     fn room(&self, id: RoomId, viewer: &Username) -> Result<Room, ServiceError> {
@@ -115,6 +120,7 @@ impl RoomService {
         let room = Room::new(id, name, creator, privacy, topic, description, now_ms())?;
         let _w = self.writes.lock().await;
         self.store.rooms().put(&room, None, std::slice::from_ref(creator), &[]).await?;
+        self.federation.rooms_changed();
         self.view(&room, creator)
     }
 
@@ -138,6 +144,7 @@ impl RoomService {
         }
         self.store.rooms().put(&room, Some(&old_name), &[], &[]).await?;
         self.notify_members(&room)?;
+        self.federation.rooms_changed();
         self.view(&room, by)
     }
 
@@ -154,6 +161,8 @@ impl RoomService {
     }
 
     /// A manager adds `user` or changes their role (an invitation, for closed and secret rooms).
+    /// `user` may be a user of another server (`name@domain`): they are told (`group_invite`)
+    /// and get the room's posts from then on.
     pub async fn set_member(
         &self,
         id: RoomId,
@@ -161,7 +170,7 @@ impl RoomService {
         user: &str,
         role: RoomRole,
     ) -> Result<RoomView, ServiceError> {
-        let user = self.existing_user(user)?;
+        let user = self.user(user)?;
         let _w = self.writes.lock().await;
         let mut room = self.room(id, by)?;
         let new = !room.members.contains_key(&user);
@@ -169,14 +178,32 @@ impl RoomService {
         self.store.rooms().put(&room, None, std::slice::from_ref(&user), &[]).await?;
         if new {
             self.post_event(&room, by, Body::Joined { user: user.clone() }).await?;
+            self.invite_remote(&room, by, &user).await;
         }
         self.notify_members(&room)?;
         self.view(&room, by)
     }
 
+    /// Tells a remote user they were added to `room` by `by`.
+    async fn invite_remote(&self, room: &Room, by: &Username, user: &Username) {
+        if !user.is_remote() {
+            return;
+        }
+        let invite = Item::GroupInvite {
+            from: Group::Room(room.id).local(),
+            to: user.to_string(),
+            by: by.to_string(),
+            name: room.name.clone(),
+        };
+        if let Err(e) = self.federation.send(invite).await {
+            tracing::info!(room = room.id, %user, error = %e, "a remote member was not told");
+        }
+    }
+
     /// `by` removes `user` (a manager), or leaves (`by == user`).
     pub async fn remove_member(&self, id: RoomId, by: &Username, user: &str) -> Result<(), ServiceError> {
-        let user = Username::parse(user).map_err(|_| ServiceError::NotFound(format!("no user named {user:?}")))?;
+        let user =
+            Username::parse_address(user).map_err(|_| ServiceError::NotFound(format!("no user named {user:?}")))?;
         let _w = self.writes.lock().await;
         let mut room = self.room(id, by)?;
         room.remove_member(by, &user)?;
@@ -190,7 +217,11 @@ impl RoomService {
         Ok(())
     }
 
-    fn existing_user(&self, name: &str) -> Result<Username, ServiceError> {
+    /// A local account, or a remote user of a federated domain (`name@domain`).
+    fn user(&self, name: &str) -> Result<Username, ServiceError> {
+        if name.contains('@') {
+            return self.federation.address(name);
+        }
         crate::accounts::existing_user(&self.store, name)
     }
 
@@ -210,11 +241,30 @@ impl RoomService {
         Ok(())
     }
 
-    /// Writes a post with its archive record (when a member is archived).
+    /// Writes a post with its archive record (when a member is archived) and, for a text, a
+    /// `group_message` for each remote member but its author, queued with it.
     async fn store_post(&self, room: &Room, msg: &Message) -> Result<(), ServiceError> {
         let members: Vec<&Username> = room.members.keys().collect();
         let record = self.archive.record(Place::Room(room.id), msg, &members)?;
-        self.store.rooms().post(room.id, msg, record.as_ref()).await?;
+        let mut outbound = Vec::new();
+        if let Some(text) = msg.text() {
+            for m in room.members.keys().filter(|m| m.is_remote() && **m != msg.from) {
+                let item = Item::GroupMessage {
+                    from: Group::Room(room.id).local(),
+                    to: m.to_string(),
+                    author: msg.from.to_string(),
+                    text: text.to_owned(),
+                    id: msg.id.to_string(),
+                };
+                match self.federation.outbound(item) {
+                    Ok((entry, _)) => outbound.push(entry),
+                    Err(e) => {
+                        tracing::info!(room = room.id, member = %m, error = %e, "a remote member is not reachable")
+                    }
+                }
+            }
+        }
+        self.store.rooms().post(room.id, msg, record.as_ref(), &outbound).await?;
         Ok(())
     }
 
@@ -328,6 +378,80 @@ impl RoomService {
         let room = self.room(id, user)?;
         self.mark(id, user, |m| m.follow = follow).await?;
         self.view(&room, user)
+    }
+
+    /// A remote member's post, arriving through federation (a repeat of the same remote `id`
+    /// is stored once). Refused unless they are a member.
+    pub async fn receive_post(
+        &self,
+        id: RoomId,
+        from: &Username,
+        text: &str,
+        remote_id: &str,
+    ) -> Result<(), ServiceError> {
+        let key = crate::im::fed_key(remote_id);
+        self.post(id, from, None, text, Format::Plain, key).await.map(|_| ())
+    }
+
+    /// A remote user enters the room (an XMPP user joining it as a MUC room): open rooms take
+    /// anyone (who becomes a member), closed and secret ones only their members. Answers
+    /// what the room is now.
+    pub async fn remote_join(&self, id: RoomId, user: &Username) -> Result<Item, ServiceError> {
+        let room = self.room(id, user)?;
+        if !room.members.contains_key(user) {
+            if room.privacy != Privacy::Open {
+                return Err(ServiceError::forbidden("this room is members-only: ask a manager to add you"));
+            }
+            self.join(id, user).await?;
+        }
+        self.state(id, user)
+    }
+
+    /// What the room is, for member `user` of another server.
+    pub fn state(&self, id: RoomId, user: &Username) -> Result<Item, ServiceError> {
+        let room = self.room(id, user)?;
+        room.check_read(user)?;
+        let page = self.store.im().page(Thread::Room(id), (1, MessageId::MAX), None, None, MAX_GROUP_HISTORY)?;
+        Ok(Item::GroupState {
+            from: Group::Room(id).local(),
+            to: user.to_string(),
+            name: room.name.clone(),
+            subject: room.topic.clone(),
+            members: room.members.keys().take(MAX_GROUP_MEMBERS).map(Username::to_string).collect(),
+            history: crate::im::history(&page),
+        })
+    }
+
+    /// A remote member invites `user` (XEP-0045's mediated invitation): a manager adds them
+    /// (as [`RoomService::set_member`]); in an open room any member may (anyone may join).
+    pub async fn remote_add(&self, id: RoomId, by: &Username, user: &str) -> Result<(), ServiceError> {
+        let room = self.room(id, by)?;
+        room.check_post(by)?;
+        if room.check_manage(by).is_ok() {
+            self.set_member(id, by, user, RoomRole::Member).await?;
+            return Ok(());
+        }
+        if room.privacy != Privacy::Open {
+            return Err(ServiceError::forbidden("only a manager of the room may invite into it"));
+        }
+        let user = self.user(user)?;
+        let _w = self.writes.lock().await;
+        let mut room = self.room(id, by)?;
+        if room.members.contains_key(&user) {
+            return Ok(());
+        }
+        room.members.insert(user.clone(), RoomRole::Member);
+        self.store.rooms().put(&room, None, std::slice::from_ref(&user), &[]).await?;
+        self.post_event(&room, by, Body::Joined { user: user.clone() }).await?;
+        self.invite_remote(&room, by, &user).await;
+        self.notify_members(&room)?;
+        Ok(())
+    }
+
+    /// Every room this server hosts that users of other servers may find (open and closed
+    /// ones; secret rooms stay hidden), for federation directories.
+    pub fn directory(store: &Store) -> Vec<Room> {
+        store.rooms().all().unwrap_or_default().into_iter().filter(|r| r.privacy != Privacy::Secret).collect()
     }
 
     /// Rooms `user` may read (for search).

@@ -7,7 +7,7 @@
 use halo_core::Username;
 use halo_core::archive::Record;
 use halo_core::conversation::MessageId;
-use halo_core::im::{Fact, Posted, Thread};
+use halo_core::im::{Fact, Outbound, Posted, Thread};
 use halo_core::message::Message;
 use halo_core::room::{Room, RoomId};
 
@@ -54,9 +54,16 @@ impl Rooms {
         Ok(())
     }
 
-    /// Appends a post (or membership event) to `room`, durably, with its idempotency key and
-    /// archive record; a text post moves its sender's read marker past it.
-    pub async fn post(&self, room: RoomId, msg: &Message, archived: Option<&Record>) -> Result<(), StoreError> {
+    /// Appends a post (or membership event) to `room`, durably, with its idempotency key,
+    /// archive record and items for remote members' domains (the federation follower queues
+    /// them); a text post moves its sender's read marker past it.
+    pub async fn post(
+        &self,
+        room: RoomId,
+        msg: &Message,
+        archived: Option<&Record>,
+        outbound: &[Outbound],
+    ) -> Result<(), StoreError> {
         let posted = Posted {
             thread: Thread::Room(room),
             message: msg.clone(),
@@ -64,7 +71,7 @@ impl Rooms {
             offline: Vec::new(),
             live: Vec::new(),
             archived: archived.cloned(),
-            outbound: Vec::new(),
+            outbound: outbound.to_vec(),
         };
         self.im.write(Fact::Posted(Box::new(posted))).await?;
         Ok(())

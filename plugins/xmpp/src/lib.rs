@@ -11,10 +11,8 @@
 //! error; the adapter then closes the link and opens it again after a backoff. A stanza with
 //! bad addresses is rejected on its own.
 
-pub mod framer;
-pub mod jid;
-pub mod stanza;
-mod xml;
+pub mod muc;
+pub use xmpp_proto::{framer, jid, stanza, xml};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -30,7 +28,7 @@ use crate::stanza::Stanza;
 use crate::xml::{attr, text};
 
 halo_sdk::manifest!(
-    r#"{"name": "xmpp", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.2",
+    r#"{"name": "xmpp", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.4",
   "description": "Federates with an XMPP server as an external component (XEP-0114): Halo users appear as user@<component_domain>. Grant net:<server_host>:<server_port>.",
   "capabilities": ["net"],
   "config": {
@@ -142,6 +140,8 @@ struct State {
     /// Remote user (bare) → resource → its presence: a user is as available as their most
     /// available client, and offline only once every client is.
     resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
+    /// Rooms and their XMPP occupants ([`muc`]).
+    muc: muc::Muc,
 }
 
 impl State {
@@ -154,6 +154,7 @@ impl State {
             next_id: 0,
             reopen_ms: REOPEN_MIN_MS,
             resources: BTreeMap::new(),
+            muc: muc::Muc::default(),
         }
     }
 }
@@ -302,6 +303,11 @@ impl Conn<'_> {
             Input::Message(m) => self.outbound_message(m),
             Input::Presence(p) => self.outbound_presence(p),
             Input::Subscribe(s) => self.outbound_subscribe(s),
+            Input::GroupMessage(m) => self.group_message(m),
+            Input::GroupInvite(i) => self.group_invite(i),
+            Input::GroupState(s) => self.group_state(s),
+            Input::GroupRefused(r) => self.group_refused(r),
+            Input::Rooms(list) => self.rooms(list),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
         }
     }
@@ -320,6 +326,9 @@ impl Conn<'_> {
             match unit {
                 Unit::Header(h) => self.header(&h),
                 Unit::Stanza(s) => match stanza::parse(&s) {
+                    Ok(st) if self.st.phase == Phase::Ready && muc::addressed(&st, &self.s.domain) => {
+                        self.muc_stanza(&st, &s)
+                    }
                     Ok(st) => self.stanza(st),
                     Err(fault) => self.fail(fault),
                 },

@@ -718,3 +718,5 @@ fn garbage_never_panics() {
         }
     }
 }
+
+mod muc;

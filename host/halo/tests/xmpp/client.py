@@ -9,6 +9,16 @@ Run as `python3 -u client.py`. Commands arrive as JSON lines on stdin:
   {"cmd": "message", "to": "alice@halo.localhost", "body": "hi"}
   {"cmd": "disconnect"}
 
+Multi-user chat (XEP-0045, with slixmpp's disco and MUC plugins):
+
+  {"cmd": "disco_items", "jid": "halo.localhost"}        -> {"event": "disco_items", "items": [[jid, name], ..]}
+  {"cmd": "disco_info", "jid": "#r5@halo.localhost"}     -> {"event": "disco_info", "identities": [[category, type, name]], "features": [..]}
+                                                            (or {"event": "disco_error", "condition": ...})
+  {"cmd": "join", "room": "#r5@halo.localhost", "nick": "bobby", "history": 20}
+  {"cmd": "leave", "room": "#r5@halo.localhost", "nick": "bobby"}
+  {"cmd": "groupchat", "room": "#r5@halo.localhost", "body": "hi all"}
+  {"cmd": "invite", "room": "#r5@halo.localhost", "to": "carol@halo.localhost", "reason": "join us"}  (mediated)
+
 Events go out as JSON lines on stdout:
 
   {"event": "ready"}                                   (started, reading commands)
@@ -17,7 +27,10 @@ Events go out as JSON lines on stdout:
   {"event": "failed", "why": "..."}                    (login or connection failure)
   {"event": "presence", "from": ..., "type": ..., "show": ..., "status": ...}
   {"event": "subscribe", "from": ...}                  (then accepted, and subscribed back)
-  {"event": "message", "from": ..., "type": ..., "body": ..., "id": ...}
+  {"event": "message", "from": ..., "type": ..., "body": ..., "id": ..., "subject": ..., "delayed": bool,
+   "conference": {"jid", "reason"} (XEP-0249), "mediated": {"from", "reason"} (XEP-0045 §7.8),
+   "error": condition}
+  presence events also carry "codes" (MUC status codes) and "error" (a condition).
   {"event": "error", "why": "..."}                     (a bad command)
 
 Subscription requests are accepted, and answered with a subscription request back unless the
@@ -28,8 +41,29 @@ import asyncio
 import json
 import sys
 import threading
+import xml.etree.ElementTree as ET
 
 import slixmpp
+import slixmpp.exceptions
+import slixmpp.xmlstream.handler
+import slixmpp.xmlstream.matcher
+
+
+MUC = "http://jabber.org/protocol/muc"
+MUC_USER = "http://jabber.org/protocol/muc#user"
+CONFERENCE = "jabber:x:conference"
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+def error_condition(stanza):
+    """The stanza error's condition, read from the XML."""
+    err = stanza.xml.find("{jabber:client}error")
+    if err is None:
+        return None
+    for child in err:
+        if child.tag.startswith("{" + STANZAS + "}") and not child.tag.endswith("}text"):
+            return child.tag.split("}", 1)[1]
+    return None
 
 
 def emit(**event):
@@ -55,7 +89,15 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("failed_auth", lambda _e: emit(event="failed", why="authentication"))
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("presence_subscribe", self.on_subscribe)
-        self.add_event_handler("message", self.on_message)
+        # Every message stanza, also those without a body (slixmpp's "message" event needs
+        # one): subjects, invitations, errors.
+        self.register_handler(
+            slixmpp.xmlstream.handler.Callback(
+                "every message", slixmpp.xmlstream.matcher.MatchXPath("{jabber:client}message"), self.on_message
+            )
+        )
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0045")
 
     async def on_start(self, _event):
         await self.get_roster()
@@ -63,12 +105,15 @@ class Client(slixmpp.ClientXMPP):
         emit(event="session_start")
 
     def on_presence(self, p):
+        codes = [s.get("code") for s in p.xml.findall("{%s}x/{%s}status" % (MUC_USER, MUC_USER))]
         emit(
             event="presence",
             **{"from": str(p["from"])},
             type=p["type"],
             show=p["show"] or None,
             status=p["status"] or None,
+            codes=codes,
+            error=error_condition(p),
         )
 
     def on_subscribe(self, p):
@@ -79,12 +124,24 @@ class Client(slixmpp.ClientXMPP):
             self.send_presence(pto=who, ptype="subscribe")
 
     def on_message(self, m):
+        x = m.xml
+        conference = x.find("{%s}x" % CONFERENCE)
+        mediated = x.find("{%s}x/{%s}invite" % (MUC_USER, MUC_USER))
+        subject = x.find("{jabber:client}subject")
         emit(
             event="message",
             **{"from": str(m["from"])},
             type=m["type"],
-            body=m["body"],
+            body=m["body"] or None,
             id=m["id"] or None,
+            subject=None if subject is None else (subject.text or ""),
+            delayed=x.find("{urn:xmpp:delay}delay") is not None,
+            conference=None if conference is None else {"jid": conference.get("jid"), "reason": conference.get("reason")},
+            mediated=None if mediated is None else {
+                "from": mediated.get("from"),
+                "reason": mediated.findtext("{%s}reason" % MUC_USER),
+            },
+            error=error_condition(m),
         )
 
 
@@ -118,6 +175,55 @@ class Driver:
 
     def cmd_message(self, c):
         self.client.send_message(mto=c["to"], mbody=c["body"], mtype="chat")
+
+    def cmd_join(self, c):
+        p = self.client.make_presence(pto="%s/%s" % (c["room"], c["nick"]))
+        x = ET.SubElement(p.xml, "{%s}x" % MUC)
+        if c.get("history") is not None:
+            ET.SubElement(x, "{%s}history" % MUC).set("maxstanzas", str(c["history"]))
+        p.send()
+
+    def cmd_leave(self, c):
+        self.client.make_presence(pto="%s/%s" % (c["room"], c["nick"]), ptype="unavailable").send()
+
+    def cmd_groupchat(self, c):
+        self.client.send_message(mto=c["room"], mbody=c["body"], mtype="groupchat")
+
+    def cmd_invite(self, c):
+        m = self.client.make_message(mto=c["room"])
+        x = ET.SubElement(m.xml, "{%s}x" % MUC_USER)
+        invite = ET.SubElement(x, "{%s}invite" % MUC_USER)
+        invite.set("to", c["to"])
+        if c.get("reason"):
+            ET.SubElement(invite, "{%s}reason" % MUC_USER).text = c["reason"]
+        m.send()
+
+    def cmd_disco_items(self, c):
+        async def run():
+            try:
+                iq = await self.client.plugin["xep_0030"].get_items(jid=c["jid"], timeout=20)
+                items = [[i[0], i[2]] for i in iq["disco_items"]["items"]]
+                emit(event="disco_items", items=items)
+            except slixmpp.exceptions.IqError as e:
+                emit(event="disco_error", condition=e.iq["error"]["condition"])
+            except Exception as e:  # a timeout, say: the test sees it
+                emit(event="disco_error", condition=f"{type(e).__name__}: {e}")
+
+        asyncio.ensure_future(run())
+
+    def cmd_disco_info(self, c):
+        async def run():
+            try:
+                iq = await self.client.plugin["xep_0030"].get_info(jid=c["jid"], timeout=20)
+                info = iq["disco_info"]
+                identities = [[i[0], i[1], i[3]] for i in info["identities"]]
+                emit(event="disco_info", identities=identities, features=sorted(info["features"]))
+            except slixmpp.exceptions.IqError as e:
+                emit(event="disco_error", condition=e.iq["error"]["condition"])
+            except Exception as e:
+                emit(event="disco_error", condition=f"{type(e).__name__}: {e}")
+
+        asyncio.ensure_future(run())
 
 
 def main():

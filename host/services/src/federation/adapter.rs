@@ -110,6 +110,7 @@ impl Drop for State {
 pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
     let key = RouteKey::Adapter(plugin.manifest().name.clone());
     let wake = fed.waker(&key);
+    let mut rooms = fed.rooms_changed.subscribe();
     let (events, mut rx) = mpsc::channel(256);
     let mut st = State {
         fed,
@@ -133,6 +134,11 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
             Some(ev) = rx.recv() => st.event(ev).await,
             _ = sleep_until(next) => st.fire().await,
             _ = wake.notified() => st.pending = true,
+            Ok(()) = rooms.changed() => {
+                if st.routing {
+                    st.rooms().await;
+                }
+            }
         }
         if st.routing && st.pending {
             st.pending = false;
@@ -289,6 +295,7 @@ impl State {
         self.status(|l| l.state = if on { "up".into() } else { "down".into() });
         if on {
             tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
+            self.rooms().await;
             self.fed.resync(&self.key).await;
         } else {
             self.fed.unreachable(&self.key);
@@ -364,6 +371,12 @@ impl State {
             }
         }
         all_sent
+    }
+
+    /// Hands the adapter the rooms users of other servers may find.
+    async fn rooms(&mut self) {
+        let list = self.fed.room_directory();
+        Box::pin(self.input(AdapterInput::Rooms(list))).await;
     }
 
     /// Hands queued items to the adapter while it routes; an item leaves the queue once its

@@ -10,9 +10,12 @@
 //! Inbound traffic, from either transport, comes through [`FederationService::inbound`]: the
 //! sender's domain must be allowed and routed through the transport it arrived on (no
 //! spoofing another domain), the recipient must be a local account, and then it becomes a
-//! message in a 1:1 conversation, a remote presence, or a subscription change.
+//! message in a 1:1 conversation, a remote presence, or a subscription change. Group traffic
+//! (`groups.rs`) goes to or comes from a group: a conversation or room hosted here, or the
+//! conversation standing here for one hosted elsewhere.
 
 mod adapter;
+mod groups;
 pub mod peer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +36,7 @@ use crate::error::ServiceError;
 use crate::im::ImService;
 use crate::metrics::Metrics;
 use crate::presence::{PresenceService, Viewer, presence_info};
+use crate::rooms::RoomService;
 
 /// Federation settings (`[federation]` in `halo.toml`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +101,9 @@ pub struct FederationService {
     domain: Option<Domain>,
     rules: RwLock<Rules>,
     im: OnceLock<Weak<ImService>>,
+    rooms: OnceLock<Weak<RoomService>>,
+    /// Counts room changes (adapters keep a directory of the rooms).
+    rooms_changed: tokio::sync::watch::Sender<u64>,
     wakers: Mutex<HashMap<RouteKey, Arc<Notify>>>,
     links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
     adapters: Mutex<HashMap<String, adapter::Running>>,
@@ -132,6 +139,8 @@ impl FederationService {
             domain,
             rules: RwLock::new(rules),
             im: OnceLock::new(),
+            rooms: OnceLock::new(),
+            rooms_changed: tokio::sync::watch::Sender::new(0),
             wakers: Mutex::default(),
             links: Mutex::default(),
             adapters: Mutex::default(),
@@ -162,6 +171,37 @@ impl FederationService {
         Ok(())
     }
 
+    /// Connects the room service, for traffic to and from rooms.
+    pub fn set_rooms(&self, rooms: &Arc<RoomService>) {
+        let _ = self.rooms.set(Arc::downgrade(rooms));
+    }
+
+    fn room_service(&self) -> Result<Arc<RoomService>, ServiceError> {
+        self.rooms
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| ServiceError::Internal("federation is not started".into()))
+    }
+
+    /// A room was created, renamed or changed: adapters refresh their directories.
+    pub fn rooms_changed(&self) {
+        self.rooms_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The rooms users of other servers may find, for adapters' directories.
+    fn room_directory(&self) -> Vec<halo_plugin_host::federation::RoomInfo> {
+        RoomService::directory(&self.store)
+            .into_iter()
+            .map(|r| halo_plugin_host::federation::RoomInfo {
+                group: halo_core::federation::Group::Room(r.id).local(),
+                name: r.name.clone(),
+                subject: r.topic.clone(),
+                members_only: r.privacy != halo_core::room::Privacy::Open,
+                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect()
+    }
+
     /// This server's federation domain, if set.
     pub fn domain(&self) -> Option<&str> {
         self.domain.as_ref().map(Domain::as_str)
@@ -184,6 +224,9 @@ impl FederationService {
         };
         if Some(domain) == self.domain() {
             return Err(ServiceError::Invalid(format!("{domain} is this server; name the user without @{domain}")));
+        }
+        if halo_core::federation::is_group(addr.as_str()) {
+            return Err(ServiceError::Invalid(format!("{raw:?} is a group, not a user")));
         }
         self.rules().route(domain).map_err(fed_error)?;
         Ok(addr)
@@ -275,6 +318,12 @@ impl FederationService {
             return Err(refuse(format!("sender {from} claims this server's own domain")));
         }
         self.rules().accepts(&domain, via).map_err(|e| refuse(format!("{e} (via {})", route_name(via))))?;
+        if item.to_group() {
+            return self.to_group(via, &from, item).await.map_err(refuse);
+        }
+        if halo_core::federation::is_group(from.as_str()) != item.from_group() {
+            return Err(refuse(format!("{} from {from}: a group speaks only for itself", item.kind())));
+        }
         let to = Username::parse(item.to()).map_err(|_| refuse(format!("invalid recipient {:?}", item.to())))?;
         match self.store.users().get(&to) {
             Ok(Some(u)) if !u.disabled => {}
@@ -296,6 +345,7 @@ impl FederationService {
             Item::Subscribe { kind, .. } => {
                 self.subscription(&from, &to, kind).await.map_err(|e| refuse(e.to_string()))?
             }
+            group => self.group_traffic(&from, &to, group).await.map_err(|e| refuse(e.to_string()))?,
         }
         self.metrics.federation.received(&domain, kind);
         self.link(via, |l| l.received += 1);

@@ -326,10 +326,56 @@ fn qualify(item: Item, origin: &str, own: &str) -> Result<Item, String> {
         Some((name, d)) if d.eq_ignore_ascii_case(own) => Ok(name.to_owned()),
         _ => Err(format!("recipient {t:?} is not on {own}")),
     };
+    // Groups: a group hosted at the origin is `#x` there and `#x@origin` here; a group hosted
+    // here is `#x@<this domain>` there and `#x` here. People named in group items (authors,
+    // inviters) are qualified like senders, but may be of any server the host relays.
+    let group = |g: String| {
+        if halo_core::federation::is_group(&g) && !g.contains('@') {
+            Ok(format!("{g}@{origin}"))
+        } else {
+            Err(format!("group {g:?} must be a group of {origin}"))
+        }
+    };
+    let our_group = |g: String| match g.split_once('@') {
+        Some((name, d)) if d.eq_ignore_ascii_case(own) && halo_core::federation::is_group(name) => Ok(name.to_owned()),
+        _ => Err(format!("group {g:?} is not on {own}")),
+    };
+    let member =
+        |f: String| if halo_core::federation::is_group(&f) { Err(format!("{f:?} is not a user")) } else { from(f) };
+    let person = |p: String| match p.split_once('@') {
+        None => Ok::<_, String>(format!("{p}@{origin}")),
+        Some((name, d)) if d.eq_ignore_ascii_case(own) => Ok(name.to_owned()),
+        Some(_) => Ok(p),
+    };
     Ok(match item {
         Item::Message { from: f, to: t, text, id } => Item::Message { from: from(f)?, to: to(t)?, text, id },
         Item::Presence { from: f, to: t, info } => Item::Presence { from: from(f)?, to: to(t)?, info },
         Item::Subscribe { from: f, to: t, kind } => Item::Subscribe { from: from(f)?, to: to(t)?, kind },
+        Item::GroupInvite { from: f, to: t, by, name } => {
+            Item::GroupInvite { from: group(f)?, to: to(t)?, by: person(by)?, name }
+        }
+        Item::GroupMessage { from: f, to: t, author, text, id } => {
+            Item::GroupMessage { from: group(f)?, to: to(t)?, author: person(author)?, text, id }
+        }
+        Item::GroupState { from: f, to: t, name, subject, members, history } => Item::GroupState {
+            from: group(f)?,
+            to: to(t)?,
+            name,
+            subject,
+            members: members.into_iter().map(person).collect::<Result<_, _>>()?,
+            history,
+        },
+        Item::GroupRefused { from: f, to: t, condition, text } => {
+            Item::GroupRefused { from: group(f)?, to: to(t)?, condition, text }
+        }
+        Item::GroupPost { from: f, to: t, text, id } => {
+            Item::GroupPost { from: member(f)?, to: our_group(t)?, text, id }
+        }
+        Item::GroupJoin { from: f, to: t } => Item::GroupJoin { from: member(f)?, to: our_group(t)? },
+        Item::GroupLeave { from: f, to: t } => Item::GroupLeave { from: member(f)?, to: our_group(t)? },
+        Item::GroupAdd { from: f, to: t, user } => {
+            Item::GroupAdd { from: member(f)?, to: our_group(t)?, user: person(user)? }
+        }
     })
 }
 
@@ -361,5 +407,40 @@ mod tests {
         assert!(qualify(m("alice@c.test", "bob@b.test"), "a.test", "b.test").is_err());
         assert!(qualify(m("alice", "bob@c.test"), "a.test", "b.test").is_err());
         assert!(qualify(m("alice", "bob"), "a.test", "b.test").is_err());
+    }
+
+    #[test]
+    fn group_items_are_qualified_and_spoofs_refused() {
+        let gm = |from: &str, author: &str| Item::GroupMessage {
+            from: from.into(),
+            to: "bob@b.test".into(),
+            author: author.into(),
+            text: "hi".into(),
+            id: "1".into(),
+        };
+        let want = |from: &str, author: &str| Item::GroupMessage {
+            from: from.into(),
+            to: "bob".into(),
+            author: author.into(),
+            text: "hi".into(),
+            id: "1".into(),
+        };
+        assert_eq!(qualify(gm("#c7", "alice"), "a.test", "b.test"), Ok(want("#c7@a.test", "alice@a.test")));
+        // The host relays posts of users of other servers, ours included.
+        assert_eq!(qualify(gm("#c7", "carol@c.test"), "a.test", "b.test"), Ok(want("#c7@a.test", "carol@c.test")));
+        assert_eq!(qualify(gm("#c7", "eve@b.test"), "a.test", "b.test"), Ok(want("#c7@a.test", "eve")));
+        // A group of another server, or a user posing as a group.
+        assert!(qualify(gm("#c7@c.test", "alice"), "a.test", "b.test").is_err());
+        assert!(qualify(gm("alice", "alice"), "a.test", "b.test").is_err());
+        let post = |from: &str, to: &str| Item::GroupPost {
+            from: from.into(),
+            to: to.into(),
+            text: "hi".into(),
+            id: "1".into(),
+        };
+        assert_eq!(qualify(post("bob", "#r5@b.test"), "a.test", "b.test"), Ok(post("bob@a.test", "#r5")));
+        assert!(qualify(post("#c1", "#r5@b.test"), "a.test", "b.test").is_err());
+        assert!(qualify(post("bob", "#r5@c.test"), "a.test", "b.test").is_err());
+        assert!(qualify(post("bob", "carol@b.test"), "a.test", "b.test").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Federation rules and queued items.
 
-use halo_core::federation::{Access, Item, PresenceInfo, Route, Rule, Subscription};
+use halo_core::federation::{Access, GroupLine, Item, PresenceInfo, Route, Rule, Subscription};
 use serde::{Deserialize, Serialize};
 
 use super::{stored, unit_enum};
@@ -91,6 +91,37 @@ pub(crate) enum ItemV1 {
     Presence { from: String, to: String, info: PresenceInfoV1 },
     /// A subscription stanza.
     Subscribe { from: String, to: String, kind: SubscriptionV1 },
+    /// Groups (added later; earlier items keep their bytes).
+    GroupInvite { from: String, to: String, by: String, name: String },
+    /// A post of a group for one member.
+    GroupMessage { from: String, to: String, author: String, text: String, id: String },
+    /// A group's state for a member who joined.
+    GroupState {
+        from: String,
+        to: String,
+        name: String,
+        subject: String,
+        members: Vec<String>,
+        history: Vec<GroupLineV1>,
+    },
+    /// A refusal from a group.
+    GroupRefused { from: String, to: String, condition: String, text: String },
+    /// A member's post to a group.
+    GroupPost { from: String, to: String, text: String, id: String },
+    /// Entering a group.
+    GroupJoin { from: String, to: String },
+    /// Leaving a group.
+    GroupLeave { from: String, to: String },
+    /// A member's invitation into a group.
+    GroupAdd { from: String, to: String, user: String },
+}
+
+/// One post of a group's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GroupLineV1 {
+    pub(crate) author: String,
+    pub(crate) text: String,
+    pub(crate) at: u64,
 }
 
 impl From<&Item> for ItemV1 {
@@ -101,6 +132,24 @@ impl From<&Item> for ItemV1 {
                 Self::Presence { from, to, info: PresenceInfoV1 { state, activity, label, note } }
             }
             Item::Subscribe { from, to, kind } => Self::Subscribe { from, to, kind: (&kind).into() },
+            Item::GroupInvite { from, to, by, name } => Self::GroupInvite { from, to, by, name },
+            Item::GroupMessage { from, to, author, text, id } => Self::GroupMessage { from, to, author, text, id },
+            Item::GroupState { from, to, name, subject, members, history } => Self::GroupState {
+                from,
+                to,
+                name,
+                subject,
+                members,
+                history: history
+                    .into_iter()
+                    .map(|GroupLine { author, text, at }| GroupLineV1 { author, text, at })
+                    .collect(),
+            },
+            Item::GroupRefused { from, to, condition, text } => Self::GroupRefused { from, to, condition, text },
+            Item::GroupPost { from, to, text, id } => Self::GroupPost { from, to, text, id },
+            Item::GroupJoin { from, to } => Self::GroupJoin { from, to },
+            Item::GroupLeave { from, to } => Self::GroupLeave { from, to },
+            Item::GroupAdd { from, to, user } => Self::GroupAdd { from, to, user },
         }
     }
 }
@@ -113,6 +162,24 @@ impl From<ItemV1> for Item {
                 Self::Presence { from, to, info: PresenceInfo { state, activity, label, note } }
             }
             ItemV1::Subscribe { from, to, kind } => Self::Subscribe { from, to, kind: kind.into() },
+            ItemV1::GroupInvite { from, to, by, name } => Self::GroupInvite { from, to, by, name },
+            ItemV1::GroupMessage { from, to, author, text, id } => Self::GroupMessage { from, to, author, text, id },
+            ItemV1::GroupState { from, to, name, subject, members, history } => Self::GroupState {
+                from,
+                to,
+                name,
+                subject,
+                members,
+                history: history
+                    .into_iter()
+                    .map(|GroupLineV1 { author, text, at }| GroupLine { author, text, at })
+                    .collect(),
+            },
+            ItemV1::GroupRefused { from, to, condition, text } => Self::GroupRefused { from, to, condition, text },
+            ItemV1::GroupPost { from, to, text, id } => Self::GroupPost { from, to, text, id },
+            ItemV1::GroupJoin { from, to } => Self::GroupJoin { from, to },
+            ItemV1::GroupLeave { from, to } => Self::GroupLeave { from, to },
+            ItemV1::GroupAdd { from, to, user } => Self::GroupAdd { from, to, user },
         }
     }
 }
@@ -167,5 +234,34 @@ mod tests {
             subscribe(Subscription::Probe),
         ];
         pin("fed_queue", include_str!("golden/item_v1.hex"), &samples);
+    }
+
+    #[test]
+    fn group_items_are_pinned() {
+        let (g, m) = ("#r5".to_owned(), "bob@b.example".to_owned());
+        let samples = [
+            Item::GroupInvite { from: g.clone(), to: m.clone(), by: "alice".into(), name: "Design".into() },
+            Item::GroupMessage {
+                from: g.clone(),
+                to: m.clone(),
+                author: "alice".into(),
+                text: "hi".into(),
+                id: "42".into(),
+            },
+            Item::GroupState {
+                from: g.clone(),
+                to: m.clone(),
+                name: "Design".into(),
+                subject: "colours".into(),
+                members: vec!["alice".into(), m.clone()],
+                history: vec![GroupLine { author: "alice".into(), text: "hi".into(), at: 7 }],
+            },
+            Item::GroupRefused { from: g.clone(), to: m.clone(), condition: "forbidden".into(), text: "no".into() },
+            Item::GroupPost { from: "alice".into(), to: "#c9@b.example".into(), text: "hi".into(), id: "1".into() },
+            Item::GroupJoin { from: "alice".into(), to: "#r5@b.example".into() },
+            Item::GroupLeave { from: "alice".into(), to: "#r5@b.example".into() },
+            Item::GroupAdd { from: "alice".into(), to: "#r5@b.example".into(), user: "carol".into() },
+        ];
+        pin("fed_queue", include_str!("golden/item_v1_groups.hex"), &samples);
     }
 }
