@@ -135,16 +135,25 @@ fn console_forms_validate_and_toasts_leave_the_buttons_free() {
     admin.fill("#new-username", "dora");
     admin.fill("#new-password", "dora-password");
     admin.click_text("dialog button[type=submit]", "Create user");
-    admin.wait(".toast");
     admin.wait("#users-table [data-user=dora]");
-    assert_eq!(uncovered(&admin, "#create-user"), json!({"hit": true, "overlap": false, "toasts": 1}));
+    // A second one right away: two toasts at once, and the button stays free to click.
+    admin.click("#create-user");
+    admin.fill("#new-username", "erin");
+    admin.fill("#new-password", "erin-password");
+    admin.click_text("dialog button[type=submit]", "Create user");
+    admin.wait("#users-table [data-user=erin]");
+    admin.wait(".toast");
+    let free = uncovered(&admin, "#create-user");
+    assert_eq!((free["hit"].clone(), free["overlap"].clone()), (json!(true), json!(false)), "{free}");
 
     admin.click("[data-section=plugins]");
     admin.wait("#install-plugin");
     admin.upload("#plugin-file", &plugin);
     admin.click_text("dialog button[type=submit]", "Install");
     admin.wait_text("[data-plugin=custom-states] .tag", "Enabled");
-    admin.wait(".toast");
+    // The same file again: an error toast (shown 8 s), and Install plugin stays free.
+    admin.upload("#plugin-file", &plugin);
+    admin.wait_text(".toast.error", "installed already");
     let free = uncovered(&admin, "#install-plugin");
     assert_eq!((free["hit"].clone(), free["overlap"].clone()), (json!(true), json!(false)), "{free}");
 

@@ -293,7 +293,10 @@ export function conversationView(id) {
 
   const offs = [
     on("message", (m) => {
-      if (m.conversation !== id || list.has(m.id)) return;
+      // Until the newest page is loaded, live and offline messages are left to it (offline
+      // ones come oldest first and would otherwise start the view in the past); what comes
+      // between that page and `started` is caught up right after.
+      if (m.conversation !== id || list.has(m.id) || !started) return;
       list.add([m]);
       if (typing.delete(m.from)) renderTyping();
     }),
@@ -349,6 +352,7 @@ export function conversationView(id) {
     renderHeader();
     await list.more();
     started = true;
+    catchUp();
     list.scrollDown();
     readUpToLatest();
     // Fill the screen so scrolling up is possible.

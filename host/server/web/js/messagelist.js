@@ -127,7 +127,9 @@ export class MessageList {
   }
 
   /** Adds messages (live, or a catch-up page): queued and rendered with the next frame. A
-   * message already loaded is replaced when it differs. */
+   * message already loaded is replaced when it differs. One older than everything loaded
+   * (an offline copy coming late) is left to the pages loaded on scrolling up, so what is in
+   * memory is always one unbroken stretch of the history. */
   add(msgs) {
     for (const m of msgs) {
       const old = this.data.get(m.id);
@@ -135,6 +137,7 @@ export class MessageList {
         if (old !== m && JSON.stringify(old) !== JSON.stringify(m)) this.updateMessage(m.id, m);
         continue;
       }
+      if (this.ids.length && m.id < this.ids[0] && !this.complete) continue;
       this.data.set(m.id, m);
       insertSorted(this.ids, m.id);
       this.queue.push(m.id);
