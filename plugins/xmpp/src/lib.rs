@@ -6,11 +6,13 @@
 //! and the timers; [`Xmpp`] turns its inputs into actions. The remote side is untrusted: the
 //! stream is split by a bounded incremental [`framer`], each stanza parsed on its own
 //! ([`stanza`]), addresses checked strictly ([`jid`]). DOCTYPE, entities, comments and
-//! processing instructions (`restricted-xml`), a stanza over `max_stanza_bytes`
+//! processing instructions (`restricted-xml`), a single tag over `max_stanza_bytes`
 //! (`policy-violation`) or malformed XML (`not-well-formed`) end the stream with that stream
-//! error; the adapter then closes the link and opens it again after a backoff. A stanza with
-//! bad addresses is rejected on its own.
+//! error; the adapter then closes the link and opens it again after a backoff. A stanza over
+//! `max_stanza_bytes`, with bad addresses or of a type Halo does not take is refused on its
+//! own, with a stanza error to its sender (never to an error stanza), and the stream goes on.
 
+mod bounce;
 pub mod framer;
 pub mod jid;
 pub mod stanza;
@@ -39,7 +41,7 @@ halo_sdk::manifest!(
     "component_domain": {"type": "string", "required": true, "description": "The component's domain, as in the server's Component section, e.g. halo.localhost"},
     "secret": {"type": "string", "required": true, "description": "The component secret shared with the XMPP server"},
     "tls": {"type": "boolean", "default": "false", "description": "Connect with TLS, checking the certificate for server_host"},
-    "max_stanza_bytes": {"type": "integer", "default": "262144", "description": "Largest stanza accepted from the server; a bigger one ends the stream"},
+    "max_stanza_bytes": {"type": "integer", "default": "1048576", "description": "Largest stanza accepted from the server (above what peers may send: Prosody allows 512 KiB on s2s); a bigger one is refused with a policy-violation error to its sender"},
     "keepalive_seconds": {"type": "integer", "default": "60", "description": "Seconds between whitespace keepalives (0 for none)"}
   }}"#
 );
@@ -54,6 +56,10 @@ pub const REOPEN: u32 = 2;
 pub const REOPEN_MIN_MS: u32 = 5_000;
 /// Longest delay before re-opening.
 pub const REOPEN_MAX_MS: u32 = 300_000;
+
+/// Default `max_stanza_bytes`: above the 512 KiB Prosody allows server-to-server, plus the
+/// `from` it adds.
+pub const DEFAULT_MAX_STANZA: usize = 1 << 20;
 
 const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -90,7 +96,7 @@ impl Settings {
         };
         let max_stanza = match get("max_stanza_bytes") {
             Some(v) => v.parse::<u64>().map_err(|_| format!("max_stanza_bytes {v:?} is not a number"))?,
-            None => 262_144,
+            None => DEFAULT_MAX_STANZA as u64,
         };
         let keepalive = match get("keepalive_seconds") {
             Some(v) => v.parse::<u32>().map_err(|_| format!("keepalive_seconds {v:?} is not a number"))?,
@@ -146,7 +152,7 @@ struct State {
 
 impl State {
     fn new(settings: Option<Settings>) -> Self {
-        let max = settings.as_ref().map_or(262_144, |s| s.max_stanza);
+        let max = settings.as_ref().map_or(DEFAULT_MAX_STANZA, |s| s.max_stanza);
         State {
             settings,
             phase: Phase::Down,
@@ -323,6 +329,7 @@ impl Conn<'_> {
                     Ok(st) => self.stanza(st),
                     Err(fault) => self.fail(fault),
                 },
+                Unit::Oversize(head) => self.oversize(head.as_deref()),
                 Unit::End => {
                     self.log(Level::Warn, "the XMPP server closed the stream");
                     self.send("</stream:stream>".into());
@@ -434,6 +441,7 @@ impl Conn<'_> {
             Ok(to) => Some((from, to)),
             Err(e) => {
                 self.reject(domain, format!("<{}> to: {e}", st.name));
+                self.bounce(st, bounce::Condition::JID_MALFORMED, None);
                 None
             }
         }
@@ -449,7 +457,11 @@ impl Conn<'_> {
             }
             other => {
                 let reason = format!("message type {:?} is not supported", jid::shorten(other));
-                return self.reject(st.attr("from").and_then(jid::domain_of), reason);
+                self.reject(st.attr("from").and_then(jid::domain_of), reason);
+                if other == "groupchat" {
+                    self.bounce(st, bounce::Condition::UNAVAILABLE, Some("not a group chat"));
+                }
+                return;
             }
         }
         let body = st
@@ -514,6 +526,10 @@ impl Conn<'_> {
         };
         if let Err(e) = jid::parse(from).and_then(|_| jid::parse(to)) {
             return self.reject(jid::domain_of(from), format!("<iq>: {e}"));
+        }
+        let disco = st.child("query").is_some_and(|c| c.xmlns.as_deref() == Some(bounce::DISCO_INFO));
+        if disco && st.attr("type") == Some("get") {
+            return self.disco_info(st, from, to);
         }
         let id = attr(st.attr("id").unwrap_or_default());
         let (from, to) = (attr(from), attr(to));
