@@ -46,6 +46,9 @@ pub enum AdapterAction {
     SetTimer(u32, u32),
     /// A remote user's message, presence or subscription for a local user.
     Deliver(Item),
+    /// The link failed, with why (e.g. "handshake refused: not-authorized"): counted against
+    /// its breaker, shown in `federation status`, when it closes (0.1.4).
+    LinkFailed(u32, String),
     /// A remote stanza was dropped.
     Reject {
         /// The remote domain, if known.

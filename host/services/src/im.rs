@@ -237,7 +237,11 @@ impl ImService {
         }
         // The allowance is taken before an id is reserved: a refused send leaves no gap in the
         // ids and nothing in flight for the followers to wait on.
-        self.limiter.check(actor.user)?;
+        // Users of other servers count against their domain's limit instead (checked by
+        // federation before this).
+        if !actor.user.is_remote() {
+            self.limiter.check(actor.user)?;
+        }
         let reserved = self.store.im().reserve()?;
         let msg = Message {
             id: reserved.id(),
@@ -323,16 +327,21 @@ impl ImService {
 
     /// A message from remote user `from` to local user `to`, arriving through federation: it
     /// lands in their 1:1 conversation (started if needed) like any other, after the same
-    /// reach check. A repeat of the same remote `id` is stored once.
-    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<(), ServiceError> {
+    /// reach check. A repeat of the same remote `id` is stored once: `false` then.
+    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<bool, ServiceError> {
         let actor = Actor { user: from, endpoint: None };
-        let conv = self.start(actor, &[to.to_string()]).await?;
         let key = (!id.is_empty()).then(|| {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(id.as_bytes());
             format!("fed:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
         });
-        self.send(actor, conv.id, text, Format::Plain, key).await.map(|_| ())
+        if let Some(k) = &key
+            && self.store.im().by_key(from, k)?.is_some()
+        {
+            return Ok(false);
+        }
+        let conv = self.start(actor, &[to.to_string()]).await?;
+        self.send(actor, conv.id, text, Format::Plain, key).await.map(|_| true)
     }
 
     /// `actor` adds `user`; the newcomer sees messages from now on.

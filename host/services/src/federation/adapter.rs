@@ -79,6 +79,8 @@ struct Link {
     task: Option<tokio::task::JoinHandle<()>>,
     breaker: Breaker,
     connect_at: Option<Instant>,
+    /// Why the link failed, as the adapter said (shown instead of the socket's reason).
+    reason: Option<String>,
 }
 
 struct State {
@@ -94,6 +96,9 @@ struct State {
     pending: bool,
     /// Links written to since the last confirmation (see [`State::confirm`]).
     sent_to: std::collections::HashSet<u32>,
+    /// The breakers of links the adapter closed, kept for when it opens them again (its own
+    /// reconnect after a stream error counts against the same breaker).
+    retired: HashMap<u32, Breaker>,
 }
 
 impl Drop for State {
@@ -122,6 +127,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         generation: 0,
         pending: true,
         sent_to: Default::default(),
+        retired: HashMap::new(),
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -215,9 +221,8 @@ impl State {
             Event::Connected(id, generation, writer) => {
                 let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
                 l.writer = Some(writer);
-                l.breaker.succeeded();
-                let b = l.breaker.clone();
-                self.status(|s| s.breaker(&b));
+                // Connecting is not success yet (a refused handshake follows a connect): the
+                // breaker closes once the adapter says it routes.
                 self.input(AdapterInput::Connected(id)).await;
             }
             Event::Data(id, generation, bytes) => {
@@ -229,6 +234,9 @@ impl State {
                 let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
                 l.writer = None;
                 l.task = None;
+                // The adapter's own reason (a refused handshake, say) beats "closed by the
+                // remote side".
+                let why = l.reason.take().unwrap_or(why);
                 let retry = l.breaker.failed(now_ms(), &why);
                 l.connect_at = Some(Instant::now() + Duration::from_millis(retry.saturating_sub(now_ms())));
                 let (b, host, port) = (l.breaker.clone(), l.spec.host.clone(), l.spec.port);
@@ -288,6 +296,13 @@ impl State {
         self.pending |= on;
         self.status(|l| l.state = if on { "up".into() } else { "down".into() });
         if on {
+            // Routing is the adapter's word that its links work: their breakers close.
+            for l in self.links.values_mut().filter(|l| l.writer.is_some()) {
+                l.breaker.succeeded();
+                l.reason = None;
+                let b = l.breaker.clone();
+                self.fed.link(&self.key, |s| s.breaker(&b));
+            }
             tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
             self.fed.resync(&self.key).await;
         } else {
@@ -312,10 +327,12 @@ impl State {
                         }
                         l.breaker.clone()
                     });
-                    let breaker = breaker.unwrap_or_default();
+                    let breaker = breaker.or_else(|| self.retired.remove(&id)).unwrap_or_default();
                     let wait = Duration::from_millis(breaker.retry_at().saturating_sub(now_ms()));
-                    self.links
-                        .insert(id, Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None });
+                    self.links.insert(
+                        id,
+                        Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None, reason: None },
+                    );
                     if wait.is_zero() {
                         self.connect(id);
                     } else if let Some(l) = self.links.get_mut(&id) {
@@ -334,9 +351,18 @@ impl State {
                     all_sent &= ok;
                 }
                 AdapterAction::Close(id) => {
-                    if let Some(mut l) = self.links.remove(&id)
-                        && let Some(task) = l.task.take()
-                    {
+                    let Some(mut l) = self.links.remove(&id) else { continue };
+                    if self.retired.len() < MAX_LINKS {
+                        let mut breaker = l.breaker.clone();
+                        if let Some(why) = l.reason.take() {
+                            // Closed on a failure the adapter reported: counted.
+                            breaker.failed(now_ms(), &why);
+                            self.fed.metrics.federation.failed(&l.spec.host);
+                            self.fed.link(&self.key, |s| s.breaker(&breaker));
+                        }
+                        self.retired.insert(id, breaker);
+                    }
+                    if let Some(task) = l.task.take() {
                         // Let the link write what it was given (a closing stream error, say)
                         // and shut down; past a grace period it is cut.
                         drop(l.writer.take());
@@ -360,6 +386,12 @@ impl State {
                 }
                 AdapterAction::Reject { domain, reason } => {
                     self.fed.rejected_by_transport(&self.key, domain.as_deref(), &reason)
+                }
+                AdapterAction::LinkFailed(id, why) => {
+                    tracing::info!(adapter = %self.plugin.manifest().name, link = id, reason = %why, "federation link failed");
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.reason = Some(why.chars().take(512).collect());
+                    }
                 }
             }
         }

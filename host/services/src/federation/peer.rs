@@ -49,12 +49,32 @@ pub struct Envelope {
 }
 
 /// What the receiver answers.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     /// Items taken.
     pub accepted: usize,
+    /// Messages taken before (same sender and id): not delivered again.
+    #[serde(default)]
+    pub duplicates: usize,
     /// Items refused, with why (they are not retried).
     pub refused: Vec<String>,
+    /// The refusals in detail: which item (its index in the request) and the code
+    /// (`no_such_user`, `blocked`, `unavailable`, `rate_limited`, `too_big`, `bad_request`,
+    /// `not_federated`, `internal`).
+    #[serde(default)]
+    pub refusals: Vec<RefusedItem>,
+}
+
+/// One refused item of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefusedItem {
+    /// Its index in the request's `items`.
+    pub index: usize,
+    /// Why, as a code.
+    #[schema(value_type = String)]
+    pub code: halo_core::federation::Refusal,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// The MAC of a request: over the origin, the timestamp and the body. (HMAC takes keys of any
@@ -270,43 +290,57 @@ pub async fn receive(fed: &FederationService, signed: Signed<'_>, body: &[u8]) -
         }
         .map(str::to_owned)
     };
-    let unauthorized = |why: String| {
-        tracing::info!(reason = %why, "Halo peer request refused");
+    // Every refusal is counted under the origin it claims (`?` without one), on its link when
+    // the origin is a peer, so the overview and `halo_federation_rejected_total` agree.
+    let unauthorized = |origin: &str, peer: bool, why: String| {
+        tracing::info!(%origin, reason = %why, "Halo peer request refused");
+        let key = RouteKey::Halo(origin.to_owned());
+        fed.count_rejected(peer.then_some(&key), origin);
         ServiceError::PeerUnauthorized(why)
     };
-    let origin = header(ORIGIN).ok_or_else(|| unauthorized("no Halo-Origin".into()))?.to_ascii_lowercase();
-    let Some((_, secret, _)) = fed.halo_route(&origin) else {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized(format!("{origin} is not a Halo peer of this server")));
+    let Some(origin) = header(ORIGIN).map(|o| o.to_ascii_lowercase()) else {
+        return Err(unauthorized("?", false, "no Halo-Origin".into()));
     };
-    let ts: u64 =
-        header(TIMESTAMP).and_then(|t| t.parse().ok()).ok_or_else(|| unauthorized("no Halo-Timestamp".into()))?;
+    let Some((_, secret, _)) = fed.halo_route(&origin) else {
+        let shown =
+            halo_core::federation::Domain::parse(&origin).map_or_else(|_| "?".to_owned(), |d| d.as_str().to_owned());
+        return Err(unauthorized(&shown, false, format!("{shown} is not a Halo peer of this server")));
+    };
+    let Some(ts) = header(TIMESTAMP).and_then(|t| t.parse::<u64>().ok()) else {
+        return Err(unauthorized(&origin, true, "no Halo-Timestamp".into()));
+    };
     if now_ms().abs_diff(ts) > MAX_SKEW_MS {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized("Halo-Timestamp is more than five minutes off".into()));
+        return Err(unauthorized(&origin, true, "Halo-Timestamp is more than five minutes off".into()));
     }
-    let sig = header(SIGNATURE).ok_or_else(|| unauthorized("no Halo-Signature".into()))?;
+    let Some(sig) = header(SIGNATURE) else {
+        return Err(unauthorized(&origin, true, "no Halo-Signature".into()));
+    };
     if !verify(&secret, &origin, ts, body, &sig) {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized(format!("bad signature from {origin}")));
+        return Err(unauthorized(&origin, true, format!("bad signature from {origin}")));
     }
     let env: Envelope = serde_json::from_slice(body)
         .map_err(|e| ServiceError::PeerMalformed(format!("malformed federation request: {e}")))?;
     let key = RouteKey::Halo(origin.clone());
     let own = fed.domain().unwrap_or_default().to_owned();
-    let mut receipt = Receipt { accepted: 0, refused: Vec::new() };
-    for item in env.items {
+    let mut receipt = Receipt::default();
+    for (index, item) in env.items.into_iter().enumerate() {
         let item = match qualify(item, &origin, &own) {
             Ok(i) => i,
             Err(why) => {
                 fed.rejected_by_transport(&key, Some(&origin), &why);
+                let code = halo_core::federation::Refusal::BadRequest;
+                receipt.refusals.push(RefusedItem { index, code, reason: why.clone() });
                 receipt.refused.push(why);
                 continue;
             }
         };
         match fed.inbound(&key, item).await {
-            Ok(()) => receipt.accepted += 1,
-            Err(why) => receipt.refused.push(why),
+            Ok(super::Accepted::New) => receipt.accepted += 1,
+            Ok(super::Accepted::Duplicate) => receipt.duplicates += 1,
+            Err((code, why)) => {
+                receipt.refusals.push(RefusedItem { index, code, reason: why.clone() });
+                receipt.refused.push(why);
+            }
         }
     }
     Ok(receipt)
