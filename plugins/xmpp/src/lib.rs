@@ -39,7 +39,7 @@ halo_sdk::manifest!(
     "server_host": {"type": "string", "default": "127.0.0.1", "description": "The XMPP server's host name or address"},
     "server_port": {"type": "integer", "default": "5347", "description": "The XMPP server's component port"},
     "component_domain": {"type": "string", "required": true, "description": "The component's domain, as in the server's Component section, e.g. halo.localhost"},
-    "secret": {"type": "string", "required": true, "description": "The component secret shared with the XMPP server"},
+    "secret": {"type": "string", "required": true, "secret": true, "description": "The component secret shared with the XMPP server (write-only: never shown)"},
     "tls": {"type": "boolean", "default": "false", "description": "Connect with TLS, checking the certificate for server_host"},
     "max_stanza_bytes": {"type": "integer", "default": "1048576", "description": "Largest stanza accepted from the server (above what peers may send: Prosody allows 512 KiB on s2s); a bigger one is refused with a policy-violation error to its sender"},
     "keepalive_seconds": {"type": "integer", "default": "60", "description": "Seconds between whitespace keepalives (0 for none)"}

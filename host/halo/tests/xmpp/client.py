@@ -7,6 +7,10 @@ Run as `python3 -u client.py`. Commands arrive as JSON lines on stdin:
   {"cmd": "subscribe", "to": "alice@halo.localhost"}
   {"cmd": "presence", "show": "away", "status": "lunch"}   (show: null, "away", "xa", "dnd", "chat")
   {"cmd": "message", "to": "alice@halo.localhost", "body": "hi"}
+      (optional: "type" (default "chat"), "id", "repeat": n to repeat the body n times)
+  {"cmd": "burst", "to": "alice@halo.localhost", "count": 1000, "prefix": "m"}
+      (count messages "m0", "m1", ... with ids "m0", "m1", ..., sent at once)
+  {"cmd": "disco", "to": "halo.localhost"}              (disco#info)
   {"cmd": "disconnect"}
 
 Events go out as JSON lines on stdout:
@@ -18,6 +22,9 @@ Events go out as JSON lines on stdout:
   {"event": "presence", "from": ..., "type": ..., "show": ..., "status": ...}
   {"event": "subscribe", "from": ...}                  (then accepted, and subscribed back)
   {"event": "message", "from": ..., "type": ..., "body": ..., "id": ...}
+  {"event": "message_error", "from": ..., "id": ..., "condition": ..., "error_type": ..., "text": ...}
+  {"event": "disco", "to": ..., "identities": [[category, type], ...], "features": [...]}
+  {"event": "disco_error", "to": ..., "condition": ...}
   {"event": "error", "why": "..."}                     (a bad command)
 
 Subscription requests are accepted, and answered with a subscription request back unless the
@@ -30,6 +37,18 @@ import sys
 import threading
 
 import slixmpp
+
+
+STANZAS_NS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def condition(stanza):
+    """The error condition element's name, read from the XML (slixmpp knows only RFC 3920's
+    conditions, not RFC 6120's policy-violation)."""
+    for child in stanza["error"].xml:
+        if child.tag.startswith(STANZAS_NS) and child.tag != STANZAS_NS + "text":
+            return child.tag[len(STANZAS_NS):]
+    return None
 
 
 def emit(**event):
@@ -56,6 +75,8 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("presence_subscribe", self.on_subscribe)
         self.add_event_handler("message", self.on_message)
+        self.add_event_handler("message_error", self.on_message_error)
+        self.register_plugin("xep_0030")
 
     async def on_start(self, _event):
         await self.get_roster()
@@ -69,6 +90,7 @@ class Client(slixmpp.ClientXMPP):
             type=p["type"],
             show=p["show"] or None,
             status=p["status"] or None,
+            condition=condition(p) if p["type"] == "error" else None,
         )
 
     def on_subscribe(self, p):
@@ -85,6 +107,17 @@ class Client(slixmpp.ClientXMPP):
             type=m["type"],
             body=m["body"],
             id=m["id"] or None,
+        )
+
+
+    def on_message_error(self, m):
+        emit(
+            event="message_error",
+            **{"from": str(m["from"])},
+            id=m["id"] or None,
+            condition=condition(m),
+            error_type=m["error"]["type"] or None,
+            text=m["error"]["text"] or None,
         )
 
 
@@ -117,7 +150,35 @@ class Driver:
         self.client.send_presence(pshow=c.get("show") or None, pstatus=c.get("status") or None)
 
     def cmd_message(self, c):
-        self.client.send_message(mto=c["to"], mbody=c["body"], mtype="chat")
+        m = self.client.make_message(mto=c["to"], mbody=c["body"] * int(c.get("repeat", 1)), mtype=c.get("type", "chat"))
+        if c.get("id"):
+            m["id"] = c["id"]
+        m.send()
+
+    def cmd_burst(self, c):
+        for i in range(int(c["count"])):
+            name = f'{c.get("prefix", "m")}{i}'
+            m = self.client.make_message(mto=c["to"], mbody=name, mtype="chat")
+            m["id"] = name
+            m.send()
+
+    def cmd_disco(self, c):
+        async def ask():
+            try:
+                info = await self.client.plugin["xep_0030"].get_info(jid=c["to"], timeout=20)
+                q = info["disco_info"]
+                emit(
+                    event="disco",
+                    to=c["to"],
+                    identities=[[i[0], i[1]] for i in q["identities"]],
+                    features=sorted(q["features"]),
+                )
+            except slixmpp.exceptions.IqError as e:
+                emit(event="disco_error", to=c["to"], condition=condition(e.iq))
+            except Exception as e:
+                emit(event="disco_error", to=c["to"], condition=f"{type(e).__name__}: {e}")
+
+        self.loop.create_task(ask())
 
 
 def main():
