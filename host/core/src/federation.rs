@@ -380,6 +380,17 @@ impl Refusal {
     }
 }
 
+/// A message a remote server refused: it reached no one there, and its sender is told so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFailure {
+    /// The remote recipient.
+    pub to: String,
+    /// Why, as a code.
+    pub code: Refusal,
+    /// Why, in words (the remote side's, shortened).
+    pub reason: String,
+}
+
 /// The circuit breaker of one remote link: after each failure the next attempt waits longer
 /// (from [`Breaker::BASE`] doubling to [`Breaker::MAX`]); after [`Breaker::TRIP`] failures in a
 /// row it reports `open`, so admins see a dead peer at a glance. One success closes it and

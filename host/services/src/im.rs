@@ -501,7 +501,34 @@ impl ImService {
         let hidden = self.store.im().entry(user, id)?.map_or(0, |e| e.hidden_upto);
         let thread = Thread::Conversation(id);
         let page = self.store.im().page(thread, (from.max(hidden.saturating_add(1)), until), before, after, limit)?;
-        Ok(page.iter().map(|m| MessageView::new(thread, m)).collect())
+        let mut views: Vec<MessageView> = page.iter().map(|m| MessageView::new(thread, m)).collect();
+        // What a remote server refused shows as failed.
+        if conv.members().any(Username::is_remote) {
+            for v in &mut views {
+                v.failed = self.store.federation().failed(v.id)?;
+            }
+        }
+        Ok(views)
+    }
+
+    /// A remote server refused message `id` that `from` sent `failure.to`: recorded (the
+    /// history shows it failed) and told to the sender's devices.
+    pub async fn failed(
+        &self,
+        from: &Username,
+        id: MessageId,
+        failure: halo_core::federation::DeliveryFailure,
+    ) -> Result<(), ServiceError> {
+        let to = Username::parse_address(&failure.to).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let Some(conv) = self.store.im().direct(from, &to)? else {
+            return Err(ServiceError::NotFound(format!("no conversation of {from} with {to}")));
+        };
+        if self.store.im().message(Thread::Conversation(conv), id)?.is_none_or(|m| &m.from != from) {
+            return Err(ServiceError::NotFound(format!("no message {id} of {from} in conversation {conv}")));
+        }
+        self.store.federation().set_failed(id, &failure).await?;
+        self.outbox.to_user(from, None, &Event::ImFailed { conversation: conv, message: id, failure });
+        Ok(())
     }
 
     /// Whether `user` may see message `id` of conversation `conv` in search results.

@@ -38,6 +38,10 @@ pub struct MessageView {
     /// The sender's idempotency key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A remote server refused it (`to`, `code`, `reason`): it reached no one there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub failed: Option<halo_core::federation::DeliveryFailure>,
 }
 
 impl MessageView {
@@ -63,6 +67,7 @@ impl MessageView {
             format,
             user,
             key: m.key.clone(),
+            failed: None,
         }
     }
 }

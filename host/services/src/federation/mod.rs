@@ -13,6 +13,7 @@
 //! message in a 1:1 conversation, a remote presence, or a subscription change.
 
 mod adapter;
+mod bounce;
 mod farewell;
 mod limits;
 pub mod peer;

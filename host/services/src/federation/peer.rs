@@ -214,8 +214,17 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
         .unwrap_or_else(|e| Err(e.to_string()));
         match result {
             Ok(receipt) => {
-                for why in &receipt.refused {
-                    tracing::info!(%domain, reason = %why, "the peer refused an item");
+                // Refusals with their item go back to its sender (a message: failed); an older
+                // peer says only why.
+                for r in &receipt.refusals {
+                    if let Some(q) = batch.get(r.index) {
+                        fed.bounced(&key, &q.item, r.code, &r.reason).await;
+                    }
+                }
+                if receipt.refusals.is_empty() {
+                    for why in &receipt.refused {
+                        tracing::info!(%domain, reason = %why, "the peer refused an item");
+                    }
                 }
                 for q in &batch {
                     fed.carried(&key, &domain, &q.item);

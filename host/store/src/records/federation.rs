@@ -1,11 +1,11 @@
 //! Federation rules and queued items.
 
-use halo_core::federation::{Access, Item, PresenceInfo, Route, Rule, Subscription};
+use halo_core::federation::{Access, DeliveryFailure, Item, PresenceInfo, Refusal, Route, Rule, Subscription};
 use serde::{Deserialize, Serialize};
 
 use super::{stored, unit_enum};
 
-stored!(Rule => RuleV1, Item => ItemV1);
+stored!(Rule => RuleV1, Item => ItemV1, DeliveryFailure => DeliveryFailureV1);
 
 unit_enum! {
     /// Allowed or blocked.
@@ -15,6 +15,33 @@ unit_enum! {
 unit_enum! {
     /// Subscription traffic.
     SubscriptionV1 <=> Subscription, "snake_case" { Request, Accept, Refuse, Cancel, Probe }
+}
+
+unit_enum! {
+    /// Why a remote server refused an item.
+    RefusalV1 <=> Refusal, "snake_case" {
+        NoSuchUser, Blocked, Unavailable, RateLimited, TooBig, BadRequest, NotFederated, Internal
+    }
+}
+
+/// `fed_failed`: a message a remote server refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeliveryFailureV1 {
+    pub(crate) to: String,
+    pub(crate) code: RefusalV1,
+    pub(crate) reason: String,
+}
+
+impl From<&DeliveryFailure> for DeliveryFailureV1 {
+    fn from(f: &DeliveryFailure) -> Self {
+        Self { to: f.to.clone(), code: (&f.code).into(), reason: f.reason.clone() }
+    }
+}
+
+impl From<DeliveryFailureV1> for DeliveryFailure {
+    fn from(f: DeliveryFailureV1) -> Self {
+        Self { to: f.to, code: f.code.into(), reason: f.reason }
+    }
 }
 
 /// How a domain is reached.
