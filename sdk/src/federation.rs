@@ -1,4 +1,4 @@
-//! Federation adapters: plain types for the `federation-adapter` world (`halo:plugin@0.1.2`).
+//! Federation adapters: plain types for the `federation-adapter` world (`halo:plugin@0.1.4`).
 //!
 //! An adapter is sans-IO: the host owns the sockets, the timers and the outbound queues; the
 //! adapter turns each [`Input`] into [`Action`]s. Addresses: a local user is their Halo

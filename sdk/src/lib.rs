@@ -5,7 +5,7 @@
 //! `halo:plugin@0.1.0` world `presence-states`. An archive sink implements [`ArchiveSink`]
 //! and [`archive_sink!`] exports it as the `halo:plugin@0.1.1` world `archive-sink` (cargo
 //! feature `archive-sink`). A federation adapter implements [`FederationAdapter`] and
-//! [`federation_adapter!`] exports it as the `halo:plugin@0.1.2` world `federation-adapter`
+//! [`federation_adapter!`] exports it as the `halo:plugin@0.1.4` world `federation-adapter`
 //! (cargo feature `federation`); [`testing::AdapterHarness`] drives one natively. [`manifest!`] embeds the manifest the server reads at install
 //! (name, version, requested capabilities, config schema). The same code runs natively against
 //! [`testing::TestHost`] in unit tests. See `sdk/README.md`.
@@ -60,7 +60,7 @@ pub mod sink_bindings {
 #[allow(missing_docs, clippy::too_many_arguments)]
 pub mod fed_bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.2",
+        path: "../wit/v0.1.4",
         world: "federation-adapter",
         pub_export_macro: true,
         default_bindings_module: "halo_sdk::fed_bindings",
@@ -83,8 +83,9 @@ pub const API: &str = "halo:plugin@0.1.0";
 pub const CALENDAR_API: &str = "halo:plugin@0.1.3";
 /// The WIT package archive sinks build against.
 pub const SINK_API: &str = "halo:plugin@0.1.1";
-/// The WIT package federation adapters build against.
-pub const FED_API: &str = "halo:plugin@0.1.2";
+/// The WIT package federation adapters build against (0.1.4: the federation additions;
+/// adapters built against 0.1.2 or 0.1.3 keep loading).
+pub const FED_API: &str = "halo:plugin@0.1.4";
 
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -539,7 +539,7 @@ use std::cell::RefCell;
 use halo_sdk::{{Action, FederationAdapter, Host, Input, LinkSpec, Message, Rejection}};
 
 halo_sdk::manifest!(
-    r#"{{"name": "{name}", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.2",
+    r#"{{"name": "{name}", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.4",
   "description": "Describe the network {name} connects to.",
   "capabilities": ["net"],
   "config": {{

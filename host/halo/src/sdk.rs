@@ -45,7 +45,7 @@ mod tests {
         let sdk = super::export(dir.path()).expect("export");
         assert!(sdk.join("src/lib.rs").is_file());
         assert!(std::fs::read_to_string(sdk.join("Cargo.toml")).expect("toml").contains("name = \"halo-sdk\""));
-        for v in ["v0.1.0", "v0.1.1", "v0.1.2"] {
+        for v in ["v0.1.0", "v0.1.1", "v0.1.2", "v0.1.3", "v0.1.4"] {
             assert!(dir.path().join("wit").join(v).join("plugin.wit").is_file(), "{v}");
         }
         // Exporting again replaces the copy.

@@ -1,18 +1,20 @@
-//! The generated bindings of the newest WIT version (`halo:plugin@0.1.3`; wasmtime's linker
-//! serves 0.1.0, 0.1.1 and 0.1.2 plugins from the same definitions: each version only added
-//! interfaces and worlds), and conversions between them and Halo's types. Nothing outside
-//! this module names a generated type.
+//! The generated bindings of the newest WIT version (`halo:plugin@0.1.4`; wasmtime's linker
+//! serves 0.1.0-0.1.3 plugins from the same definitions: each version only added interfaces,
+//! worlds and, in 0.1.4, federation cases), and conversions between them and Halo's types.
+//! Federation adapters built against 0.1.2 or 0.1.3 export `handle` with the frozen 0.1.3
+//! `input`/`action` variants (fewer cases than 0.1.4's), so they are bound through
+//! [`fed_legacy`]. Nothing outside this module names a generated type.
 
 wasmtime::component::bindgen!({
     world: "presence-states",
-    path: "../../wit/v0.1.3",
+    path: "../../wit/v0.1.4",
 });
 
 /// The `archive-sink` world, sharing the interfaces generated above.
 pub(crate) mod sink {
     wasmtime::component::bindgen!({
         world: "archive-sink",
-        path: "../../wit/v0.1.3",
+        path: "../../wit/v0.1.4",
         with: {
             "halo:plugin/types": super::halo::plugin::types,
             "halo:plugin/log": super::halo::plugin::log,
@@ -24,6 +26,21 @@ pub(crate) mod sink {
 
 /// The `federation-adapter` world, sharing the interfaces generated above.
 pub(crate) mod fed {
+    wasmtime::component::bindgen!({
+        world: "federation-adapter",
+        path: "../../wit/v0.1.4",
+        with: {
+            "halo:plugin/types": super::halo::plugin::types,
+            "halo:plugin/log": super::halo::plugin::log,
+            "halo:plugin/config": super::halo::plugin::config,
+            "halo:plugin/kv": super::halo::plugin::kv,
+        },
+    });
+}
+
+/// The frozen `federation-adapter` world of 0.1.3 (the same as 0.1.2's): adapters whose
+/// manifest names 0.1.2 or 0.1.3. Only its `federation` types are its own.
+pub(crate) mod fed_legacy {
     wasmtime::component::bindgen!({
         world: "federation-adapter",
         path: "../../wit/v0.1.3",
@@ -225,6 +242,101 @@ pub(crate) mod federation {
                 }),
             },
         }
+    }
+
+    /// An action from WIT. Sizes are checked by the caller; addresses by the server.
+    pub(crate) fn action_from_wit(a: wit::Action) -> AdapterAction {
+        match a {
+            wit::Action::Open(l) => {
+                AdapterAction::Open(LinkSpec { id: l.id, host: l.host, port: l.port, tls_name: l.tls_name })
+            }
+            wit::Action::Send((l, b)) => AdapterAction::Send(l, b),
+            wit::Action::Close(l) => AdapterAction::Close(l),
+            wit::Action::Routing(on) => AdapterAction::Routing(on),
+            wit::Action::SetTimer((t, ms)) => AdapterAction::SetTimer(t, ms),
+            wit::Action::DeliverMessage(m) => AdapterAction::Deliver(Item::Message {
+                from: m.from,
+                to: m.to,
+                text: m.text,
+                id: m.id.unwrap_or_default(),
+            }),
+            wit::Action::DeliverPresence(p) => AdapterAction::Deliver(Item::Presence {
+                from: p.from,
+                to: p.to,
+                info: PresenceInfo {
+                    state: p.info.state,
+                    activity: p.info.activity,
+                    label: p.info.label,
+                    note: p.info.note,
+                },
+            }),
+            wit::Action::DeliverSubscribe(s) => {
+                AdapterAction::Deliver(Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) })
+            }
+            wit::Action::Reject(r) => AdapterAction::Reject { domain: r.domain, reason: r.reason },
+        }
+    }
+}
+
+/// Federation inputs and actions as the frozen 0.1.3 WIT and back (adapters built against
+/// 0.1.2 or 0.1.3). Inputs 0.1.3 lacks are not handed to them (`None`).
+pub(crate) mod federation_legacy {
+    use halo_core::federation::{Item, PresenceInfo, Subscription};
+
+    use super::fed_legacy::halo::plugin::federation as wit;
+    use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
+
+    fn kind_to_wit(k: Subscription) -> wit::Subscription {
+        match k {
+            Subscription::Request => wit::Subscription::Request,
+            Subscription::Accept => wit::Subscription::Accept,
+            Subscription::Refuse => wit::Subscription::Refuse,
+            Subscription::Cancel => wit::Subscription::Cancel,
+            Subscription::Probe => wit::Subscription::Probe,
+        }
+    }
+
+    fn kind_from_wit(k: wit::Subscription) -> Subscription {
+        match k {
+            wit::Subscription::Request => Subscription::Request,
+            wit::Subscription::Accept => Subscription::Accept,
+            wit::Subscription::Refuse => Subscription::Refuse,
+            wit::Subscription::Cancel => Subscription::Cancel,
+            wit::Subscription::Probe => Subscription::Probe,
+        }
+    }
+
+    /// An input as 0.1.3 WIT; `None` for one 0.1.3 has no case for.
+    pub(crate) fn input_to_wit(i: &AdapterInput) -> Option<wit::Input> {
+        Some(match i {
+            AdapterInput::Connected(l) => wit::Input::Connected(*l),
+            AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
+            AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
+            AdapterInput::Timer(t) => wit::Input::Timer(*t),
+            AdapterInput::Outbound(item) => match item {
+                Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
+                    from: from.clone(),
+                    to: to.clone(),
+                    text: text.clone(),
+                    id: Some(id.clone()),
+                }),
+                Item::Presence { from, to, info } => wit::Input::Presence(wit::Presence {
+                    from: from.clone(),
+                    to: to.clone(),
+                    info: wit::PresenceInfo {
+                        state: info.state.clone(),
+                        activity: info.activity.clone(),
+                        label: info.label.clone(),
+                        note: info.note.clone(),
+                    },
+                }),
+                Item::Subscribe { from, to, kind } => wit::Input::Subscribe(wit::Subscribe {
+                    from: from.clone(),
+                    to: to.clone(),
+                    kind: kind_to_wit(*kind),
+                }),
+            },
+        })
     }
 
     /// An action from WIT. Sizes are checked by the caller; addresses by the server.

@@ -28,6 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fed::{FederationAdapter, FederationAdapterPre};
+use crate::bindings::fed_legacy::{FederationAdapter as LegacyAdapter, FederationAdapterPre as LegacyAdapterPre};
 use crate::bindings::sink::{ArchiveSink, ArchiveSinkPre};
 use crate::bindings::{PresenceStates, PresenceStatesPre};
 use crate::budget::{Budget, Verdict};
@@ -130,6 +131,8 @@ pub(crate) enum WorldPre {
     Sink(ArchiveSinkPre<PluginState>),
     /// `federation-adapter`.
     Fed(FederationAdapterPre<PluginState>),
+    /// `federation-adapter` built against 0.1.2 or 0.1.3.
+    FedLegacy(LegacyAdapterPre<PluginState>),
 }
 
 /// The live instance's exports.
@@ -137,6 +140,7 @@ pub(crate) enum Bindings {
     Presence(PresenceStates),
     Sink(ArchiveSink),
     Fed(FederationAdapter),
+    FedLegacy(LegacyAdapter),
 }
 
 struct Live {
@@ -302,6 +306,7 @@ impl Worker {
             WorldPre::Presence(pre) => Bindings::Presence(pre.instantiate(&mut store)?),
             WorldPre::Sink(pre) => Bindings::Sink(pre.instantiate(&mut store)?),
             WorldPre::Fed(pre) => Bindings::Fed(pre.instantiate(&mut store)?),
+            WorldPre::FedLegacy(pre) => Bindings::FedLegacy(pre.instantiate(&mut store)?),
         };
         Ok(Live { store, bindings })
     }

@@ -11,7 +11,10 @@ use wasmtime::wasmparser::{Parser, Payload};
 pub const SECTION: &str = "halo-manifest";
 /// WIT versions this host loads.
 pub const SUPPORTED_APIS: &[&str] =
-    &["halo:plugin@0.1.0", "halo:plugin@0.1.1", "halo:plugin@0.1.2", "halo:plugin@0.1.3"];
+    &["halo:plugin@0.1.0", "halo:plugin@0.1.1", "halo:plugin@0.1.2", "halo:plugin@0.1.3", "halo:plugin@0.1.4"];
+/// Versions whose `federation-adapter` world is the frozen 0.1.3 one (0.1.4 added cases to
+/// its `input` and `action` variants, so these bind through the 0.1.3 definitions).
+pub const LEGACY_FED_APIS: &[&str] = &["halo:plugin@0.1.2", "halo:plugin@0.1.3"];
 /// Plugin kinds (worlds) this host runs.
 pub const KINDS: &[&str] = &["presence-states", "archive-sink", "federation-adapter"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
@@ -195,7 +198,8 @@ impl Manifest {
                 "the archive-sink world arrived in halo:plugin@0.1.1; build against it".into(),
             ));
         }
-        if self.kind == "federation-adapter" && !matches!(self.api.as_str(), "halo:plugin@0.1.2" | "halo:plugin@0.1.3")
+        if self.kind == "federation-adapter"
+            && !matches!(self.api.as_str(), "halo:plugin@0.1.2" | "halo:plugin@0.1.3" | "halo:plugin@0.1.4")
         {
             return Err(ManifestError::Field(
                 "the federation-adapter world arrived in halo:plugin@0.1.2; build against it".into(),

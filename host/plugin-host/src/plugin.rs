@@ -22,6 +22,7 @@ use halo_core::presence::{CustomState, Inputs, Published};
 use serde::Serialize;
 
 use crate::bindings::federation::{action_from_wit, input_to_wit as fed_input_to_wit};
+use crate::bindings::federation_legacy as legacy;
 use crate::bindings::{DeriveInput, derive_input, published_from_wit, record_to_wit};
 use crate::budget::Budget;
 use crate::cap::Grants;
@@ -170,21 +171,42 @@ fn tick_on(w: &mut Worker) -> Result<Option<Duration>, CallError> {
 /// Which federation export to call.
 enum AdapterCall {
     Start,
-    Handle(crate::bindings::fed::halo::plugin::federation::Input),
+    Handle(AdapterInput),
+}
+
+/// An adapter's answer, in the WIT version it was built against.
+enum RawActions {
+    Current(Vec<crate::bindings::fed::halo::plugin::federation::Action>),
+    Legacy(Vec<crate::bindings::fed_legacy::halo::plugin::federation::Action>),
 }
 
 fn adapter_on(w: &mut Worker, which: AdapterCall) -> Result<Vec<AdapterAction>, CallError> {
     let deadline = w.shared.limits.deadline;
     let raw = w.call(deadline, |store, b| match (b, &which) {
-        (Bindings::Fed(a), AdapterCall::Start) => a.call_start(store),
-        (Bindings::Fed(a), AdapterCall::Handle(input)) => a.call_handle(store, input),
+        (Bindings::Fed(a), AdapterCall::Start) => a.call_start(store).map(RawActions::Current),
+        (Bindings::Fed(a), AdapterCall::Handle(input)) => {
+            a.call_handle(store, &fed_input_to_wit(input)).map(RawActions::Current)
+        }
+        (Bindings::FedLegacy(a), AdapterCall::Start) => a.call_start(store).map(RawActions::Legacy),
+        (Bindings::FedLegacy(a), AdapterCall::Handle(input)) => match legacy::input_to_wit(input) {
+            Some(input) => a.call_handle(store, &input).map(RawActions::Legacy),
+            // An input a 0.1.2/0.1.3 adapter has no case for: it would not understand it.
+            None => Ok(RawActions::Legacy(Vec::new())),
+        },
         _ => Err(wasmtime::Error::msg("not a federation-adapter instance")),
     })?;
     let s = &w.shared;
-    if raw.len() > MAX_ACTIONS {
-        return Err(s.invalid(format!("{} actions in one answer; the limit is {MAX_ACTIONS}", raw.len())));
+    let count = match &raw {
+        RawActions::Current(a) => a.len(),
+        RawActions::Legacy(a) => a.len(),
+    };
+    if count > MAX_ACTIONS {
+        return Err(s.invalid(format!("{count} actions in one answer; the limit is {MAX_ACTIONS}")));
     }
-    let actions: Vec<AdapterAction> = raw.into_iter().map(action_from_wit).collect();
+    let actions: Vec<AdapterAction> = match raw {
+        RawActions::Current(a) => a.into_iter().map(action_from_wit).collect(),
+        RawActions::Legacy(a) => a.into_iter().map(legacy::action_from_wit).collect(),
+    };
     let bytes: usize = actions.iter().map(|a| if let AdapterAction::Send(_, b) = a { b.len() } else { 0 }).sum();
     if bytes > MAX_SEND_BYTES {
         return Err(s.invalid(format!("{bytes} bytes to send in one answer; the limit is {MAX_SEND_BYTES}")));
@@ -466,7 +488,7 @@ impl Plugin {
     }
 
     async fn adapter(&self, which: AdapterCall) -> Result<Vec<AdapterAction>, CallError> {
-        if !matches!(self.shared.pre, WorldPre::Fed(_)) {
+        if !matches!(self.shared.pre, WorldPre::Fed(_) | WorldPre::FedLegacy(_)) {
             return Err(CallError::Invalid(format!(
                 "{} is not a federation-adapter plugin",
                 self.shared.manifest.name
@@ -483,7 +505,7 @@ impl Plugin {
 
     /// Hands a federation adapter one input.
     pub async fn adapter_handle(&self, input: &AdapterInput) -> Result<Vec<AdapterAction>, CallError> {
-        self.adapter(AdapterCall::Handle(fed_input_to_wit(input))).await
+        self.adapter(AdapterCall::Handle(input.clone())).await
     }
 }
 

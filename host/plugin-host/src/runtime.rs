@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine};
 
 use crate::bindings::PresenceStatesPre;
 use crate::bindings::fed::FederationAdapterPre;
+use crate::bindings::fed_legacy::FederationAdapterPre as LegacyAdapterPre;
 use crate::bindings::sink::ArchiveSinkPre;
 use crate::cap;
 use crate::cap::kv::KvBackend;
@@ -147,6 +148,10 @@ impl Runtime {
             |e: wasmtime::Error| anyhow::anyhow!("the component does not implement the {} world: {e:#}", manifest.kind);
         let pre = match manifest.kind.as_str() {
             "archive-sink" => WorldPre::Sink(ArchiveSinkPre::new(pre).map_err(wrong_world)?),
+            // 0.1.4 added federation cases: older adapters export the 0.1.3 variants.
+            "federation-adapter" if crate::manifest::LEGACY_FED_APIS.contains(&manifest.api.as_str()) => {
+                WorldPre::FedLegacy(LegacyAdapterPre::new(pre).map_err(wrong_world)?)
+            }
             "federation-adapter" => WorldPre::Fed(FederationAdapterPre::new(pre).map_err(wrong_world)?),
             _ => WorldPre::Presence(PresenceStatesPre::new(pre).map_err(wrong_world)?),
         };

@@ -32,7 +32,7 @@ use crate::stanza::Stanza;
 use crate::xml::{attr, text};
 
 halo_sdk::manifest!(
-    r#"{"name": "xmpp", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.2",
+    r#"{"name": "xmpp", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.4",
   "description": "Federates with an XMPP server as an external component (XEP-0114): Halo users appear as user@<component_domain>. Grant net:<server_host>:<server_port>.",
   "capabilities": ["net"],
   "config": {
