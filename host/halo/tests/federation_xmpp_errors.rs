@@ -77,13 +77,71 @@ fn xmpp_refusals_are_answered_and_an_oversize_stanza_keeps_the_link() {
     });
     assert_eq!(p["type"], "unsubscribed");
 
+    // Refused by Halo, answered with the stanza error of docs/federation.md.
+    let refused = |w: &mut World, to: &str, body: Value, id: &str| -> Value {
+        w.bob.cmd(json!({"cmd": "message", "to": to, "body": body, "id": id}));
+        w.bob.wait(&format!("the error for {id}"), 20, |e| e["event"] == "message_error" && e["id"] == id)
+    };
+    let e = refused(&mut w, "nobody@halo.localhost", json!("anyone?"), "nobody1");
+    assert_eq!((e["condition"].as_str(), e["text"].as_str()), (Some("service-unavailable"), None), "{e}");
+    let e = refused(&mut w, "alice@halo.localhost", json!("y".repeat(20_000)), "long1");
+    assert_eq!(e["condition"], "policy-violation", "{e}");
+    assert!(e["text"].as_str().is_some_and(|t| t.contains("16384")), "{e}");
+    // Do Not Disturb: bob is not in alice's Workgroup.
+    w.alice.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
+    w.bob.wait_presence("alice@halo.localhost", Some("dnd"), None);
+    let e = refused(&mut w, "alice@halo.localhost", json!("are you there?"), "dnd1");
+    assert_eq!(e["condition"], "recipient-unavailable", "{e}");
+    w.alice.ok(json!({"type": "presence.reset"}));
+    w.bob.wait_presence("alice@halo.localhost", None, None);
+
+    // The other way: Prosody refuses alice's message to a user it does not have; alice's
+    // message shows failed, with why.
+    let conv = w.alice.ok(json!({"type": "im.start", "participants": ["ghost@localhost"]}))["conversation"]["id"]
+        .as_u64()
+        .expect("conversation id");
+    let sent = w.alice.ok(json!({"type": "im.send", "conversation": conv, "text": "boo"}));
+    let failed = w.alice.event("im.failed");
+    assert_eq!((failed["conversation"].as_u64(), &failed["message"]), (Some(conv), &sent["message"]["id"]), "{failed}");
+    assert_eq!(failed["failure"]["to"], "ghost@localhost", "{failed}");
+    assert!(failed["failure"]["code"].is_string() && failed["failure"]["reason"].is_string(), "{failed}");
+    let history =
+        w.alice_rest.call_json("GET", &format!("/api/v1/conversations/{conv}/messages"), None).expect("history");
+    assert_eq!(history["messages"][0]["failed"], failed["failure"], "{history}");
+
     // Counted, and shown by `halo federation status` (not only with --json).
     let rejected = link(&w.admin)["rejected"].as_u64().unwrap_or(0);
-    assert!(rejected >= 3, "{}", link(&w.admin));
+    assert!(rejected >= 6, "{}", link(&w.admin));
     let text = status_text(&w.server);
     assert!(text.contains(&format!("rejected {rejected}")), "{text}");
     assert!(text.contains("refused remote traffic from: localhost"), "{text}");
     assert_eq!(overview(&w.admin)["rejected"]["localhost"].as_u64(), Some(rejected));
+}
+
+#[test]
+fn a_burst_of_a_thousand_xmpp_messages_is_each_delivered_or_answered() {
+    if !prerequisites("a_burst_of_a_thousand_xmpp_messages_is_each_delivered_or_answered") {
+        return;
+    }
+    // A tight per-domain limit, so much of the burst is refused.
+    let mut w = world_with(json!({}), "[federation]\nremote_messages_per_sec = 5.0\nremote_burst = 20.0\n");
+    befriend(&mut w);
+    let received = |w: &World| metric(&w.server, "halo_federation_received_total", "kind=\"message\"");
+    let before = received(&w);
+    w.bob.cmd(json!({"cmd": "burst", "to": "alice@halo.localhost", "count": 1000, "prefix": "b"}));
+    let mut answers: Vec<Value> = Vec::new();
+    let (delivered, errors) =
+        wait_until("every message delivered or answered", 180, || {
+            answers.extend(w.bob.take_matching(|e| {
+                e["event"] == "message_error" && e["id"].as_str().is_some_and(|i| i.starts_with('b'))
+            }));
+            let delivered = (received(&w) - before) as usize;
+            (delivered + answers.len() >= 1000).then_some((delivered, answers.len()))
+        });
+    eprintln!("of 1000: {delivered} delivered, {errors} answered with an error");
+    assert_eq!(delivered + errors, 1000);
+    assert!(delivered >= 20 && errors > 0, "{delivered} delivered, {errors} refused");
+    assert!(answers.iter().all(|e| e["condition"] == "resource-constraint"), "{:?}", answers.first());
 }
 
 #[test]

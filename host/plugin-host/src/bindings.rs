@@ -186,7 +186,7 @@ pub(crate) fn record_to_wit(r: &halo_core::archive::Record) -> sink::halo::plugi
 
 /// Federation inputs and actions as WIT and back.
 pub(crate) mod federation {
-    use halo_core::federation::{Item, PresenceInfo, Subscription};
+    use halo_core::federation::{Item, PresenceInfo, Refusal, Subscription};
 
     use super::fed::halo::plugin::federation as wit;
     use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
@@ -211,6 +211,77 @@ pub(crate) mod federation {
         }
     }
 
+    /// An item as WIT.
+    fn item_to_wit(item: &Item) -> wit::FedItem {
+        match item {
+            Item::Message { from, to, text, id } => wit::FedItem::Message(wit::Message {
+                from: from.clone(),
+                to: to.clone(),
+                text: text.clone(),
+                id: Some(id.clone()),
+            }),
+            Item::Presence { from, to, info } => wit::FedItem::Presence(wit::Presence {
+                from: from.clone(),
+                to: to.clone(),
+                info: wit::PresenceInfo {
+                    state: info.state.clone(),
+                    activity: info.activity.clone(),
+                    label: info.label.clone(),
+                    note: info.note.clone(),
+                },
+            }),
+            Item::Subscribe { from, to, kind } => {
+                wit::FedItem::Subscribe(wit::Subscribe { from: from.clone(), to: to.clone(), kind: kind_to_wit(*kind) })
+            }
+        }
+    }
+
+    /// An item from WIT.
+    fn item_from_wit(item: wit::FedItem) -> Item {
+        match item {
+            wit::FedItem::Message(m) => {
+                Item::Message { from: m.from, to: m.to, text: m.text, id: m.id.unwrap_or_default() }
+            }
+            wit::FedItem::Presence(p) => Item::Presence {
+                from: p.from,
+                to: p.to,
+                info: PresenceInfo {
+                    state: p.info.state,
+                    activity: p.info.activity,
+                    label: p.info.label,
+                    note: p.info.note,
+                },
+            },
+            wit::FedItem::Subscribe(s) => Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) },
+        }
+    }
+
+    fn code_to_wit(c: Refusal) -> wit::RefusalCode {
+        match c {
+            Refusal::NoSuchUser => wit::RefusalCode::NoSuchUser,
+            Refusal::Blocked => wit::RefusalCode::Blocked,
+            Refusal::Unavailable => wit::RefusalCode::Unavailable,
+            Refusal::RateLimited => wit::RefusalCode::RateLimited,
+            Refusal::TooBig => wit::RefusalCode::TooBig,
+            Refusal::BadRequest => wit::RefusalCode::BadRequest,
+            Refusal::NotFederated => wit::RefusalCode::NotFederated,
+            Refusal::Internal => wit::RefusalCode::Internal,
+        }
+    }
+
+    fn code_from_wit(c: wit::RefusalCode) -> Refusal {
+        match c {
+            wit::RefusalCode::NoSuchUser => Refusal::NoSuchUser,
+            wit::RefusalCode::Blocked => Refusal::Blocked,
+            wit::RefusalCode::Unavailable => Refusal::Unavailable,
+            wit::RefusalCode::RateLimited => Refusal::RateLimited,
+            wit::RefusalCode::TooBig => Refusal::TooBig,
+            wit::RefusalCode::BadRequest => Refusal::BadRequest,
+            wit::RefusalCode::NotFederated => Refusal::NotFederated,
+            wit::RefusalCode::Internal => Refusal::Internal,
+        }
+    }
+
     /// An input as WIT.
     pub(crate) fn input_to_wit(i: &AdapterInput) -> wit::Input {
         match i {
@@ -218,29 +289,16 @@ pub(crate) mod federation {
             AdapterInput::Data(l, b) => wit::Input::Data((*l, b.clone())),
             AdapterInput::Closed(l, why) => wit::Input::Closed((*l, why.clone())),
             AdapterInput::Timer(t) => wit::Input::Timer(*t),
-            AdapterInput::Outbound(item) => match item {
-                Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
-                    from: from.clone(),
-                    to: to.clone(),
-                    text: text.clone(),
-                    id: Some(id.clone()),
-                }),
-                Item::Presence { from, to, info } => wit::Input::Presence(wit::Presence {
-                    from: from.clone(),
-                    to: to.clone(),
-                    info: wit::PresenceInfo {
-                        state: info.state.clone(),
-                        activity: info.activity.clone(),
-                        label: info.label.clone(),
-                        note: info.note.clone(),
-                    },
-                }),
-                Item::Subscribe { from, to, kind } => wit::Input::Subscribe(wit::Subscribe {
-                    from: from.clone(),
-                    to: to.clone(),
-                    kind: kind_to_wit(*kind),
-                }),
+            AdapterInput::Outbound(item) => match item_to_wit(item) {
+                wit::FedItem::Message(m) => wit::Input::Message(m),
+                wit::FedItem::Presence(p) => wit::Input::Presence(p),
+                wit::FedItem::Subscribe(s) => wit::Input::Subscribe(s),
             },
+            AdapterInput::Refused(item, code, reason) => wit::Input::Refused(wit::Refusal {
+                item: item_to_wit(item),
+                code: code_to_wit(*code),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -274,6 +332,8 @@ pub(crate) mod federation {
                 AdapterAction::Deliver(Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) })
             }
             wit::Action::Reject(r) => AdapterAction::Reject { domain: r.domain, reason: r.reason },
+            wit::Action::Bounced(r) => AdapterAction::Bounced(item_from_wit(r.item), code_from_wit(r.code), r.reason),
+            wit::Action::LinkFailed((l, why)) => AdapterAction::LinkFailed(l, why),
         }
     }
 }
@@ -336,6 +396,7 @@ pub(crate) mod federation_legacy {
                     kind: kind_to_wit(*kind),
                 }),
             },
+            AdapterInput::Refused(..) => return None,
         })
     }
 

@@ -148,6 +148,8 @@ struct State {
     /// Remote user (bare) → resource → its presence: a user is as available as their most
     /// available client, and offline only once every client is.
     resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
+    /// The messages delivered lately, to answer the host's refusals to the sender's full JID.
+    recent: std::collections::VecDeque<bounce::Delivered>,
 }
 
 impl State {
@@ -160,6 +162,7 @@ impl State {
             next_id: 0,
             reopen_ms: REOPEN_MIN_MS,
             resources: BTreeMap::new(),
+            recent: Default::default(),
         }
     }
 }
@@ -241,6 +244,7 @@ impl Conn<'_> {
         self.st.framer = Framer::new(self.s.max_stanza);
         // A new stream starts from what the server sends on it.
         self.st.resources.clear();
+        self.st.recent.clear();
     }
 
     /// The presence to show for `from` after its `resource` said `info` (`None`: it went away,
@@ -308,6 +312,7 @@ impl Conn<'_> {
             Input::Message(m) => self.outbound_message(m),
             Input::Presence(p) => self.outbound_presence(p),
             Input::Subscribe(s) => self.outbound_subscribe(s),
+            Input::Refused(r) => self.refused(r),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
         }
     }
@@ -351,6 +356,7 @@ impl Conn<'_> {
             "<stream:error><{} xmlns='{STREAMS_NS}'/></stream:error></stream:stream>",
             fault.condition()
         ));
+        self.out.push(Action::LinkFailed(LINK, format!("the adapter ended the stream ({}): {reason}", fault.condition())));
         self.out.push(Action::Close(LINK));
         self.out.push(Action::Routing(false));
         self.out.push(Action::Reject(Rejection { domain: None, reason }));
@@ -419,6 +425,7 @@ impl Conn<'_> {
             other => format!("the XMPP server ended the stream: {}", jid::shorten(other)),
         };
         self.log(Level::Error, &format!("{message}{detail}"));
+        self.out.push(Action::LinkFailed(LINK, message));
         self.send("</stream:stream>".into());
         self.st.phase = Phase::Dead;
         self.out.push(Action::Routing(false));
@@ -450,11 +457,7 @@ impl Conn<'_> {
     fn inbound_message(&mut self, st: &Stanza) {
         match st.attr("type").unwrap_or("normal") {
             "chat" | "normal" => {}
-            "error" => {
-                let condition = st.child("error").and_then(|e| e.first_child.clone()).unwrap_or_default();
-                let from = st.attr("from").map(jid::shorten).unwrap_or_default();
-                return self.log(Level::Info, &format!("a message bounced from {from}: {condition}"));
-            }
+            "error" => return self.message_bounced(st),
             other => {
                 let reason = format!("message type {:?} is not supported", jid::shorten(other));
                 self.reject(st.attr("from").and_then(jid::domain_of), reason);
@@ -474,6 +477,7 @@ impl Conn<'_> {
         let text = body.text.clone();
         let Some((from, to)) = self.addresses(st) else { return };
         let id = st.attr("id").filter(|id| !id.is_empty() && id.len() <= 256).map(str::to_owned);
+        self.delivered(st, &from, &to, id.as_deref());
         self.out.push(Action::DeliverMessage(Message { from, to, text, id }));
     }
 

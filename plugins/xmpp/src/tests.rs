@@ -773,3 +773,54 @@ fn garbage_never_panics() {
         }
     }
 }
+
+// ----- errors back (0.1.4) -----
+
+#[test]
+fn a_message_halo_refused_is_answered_to_the_senders_full_jid() {
+    use halo_sdk::federation::Item;
+    use halo_sdk::{Refusal, RefusalCode};
+    let mut h = ready();
+    recv(&mut h, "<message type='chat' from='Bob@Example.org/pc' to='alice@halo.localhost' id='m1'><body>hi</body></message>");
+    let m = h.delivered_messages().remove(0);
+    let refuse = |code, reason: &str| {
+        Input::Refused(Refusal { item: Item::Message(m.clone()), code, reason: reason.into() })
+    };
+    h.input(refuse(RefusalCode::RateLimited, "example.org sends more than its limit of 50 messages per second"));
+    assert_eq!(
+        h.sent_text(LINK),
+        "<message type='error' from='alice@halo.localhost' to='Bob@Example.org/pc' id='m1'><error type='wait'>\
+         <resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>example.org sends more than its limit of 50 messages per \
+         second</text></error></message>"
+    );
+    // Blocked says no more than an absent account would.
+    recv(&mut h, "<message type='chat' from='bob@example.org/pc' to='alice@halo.localhost' id='m2'><body>hi</body></message>");
+    let m = h.delivered_messages().remove(0);
+    h.input(Input::Refused(Refusal { item: Item::Message(m), code: RefusalCode::Blocked, reason: "blocked".into() }));
+    let sent = h.sent_text(LINK);
+    assert!(sent.contains("id='m2'") && sent.contains("<service-unavailable ") && !sent.contains("<text"), "{sent}");
+}
+
+#[test]
+fn an_error_answering_a_halo_message_bounces_it_and_a_refused_handshake_is_a_link_failure() {
+    let mut h = ready();
+    recv(
+        &mut h,
+        "<message type='error' from='bob@example.org' to='alice@halo.localhost' id='42'>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+    );
+    let b = h.bounces();
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0].code, halo_sdk::RefusalCode::Unavailable);
+    assert_eq!(b[0].item, halo_sdk::federation::Item::Message(msg("alice", "bob@example.org", "", Some("42"))));
+    assert!(h.sent(LINK).is_empty(), "an error is never answered");
+
+    let mut h = started(host());
+    h.connected(LINK);
+    recv(&mut h, HEADER);
+    recv(&mut h, "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+    let failures = h.link_failures();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].1.contains("not-authorized") && failures[0].1.contains("secret"), "{failures:?}");
+}

@@ -303,6 +303,16 @@ impl XmppUser {
         }
     }
 
+    /// Takes the events that arrived so far matching `pred` out (without waiting).
+    pub fn take_matching(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        while let Ok(e) = self.rx.try_recv() {
+            self.events.push_back(e);
+        }
+        let (taken, kept) = std::mem::take(&mut self.events).into_iter().partition(|e| pred(e));
+        self.events = kept;
+        taken.into_iter().collect()
+    }
+
     /// Takes everything that arrived and forgets it.
     pub fn clear(&mut self) {
         while self.rx.try_recv().is_ok() {}

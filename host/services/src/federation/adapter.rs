@@ -99,7 +99,13 @@ struct State {
     /// The breakers of links the adapter closed, kept for when it opens them again (its own
     /// reconnect after a stream error counts against the same breaker).
     retired: HashMap<u32, Breaker>,
+    /// Items the adapter delivered that the host refused, to hand back as `refused` inputs
+    /// once the actions that delivered them ran.
+    refused: std::collections::VecDeque<AdapterInput>,
 }
+
+/// Most refusals waiting to be handed back (a flood past this is only counted and logged).
+const MAX_REFUSED: usize = 4096;
 
 impl Drop for State {
     fn drop(&mut self) {
@@ -128,6 +134,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         pending: true,
         sent_to: Default::default(),
         retired: HashMap::new(),
+        refused: Default::default(),
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -140,6 +147,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
             _ = sleep_until(next) => st.fire().await,
             _ = wake.notified() => st.pending = true,
         }
+        st.hand_back_refusals().await;
         if st.routing && st.pending {
             st.pending = false;
             st.drain().await;
@@ -382,7 +390,15 @@ impl State {
                     self.timers.insert(token, Instant::now() + Duration::from_millis(ms));
                 }
                 AdapterAction::Deliver(item) => {
-                    let _ = self.fed.inbound(&self.key, item).await;
+                    if let Err((code, why)) = self.fed.inbound(&self.key, item.clone()).await
+                        && self.refused.len() < MAX_REFUSED
+                    {
+                        self.refused.push_back(AdapterInput::Refused(item, code, why));
+                    }
+                }
+                AdapterAction::Bounced(item, code, why) => {
+                    let why: String = why.chars().take(512).collect();
+                    self.fed.bounced(&self.key, &item, code, &why).await;
                 }
                 AdapterAction::Reject { domain, reason } => {
                     self.fed.rejected_by_transport(&self.key, domain.as_deref(), &reason)
@@ -452,6 +468,17 @@ impl State {
 }
 
 impl State {
+    /// Hands the adapter what the host refused of its deliveries, so it can answer the senders
+    /// (adapters built before 0.1.4 are not told).
+    async fn hand_back_refusals(&mut self) {
+        let told = !matches!(self.plugin.manifest().api.as_str(), "halo:plugin@0.1.2" | "halo:plugin@0.1.3");
+        while let Some(input) = self.refused.pop_front() {
+            if told {
+                self.input(input).await;
+            }
+        }
+    }
+
     /// Waits until every link written to since the last call has written it all out; `false`
     /// if one failed or timed out.
     async fn confirm(&mut self) -> bool {
