@@ -224,8 +224,8 @@ fn a_wrong_component_secret_backs_off_opens_the_breaker_and_says_why() {
     admin.call_json("PUT", "/api/v1/admin/plugins/xmpp/config", Some(&config)).expect("reconfigure");
     // The adapter logs each handshake it passes: a second one means the kept secret worked.
     let connected = || {
-        let logs = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-        logs.matches("as halo.localhost").count()
+        let logs = admin.call_json("GET", "/api/v1/admin/plugins/xmpp/logs", None).expect("plugin logs");
+        logs.to_string().matches("as halo.localhost").count()
     };
     wait_until("the adapter linked again after the reconfigure", 60, || (connected() >= 2).then_some(()));
     let logs = std::fs::read_to_string(server.log_path()).unwrap_or_default();
