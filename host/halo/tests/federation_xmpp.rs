@@ -8,7 +8,7 @@
 //! both (`.ci/run`, `cargo xtask test`) and so fails instead.
 //!
 //! A third test needs neither: a fake XMPP server in the test speaks just enough XEP-0114 to let
-//! the adapter in, then sends hostile input (billion laughs, entities, a huge stanza, malformed
+//! the adapter in, then sends hostile input (billion laughs, entities, a huge stanza and tag, malformed
 //! XML, bad addresses, blocked, unknown and spoofed domains) and checks it is all refused, counted
 //! and survived.
 
@@ -330,14 +330,27 @@ fn hostile_xmpp_server_input_is_refused_counted_and_survived() {
     }
     healthy(&server);
 
-    // Input that ends the stream: the adapter says why, closes (the host writes out the stream
-    // error before shutting the socket), and connects again after its backoff.
+    // A 2 MiB stanza (over max_stanza_bytes, 1 MiB) is refused on its own: a policy-violation
+    // to its sender, and the stream goes on.
     let mut big = chat("carol@localhost/r", alice_jid, "");
     big.insert_str(big.find("</body>").expect("body"), &"A".repeat(2 << 20));
+    send(&mut s, &big);
+    // (After the stanza errors for the refused stanzas above: jid-malformed, service-unavailable.)
+    let said = read_until(&mut s, "stanza over 1048576 bytes</text></error></message>", 20);
+    assert!(said.contains("<policy-violation ") && said.contains("to='carol@localhost/r'"), "{said}");
+    assert!(said.contains("<jid-malformed ") && said.contains("<service-unavailable "), "{said}");
+    send(&mut s, &chat("carol@localhost/r", alice_jid, "after the big one"));
+    assert_eq!(alice.event("im.message")["message"]["text"], "after the big one");
+    assert_eq!(link(&admin)["state"], "up");
+
+    // Input that ends the stream: the adapter says why, closes (the host writes out the stream
+    // error before shutting the socket), and connects again after its backoff.
+    let mut huge_tag = format!("<message from='carol@localhost/r' to='{alice_jid}' x='");
+    huge_tag.push_str(&"A".repeat(2 << 20));
     let fatal: [(&str, String, &str); 4] = [
         ("billion laughs", format!("{}<message/>", billion_laughs()), "restricted-xml"),
         ("an undeclared entity", chat("carol@localhost/r", alice_jid, "&lol9;"), "restricted-xml"),
-        ("a 2 MiB stanza", big, "policy-violation"),
+        ("a 2 MiB tag", huge_tag, "policy-violation"),
         (
             "malformed XML",
             "<message from='carol@localhost' to='alice@halo.localhost'><body>x</bod></message>".into(),
@@ -392,7 +405,7 @@ fn hostile_xmpp_server_input_is_refused_counted_and_survived() {
     let history = alice_rest.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None).expect("history");
     let texts: Vec<&str> =
         history["messages"].as_array().expect("messages").iter().filter_map(|m| m["text"].as_str()).collect();
-    assert_eq!(texts, ["a fine message", "still here"]);
+    assert_eq!(texts, ["a fine message", "after the big one", "still here"]);
     healthy(&server);
     assert!(metric(&server, "halo_federation_rejected", "") >= (refused.len() + 5) as f64);
 }
