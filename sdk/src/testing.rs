@@ -409,6 +409,7 @@ mod tests {
                 Input::Presence(_) | Input::Subscribe(_) => {
                     vec![Action::Reject(Rejection { domain: None, reason: "no".into() }), Action::Close(1)]
                 }
+                Input::Refused(_) => Vec::new(),
             }
         }
     }

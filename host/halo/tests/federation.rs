@@ -159,6 +159,21 @@ fn users_of_two_halo_servers_add_each_other_see_presence_and_chat() {
         .read_to_string()
         .expect("text");
     assert!(text.contains("halo_federation_sent_total{domain=\"b.test\",kind=\"message\"}"), "{text}");
+
+    // b.test refuses a message to someone it does not have: its signed receipt says so, and
+    // alice's message shows failed, with why.
+    let ghost = alice.ok(json!({"type": "im.start", "participants": ["ghost@b.test"]}))["conversation"]["id"].clone();
+    let sent = alice.ok(json!({"type": "im.send", "conversation": ghost, "text": "anyone?"}));
+    let failed = alice.event("im.failed");
+    assert_eq!((&failed["conversation"], &failed["message"]), (&ghost, &sent["message"]["id"]), "{failed}");
+    assert_eq!(failed["failure"]["to"], "ghost@b.test", "{failed}");
+    assert_eq!(failed["failure"]["code"], "no_such_user", "{failed}");
+    let history = p.a.client(Some(&ta)).call_json("GET", &format!("/api/v1/conversations/{ghost}/messages"), None);
+    let history = history.expect("history");
+    assert_eq!(history["messages"][0]["failed"], failed["failure"], "{history}");
+    // Delivered messages carry no failure.
+    let first = p.a.client(Some(&ta)).call_json("GET", &format!("/api/v1/conversations/{conv}/messages"), None);
+    assert!(first.expect("history")["messages"][0].get("failed").is_none());
 }
 
 /// The texts of `user`'s first conversation on `server`.
@@ -321,7 +336,15 @@ fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
             .send(body.as_bytes())
             .expect("request");
         let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().unwrap_or_default())
+        let header = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (o, t, sig) = (header("halo-origin"), header("halo-timestamp"), header("halo-signature"));
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        // Every receipt is signed by b.test with the shared secret.
+        if status == 200 {
+            let ts: u64 = t.parse().expect("receipt timestamp");
+            assert_eq!((o.as_str(), sign(SECRET, "b.test", ts, text.as_bytes())), ("b.test", sig), "{text}");
+        }
+        (status, text)
     };
     let msg = |from: &str, to: &str, text: &str| json!([{"type": "message", "from": from, "to": to, "text": text, "id": text}]);
     let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");

@@ -152,8 +152,55 @@ fn agent(ca: Option<&str>) -> anyhow::Result<ureq::Agent> {
     Ok(config.into())
 }
 
-/// Posts one batch; the receipt, or why not.
-fn post(agent: &ureq::Agent, url: &str, origin: &str, secret: &str, items: &[Item]) -> Result<Receipt, String> {
+/// A receipt as the receiver sends it: the JSON body and the headers that sign it ([`ORIGIN`]
+/// the receiver's domain, [`TIMESTAMP`], [`SIGNATURE`] under the secret the two share), so the
+/// sender can trust its refusals.
+#[derive(Debug)]
+pub struct SignedReceipt {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// The receiver's domain.
+    pub origin: String,
+    /// Signing time, ms since the Unix epoch.
+    pub timestamp: u64,
+    /// The signature.
+    pub signature: String,
+}
+
+/// Checks a peer's request, delivers its items, and signs the receipt.
+pub async fn receive_signed(
+    fed: &FederationService,
+    signed: Signed<'_>,
+    body: &[u8],
+) -> Result<SignedReceipt, ServiceError> {
+    let origin = signed.origin.map(str::to_ascii_lowercase).unwrap_or_default();
+    let receipt = receive(fed, signed, body).await?;
+    let body = serde_json::to_vec(&receipt).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let own = fed.domain().unwrap_or_default().to_owned();
+    let secret = fed.halo_route(&origin).map(|(_, secret, _)| secret).unwrap_or_default();
+    let timestamp = now_ms();
+    let signature = sign(&secret, &own, timestamp, &body);
+    Ok(SignedReceipt { body, origin: own, timestamp, signature })
+}
+
+/// Whether a receipt's signature headers check out for `peer` under `secret`.
+fn receipt_signed(resp: &ureq::http::Response<ureq::Body>, peer: &str, secret: &str, body: &[u8]) -> bool {
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(ts), Some(sig)) = (header(ORIGIN), header(TIMESTAMP), header(SIGNATURE)) else {
+        return false;
+    };
+    let Ok(ts) = ts.parse::<u64>() else { return false };
+    origin.eq_ignore_ascii_case(peer) && now_ms().abs_diff(ts) <= MAX_SKEW_MS && verify(secret, origin, ts, body, sig)
+}
+
+/// Posts one batch; the receipt (its refusals only if the peer signed it), or why not.
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    (origin, peer): (&str, &str),
+    secret: &str,
+    items: &[Item],
+) -> Result<Receipt, String> {
     let body = serde_json::to_vec(&Envelope { items: items.to_vec() }).map_err(|e| e.to_string())?;
     let ts = now_ms();
     let sig = sign(secret, origin, ts, &body);
@@ -171,7 +218,13 @@ fn post(agent: &ureq::Agent, url: &str, origin: &str, secret: &str, items: &[Ite
     if status != 200 {
         return Err(format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>()));
     }
-    serde_json::from_str(&text).map_err(|e| format!("{url}: bad receipt: {e}"))
+    let mut receipt: Receipt = serde_json::from_str(&text).map_err(|e| format!("{url}: bad receipt: {e}"))?;
+    if !receipt.refusals.is_empty() && !receipt_signed(&resp, peer, secret, text.as_bytes()) {
+        // An older peer, or a receipt nobody vouches for: its refusals fail no message.
+        tracing::info!(%peer, "the peer's receipt is not signed; its refusals are only logged");
+        receipt.refusals.clear();
+    }
+    Ok(receipt)
 }
 
 /// Carries `domain`'s queue to its Halo peer, forever: batches in order, each removed once the
@@ -206,9 +259,9 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
         // An empty batch (nothing queued while the peer is not known to be up) probes it, so
         // admins see its state.
         let items: Vec<Item> = batch.iter().map(|q| q.item.clone()).collect();
-        let (u, o, s, ca2) = (url.clone(), origin.clone(), secret.clone(), ca.clone());
+        let (u, o, s, ca2, d) = (url.clone(), origin.clone(), secret.clone(), ca.clone(), domain.clone());
         let result = tokio::task::spawn_blocking(move || {
-            agent(ca2.as_deref()).map_err(|e| format!("{e:#}")).and_then(|a| post(&a, &u, &o, &s, &items))
+            agent(ca2.as_deref()).map_err(|e| format!("{e:#}")).and_then(|a| post(&a, &u, (&o, &d), &s, &items))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));

@@ -171,6 +171,19 @@ mod tests {
     }
 
     #[test]
+    fn delivery_failure_v1_is_pinned() {
+        let samples = [
+            DeliveryFailure {
+                to: "bob@b.example".into(),
+                code: Refusal::NoSuchUser,
+                reason: "no user bob here".into(),
+            },
+            DeliveryFailure { to: "carol@c.example".into(), code: Refusal::RateLimited, reason: "slow down".into() },
+        ];
+        pin("fed_failed", include_str!("golden/delivery_failure_v1.hex"), &samples);
+    }
+
+    #[test]
     fn item_v1_is_pinned() {
         let presence = |activity: Option<&str>, note: Option<&str>| Item::Presence {
             from: "alice".into(),
