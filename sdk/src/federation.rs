@@ -125,6 +125,52 @@ pub enum Input {
     GroupRefused(crate::groups::GroupRefused),
     /// The rooms remote users may find (handed when routing starts and when rooms change).
     Rooms(Vec<crate::groups::RoomInfo>),
+    /// The host refused an item the adapter delivered: answer its sender in the protocol's
+    /// terms (0.1.4).
+    Refused(Refusal),
+}
+
+/// Why the receiving server refused an item (0.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCode {
+    /// No such (enabled) user.
+    NoSuchUser,
+    /// The recipient blocked the sender.
+    Blocked,
+    /// The recipient does not take messages now (Do Not Disturb, offline).
+    Unavailable,
+    /// The sender's domain sent faster than its limit.
+    RateLimited,
+    /// The text is over the size limit.
+    TooBig,
+    /// Malformed, or not something the receiver takes.
+    BadRequest,
+    /// The sender's domain is not federated there.
+    NotFederated,
+    /// Something failed on the receiving server.
+    Internal,
+}
+
+/// An item crossing servers (0.1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A message.
+    Message(Message),
+    /// A presence change.
+    Presence(Presence),
+    /// A subscription stanza.
+    Subscribe(Subscribe),
+}
+
+/// An item refused, and why (0.1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The item.
+    pub item: Item,
+    /// Why, as a code.
+    pub code: RefusalCode,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// Why a remote stanza was dropped (logged and counted per domain by the host).
@@ -174,6 +220,12 @@ pub enum Action {
     DeliverGroupLeave(crate::groups::GroupJoin),
     /// A remote member invites someone into a group.
     DeliverGroupAdd(crate::groups::GroupAdd),
+    /// The remote side refused an item the host handed the adapter: a message becomes a
+    /// failed message for its sender (0.1.4).
+    Bounced(Refusal),
+    /// The link failed for this reason: counted against its breaker with it when it closes,
+    /// shown in `halo federation status` (0.1.4).
+    LinkFailed(LinkId, String),
 }
 
 /// A federation adapter: translates between a remote protocol and Halo's events, one input at

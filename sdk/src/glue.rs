@@ -170,7 +170,8 @@ pub fn deliver<S: crate::ArchiveSink>(
 mod fed {
     use crate::fed_bindings::halo::plugin::federation as f;
     use crate::federation::{
-        Action, FederationAdapter, Input, Message, Presence, PresenceInfo, Rejection, Subscribe, Subscription,
+        Action, FederationAdapter, Input, Item, Message, Presence, PresenceInfo, Refusal, RefusalCode, Rejection,
+        Subscribe, Subscription,
     };
 
     use super::WasmHost;
@@ -218,6 +219,48 @@ mod fed {
             Subscription::Refuse => f::Subscription::Refuse,
             Subscription::Cancel => f::Subscription::Cancel,
             Subscription::Probe => f::Subscription::Probe,
+        }
+    }
+
+    fn code_from(c: f::RefusalCode) -> RefusalCode {
+        match c {
+            f::RefusalCode::NoSuchUser => RefusalCode::NoSuchUser,
+            f::RefusalCode::Blocked => RefusalCode::Blocked,
+            f::RefusalCode::Unavailable => RefusalCode::Unavailable,
+            f::RefusalCode::RateLimited => RefusalCode::RateLimited,
+            f::RefusalCode::TooBig => RefusalCode::TooBig,
+            f::RefusalCode::BadRequest => RefusalCode::BadRequest,
+            f::RefusalCode::NotFederated => RefusalCode::NotFederated,
+            f::RefusalCode::Internal => RefusalCode::Internal,
+        }
+    }
+
+    fn code_to(c: RefusalCode) -> f::RefusalCode {
+        match c {
+            RefusalCode::NoSuchUser => f::RefusalCode::NoSuchUser,
+            RefusalCode::Blocked => f::RefusalCode::Blocked,
+            RefusalCode::Unavailable => f::RefusalCode::Unavailable,
+            RefusalCode::RateLimited => f::RefusalCode::RateLimited,
+            RefusalCode::TooBig => f::RefusalCode::TooBig,
+            RefusalCode::BadRequest => f::RefusalCode::BadRequest,
+            RefusalCode::NotFederated => f::RefusalCode::NotFederated,
+            RefusalCode::Internal => f::RefusalCode::Internal,
+        }
+    }
+
+    fn item_from(i: f::FedItem) -> Item {
+        match i {
+            f::FedItem::Message(m) => Item::Message(message_from(m)),
+            f::FedItem::Presence(p) => Item::Presence(presence_from(p)),
+            f::FedItem::Subscribe(s) => Item::Subscribe(Subscribe { from: s.from, to: s.to, kind: kind_from(s.kind) }),
+        }
+    }
+
+    fn item_to(i: Item) -> f::FedItem {
+        match i {
+            Item::Message(m) => f::FedItem::Message(message_to(m)),
+            Item::Presence(p) => f::FedItem::Presence(presence_to(p)),
+            Item::Subscribe(s) => f::FedItem::Subscribe(f::Subscribe { from: s.from, to: s.to, kind: kind_to(s.kind) }),
         }
     }
 
@@ -270,6 +313,9 @@ mod fed {
                     })
                     .collect(),
             ),
+            f::Input::Refused(r) => {
+                Input::Refused(Refusal { item: item_from(r.item), code: code_from(r.code), reason: r.reason })
+            }
         }
     }
 
@@ -297,6 +343,10 @@ mod fed {
             Action::DeliverGroupAdd(a) => {
                 f::Action::DeliverGroupAdd(f::GroupAdd { from: a.from, group: a.group, user: a.user })
             }
+            Action::Bounced(r) => {
+                f::Action::Bounced(f::Refusal { item: item_to(r.item), code: code_to(r.code), reason: r.reason })
+            }
+            Action::LinkFailed(link, why) => f::Action::LinkFailed((link, why)),
         }
     }
 

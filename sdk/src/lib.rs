@@ -74,8 +74,8 @@ pub mod testing;
 
 pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
 pub use federation::{
-    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
-    Subscription,
+    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Refusal, RefusalCode, Rejection,
+    Subscribe, Subscription,
 };
 pub use groups::{
     GroupAdd, GroupInvite, GroupJoin, GroupLine, GroupMessage, GroupPost, GroupRefused, GroupState, RoomInfo,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 
 use crate::federation::{
-    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
+    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Refusal, Rejection, Subscribe,
     Subscription,
 };
 use crate::{Host, KvError, Level, MachineState, PresenceInput, Published};
@@ -143,6 +143,8 @@ pub struct AdapterHarness<A: FederationAdapter> {
     presence: Vec<Presence>,
     subscriptions: Vec<Subscribe>,
     rejections: Vec<Rejection>,
+    bounces: Vec<Refusal>,
+    link_failures: Vec<(LinkId, String)>,
     timers: BTreeMap<u32, u32>,
     links: BTreeMap<LinkId, LinkSpec>,
     closed_by_adapter: Vec<LinkId>,
@@ -163,6 +165,8 @@ impl<A: FederationAdapter> AdapterHarness<A> {
             presence: Vec::new(),
             subscriptions: Vec::new(),
             rejections: Vec::new(),
+            bounces: Vec::new(),
+            link_failures: Vec::new(),
             timers: BTreeMap::new(),
             links: BTreeMap::new(),
             closed_by_adapter: Vec::new(),
@@ -285,6 +289,16 @@ impl<A: FederationAdapter> AdapterHarness<A> {
         std::mem::take(&mut self.rejections)
     }
 
+    /// The remote refusals the adapter reported ([`Action::Bounced`]) since the last call.
+    pub fn bounces(&mut self) -> Vec<Refusal> {
+        std::mem::take(&mut self.bounces)
+    }
+
+    /// The link failures the adapter reported ([`Action::LinkFailed`]) since the last call.
+    pub fn link_failures(&mut self) -> Vec<(LinkId, String)> {
+        std::mem::take(&mut self.link_failures)
+    }
+
     /// The armed timers as `(token, ms)`, by token.
     pub fn timers(&self) -> Vec<(u32, u32)> {
         self.timers.iter().map(|(t, ms)| (*t, *ms)).collect()
@@ -349,6 +363,8 @@ impl<A: FederationAdapter> AdapterHarness<A> {
                 | Action::DeliverGroupJoin(_)
                 | Action::DeliverGroupLeave(_)
                 | Action::DeliverGroupAdd(_) => {}
+                Action::Bounced(r) => self.bounces.push(r.clone()),
+                Action::LinkFailed(link, why) => self.link_failures.push((*link, why.clone())),
             }
         }
         self.actions.extend_from_slice(actions);

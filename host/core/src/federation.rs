@@ -533,9 +533,61 @@ impl Item {
     }
 }
 
+/// Why the receiving server refused an item, as it tells the sending side (an adapter turns
+/// it into its protocol's error, e.g. an XMPP stanza error; a Halo peer gets it in its signed
+/// receipt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// No such (enabled) user here.
+    NoSuchUser,
+    /// The recipient blocked the sender (told as little as an absent account would).
+    Blocked,
+    /// The recipient does not take messages now (Do Not Disturb, or offline with offline IM off).
+    Unavailable,
+    /// The sender's domain sent faster than its limit.
+    RateLimited,
+    /// The text is over the size limit.
+    TooBig,
+    /// Malformed, or not something this server takes (e.g. a message to a group).
+    BadRequest,
+    /// The sender's domain is not federated here (or not through this transport).
+    NotFederated,
+    /// Something failed on this server; retrying later may work.
+    Internal,
+}
+
+impl Refusal {
+    /// The wire name (`no_such_user`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NoSuchUser => "no_such_user",
+            Refusal::Blocked => "blocked",
+            Refusal::Unavailable => "unavailable",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::TooBig => "too_big",
+            Refusal::BadRequest => "bad_request",
+            Refusal::NotFederated => "not_federated",
+            Refusal::Internal => "internal",
+        }
+    }
+}
+
+/// A message a remote server refused: it reached no one there, and its sender is told so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFailure {
+    /// The remote recipient.
+    pub to: String,
+    /// Why, as a code.
+    pub code: Refusal,
+    /// Why, in words (the remote side's, shortened).
+    pub reason: String,
+}
+
 /// The circuit breaker of one remote link: after each failure the next attempt waits longer
 /// (from [`Breaker::BASE`] doubling to [`Breaker::MAX`]); after [`Breaker::TRIP`] failures in a
-/// row it reports `open`, so admins see a dead peer at a glance. One success closes it.
+/// row it reports `open`, so admins see a dead peer at a glance. One success closes it and
+/// clears the last error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breaker {
     failures: u32,
@@ -572,10 +624,11 @@ impl Breaker {
         self.retry_at
     }
 
-    /// Records a success.
+    /// Records a success: closed, no error.
     pub fn succeeded(&mut self) {
         self.failures = 0;
         self.retry_at = 0;
+        self.last_error = None;
     }
 
     /// Whether an attempt may be made at `now`.
@@ -734,5 +787,6 @@ mod tests {
         b.succeeded();
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(b.ready(0));
+        assert_eq!(b.last_error(), None);
     }
 }

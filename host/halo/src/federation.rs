@@ -17,6 +17,14 @@ pub fn main(args: FederationArgs) -> anyhow::Result<()> {
                     "say how {domain} is reached: --adapter <plugin> or --url https://peer:port --secret ..."
                 );
             }
+            // The server opens the CA file: a relative path means one from here, not from
+            // the server's working directory.
+            let ca = match ca {
+                Some(p) => {
+                    Some(std::path::absolute(&p).map_err(|e| anyhow::anyhow!("--ca {p}: {e}"))?.display().to_string())
+                }
+                None => None,
+            };
             let body = json!({"adapter": adapter, "url": url, "secret": secret, "ca": ca});
             client.call_json("PUT", &path(&domain), Some(&body))?
         }
@@ -62,9 +70,21 @@ fn print(o: &Value) {
         if let Some(b) = st["breaker"].as_str().filter(|b| *b != "closed") {
             line.push_str(&format!(" ({b}, {} failures)", st["failures"].as_u64().unwrap_or(0)));
         }
+        if st.is_object() {
+            let n = |k: &str| st[k].as_u64().unwrap_or(0);
+            line.push_str(&format!(" sent {} received {} rejected {}", n("sent"), n("received"), n("rejected")));
+        }
         if let Some(e) = st["last_error"].as_str() {
             line.push_str(&format!("\n{:>26}last error: {e}", ""));
         }
         println!("{line}");
+    }
+    // Refusals by the sender's domain, including domains with no rule (a stranger knocking).
+    let rejected: Vec<String> = o["rejected"]
+        .as_object()
+        .map(|m| m.iter().map(|(d, n)| format!("{d} ({})", n.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default();
+    if !rejected.is_empty() {
+        println!("refused remote traffic from: {}", rejected.join(", "));
     }
 }

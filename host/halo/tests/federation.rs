@@ -160,6 +160,21 @@ fn users_of_two_halo_servers_add_each_other_see_presence_and_chat() {
         .read_to_string()
         .expect("text");
     assert!(text.contains("halo_federation_sent_total{domain=\"b.test\",kind=\"message\"}"), "{text}");
+
+    // b.test refuses a message to someone it does not have: its signed receipt says so, and
+    // alice's message shows failed, with why.
+    let ghost = alice.ok(json!({"type": "im.start", "participants": ["ghost@b.test"]}))["conversation"]["id"].clone();
+    let sent = alice.ok(json!({"type": "im.send", "conversation": ghost, "text": "anyone?"}));
+    let failed = alice.event("im.failed");
+    assert_eq!((&failed["conversation"], &failed["message"]), (&ghost, &sent["message"]["id"]), "{failed}");
+    assert_eq!(failed["failure"]["to"], "ghost@b.test", "{failed}");
+    assert_eq!(failed["failure"]["code"], "no_such_user", "{failed}");
+    let history = p.a.client(Some(&ta)).call_json("GET", &format!("/api/v1/conversations/{ghost}/messages"), None);
+    let history = history.expect("history");
+    assert_eq!(history["messages"][0]["failed"], failed["failure"], "{history}");
+    // Delivered messages carry no failure.
+    let first = p.a.client(Some(&ta)).call_json("GET", &format!("/api/v1/conversations/{conv}/messages"), None);
+    assert!(first.expect("history")["messages"][0].get("failed").is_none());
 }
 
 /// The texts of `user`'s first conversation on `server`.
@@ -322,7 +337,15 @@ fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
             .send(body.as_bytes())
             .expect("request");
         let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().unwrap_or_default())
+        let header = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (o, t, sig) = (header("halo-origin"), header("halo-timestamp"), header("halo-signature"));
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        // Every receipt is signed by b.test with the shared secret.
+        if status == 200 {
+            let ts: u64 = t.parse().expect("receipt timestamp");
+            assert_eq!((o.as_str(), sign(SECRET, "b.test", ts, text.as_bytes())), ("b.test", sig), "{text}");
+        }
+        (status, text)
     };
     let msg = |from: &str, to: &str, text: &str| json!([{"type": "message", "from": from, "to": to, "text": text, "id": text}]);
     let mut bob = Peer::connect(&p.b, &tb, "bob-laptop");
@@ -342,6 +365,9 @@ fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
     let (s, body) = post("a.test", SECRET, now_ms(), msg("alice", "nobody@b.test", "to nobody"));
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("no user nobody"), "{body}");
+    // The receipt says which item and why, as a code.
+    let receipt: Value = serde_json::from_str(&body).expect("receipt");
+    assert_eq!(receipt["refusals"], json!([{"index": 0, "code": "no_such_user", "reason": "no user nobody here"}]));
     // Garbage bodies.
     let ts = now_ms();
     let garbage = b"{\"items\": [{\"type\": \"telepathy\"}]}";
@@ -362,14 +388,152 @@ fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
     let (s, body) = post("a.test", SECRET, now_ms(), msg("alice", "bob@b.test", "genuine"));
     assert_eq!((s, body.contains("\"accepted\":1")), (200, true), "{body}");
     assert_eq!(im_from(&mut bob, "alice@a.test")["text"], "genuine");
-    // And a repeat of the same id is stored once.
-    post("a.test", SECRET, now_ms(), msg("alice", "bob@b.test", "genuine"));
+    // And a repeat of the same id is stored once, and answered as a duplicate.
+    let (s, body) = post("a.test", SECRET, now_ms(), msg("alice", "bob@b.test", "genuine"));
+    assert_eq!(s, 200, "{body}");
+    let receipt: Value = serde_json::from_str(&body).expect("receipt");
+    assert_eq!((receipt["accepted"].as_u64(), receipt["duplicates"].as_u64()), (Some(0), Some(1)), "{body}");
     let convs = client.call_json("GET", "/api/v1/conversations", None).expect("convs");
     let id = convs["conversations"][0]["id"].clone();
     let msgs = client.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None).expect("msgs");
     assert_eq!(msgs["messages"].as_array().map(Vec::len), Some(1), "{msgs}");
+    // The overview counts what the metric counts: the forged, stale, spoofed and misaddressed
+    // requests from a.test, and the unknown c.test and blocked evil.test too.
     let o = overview(&p.b);
-    assert!(o["links"]["halo:a.test"]["rejected"].as_u64().unwrap_or(0) >= 2, "{o}");
+    assert_eq!(o["links"]["halo:a.test"]["rejected"].as_u64(), Some(4), "{o}");
+    // (a.test may also have knocked before b had its rule, at start: counted, on no link.)
+    assert!(o["rejected"]["a.test"].as_u64() >= Some(4), "{o}");
+    assert_eq!(o["rejected"]["c.test"].as_u64(), Some(1), "{o}");
+    assert_eq!(o["rejected"]["evil.test"].as_u64(), Some(1), "{o}");
+    let token = p.b.login("admin", common::ADMIN_PASSWORD);
+    let (_, metrics) = p.b.raw("GET", "/metrics", Some(&token), "text/plain", Vec::new());
+    let metric = |domain: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("halo_federation_rejected_total") && l.contains(&format!("domain=\"{domain}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    for d in ["a.test", "c.test", "evil.test"] {
+        assert_eq!(metric(d), o["rejected"][d].as_u64().map(|n| n as f64), "{d}: {metrics}");
+    }
+    let mut c = common::halo();
+    c.args(["federation", "status", "--data-dir"])
+        .arg(p.b.data_dir())
+        .env_remove("HALO_SERVER")
+        .env_remove("HALO_TOKEN");
+    let text = common::ok(c.output().expect("ran"));
+    assert!(text.contains("rejected 4") && text.contains("c.test (1)") && text.contains("evil.test (1)"), "{text}");
+    // Metrics, REST and CLI agree on the total too.
+    let total: u64 = o["rejected"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    let metric_total: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("halo_federation_rejected_total"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    assert_eq!(metric_total, total as f64, "{metrics}");
+}
+
+/// The self-signed certificate recipe of docs/federation.md, run in `dir`.
+fn openssl_recipe(dir: &std::path::Path) -> bool {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "825",
+            "-keyout",
+            "fed-privkey.pem",
+            "-out",
+            "fed-fullchain.pem",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => panic!("the openssl recipe failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must have openssl");
+            eprintln!("SKIPPED the openssl recipe: no openssl");
+            false
+        }
+    }
+}
+
+#[test]
+fn the_docs_certificate_recipe_and_a_relative_ca_work_and_a_blocked_remote_user_sees_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if !openssl_recipe(dir.path()) {
+        return;
+    }
+    let certs = Certs {
+        cert: dir.path().join("fed-fullchain.pem").display().to_string(),
+        key: dir.path().join("fed-privkey.pem").display().to_string(),
+        pem: std::fs::read(dir.path().join("fed-fullchain.pem")).expect("pem"),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let (a_port, b_port) = (free_port(), free_port());
+    let a = org("a.test", a_port, &certs);
+    let b = org("b.test", b_port, &certs);
+    // `--ca` relative to the CLI's directory (the servers run elsewhere).
+    for (server, peer, port) in [(&a, "b.test", b_port), (&b, "a.test", a_port)] {
+        let mut c = common::halo();
+        c.current_dir(dir.path())
+            .args(["federation", "allow", peer, "--url", &format!("https://127.0.0.1:{port}"), "--secret", SECRET])
+            .args(["--ca", "fed-fullchain.pem", "--data-dir"])
+            .arg(server.data_dir())
+            .env_remove("HALO_SERVER")
+            .env_remove("HALO_TOKEN");
+        common::ok(c.output().expect("ran"));
+    }
+    let (ta, tb) = (token(&a, "alice"), token(&b, "bob"));
+    let mut alice = Peer::connect(&a, &ta, "alice-laptop");
+    let mut bob = Peer::connect(&b, &tb, "bob-laptop");
+    add_contact(&a, &ta, "bob@b.test", "colleagues");
+    add_contact(&b, &tb, "alice@a.test", "colleagues");
+    wait_presence(&mut alice, "bob@b.test", |v| v["state"] == "available");
+    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "available");
+
+    // Remote presence is readable over REST, not only through the contact list.
+    let bob_rest = b.client(Some(&tb));
+    let seen = bob_rest.call_json("GET", "/api/v1/users/alice@a.test/presence", None).expect("remote presence");
+    assert_eq!(
+        (seen["username"].as_str(), seen["state"].as_str()),
+        (Some("alice@a.test"), Some("available")),
+        "{seen}"
+    );
+
+    // Alice goes DND with a note, then blocks bob: he sees her Offline, not the DND.
+    alice.ok(json!({"type": "presence.set", "state": "do-not-disturb"}));
+    a.client(Some(&ta)).call_json("PATCH", "/api/v1/me/presence", Some(&json!({"note": "heads down"}))).expect("note");
+    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "do_not_disturb" && v["note"] == "heads down");
+    a.client(Some(&ta))
+        .call_json("PATCH", "/api/v1/contacts/bob@b.test", Some(&json!({"level": "blocked"})))
+        .expect("block bob");
+    wait_presence(&mut bob, "alice@a.test", |v| v["state"] == "offline");
+    // Later changes do not reach him: after her change and a message queued behind it, he
+    // still sees her Offline.
+    alice.ok(json!({"type": "presence.set", "state": "available"}));
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob@b.test"]}))["conversation"]["id"].clone();
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "after the block"}));
+    assert_eq!(im_from(&mut bob, "alice@a.test")["text"], "after the block");
+    let seen = bob_rest.call_json("GET", "/api/v1/users/alice@a.test/presence", None).expect("remote presence");
+    assert_eq!(seen["state"], "offline", "{seen}");
 }
 
 /// Items waiting in `server`'s federation queues.

@@ -190,7 +190,7 @@ pub(crate) fn record_to_wit(r: &halo_core::archive::Record) -> sink::halo::plugi
 
 /// Federation inputs and actions as WIT and back.
 pub(crate) mod federation {
-    use halo_core::federation::{Item, PresenceInfo, Subscription};
+    use halo_core::federation::{Item, PresenceInfo, Refusal, Subscription};
 
     use super::fed::halo::plugin::federation as wit;
     use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
@@ -215,6 +215,79 @@ pub(crate) mod federation {
         }
     }
 
+    /// An item as WIT, if `fed-item` can say it (messages, presence, subscriptions; not group
+    /// traffic).
+    fn item_to_wit(item: &Item) -> Option<wit::FedItem> {
+        Some(match item {
+            Item::Message { from, to, text, id } => wit::FedItem::Message(wit::Message {
+                from: from.clone(),
+                to: to.clone(),
+                text: text.clone(),
+                id: Some(id.clone()),
+            }),
+            Item::Presence { from, to, info } => wit::FedItem::Presence(wit::Presence {
+                from: from.clone(),
+                to: to.clone(),
+                info: wit::PresenceInfo {
+                    state: info.state.clone(),
+                    activity: info.activity.clone(),
+                    label: info.label.clone(),
+                    note: info.note.clone(),
+                },
+            }),
+            Item::Subscribe { from, to, kind } => {
+                wit::FedItem::Subscribe(wit::Subscribe { from: from.clone(), to: to.clone(), kind: kind_to_wit(*kind) })
+            }
+            _ => return None,
+        })
+    }
+
+    /// An item from WIT.
+    fn item_from_wit(item: wit::FedItem) -> Item {
+        match item {
+            wit::FedItem::Message(m) => {
+                Item::Message { from: m.from, to: m.to, text: m.text, id: m.id.unwrap_or_default() }
+            }
+            wit::FedItem::Presence(p) => Item::Presence {
+                from: p.from,
+                to: p.to,
+                info: PresenceInfo {
+                    state: p.info.state,
+                    activity: p.info.activity,
+                    label: p.info.label,
+                    note: p.info.note,
+                },
+            },
+            wit::FedItem::Subscribe(s) => Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) },
+        }
+    }
+
+    fn code_to_wit(c: Refusal) -> wit::RefusalCode {
+        match c {
+            Refusal::NoSuchUser => wit::RefusalCode::NoSuchUser,
+            Refusal::Blocked => wit::RefusalCode::Blocked,
+            Refusal::Unavailable => wit::RefusalCode::Unavailable,
+            Refusal::RateLimited => wit::RefusalCode::RateLimited,
+            Refusal::TooBig => wit::RefusalCode::TooBig,
+            Refusal::BadRequest => wit::RefusalCode::BadRequest,
+            Refusal::NotFederated => wit::RefusalCode::NotFederated,
+            Refusal::Internal => wit::RefusalCode::Internal,
+        }
+    }
+
+    fn code_from_wit(c: wit::RefusalCode) -> Refusal {
+        match c {
+            wit::RefusalCode::NoSuchUser => Refusal::NoSuchUser,
+            wit::RefusalCode::Blocked => Refusal::Blocked,
+            wit::RefusalCode::Unavailable => Refusal::Unavailable,
+            wit::RefusalCode::RateLimited => Refusal::RateLimited,
+            wit::RefusalCode::TooBig => Refusal::TooBig,
+            wit::RefusalCode::BadRequest => Refusal::BadRequest,
+            wit::RefusalCode::NotFederated => Refusal::NotFederated,
+            wit::RefusalCode::Internal => Refusal::Internal,
+        }
+    }
+
     /// An input as WIT; `None` for what this WIT version cannot say (group items before
     /// 0.1.4).
     pub(crate) fn input_to_wit(i: &AdapterInput) -> Option<wit::Input> {
@@ -235,27 +308,11 @@ pub(crate) mod federation {
                     .collect(),
             ),
             AdapterInput::Outbound(item) => match item {
-                Item::Message { from, to, text, id } => wit::Input::Message(wit::Message {
-                    from: from.clone(),
-                    to: to.clone(),
-                    text: text.clone(),
-                    id: Some(id.clone()),
-                }),
-                Item::Presence { from, to, info } => wit::Input::Presence(wit::Presence {
-                    from: from.clone(),
-                    to: to.clone(),
-                    info: wit::PresenceInfo {
-                        state: info.state.clone(),
-                        activity: info.activity.clone(),
-                        label: info.label.clone(),
-                        note: info.note.clone(),
-                    },
-                }),
-                Item::Subscribe { from, to, kind } => wit::Input::Subscribe(wit::Subscribe {
-                    from: from.clone(),
-                    to: to.clone(),
-                    kind: kind_to_wit(*kind),
-                }),
+                Item::Message { .. } | Item::Presence { .. } | Item::Subscribe { .. } => match item_to_wit(item)? {
+                    wit::FedItem::Message(m) => wit::Input::Message(m),
+                    wit::FedItem::Presence(p) => wit::Input::Presence(p),
+                    wit::FedItem::Subscribe(s) => wit::Input::Subscribe(s),
+                },
                 // ----- Groups and rooms -----
                 Item::GroupMessage { from, to, author, text, id } => wit::Input::GroupMessage(wit::GroupMessage {
                     group: from.clone(),
@@ -295,6 +352,11 @@ pub(crate) mod federation {
                     return None;
                 }
             },
+            AdapterInput::Refused(item, code, reason) => wit::Input::Refused(wit::Refusal {
+                item: item_to_wit(item)?,
+                code: code_to_wit(*code),
+                reason: reason.clone(),
+            }),
         })
     }
 
@@ -340,6 +402,8 @@ pub(crate) mod federation {
             wit::Action::DeliverGroupAdd(a) => {
                 AdapterAction::Deliver(Item::GroupAdd { from: a.from, to: a.group, user: a.user })
             }
+            wit::Action::Bounced(r) => AdapterAction::Bounced(item_from_wit(r.item), code_from_wit(r.code), r.reason),
+            wit::Action::LinkFailed((l, why)) => AdapterAction::LinkFailed(l, why),
         }
     }
 }
@@ -405,6 +469,7 @@ pub(crate) mod federation_legacy {
                 // Groups are 0.1.4's.
                 _ => return None,
             },
+            AdapterInput::Refused(..) => return None,
         })
     }
 

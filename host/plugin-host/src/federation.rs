@@ -1,7 +1,7 @@
 //! What flows between the host and a federation adapter, as plain Rust: the inputs the host
 //! hands it and the actions it answers (see the `federation` interface in `wit/v0.1.2`).
 
-use halo_core::federation::Item;
+use halo_core::federation::{Item, Refusal};
 
 /// A connection the adapter asks the host to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub enum AdapterInput {
     Timer(u32),
     /// Something a local user sends a remote one.
     Outbound(Item),
+    /// The host refused an item the adapter delivered, with the code and why (0.1.4; not
+    /// handed to older adapters).
+    Refused(Item, Refusal, String),
     /// The rooms users of other servers may find (handed when routing starts and whenever
     /// rooms change; 0.1.4 adapters only).
     Rooms(Vec<RoomInfo>),
@@ -64,6 +67,11 @@ pub enum AdapterAction {
     SetTimer(u32, u32),
     /// A remote user's message, presence or subscription for a local user.
     Deliver(Item),
+    /// The link failed, with why (e.g. "handshake refused: not-authorized"): counted against
+    /// its breaker, shown in `federation status`, when it closes (0.1.4).
+    LinkFailed(u32, String),
+    /// The remote side refused an item the adapter was handed (0.1.4).
+    Bounced(Item, Refusal, String),
     /// A remote stanza was dropped.
     Reject {
         /// The remote domain, if known.

@@ -27,6 +27,8 @@ mod runtime;
 
 pub use executor::CallObserver;
 pub use limits::PluginLimits;
-pub use manifest::{ConfigField, FieldType, Manifest, ManifestError, SUPPORTED_APIS, allowed_capabilities, pack};
+pub use manifest::{
+    ConfigField, FieldType, Manifest, ManifestError, SECRET_MASK, SUPPORTED_APIS, allowed_capabilities, is_secret, pack,
+};
 pub use plugin::{CallError, DeriveRequest, Plugin, PluginStatus, SinkOutcome, StateInfo};
 pub use runtime::Runtime;

@@ -94,6 +94,20 @@ pub struct ConfigField {
     /// Must be set (no default).
     #[serde(default)]
     pub required: bool,
+    /// Write-only: a password, a shared secret. The host never shows its value (CLI, REST,
+    /// console, logs show [`SECRET_MASK`]), and a config written back with the mask keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// What is shown instead of a secret config value.
+pub const SECRET_MASK: &str = "********";
+
+/// Whether config key `key` holds a secret: marked so in `schema`, or, for plugins whose
+/// manifest says nothing (or is unknown), named like one (`secret`, `password`, `token`).
+pub fn is_secret(schema: Option<&BTreeMap<String, ConfigField>>, key: &str) -> bool {
+    let named = ["secret", "password", "token"].iter().any(|w| key.to_ascii_lowercase().contains(w));
+    named || schema.and_then(|s| s.get(key)).is_some_and(|f| f.secret)
 }
 
 /// What a plugin says about itself.

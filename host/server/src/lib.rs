@@ -77,10 +77,12 @@ pub async fn run(
     let handle = axum_server::Handle::new();
     let pruner = tokio::spawn(prune_sessions(state.clone()));
     {
-        let (handle, hub) = (handle.clone(), state.hub.clone());
+        let (handle, hub, fed) = (handle.clone(), state.hub.clone(), state.federation.clone());
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");
+            // Remote contacts hear this server's users go offline while the links are up.
+            fed.farewell().await;
             hub.close_all(stream::hub::CloseReason::ShuttingDown);
             handle.graceful_shutdown(Some(Duration::from_secs(5)));
         });

@@ -291,7 +291,11 @@ impl ImService {
         let thread = Thread::Conversation(id);
         let members: Vec<&Username> = conv.members().collect();
         let extras = self.changes.extras(actor.user, thread, &text, &members, draft)?;
-        self.limiter.check(actor.user)?;
+        // Users of other servers count against their domain's limit instead (checked by
+        // federation before this).
+        if !actor.user.is_remote() {
+            self.limiter.check(actor.user)?;
+        }
         let reserved = self.store.im().reserve()?;
         let msg = Message {
             id: reserved.id(),
@@ -418,11 +422,17 @@ impl ImService {
 
     /// A message from remote user `from` to local user `to`, arriving through federation: it
     /// lands in their 1:1 conversation (started if needed) like any other, after the same
-    /// reach check. A repeat of the same remote `id` is stored once.
-    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<(), ServiceError> {
+    /// reach check. A repeat of the same remote `id` is stored once: `false` then.
+    pub async fn receive(&self, from: &Username, to: &Username, text: &str, id: &str) -> Result<bool, ServiceError> {
         let actor = Actor { user: from, endpoint: None };
+        let key = fed_key(id);
+        if let Some(k) = &key
+            && self.store.im().by_key(from, k)?.is_some()
+        {
+            return Ok(false);
+        }
         let conv = self.start(actor, &[to.to_string()]).await?;
-        self.send(actor, conv.id, text, Format::Plain, fed_key(id)).await.map(|_| ())
+        self.send(actor, conv.id, text, Format::Plain, key).await.map(|_| true)
     }
 
     /// A remote member's post to group conversation `id` hosted here: stored and carried to
@@ -703,7 +713,35 @@ impl ImService {
         let hidden = self.store.im().entry(user, id)?.map_or(0, |e| e.hidden_upto);
         let thread = Thread::Conversation(id);
         let page = self.store.im().page(thread, (from.max(hidden.saturating_add(1)), until), before, after, limit)?;
-        page.iter().map(|m| self.changes.show(thread, m, Some(user), &[user])).collect()
+        let mut views =
+            page.iter().map(|m| self.changes.show(thread, m, Some(user), &[user])).collect::<Result<Vec<_>, _>>()?;
+        // What a remote server refused shows as failed.
+        if conv.members().any(Username::is_remote) {
+            for v in &mut views {
+                v.failed = self.store.federation().failed(v.id)?;
+            }
+        }
+        Ok(views)
+    }
+
+    /// A remote server refused message `id` that `from` sent `failure.to`: recorded (the
+    /// history shows it failed) and told to the sender's devices.
+    pub async fn failed(
+        &self,
+        from: &Username,
+        id: MessageId,
+        failure: halo_core::federation::DeliveryFailure,
+    ) -> Result<(), ServiceError> {
+        let to = Username::parse_address(&failure.to).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let Some(conv) = self.store.im().direct(from, &to)? else {
+            return Err(ServiceError::NotFound(format!("no conversation of {from} with {to}")));
+        };
+        if self.store.im().message(Thread::Conversation(conv), id)?.is_none_or(|m| &m.from != from) {
+            return Err(ServiceError::NotFound(format!("no message {id} of {from} in conversation {conv}")));
+        }
+        self.store.federation().set_failed(id, &failure).await?;
+        self.outbox.to_user(from, None, &Event::ImFailed { conversation: conv, message: id, failure });
+        Ok(())
     }
 
     /// Whether `user` may see message `id` of conversation `conv` in search results.

@@ -40,6 +40,15 @@ pub enum Event {
         /// Who received it.
         user: String,
     },
+    /// A remote server refused a message (to the sender).
+    ImFailed {
+        /// Conversation id.
+        conversation: u64,
+        /// Message id.
+        message: u64,
+        /// Why, and for whom.
+        failure: halo_core::federation::DeliveryFailure,
+    },
     /// A participant started or stopped typing.
     ImTyping {
         /// Conversation id.

@@ -427,6 +427,18 @@ impl PluginService {
             None => (None, None, Vec::new(), l.record.config.clone()),
         };
         let m = manifest.as_ref();
+        // Secrets are write-only.
+        let config = config
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if halo_plugin_host::is_secret(m.map(|m| &m.config), &k) {
+                    halo_plugin_host::SECRET_MASK.to_owned()
+                } else {
+                    v
+                };
+                (k, v)
+            })
+            .collect();
         PluginInfo {
             name: l.record.name.clone(),
             version: m.map(|m| m.version.clone()).unwrap_or_default(),
@@ -571,9 +583,26 @@ impl PluginService {
         })
     }
 
-    /// Replaces a plugin's config (validated against its schema).
-    pub async fn configure(&self, name: &str, config: BTreeMap<String, String>) -> Result<PluginInfo, ServiceError> {
-        self.reload(name, |r| r.config = config).await
+    /// Replaces a plugin's config (validated against its schema). A secret given as the mask
+    /// shown for it (a config read and written back) keeps its stored value.
+    pub async fn configure(
+        &self,
+        name: &str,
+        mut config: BTreeMap<String, String>,
+    ) -> Result<PluginInfo, ServiceError> {
+        let schema = self.read().get(name).and_then(|l| l.plugin.as_ref().map(|p| p.manifest().config.clone()));
+        self.reload(name, |r| {
+            for (k, v) in config.iter_mut() {
+                if v == halo_plugin_host::SECRET_MASK
+                    && halo_plugin_host::is_secret(schema.as_ref(), k)
+                    && let Some(old) = r.config.get(k)
+                {
+                    v.clone_from(old);
+                }
+            }
+            r.config = config;
+        })
+        .await
     }
 
     /// Grants capabilities to an installed plugin and takes others away (see

@@ -38,6 +38,10 @@ pub struct MessageView {
     /// The sender's idempotency key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A remote server refused it (`to`, `code`, `reason`): it reached no one there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub failed: Option<halo_core::federation::DeliveryFailure>,
     /// The message (of the same conversation or room) this one replies to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<u64>,
@@ -141,6 +145,7 @@ impl MessageView {
             edited_at: None,
             deleted_at: None,
             reactions: Vec::new(),
+            failed: None,
         }
     }
 

@@ -5,12 +5,13 @@
 //! what waits for a remote domain, in order; an item leaves once its transport carried it),
 //! `fed_followers` (local user, 0, remote address → nothing: remote users allowed to see a
 //! local user's presence), `fed_following` (local user, 0, remote address → nothing: remote
-//! contacts whose presence a local user asked for, probed again when a link comes back).
+//! contacts whose presence a local user asked for, probed again when a link comes back),
+//! `fed_failed` (message id → [`DeliveryFailure`]: messages a remote server refused).
 
 use std::collections::BTreeMap;
 
 use halo_core::Username;
-use halo_core::federation::{Item, Rule};
+use halo_core::federation::{DeliveryFailure, Item, Rule};
 use halo_core::im::Outbound;
 use sled::Transactional;
 
@@ -21,6 +22,7 @@ const RULES: &str = "fed_rules";
 const QUEUE: &str = "fed_queue";
 const FOLLOWERS: &str = "fed_followers";
 const FOLLOWING: &str = "fed_following";
+const FAILED: &str = "fed_failed";
 
 /// A queued item with its place in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub struct Federation {
     queue: sled::Tree,
     followers: sled::Tree,
     following: sled::Tree,
+    failed: sled::Tree,
     log_cursors: sled::Tree,
 }
 
@@ -68,6 +71,7 @@ impl Federation {
             queue: db.open_tree(QUEUE).db()?,
             followers: db.open_tree(FOLLOWERS).db()?,
             following: db.open_tree(FOLLOWING).db()?,
+            failed: db.open_tree(FAILED).db()?,
         })
     }
 
@@ -160,6 +164,17 @@ impl Federation {
             *out.entry(String::from_utf8_lossy(&k[..end]).into_owned()).or_insert(0) += 1;
         }
         Ok(out)
+    }
+
+    /// Records that a remote server refused message `id`, durably.
+    pub async fn set_failed(&self, id: u64, failure: &DeliveryFailure) -> Result<(), StoreError> {
+        self.failed.insert(id.to_be_bytes(), encode(FAILED, failure)?).db()?;
+        self.db.flush().await
+    }
+
+    /// Why a remote server refused message `id`, if it did.
+    pub fn failed(&self, id: u64) -> Result<Option<DeliveryFailure>, StoreError> {
+        self.failed.get(id.to_be_bytes()).db()?.map(|v| decode(FAILED, &v)).transpose()
     }
 
     /// Lets remote user `remote` see `local`'s presence, durably.

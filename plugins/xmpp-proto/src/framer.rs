@@ -3,6 +3,11 @@
 //! chunking), bounded (at most `max` bytes held), and strict about what XMPP forbids:
 //! DOCTYPE, entity declarations, comments and processing instructions (RFC 6120 §11.1).
 //! The stanzas it returns still need a full parse (`stanza::parse`).
+//!
+//! A stanza bigger than `max` does not end the stream: the framer stops keeping its bytes,
+//! reads on to its end tag and returns [`Unit::Oversize`] with the stanza's start tag, so the
+//! adapter can refuse that one stanza with an error to its sender. Only a single tag (or the
+//! stream header) bigger than `max`, or elements nested deeper than [`MAX_DEPTH`], end it.
 
 /// What the framer found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,14 +18,23 @@ pub enum Unit {
     Stanza(Vec<u8>),
     /// `</stream:stream>`.
     End,
+    /// A top-level element bigger than allowed, skipped: its start tag (`None` if the start
+    /// tag alone is over [`MAX_HEAD`] bytes).
+    Oversize(Option<Vec<u8>>),
 }
+
+/// Longest start tag kept for an [`Unit::Oversize`] answer.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Deepest nesting of elements accepted (the stream counts as one).
+pub const MAX_DEPTH: u32 = 256;
 
 /// Why the stream must be closed, as an XMPP stream error condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamFault {
     /// `restricted-xml`: DOCTYPE, entities, comments, processing instructions.
     Restricted(String),
-    /// `policy-violation`: a stanza bigger than allowed.
+    /// `policy-violation`: a single tag (or the stream header) bigger than allowed, or
+    /// elements nested too deep.
     TooBig(usize),
     /// `not-well-formed`.
     Malformed(String),
@@ -40,7 +54,7 @@ impl StreamFault {
     pub fn reason(&self) -> String {
         match self {
             StreamFault::Restricted(why) => format!("restricted XML: {why}"),
-            StreamFault::TooBig(max) => format!("a stanza exceeded max_stanza_bytes ({max})"),
+            StreamFault::TooBig(max) => format!("a tag exceeded max_stanza_bytes ({max}) or nested too deep"),
             StreamFault::Malformed(why) => format!("XML not well-formed: {why}"),
         }
     }
@@ -84,6 +98,10 @@ pub struct Framer {
     /// Whether anything but whitespace came before (the XML declaration must be first).
     started: bool,
     max: usize,
+    /// The start tag of the stanza being read (when short enough).
+    head: Option<Vec<u8>>,
+    /// The stanza being read passed `max`: its bytes are not kept.
+    skipping: bool,
 }
 
 impl Framer {
@@ -99,6 +117,8 @@ impl Framer {
             open: Vec::new(),
             started: false,
             max,
+            head: None,
+            skipping: false,
         }
     }
 
@@ -118,18 +138,34 @@ impl Framer {
             self.pos += 1;
             self.step(i, b, &mut out)?;
         }
-        // Drop what no unit needs: everything when at stream level between markup.
-        let keep = if self.lex == Lex::Text && self.depth <= 1 { self.buf.len() } else { self.start };
+        self.trim();
+        if self.buf.len() > self.max && self.depth >= 2 && !self.skipping {
+            // Too big: read on to its end without keeping it.
+            self.skipping = true;
+            self.trim();
+        }
+        if self.buf.len() > self.max {
+            return Err(StreamFault::TooBig(self.max));
+        }
+        Ok(out)
+    }
+
+    /// Drops what no unit needs: everything when at stream level between markup; while
+    /// skipping, everything but the markup being read.
+    fn trim(&mut self) {
+        let keep = if self.lex == Lex::Text && (self.depth <= 1 || self.skipping) {
+            self.buf.len()
+        } else if self.skipping {
+            self.lt
+        } else {
+            self.start
+        };
         if keep > 0 {
             self.buf.drain(..keep);
             self.pos -= keep;
             self.start -= keep.min(self.start);
             self.lt -= keep.min(self.lt);
         }
-        if self.buf.len() > self.max {
-            return Err(StreamFault::TooBig(self.max));
-        }
-        Ok(out)
     }
 
     fn step(&mut self, i: usize, b: u8, out: &mut Vec<Unit>) -> Result<(), StreamFault> {
@@ -205,7 +241,13 @@ impl Framer {
                         }
                         2 => {
                             self.depth = 1;
-                            out.push(Unit::Stanza(self.buf[self.start..=i].to_vec()));
+                            let stanza = &self.buf[self.start..=i];
+                            if std::mem::take(&mut self.skipping) || stanza.len() > self.max {
+                                out.push(Unit::Oversize(self.head.take()));
+                            } else {
+                                self.head = None;
+                                out.push(Unit::Stanza(stanza.to_vec()));
+                            }
                         }
                         _ => self.depth -= 1,
                     }
@@ -240,6 +282,11 @@ impl Framer {
                             }
                             (1, true) => out.push(Unit::Stanza(unit.to_vec())),
                             (_, true) => {}
+                            (1, false) => {
+                                self.head = (unit.len() <= MAX_HEAD).then(|| unit.to_vec());
+                                self.depth = 2;
+                            }
+                            (_, false) if self.depth >= MAX_DEPTH => return Err(StreamFault::TooBig(self.max)),
                             (_, false) => self.depth += 1,
                         }
                         self.after_markup()

@@ -6,11 +6,13 @@
 //! and the timers; [`Xmpp`] turns its inputs into actions. The remote side is untrusted: the
 //! stream is split by a bounded incremental [`framer`], each stanza parsed on its own
 //! ([`stanza`]), addresses checked strictly ([`jid`]). DOCTYPE, entities, comments and
-//! processing instructions (`restricted-xml`), a stanza over `max_stanza_bytes`
+//! processing instructions (`restricted-xml`), a single tag over `max_stanza_bytes`
 //! (`policy-violation`) or malformed XML (`not-well-formed`) end the stream with that stream
-//! error; the adapter then closes the link and opens it again after a backoff. A stanza with
-//! bad addresses is rejected on its own.
+//! error; the adapter then closes the link and opens it again after a backoff. A stanza over
+//! `max_stanza_bytes`, with bad addresses or of a type Halo does not take is refused on its
+//! own, with a stanza error to its sender (never to an error stanza), and the stream goes on.
 
+mod bounce;
 pub mod muc;
 pub use xmpp_proto::{framer, jid, stanza, xml};
 
@@ -35,9 +37,9 @@ halo_sdk::manifest!(
     "server_host": {"type": "string", "default": "127.0.0.1", "description": "The XMPP server's host name or address"},
     "server_port": {"type": "integer", "default": "5347", "description": "The XMPP server's component port"},
     "component_domain": {"type": "string", "required": true, "description": "The component's domain, as in the server's Component section, e.g. halo.localhost"},
-    "secret": {"type": "string", "required": true, "description": "The component secret shared with the XMPP server"},
+    "secret": {"type": "string", "required": true, "secret": true, "description": "The component secret shared with the XMPP server (write-only: never shown)"},
     "tls": {"type": "boolean", "default": "false", "description": "Connect with TLS, checking the certificate for server_host"},
-    "max_stanza_bytes": {"type": "integer", "default": "262144", "description": "Largest stanza accepted from the server; a bigger one ends the stream"},
+    "max_stanza_bytes": {"type": "integer", "default": "1048576", "description": "Largest stanza accepted from the server (above what peers may send: Prosody allows 512 KiB on s2s); a bigger one is refused with a policy-violation error to its sender"},
     "keepalive_seconds": {"type": "integer", "default": "60", "description": "Seconds between whitespace keepalives (0 for none)"}
   }}"#
 );
@@ -52,6 +54,10 @@ pub const REOPEN: u32 = 2;
 pub const REOPEN_MIN_MS: u32 = 5_000;
 /// Longest delay before re-opening.
 pub const REOPEN_MAX_MS: u32 = 300_000;
+
+/// Default `max_stanza_bytes`: above the 512 KiB Prosody allows server-to-server, plus the
+/// `from` it adds.
+pub const DEFAULT_MAX_STANZA: usize = 1 << 20;
 
 const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -88,7 +94,7 @@ impl Settings {
         };
         let max_stanza = match get("max_stanza_bytes") {
             Some(v) => v.parse::<u64>().map_err(|_| format!("max_stanza_bytes {v:?} is not a number"))?,
-            None => 262_144,
+            None => DEFAULT_MAX_STANZA as u64,
         };
         let keepalive = match get("keepalive_seconds") {
             Some(v) => v.parse::<u32>().map_err(|_| format!("keepalive_seconds {v:?} is not a number"))?,
@@ -142,11 +148,13 @@ struct State {
     resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
     /// Rooms and their XMPP occupants ([`muc`]).
     muc: muc::Muc,
+    /// The messages delivered lately, to answer the host's refusals to the sender's full JID.
+    recent: std::collections::VecDeque<bounce::Delivered>,
 }
 
 impl State {
     fn new(settings: Option<Settings>) -> Self {
-        let max = settings.as_ref().map_or(262_144, |s| s.max_stanza);
+        let max = settings.as_ref().map_or(DEFAULT_MAX_STANZA, |s| s.max_stanza);
         State {
             settings,
             phase: Phase::Down,
@@ -155,6 +163,7 @@ impl State {
             reopen_ms: REOPEN_MIN_MS,
             resources: BTreeMap::new(),
             muc: muc::Muc::default(),
+            recent: Default::default(),
         }
     }
 }
@@ -236,6 +245,7 @@ impl Conn<'_> {
         self.st.framer = Framer::new(self.s.max_stanza);
         // A new stream starts from what the server sends on it.
         self.st.resources.clear();
+        self.st.recent.clear();
     }
 
     /// The presence to show for `from` after its `resource` said `info` (`None`: it went away,
@@ -308,6 +318,7 @@ impl Conn<'_> {
             Input::GroupState(s) => self.group_state(s),
             Input::GroupRefused(r) => self.group_refused(r),
             Input::Rooms(list) => self.rooms(list),
+            Input::Refused(r) => self.refused(r),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
         }
     }
@@ -332,6 +343,7 @@ impl Conn<'_> {
                     Ok(st) => self.stanza(st),
                     Err(fault) => self.fail(fault),
                 },
+                Unit::Oversize(head) => self.oversize(head.as_deref()),
                 Unit::End => {
                     self.log(Level::Warn, "the XMPP server closed the stream");
                     self.send("</stream:stream>".into());
@@ -353,6 +365,7 @@ impl Conn<'_> {
             "<stream:error><{} xmlns='{STREAMS_NS}'/></stream:error></stream:stream>",
             fault.condition()
         ));
+        self.out.push(Action::LinkFailed(LINK, format!("the adapter ended the stream ({}): {reason}", fault.condition())));
         self.out.push(Action::Close(LINK));
         self.out.push(Action::Routing(false));
         self.out.push(Action::Reject(Rejection { domain: None, reason }));
@@ -421,6 +434,7 @@ impl Conn<'_> {
             other => format!("the XMPP server ended the stream: {}", jid::shorten(other)),
         };
         self.log(Level::Error, &format!("{message}{detail}"));
+        self.out.push(Action::LinkFailed(LINK, message));
         self.send("</stream:stream>".into());
         self.st.phase = Phase::Dead;
         self.out.push(Action::Routing(false));
@@ -443,6 +457,7 @@ impl Conn<'_> {
             Ok(to) => Some((from, to)),
             Err(e) => {
                 self.reject(domain, format!("<{}> to: {e}", st.name));
+                self.bounce(st, bounce::Condition::JID_MALFORMED, None);
                 None
             }
         }
@@ -451,14 +466,14 @@ impl Conn<'_> {
     fn inbound_message(&mut self, st: &Stanza) {
         match st.attr("type").unwrap_or("normal") {
             "chat" | "normal" => {}
-            "error" => {
-                let condition = st.child("error").and_then(|e| e.first_child.clone()).unwrap_or_default();
-                let from = st.attr("from").map(jid::shorten).unwrap_or_default();
-                return self.log(Level::Info, &format!("a message bounced from {from}: {condition}"));
-            }
+            "error" => return self.message_bounced(st),
             other => {
                 let reason = format!("message type {:?} is not supported", jid::shorten(other));
-                return self.reject(st.attr("from").and_then(jid::domain_of), reason);
+                self.reject(st.attr("from").and_then(jid::domain_of), reason);
+                if other == "groupchat" {
+                    self.bounce(st, bounce::Condition::UNAVAILABLE, Some("not a group chat"));
+                }
+                return;
             }
         }
         let body = st
@@ -471,6 +486,7 @@ impl Conn<'_> {
         let text = body.text.clone();
         let Some((from, to)) = self.addresses(st) else { return };
         let id = st.attr("id").filter(|id| !id.is_empty() && id.len() <= 256).map(str::to_owned);
+        self.delivered(st, &from, &to, id.as_deref());
         self.out.push(Action::DeliverMessage(Message { from, to, text, id }));
     }
 
@@ -523,6 +539,10 @@ impl Conn<'_> {
         };
         if let Err(e) = jid::parse(from).and_then(|_| jid::parse(to)) {
             return self.reject(jid::domain_of(from), format!("<iq>: {e}"));
+        }
+        let disco = st.child("query").is_some_and(|c| c.xmlns.as_deref() == Some(bounce::DISCO_INFO));
+        if disco && st.attr("type") == Some("get") {
+            return self.disco_info(st, from, to);
         }
         let id = attr(st.attr("id").unwrap_or_default());
         let (from, to) = (attr(from), attr(to));

@@ -427,7 +427,7 @@ fn iq_requests_are_answered_service_unavailable_and_pings_pong() {
     recv(
         &mut h,
         "<iq type='get' from='bob@example.org/pc' to='alice@halo.localhost' id='q1'>\
-         <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+         <query xmlns='jabber:iq:version'/></iq>",
     );
     assert_eq!(
         h.sent_text(LINK),
@@ -441,6 +441,49 @@ fn iq_requests_are_answered_service_unavailable_and_pings_pong() {
     recv(&mut h, "<iq type='set' from='bad jid@example.org' to='halo.localhost' id='r2'><x/></iq>");
     assert!(h.sent(LINK).is_empty());
     assert_eq!(h.rejections().len(), 1);
+}
+
+#[test]
+fn disco_info_names_the_component_and_its_users() {
+    let mut h = ready();
+    recv(
+        &mut h,
+        "<iq type='get' from='bob@example.org/pc' to='halo.localhost' id='d1'>\
+         <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    let sent = h.sent_text(LINK);
+    assert!(sent.starts_with("<iq type='result' from='halo.localhost' to='bob@example.org/pc' id='d1'>"), "{sent}");
+    assert!(sent.contains("<identity category='server' type='im' name='Halo'/>"), "{sent}");
+    assert!(sent.contains("<feature var='http://jabber.org/protocol/disco#info'/>"), "{sent}");
+    recv(
+        &mut h,
+        "<iq type='get' from='bob@example.org/pc' to='alice@halo.localhost' id='d2'>\
+         <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    let sent = h.sent_text(LINK);
+    assert!(sent.contains("<identity category='account' type='registered'/>"), "{sent}");
+}
+
+#[test]
+fn groupchat_and_bad_addresses_are_answered_with_stanza_errors() {
+    let mut h = ready();
+    recv(
+        &mut h,
+        "<message type='groupchat' from='bob@example.org/pc' to='alice@halo.localhost' id='g1'><body>hi</body></message>",
+    );
+    assert!(h.delivered_messages().is_empty());
+    assert_eq!(h.rejections().len(), 1);
+    assert_eq!(
+        h.sent_text(LINK),
+        "<message type='error' from='alice@halo.localhost' to='bob@example.org/pc' id='g1'><error type='cancel'>\
+         <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>not a group chat</text></error></message>"
+    );
+    recv(&mut h, "<message from='bob@example.org/pc' to='Al ice@halo.localhost' id='b1'><body>hi</body></message>");
+    assert!(h.sent_text(LINK).contains("<jid-malformed "));
+    // An error is never answered.
+    recv(&mut h, "<message type='error' from='bob@example.org/pc' to='alice@halo.localhost' id='e1'><error/></message>");
+    assert!(h.sent(LINK).is_empty());
 }
 
 // ----- framing -----
@@ -519,28 +562,32 @@ fn entities_comments_and_processing_instructions_are_restricted() {
 }
 
 #[test]
-fn a_ten_megabyte_stanza_is_a_policy_violation_with_bounded_memory() {
+fn a_ten_megabyte_stanza_is_refused_on_its_own_with_bounded_memory() {
     let mut h = ready();
-    recv(&mut h, "<message from='bob@example.org' to='alice@halo.localhost'><body>");
+    recv(&mut h, "<message from='bob@example.org/pc' to='alice@halo.localhost' id='big'><body>");
     let chunk = vec![b'x'; 64 * 1024];
-    let mut sent_chunks = 0;
-    while h.sent(LINK).is_empty() && sent_chunks < 160 {
+    for _ in 0..160 {
         h.data(LINK, &chunk);
-        sent_chunks += 1;
-        // Nothing is delivered while the stanza grows, and the framer holds at most the limit.
-        assert!(STATE.with(|s| s.borrow().as_ref().map_or(0, |s| s.framer.held())) <= 262_144 + 64 * 1024);
+        // Nothing is delivered or answered while the stanza grows, and the framer holds at most
+        // the limit plus one input.
+        assert!(h.sent(LINK).is_empty());
+        assert!(STATE.with(|s| s.borrow().as_ref().map_or(0, |s| s.framer.held())) <= DEFAULT_MAX_STANZA + 64 * 1024);
     }
-    assert!(sent_chunks <= 5, "stopped after {sent_chunks} chunks");
-    assert_eq!(h.closed_links(), vec![LINK]);
+    recv(&mut h, "</body></message>");
+    assert_eq!(
+        h.sent_text(LINK),
+        "<message type='error' from='alice@halo.localhost' to='bob@example.org/pc' id='big'><error type='modify'>\
+         <policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>stanza over 1048576 bytes</text></error></message>"
+    );
+    assert!(h.delivered_messages().is_empty());
     assert!(h.rejections()[0].reason.contains("max_stanza_bytes"));
-    assert!(!h.routing());
-    // The rest of the 10 MB is ignored until the link is open again.
-    for _ in 0..10 {
-        h.data(LINK, &chunk);
-    }
-    assert!(h.sent(LINK).is_empty());
-    assert_eq!(STATE.with(|s| s.borrow().as_ref().map_or(0, |s| s.framer.held())), 0);
-    // Complete but too big, in one input, is refused too.
+    // The stream goes on.
+    assert!(h.closed_links().is_empty());
+    assert!(h.routing());
+    recv(&mut h, "<message from='bob@example.org/pc' to='alice@halo.localhost' id='2'><body>after</body></message>");
+    assert_eq!(h.delivered_messages()[0].text, "after");
+    // Complete but too big, in one input, is refused on its own too.
     let mut h = started(host().with_config("max_stanza_bytes", "4096"));
     h.connected(LINK);
     recv(&mut h, &format!("{HEADER}<handshake/>"));
@@ -550,6 +597,14 @@ fn a_ten_megabyte_stanza_is_a_policy_violation_with_bounded_memory() {
         "y".repeat(5000)
     );
     recv(&mut h, &big);
+    assert!(h.sent_text(LINK).contains("<policy-violation "));
+    assert!(h.closed_links().is_empty());
+    assert_eq!(h.rejections().len(), 1);
+    // A single tag over the limit, or nesting past MAX_DEPTH, still ends the stream.
+    recv(&mut h, &format!("<message from='bob@example.org' to='alice@halo.localhost' x='{}", "z".repeat(5000)));
+    assert_stream_error(&mut h, "policy-violation");
+    let mut h = ready();
+    recv(&mut h, &"<a>".repeat(300));
     assert_stream_error(&mut h, "policy-violation");
 }
 
@@ -720,3 +775,53 @@ fn garbage_never_panics() {
 }
 
 mod muc;
+// ----- errors back (0.1.4) -----
+
+#[test]
+fn a_message_halo_refused_is_answered_to_the_senders_full_jid() {
+    use halo_sdk::federation::Item;
+    use halo_sdk::{Refusal, RefusalCode};
+    let mut h = ready();
+    recv(&mut h, "<message type='chat' from='Bob@Example.org/pc' to='alice@halo.localhost' id='m1'><body>hi</body></message>");
+    let m = h.delivered_messages().remove(0);
+    let refuse = |code, reason: &str| {
+        Input::Refused(Refusal { item: Item::Message(m.clone()), code, reason: reason.into() })
+    };
+    h.input(refuse(RefusalCode::RateLimited, "example.org sends more than its limit of 50 messages per second"));
+    assert_eq!(
+        h.sent_text(LINK),
+        "<message type='error' from='alice@halo.localhost' to='Bob@Example.org/pc' id='m1'><error type='wait'>\
+         <resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>example.org sends more than its limit of 50 messages per \
+         second</text></error></message>"
+    );
+    // Blocked says no more than an absent account would.
+    recv(&mut h, "<message type='chat' from='bob@example.org/pc' to='alice@halo.localhost' id='m2'><body>hi</body></message>");
+    let m = h.delivered_messages().remove(0);
+    h.input(Input::Refused(Refusal { item: Item::Message(m), code: RefusalCode::Blocked, reason: "blocked".into() }));
+    let sent = h.sent_text(LINK);
+    assert!(sent.contains("id='m2'") && sent.contains("<service-unavailable ") && !sent.contains("<text"), "{sent}");
+}
+
+#[test]
+fn an_error_answering_a_halo_message_bounces_it_and_a_refused_handshake_is_a_link_failure() {
+    let mut h = ready();
+    recv(
+        &mut h,
+        "<message type='error' from='bob@example.org' to='alice@halo.localhost' id='42'>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+    );
+    let b = h.bounces();
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0].code, halo_sdk::RefusalCode::Unavailable);
+    assert_eq!(b[0].item, halo_sdk::federation::Item::Message(msg("alice", "bob@example.org", "", Some("42"))));
+    assert!(h.sent(LINK).is_empty(), "an error is never answered");
+
+    let mut h = started(host());
+    h.connected(LINK);
+    recv(&mut h, HEADER);
+    recv(&mut h, "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+    let failures = h.link_failures();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].1.contains("not-authorized") && failures[0].1.contains("secret"), "{failures:?}");
+}

@@ -7,6 +7,10 @@ Run as `python3 -u client.py`. Commands arrive as JSON lines on stdin:
   {"cmd": "subscribe", "to": "alice@halo.localhost"}
   {"cmd": "presence", "show": "away", "status": "lunch"}   (show: null, "away", "xa", "dnd", "chat")
   {"cmd": "message", "to": "alice@halo.localhost", "body": "hi"}
+      (optional: "type" (default "chat"), "id", "repeat": n to repeat the body n times)
+  {"cmd": "burst", "to": "alice@halo.localhost", "count": 1000, "prefix": "m"}
+      (count messages "m0", "m1", ... with ids "m0", "m1", ..., sent at once)
+  {"cmd": "disco", "to": "halo.localhost"}              (disco#info)
   {"cmd": "disconnect"}
 
 Multi-user chat (XEP-0045, with slixmpp's disco and MUC plugins):
@@ -31,6 +35,9 @@ Events go out as JSON lines on stdout:
    "conference": {"jid", "reason"} (XEP-0249), "mediated": {"from", "reason"} (XEP-0045 §7.8),
    "error": condition}
   presence events also carry "codes" (MUC status codes) and "error" (a condition).
+  {"event": "message_error", "from": ..., "id": ..., "condition": ..., "error_type": ..., "text": ...}
+  {"event": "disco", "to": ..., "identities": [[category, type], ...], "features": [...]}
+  {"event": "disco_error", "to": ..., "condition": ...}
   {"event": "error", "why": "..."}                     (a bad command)
 
 Subscription requests are accepted, and answered with a subscription request back unless the
@@ -66,6 +73,18 @@ def error_condition(stanza):
     return None
 
 
+STANZAS_NS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def condition(stanza):
+    """The error condition element's name, read from the XML (slixmpp knows only RFC 3920's
+    conditions, not RFC 6120's policy-violation)."""
+    for child in stanza["error"].xml:
+        if child.tag.startswith(STANZAS_NS) and child.tag != STANZAS_NS + "text":
+            return child.tag[len(STANZAS_NS):]
+    return None
+
+
 def emit(**event):
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
@@ -98,6 +117,7 @@ class Client(slixmpp.ClientXMPP):
         )
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0045")
+        self.add_event_handler("message_error", self.on_message_error)
 
     async def on_start(self, _event):
         await self.get_roster()
@@ -114,6 +134,7 @@ class Client(slixmpp.ClientXMPP):
             status=p["status"] or None,
             codes=codes,
             error=error_condition(p),
+            condition=condition(p) if p["type"] == "error" else None,
         )
 
     def on_subscribe(self, p):
@@ -142,6 +163,17 @@ class Client(slixmpp.ClientXMPP):
                 "reason": mediated.findtext("{%s}reason" % MUC_USER),
             },
             error=error_condition(m),
+        )
+
+
+    def on_message_error(self, m):
+        emit(
+            event="message_error",
+            **{"from": str(m["from"])},
+            id=m["id"] or None,
+            condition=condition(m),
+            error_type=m["error"]["type"] or None,
+            text=m["error"]["text"] or None,
         )
 
 
@@ -174,7 +206,35 @@ class Driver:
         self.client.send_presence(pshow=c.get("show") or None, pstatus=c.get("status") or None)
 
     def cmd_message(self, c):
-        self.client.send_message(mto=c["to"], mbody=c["body"], mtype="chat")
+        m = self.client.make_message(mto=c["to"], mbody=c["body"] * int(c.get("repeat", 1)), mtype=c.get("type", "chat"))
+        if c.get("id"):
+            m["id"] = c["id"]
+        m.send()
+
+    def cmd_burst(self, c):
+        for i in range(int(c["count"])):
+            name = f'{c.get("prefix", "m")}{i}'
+            m = self.client.make_message(mto=c["to"], mbody=name, mtype="chat")
+            m["id"] = name
+            m.send()
+
+    def cmd_disco(self, c):
+        async def ask():
+            try:
+                info = await self.client.plugin["xep_0030"].get_info(jid=c["to"], timeout=20)
+                q = info["disco_info"]
+                emit(
+                    event="disco",
+                    to=c["to"],
+                    identities=[[i[0], i[1]] for i in q["identities"]],
+                    features=sorted(q["features"]),
+                )
+            except slixmpp.exceptions.IqError as e:
+                emit(event="disco_error", to=c["to"], condition=condition(e.iq))
+            except Exception as e:
+                emit(event="disco_error", to=c["to"], condition=f"{type(e).__name__}: {e}")
+
+        self.loop.create_task(ask())
 
     def cmd_join(self, c):
         p = self.client.make_presence(pto="%s/%s" % (c["room"], c["nick"]))

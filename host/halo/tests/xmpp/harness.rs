@@ -1,6 +1,6 @@
-//! The XMPP side of the group tests (`federation_xmpp_groups.rs`): a Prosody on loopback with
-//! the Halo component, and XMPP users driven through `client.py` (slixmpp). The same set-up
-//! as `federation_xmpp.rs`, shared here so new XMPP tests need not copy it.
+//! What the XMPP federation tests share: a real Prosody on loopback, an XMPP user driven
+//! through slixmpp (`client.py`), and Halo with the `xmpp` adapter linked to it.
+
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -11,10 +11,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, Peer, TestServer, rust_plugin, wait_presence, wait_until};
 use halo_client::Client;
 use serde_json::{Value, json};
-
-use crate::common::rust_plugin;
 
 /// The Halo component's domain on the XMPP side: `alice` is `alice@halo.localhost` there.
 pub const COMPONENT: &str = "halo.localhost";
@@ -73,10 +72,10 @@ pub fn lua(s: &str) -> String {
 /// A Prosody on loopback: virtual host `localhost` (c2s, plain TCP, user `bob`), the component
 /// `halo.localhost` on its own port, no s2s. Killed on drop.
 pub struct Prosody {
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub c2s: u16,
     pub component: u16,
-    child: Option<Child>,
+    pub child: Option<Child>,
 }
 
 impl Prosody {
@@ -104,11 +103,11 @@ impl Prosody {
         unreachable!()
     }
 
-    fn config_path(&self) -> PathBuf {
+    pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("prosody.cfg.lua")
     }
 
-    fn config(&self) -> String {
+    pub fn config(&self) -> String {
         let d = self.dir.path();
         let path = |name: &str| lua(&d.join(name).display().to_string());
         format!(
@@ -157,7 +156,7 @@ Component {domain}
     }
 
     /// Starts `prosody -F` and waits until both ports accept connections.
-    fn spawn(&mut self) -> Result<(), String> {
+    pub fn spawn(&mut self) -> Result<(), String> {
         let console = std::fs::File::create(self.dir.path().join("console.log")).expect("console log");
         let mut child = Command::new("prosody")
             .arg("-F")
@@ -212,7 +211,7 @@ Component {domain}
         }
     }
 
-    fn diagnostics(&self) -> String {
+    pub fn diagnostics(&self) -> String {
         ["console.log", "prosody.log"]
             .iter()
             .map(|n| {
@@ -238,10 +237,10 @@ impl Drop for Prosody {
 
 /// `tests/xmpp/client.py`, driven over JSON lines.
 pub struct XmppUser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    rx: mpsc::Receiver<Value>,
-    events: VecDeque<Value>,
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub rx: mpsc::Receiver<Value>,
+    pub events: VecDeque<Value>,
 }
 
 impl XmppUser {
@@ -305,6 +304,16 @@ impl XmppUser {
         }
     }
 
+    /// Takes the events that arrived so far matching `pred` out (without waiting).
+    pub fn take_matching(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        while let Ok(e) = self.rx.try_recv() {
+            self.events.push_back(e);
+        }
+        let (taken, kept) = std::mem::take(&mut self.events).into_iter().partition(|e| pred(e));
+        self.events = kept;
+        taken.into_iter().collect()
+    }
+
     /// Takes everything that arrived and forgets it.
     pub fn clear(&mut self) {
         while self.rx.try_recv().is_ok() {}
@@ -343,9 +352,17 @@ impl Drop for XmppUser {
 
 /// Installs the xmpp adapter for a component port on 127.0.0.1, configured and enabled.
 pub fn install_xmpp(admin: &Client, port: u16) {
+    install_xmpp_with(admin, port, json!({}));
+}
+
+/// [`install_xmpp`] with more (or other) config keys.
+pub fn install_xmpp_with(admin: &Client, port: u16, extra: Value) {
     let bytes = std::fs::read(rust_plugin("xmpp")).expect("xmpp.wasm");
-    let config = json!({"server_host": "127.0.0.1", "server_port": port.to_string(),
+    let mut config = json!({"server_host": "127.0.0.1", "server_port": port.to_string(),
         "component_domain": COMPONENT, "secret": SECRET});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
     // The required keys come with the install (`config`: JSON in the query).
     let query: String = config
         .to_string()
@@ -354,4 +371,89 @@ pub fn install_xmpp(admin: &Client, port: u16) {
         .collect();
     let path = format!("/api/v1/admin/plugins?grant=net:127.0.0.1:{port}&config={query}");
     admin.call_bytes("POST", &path, bytes, "application/wasm").expect("install xmpp");
+}
+
+pub fn put_domain(admin: &Client, domain: &str, rule: Value) {
+    admin.call_json("PUT", &format!("/api/v1/admin/federation/domains/{domain}"), Some(&rule)).expect("rule");
+}
+
+pub fn overview(admin: &Client) -> Value {
+    admin.call_json("GET", "/api/v1/admin/federation", None).expect("federation overview")
+}
+
+/// The adapter's link status.
+pub fn link(admin: &Client) -> Value {
+    overview(admin)["links"]["adapter:xmpp"].clone()
+}
+
+pub fn wait_link(admin: &Client, state: &str, secs: u64) -> Value {
+    wait_until(&format!("the xmpp link {state}"), secs, || Some(link(admin)).filter(|l| l["state"] == state))
+}
+
+/// The sum of a metric's samples whose labels include `label` (e.g. `domain="x"`).
+pub fn metric(server: &TestServer, name: &str, label: &str) -> f64 {
+    let token = server.login("admin", common::ADMIN_PASSWORD);
+    let (code, text) = server.raw("GET", "/metrics", Some(&token), "text/plain", Vec::new());
+    assert_eq!(code, 200);
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+pub fn healthy(server: &TestServer) {
+    server.client(None).call("GET", "/healthz", None).expect("halo is healthy");
+}
+
+pub fn state_is(state: &'static str) -> impl Fn(&Value) -> bool {
+    move |p: &Value| p["state"] == state
+}
+
+/// Prosody, Halo with the adapter linked, `alice` on the stream and `bob@localhost` (slixmpp)
+/// logged in: nothing shared yet. (Dropped in field order: clients, Halo, then Prosody.)
+pub struct World {
+    pub alice: Peer,
+    pub bob: XmppUser,
+    pub alice_rest: Client,
+    pub admin: Client,
+    pub server: TestServer,
+    pub prosody: Prosody,
+}
+
+pub fn world() -> World {
+    world_with(json!({}), "")
+}
+
+/// [`world`] with more adapter config and more `halo.toml`.
+pub fn world_with(adapter: Value, toml: &str) -> World {
+    let prosody = Prosody::start();
+    let server = TestServer::with_config(&format!("{LIMITS}{toml}"));
+    let admin = server.admin();
+    install_xmpp_with(&admin, prosody.component, adapter);
+    put_domain(&admin, "localhost", json!({"adapter": "xmpp"}));
+    wait_link(&admin, "up", 30);
+    let alice_rest = server.user("alice");
+    let token = server.login("alice", "alice-password");
+    let alice = Peer::connect(&server, &token, "laptop");
+    let mut bob = XmppUser::spawn();
+    bob.login(&prosody);
+    World { alice, bob, alice_rest, admin, server, prosody }
+}
+
+/// Alice adds bob (Colleagues, so he sees her note); bob accepts and asks back, Halo accepts:
+/// both see each other online.
+pub fn befriend(w: &mut World) {
+    let added = w
+        .alice_rest
+        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": "bob@localhost", "level": "colleagues"})))
+        .expect("add bob@localhost");
+    assert!(
+        added["contacts"].as_array().expect("contacts").iter().any(|c| c["presence"]["username"] == "bob@localhost"),
+        "{added}"
+    );
+    let request = w.bob.wait("a subscription request", 20, |e| e["event"] == "subscribe");
+    assert_eq!(request["from"], "alice@halo.localhost");
+    // The client accepted, and asked back; Halo grants it and sends alice's presence.
+    w.bob.wait_presence("alice@halo.localhost", None, None);
+    wait_presence(&mut w.alice, "bob@localhost", state_is("available"));
 }

@@ -13,7 +13,7 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
 use halo_services::federation::Overview;
-use halo_services::federation::peer::{self, Receipt};
+use halo_services::federation::peer;
 
 /// A domain's rule: `{"adapter": "xmpp"}` routes it through an adapter plugin,
 /// `{"url": "https://peer:5271", "secret": "...", "ca": "/path/ca.pem"}` to a Halo peer,
@@ -84,15 +84,28 @@ pub async fn remove_domain(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A Halo peer's signed batch (federation listener only).
-pub async fn inbox(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Receipt>, ApiError> {
+/// A Halo peer's signed batch (federation listener only): answered with a signed receipt
+/// ([`peer::SignedReceipt`]).
+pub async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = peer::Signed {
         origin: header(peer::ORIGIN),
         timestamp: header(peer::TIMESTAMP),
         signature: header(peer::SIGNATURE),
     };
-    Ok(Json(peer::receive(&state.federation, signed, &body).await?))
+    let r = peer::receive_signed(&state.federation, signed, &body).await?;
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/json".to_owned()),
+        (axum::http::HeaderName::from_static(peer::ORIGIN), r.origin),
+        (axum::http::HeaderName::from_static(peer::TIMESTAMP), r.timestamp.to_string()),
+        (axum::http::HeaderName::from_static(peer::SIGNATURE), r.signature),
+    ];
+    Ok((headers, r.body).into_response())
 }
 
 /// The federation listener's routes: the peer inbox, nothing else.

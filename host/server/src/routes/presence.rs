@@ -104,7 +104,12 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
     }
 }
 
+/// A local user, or a user of a federated server (`name@domain`): their presence is what
+/// their server last reported ("Presence unknown" until it has).
 fn user(state: &AppState, name: &str) -> Result<Username, ApiError> {
+    if name.contains('@') {
+        return Ok(state.federation.address(name)?);
+    }
     Ok(state.presence.users(&[name.to_owned()])?.remove(0))
 }
 

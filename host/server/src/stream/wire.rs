@@ -355,6 +355,16 @@ pub enum ServerFrame {
         /// Who received it.
         user: String,
     },
+    /// A remote server refused a message of the user's (to the sender's devices).
+    #[serde(rename = "im.failed")]
+    ImFailed {
+        /// Conversation id.
+        conversation: u64,
+        /// Message id.
+        message: u64,
+        /// `to`, `code`, `reason`.
+        failure: halo_core::federation::DeliveryFailure,
+    },
     /// A participant started or stopped typing.
     #[serde(rename = "im.typing")]
     ImTyping {
@@ -443,6 +453,9 @@ impl ServerFrame {
             Event::ImMessage { message, offline } => Self::ImMessage { message: message.clone(), offline: *offline },
             Event::ImDelivered { conversation, message, user } => {
                 Self::ImDelivered { conversation: *conversation, message: *message, user: user.clone() }
+            }
+            Event::ImFailed { conversation, message, failure } => {
+                Self::ImFailed { conversation: *conversation, message: *message, failure: failure.clone() }
             }
             Event::ImTyping { conversation, user, typing } => {
                 Self::ImTyping { conversation: *conversation, user: user.clone(), typing: *typing }

@@ -79,6 +79,8 @@ struct Link {
     task: Option<tokio::task::JoinHandle<()>>,
     breaker: Breaker,
     connect_at: Option<Instant>,
+    /// Why the link failed, as the adapter said (shown instead of the socket's reason).
+    reason: Option<String>,
 }
 
 struct State {
@@ -94,7 +96,16 @@ struct State {
     pending: bool,
     /// Links written to since the last confirmation (see [`State::confirm`]).
     sent_to: std::collections::HashSet<u32>,
+    /// The breakers of links the adapter closed, kept for when it opens them again (its own
+    /// reconnect after a stream error counts against the same breaker).
+    retired: HashMap<u32, Breaker>,
+    /// Items the adapter delivered that the host refused, to hand back as `refused` inputs
+    /// once the actions that delivered them ran.
+    refused: std::collections::VecDeque<AdapterInput>,
 }
+
+/// Most refusals waiting to be handed back (a flood past this is only counted and logged).
+const MAX_REFUSED: usize = 4096;
 
 impl Drop for State {
     fn drop(&mut self) {
@@ -123,6 +134,8 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         generation: 0,
         pending: true,
         sent_to: Default::default(),
+        retired: HashMap::new(),
+        refused: Default::default(),
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -140,6 +153,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
                 }
             }
         }
+        st.hand_back_refusals().await;
         if st.routing && st.pending {
             st.pending = false;
             st.drain().await;
@@ -221,9 +235,8 @@ impl State {
             Event::Connected(id, generation, writer) => {
                 let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
                 l.writer = Some(writer);
-                l.breaker.succeeded();
-                let b = l.breaker.clone();
-                self.status(|s| s.breaker(&b));
+                // Connecting is not success yet (a refused handshake follows a connect): the
+                // breaker closes once the adapter says it routes.
                 self.input(AdapterInput::Connected(id)).await;
             }
             Event::Data(id, generation, bytes) => {
@@ -235,6 +248,9 @@ impl State {
                 let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
                 l.writer = None;
                 l.task = None;
+                // The adapter's own reason (a refused handshake, say) beats "closed by the
+                // remote side".
+                let why = l.reason.take().unwrap_or(why);
                 let retry = l.breaker.failed(now_ms(), &why);
                 l.connect_at = Some(Instant::now() + Duration::from_millis(retry.saturating_sub(now_ms())));
                 let (b, host, port) = (l.breaker.clone(), l.spec.host.clone(), l.spec.port);
@@ -294,6 +310,13 @@ impl State {
         self.pending |= on;
         self.status(|l| l.state = if on { "up".into() } else { "down".into() });
         if on {
+            // Routing is the adapter's word that its links work: their breakers close.
+            for l in self.links.values_mut().filter(|l| l.writer.is_some()) {
+                l.breaker.succeeded();
+                l.reason = None;
+                let b = l.breaker.clone();
+                self.fed.link(&self.key, |s| s.breaker(&b));
+            }
             tracing::info!(adapter = %self.plugin.manifest().name, "federation adapter routing");
             self.rooms().await;
             self.fed.resync(&self.key).await;
@@ -319,10 +342,12 @@ impl State {
                         }
                         l.breaker.clone()
                     });
-                    let breaker = breaker.unwrap_or_default();
+                    let breaker = breaker.or_else(|| self.retired.remove(&id)).unwrap_or_default();
                     let wait = Duration::from_millis(breaker.retry_at().saturating_sub(now_ms()));
-                    self.links
-                        .insert(id, Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None });
+                    self.links.insert(
+                        id,
+                        Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None, reason: None },
+                    );
                     if wait.is_zero() {
                         self.connect(id);
                     } else if let Some(l) = self.links.get_mut(&id) {
@@ -341,9 +366,18 @@ impl State {
                     all_sent &= ok;
                 }
                 AdapterAction::Close(id) => {
-                    if let Some(mut l) = self.links.remove(&id)
-                        && let Some(task) = l.task.take()
-                    {
+                    let Some(mut l) = self.links.remove(&id) else { continue };
+                    if self.retired.len() < MAX_LINKS {
+                        let mut breaker = l.breaker.clone();
+                        if let Some(why) = l.reason.take() {
+                            // Closed on a failure the adapter reported: counted.
+                            breaker.failed(now_ms(), &why);
+                            self.fed.metrics.federation.failed(&l.spec.host);
+                            self.fed.link(&self.key, |s| s.breaker(&breaker));
+                        }
+                        self.retired.insert(id, breaker);
+                    }
+                    if let Some(task) = l.task.take() {
                         // Let the link write what it was given (a closing stream error, say)
                         // and shut down; past a grace period it is cut.
                         drop(l.writer.take());
@@ -363,10 +397,24 @@ impl State {
                     self.timers.insert(token, Instant::now() + Duration::from_millis(ms));
                 }
                 AdapterAction::Deliver(item) => {
-                    let _ = self.fed.inbound(&self.key, item).await;
+                    if let Err((code, why)) = self.fed.inbound(&self.key, item.clone()).await
+                        && self.refused.len() < MAX_REFUSED
+                    {
+                        self.refused.push_back(AdapterInput::Refused(item, code, why));
+                    }
+                }
+                AdapterAction::Bounced(item, code, why) => {
+                    let why: String = why.chars().take(512).collect();
+                    self.fed.bounced(&self.key, &item, code, &why).await;
                 }
                 AdapterAction::Reject { domain, reason } => {
                     self.fed.rejected_by_transport(&self.key, domain.as_deref(), &reason)
+                }
+                AdapterAction::LinkFailed(id, why) => {
+                    tracing::info!(adapter = %self.plugin.manifest().name, link = id, reason = %why, "federation link failed");
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.reason = Some(why.chars().take(512).collect());
+                    }
                 }
             }
         }
@@ -433,6 +481,17 @@ impl State {
 }
 
 impl State {
+    /// Hands the adapter what the host refused of its deliveries, so it can answer the senders
+    /// (adapters built before 0.1.4 are not told).
+    async fn hand_back_refusals(&mut self) {
+        let told = !matches!(self.plugin.manifest().api.as_str(), "halo:plugin@0.1.2" | "halo:plugin@0.1.3");
+        while let Some(input) = self.refused.pop_front() {
+            if told {
+                self.input(input).await;
+            }
+        }
+    }
+
     /// Waits until every link written to since the last call has written it all out; `false`
     /// if one failed or timed out.
     async fn confirm(&mut self) -> bool {

@@ -15,7 +15,10 @@
 //! conversation standing here for one hosted elsewhere.
 
 mod adapter;
+mod bounce;
+mod farewell;
 mod groups;
+mod limits;
 pub mod peer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use halo_core::Username;
 use halo_core::federation::{
-    Access, Breaker, BreakerState, Domain, FederationError, Item, Route, RouteKey, Rule, Rules, Subscription,
+    Access, Breaker, BreakerState, Domain, FederationError, Item, Refusal, Route, RouteKey, Rule, Rules, Subscription,
 };
 use halo_plugin_host::Plugin;
 use halo_store::{Outbound, Store};
@@ -39,7 +42,7 @@ use crate::presence::{PresenceService, Viewer, presence_info};
 use crate::rooms::RoomService;
 
 /// Federation settings (`[federation]` in `halo.toml`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationSettings {
     /// This server's domain: how other servers address its users (`alice@<domain>`). Halo
@@ -51,6 +54,25 @@ pub struct FederationSettings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `listen`.
     pub tls_key: Option<PathBuf>,
+    /// Messages per second each remote domain may send (all its users together; the `[im]`
+    /// per-user limit is for local users). Over it, messages are refused with an error to the
+    /// sender.
+    pub remote_messages_per_sec: f64,
+    /// Messages a remote domain may send in a burst above its steady rate.
+    pub remote_burst: f64,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        Self {
+            domain: None,
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            remote_messages_per_sec: limits::DEFAULT_PER_SEC,
+            remote_burst: limits::DEFAULT_BURST,
+        }
+    }
 }
 
 /// How a transport is doing, as admins see it.
@@ -108,7 +130,15 @@ pub struct FederationService {
     links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
     adapters: Mutex<HashMap<String, adapter::Running>>,
     peers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Remote traffic refused by the sender's domain, as `halo_federation_rejected_total`
+    /// counts it (requests that failed authentication included).
+    rejected: Mutex<BTreeMap<String, u64>>,
+    /// How fast each remote domain may send messages.
+    limits: limits::DomainLimits,
 }
+
+/// Most domains [`FederationService`] counts refusals for by name; the rest count as `(other)`.
+const MAX_REJECTED_DOMAINS: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -145,6 +175,8 @@ impl FederationService {
             links: Mutex::default(),
             adapters: Mutex::default(),
             peers: Mutex::default(),
+            rejected: Mutex::default(),
+            limits: limits::DomainLimits::new(settings.remote_messages_per_sec, settings.remote_burst),
         }))
     }
 
@@ -289,67 +321,106 @@ impl FederationService {
     }
 
     /// What arrived from a remote server through `via`: checked, then delivered. A refusal is
-    /// logged, counted, and answered with why.
-    pub async fn inbound(&self, via: &RouteKey, item: Item) -> Result<(), String> {
+    /// logged, counted, and answered with why, for the transport to tell the sender.
+    pub async fn inbound(&self, via: &RouteKey, item: Item) -> Result<Accepted, (Refusal, String)> {
         let result = self.accept(via, item).await;
-        if let Err((domain, why)) = &result {
-            tracing::info!(route = %route_name(via), domain, reason = %why, "remote traffic refused");
-            self.metrics.federation.rejected(domain);
-            self.link(via, |l| l.rejected += 1);
+        if let Err((domain, refusal, why)) = &result {
+            tracing::info!(route = %route_name(via), domain, refusal = refusal.code(), reason = %why, "remote traffic refused");
+            self.count_rejected(Some(via), domain);
         }
-        result.map_err(|(_, why)| why)
+        result.map_err(|(_, refusal, why)| (refusal, why))
     }
 
     /// Counts a refusal a transport found itself (an adapter's `reject`, a peer's bad item).
     pub fn rejected_by_transport(&self, via: &RouteKey, domain: Option<&str>, reason: &str) {
         tracing::info!(route = %route_name(via), domain = domain.unwrap_or("?"), reason, "adapter refused remote traffic");
-        self.metrics.federation.rejected(domain.unwrap_or("?"));
-        self.link(via, |l| l.rejected += 1);
+        self.count_rejected(Some(via), domain.unwrap_or("?"));
     }
 
-    async fn accept(&self, via: &RouteKey, item: Item) -> Result<(), (String, String)> {
+    /// Counts one refusal of traffic from `domain` (`?` when unknown): in the metric, in the
+    /// overview's `rejected`, and on the link it came through, if any.
+    /// Past [`MAX_REJECTED_DOMAINS`] names, both count it as `(other)`.
+    pub(crate) fn count_rejected(&self, via: Option<&RouteKey>, domain: &str) {
+        {
+            let mut counts = lock(&self.rejected);
+            let name =
+                if counts.contains_key(domain) || counts.len() < MAX_REJECTED_DOMAINS { domain } else { "(other)" };
+            *counts.entry(name.to_owned()).or_default() += 1;
+            self.metrics.federation.rejected(name);
+        }
+        if let Some(via) = via {
+            self.link(via, |l| l.rejected += 1);
+        }
+    }
+
+    async fn accept(&self, via: &RouteKey, item: Item) -> Result<Accepted, (String, Refusal, String)> {
         let from = Username::parse_address(item.from())
             .ok()
             .filter(Username::is_remote)
-            .ok_or_else(|| ("?".to_owned(), format!("invalid sender {:?}", item.from())))?;
+            .ok_or_else(|| ("?".to_owned(), Refusal::BadRequest, format!("invalid sender {:?}", item.from())))?;
         let domain = from.domain().unwrap_or("?").to_owned();
-        let refuse = |why: String| (domain.clone(), why);
+        let refuse = |refusal: Refusal, why: String| (domain.clone(), refusal, why);
         if Some(domain.as_str()) == self.domain() {
-            return Err(refuse(format!("sender {from} claims this server's own domain")));
+            return Err(refuse(Refusal::NotFederated, format!("sender {from} claims this server's own domain")));
         }
-        self.rules().accepts(&domain, via).map_err(|e| refuse(format!("{e} (via {})", route_name(via))))?;
+        self.rules()
+            .accepts(&domain, via)
+            .map_err(|e| refuse(Refusal::NotFederated, format!("{e} (via {})", route_name(via))))?;
         if item.to_group() {
-            return self.to_group(via, &from, item).await.map_err(refuse);
+            return self.to_group(via, &from, item).await.map_err(|e| refuse(Refusal::BadRequest, e));
         }
         if halo_core::federation::is_group(from.as_str()) != item.from_group() {
-            return Err(refuse(format!("{} from {from}: a group speaks only for itself", item.kind())));
+            return Err(refuse(
+                Refusal::BadRequest,
+                format!("{} from {from}: a group speaks only for itself", item.kind()),
+            ));
         }
-        let to = Username::parse(item.to()).map_err(|_| refuse(format!("invalid recipient {:?}", item.to())))?;
-        match self.store.users().get(&to) {
-            Ok(Some(u)) if !u.disabled => {}
-            _ => return Err(refuse(format!("no user {to} here"))),
+        let to = Username::parse(item.to())
+            .map_err(|_| refuse(Refusal::NoSuchUser, format!("invalid recipient {:?}", item.to())))?;
+        let exists = matches!(self.store.users().get(&to), Ok(Some(u)) if !u.disabled);
+        if !exists {
+            // A subscription request is answered the XMPP way, with a refusal (RFC 6121 §3.1.3),
+            // so the asker's contact list does not wait for ever.
+            if let Item::Subscribe { kind: Subscription::Request, .. } = &item {
+                let refuse = Item::Subscribe { from: to.to_string(), to: from.to_string(), kind: Subscription::Refuse };
+                let _ = self.send(refuse).await;
+            }
+            return Err(refuse(Refusal::NoSuchUser, format!("no user {to} here")));
         }
         let kind = item.kind();
+        let mut accepted = Accepted::New;
         match item {
             Item::Message { text, id, .. } => {
-                let im = self.im().map_err(|e| refuse(e.to_string()))?;
-                im.receive(&from, &to, &text, &id).await.map_err(|e| refuse(e.to_string()))?;
+                if !self.limits.take(&domain) {
+                    return Err(refuse(
+                        Refusal::RateLimited,
+                        format!("{domain} sends more than its limit of {} messages per second", self.limits.per_sec()),
+                    ));
+                }
+                let im = self.im().map_err(|e| refuse(Refusal::Internal, e.to_string()))?;
+                let new = im.receive(&from, &to, &text, &id).await.map_err(|e| {
+                    let r = refusal_of(&e);
+                    refuse(r, e.to_string())
+                })?;
+                if !new {
+                    accepted = Accepted::Duplicate;
+                }
             }
             Item::Presence { info, .. } => {
                 let wanted = self.presence.has_contact(&to, &from).await;
                 if !wanted {
-                    return Err(refuse(format!("{to} has no contact {from}")));
+                    return Err(refuse(Refusal::BadRequest, format!("{to} has no contact {from}")));
                 }
                 self.presence.remote_presence(&from, info, wanted);
             }
             Item::Subscribe { kind, .. } => {
-                self.subscription(&from, &to, kind).await.map_err(|e| refuse(e.to_string()))?
+                self.subscription(&from, &to, kind).await.map_err(|e| refuse(refusal_of(&e), e.to_string()))?
             }
-            group => self.group_traffic(&from, &to, group).await.map_err(|e| refuse(e.to_string()))?,
+            group => self.group_traffic(&from, &to, group).await.map_err(|e| refuse(refusal_of(&e), e.to_string()))?,
         }
         self.metrics.federation.received(&domain, kind);
         self.link(via, |l| l.received += 1);
-        Ok(())
+        Ok(accepted)
     }
 
     /// A remote user's subscription stanza for local user `to`. Requests are granted unless
@@ -529,7 +600,8 @@ impl FederationService {
             })
             .collect();
         let links = lock(&self.links).iter().map(|(k, s)| (route_name(k), s.clone())).collect();
-        Overview { domain: self.domain().map(str::to_owned), domains: rules, links, queues: depths }
+        let rejected = lock(&self.rejected).clone();
+        Overview { domain: self.domain().map(str::to_owned), domains: rules, links, queues: depths, rejected }
     }
 
     /// Sets the rule of `domain` (or `*`).
@@ -585,6 +657,30 @@ impl FederationService {
     }
 }
 
+/// What became of an item a remote server sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Taken.
+    New,
+    /// A message already taken (same sender and id): not delivered again.
+    Duplicate,
+}
+
+/// How a refused local operation is told to a remote sender.
+fn refusal_of(e: &ServiceError) -> Refusal {
+    match e {
+        ServiceError::Blocked(_) => Refusal::Blocked,
+        ServiceError::DoNotDisturb(_) | ServiceError::RecipientOffline(_) => Refusal::Unavailable,
+        ServiceError::TooFast | ServiceError::RateLimited { .. } | ServiceError::Busy { .. } => Refusal::RateLimited,
+        ServiceError::NotFound(_) => Refusal::NoSuchUser,
+        ServiceError::TooLarge(_) => Refusal::TooBig,
+        ServiceError::Invalid(m) if m.contains("longer than") => Refusal::TooBig,
+        ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::IdempotencyConflict => Refusal::BadRequest,
+        ServiceError::Forbidden(_) => Refusal::Blocked,
+        _ => Refusal::Internal,
+    }
+}
+
 /// One domain's rule and how it is doing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DomainView {
@@ -623,4 +719,8 @@ pub struct Overview {
     pub links: BTreeMap<String, LinkStatus>,
     /// Items waiting, by domain.
     pub queues: BTreeMap<String, u64>,
+    /// Remote traffic refused since the server started, by the sender's domain (`?` when it
+    /// named none): the same counts as `halo_federation_rejected_total`, so requests that failed
+    /// authentication (bad signature, stale timestamp, a domain with no rule) show too.
+    pub rejected: BTreeMap<String, u64>,
 }

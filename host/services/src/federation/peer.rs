@@ -49,12 +49,32 @@ pub struct Envelope {
 }
 
 /// What the receiver answers.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     /// Items taken.
     pub accepted: usize,
+    /// Messages taken before (same sender and id): not delivered again.
+    #[serde(default)]
+    pub duplicates: usize,
     /// Items refused, with why (they are not retried).
     pub refused: Vec<String>,
+    /// The refusals in detail: which item (its index in the request) and the code
+    /// (`no_such_user`, `blocked`, `unavailable`, `rate_limited`, `too_big`, `bad_request`,
+    /// `not_federated`, `internal`).
+    #[serde(default)]
+    pub refusals: Vec<RefusedItem>,
+}
+
+/// One refused item of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefusedItem {
+    /// Its index in the request's `items`.
+    pub index: usize,
+    /// Why, as a code.
+    #[schema(value_type = String)]
+    pub code: halo_core::federation::Refusal,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// The MAC of a request: over the origin, the timestamp and the body. (HMAC takes keys of any
@@ -132,8 +152,55 @@ fn agent(ca: Option<&str>) -> anyhow::Result<ureq::Agent> {
     Ok(config.into())
 }
 
-/// Posts one batch; the receipt, or why not.
-fn post(agent: &ureq::Agent, url: &str, origin: &str, secret: &str, items: &[Item]) -> Result<Receipt, String> {
+/// A receipt as the receiver sends it: the JSON body and the headers that sign it ([`ORIGIN`]
+/// the receiver's domain, [`TIMESTAMP`], [`SIGNATURE`] under the secret the two share), so the
+/// sender can trust its refusals.
+#[derive(Debug)]
+pub struct SignedReceipt {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// The receiver's domain.
+    pub origin: String,
+    /// Signing time, ms since the Unix epoch.
+    pub timestamp: u64,
+    /// The signature.
+    pub signature: String,
+}
+
+/// Checks a peer's request, delivers its items, and signs the receipt.
+pub async fn receive_signed(
+    fed: &FederationService,
+    signed: Signed<'_>,
+    body: &[u8],
+) -> Result<SignedReceipt, ServiceError> {
+    let origin = signed.origin.map(str::to_ascii_lowercase).unwrap_or_default();
+    let receipt = receive(fed, signed, body).await?;
+    let body = serde_json::to_vec(&receipt).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let own = fed.domain().unwrap_or_default().to_owned();
+    let secret = fed.halo_route(&origin).map(|(_, secret, _)| secret).unwrap_or_default();
+    let timestamp = now_ms();
+    let signature = sign(&secret, &own, timestamp, &body);
+    Ok(SignedReceipt { body, origin: own, timestamp, signature })
+}
+
+/// Whether a receipt's signature headers check out for `peer` under `secret`.
+fn receipt_signed(resp: &ureq::http::Response<ureq::Body>, peer: &str, secret: &str, body: &[u8]) -> bool {
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(ts), Some(sig)) = (header(ORIGIN), header(TIMESTAMP), header(SIGNATURE)) else {
+        return false;
+    };
+    let Ok(ts) = ts.parse::<u64>() else { return false };
+    origin.eq_ignore_ascii_case(peer) && now_ms().abs_diff(ts) <= MAX_SKEW_MS && verify(secret, origin, ts, body, sig)
+}
+
+/// Posts one batch; the receipt (its refusals only if the peer signed it), or why not.
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    (origin, peer): (&str, &str),
+    secret: &str,
+    items: &[Item],
+) -> Result<Receipt, String> {
     let body = serde_json::to_vec(&Envelope { items: items.to_vec() }).map_err(|e| e.to_string())?;
     let ts = now_ms();
     let sig = sign(secret, origin, ts, &body);
@@ -151,7 +218,13 @@ fn post(agent: &ureq::Agent, url: &str, origin: &str, secret: &str, items: &[Ite
     if status != 200 {
         return Err(format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>()));
     }
-    serde_json::from_str(&text).map_err(|e| format!("{url}: bad receipt: {e}"))
+    let mut receipt: Receipt = serde_json::from_str(&text).map_err(|e| format!("{url}: bad receipt: {e}"))?;
+    if !receipt.refusals.is_empty() && !receipt_signed(&resp, peer, secret, text.as_bytes()) {
+        // An older peer, or a receipt nobody vouches for: its refusals fail no message.
+        tracing::info!(%peer, "the peer's receipt is not signed; its refusals are only logged");
+        receipt.refusals.clear();
+    }
+    Ok(receipt)
 }
 
 /// Carries `domain`'s queue to its Halo peer, forever: batches in order, each removed once the
@@ -186,16 +259,25 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
         // An empty batch (nothing queued while the peer is not known to be up) probes it, so
         // admins see its state.
         let items: Vec<Item> = batch.iter().map(|q| q.item.clone()).collect();
-        let (u, o, s, ca2) = (url.clone(), origin.clone(), secret.clone(), ca.clone());
+        let (u, o, s, ca2, d) = (url.clone(), origin.clone(), secret.clone(), ca.clone(), domain.clone());
         let result = tokio::task::spawn_blocking(move || {
-            agent(ca2.as_deref()).map_err(|e| format!("{e:#}")).and_then(|a| post(&a, &u, &o, &s, &items))
+            agent(ca2.as_deref()).map_err(|e| format!("{e:#}")).and_then(|a| post(&a, &u, (&o, &d), &s, &items))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
         match result {
             Ok(receipt) => {
-                for why in &receipt.refused {
-                    tracing::info!(%domain, reason = %why, "the peer refused an item");
+                // Refusals with their item go back to its sender (a message: failed); an older
+                // peer says only why.
+                for r in &receipt.refusals {
+                    if let Some(q) = batch.get(r.index) {
+                        fed.bounced(&key, &q.item, r.code, &r.reason).await;
+                    }
+                }
+                if receipt.refusals.is_empty() {
+                    for why in &receipt.refused {
+                        tracing::info!(%domain, reason = %why, "the peer refused an item");
+                    }
                 }
                 for q in &batch {
                     fed.carried(&key, &domain, &q.item);
@@ -270,43 +352,57 @@ pub async fn receive(fed: &FederationService, signed: Signed<'_>, body: &[u8]) -
         }
         .map(str::to_owned)
     };
-    let unauthorized = |why: String| {
-        tracing::info!(reason = %why, "Halo peer request refused");
+    // Every refusal is counted under the origin it claims (`?` without one), on its link when
+    // the origin is a peer, so the overview and `halo_federation_rejected_total` agree.
+    let unauthorized = |origin: &str, peer: bool, why: String| {
+        tracing::info!(%origin, reason = %why, "Halo peer request refused");
+        let key = RouteKey::Halo(origin.to_owned());
+        fed.count_rejected(peer.then_some(&key), origin);
         ServiceError::PeerUnauthorized(why)
     };
-    let origin = header(ORIGIN).ok_or_else(|| unauthorized("no Halo-Origin".into()))?.to_ascii_lowercase();
-    let Some((_, secret, _)) = fed.halo_route(&origin) else {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized(format!("{origin} is not a Halo peer of this server")));
+    let Some(origin) = header(ORIGIN).map(|o| o.to_ascii_lowercase()) else {
+        return Err(unauthorized("?", false, "no Halo-Origin".into()));
     };
-    let ts: u64 =
-        header(TIMESTAMP).and_then(|t| t.parse().ok()).ok_or_else(|| unauthorized("no Halo-Timestamp".into()))?;
+    let Some((_, secret, _)) = fed.halo_route(&origin) else {
+        let shown =
+            halo_core::federation::Domain::parse(&origin).map_or_else(|_| "?".to_owned(), |d| d.as_str().to_owned());
+        return Err(unauthorized(&shown, false, format!("{shown} is not a Halo peer of this server")));
+    };
+    let Some(ts) = header(TIMESTAMP).and_then(|t| t.parse::<u64>().ok()) else {
+        return Err(unauthorized(&origin, true, "no Halo-Timestamp".into()));
+    };
     if now_ms().abs_diff(ts) > MAX_SKEW_MS {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized("Halo-Timestamp is more than five minutes off".into()));
+        return Err(unauthorized(&origin, true, "Halo-Timestamp is more than five minutes off".into()));
     }
-    let sig = header(SIGNATURE).ok_or_else(|| unauthorized("no Halo-Signature".into()))?;
+    let Some(sig) = header(SIGNATURE) else {
+        return Err(unauthorized(&origin, true, "no Halo-Signature".into()));
+    };
     if !verify(&secret, &origin, ts, body, &sig) {
-        fed.metrics.federation.rejected(&origin);
-        return Err(unauthorized(format!("bad signature from {origin}")));
+        return Err(unauthorized(&origin, true, format!("bad signature from {origin}")));
     }
     let env: Envelope = serde_json::from_slice(body)
         .map_err(|e| ServiceError::PeerMalformed(format!("malformed federation request: {e}")))?;
     let key = RouteKey::Halo(origin.clone());
     let own = fed.domain().unwrap_or_default().to_owned();
-    let mut receipt = Receipt { accepted: 0, refused: Vec::new() };
-    for item in env.items {
+    let mut receipt = Receipt::default();
+    for (index, item) in env.items.into_iter().enumerate() {
         let item = match qualify(item, &origin, &own) {
             Ok(i) => i,
             Err(why) => {
                 fed.rejected_by_transport(&key, Some(&origin), &why);
+                let code = halo_core::federation::Refusal::BadRequest;
+                receipt.refusals.push(RefusedItem { index, code, reason: why.clone() });
                 receipt.refused.push(why);
                 continue;
             }
         };
         match fed.inbound(&key, item).await {
-            Ok(()) => receipt.accepted += 1,
-            Err(why) => receipt.refused.push(why),
+            Ok(super::Accepted::New) => receipt.accepted += 1,
+            Ok(super::Accepted::Duplicate) => receipt.duplicates += 1,
+            Err((code, why)) => {
+                receipt.refusals.push(RefusedItem { index, code, reason: why.clone() });
+                receipt.refused.push(why);
+            }
         }
     }
     Ok(receipt)

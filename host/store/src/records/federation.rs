@@ -1,11 +1,13 @@
 //! Federation rules and queued items.
 
-use halo_core::federation::{Access, GroupLine, Item, PresenceInfo, Route, Rule, Subscription};
+use halo_core::federation::{
+    Access, DeliveryFailure, GroupLine, Item, PresenceInfo, Refusal, Route, Rule, Subscription,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{stored, unit_enum};
 
-stored!(Rule => RuleV1, Item => ItemV1);
+stored!(Rule => RuleV1, Item => ItemV1, DeliveryFailure => DeliveryFailureV1);
 
 unit_enum! {
     /// Allowed or blocked.
@@ -15,6 +17,33 @@ unit_enum! {
 unit_enum! {
     /// Subscription traffic.
     SubscriptionV1 <=> Subscription, "snake_case" { Request, Accept, Refuse, Cancel, Probe }
+}
+
+unit_enum! {
+    /// Why a remote server refused an item.
+    RefusalV1 <=> Refusal, "snake_case" {
+        NoSuchUser, Blocked, Unavailable, RateLimited, TooBig, BadRequest, NotFederated, Internal
+    }
+}
+
+/// `fed_failed`: a message a remote server refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeliveryFailureV1 {
+    pub(crate) to: String,
+    pub(crate) code: RefusalV1,
+    pub(crate) reason: String,
+}
+
+impl From<&DeliveryFailure> for DeliveryFailureV1 {
+    fn from(f: &DeliveryFailure) -> Self {
+        Self { to: f.to.clone(), code: (&f.code).into(), reason: f.reason.clone() }
+    }
+}
+
+impl From<DeliveryFailureV1> for DeliveryFailure {
+    fn from(f: DeliveryFailureV1) -> Self {
+        Self { to: f.to, code: f.code.into(), reason: f.reason }
+    }
 }
 
 /// How a domain is reached.
@@ -208,6 +237,19 @@ mod tests {
             Rule { access: Access::Block, route: None },
         ];
         pin("fed_rules", include_str!("golden/rule_v1.hex"), &samples);
+    }
+
+    #[test]
+    fn delivery_failure_v1_is_pinned() {
+        let samples = [
+            DeliveryFailure {
+                to: "bob@b.example".into(),
+                code: Refusal::NoSuchUser,
+                reason: "no user bob here".into(),
+            },
+            DeliveryFailure { to: "carol@c.example".into(), code: Refusal::RateLimited, reason: "slow down".into() },
+        ];
+        pin("fed_failed", include_str!("golden/delivery_failure_v1.hex"), &samples);
     }
 
     #[test]

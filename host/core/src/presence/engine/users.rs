@@ -132,19 +132,28 @@ impl Engine {
         self.reply(req, Answer::Contacts(list));
     }
 
-    /// Watchers of `owner` just put at Blocked hear no more changes: they are told once that
-    /// the owner is Offline, as a Blocked contact always sees them.
+    /// Watchers and remote followers of `owner` just put at Blocked hear no more changes: they
+    /// are told once that the owner is Offline, as a Blocked contact always sees them (a remote
+    /// follower's server keeps that unavailable presence, since nothing follows it).
     fn tell_blocked(&mut self, owner: &Username, before: &BTreeMap<Username, AccessLevel>) {
         let Some(entry) = self.entries.get(owner) else { return };
-        let Some(watchers) = self.watchers.get(owner) else { return };
+        let watchers = self.watchers.get(owner);
+        let followers = self.followers.get(owner);
         let blocked = Visibility::Level(AccessLevel::Blocked);
         let newly: Vec<Recipient> = entry
             .contacts
             .contacts
             .iter()
             .filter(|(u, c)| c.level == AccessLevel::Blocked && before.get(*u) != Some(&AccessLevel::Blocked))
-            .filter(|(u, _)| watchers.contains(*u))
-            .map(|(u, _)| Recipient::Devices(u.clone()))
+            .filter_map(|(u, _)| {
+                if followers.is_some_and(|f| f.contains(u)) {
+                    Some(Recipient::Follower(u.clone()))
+                } else if watchers.is_some_and(|w| w.contains(u)) {
+                    Some(Recipient::Devices(u.clone()))
+                } else {
+                    None
+                }
+            })
             .collect();
         if !newly.is_empty() {
             let audiences = vec![Audience { visibility: blocked, to: newly }];

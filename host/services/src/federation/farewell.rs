@@ -1,0 +1,57 @@
+//! Leaving cleanly: on a graceful stop every remote follower is told that the local users
+//! they follow are offline, before the links close, so XMPP contacts and Halo peers do not
+//! show them online while the server is down.
+
+use std::time::Duration;
+
+use halo_core::federation::{Item, PresenceInfo, RouteKey};
+
+use super::{FederationService, lock};
+
+/// Longest a graceful stop waits for the unavailable presence to go out.
+pub const FAREWELL_WAIT: Duration = Duration::from_secs(3);
+
+impl FederationService {
+    /// Queues an unavailable presence from every local user to each of their remote
+    /// followers, wakes the transports, and waits (at most [`FAREWELL_WAIT`]) until the links
+    /// that are up carried it. What a link that is down could not carry stays queued and goes
+    /// out when it is back, followed by the current presence (the resync), so nothing stale
+    /// remains.
+    pub async fn farewell(&self) {
+        let followers = self.store.federation().all_followers().unwrap_or_default();
+        let mut keys = std::collections::BTreeSet::new();
+        for (local, remotes) in followers {
+            for r in remotes {
+                let item = Item::Presence { from: local.to_string(), to: r.to_string(), info: PresenceInfo::offline() };
+                match self.outbound(item) {
+                    Ok((entry, key)) => {
+                        if let Err(e) = self.store.federation().enqueue(&entry.domain, &[entry.item]).await {
+                            tracing::warn!(error = %e, "farewell presence not queued");
+                        }
+                        keys.insert(key);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "no farewell presence for {r}"),
+                }
+            }
+        }
+        if keys.is_empty() {
+            return;
+        }
+        for k in &keys {
+            self.wake(k);
+        }
+        let deadline = tokio::time::Instant::now() + FAREWELL_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if keys.iter().all(|k| !self.is_up(k) || self.queued_for(k).iter().all(|(_, n)| *n == 0)) {
+                tracing::info!("remote followers told this server's users are offline");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!("stopping before every remote follower was told this server's users are offline");
+    }
+
+    fn is_up(&self, key: &RouteKey) -> bool {
+        lock(&self.links).get(key).is_some_and(|l| l.state == "up")
+    }
+}
