@@ -367,7 +367,8 @@ impl FederationService {
             .accepts(&domain, via)
             .map_err(|e| refuse(Refusal::NotFederated, format!("{e} (via {})", route_name(via))))?;
         if item.to_group() {
-            return self.to_group(via, &from, item).await.map_err(|e| refuse(Refusal::BadRequest, e));
+            self.to_group(via, &from, item).await.map_err(|e| refuse(Refusal::BadRequest, e))?;
+            return Ok(Accepted::New);
         }
         if halo_core::federation::is_group(from.as_str()) != item.from_group() {
             return Err(refuse(
