@@ -170,7 +170,8 @@ pub fn deliver<S: crate::ArchiveSink>(
 mod fed {
     use crate::fed_bindings::halo::plugin::federation as f;
     use crate::federation::{
-        Action, FederationAdapter, Input, Message, Presence, PresenceInfo, Rejection, Subscribe, Subscription,
+        AcceptedLink, Action, FederationAdapter, Input, Message, Presence, PresenceInfo, Rejection, SrvAnswer,
+        SrvTarget, Subscribe, Subscription, TlsRole,
     };
 
     use super::WasmHost;
@@ -230,6 +231,19 @@ mod fed {
             f::Input::Message(m) => Input::Message(message_from(m)),
             f::Input::Presence(p) => Input::Presence(presence_from(p)),
             f::Input::Subscribe(s) => Input::Subscribe(Subscribe { from: s.from, to: s.to, kind: kind_from(s.kind) }),
+            // 0.1.4 s2s
+            f::Input::Accepted(a) => Input::Accepted(AcceptedLink { id: a.id, port: a.port, peer: a.peer }),
+            f::Input::TlsReady(link) => Input::TlsReady(link),
+            f::Input::Resolved(a) => Input::Resolved(SrvAnswer {
+                token: a.token,
+                name: a.name,
+                targets: a
+                    .targets
+                    .into_iter()
+                    .map(|t| SrvTarget { host: t.host, port: t.port, priority: t.priority, weight: t.weight })
+                    .collect(),
+                error: a.error,
+            }),
         }
     }
 
@@ -248,6 +262,19 @@ mod fed {
                 f::Action::DeliverSubscribe(f::Subscribe { from: s.from, to: s.to, kind: kind_to(s.kind) })
             }
             Action::Reject(Rejection { domain, reason }) => f::Action::Reject(f::Rejection { domain, reason }),
+            // 0.1.4 s2s
+            Action::Listen { address, port } => f::Action::Listen(f::ListenSpec { address, port }),
+            Action::Unlisten(port) => f::Action::Unlisten(port),
+            Action::StartTls(link, role) => f::Action::StartTls((
+                link,
+                match role {
+                    TlsRole::Client(name) => f::TlsRole::Client(name),
+                    TlsRole::Server => f::TlsRole::Server,
+                },
+            )),
+            Action::Resolve { token, name } => f::Action::Resolve((token, name)),
+            Action::DrainQueued => f::Action::DrainQueued,
+            Action::Fail(link, why) => f::Action::Fail((link, why)),
         }
     }
 

@@ -73,8 +73,8 @@ pub mod testing;
 
 pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
 pub use federation::{
-    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
-    Subscription,
+    AcceptedLink, Action, FIRST_ACCEPTED_LINK, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence,
+    PresenceInfo, Rejection, SrvAnswer, SrvTarget, Subscribe, Subscription, TlsRole,
 };
 
 /// The WIT package presence plugins build against.

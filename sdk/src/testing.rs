@@ -344,6 +344,11 @@ impl<A: FederationAdapter> AdapterHarness<A> {
                 Action::DeliverPresence(p) => self.presence.push(p.clone()),
                 Action::DeliverSubscribe(s) => self.subscriptions.push(s.clone()),
                 Action::Reject(r) => self.rejections.push(r.clone()),
+                // s2s (0.1.4): recorded in `actions()` only.
+                Action::Listen { .. } | Action::Unlisten(_) | Action::StartTls(..) | Action::Resolve { .. } | Action::DrainQueued => {}
+                Action::Fail(link, _) => {
+                    self.closed_by_adapter.push(*link);
+                }
             }
         }
         self.actions.extend_from_slice(actions);

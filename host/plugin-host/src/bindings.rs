@@ -189,7 +189,7 @@ pub(crate) mod federation {
     use halo_core::federation::{Item, PresenceInfo, Subscription};
 
     use super::fed::halo::plugin::federation as wit;
-    use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
+    use crate::federation::{AdapterAction, AdapterInput, LinkSpec, SrvAnswer, TlsRole};
 
     fn kind_to_wit(k: Subscription) -> wit::Subscription {
         match k {
@@ -241,6 +241,25 @@ pub(crate) mod federation {
                     kind: kind_to_wit(*kind),
                 }),
             },
+            // 0.1.4 s2s
+            AdapterInput::Accepted { id, port, peer } => {
+                wit::Input::Accepted(wit::AcceptedLink { id: *id, port: *port, peer: peer.clone() })
+            }
+            AdapterInput::TlsReady(l) => wit::Input::TlsReady(*l),
+            AdapterInput::Resolved(a) => wit::Input::Resolved(srv_to_wit(a)),
+        }
+    }
+
+    fn srv_to_wit(a: &SrvAnswer) -> wit::SrvAnswer {
+        wit::SrvAnswer {
+            token: a.token,
+            name: a.name.clone(),
+            targets: a
+                .targets
+                .iter()
+                .map(|t| wit::SrvTarget { host: t.host.clone(), port: t.port, priority: t.priority, weight: t.weight })
+                .collect(),
+            error: a.error.clone(),
         }
     }
 
@@ -274,6 +293,19 @@ pub(crate) mod federation {
                 AdapterAction::Deliver(Item::Subscribe { from: s.from, to: s.to, kind: kind_from_wit(s.kind) })
             }
             wit::Action::Reject(r) => AdapterAction::Reject { domain: r.domain, reason: r.reason },
+            // 0.1.4 s2s
+            wit::Action::Listen(l) => AdapterAction::Listen { address: l.address, port: l.port },
+            wit::Action::Unlisten(port) => AdapterAction::Unlisten(port),
+            wit::Action::StartTls((l, role)) => AdapterAction::StartTls(
+                l,
+                match role {
+                    wit::TlsRole::Client(name) => TlsRole::Client(name),
+                    wit::TlsRole::Server => TlsRole::Server,
+                },
+            ),
+            wit::Action::Resolve((token, name)) => AdapterAction::Resolve(token, name),
+            wit::Action::DrainQueued => AdapterAction::DrainQueued,
+            wit::Action::Fail((l, why)) => AdapterAction::Fail(l, why),
         }
     }
 }
@@ -336,6 +368,7 @@ pub(crate) mod federation_legacy {
                     kind: kind_to_wit(*kind),
                 }),
             },
+            AdapterInput::Accepted { .. } | AdapterInput::TlsReady(_) | AdapterInput::Resolved(_) => return None,
         })
     }
 

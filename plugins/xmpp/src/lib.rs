@@ -300,6 +300,8 @@ impl Conn<'_> {
             Input::Presence(p) => self.outbound_presence(p),
             Input::Subscribe(s) => self.outbound_subscribe(s),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
+            // A component never listens, upgrades a link or looks up SRV records.
+            Input::Accepted(_) | Input::TlsReady(_) | Input::Resolved(_) => {}
         }
     }
 

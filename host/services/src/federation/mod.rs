@@ -13,6 +13,7 @@
 //! message in a 1:1 conversation, a remote presence, or a subscription change.
 
 mod adapter;
+mod adapter_net;
 pub mod peer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +48,17 @@ pub struct FederationSettings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `listen`.
     pub tls_key: Option<PathBuf>,
+    /// PEM certificate chain federation adapters present when they switch an accepted link to
+    /// TLS as the server (STARTTLS on an XMPP server-to-server link): one valid for the
+    /// adapter's domain.
+    pub adapter_tls_cert: Option<PathBuf>,
+    /// PEM private key for `adapter_tls_cert`.
+    pub adapter_tls_key: Option<PathBuf>,
+    /// A PEM CA file adapters' TLS clients trust instead of Mozilla's roots (a private CA).
+    pub adapter_tls_ca: Option<PathBuf>,
+    /// SRV answers to use instead of DNS, per domain: `{ "xmpp.example.org" = "10.0.0.5:5269" }`
+    /// answers every `_service._proto.xmpp.example.org` lookup with that one target.
+    pub srv_override: BTreeMap<String, String>,
 }
 
 /// How a transport is doing, as admins see it.
@@ -101,6 +113,8 @@ pub struct FederationService {
     links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
     adapters: Mutex<HashMap<String, adapter::Running>>,
     peers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// TLS and DNS for adapters (0.1.4).
+    adapter_net: Arc<adapter_net::AdapterNet>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +139,7 @@ impl FederationService {
     ) -> anyhow::Result<Arc<Self>> {
         let domain = settings.domain.as_deref().map(Domain::parse).transpose()?;
         let rules = Rules { by_domain: store.federation().rules()? };
+        let adapter_net = Arc::new(adapter_net::AdapterNet::new(settings)?);
         Ok(Arc::new(Self {
             store,
             presence,
@@ -136,6 +151,7 @@ impl FederationService {
             links: Mutex::default(),
             adapters: Mutex::default(),
             peers: Mutex::default(),
+            adapter_net,
         }))
     }
 
