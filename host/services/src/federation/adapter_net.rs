@@ -26,6 +26,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Longest an SRV lookup may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Binding attempts while the port is still in use (0.5 s apart).
+const BIND_TRIES: u32 = 10;
 /// Most SRV targets handed to an adapter.
 const MAX_TARGETS: usize = 16;
 
@@ -187,11 +189,20 @@ pub(super) enum Incoming {
 
 /// Accepts connections on `address:port` until aborted.
 pub(super) async fn listen(address: String, port: u16, out: mpsc::Sender<Incoming>) {
-    let listener = match tokio::net::TcpListener::bind((address.as_str(), port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = out.send(Incoming::Failed(port, format!("listening on {address}:{port}: {e}"))).await;
-            return;
+    // An adapter restarted (reconfigured, or after a trap) asks for its port again while the
+    // listener it had is still being dropped: retry "address in use" for a few seconds.
+    let mut tries = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind((address.as_str(), port)).await {
+            Ok(l) => break l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < BIND_TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                let _ = out.send(Incoming::Failed(port, format!("listening on {address}:{port}: {e}"))).await;
+                return;
+            }
         }
     };
     tracing::info!(%address, port, "federation adapter listening");
