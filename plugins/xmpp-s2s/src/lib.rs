@@ -195,6 +195,9 @@ struct State {
     checks: BTreeMap<(String, String), (LinkId, String)>,
     counter: u64,
     resources: BTreeMap<String, BTreeMap<String, PresenceInfo>>,
+    /// Remote user → the local users their presence was delivered to: told Offline when no
+    /// stream from their domain is left.
+    recipients: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl State {
@@ -208,6 +211,7 @@ impl State {
             checks: BTreeMap::new(),
             counter: 0,
             resources: BTreeMap::new(),
+            recipients: BTreeMap::new(),
         }
     }
 }
@@ -439,9 +443,30 @@ impl Call<'_> {
             o.phase = if o.phase == OutPhase::Resolving { OutPhase::Resolving } else { OutPhase::Connecting };
             let domain = o.domain.clone();
             self.log(Level::Warn, &format!("the stream to {domain} closed: {why}"));
-        } else if self.st.ins.remove(&link).is_some() {
+        } else if let Some(gone) = self.st.ins.remove(&link) {
             self.st.checks.retain(|_, (l, _)| *l != link);
+            for domain in gone.verified {
+                if !self.st.ins.values().any(|i| i.verified.contains(&domain)) {
+                    self.domain_gone(&domain);
+                }
+            }
         }
+    }
+
+    /// No stream from `domain` is left (its server stopped, say): the local users who saw its
+    /// users' presence see them Offline until they come back.
+    fn domain_gone(&mut self, domain: &str) {
+        let suffix = format!("@{domain}");
+        let users: Vec<String> = self.st.recipients.keys().filter(|u| u.ends_with(&suffix)).cloned().collect();
+        for user in users {
+            self.st.resources.remove(&user);
+            for to in self.st.recipients.remove(&user).unwrap_or_default() {
+                let info =
+                    PresenceInfo { state: "offline".into(), activity: None, label: "Offline".into(), note: None };
+                self.out.push(Action::DeliverPresence(Presence { from: user.clone(), to, info }));
+            }
+        }
+        self.log(Level::Info, &format!("no stream from {domain} is left: its users are offline here"));
     }
 
     /// Ends a stream with a stream error; an outbound one counts as a failure (backoff).
@@ -747,6 +772,9 @@ impl Call<'_> {
                     Inbound::Subscribe(s) => self.out.push(Action::DeliverSubscribe(s)),
                     Inbound::Presence { info, from, to, resource, note } => {
                         let info = self.aggregate(&from, &resource, info, note);
+                        if self.st.recipients.contains_key(&from) || self.st.recipients.len() < MAX_TRACKED_USERS {
+                            self.st.recipients.entry(from.clone()).or_default().insert(to.clone());
+                        }
                         self.out.push(Action::DeliverPresence(Presence { from, to, info }));
                     }
                     Inbound::Nothing => {}

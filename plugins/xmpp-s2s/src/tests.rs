@@ -173,12 +173,33 @@ fn inbound_stream_requires_tls_checks_dialback_through_our_stream_and_delivers()
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!((m[0].from.as_str(), m[0].to.as_str(), m[0].text.as_str()), ("bob@prosody.test", "alice", "hi"));
 
+    // As Prosody sends it.
+    h.data(
+        inbound,
+        b"<message to='alice@halo.test' type='chat' id='011a8e' xml:lang='en' from='bob@prosody.test/test'>\
+          <body>Hi Alice, &apos;tis &lt;b&gt;me&lt;/b&gt;</body></message>",
+    );
+    let m = h.delivered_messages();
+    assert_eq!(m.len(), 1, "{m:?} {:?}", h.host().logs());
+    assert_eq!(m[0].text, "Hi Alice, 'tis <b>me</b>");
+
     // Their server checks our key on any stream.
     let ours = settings().key("prosody.test", "halo.test", "s9");
     h.data(inbound, format!("<db:verify from='prosody.test' to='halo.test' id='s9'>{ours}</db:verify>").as_bytes());
     assert!(h.sent_text(inbound).contains("id='s9' type='valid'"));
     h.data(inbound, b"<db:verify from='prosody.test' to='halo.test' id='s9'>forged</db:verify>");
     assert!(h.sent_text(inbound).contains("id='s9' type='invalid'"));
+
+    // Their server stops: its users go offline here.
+    h.data(inbound, b"<presence from='bob@prosody.test/test' to='alice@halo.test'><show>away</show></presence>");
+    assert_eq!(h.delivered_presence().len(), 1);
+    h.closed(inbound, "closed by the remote side");
+    let p = h.delivered_presence();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].from.as_str(), p[0].to.as_str(), p[0].info.state.as_str()),
+        ("bob@prosody.test", "alice", "offline")
+    );
 
     // A stream for another domain is refused.
     let other = FIRST_ACCEPTED_LINK + 2;
