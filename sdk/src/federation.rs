@@ -128,6 +128,65 @@ pub enum Input {
     /// The host refused an item the adapter delivered: answer its sender in the protocol's
     /// terms (0.1.4).
     Refused(Refusal),
+
+    // ----- 0.1.4 s2s: listening, STARTTLS, SRV -----
+    /// A peer connected to a port the adapter listens on ([`Action::Listen`]); the link's id
+    /// is the host's (from [`FIRST_ACCEPTED_LINK`] up).
+    Accepted(AcceptedLink),
+    /// [`Action::StartTls`] finished on the link: its bytes now travel inside TLS. A failed
+    /// handshake closes the link instead ([`Input::Closed`], with why).
+    TlsReady(LinkId),
+    /// The answer to [`Action::Resolve`].
+    Resolved(SrvAnswer),
+}
+
+/// Links the host numbers (accepted ones) start here; number the links you open below it.
+pub const FIRST_ACCEPTED_LINK: LinkId = 1 << 31;
+
+/// A connection a peer opened to a port the adapter listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedLink {
+    /// The link (host-assigned).
+    pub id: LinkId,
+    /// The local port it arrived on.
+    pub port: u16,
+    /// The peer's `ip:port`.
+    pub peer: String,
+}
+
+/// Which side of a TLS handshake the host takes on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsRole {
+    /// The client, checking the peer's certificate for this name.
+    Client(String),
+    /// The server, presenting the certificate the admin configured for adapters.
+    Server,
+}
+
+/// One SRV target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvTarget {
+    /// Target host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Priority, lowest first.
+    pub priority: u16,
+    /// Weight within a priority.
+    pub weight: u16,
+}
+
+/// What an SRV lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvAnswer {
+    /// The token given to [`Action::Resolve`].
+    pub token: u32,
+    /// The name looked up.
+    pub name: String,
+    /// Targets, lowest priority first; empty when the name has none.
+    pub targets: Vec<SrvTarget>,
+    /// Why the lookup failed, if it did.
+    pub error: Option<String>,
 }
 
 /// Why the receiving server refused an item (0.1.4).
@@ -226,6 +285,35 @@ pub enum Action {
     /// The link failed for this reason: counted against its breaker with it when it closes,
     /// shown in `halo federation status` (0.1.4).
     LinkFailed(LinkId, String),
+
+    // ----- 0.1.4 s2s: listening, STARTTLS, SRV -----
+    /// Accept connections on `address:port` (manifest capability `listen`, granted as
+    /// `listen:address:port`); each arrives as [`Input::Accepted`].
+    Listen {
+        /// Local address to bind.
+        address: String,
+        /// Port.
+        port: u16,
+    },
+    /// Stop accepting on a port.
+    Unlisten(u16),
+    /// Switch a link to TLS in place (STARTTLS); answered with [`Input::TlsReady`].
+    StartTls(LinkId, TlsRole),
+    /// Look up a name's SRV records (capability `dns`); answered with [`Input::Resolved`]
+    /// carrying `token`.
+    Resolve {
+        /// Echoed in the answer.
+        token: u32,
+        /// E.g. `_xmpp-server._tcp.example.org`.
+        name: String,
+    },
+    /// Hand the queued items over again (while routing): after a link an item was sent to
+    /// before it was up (so the item stayed queued) came up.
+    DrainQueued,
+    /// Close a link as failed, with why: the host counts it against the link's circuit
+    /// breaker, shows the reason in `halo federation status` and reopens it after the backoff
+    /// (an accepted link is only closed). [`Input::Closed`] follows with the reason.
+    Fail(LinkId, String),
 }
 
 /// A federation adapter: translates between a remote protocol and Halo's events, one input at

@@ -170,8 +170,8 @@ pub fn deliver<S: crate::ArchiveSink>(
 mod fed {
     use crate::fed_bindings::halo::plugin::federation as f;
     use crate::federation::{
-        Action, FederationAdapter, Input, Item, Message, Presence, PresenceInfo, Refusal, RefusalCode, Rejection,
-        Subscribe, Subscription,
+        AcceptedLink, Action, FederationAdapter, Input, Item, Message, Presence, PresenceInfo, Refusal, RefusalCode,
+        Rejection, SrvAnswer, SrvTarget, Subscribe, Subscription, TlsRole,
     };
 
     use super::WasmHost;
@@ -316,6 +316,19 @@ mod fed {
             f::Input::Refused(r) => {
                 Input::Refused(Refusal { item: item_from(r.item), code: code_from(r.code), reason: r.reason })
             }
+            // 0.1.4 s2s
+            f::Input::Accepted(a) => Input::Accepted(AcceptedLink { id: a.id, port: a.port, peer: a.peer }),
+            f::Input::TlsReady(link) => Input::TlsReady(link),
+            f::Input::Resolved(a) => Input::Resolved(SrvAnswer {
+                token: a.token,
+                name: a.name,
+                targets: a
+                    .targets
+                    .into_iter()
+                    .map(|t| SrvTarget { host: t.host, port: t.port, priority: t.priority, weight: t.weight })
+                    .collect(),
+                error: a.error,
+            }),
         }
     }
 
@@ -347,6 +360,19 @@ mod fed {
                 f::Action::Bounced(f::Refusal { item: item_to(r.item), code: code_to(r.code), reason: r.reason })
             }
             Action::LinkFailed(link, why) => f::Action::LinkFailed((link, why)),
+            // 0.1.4 s2s
+            Action::Listen { address, port } => f::Action::Listen(f::ListenSpec { address, port }),
+            Action::Unlisten(port) => f::Action::Unlisten(port),
+            Action::StartTls(link, role) => f::Action::StartTls((
+                link,
+                match role {
+                    TlsRole::Client(name) => f::TlsRole::Client(name),
+                    TlsRole::Server => f::TlsRole::Server,
+                },
+            )),
+            Action::Resolve { token, name } => f::Action::Resolve((token, name)),
+            Action::DrainQueued => f::Action::DrainQueued,
+            Action::Fail(link, why) => f::Action::Fail((link, why)),
         }
     }
 

@@ -74,8 +74,8 @@ pub mod testing;
 
 pub use archive::{ArchiveEvent, ArchiveRecord, ArchiveSink, DATA_DIR, SinkError};
 pub use federation::{
-    Action, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence, PresenceInfo, Refusal, RefusalCode, Rejection,
-    Subscribe, Subscription,
+    AcceptedLink, Action, FIRST_ACCEPTED_LINK, FederationAdapter, Input, LinkId, LinkSpec, Message, Presence,
+    PresenceInfo, Refusal, RefusalCode, Rejection, SrvAnswer, SrvTarget, Subscribe, Subscription, TlsRole,
 };
 pub use groups::{
     GroupAdd, GroupInvite, GroupJoin, GroupLine, GroupMessage, GroupPost, GroupRefused, GroupState, RoomInfo,

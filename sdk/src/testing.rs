@@ -365,6 +365,11 @@ impl<A: FederationAdapter> AdapterHarness<A> {
                 | Action::DeliverGroupAdd(_) => {}
                 Action::Bounced(r) => self.bounces.push(r.clone()),
                 Action::LinkFailed(link, why) => self.link_failures.push((*link, why.clone())),
+                // s2s (0.1.4): recorded in `actions()` only.
+                Action::Listen { .. } | Action::Unlisten(_) | Action::StartTls(..) | Action::Resolve { .. } | Action::DrainQueued => {}
+                Action::Fail(link, _) => {
+                    self.closed_by_adapter.push(*link);
+                }
             }
         }
         self.actions.extend_from_slice(actions);

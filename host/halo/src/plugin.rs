@@ -580,7 +580,9 @@ impl FederationAdapter for {ident} {{
                 vec![Action::Routing(false)]
             }}
             Input::Message(m) => vec![Action::Send(1, format!("MSG {{}} {{}} {{}}\n", m.from, m.to, m.text.replace('\n', " ")).into_bytes())],
-            // Timers, presence, subscriptions, group traffic: nothing to do here.
+            // Timers, presence, subscriptions, group traffic, and what server-side protocols
+            // use (accepted links, TLS, SRV answers): nothing here. Newer WIT versions may add
+            // inputs.
             _ => vec![],
         }}
     }}

@@ -193,7 +193,7 @@ pub(crate) mod federation {
     use halo_core::federation::{Item, PresenceInfo, Refusal, Subscription};
 
     use super::fed::halo::plugin::federation as wit;
-    use crate::federation::{AdapterAction, AdapterInput, LinkSpec};
+    use crate::federation::{AdapterAction, AdapterInput, LinkSpec, SrvAnswer, TlsRole};
 
     fn kind_to_wit(k: Subscription) -> wit::Subscription {
         match k {
@@ -357,7 +357,26 @@ pub(crate) mod federation {
                 code: code_to_wit(*code),
                 reason: reason.clone(),
             }),
+            // 0.1.4 s2s
+            AdapterInput::Accepted { id, port, peer } => {
+                wit::Input::Accepted(wit::AcceptedLink { id: *id, port: *port, peer: peer.clone() })
+            }
+            AdapterInput::TlsReady(l) => wit::Input::TlsReady(*l),
+            AdapterInput::Resolved(a) => wit::Input::Resolved(srv_to_wit(a)),
         })
+    }
+
+    fn srv_to_wit(a: &SrvAnswer) -> wit::SrvAnswer {
+        wit::SrvAnswer {
+            token: a.token,
+            name: a.name.clone(),
+            targets: a
+                .targets
+                .iter()
+                .map(|t| wit::SrvTarget { host: t.host.clone(), port: t.port, priority: t.priority, weight: t.weight })
+                .collect(),
+            error: a.error.clone(),
+        }
     }
 
     /// An action from WIT. Sizes are checked by the caller; addresses by the server.
@@ -404,6 +423,19 @@ pub(crate) mod federation {
             }
             wit::Action::Bounced(r) => AdapterAction::Bounced(item_from_wit(r.item), code_from_wit(r.code), r.reason),
             wit::Action::LinkFailed((l, why)) => AdapterAction::LinkFailed(l, why),
+            // 0.1.4 s2s
+            wit::Action::Listen(l) => AdapterAction::Listen { address: l.address, port: l.port },
+            wit::Action::Unlisten(port) => AdapterAction::Unlisten(port),
+            wit::Action::StartTls((l, role)) => AdapterAction::StartTls(
+                l,
+                match role {
+                    wit::TlsRole::Client(name) => TlsRole::Client(name),
+                    wit::TlsRole::Server => TlsRole::Server,
+                },
+            ),
+            wit::Action::Resolve((token, name)) => AdapterAction::Resolve(token, name),
+            wit::Action::DrainQueued => AdapterAction::DrainQueued,
+            wit::Action::Fail((l, why)) => AdapterAction::Fail(l, why),
         }
     }
 }
@@ -469,7 +501,10 @@ pub(crate) mod federation_legacy {
                 // Groups are 0.1.4's.
                 _ => return None,
             },
-            AdapterInput::Refused(..) => return None,
+            AdapterInput::Refused(..)
+            | AdapterInput::Accepted { .. }
+            | AdapterInput::TlsReady(_)
+            | AdapterInput::Resolved(_) => return None,
         })
     }
 

@@ -1,5 +1,5 @@
 //! What flows between the host and a federation adapter, as plain Rust: the inputs the host
-//! hands it and the actions it answers (see the `federation` interface in `wit/v0.1.2`).
+//! hands it and the actions it answers (see the `federation` interface in `wit/v0.1.4`).
 
 use halo_core::federation::{Item, Refusal};
 
@@ -35,6 +35,59 @@ pub enum AdapterInput {
     /// The rooms users of other servers may find (handed when routing starts and whenever
     /// rooms change; 0.1.4 adapters only).
     Rooms(Vec<RoomInfo>),
+
+    // ----- 0.1.4 s2s: listening, STARTTLS, SRV -----
+    /// A peer connected to a port the adapter listens on.
+    Accepted {
+        /// The link's number (host-assigned, from [`FIRST_ACCEPTED_LINK`] up).
+        id: u32,
+        /// The local port it arrived on.
+        port: u16,
+        /// The peer's `ip:port`.
+        peer: String,
+    },
+    /// `StartTls` on the link finished.
+    TlsReady(u32),
+    /// The answer to `Resolve`.
+    Resolved(SrvAnswer),
+}
+
+/// Links the host numbers (accepted ones) start here; the adapter numbers its own below.
+pub const FIRST_ACCEPTED_LINK: u32 = 1 << 31;
+
+/// Which side of a TLS handshake the host takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsRole {
+    /// Client, checking the peer's certificate for this name.
+    Client(String),
+    /// Server, with the configured adapter certificate.
+    Server,
+}
+
+/// One SRV target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvTarget {
+    /// Target host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Priority (lower first).
+    pub priority: u16,
+    /// Weight.
+    pub weight: u16,
+}
+
+/// What an SRV lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvAnswer {
+    /// The adapter's token.
+    pub token: u32,
+    /// The name looked up.
+    pub name: String,
+    /// Targets, by priority.
+    pub targets: Vec<SrvTarget>,
+    /// Why the lookup failed, if it did.
+    pub error: Option<String>,
 }
 
 /// A room users of other servers may find.
@@ -79,6 +132,25 @@ pub enum AdapterAction {
         /// Why.
         reason: String,
     },
+
+    // ----- 0.1.4 s2s: listening, STARTTLS, SRV -----
+    /// Accept connections on `address:port` (granted as `listen:address:port`).
+    Listen {
+        /// Local address to bind.
+        address: String,
+        /// Port.
+        port: u16,
+    },
+    /// Stop accepting on a port.
+    Unlisten(u16),
+    /// Switch a link to TLS in place.
+    StartTls(u32, TlsRole),
+    /// Look up SRV records for a name (granted as `dns`); answered with `Resolved(token)`.
+    Resolve(u32, String),
+    /// Hand the queued items over again.
+    DrainQueued,
+    /// Close a link as failed, with why (breaker, status, reopen after backoff).
+    Fail(u32, String),
 }
 
 /// Most actions one call may answer.

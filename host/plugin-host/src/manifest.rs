@@ -18,7 +18,7 @@ pub const LEGACY_FED_APIS: &[&str] = &["halo:plugin@0.1.2", "halo:plugin@0.1.3"]
 /// Plugin kinds (worlds) this host runs.
 pub const KINDS: &[&str] = &["presence-states", "archive-sink", "federation-adapter"];
 /// Capabilities a plugin may ask for (beyond `log` and `config`, which every plugin has).
-pub const CAPABILITIES: &[&str] = &["kv", "dir", "http", "net"];
+pub const CAPABILITIES: &[&str] = &["kv", "dir", "http", "net", "listen", "dns"];
 /// Longest manifest description, bytes.
 pub const MAX_DESCRIPTION: usize = 4096;
 /// Most config keys a manifest may declare.
@@ -36,7 +36,7 @@ pub fn allowed_capabilities(kind: &str) -> &'static [&'static str] {
     match kind {
         "presence-states" => &["kv"],
         "archive-sink" => &["kv", "dir", "http"],
-        "federation-adapter" => &["kv", "net"],
+        "federation-adapter" => &["kv", "net", "listen", "dns"],
         _ => &[],
     }
 }

@@ -488,6 +488,16 @@ impl Plugin {
         self.shared.grants.allows_net(host, port)
     }
 
+    /// Whether the admin granted accepting connections on `address:port` (`listen:`).
+    pub fn allows_listen(&self, address: &str, port: u16) -> bool {
+        self.shared.grants.allows_listen(address, port)
+    }
+
+    /// Whether the admin granted SRV lookups (`dns`).
+    pub fn allows_dns(&self) -> bool {
+        self.shared.grants.dns
+    }
+
     async fn adapter(&self, which: AdapterCall) -> Result<Vec<AdapterAction>, CallError> {
         if !matches!(self.shared.pre, WorldPre::Fed(_) | WorldPre::FedLegacy(_)) {
             return Err(CallError::Invalid(format!(

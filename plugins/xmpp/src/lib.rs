@@ -320,6 +320,8 @@ impl Conn<'_> {
             Input::Rooms(list) => self.rooms(list),
             Input::Refused(r) => self.refused(r),
             Input::Connected(_) | Input::Data(..) | Input::Closed(..) | Input::Timer(_) => {}
+            // A component never listens, upgrades a link or looks up SRV records.
+            Input::Accepted(_) | Input::TlsReady(_) | Input::Resolved(_) => {}
         }
     }
 

@@ -9,19 +9,24 @@
 //! breaker's wait. A trap discards the plugin's state, so the runner closes every link and
 //! starts the adapter afresh; past its trap budget the plugin disables itself and the runner
 //! stops.
+//!
+//! Since 0.1.4 an adapter may also listen on granted ports (accepted connections become links
+//! the host numbers from 2^31 up, never reopened), switch a link to TLS in place (STARTTLS)
+//! and look up SRV records: see [`super::adapter_net`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use halo_core::federation::{Breaker, RouteKey};
-use halo_plugin_host::federation::{AdapterAction, AdapterInput, LinkSpec};
+use halo_plugin_host::federation::{AdapterAction, AdapterInput, FIRST_ACCEPTED_LINK, LinkSpec, SrvAnswer, TlsRole};
 use halo_plugin_host::{CallError, Plugin};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::FederationService;
+use super::adapter_net::{AdapterNet, Incoming, Stream};
 use crate::clock::now_ms;
 
 /// A running adapter.
@@ -64,12 +69,16 @@ enum Write {
     Bytes(Vec<u8>),
     /// Say when everything before this is written.
     Flushed(oneshot::Sender<()>),
+    /// Switch to TLS once everything before this is written.
+    StartTls(TlsRole),
 }
 
 enum Event {
     Connected(u32, u64, mpsc::Sender<Write>),
     Data(u32, u64, Vec<u8>),
     Closed(u32, u64, String),
+    TlsReady(u32, u64),
+    Resolved(SrvAnswer),
 }
 
 struct Link {
@@ -81,6 +90,8 @@ struct Link {
     connect_at: Option<Instant>,
     /// Why the link failed, as the adapter said (shown instead of the socket's reason).
     reason: Option<String>,
+    /// A peer opened it (to a port the adapter listens on): never reopened.
+    accepted: bool,
 }
 
 struct State {
@@ -102,6 +113,12 @@ struct State {
     /// Items the adapter delivered that the host refused, to hand back as `refused` inputs
     /// once the actions that delivered them ran.
     refused: std::collections::VecDeque<AdapterInput>,
+    net: Arc<AdapterNet>,
+    /// Listening ports and their tasks.
+    listeners: HashMap<u16, tokio::task::JoinHandle<()>>,
+    incoming: mpsc::Sender<Incoming>,
+    /// The number the next accepted link gets.
+    next_accepted: u32,
 }
 
 /// Most refusals waiting to be handed back (a flood past this is only counted and logged).
@@ -114,6 +131,9 @@ impl Drop for State {
                 t.abort();
             }
         }
+        for (_, t) in self.listeners.drain() {
+            t.abort();
+        }
     }
 }
 
@@ -123,6 +143,8 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
     let wake = fed.waker(&key);
     let mut rooms = fed.rooms_changed.subscribe();
     let (events, mut rx) = mpsc::channel(256);
+    let (incoming, mut incoming_rx) = mpsc::channel(64);
+    let net = fed.adapter_net.clone();
     let mut st = State {
         fed,
         plugin,
@@ -136,6 +158,10 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         sent_to: Default::default(),
         retired: HashMap::new(),
         refused: Default::default(),
+        net,
+        listeners: HashMap::new(),
+        incoming,
+        next_accepted: FIRST_ACCEPTED_LINK,
     };
     st.status(|l| l.state = "down".into());
     if !st.start().await {
@@ -145,6 +171,7 @@ pub(super) async fn run(fed: Arc<FederationService>, plugin: Arc<Plugin>) {
         let next = st.timers.values().chain(st.links.values().filter_map(|l| l.connect_at.as_ref())).min().copied();
         tokio::select! {
             Some(ev) = rx.recv() => st.event(ev).await,
+            Some(inc) = incoming_rx.recv() => st.incoming(inc).await,
             _ = sleep_until(next) => st.fire().await,
             _ = wake.notified() => st.pending = true,
             Ok(()) = rooms.changed() => {
@@ -187,6 +214,9 @@ impl State {
             if let Some(t) = l.task.take() {
                 t.abort();
             }
+        }
+        for (_, t) in self.listeners.drain() {
+            t.abort();
         }
         self.timers.clear();
         self.set_routing(false).await;
@@ -244,6 +274,21 @@ impl State {
                     self.input(AdapterInput::Data(id, bytes)).await;
                 }
             }
+            Event::TlsReady(id, generation) => {
+                if self.links.get(&id).is_some_and(|l| l.generation == generation) {
+                    self.input(AdapterInput::TlsReady(id)).await;
+                }
+            }
+            Event::Resolved(answer) => {
+                self.input(AdapterInput::Resolved(answer)).await;
+            }
+            Event::Closed(id, generation, why) if self.links.get(&id).is_some_and(|l| l.accepted) => {
+                if self.links.get(&id).is_some_and(|l| l.generation == generation) {
+                    self.links.remove(&id);
+                    tracing::info!(adapter = %self.plugin.manifest().name, link = id, reason = %why, "accepted federation link closed");
+                    self.input(AdapterInput::Closed(id, why)).await;
+                }
+            }
             Event::Closed(id, generation, why) => {
                 let Some(l) = self.links.get_mut(&id).filter(|l| l.generation == generation) else { return };
                 l.writer = None;
@@ -299,7 +344,48 @@ impl State {
             }));
             return;
         }
-        l.task = Some(tokio::spawn(link_task(l.spec.clone(), generation, events)));
+        l.task = Some(tokio::spawn(link_task(l.spec.clone(), generation, events, self.net.clone())));
+    }
+
+    /// A listener's report: a new accepted link, or a port that could not be bound.
+    async fn incoming(&mut self, inc: Incoming) {
+        match inc {
+            Incoming::Failed(port, why) => {
+                self.listeners.remove(&port);
+                tracing::warn!(adapter = %self.plugin.manifest().name, "{why}");
+                self.status(|l| l.last_error = Some(why));
+            }
+            Incoming::Peer(port, stream, peer) => {
+                if self.links.len() >= MAX_LINKS {
+                    tracing::warn!(adapter = %self.plugin.manifest().name, %peer, "more than {MAX_LINKS} links; connection refused");
+                    return;
+                }
+                let mut id = self.next_accepted;
+                while self.links.contains_key(&id) {
+                    id = id.checked_add(1).unwrap_or(FIRST_ACCEPTED_LINK);
+                }
+                self.next_accepted = id.checked_add(1).unwrap_or(FIRST_ACCEPTED_LINK);
+                self.generation += 1;
+                let generation = self.generation;
+                let (wtx, wrx) = mpsc::channel::<Write>(1024);
+                let task =
+                    tokio::spawn(serve(Box::new(stream), id, generation, self.events.clone(), wrx, self.net.clone()));
+                let spec = LinkSpec { id, host: peer.ip().to_string(), port: peer.port(), tls_name: None };
+                self.links.insert(
+                    id,
+                    Link {
+                        spec,
+                        generation,
+                        writer: Some(wtx),
+                        task: Some(task),
+                        breaker: Breaker::default(),
+                        connect_at: None,
+                        accepted: true,
+                    },
+                );
+                self.input(AdapterInput::Accepted { id, port, peer: peer.to_string() }).await;
+            }
+        }
     }
 
     async fn set_routing(&mut self, on: bool) {
@@ -344,9 +430,22 @@ impl State {
                     });
                     let breaker = breaker.or_else(|| self.retired.remove(&id)).unwrap_or_default();
                     let wait = Duration::from_millis(breaker.retry_at().saturating_sub(now_ms()));
+                    if id >= FIRST_ACCEPTED_LINK {
+                        tracing::warn!(adapter = %self.plugin.manifest().name, id, "open: link ids from 2^31 up are the host's; ignored");
+                        continue;
+                    }
                     self.links.insert(
                         id,
-                        Link { spec, generation: 0, writer: None, task: None, breaker, connect_at: None, reason: None },
+                        Link {
+                            spec,
+                            generation: 0,
+                            writer: None,
+                            task: None,
+                            breaker,
+                            connect_at: None,
+                            accepted: false,
+                            reason: None,
+                        },
                     );
                     if wait.is_zero() {
                         self.connect(id);
@@ -416,6 +515,58 @@ impl State {
                         l.reason = Some(why.chars().take(512).collect());
                     }
                 }
+                AdapterAction::Listen { address, port } => self.listen(address, port),
+                AdapterAction::DrainQueued => self.pending = true,
+                AdapterAction::Fail(id, why) => {
+                    if let Some(l) = self.links.get_mut(&id) {
+                        // Stop the link task after it wrote what it was given (the stream
+                        // error); the breaker then decides when to open it again.
+                        drop(l.writer.take());
+                        if let Some(task) = l.task.take() {
+                            tokio::spawn(async move {
+                                tokio::time::sleep(CLOSE_GRACE).await;
+                                task.abort();
+                            });
+                        }
+                        l.generation = 0;
+                        let generation = l.generation;
+                        let events = self.events.clone();
+                        tokio::spawn(async move { events.send(Event::Closed(id, generation, why)).await });
+                    }
+                }
+                AdapterAction::Unlisten(port) => {
+                    if let Some(t) = self.listeners.remove(&port) {
+                        t.abort();
+                    }
+                }
+                AdapterAction::StartTls(id, role) => {
+                    let writer = self.links.get(&id).and_then(|l| l.writer.clone());
+                    let ok = match writer {
+                        Some(w) => w.send(Write::StartTls(role)).await.is_ok(),
+                        None => false,
+                    };
+                    if !ok {
+                        tracing::warn!(adapter = %self.plugin.manifest().name, link = id, "start-tls on a link that is not connected");
+                    }
+                }
+                AdapterAction::Resolve(token, name) => {
+                    let events = self.events.clone();
+                    if !self.plugin.allows_dns() {
+                        let answer = SrvAnswer {
+                            token,
+                            name,
+                            targets: Vec::new(),
+                            error: Some("DNS lookups not granted (install the adapter with --grant dns)".into()),
+                        };
+                        tokio::spawn(async move { events.send(Event::Resolved(answer)).await });
+                        continue;
+                    }
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        let answer = net.resolve(token, name).await;
+                        events.send(Event::Resolved(answer)).await
+                    });
+                }
             }
         }
         all_sent
@@ -430,7 +581,7 @@ impl State {
     /// Hands queued items to the adapter while it routes; an item leaves the queue once its
     /// actions ran with every send on a connected link.
     async fn drain(&mut self) {
-        for (domain, _) in self.fed.queued_for(&self.key) {
+        'domains: for (domain, _) in self.fed.queued_for(&self.key) {
             loop {
                 if !self.routing {
                     return;
@@ -470,9 +621,10 @@ impl State {
                     return;
                 }
                 if stalled {
-                    // The link went away under us (or the adapter failed this item): the rest
-                    // waits for the next routing.
-                    return;
+                    // The link went away under us, or (a server-to-server adapter) the link to
+                    // this domain is not up yet: the rest of this domain's queue waits for the
+                    // next routing or `drain-queued`; other domains go on.
+                    continue 'domains;
                 }
             }
             self.fed.metrics.federation.queue(&domain, 0);
@@ -510,10 +662,26 @@ impl State {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+impl State {
+    /// Starts accepting on `address:port` if granted.
+    fn listen(&mut self, address: String, port: u16) {
+        if self.listeners.contains_key(&port) {
+            return;
+        }
+        if !self.plugin.allows_listen(&address, port) {
+            let why = format!(
+                "listening on {address}:{port} not granted (install the adapter with --grant listen:{address}:{port})"
+            );
+            tracing::warn!(adapter = %self.plugin.manifest().name, "{why}");
+            self.status(|l| l.last_error = Some(why));
+            return;
+        }
+        let task = tokio::spawn(super::adapter_net::listen(address, port, self.incoming.clone()));
+        self.listeners.insert(port, task);
+    }
+}
 
-async fn open(spec: &LinkSpec) -> Result<Box<dyn Stream>, String> {
+async fn open(spec: &LinkSpec, net: &AdapterNet) -> Result<Box<dyn Stream>, String> {
     let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port))
         .await
         .map_err(|e| format!("connecting to {}:{}: {e}", spec.host, spec.port))?;
@@ -521,8 +689,7 @@ async fn open(spec: &LinkSpec) -> Result<Box<dyn Stream>, String> {
     let Some(name) = &spec.tls_name else { return Ok(Box::new(tcp)) };
     let server =
         rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("TLS name {name:?}: {e}"))?;
-    let tls = super::peer::tls_client(None).map_err(|e| format!("{e:#}"))?;
-    let s = tokio_rustls::TlsConnector::from(tls)
+    let s = tokio_rustls::TlsConnector::from(net.client_tls())
         .connect(server, tcp)
         .await
         .map_err(|e| format!("TLS with {}:{}: {e}", spec.host, spec.port))?;
@@ -531,9 +698,9 @@ async fn open(spec: &LinkSpec) -> Result<Box<dyn Stream>, String> {
 
 /// One connection: connects, then reads into `data` events and writes what the runner sends,
 /// until either side closes.
-async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>) {
+async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>, net: Arc<AdapterNet>) {
     let id = spec.id;
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, open(&spec)).await {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, open(&spec, &net)).await {
         Ok(Ok(s)) => s,
         Ok(Err(why)) => {
             let _ = events.send(Event::Closed(id, generation, why)).await;
@@ -545,23 +712,30 @@ async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>)
             return;
         }
     };
-    let (wtx, mut wrx) = mpsc::channel::<Write>(1024);
+    let (wtx, wrx) = mpsc::channel::<Write>(1024);
     if events.send(Event::Connected(id, generation, wtx)).await.is_err() {
         return;
     }
+    serve(stream, id, generation, events, wrx, net).await;
+}
+
+/// Carries a connected link: reads into `data` events, writes what the runner sends, switches
+/// to TLS when asked, until either side closes.
+async fn serve(
+    stream: Box<dyn Stream>,
+    id: u32,
+    generation: u64,
+    events: mpsc::Sender<Event>,
+    mut wrx: mpsc::Receiver<Write>,
+    net: Arc<AdapterNet>,
+) {
     let (mut r, mut w) = tokio::io::split(stream);
     let mut buf = vec![0u8; READ_CHUNK];
     let why = loop {
         tokio::select! {
-            n = r.read(&mut buf) => match n {
-                Ok(0) => break "closed by the remote side".to_owned(),
-                Ok(n) => {
-                    if events.send(Event::Data(id, generation, buf[..n].to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => break format!("read: {e}"),
-            },
+            // Writes first: a `StartTls` queued behind the bytes that asked for it (XMPP's
+            // `<proceed/>`) is taken before the peer's first TLS bytes are read as data.
+            biased;
             m = wrx.recv() => match m {
                 Some(Write::Bytes(bytes)) => {
                     if let Err(e) = w.write_all(&bytes).await {
@@ -574,6 +748,28 @@ async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>)
                     }
                     let _ = done.send(());
                 }
+                Some(Write::StartTls(role)) => {
+                    if let Err(e) = w.flush().await {
+                        break format!("write: {e}");
+                    }
+                    let plain = r.unsplit(w);
+                    match tokio::time::timeout(CONNECT_TIMEOUT, net.upgrade(plain, &role)).await {
+                        Ok(Ok(tls)) => {
+                            (r, w) = tokio::io::split(tls);
+                            if events.send(Event::TlsReady(id, generation)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Err(why)) => {
+                            let _ = events.send(Event::Closed(id, generation, why)).await;
+                            return;
+                        }
+                        Err(_) => {
+                            let _ = events.send(Event::Closed(id, generation, "the TLS handshake timed out".into())).await;
+                            return;
+                        }
+                    }
+                }
                 None => {
                     // Closed by the adapter: finish writing, shut our side, and read what the
                     // other side still sends until it closes, so the socket is not reset under
@@ -585,6 +781,15 @@ async fn link_task(spec: LinkSpec, generation: u64, events: mpsc::Sender<Event>)
                     .await;
                     return;
                 }
+            },
+            n = r.read(&mut buf) => match n {
+                Ok(0) => break "closed by the remote side".to_owned(),
+                Ok(n) => {
+                    if events.send(Event::Data(id, generation, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => break format!("read: {e}"),
             },
         }
     };

@@ -15,6 +15,7 @@
 //! conversation standing here for one hosted elsewhere.
 
 mod adapter;
+mod adapter_net;
 mod bounce;
 mod farewell;
 mod groups;
@@ -54,6 +55,17 @@ pub struct FederationSettings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `listen`.
     pub tls_key: Option<PathBuf>,
+    /// PEM certificate chain federation adapters present when they switch an accepted link to
+    /// TLS as the server (STARTTLS on an XMPP server-to-server link): one valid for the
+    /// adapter's domain.
+    pub adapter_tls_cert: Option<PathBuf>,
+    /// PEM private key for `adapter_tls_cert`.
+    pub adapter_tls_key: Option<PathBuf>,
+    /// A PEM CA file adapters' TLS clients trust instead of Mozilla's roots (a private CA).
+    pub adapter_tls_ca: Option<PathBuf>,
+    /// SRV answers to use instead of DNS, per domain: `{ "xmpp.example.org" = "10.0.0.5:5269" }`
+    /// answers every `_service._proto.xmpp.example.org` lookup with that one target.
+    pub srv_override: BTreeMap<String, String>,
     /// Messages per second each remote domain may send (all its users together; the `[im]`
     /// per-user limit is for local users). Over it, messages are refused with an error to the
     /// sender.
@@ -71,6 +83,10 @@ impl Default for FederationSettings {
             tls_key: None,
             remote_messages_per_sec: limits::DEFAULT_PER_SEC,
             remote_burst: limits::DEFAULT_BURST,
+            adapter_tls_cert: None,
+            adapter_tls_key: None,
+            adapter_tls_ca: None,
+            srv_override: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +151,8 @@ pub struct FederationService {
     rejected: Mutex<BTreeMap<String, u64>>,
     /// How fast each remote domain may send messages.
     limits: limits::DomainLimits,
+    /// TLS and DNS for adapters (0.1.4).
+    adapter_net: Arc<adapter_net::AdapterNet>,
 }
 
 /// Most domains [`FederationService`] counts refusals for by name; the rest count as `(other)`.
@@ -162,6 +180,7 @@ impl FederationService {
     ) -> anyhow::Result<Arc<Self>> {
         let domain = settings.domain.as_deref().map(Domain::parse).transpose()?;
         let rules = Rules { by_domain: store.federation().rules()? };
+        let adapter_net = Arc::new(adapter_net::AdapterNet::new(settings)?);
         Ok(Arc::new(Self {
             store,
             presence,
@@ -177,6 +196,7 @@ impl FederationService {
             peers: Mutex::default(),
             rejected: Mutex::default(),
             limits: limits::DomainLimits::new(settings.remote_messages_per_sec, settings.remote_burst),
+            adapter_net,
         }))
     }
 
