@@ -32,6 +32,8 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// (its background threads may hold it for a moment after the last handle is gone).
 const OPEN_ATTEMPTS: u32 = 20;
 const OPEN_PAUSE: Duration = Duration::from_millis(50);
+/// How long a pool member's store keeps trying to open while JetStream is not ready.
+const POOL_OPEN_WAIT: Duration = Duration::from_secs(60);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -217,10 +219,26 @@ impl Shared {
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let in_flight = InFlight::default();
-        let replicator = crate::pool::Replicator::open(cluster).await?;
-        let objects = crate::pool::Objects::open(cluster).await?;
-        let slot = crate::pool::claim_slot(cluster).await?;
-        let engine = Engine::open_pool(cluster, path, settings, &in_flight, replicator.clone(), slot).await?;
+        // A JetStream cluster started a moment ago answers before its streams have leaders
+        // again: retry for a while what times out or finds no responder.
+        let deadline = Instant::now() + POOL_OPEN_WAIT;
+        let (replicator, objects, slot, engine) = loop {
+            let attempt = async {
+                let replicator = crate::pool::Replicator::open(cluster).await?;
+                let objects = crate::pool::Objects::open(cluster).await?;
+                let slot = crate::pool::claim_slot(cluster).await?;
+                let engine = Engine::open_pool(cluster, path, settings, &in_flight, replicator.clone(), slot).await?;
+                Ok::<_, StoreError>((replicator, objects, slot, engine))
+            };
+            match attempt.await {
+                Ok(opened) => break opened,
+                Err(StoreError::Unavailable(why)) if Instant::now() < deadline => {
+                    tracing::warn!(reason = %why, "the pool is not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         tracing::info!(node = cluster.node_id(), slot, "storage: the pool's state on JetStream");
         Ok(Self {
             path: path.to_owned(),

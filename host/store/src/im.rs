@@ -122,8 +122,21 @@ impl Im {
         &self.log
     }
 
+    /// Appends `fact`. A message whose sender's idempotency key produced another message first
+    /// (two nodes of a pool took the same key at once; the fold keeps the first in the log) is
+    /// answered [`StoreError::Exists`]: it is not kept, and a retry finds the first.
     pub(crate) async fn write(&self, fact: Fact) -> Result<u64, StoreError> {
-        self.log.append(fact).await
+        let keyed = match &fact {
+            Fact::Posted(p) => p.message.key.clone().map(|k| (p.thread, p.message.id, p.message.from.clone(), k)),
+            _ => None,
+        };
+        let seq = self.log.append(fact).await?;
+        if let Some((thread, id, from, key)) = keyed
+            && self.state().by_key(&from, &key).is_some_and(|first| first != (thread, id))
+        {
+            return Err(StoreError::Exists(format!("a message with idempotency key {key:?}")));
+        }
+        Ok(seq)
     }
 
     /// A fresh id, larger than every id handed out before (also across restarts), held as in

@@ -173,3 +173,66 @@ async fn a_node_restarting_catches_up_and_forgets_what_was_deleted_meanwhile() {
     assert!(s2.im().log().last_durable() >= last, "caught up before serving");
     assert!(s2.im().conversation(conv.id).expect("conv").is_some());
 }
+
+/// Appends `n` facts from `concurrency` tasks; returns (appends/s, p50 ms, p99 ms).
+async fn measure(store: &Store, n: usize, concurrency: usize) -> (f64, f64, f64) {
+    let id = store.im().reserve().expect("id").id();
+    let conv = Conversation::new(id, &name("alice"), &[name("bob")], 5, 0).expect("conv");
+    store.im().create(&conv, None).await.expect("started");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (store, conv) = (store.clone(), conv.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for _ in 0..n / concurrency {
+                    let msg = Message {
+                        id: store.im().reserve().expect("id").id(),
+                        at: 6,
+                        from: name("alice"),
+                        body: Body::Text {
+                            text: "a message of about sixty bytes, as people write them".into(),
+                            format: Format::Plain,
+                        },
+                        key: None,
+                    };
+                    let t = Instant::now();
+                    store.im().append(&conv, &msg, (&[name("bob")], &[]), None, &[]).await.expect("append");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    let ms = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    (all.len() as f64 / secs, ms(0.5), ms(0.99))
+}
+
+/// The IM log's appends on one node (sled, one fsync per group) and on a pool of three
+/// JetStream servers (R3): `cargo test -p halo-store --release --test pool -- --ignored
+/// --nocapture` (figures in BENCHMARKS.md, Pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it by hand"]
+async fn log_append_throughput() {
+    let n = 20_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = Store::open(dir.path()).expect("open");
+    let nats = Nats::start(3);
+    let cluster = nats.connect("bench").await;
+    let pdir = tempfile::tempdir().expect("tempdir");
+    let pool = open(&cluster, pdir.path()).await;
+    println!("replicas {}", cluster.replicas());
+    for concurrency in [1, 16, 256] {
+        let n = if concurrency == 1 { 2_000 } else { n };
+        for (label, store) in [("sled", &sled), ("jetstream R3", &pool)] {
+            let (rate, p50, p99) = measure(store, n, concurrency).await;
+            println!("{label:>13} c={concurrency:<4} {n} appends: {rate:>8.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms");
+        }
+    }
+}

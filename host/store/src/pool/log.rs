@@ -28,6 +28,8 @@ use crate::{SledResult, StoreError};
 const LOG: &str = crate::log::LOG;
 /// How long an append waits for JetStream's acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an append is sent again while JetStream refuses it (a leader election).
+const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The IM log on a JetStream stream (see the module docs).
 pub struct JsLog {
@@ -37,6 +39,10 @@ pub struct JsLog {
     durable: Arc<watch::Sender<u64>>,
     last: Arc<AtomicU64>,
     in_flight: Arc<Semaphore>,
+    /// This writer's name in append ids (node, process start): unique across restarts.
+    writer: String,
+    /// Appends made, numbering their ids.
+    appends: AtomicU64,
     /// The consumer folding the stream, stopped when the log is dropped.
     reader: tokio::task::AbortHandle,
 }
@@ -158,7 +164,9 @@ impl JsLog {
         })
         .abort_handle();
         let in_flight = Arc::new(Semaphore::new(QUEUE_CAPACITY));
-        Ok((Self { tree, js, subject, durable, last, in_flight, reader }, state))
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let writer = format!("{}-{started:x}", cluster.node_id());
+        Ok((Self { tree, js, subject, durable, last, in_flight, writer, appends: AtomicU64::new(0), reader }, state))
     }
 
     /// The entry `seq`, if this node has folded it.
@@ -214,14 +222,38 @@ impl EventLog for JsLog {
                 .in_flight
                 .try_acquire()
                 .map_err(|_| StoreError::Busy(format!("{QUEUE_CAPACITY} writes are waiting for the pool's log")))?;
-            let bytes = encode(LOG, &fact)?;
-            let ack =
-                self.js.publish(self.subject.clone(), bytes.into()).await.map_err(|e| unavailable("append", e))?;
-            let ack = tokio::time::timeout(ACK_TIMEOUT, ack)
-                .await
-                .map_err(|_| StoreError::Unavailable("JetStream did not acknowledge the append in time".into()))?
-                .map_err(|e| unavailable("append", e))?;
-            let seq = ack.sequence;
+            let bytes: bytes::Bytes = encode(LOG, &fact)?.into();
+            // One id per append, sent again with each retry: JetStream stores it once (its
+            // duplicate window is two minutes) and answers a retry with the first sequence.
+            let id = format!("{}-{}", self.writer, self.appends.fetch_add(1, Ordering::Relaxed));
+            let deadline = tokio::time::Instant::now() + RETRY_FOR;
+            let mut pause = Duration::from_millis(50);
+            let seq = loop {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.as_str());
+                let attempt = async {
+                    let ack = self
+                        .js
+                        .publish_with_headers(self.subject.clone(), headers, bytes.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match tokio::time::timeout(ACK_TIMEOUT, ack).await {
+                        Ok(Ok(ack)) => Ok(ack.sequence),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("no acknowledgement in time".to_owned()),
+                    }
+                };
+                match attempt.await {
+                    Ok(seq) => break seq,
+                    // A stream electing a new leader (a server died) refuses for a moment.
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        tracing::warn!(error = %e, "an append was not acknowledged; sending it again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(unavailable("append", e)),
+                }
+            };
             let mut folded = self.durable.subscribe();
             while *folded.borrow_and_update() < seq {
                 if folded.changed().await.is_err() {

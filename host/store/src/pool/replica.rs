@@ -15,14 +15,13 @@
 //!
 //! Keys are hex-encoded (KV keys are subject tokens; the trees' keys are bytes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use halo_cluster::async_nats;
 use tokio::sync::{mpsc, watch};
 
@@ -80,7 +79,7 @@ pub(crate) fn key_bytes(key: &str) -> Option<Vec<u8>> {
 struct Write {
     ticket: u64,
     subject: String,
-    value: Option<Vec<u8>>,
+    value: Option<bytes::Bytes>,
 }
 
 /// The publisher and watchers of a pool member's shared trees.
@@ -156,7 +155,7 @@ impl Replicator {
         let ticket = q.0;
         // A send fails only once the publisher stopped (the runtime is shutting down): the
         // flush waiting for this ticket then fails too.
-        let _ = q.1.send(Write { ticket, subject, value });
+        let _ = q.1.send(Write { ticket, subject, value: value.map(Into::into) });
     }
 
     /// Creates `key` in tree `name` unless the bucket has it: `false` when it had.
@@ -276,48 +275,98 @@ fn apply(tree: &sled::Tree, name: &str, entry: kv::Entry) {
     }
 }
 
-/// The publisher: publishes writes in order without waiting, and counts acknowledgements in
-/// order.
+type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Publishes `w` and returns the wait for its acknowledgement.
+async fn send(js: &jetstream::Context, w: &Write) -> AckFuture {
+    let sent = match &w.value {
+        Some(v) => js.publish(w.subject.clone(), v.clone()).await,
+        None => {
+            let mut headers = HeaderMap::new();
+            headers.insert("KV-Operation", "DEL");
+            js.publish_with_headers(w.subject.clone(), headers, bytes::Bytes::new()).await
+        }
+    };
+    Box::pin(async move {
+        match sent {
+            Ok(ack) => match tokio::time::timeout(ACK_TIMEOUT, ack).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no acknowledgement in time".to_owned()),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+/// The publisher: publishes writes in order without waiting, and takes their acknowledgements
+/// in order. When one is refused or times out (a stream electing a new leader after a server
+/// died answers "no responders" for a moment), it and every write published after it are
+/// published again, in order, until they are acknowledged or [`RETRY_FOR`] has passed: the
+/// bucket then ends with the writes in their order, the same as without the failure.
 async fn publish(js: jetstream::Context, mut rx: mpsc::UnboundedReceiver<Write>, owner: std::sync::Weak<Replicator>) {
-    let mut acks = FuturesOrdered::new();
+    let mut in_flight: VecDeque<(Write, AckFuture)> = VecDeque::new();
     loop {
         tokio::select! {
-            write = rx.recv(), if acks.len() < IN_FLIGHT => {
+            write = rx.recv(), if in_flight.len() < IN_FLIGHT => {
                 let Some(w) = write else { break };
-                let ticket = w.ticket;
-                let sent = match w.value {
-                    Some(v) => js.publish(w.subject, v.into()).await,
-                    None => {
-                        let mut headers = HeaderMap::new();
-                        headers.insert("KV-Operation", "DEL");
-                        js.publish_with_headers(w.subject, headers, bytes::Bytes::new()).await
-                    }
-                };
-                acks.push_back(async move {
-                    let result = match sent {
-                        Ok(ack) => match tokio::time::timeout(ACK_TIMEOUT, ack).await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err("no acknowledgement in time".to_owned()),
-                        },
-                        Err(e) => Err(e.to_string()),
-                    };
-                    (ticket, result)
-                });
+                let ack = send(&js, &w).await;
+                in_flight.push_back((w, ack));
             }
-            Some((ticket, result)) = acks.next(), if !acks.is_empty() => {
+            result = async {
+                match in_flight.front_mut() {
+                    Some(head) => head.1.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if !in_flight.is_empty() => {
                 let Some(owner) = owner.upgrade() else { break };
-                let mut failure = owner.failure.lock().unwrap_or_else(|p| p.into_inner());
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some((w, _)) = in_flight.pop_front() {
+                            owner.acked.send_replace(w.ticket);
+                        }
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "a write to the pool was not acknowledged");
-                        *failure = Some(format!("the pool did not acknowledge a write: {e}"));
+                        tracing::warn!(error = %e, "a write to the pool was not acknowledged; publishing again");
+                        let writes: Vec<Write> = in_flight.drain(..).map(|(w, _)| w).collect();
+                        let last = writes.last().map_or(0, |w| w.ticket);
+                        if let Err(e) = republish(&js, &writes).await {
+                            tracing::error!(error = %e, "the pool does not acknowledge writes");
+                            *owner.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(format!("the pool did not acknowledge a write: {e}"));
+                        }
+                        owner.acked.send_replace(last);
                     }
                 }
-                drop(failure);
-                owner.acked.send_replace(ticket);
             }
+        }
+    }
+}
+
+/// How long a refused write is published again before the store counts it as failed.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Publishes `writes` again in order and waits for each, retrying for [`RETRY_FOR`].
+async fn republish(js: &jetstream::Context, writes: &[Write]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(pause).await;
+        let mut acks = Vec::with_capacity(writes.len());
+        for w in writes {
+            acks.push(send(js, w).await);
+        }
+        let mut failed = None;
+        for ack in acks {
+            if let Err(e) = ack.await {
+                failed = Some(e);
+                break;
+            }
+        }
+        match failed {
+            None => return Ok(()),
+            Some(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            Some(_) => pause = (pause * 2).min(Duration::from_secs(1)),
         }
     }
 }
