@@ -120,14 +120,7 @@ impl JsLog {
         }
         high.fetch_max(max_id_in(&state), Ordering::AcqRel);
 
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: local_last + 1 },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("reading the IM stream", e))?;
-        let mut messages = consumer.messages().await.map_err(|e| unavailable("reading the IM stream", e))?;
+        let mut messages = ordered(&stream, local_last + 1).await?;
 
         let state = Arc::new(RwLock::new(state));
         let (durable, _) = watch::channel(local_last);
@@ -150,17 +143,31 @@ impl JsLog {
             }
         }
         let reader = tokio::spawn(async move {
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(m) => {
-                        if let Err(e) = fold.message(&m) {
-                            tracing::error!(error = %e, "folding the IM stream");
+            // A consumer whose server died (missed heartbeats) or that ended is made again from
+            // the entry after the last one folded.
+            loop {
+                while let Some(m) = messages.next().await {
+                    match m {
+                        Ok(m) => {
+                            if let Err(e) = fold.message(&m) {
+                                tracing::error!(error = %e, "folding the IM stream");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the IM stream; reading again");
+                            break;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reading the IM stream"),
                 }
+                messages = loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let from = fold.last.load(Ordering::Acquire) + 1;
+                    match ordered(&stream, from).await {
+                        Ok(m) => break m,
+                        Err(e) => tracing::warn!(error = %e, "reading the IM stream again"),
+                    }
+                };
             }
-            tracing::warn!("the IM stream's consumer ended");
         })
         .abort_handle();
         let in_flight = Arc::new(Semaphore::new(QUEUE_CAPACITY));
@@ -284,6 +291,18 @@ impl EventLog for JsLog {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()
     }
+}
+
+/// An ordered consumer of `stream` from entry `from` on.
+async fn ordered(stream: &stream::Stream, from: u64) -> Result<consumer::pull::Ordered, StoreError> {
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("reading the IM stream", e))?;
+    consumer.messages().await.map_err(|e| unavailable("reading the IM stream", e))
 }
 
 impl crate::log::ImLog for JsLog {

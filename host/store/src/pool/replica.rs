@@ -231,25 +231,44 @@ impl Replicator {
             tree.clear().map_err(crate::from_sled)?;
             let mut watch = bucket.watch_with_history(">").await.map_err(|e| unavailable("watching bucket", e))?;
             let status = bucket.status().await.map_err(|e| unavailable("bucket status", e))?;
+            let mut revision = 0;
             if status.values() > 0 {
                 // The history is delivered first; `delta` 0 marks its last entry.
                 while let Some(entry) = watch.next().await {
                     let entry = entry.map_err(|e| unavailable("reading bucket", e))?;
                     let last = entry.delta == 0;
+                    revision = revision.max(entry.revision);
                     apply(&tree, name, entry);
                     if last {
                         break;
                     }
                 }
             }
+            let bucket = bucket.clone();
             let task = tokio::spawn(async move {
-                while let Some(entry) = watch.next().await {
-                    match entry {
-                        Ok(entry) => apply(&tree, name, entry),
-                        Err(e) => tracing::warn!(tree = name, error = %e, "watching the pool's bucket"),
+                // A watch whose server died (missed heartbeats) is made again from the
+                // revision after the last one applied, so no change is skipped.
+                loop {
+                    while let Some(entry) = watch.next().await {
+                        match entry {
+                            Ok(entry) => {
+                                revision = revision.max(entry.revision);
+                                apply(&tree, name, entry);
+                            }
+                            Err(e) => {
+                                tracing::warn!(tree = name, error = %e, "watching the pool's bucket; watching again");
+                                break;
+                            }
+                        }
                     }
+                    watch = loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        match bucket.watch_all_from_revision(revision + 1).await {
+                            Ok(w) => break w,
+                            Err(e) => tracing::warn!(tree = name, error = %e, "watching the pool's bucket again"),
+                        }
+                    };
                 }
-                tracing::debug!(tree = name, "bucket watch ended");
             });
             self.watchers.lock().unwrap_or_else(|p| p.into_inner()).push(task.abort_handle());
         }
