@@ -46,34 +46,37 @@ fn send(from: &halo_client::Client, to: &str, text: &str) -> u64 {
     id
 }
 
-/// The texts of conversation `id` as `client` reads them.
-fn texts(client: &halo_client::Client, id: u64) -> Vec<String> {
-    let page = client.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None).expect("history");
-    page["messages"]
+/// The texts of conversation `id` as `client` reads them (an error: the conversation has not
+/// reached the client's node yet).
+fn try_texts(client: &halo_client::Client, id: u64) -> Result<Vec<String>, halo_client::ClientError> {
+    let page = client.call_json("GET", &format!("/api/v1/conversations/{id}/messages"), None)?;
+    Ok(page["messages"]
         .as_array()
         .expect("messages")
         .iter()
         .filter_map(|m| m["text"].as_str().map(str::to_owned))
-        .collect()
+        .collect())
+}
+
+fn texts(client: &halo_client::Client, id: u64) -> Vec<String> {
+    try_texts(client, id).expect("history")
 }
 
 /// Waits until `client` reads `text` in conversation `id`.
 fn wait_text(client: &halo_client::Client, id: u64, text: &str) {
     wait_until(&format!("{text:?} in conversation {id}"), 30, || {
-        texts(client, id).iter().any(|t| t == text).then_some(())
+        try_texts(client, id).ok()?.iter().any(|t| t == text).then_some(())
     });
 }
 
-/// Logs `user` in on `node` (password `<user>-password`), waiting for the account to reach the
-/// node's replica.
+/// Logs `user` in on `node` (password `<user>-password`), once the account reached the node's
+/// replica (asked as the admin: failed logins would lock the name).
 fn login_on(node: &common::TestServer, user: &str) -> halo_client::Client {
-    let token = wait_until(&format!("{user} can log in on {}", node.url), 30, || {
-        node.client(None)
-            .login(user, &format!("{user}-password"))
-            .ok()
-            .and_then(|r| r["token"].as_str().map(str::to_owned))
+    let admin = node.admin();
+    wait_until(&format!("{user} known on {}", node.url), 60, || {
+        admin.call_json("GET", &format!("/api/v1/users/{user}"), None).ok()
     });
-    node.client(Some(&token))
+    node.client(Some(&node.login(user, &format!("{user}-password"))))
 }
 
 #[test]

@@ -28,6 +28,9 @@ use crate::{SledResult, StoreError};
 const LOG: &str = crate::log::LOG;
 /// How long an append waits for JetStream's acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the reader waits for the next entry before it asks whether the stream has newer
+/// ones (then its consumer stalled, and is made again).
+const STALL_CHECK: Duration = Duration::from_secs(2);
 /// How long an append is sent again while JetStream refuses it (a leader election).
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -146,7 +149,20 @@ impl JsLog {
             // A consumer whose server died (missed heartbeats) or that ended is made again from
             // the entry after the last one folded.
             loop {
-                while let Some(m) = messages.next().await {
+                loop {
+                    let m = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        // Quiet for a while: fine if the stream has nothing newer; a consumer
+                        // stalled on a dead server otherwise (made again below).
+                        Err(_) => match stream.get_info().await {
+                            Ok(info) if info.state.last_sequence > fold.last.load(Ordering::Acquire) => {
+                                tracing::warn!("the IM stream's reader stalled; reading again");
+                                break;
+                            }
+                            _ => continue,
+                        },
+                    };
                     match m {
                         Ok(m) => {
                             if let Err(e) = fold.message(&m) {

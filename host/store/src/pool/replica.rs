@@ -163,10 +163,32 @@ impl Replicator {
         let Some(bucket) = self.buckets.get(name) else {
             return Err(StoreError::Unavailable(format!("tree {name} is not shared")));
         };
-        match bucket.create(kv_key(key), value.to_vec().into()).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(unavailable("create", e)),
+        let key = kv_key(key);
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(50);
+        let mut retried = false;
+        loop {
+            match bucket.create(&key, value.to_vec().into()).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    // A retry finding its own first attempt stored: that attempt created it.
+                    if retried
+                        && let Ok(Some(stored)) = bucket.get(&key).await
+                        && stored.as_ref() == value
+                    {
+                        return Ok(true);
+                    }
+                    return Ok(false);
+                }
+                // A stream electing a new leader (a server died) refuses for a moment.
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "a create was not acknowledged; sending it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                    retried = true;
+                }
+                Err(e) => return Err(unavailable("create", e)),
+            }
         }
     }
 
