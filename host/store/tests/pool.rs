@@ -49,9 +49,14 @@ impl Nats {
     }
 
     async fn connect(&self, node: &str) -> Cluster {
+        self.connect_with(node, 0).await
+    }
+
+    async fn connect_with(&self, node: &str, replicas: usize) -> Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match Cluster::connect(ClusterConfig::new(self.urls(), node)).await {
+            let config = ClusterConfig { replicas, ..ClusterConfig::new(self.urls(), node) };
+            match Cluster::connect(config).await {
                 Ok(c) => return c,
                 Err(e) if Instant::now() < deadline => eprintln!("waiting for NATS: {e}"),
                 Err(e) => panic!("NATS: {e}"),
@@ -224,7 +229,7 @@ async fn log_append_throughput() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled = Store::open(dir.path()).expect("open");
     let nats = Nats::start(3);
-    let cluster = nats.connect("bench").await;
+    let cluster = nats.connect_with("bench", 3).await;
     let pdir = tempfile::tempdir().expect("tempdir");
     let pool = open(&cluster, pdir.path()).await;
     println!("replicas {}", cluster.replicas());
