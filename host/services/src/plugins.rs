@@ -499,6 +499,8 @@ impl PluginService {
         let f = tokio::fs::File::open(&tmp).await.map_err(io)?;
         f.sync_all().await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        // In a pool, every node can fetch it from the pool's object store (nothing alone).
+        self.store.put_component(sha, bytes).await?;
         Ok(())
     }
 

@@ -37,11 +37,11 @@ pub struct Queued {
 #[derive(Clone)]
 pub struct Federation {
     db: crate::flush::Db,
-    rules: sled::Tree,
+    rules: crate::tree::Tree,
     queue: sled::Tree,
-    followers: sled::Tree,
-    following: sled::Tree,
-    failed: sled::Tree,
+    followers: crate::tree::Tree,
+    following: crate::tree::Tree,
+    failed: crate::tree::Tree,
     log_cursors: sled::Tree,
 }
 
@@ -67,11 +67,11 @@ impl Federation {
         Ok(Self {
             log_cursors,
             db: db.clone(),
-            rules: db.open_tree(RULES).db()?,
+            rules: crate::tree::Tree::open(db, RULES)?,
             queue: db.open_tree(QUEUE).db()?,
-            followers: db.open_tree(FOLLOWERS).db()?,
-            following: db.open_tree(FOLLOWING).db()?,
-            failed: db.open_tree(FAILED).db()?,
+            followers: crate::tree::Tree::open(db, FOLLOWERS)?,
+            following: crate::tree::Tree::open(db, FOLLOWING)?,
+            failed: crate::tree::Tree::open(db, FAILED)?,
         })
     }
 
@@ -217,7 +217,7 @@ impl Federation {
 }
 
 /// Reads a (local, remote) tree.
-fn pairs(tree: &sled::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
+fn pairs(tree: &crate::tree::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
     let mut out: BTreeMap<Username, Vec<Username>> = BTreeMap::new();
     for kv in tree.iter() {
         let (k, _) = kv.db()?;

@@ -189,6 +189,15 @@ impl ImState {
         let msg = &p.message;
         let text = matches!(msg.body, Body::Text { .. });
         let from = self.number(&msg.from);
+        if let Some(k) = &msg.key
+            && let Some(&(thread, first)) = self.keys.get(&key_hash(&msg.from, k))
+            && first != msg.id
+            && self.locate(thread, first).is_some_and(|i| i.from == from)
+        {
+            // The sender's key produced a message already: two nodes of a pool took the same
+            // key at once. The first in the log wins on every node; this one is not kept.
+            return;
+        }
         let index = self.threads.entry(p.thread).or_default();
         let at = index.partition_point(|i| i.id < msg.id);
         if index.get(at).is_some_and(|i| i.id == msg.id) {

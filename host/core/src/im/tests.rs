@@ -179,6 +179,25 @@ fn queues_keys_and_pages() {
 }
 
 #[test]
+fn a_second_message_with_a_used_key_is_not_kept() {
+    let t1 = Thread::Conversation(1);
+    let s = run(&[
+        started(1, "alice", &["bob"]),
+        post(1, text(10, "alice", Some("k1")), &["bob"], &[]),
+        // Another node took the same key at the same time: later in the log, it loses.
+        post(1, text(11, "alice", Some("k1")), &["bob"], &[]),
+        post(1, text(12, "bob", Some("k1")), &[], &[]),
+    ]);
+    assert_eq!(s.by_key(&u("alice"), "k1"), Some((t1, 10)), "the first wins");
+    assert_eq!(s.locate(t1, 11), None, "the second is not in the thread");
+    assert_eq!(s.queue(&u("bob"), 10), [(10, t1)], "nor queued");
+    assert_eq!(s.by_key(&u("bob"), "k1"), Some((t1, 12)), "another sender's key is its own");
+    let mut again = s.clone();
+    again.apply(9, &post(1, text(10, "alice", Some("k1")), &["bob"], &[]));
+    assert_eq!(again.locate(t1, 10).map(|i| i.seq), Some(9), "the same message again is the same message");
+}
+
+#[test]
 fn rooms_names_and_marks() {
     let room = |name: &str| crate::room::Room::new(7, name, &u("alice"), Privacy::Open, "", "", 1).expect("room");
     let mut s = run(&[Fact::RoomPut { room: room("Lobby"), joined: vec![u("alice")], left: vec![] }]);
