@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod outbox;
 mod password;
 pub mod plugins;
+pub mod pool;
 pub mod presence;
 pub mod principal;
 pub mod rooms;

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod federation;
 pub mod me;
 pub mod plugins;
+pub mod pool;
 pub mod presence;
 pub mod rooms;
 pub mod search;
@@ -131,6 +132,7 @@ pub fn router(max_body: usize, max_upload: usize) -> Router<AppState> {
         .routes(routes!(archive::export))
         .routes(routes!(federation::overview))
         .routes(routes!(federation::put_domain, federation::remove_domain))
+        .routes(routes!(pool::status))
         .routes(routes!(stream::stream))
         .split_for_parts();
     let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads);
