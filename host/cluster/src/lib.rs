@@ -69,7 +69,10 @@ impl ClusterConfig {
             )));
         }
         if !valid_name(&self.pool, 32) {
-            return Err(ClusterError::Config(format!("pool name {:?}: 1 to 32 letters, digits, '-' or '_'", self.pool)));
+            return Err(ClusterError::Config(format!(
+                "pool name {:?}: 1 to 32 letters, digits, '-' or '_'",
+                self.pool
+            )));
         }
         if self.replicas > 5 {
             return Err(ClusterError::Config(format!("replicas {}: JetStream keeps at most 5", self.replicas)));

@@ -336,6 +336,15 @@ pub struct ServeArgs {
     /// until an admin configures and enables it). Repeatable.
     #[arg(long, value_name = "FILE")]
     pub preinstall: Vec<PathBuf>,
+    /// Join a pool: the NATS JetStream cluster holding its state, as comma-separated URLs
+    /// (nats://10.0.0.1:4222,nats://10.0.0.2:4222). Without it (nor [cluster] urls), the node
+    /// keeps its state in its own data directory.
+    #[arg(long, env = "HALO_CLUSTER", value_name = "URLS")]
+    pub cluster: Option<String>,
+    /// This node's name in the pool [default: [cluster] node, else one generated once and kept
+    /// in the data directory (node-id)].
+    #[arg(long, env = "HALO_NODE", value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 /// How an admin verb reaches the server: --server/--token, else the local server's own

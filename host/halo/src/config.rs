@@ -36,6 +36,21 @@ struct FileConfig {
     plugins: Option<halo_services::plugins::PluginSettings>,
     federation: Option<halo_services::federation::FederationSettings>,
     store: Option<halo_store::StoreSettings>,
+    cluster: Option<ClusterFile>,
+}
+
+/// `[cluster]` in `halo.toml`: a pool member's NATS JetStream cluster.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ClusterFile {
+    /// NATS server URLs; empty: not a pool member.
+    urls: Vec<String>,
+    /// This node's name (empty: generated once, kept in `<data>/node-id`).
+    node: String,
+    /// Replicas of each stream and bucket (0: the cluster's servers, at most 3).
+    replicas: usize,
+    /// The pool's name, prefix of its streams, buckets and subjects.
+    pool: Option<String>,
 }
 
 /// Everything `halo serve` needs.
@@ -49,6 +64,9 @@ pub struct ServeConfig {
     pub store: halo_store::StoreSettings,
     pub source: Option<PathBuf>,
     pub preinstall: Vec<PathBuf>,
+    /// The pool to join (`--cluster`, `HALO_CLUSTER`, `[cluster]`); `None`: a standalone node.
+    /// An empty `node` is resolved from the data directory by [`node_id`].
+    pub cluster: Option<halo_cluster::ClusterConfig>,
 }
 
 fn read_file(args: &ConfigArgs) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
@@ -109,6 +127,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if store.cache_capacity < 1024 * 1024 {
         anyhow::bail!("[store] cache_capacity must be at least 1048576 bytes (1 MiB)");
     }
+    let cluster = cluster(args, file.cluster.unwrap_or_default())?;
     Ok(ServeConfig {
         data_dir: args.config.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
@@ -118,7 +137,55 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         store,
         source,
         preinstall: args.preinstall.clone(),
+        cluster,
     })
+}
+
+/// The pool configuration: `--cluster`/`HALO_CLUSTER` and `--node`/`HALO_NODE` over `[cluster]`.
+fn cluster(args: &ServeArgs, file: ClusterFile) -> anyhow::Result<Option<halo_cluster::ClusterConfig>> {
+    let urls = match &args.cluster {
+        Some(flag) => halo_cluster::ClusterConfig::parse_urls(flag),
+        None => file.urls,
+    };
+    if urls.is_empty() {
+        if args.cluster.is_some() {
+            anyhow::bail!("--cluster needs at least one NATS URL (nats://HOST:PORT)");
+        }
+        return Ok(None);
+    }
+    let node = args.node.clone().unwrap_or(file.node);
+    let pool = file.pool.unwrap_or_else(|| halo_cluster::DEFAULT_POOL.to_owned());
+    let config = halo_cluster::ClusterConfig { urls, node, replicas: file.replicas, pool };
+    // The node name may still be empty (generated later, in the data directory).
+    let check = halo_cluster::ClusterConfig { node: "n".into(), ..config.clone() };
+    if !config.node.is_empty() {
+        config.validate()?;
+    } else {
+        check.validate()?;
+    }
+    Ok(Some(config))
+}
+
+/// File in the data directory keeping a node's generated name.
+const NODE_ID_FILE: &str = "node-id";
+
+/// This node's name: the configured one, else the one kept in `<data>/node-id`, else a new one
+/// (`node-` and 8 hex digits) written there, so a node keeps its name across restarts.
+pub fn node_id(configured: &str, data_dir: &Path) -> anyhow::Result<String> {
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
+    }
+    let path = data_dir.join(NODE_ID_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let name = text.trim();
+        if halo_cluster::valid_name(name, 64) {
+            return Ok(name.to_owned());
+        }
+        anyhow::bail!("{} holds no valid node name", path.display());
+    }
+    let name = format!("node-{:08x}", rand::random::<u32>());
+    std::fs::write(&path, format!("{name}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -154,6 +221,26 @@ mod tests {
         assert_eq!(http.header_timeout, std::time::Duration::from_secs(10), "unset keys keep their defaults");
         let err = toml::from_str::<FileConfig>("[http]\nidle = \"2m\"").expect_err("misspelt key");
         assert!(err.to_string().contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn cluster_section_parses_and_refuses_unknown_keys() {
+        let f: FileConfig =
+            toml::from_str("[cluster]\nurls = [\"nats://127.0.0.1:4222\"]\nnode = \"n1\"\nreplicas = 3")
+                .expect("valid");
+        let c = f.cluster.expect("cluster");
+        assert_eq!((c.urls.len(), c.node.as_str(), c.replicas), (1, "n1", 3));
+        let err = toml::from_str::<FileConfig>("[cluster]\nurl = \"x\"").expect_err("misspelt key");
+        assert!(err.to_string().contains("url"), "{err}");
+    }
+
+    #[test]
+    fn node_ids_are_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = node_id("", dir.path()).expect("generated");
+        assert!(first.starts_with("node-"), "{first}");
+        assert_eq!(node_id("", dir.path()).expect("kept"), first);
+        assert_eq!(node_id("n2", dir.path()).expect("configured"), "n2");
     }
 
     #[test]

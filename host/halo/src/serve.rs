@@ -31,6 +31,10 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         tracing::info!(config = %src.display(), "configuration file");
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let _cluster = match &cfg.cluster {
+        Some(c) => Some(join_pool(c, &cfg.data_dir).await?),
+        None => None,
+    };
     let store = Store::open_with(&cfg.data_dir.join("db"), cfg.store).map_err(|e| {
         let hint = if e.is_locked() { " (is another halo running on it?)" } else { "" };
         anyhow::Error::new(e).context(format!("opening the store in {}{hint}", cfg.data_dir.display()))
@@ -73,6 +77,17 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
     local::Local::remove(&cfg.data_dir);
     tracing::info!("stopped");
     result
+}
+
+/// Connects to the pool's NATS JetStream cluster (waiting for JetStream to answer).
+async fn join_pool(
+    config: &halo_cluster::ClusterConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<halo_cluster::Cluster> {
+    let node = config::node_id(&config.node, data_dir)?;
+    let config = halo_cluster::ClusterConfig { node, ..config.clone() };
+    let urls = config.urls.join(",");
+    halo_cluster::Cluster::connect(config).await.with_context(|| format!("joining the pool at {urls}"))
 }
 
 async fn bootstrap_admin(state: &AppState, data_dir: &std::path::Path) -> anyhow::Result<()> {

