@@ -67,7 +67,7 @@ impl AppState {
             Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
         let outbox = crate::stream::pool::PoolHub::start(hub.clone(), pool.clone()).await?;
         let services = Services::start(store, data_dir, &settings.services(), outbox, metrics, local_admin)?;
-        services.presence.join_pool(pool.clone()).await?;
+        services.join_pool(pool.clone()).await?;
         let mut state = Self::from_services(services, hub, settings);
         state.pool = Some(pool);
         Ok(state)

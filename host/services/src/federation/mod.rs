@@ -101,6 +101,24 @@ pub struct FederationService {
     links: Mutex<BTreeMap<RouteKey, LinkStatus>>,
     adapters: Mutex<HashMap<String, adapter::Running>>,
     peers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Whether this node carries the queues (in a pool, the `federation` task's holder only).
+    gate: Mutex<crate::pool::tasks::Gate>,
+}
+
+/// Runs the transport `make` makes while `gate` is open; stops it when the gate closes, and
+/// starts it afresh when it opens again.
+async fn gated<F, Fut>(mut gate: crate::pool::tasks::Gate, make: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        gate.opened().await;
+        tokio::select! {
+            () = make() => return,
+            () = gate.closed() => tracing::info!("federation transport stopped: another pool node carries it"),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,6 +154,7 @@ impl FederationService {
             links: Mutex::default(),
             adapters: Mutex::default(),
             peers: Mutex::default(),
+            gate: Mutex::new(crate::pool::tasks::Gate::open()),
         }))
     }
 
@@ -406,10 +425,32 @@ impl FederationService {
         });
         for p in list {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(p.manifest().name.clone()) {
-                let task = tokio::spawn(adapter::run(self.clone(), p.clone()));
+                let (this, plugin) = (self.clone(), p.clone());
+                let make = move || adapter::run(this.clone(), plugin.clone());
+                let task = tokio::spawn(gated(lock(&self.gate).clone(), make));
                 slot.insert(adapter::Running { plugin: p, task });
             }
         }
+    }
+
+    /// Carries the queues only while `gate` is open (a pool member: while it holds the pool's
+    /// `federation` task); running transports restart under it.
+    pub fn gate_transports(self: &Arc<Self>, gate: crate::pool::tasks::Gate) {
+        *lock(&self.gate) = gate;
+        let adapters: Vec<Arc<Plugin>> = {
+            let mut running = lock(&self.adapters);
+            let list = running.values().map(|r| r.plugin.clone()).collect();
+            for r in running.values() {
+                r.task.abort();
+            }
+            running.clear();
+            list
+        };
+        self.set_adapters(adapters);
+        for (_, task) in lock(&self.peers).drain() {
+            task.abort();
+        }
+        self.sync_peers();
     }
 
     /// Starts a delivery task for every Halo peer in the rules, stops those gone.
@@ -432,7 +473,9 @@ impl FederationService {
         });
         for d in wanted {
             if !peers.contains_key(&d) {
-                peers.insert(d.clone(), tokio::spawn(peer::deliver(self.clone(), d)));
+                let (this, domain) = (self.clone(), d.clone());
+                let make = move || peer::deliver(this.clone(), domain.clone());
+                peers.insert(d, tokio::spawn(gated(lock(&self.gate).clone(), make)));
             }
         }
     }

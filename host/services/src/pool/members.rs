@@ -87,7 +87,7 @@ pub struct Members {
     cluster: Cluster,
     incarnation: u64,
     started_at: u64,
-    http: String,
+    http: Mutex<String>,
     local: Mutex<Local>,
     remote: RwLock<HashMap<String, Remote>>,
     changes: mpsc::UnboundedSender<Change>,
@@ -106,7 +106,7 @@ impl Members {
             cluster: cluster.clone(),
             incarnation: rand::random::<u64>() | 1,
             started_at: now_ms(),
-            http,
+            http: Mutex::new(http),
             local: Mutex::new(Local { seq: 0, users: HashMap::new(), endpoints: 0 }),
             remote: RwLock::new(HashMap::new()),
             changes: tx,
@@ -257,6 +257,11 @@ impl Members {
         self.local().users.keys().cloned().collect()
     }
 
+    /// Sets this node's client address, shown to the others (known once it listens).
+    pub fn set_http(&self, http: String) {
+        *self.http.lock().unwrap_or_else(|p| p.into_inner()) = http;
+    }
+
     /// Says which presence groups this node owns (shown in heartbeats).
     pub fn set_groups(&self, groups: Vec<usize>) {
         self.extra.lock().unwrap_or_else(|p| p.into_inner()).0 = groups;
@@ -284,7 +289,7 @@ impl Members {
         };
         NodeStatus {
             node: self.node().to_owned(),
-            http: self.http.clone(),
+            http: self.http.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             started_at: self.started_at,
             users,
             endpoints,

@@ -14,6 +14,8 @@
 pub mod groups;
 pub mod lease;
 pub mod members;
+pub mod plugins;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;

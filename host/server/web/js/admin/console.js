@@ -9,6 +9,7 @@ import * as archiving from "./archiving.js";
 import * as compliance from "./compliance.js";
 import * as federation from "./federation.js";
 import * as plugins from "./plugins.js";
+import * as pool from "./pool.js";
 import * as users from "./users.js";
 
 /** The sections, in nav order: id (the URL's `#/admin/<id>`), label, role, module. */
@@ -17,6 +18,7 @@ export const SECTIONS = [
   { id: "plugins", label: "Plugins", role: "admin", module: plugins },
   { id: "archiving", label: "Archiving", role: "admin", module: archiving },
   { id: "federation", label: "Federation", role: "admin", module: federation },
+  { id: "pool", label: "Pool", role: "admin", module: pool },
   { id: "compliance", label: "Compliance search", role: "compliance", module: compliance },
 ];
 

@@ -1,0 +1,317 @@
+//! Several `halo serve` nodes as one pool, through the real binaries: three `nats-server`
+//! processes in a JetStream cluster and three `halo serve --cluster` nodes on loopback. Users
+//! on different nodes talk, see each other's presence, share rooms; a node killed with `kill -9`
+//! loses no acknowledged message; a NATS server killed does not stop the pool; everything
+//! stopped and started again keeps its state.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::nats::{NatsCluster, halo_node};
+use common::{Peer, TestServer, wait_presence, wait_until};
+use halo_client::Client;
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+[presence]
+offline_grace = "200ms"
+coalesce = "10ms"
+"#;
+
+struct Pool {
+    nats: NatsCluster,
+    nodes: Vec<TestServer>,
+}
+
+impl Pool {
+    fn start() -> Self {
+        let nats = NatsCluster::start(3);
+        let nodes = (1..=3).map(|i| halo_node(&nats, &format!("node{i}"), CONFIG)).collect();
+        let pool = Self { nats, nodes };
+        pool.wait_formed();
+        pool
+    }
+
+    fn status(&self, i: usize) -> Value {
+        self.nodes[i].admin().call_json("GET", "/api/v1/admin/pool", None).expect("pool status")
+    }
+
+    /// Waits until every node sees the three nodes and every presence group has an owner.
+    fn wait_formed(&self) {
+        for i in 0..self.nodes.len() {
+            wait_until("the pool to form", 120, || {
+                let s = self.status(i);
+                let nodes = s["nodes"].as_array().map_or(0, Vec::len);
+                let groups = s["groups"].as_array()?;
+                // Settled: every group has a node, and no node holds more than its share plus
+                // one (so none gives groups up any more).
+                let share = groups.len().div_ceil(self.nodes.len()) + 1;
+                let balanced = s["nodes"].as_array()?.iter().all(|n| n["groups"].as_array().map_or(0, Vec::len) <= share);
+                (nodes == self.nodes.len() && !groups.is_empty() && groups.iter().all(|g| g.is_string()) && balanced)
+                    .then_some(())
+            });
+        }
+    }
+
+    /// Waits until node `i` sees, for each node named, at least that many users there.
+    fn wait_users(&self, i: usize, want: &[(&str, u64)]) {
+        wait_until("the user directory", 60, || {
+            let s = self.status(i);
+            let nodes = s["nodes"].as_array()?;
+            want.iter()
+                .all(|(node, n)| {
+                    nodes.iter().any(|x| x["node"] == *node && x["users"].as_u64().is_some_and(|u| u >= *n))
+                })
+                .then_some(())
+        });
+    }
+}
+
+fn login(node: &TestServer, name: &str) -> (String, Client) {
+    let token = node.login(name, &format!("{name}-password"));
+    (token.clone(), node.client(Some(&token)))
+}
+
+fn create(node: &TestServer, name: &str) {
+    let body = json!({"username": name, "password": format!("{name}-password")});
+    node.admin().call_json("POST", "/api/v1/users", Some(&body)).expect("create user");
+}
+
+fn add_contact(c: &Client, who: &str, level: &str) {
+    c.call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level}))).expect("add contact");
+}
+
+fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
+    move |p| p["state"] == s
+}
+
+/// The texts of a conversation's history, read through `c`.
+fn history(c: &Client, conv: u64) -> Vec<String> {
+    let page = c.call_json("GET", &format!("/api/v1/conversations/{conv}/messages?limit=1000"), None).expect("history");
+    let list = page["messages"].as_array().or_else(|| page.as_array()).cloned().unwrap_or_default();
+    list.iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn users_on_three_nodes_talk_share_rooms_and_see_presence() {
+    let pool = Pool::start();
+    let [n1, n2, n3] = [&pool.nodes[0], &pool.nodes[1], &pool.nodes[2]];
+    for name in ["alice", "bob", "carol", "dave"] {
+        create(n1, name);
+    }
+    let (alice_token, alice_rest) = login(n1, "alice");
+    let (bob_token, bob_rest) = login(n2, "bob");
+    let (carol_token, carol_rest) = login(n3, "carol");
+    add_contact(&alice_rest, "bob", "workgroup");
+    add_contact(&bob_rest, "alice", "colleagues");
+    add_contact(&carol_rest, "alice", "external");
+
+    let mut alice = Peer::connect(n1, &alice_token, "desk");
+    let mut bob_desk = Peer::connect(n2, &bob_token, "desk");
+    let mut bob_phone = Peer::connect(n3, &bob_token, "phone");
+    let mut carol = Peer::connect(n3, &carol_token, "laptop");
+    for i in 0..3 {
+        pool.wait_users(i, &[("node1", 1), ("node2", 1), ("node3", 2)]);
+    }
+
+    // Presence: bob's devices on nodes 2 and 3 see alice (node 1) come online and change.
+    wait_presence(&mut bob_desk, "alice", state_is("available"));
+    wait_presence(&mut bob_phone, "alice", state_is("available"));
+    alice.ok(json!({"type": "presence.set", "state": "busy"}));
+    wait_presence(&mut bob_desk, "alice", state_is("busy"));
+    wait_presence(&mut bob_phone, "alice", state_is("busy"));
+    // Access levels hold across nodes: bob (Workgroup to alice) sees her note, carol
+    // (External) does not.
+    alice_rest.call_json("PATCH", "/api/v1/me/presence", Some(&json!({"note": "Quarter close"}))).expect("note");
+    let seen = wait_presence(&mut bob_phone, "alice", |p| p["note"] == "Quarter close");
+    assert_eq!(seen["state"], "busy");
+    let ext = carol_rest.call_json("GET", "/api/v1/users/alice/presence", None).expect("view");
+    assert!(ext.get("note").is_none(), "External sees no note: {ext}");
+    assert_eq!(ext["state"], "busy");
+
+    // IM both ways: alice (node 1) to bob (nodes 2 and 3), bob's phone back.
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob"]}))["conversation"]["id"]
+        .as_u64()
+        .expect("conversation id");
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "hello across nodes"}));
+    for peer in [&mut bob_desk, &mut bob_phone] {
+        let m = peer.event("im.message");
+        assert_eq!(m["message"]["text"], "hello across nodes", "{m}");
+    }
+    let d = alice.event("im.delivered");
+    assert_eq!(d["user"], "bob");
+    bob_phone.ok(json!({"type": "im.send", "conversation": conv, "text": "hi from the phone"}));
+    assert_eq!(alice.event("im.message")["message"]["text"], "hi from the phone");
+    assert_eq!(bob_desk.event("im.message")["message"]["text"], "hi from the phone", "the sender's other device");
+    assert_eq!(history(&bob_rest, conv), ["hello across nodes", "hi from the phone"]);
+
+    // A group conversation: carol (node 3) joins.
+    alice.ok(json!({"type": "im.add", "conversation": conv, "user": "carol"}));
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "welcome carol"}));
+    let m = carol.event("im.message");
+    assert!(m["message"]["kind"] == "joined" || m["message"]["text"] == "welcome carol", "{m}");
+    wait_until("carol's copy", 30, || {
+        (0..5).find_map(|_| {
+            let m = carol.event("im.message");
+            (m["message"]["text"] == "welcome carol").then_some(())
+        })
+    });
+
+    // A room: created on node 1, joined on node 2, a post from node 3 reaches everyone.
+    let room = alice_rest
+        .call_json("POST", "/api/v1/rooms", Some(&json!({"name": "finance", "privacy": "open"})))
+        .expect("room")["id"]
+        .as_u64()
+        .expect("room id");
+    bob_rest.call_json("POST", &format!("/api/v1/rooms/{room}/join"), None).expect("bob joins");
+    carol_rest.call_json("POST", &format!("/api/v1/rooms/{room}/join"), None).expect("carol joins");
+    carol_rest
+        .call_json("POST", &format!("/api/v1/rooms/{room}/messages"), Some(&json!({"text": "budget is in"})))
+        .expect("post");
+    for peer in [&mut alice, &mut bob_desk, &mut bob_phone] {
+        let m = peer.event("room.message");
+        assert_eq!(m["message"]["text"], "budget is in", "{m}");
+    }
+
+    // Offline delivery: dave has never connected; alice's message waits for him on node 2.
+    let dave_conv = alice.ok(json!({"type": "im.start", "participants": ["dave"]}))["conversation"]["id"]
+        .as_u64()
+        .expect("id");
+    alice.ok(json!({"type": "im.send", "conversation": dave_conv, "text": "read this when you are in"}));
+    let (dave_token, _) = login(n2, "dave");
+    let mut dave = Peer::connect(n2, &dave_token, "desk");
+    let m = dave.event("im.message");
+    assert_eq!((m["message"]["text"].as_str(), m["offline"].as_bool()), (Some("read this when you are in"), Some(true)));
+
+    // alice goes offline: bob sees it on both nodes.
+    drop(alice);
+    wait_presence(&mut bob_desk, "alice", state_is("offline"));
+    wait_presence(&mut bob_phone, "alice", state_is("offline"));
+
+    // Ending sessions reaches every node: bob changes his password through a new session on
+    // node 1; his other sessions end, and his sockets on nodes 2 and 3 are closed.
+    let (_, bob_elsewhere) = login(n1, "bob");
+    let change = json!({"current_password": "bob-password", "new_password": "bob-password-2"});
+    bob_elsewhere.call("PUT", "/api/v1/me/password", Some(&change)).expect("change");
+    for peer in [&mut bob_desk, &mut bob_phone] {
+        let (code, _) = common::read_close(&mut peer.ws);
+        assert_eq!(code, 4003, "session ended");
+    }
+}
+
+#[test]
+fn a_node_killed_under_load_loses_no_acknowledged_message() {
+    let mut pool = Pool::start();
+    for name in ["alice", "bob"] {
+        create(&pool.nodes[0], name);
+    }
+    let (alice_token, _) = login(&pool.nodes[0], "alice");
+    let (bob_token, _) = login(&pool.nodes[1], "bob");
+    let mut alice = Peer::connect(&pool.nodes[0], &alice_token, "desk");
+    let _bob = Peer::connect(&pool.nodes[1], &bob_token, "desk");
+    let conv = alice.ok(json!({"type": "im.start", "participants": ["bob"]}))["conversation"]["id"]
+        .as_u64()
+        .expect("id");
+
+    // bob sends from node 2 in a thread; node 2 is killed while he does; he reconnects to
+    // node 3 and goes on, resending what was not acknowledged with the same key.
+    let urls: Vec<String> = pool.nodes.iter().map(|n| n.url.clone()).collect();
+    let sender = std::thread::spawn(move || {
+        let mut acked: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut node = 1;
+        let mut i = 0u32;
+        while i < 200 {
+            let client = Client::new(&urls[node], Some(bob_token.clone()), None).expect("client");
+            let body = json!({"text": format!("m{i}"), "key": format!("k{i}")});
+            match client.call_json("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&body)) {
+                Ok(m) => {
+                    acked.insert(i, m["id"].as_u64().unwrap_or_default());
+                    i += 1;
+                }
+                // Node 2 is gone (or dying): the client moves to node 3 and retries the same key.
+                Err(_) => node = 2,
+            }
+        }
+        acked
+    });
+    wait_until("some messages", 60, || {
+        let n = history(&pool.nodes[0].client(Some(&alice_token)), conv).len();
+        (n >= 20).then_some(())
+    });
+    pool.nodes[1].kill();
+    let acked = sender.join().expect("sender");
+    assert_eq!(acked.len(), 200);
+    // Every acknowledged message is there exactly once, on every live node.
+    for i in [0, 2] {
+        let texts = history(&pool.nodes[i].client(Some(&alice_token)), conv);
+        for n in 0..200 {
+            let want = format!("m{n}");
+            assert_eq!(texts.iter().filter(|t| **t == want).count(), 1, "{want} on node {}: {texts:?}", i + 1);
+        }
+    }
+    // The dead node's presence groups moved: alice still gets bob's presence through node 3.
+    let (bob_token, _) = login(&pool.nodes[2], "bob");
+    let mut bob3 = Peer::connect(&pool.nodes[2], &bob_token, "phone");
+    add_contact(&pool.nodes[0].client(Some(&alice_token)), "bob", "colleagues");
+    wait_until("groups to move", 60, || {
+        let s = pool.status(0);
+        let groups = s["groups"].as_array()?;
+        groups.iter().all(|g| g.is_string() && g != "node2").then_some(())
+    });
+    bob3.ok(json!({"type": "presence.set", "state": "be_right_back"}));
+    wait_presence(&mut alice, "bob", state_is("be_right_back"));
+}
+
+#[test]
+fn a_killed_nats_server_does_not_stop_the_pool_and_state_survives_a_full_restart() {
+    let mut pool = Pool::start();
+    create(&pool.nodes[0], "alice");
+    create(&pool.nodes[0], "bob");
+    let (alice_token, alice_rest) = login(&pool.nodes[0], "alice");
+    let conv = alice_rest.call_json("POST", "/api/v1/conversations", Some(&json!({"participants": ["bob"]}))).expect("start")
+        ["id"]
+        .as_u64()
+        .expect("id");
+    pool.nats.kill(2);
+    for n in 0..10 {
+        alice_rest
+            .call_json("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&json!({"text": format!("x{n}")})))
+            .expect("the pool serves with one NATS server down");
+    }
+    let (bob_token, bob_rest) = login(&pool.nodes[1], "bob");
+    assert_eq!(history(&bob_rest, conv).len(), 10);
+    pool.nats.restart(2);
+
+    // Stop everything, start everything: the state is intact.
+    for node in &mut pool.nodes {
+        node.stop();
+    }
+    pool.nats.stop_all();
+    pool.nats.start_all();
+    for node in &mut pool.nodes {
+        node.restart();
+    }
+    pool.wait_formed();
+    let alice_rest = pool.nodes[2].client(Some(&alice_token));
+    let texts = history(&alice_rest, conv);
+    assert_eq!(texts, (0..10).map(|n| format!("x{n}")).collect::<Vec<_>>());
+    let bob_rest2 = pool.nodes[0].client(Some(&bob_token));
+    assert_eq!(history(&bob_rest2, conv).len(), 10, "sessions survive too");
+    let _ = bob_rest;
+    let mut alice = Peer::connect(&pool.nodes[1], &alice_token, "desk");
+    alice.ok(json!({"type": "im.send", "conversation": conv, "text": "after the restart"}));
+    assert!(wait_secs(30, || history(&pool.nodes[0].client(Some(&alice_token)), conv).len() == 11));
+}
+
+fn wait_secs(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
