@@ -35,7 +35,13 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         Some(c) => Some(join_pool(c, &cfg.data_dir).await?),
         None => None,
     };
-    let store = Store::open_with(&cfg.data_dir.join("db"), cfg.store).map_err(|e| {
+    let db = cfg.data_dir.join("db");
+    let opened = match &cluster {
+        // A pool member: the pool's state on JetStream, this node's replicas and caches in db/.
+        Some(cluster) => Store::open_pool(cluster, &db, cfg.store).await,
+        None => Store::open_with(&db, cfg.store),
+    };
+    let store = opened.map_err(|e| {
         let hint = if e.is_locked() { " (is another halo running on it?)" } else { "" };
         anyhow::Error::new(e).context(format!("opening the store in {}{hint}", cfg.data_dir.display()))
     })?;

@@ -36,8 +36,8 @@ pub struct Archive {
     db: crate::flush::Db,
     pub(crate) records: sled::Tree,
     cursors: sled::Tree,
-    policies: sled::Tree,
-    meta: sled::Tree,
+    policies: crate::tree::Tree,
+    meta: crate::tree::Tree,
     log_cursors: sled::Tree,
     pending: ArchivePending,
 }
@@ -54,8 +54,8 @@ impl Archive {
             db: db.clone(),
             records: db.open_tree(RECORDS).db()?,
             cursors: db.open_tree(CURSORS).db()?,
-            policies: db.open_tree(POLICIES).db()?,
-            meta: db.open_tree(META).db()?,
+            policies: crate::tree::Tree::open(db, POLICIES)?,
+            meta: crate::tree::Tree::open(db, META)?,
         })
     }
 

@@ -85,6 +85,45 @@ impl Engine {
     }
 
     fn with_db(db: flush::Db, dir: Option<&Path>, in_flight: &InFlight) -> Result<Self, StoreError> {
+        let (meta, cursors, pending) = Self::prepare(&db)?;
+        let im = Im::open(&db, dir, in_flight.clone(), pending.clone())?;
+        Self::assemble(db, meta, cursors, pending, im)
+    }
+
+    /// A pool member's database in `path`: the shared trees mirror the pool's buckets through
+    /// `replicator`, the IM log is the pool's stream. Returns once the replicas and the
+    /// projection caught up with the pool.
+    pub(crate) async fn open_pool(
+        cluster: &halo_cluster::Cluster,
+        path: &Path,
+        settings: StoreSettings,
+        in_flight: &InFlight,
+        replicator: Arc<crate::pool::Replicator>,
+        slot: u64,
+    ) -> Result<Self, StoreError> {
+        let config =
+            sled::Config::new().path(path).mode(sled::Mode::HighThroughput).cache_capacity(settings.cache_capacity);
+        // A store of this process dropped a moment ago lets go of the directory once its
+        // background tasks are stopped: retry a little while it is locked.
+        let mut opened = config.open().db();
+        for _ in 1..OPEN_ATTEMPTS {
+            match &opened {
+                Err(e) if e.is_locked() => tokio::time::sleep(OPEN_PAUSE).await,
+                _ => break,
+            }
+            opened = config.open().db();
+        }
+        let db = flush::Db::new(opened?).with_replicator(replicator.clone());
+        let (meta, cursors, pending) = Self::prepare(&db)?;
+        let im = Im::open_pool(cluster, &db, path, slot, in_flight.clone(), pending.clone()).await?;
+        let engine = Self::assemble(db, meta, cursors, pending, im)?;
+        replicator.sync().await?;
+        Ok(engine)
+    }
+
+    /// Checks (and sets) the schema version, migrating schema 1; the meta and cursor trees and
+    /// the archive records pending in the log.
+    fn prepare(db: &flush::Db) -> Result<(sled::Tree, sled::Tree, crate::log::ArchivePending), StoreError> {
         let meta = db.open_tree(META_TREE).db()?;
         let cursors = db.open_tree(crate::LOG_CURSORS).db()?;
         match meta.get(SCHEMA_KEY).db()? {
@@ -94,10 +133,10 @@ impl Engine {
                     return Err(StoreError::SchemaTooNew { found });
                 }
                 if found < 2 {
-                    migrate_v1(&db, &meta, &cursors)?;
-                } else if crate::migrate::has_old_trees(&db)? {
+                    migrate_v1(db, &meta, &cursors)?;
+                } else if crate::migrate::has_old_trees(db)? {
                     // A migration that stopped after setting the version: finish it.
-                    crate::migrate::drop_old_trees(&db)?;
+                    crate::migrate::drop_old_trees(db)?;
                 }
             }
             None => {
@@ -105,11 +144,20 @@ impl Engine {
             }
         }
         let pending = crate::log::ArchivePending::new(crate::cursor_in(&cursors, crate::ARCHIVE_FOLLOWER)?);
+        Ok((meta, cursors, pending))
+    }
+
+    fn assemble(
+        db: flush::Db,
+        meta: sled::Tree,
+        cursors: sled::Tree,
+        pending: crate::log::ArchivePending,
+        im: Im,
+    ) -> Result<Self, StoreError> {
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
-        let archive = Archive::open(&db, cursors.clone(), pending.clone())?;
+        let archive = Archive::open(&db, cursors.clone(), pending)?;
         let federation = Federation::open(&db, cursors.clone())?;
-        let im = Im::open(&db, dir, in_flight.clone(), pending)?;
         let rooms = Rooms::open(im.clone());
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
@@ -133,6 +181,16 @@ pub(crate) struct Shared {
     failure: Mutex<Option<String>>,
     /// Held by the one recovery running.
     recovering: Mutex<()>,
+    /// A pool member's JetStream parts.
+    pub(crate) pool: Option<Pool>,
+}
+
+/// What a pool member's store holds besides its database.
+pub(crate) struct Pool {
+    pub(crate) cluster: halo_cluster::Cluster,
+    pub(crate) replicator: Arc<crate::pool::Replicator>,
+    pub(crate) objects: crate::pool::Objects,
+    pub(crate) slot: u64,
 }
 
 impl Shared {
@@ -146,6 +204,32 @@ impl Shared {
             in_flight,
             failure: Mutex::new(None),
             recovering: Mutex::new(()),
+            pool: None,
+        })
+    }
+
+    /// A pool member's store: its database in `path` as the pool's replica (see
+    /// [`Engine::open_pool`]).
+    pub(crate) async fn open_pool(
+        cluster: &halo_cluster::Cluster,
+        path: &Path,
+        settings: StoreSettings,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        let in_flight = InFlight::default();
+        let replicator = crate::pool::Replicator::open(cluster).await?;
+        let objects = crate::pool::Objects::open(cluster).await?;
+        let slot = crate::pool::claim_slot(cluster).await?;
+        let engine = Engine::open_pool(cluster, path, settings, &in_flight, replicator.clone(), slot).await?;
+        tracing::info!(node = cluster.node_id(), slot, "storage: the pool's state on JetStream");
+        Ok(Self {
+            path: path.to_owned(),
+            settings,
+            engine: RwLock::new(Arc::new(engine)),
+            in_flight,
+            failure: Mutex::new(None),
+            recovering: Mutex::new(()),
+            pool: Some(Pool { cluster: cluster.clone(), replicator, objects, slot }),
         })
     }
 
@@ -160,6 +244,9 @@ impl Shared {
     }
 
     pub(crate) fn unavailable(&self) -> Option<String> {
+        if let Some(why) = self.pool.as_ref().and_then(|p| p.replicator.failure()) {
+            return Some(why);
+        }
         if let Some(why) = lock(&self.failure).clone() {
             return Some(why);
         }
@@ -178,6 +265,21 @@ impl Shared {
 
     pub(crate) fn recover(&self) -> Result<(), StoreError> {
         let _one = lock(&self.recovering);
+        if let Some(pool) = &self.pool {
+            // A pool member recovers from the pool not acknowledging writes; its local
+            // database failing (a full disk) needs a restart, which rebuilds it from the pool.
+            if pool.replicator.failure().is_some() {
+                let handle = tokio::runtime::Handle::try_current()
+                    .map_err(|_| StoreError::Unavailable("recovering outside the runtime".into()))?;
+                return handle.block_on(pool.replicator.recover());
+            }
+            return match self.unavailable() {
+                None => Ok(()),
+                Some(why) => {
+                    Err(StoreError::Unavailable(format!("{why} (restart the node: it rebuilds from the pool)")))
+                }
+            };
+        }
         let Some(reason) = self.unavailable() else { return Ok(()) };
         probe(&self.path)
             .map_err(|e| self.still_failing(StoreError::Unavailable(format!("probe write failed: {e}"))))?;

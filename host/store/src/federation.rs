@@ -35,10 +35,10 @@ pub struct Queued {
 #[derive(Clone)]
 pub struct Federation {
     db: crate::flush::Db,
-    rules: sled::Tree,
+    rules: crate::tree::Tree,
     queue: sled::Tree,
-    followers: sled::Tree,
-    following: sled::Tree,
+    followers: crate::tree::Tree,
+    following: crate::tree::Tree,
     log_cursors: sled::Tree,
 }
 
@@ -64,10 +64,10 @@ impl Federation {
         Ok(Self {
             log_cursors,
             db: db.clone(),
-            rules: db.open_tree(RULES).db()?,
+            rules: crate::tree::Tree::open(db, RULES)?,
             queue: db.open_tree(QUEUE).db()?,
-            followers: db.open_tree(FOLLOWERS).db()?,
-            following: db.open_tree(FOLLOWING).db()?,
+            followers: crate::tree::Tree::open(db, FOLLOWERS)?,
+            following: crate::tree::Tree::open(db, FOLLOWING)?,
         })
     }
 
@@ -202,7 +202,7 @@ impl Federation {
 }
 
 /// Reads a (local, remote) tree.
-fn pairs(tree: &sled::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
+fn pairs(tree: &crate::tree::Tree) -> Result<BTreeMap<Username, Vec<Username>>, StoreError> {
     let mut out: BTreeMap<Username, Vec<Username>> = BTreeMap::new();
     for kv in tree.iter() {
         let (k, _) = kv.db()?;

@@ -22,6 +22,9 @@ use crate::StoreError;
 pub(crate) struct Db {
     inner: sled::Db,
     shared: Arc<Shared>,
+    /// In a pool: the publisher of the shared trees' writes, whose acknowledgements a flush
+    /// waits for too.
+    replicator: Option<Arc<crate::pool::Replicator>>,
 }
 
 impl Deref for Db {
@@ -76,7 +79,19 @@ impl Db {
     fn with_failure(inner: sled::Db, failed: Option<String>) -> Self {
         let (done, _) = watch::channel(Done { flush: 0, error: None });
         let shared = Shared { state: Mutex::new(State::default()), done, failed: Mutex::new(failed) };
-        Self { inner, shared: Arc::new(shared) }
+        Self { inner, shared: Arc::new(shared), replicator: None }
+    }
+
+    /// This database as a pool member's: shared trees publish their writes through `r`, and a
+    /// flush waits for their acknowledgement.
+    pub(crate) fn with_replicator(mut self, r: Arc<crate::pool::Replicator>) -> Self {
+        self.replicator = Some(r);
+        self
+    }
+
+    /// The publisher of the shared trees, in a pool.
+    pub(crate) fn replicator(&self) -> Option<Arc<crate::pool::Replicator>> {
+        self.replicator.clone()
     }
 
     /// Why this database cannot be made durable, if it cannot.
@@ -94,8 +109,20 @@ impl Db {
         self.inner.flush()
     }
 
-    /// Waits until every write committed before this call is durable.
+    /// Waits until every write committed before this call is durable: flushed here, and in a
+    /// pool acknowledged by JetStream.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        match &self.replicator {
+            None => self.flush_local().await,
+            Some(r) => {
+                let ticket = r.sent();
+                let (local, pool) = tokio::join!(self.flush_local(), r.acked(ticket));
+                local.and(pool)
+            }
+        }
+    }
+
+    async fn flush_local(&self) -> Result<(), StoreError> {
         if let Some(why) = self.failure() {
             return Err(StoreError::Unavailable(why));
         }

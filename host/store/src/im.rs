@@ -17,7 +17,7 @@ use halo_core::conversation::{Conversation, ConversationId, MessageId};
 use halo_core::im::{Fact, ImState, Posted, Thread};
 use halo_core::message::{Body, Message};
 
-use crate::log::{ArchivePending, EventLog, SledLog};
+use crate::log::{ArchivePending, EventLog, Log, SledLog};
 use crate::{SledResult, StoreError};
 
 pub use halo_core::im::{Acked, InboxEntry, Outbound};
@@ -25,8 +25,8 @@ pub use halo_core::im::{Acked, InboxEntry, Outbound};
 /// Typed access to conversations.
 #[derive(Clone)]
 pub struct Im {
-    db: crate::flush::Db,
-    log: Arc<SledLog>,
+    ids: Ids,
+    log: Log,
     state: Arc<RwLock<ImState>>,
     in_flight: Arc<Mutex<BTreeSet<u64>>>,
     pub(crate) pending: ArchivePending,
@@ -60,7 +60,38 @@ pub(crate) fn tx_result<T>(r: Result<T, sled::transaction::TransactionError<Stor
     })
 }
 
+/// Where [`Im::reserve`] takes ids from.
+#[derive(Clone)]
+enum Ids {
+    /// sled's id generator (one node).
+    Local(crate::flush::Db),
+    /// A pool member: `(n << SLOT_BITS) | slot`, with `n` above every id this node has seen
+    /// (its own and every one folded from the pool's log), so ids are unique in the pool and
+    /// grow with the log, and two nodes never hand out the same one.
+    Pool { slot: u64, high: Arc<std::sync::atomic::AtomicU64> },
+}
+
+/// Low bits of a pool id holding the node's slot (up to 256 nodes per pool).
+pub(crate) const SLOT_BITS: u32 = 8;
+
 impl Im {
+    /// Opens a pool member's IM: the pool's stream (see `pool/log.rs`), folded into the
+    /// projection from the snapshot in `dir` plus this node's local copy and the stream's tail.
+    pub(crate) async fn open_pool(
+        cluster: &halo_cluster::Cluster,
+        db: &crate::flush::Db,
+        dir: &Path,
+        slot: u64,
+        in_flight: Arc<Mutex<BTreeSet<u64>>>,
+        pending: ArchivePending,
+    ) -> Result<Self, StoreError> {
+        let state = crate::snapshot::load(dir).unwrap_or_default();
+        let high = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (log, state) = crate::pool::JsLog::open(cluster, db, state, pending.clone(), high.clone()).await?;
+        crate::snapshot::spawn(dir, Arc::downgrade(&state));
+        Ok(Self { ids: Ids::Pool { slot, high }, log: Log::new(Arc::new(log)), state, in_flight, pending })
+    }
+
     /// Opens the log in `db`, rebuilding the projection from the snapshot in `dir` (if any)
     /// plus the log's tail, and starts the log writer and the snapshot thread.
     pub(crate) fn open(
@@ -71,11 +102,11 @@ impl Im {
     ) -> Result<Self, StoreError> {
         let state = dir.and_then(crate::snapshot::load).unwrap_or_default();
         let (log, state) = SledLog::open(db, state, pending.clone())?;
-        let log = Arc::new(log);
+        let log = Log::new(Arc::new(log));
         if let Some(dir) = dir {
             crate::snapshot::spawn(dir, Arc::downgrade(&state));
         }
-        Ok(Self { db: db.clone(), log, state, in_flight, pending })
+        Ok(Self { ids: Ids::Local(db.clone()), log, state, in_flight, pending })
     }
 
     pub(crate) fn projection(&self) -> &RwLock<ImState> {
@@ -87,7 +118,7 @@ impl Im {
     }
 
     /// The log, for followers (search, archive, federation).
-    pub fn log(&self) -> &SledLog {
+    pub fn log(&self) -> &Log {
         &self.log
     }
 
@@ -99,8 +130,21 @@ impl Im {
     /// flight until the returned reservation is dropped.
     pub fn reserve(&self) -> Result<Reservation, StoreError> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        // sled starts at 0; keep 0 free to mean "none".
-        let id = self.db.generate_id().db()? + 1;
+        let id = match &self.ids {
+            // sled starts at 0; keep 0 free to mean "none".
+            Ids::Local(db) => db.generate_id().db()? + 1,
+            Ids::Pool { slot, high } => {
+                use std::sync::atomic::Ordering;
+                let mut seen = high.load(Ordering::Acquire);
+                loop {
+                    let id = (((seen >> SLOT_BITS) + 1) << SLOT_BITS) | slot;
+                    match high.compare_exchange(seen, id, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => break id,
+                        Err(now) => seen = now,
+                    }
+                }
+            }
+        };
         in_flight.insert(id);
         Ok(Reservation { id, in_flight: self.in_flight.clone() })
     }
@@ -175,7 +219,7 @@ impl Im {
 
     /// The message in log entry `seq`, if it holds one.
     pub(crate) fn message_at(&self, seq: u64) -> Result<Option<Message>, StoreError> {
-        Ok(match self.log.get(seq)? {
+        Ok(match self.log.entry(seq)? {
             Some(Fact::Posted(p)) => Some(p.message),
             _ => None,
         })

@@ -42,11 +42,13 @@ mod keys;
 pub mod log;
 mod migrate;
 mod plugins;
+mod pool;
 mod presence;
 mod records;
 mod rooms;
 mod sessions;
 pub mod snapshot;
+mod tree;
 mod users;
 
 use std::path::Path;
@@ -56,8 +58,9 @@ pub use federation::{Federation, Queued};
 pub use flush::Pending;
 pub use im::{Acked, Im, InboxEntry, Outbound, Reservation};
 pub use keys::Thread;
-pub use log::{EventLog, SledLog};
+pub use log::{EventLog, Log, SledLog};
 pub use plugins::{PluginRecord, Plugins};
+pub use pool::{JsLog, MAX_NODES};
 pub use presence::{AppToken, Presence};
 pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
@@ -228,6 +231,55 @@ impl Store {
     /// Opens (or creates) the store in directory `path`, checking the schema version.
     pub fn open_with(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
         Ok(Self { shared: std::sync::Arc::new(engine::Shared::open(path, settings)?) })
+    }
+
+    /// Opens a pool member's store: the pool's state on the JetStream cluster of `cluster`
+    /// (the IM log's stream, the shared trees' buckets, the component store; created with the
+    /// cluster's replicas if missing), with this node's replicas and caches in directory `path`.
+    /// Returns once the replicas and the IM projection caught up with the pool. See
+    /// docs/pool.md (Storage).
+    pub async fn open_pool(
+        cluster: &halo_cluster::Cluster,
+        path: &Path,
+        settings: StoreSettings,
+    ) -> Result<Self, StoreError> {
+        Ok(Self { shared: std::sync::Arc::new(engine::Shared::open_pool(cluster, path, settings).await?) })
+    }
+
+    /// The pool this store belongs to (`None`: a standalone node).
+    pub fn cluster(&self) -> Option<&halo_cluster::Cluster> {
+        self.shared.pool.as_ref().map(|p| &p.cluster)
+    }
+
+    /// This node's slot in the pool (the low bits of the ids it hands out); `None` alone.
+    pub fn node_slot(&self) -> Option<u64> {
+        self.shared.pool.as_ref().map(|p| p.slot)
+    }
+
+    /// Stores plugin component `sha` (its SHA-256, hex) in the pool's object store, so every
+    /// node can load it; nothing to do on a standalone node (components are files there).
+    pub async fn put_component(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        match &self.shared.pool {
+            Some(p) => p.objects.put(sha, bytes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Plugin component `sha` from the pool's object store (`None` when not there, and always
+    /// on a standalone node).
+    pub async fn component(&self, sha: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.shared.pool {
+            Some(p) => p.objects.get(sha).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Removes plugin component `sha` from the pool's object store (no plugin uses it).
+    pub async fn delete_component(&self, sha: &str) -> Result<(), StoreError> {
+        match &self.shared.pool {
+            Some(p) => p.objects.delete(sha).await,
+            None => Ok(()),
+        }
     }
 
     fn get<T>(&self, pick: fn(&engine::Engine) -> &T) -> Ref<T> {

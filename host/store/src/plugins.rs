@@ -44,8 +44,8 @@ pub struct PluginRecord {
 #[derive(Clone)]
 pub struct Plugins {
     db: crate::flush::Db,
-    records: sled::Tree,
-    kv: sled::Tree,
+    records: crate::tree::Tree,
+    kv: crate::tree::Tree,
     /// Bytes stored per plugin, counted on its first write since the database opened; also
     /// the lock that makes a quota check and its write one step.
     usage: Arc<Mutex<HashMap<String, u64>>>,
@@ -66,8 +66,8 @@ impl Plugins {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            records: db.open_tree(PLUGINS).db()?,
-            kv: db.open_tree(KV).db()?,
+            records: crate::tree::Tree::open(db, PLUGINS)?,
+            kv: crate::tree::Tree::open(db, KV)?,
             usage: Arc::default(),
         })
     }

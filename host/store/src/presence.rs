@@ -31,20 +31,20 @@ pub struct AppToken {
 #[derive(Clone)]
 pub struct Presence {
     db: crate::flush::Db,
-    documents: sled::Tree,
-    contacts: sled::Tree,
-    pictures: sled::Tree,
-    apps: sled::Tree,
+    documents: crate::tree::Tree,
+    contacts: crate::tree::Tree,
+    pictures: crate::tree::Tree,
+    apps: crate::tree::Tree,
 }
 
 impl Presence {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
-            documents: db.open_tree(PRESENCE).db()?,
-            contacts: db.open_tree(CONTACTS).db()?,
-            pictures: db.open_tree(PICTURES).db()?,
-            apps: db.open_tree(APP_TOKENS).db()?,
+            documents: crate::tree::Tree::open(db, PRESENCE)?,
+            contacts: crate::tree::Tree::open(db, CONTACTS)?,
+            pictures: crate::tree::Tree::open(db, PICTURES)?,
+            apps: crate::tree::Tree::open(db, APP_TOKENS)?,
         })
     }
 

@@ -27,8 +27,8 @@ pub struct Session {
 #[derive(Clone)]
 pub struct Sessions {
     db: crate::flush::Db,
-    tree: sled::Tree,
-    index: sled::Tree,
+    tree: crate::tree::Tree,
+    index: crate::tree::Tree,
 }
 
 fn index_key(user: &Username, hash: &TokenHash) -> Vec<u8> {
@@ -47,7 +47,11 @@ fn user_prefix(user: &Username) -> Vec<u8> {
 
 impl Sessions {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
-        Ok(Self { db: db.clone(), tree: db.open_tree(TREE).db()?, index: db.open_tree(INDEX).db()? })
+        Ok(Self {
+            db: db.clone(),
+            tree: crate::tree::Tree::open(db, TREE)?,
+            index: crate::tree::Tree::open(db, INDEX)?,
+        })
     }
 
     /// Stores a new session durably.

@@ -15,13 +15,17 @@ const RETIRED_TREE: &str = "retired_users";
 #[derive(Clone)]
 pub struct Users {
     db: crate::flush::Db,
-    tree: sled::Tree,
-    retired: sled::Tree,
+    tree: crate::tree::Tree,
+    retired: crate::tree::Tree,
 }
 
 impl Users {
     pub(crate) fn open(db: &crate::flush::Db) -> Result<Self, StoreError> {
-        Ok(Self { db: db.clone(), tree: db.open_tree(TREE).db()?, retired: db.open_tree(RETIRED_TREE).db()? })
+        Ok(Self {
+            db: db.clone(),
+            tree: crate::tree::Tree::open(db, TREE)?,
+            retired: crate::tree::Tree::open(db, RETIRED_TREE)?,
+        })
     }
 
     /// The account named `name`, if any.
@@ -32,8 +36,7 @@ impl Users {
     /// Stores a new account durably; fails with [`StoreError::Exists`] if the name is taken.
     pub async fn create(&self, user: &User) -> Result<(), StoreError> {
         let value = encode(TREE, user)?;
-        let swapped = self.tree.compare_and_swap(user.username.as_str(), None as Option<&[u8]>, Some(value)).db()?;
-        if swapped.is_err() {
+        if !self.tree.create(user.username.as_str().as_bytes(), value).await? {
             return Err(StoreError::Exists(format!("user {}", user.username)));
         }
         self.db.flush().await?;

@@ -51,6 +51,55 @@ pub trait EventLog: Send + Sync {
     fn subscribe(&self) -> watch::Receiver<u64>;
 }
 
+/// A log the IM store sits on: the [`EventLog`] calls, plus reading one entry (a message's body
+/// is read from its entry). [`SledLog`] on one node, `pool::JsLog` in a pool.
+pub(crate) trait ImLog: EventLog {
+    /// The entry `seq`, if durable.
+    fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError>;
+}
+
+/// The IM log a store sits on, whichever it is: the embedded [`SledLog`] or, in a pool, the
+/// JetStream stream ([`crate::JsLog`]). Followers use it through [`EventLog`].
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<dyn ImLog>,
+}
+
+impl Log {
+    pub(crate) fn new(inner: Arc<dyn ImLog>) -> Self {
+        Self { inner }
+    }
+
+    /// The entry `seq`, if durable.
+    pub(crate) fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
+        self.inner.entry(seq)
+    }
+}
+
+impl EventLog for Log {
+    fn append(&self, fact: Fact) -> LogFuture<'_, u64> {
+        self.inner.append(fact)
+    }
+
+    fn read_from(&self, seq: u64, max: usize) -> Result<Vec<(u64, Fact)>, StoreError> {
+        self.inner.read_from(seq, max)
+    }
+
+    fn last_durable(&self) -> u64 {
+        self.inner.last_durable()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.subscribe()
+    }
+}
+
+impl ImLog for SledLog {
+    fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
+        self.get(seq)
+    }
+}
+
 /// A request to the writer thread.
 pub(crate) struct Request {
     pub(crate) fact: Fact,

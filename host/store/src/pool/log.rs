@@ -1,0 +1,265 @@
+//! The IM log of a pool: a JetStream stream (`HALO_<pool>_IM`, replicated), with every node's
+//! projection folded from it in stream order.
+//!
+//! An append publishes the fact's record (the same `FactV1` bytes as the sled log) and answers
+//! with its stream sequence once JetStream acknowledged it (stored on a majority of the
+//! stream's replicas) **and** this node folded it, so the writer reads its own write. One
+//! ordered consumer per node reads the stream from the entry after its local copy's last one:
+//! each entry is kept in the node's local `log` tree (a cache of the stream, not flushed: a
+//! node that crashed reads again what it lost), noted for the archive, and folded into the
+//! projection. Followers read the local copy, exactly as on one node.
+//!
+//! The stream sequence is the log's sequence number, so every node numbers every entry alike.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use halo_cluster::async_nats;
+use halo_core::im::{Fact, ImState};
+use tokio::sync::{Semaphore, watch};
+
+use crate::codec::{decode, encode};
+use crate::log::{ArchivePending, EventLog, LogFuture, QUEUE_CAPACITY};
+use crate::{SledResult, StoreError};
+
+const LOG: &str = crate::log::LOG;
+/// How long an append waits for JetStream's acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The IM log on a JetStream stream (see the module docs).
+pub struct JsLog {
+    tree: sled::Tree,
+    js: jetstream::Context,
+    subject: String,
+    durable: Arc<watch::Sender<u64>>,
+    last: Arc<AtomicU64>,
+    in_flight: Arc<Semaphore>,
+    /// The consumer folding the stream, stopped when the log is dropped.
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for JsLog {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The largest id (message, conversation, room, archive record) a fact introduces.
+pub(crate) fn max_id(fact: &Fact) -> u64 {
+    let own = match fact {
+        Fact::Started { conversation, .. } => conversation.id,
+        Fact::Posted(p) => p.message.id,
+        Fact::RoomPut { room, .. } => room.id,
+        _ => 0,
+    };
+    own.max(fact.archived().map_or(0, |r| r.id))
+}
+
+/// The largest id in a projection.
+pub(crate) fn max_id_in(state: &ImState) -> u64 {
+    let conversations = state.conversations.keys().copied().max().unwrap_or(0);
+    let messages = state.threads.values().filter_map(|t| t.last()).map(|i| i.id).max().unwrap_or(0);
+    let rooms = state.rooms.keys().next_back().copied().unwrap_or(0);
+    conversations.max(messages).max(rooms)
+}
+
+impl JsLog {
+    /// Opens the pool's stream (creating it), folds this node's local copy after `state.seq`,
+    /// then reads the stream from the end of the local copy up to the stream's last entry
+    /// before returning, and keeps following it. `high` learns every id folded (for
+    /// [`crate::Im::reserve`]).
+    pub(crate) async fn open(
+        cluster: &halo_cluster::Cluster,
+        db: &crate::flush::Db,
+        mut state: ImState,
+        pending: ArchivePending,
+        high: Arc<AtomicU64>,
+    ) -> Result<(Self, Arc<RwLock<ImState>>), StoreError> {
+        let js = cluster.jetstream().clone();
+        let subject = cluster.subject("im");
+        let config = stream::Config {
+            name: cluster.stream_name("IM"),
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            num_replicas: cluster.replicas(),
+            allow_direct: true,
+            ..Default::default()
+        };
+        let stream = js.get_or_create_stream(config).await.map_err(|e| unavailable("creating the IM stream", e))?;
+        let stream_last = stream.cached_info().state.last_sequence;
+
+        let tree = db.open_tree(LOG).db()?;
+        let local_last = tree.last().db()?.map_or(0, |(k, _)| crate::keys::u64_at(&k, 0));
+        if local_last > stream_last {
+            return Err(StoreError::Corrupt(format!(
+                "this node's copy of the IM log has {local_last} entries, the pool's stream {stream_last}: \
+                 the data directory belongs to another pool (or the stream was deleted)"
+            )));
+        }
+        if state.seq > local_last {
+            state = ImState::default();
+        }
+        let from = state.seq.min(pending.stored_upto) + 1;
+        for kv in tree.range(from.to_be_bytes()..) {
+            let (k, v) = kv.db()?;
+            let seq = crate::keys::u64_at(&k, 0);
+            let fact: Fact = decode(LOG, &v)?;
+            pending.note_replayed(seq, &fact);
+            if seq > state.seq {
+                state.apply(seq, &fact);
+            }
+        }
+        high.fetch_max(max_id_in(&state), Ordering::AcqRel);
+
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: local_last + 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("reading the IM stream", e))?;
+        let mut messages = consumer.messages().await.map_err(|e| unavailable("reading the IM stream", e))?;
+
+        let state = Arc::new(RwLock::new(state));
+        let (durable, _) = watch::channel(local_last);
+        let durable = Arc::new(durable);
+        let last = Arc::new(AtomicU64::new(local_last));
+        let fold = Fold {
+            tree: tree.clone(),
+            state: state.clone(),
+            pending,
+            high,
+            durable: durable.clone(),
+            last: last.clone(),
+        };
+        // Catch up with the stream as it was at open, then follow it.
+        while last.load(Ordering::Acquire) < stream_last {
+            match messages.next().await {
+                Some(Ok(m)) => fold.message(&m)?,
+                Some(Err(e)) => return Err(unavailable("reading the IM stream", e)),
+                None => return Err(StoreError::Unavailable("the IM stream's consumer ended".into())),
+            }
+        }
+        let reader = tokio::spawn(async move {
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(m) => {
+                        if let Err(e) = fold.message(&m) {
+                            tracing::error!(error = %e, "folding the IM stream");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the IM stream"),
+                }
+            }
+            tracing::warn!("the IM stream's consumer ended");
+        })
+        .abort_handle();
+        let in_flight = Arc::new(Semaphore::new(QUEUE_CAPACITY));
+        Ok((Self { tree, js, subject, durable, last, in_flight, reader }, state))
+    }
+
+    /// The entry `seq`, if this node has folded it.
+    pub(crate) fn get(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
+        if seq > self.last_durable() {
+            return Ok(None);
+        }
+        self.tree.get(seq.to_be_bytes()).db()?.map(|v| decode(LOG, &v)).transpose()
+    }
+
+    /// Entries in this node's copy of the log.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether this node's copy is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+/// What the consumer folds each entry into.
+struct Fold {
+    tree: sled::Tree,
+    state: Arc<RwLock<ImState>>,
+    pending: ArchivePending,
+    high: Arc<AtomicU64>,
+    durable: Arc<watch::Sender<u64>>,
+    last: Arc<AtomicU64>,
+}
+
+impl Fold {
+    fn message(&self, m: &jetstream::Message) -> Result<(), StoreError> {
+        let seq = m.info().map_err(|e| StoreError::Corrupt(format!("IM stream message: {e}")))?.stream_sequence;
+        if seq <= self.last.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let fact: Fact = decode(LOG, &m.payload)?;
+        self.tree.insert(seq.to_be_bytes(), m.payload.as_ref()).db()?;
+        self.pending.note(&fact);
+        self.high.fetch_max(max_id(&fact), Ordering::AcqRel);
+        self.state.write().unwrap_or_else(|p| p.into_inner()).apply(seq, &fact);
+        self.last.store(seq, Ordering::Release);
+        self.durable.send_replace(seq);
+        Ok(())
+    }
+}
+
+impl EventLog for JsLog {
+    fn append(&self, fact: Fact) -> LogFuture<'_, u64> {
+        Box::pin(async move {
+            let _permit = self
+                .in_flight
+                .try_acquire()
+                .map_err(|_| StoreError::Busy(format!("{QUEUE_CAPACITY} writes are waiting for the pool's log")))?;
+            let bytes = encode(LOG, &fact)?;
+            let ack =
+                self.js.publish(self.subject.clone(), bytes.into()).await.map_err(|e| unavailable("append", e))?;
+            let ack = tokio::time::timeout(ACK_TIMEOUT, ack)
+                .await
+                .map_err(|_| StoreError::Unavailable("JetStream did not acknowledge the append in time".into()))?
+                .map_err(|e| unavailable("append", e))?;
+            let seq = ack.sequence;
+            let mut folded = self.durable.subscribe();
+            while *folded.borrow_and_update() < seq {
+                if folded.changed().await.is_err() {
+                    return Err(StoreError::Unavailable("the IM stream's reader stopped".into()));
+                }
+            }
+            Ok(seq)
+        })
+    }
+
+    fn read_from(&self, seq: u64, max: usize) -> Result<Vec<(u64, Fact)>, StoreError> {
+        let last = self.last_durable();
+        if seq > last {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for kv in self.tree.range(seq.max(1).to_be_bytes()..=last.to_be_bytes()).take(max) {
+            let (k, v) = kv.db()?;
+            out.push((crate::keys::u64_at(&k, 0), decode(LOG, &v)?));
+        }
+        Ok(out)
+    }
+
+    fn last_durable(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+}
+
+impl crate::log::ImLog for JsLog {
+    fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
+        self.get(seq)
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("JetStream, {what}: {e}"))
+}
