@@ -86,6 +86,7 @@ impl Services {
         self.metrics.set_node(pool.node());
         self.presence.join_pool(pool.clone()).await?;
         let tasks = pool::tasks::Tasks::start(pool.clone()).await?;
+        pool.set_tasks(tasks.clone());
         self.archive.gate_sinks(tasks.gate("archive-sinks"), Some(tasks.cursors()));
         self.federation.gate_transports(tasks.gate("federation"));
         pool::plugins::follow(&pool, &self.plugins).await?;

@@ -9,8 +9,8 @@
 //! for a user of a group run elsewhere is published on the group's subject
 //! (`halo.<pool>.presence.g.<N>`), which only its owner subscribes to, in order from one task;
 //! a question (an input with a reply) carries a reply subject and its answer comes back there.
-//! A question meeting no owner (the group is moving) is asked again until `lease_ttl` twice
-//! has passed.
+//! A question meeting no owner (the group is moving) is asked again until four times
+//! `lease_ttl` has passed.
 //!
 //! A node taking a group starts a fresh engine for it, subscribes to its subject, then asks
 //! every node (`halo.<pool>.presence.rebuild`) to replay what their devices told the group:
@@ -202,8 +202,9 @@ impl Groups {
         let Some(id) = msg.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok()) else { return };
         let no_owner = msg.status == Some(async_nats::StatusCode::NO_RESPONDERS);
         if no_owner {
-            // The group is moving: ask again shortly, until twice the lease's life has passed.
-            let give_up = self.pool.settings().lease_ttl * 2;
+            // The group is moving: ask again shortly, until four times the lease's life has
+            // passed (expiry, the takers' next rounds, a node still counted alive meanwhile).
+            let give_up = self.pool.settings().lease_ttl * 4;
             let retry = {
                 let mut waiting = self.waiting();
                 match waiting.get(&id) {
@@ -413,7 +414,7 @@ impl Groups {
 
     /// Fails questions that waited too long for an answer.
     fn sweep(&self) {
-        let limit = self.pool.settings().lease_ttl * 3;
+        let limit = self.pool.settings().lease_ttl * 5;
         let mut waiting = self.waiting();
         let old: Vec<u64> = waiting.iter().filter(|(_, w)| w.since.elapsed() > limit).map(|(id, _)| *id).collect();
         for id in old {

@@ -50,6 +50,8 @@ pub struct Pool {
     cluster: Cluster,
     settings: PoolSettings,
     members: Arc<Members>,
+    /// The once-per-pool tasks' leases (kept alive with the pool).
+    tasks: std::sync::OnceLock<Arc<tasks::Tasks>>,
 }
 
 impl Pool {
@@ -57,7 +59,7 @@ impl Pool {
     /// runtime). `http` is this node's client address, shown in `halo pool status`.
     pub async fn start(cluster: Cluster, settings: PoolSettings, http: String) -> anyhow::Result<Arc<Self>> {
         let members = Members::start(cluster.clone(), settings.heartbeat, http).await?;
-        Ok(Arc::new(Self { cluster, settings, members }))
+        Ok(Arc::new(Self { cluster, settings, members, tasks: std::sync::OnceLock::new() }))
     }
 
     /// The NATS connection.
@@ -73,6 +75,15 @@ impl Pool {
     /// The settings.
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+
+    /// The once-per-pool tasks, once the services joined.
+    pub fn tasks(&self) -> Option<&Arc<tasks::Tasks>> {
+        self.tasks.get()
+    }
+
+    pub(crate) fn set_tasks(&self, tasks: Arc<tasks::Tasks>) {
+        let _ = self.tasks.set(tasks);
     }
 
     /// The members and the user directory.
