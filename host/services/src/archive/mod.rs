@@ -231,11 +231,7 @@ impl ArchiveService {
 
     /// Delivers to the sinks only while `gate` is open (a pool member: while it holds the
     /// pool's `archive-sinks` task).
-    pub fn gate_sinks(
-        &self,
-        gate: crate::pool::tasks::Gate,
-        shared: Option<Arc<crate::pool::tasks::SharedCursors>>,
-    ) {
+    pub fn gate_sinks(&self, gate: crate::pool::tasks::Gate, shared: Option<Arc<crate::pool::tasks::SharedCursors>>) {
         self.sinks.set_gate(gate, shared);
     }
 

@@ -410,7 +410,8 @@ impl Members {
         let client = self.cluster.client().clone();
         let subject = self.cluster.subject(&format!("dir.snap.{node}"));
         tokio::spawn(async move {
-            let answer = tokio::time::timeout(Duration::from_secs(5), client.request(subject, bytes::Bytes::new())).await;
+            let answer =
+                tokio::time::timeout(Duration::from_secs(5), client.request(subject, bytes::Bytes::new())).await;
             let Some(m) = weak.upgrade() else { return };
             let snapshot = match answer {
                 Ok(Ok(msg)) => decode::<Snapshot>(&msg.payload),

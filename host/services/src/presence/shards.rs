@@ -5,8 +5,8 @@
 //! a slow plugin never runs on a shard's thread.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{shard_of, Answer, Audience, Effect, Engine, Input, Publication, Recipient, Refusal, Req, Viewer};
+use super::{Answer, Audience, Effect, Engine, Input, Publication, Recipient, Refusal, Req, Viewer, shard_of};
 use crate::federation::PresenceInfo;
 use crate::{Millis, Username};
 
