@@ -350,3 +350,26 @@ fn wait_secs(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing"},"availability":6500,"colour":"#8e44ad"}]"##;
+
+#[test]
+fn a_plugin_installed_through_one_node_runs_on_every_node() {
+    let pool = Pool::start();
+    let plugin = common::rust_plugin("custom_states");
+    let cli = |args: &[&str]| common::ok(common::run(common::plugin_cli(&pool.nodes[0], args)));
+    cli(&["install", plugin.to_str().expect("path")]);
+    cli(&["config", "custom-states", FOCUS]);
+    // Node 3 lists the state and lets a user pick it.
+    wait_until("node 3 to load the plugin", 60, || common::listed_state(&pool.nodes[2], "focusing"));
+    create(&pool.nodes[0], "erin");
+    let (token, _) = login(&pool.nodes[2], "erin");
+    let mut erin = Peer::connect(&pool.nodes[2], &token, "desk");
+    let own = erin.ok(json!({"type": "presence.set", "state": "focusing"}))["presence"].clone();
+    assert_eq!(own["custom_state"], "focusing", "{own}");
+    // Disabled through node 2: gone on node 3 too.
+    common::ok(common::run(common::plugin_cli(&pool.nodes[1], &["disable", "custom-states"])));
+    wait_until("node 3 to drop the state", 60, || {
+        common::listed_state(&pool.nodes[2], "focusing").is_none().then_some(())
+    });
+}
