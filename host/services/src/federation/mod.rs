@@ -472,10 +472,10 @@ impl FederationService {
             keep
         });
         for d in wanted {
-            if !peers.contains_key(&d) {
-                let (this, domain) = (self.clone(), d.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = peers.entry(d.clone()) {
+                let (this, domain) = (self.clone(), d);
                 let make = move || peer::deliver(this.clone(), domain.clone());
-                peers.insert(d, tokio::spawn(gated(lock(&self.gate).clone(), make)));
+                slot.insert(tokio::spawn(gated(lock(&self.gate).clone(), make)));
             }
         }
     }

@@ -125,10 +125,10 @@ impl World {
         let world = self.clone();
         std::thread::Builder::new().name(format!("presence-{shard}")).spawn(move || run(engine, rx, &world))?;
         let mut inboxes = self.inboxes.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = inboxes.get_mut(shard) {
-            if let Some(old) = slot.replace(tx) {
-                let _ = old.send(Msg::Stop);
-            }
+        if let Some(slot) = inboxes.get_mut(shard)
+            && let Some(old) = slot.replace(tx)
+        {
+            let _ = old.send(Msg::Stop);
         }
         Ok(())
     }
