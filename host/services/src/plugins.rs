@@ -444,6 +444,13 @@ impl PluginService {
                 continue;
             }
             let name = record.name.clone();
+            if !self.file(&record.sha256).exists() {
+                match self.store.component(&record.sha256).await {
+                    Ok(Some(bytes)) => self.save_file(&bytes, &record.sha256).await?,
+                    Ok(None) => tracing::warn!(plugin = %name, "component not in the pool's object store"),
+                    Err(e) => tracing::warn!(plugin = %name, error = %e, "reading the pool's object store"),
+                }
+            }
             let loaded = self.load_record(record);
             match &loaded.error {
                 Some(e) => tracing::error!(plugin = %name, error = %e, "plugin changed by another node failed to load"),
@@ -550,6 +557,8 @@ impl PluginService {
         let f = tokio::fs::File::open(&tmp).await.map_err(io)?;
         f.sync_all().await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        // A pool member: every node loads it from the pool's object store.
+        self.store.put_component(sha, bytes).await?;
         Ok(())
     }
 
