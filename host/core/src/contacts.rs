@@ -12,7 +12,7 @@ use crate::{Millis, Username};
 pub const DEFAULT_GROUP: u32 = 0;
 
 /// Why a contact-list change was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ContactError {
     /// The list is full.
     #[error("a contact list holds at most {0} contacts")]

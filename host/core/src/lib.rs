@@ -15,6 +15,7 @@ pub mod message;
 pub mod presence;
 pub mod rate;
 pub mod room;
+pub mod serde_util;
 pub mod throttle;
 pub mod user;
 

@@ -28,6 +28,24 @@ pub enum Command {
     /// Federation with other servers: domain rules, links and queues (admin).
     #[command(subcommand_required = true)]
     Federation(FederationArgs),
+    /// The pool this server belongs to (`halo serve --cluster`): nodes, groups, JetStream.
+    #[command(subcommand_required = true)]
+    Pool(PoolArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: PoolCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// The live nodes with their users and sockets, who runs each presence group and the
+    /// once-per-pool tasks, and JetStream's health.
+    Status,
 }
 
 #[derive(Debug, Args)]

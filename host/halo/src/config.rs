@@ -51,6 +51,14 @@ struct ClusterFile {
     replicas: usize,
     /// The pool's name, prefix of its streams, buckets and subjects.
     pool: Option<String>,
+    /// Presence user groups of the pool (the same on every node).
+    groups: Option<usize>,
+    /// Life of a lease (presence groups, once-per-pool tasks) not renewed.
+    #[serde(with = "humantime_serde")]
+    lease_ttl: Option<Duration>,
+    /// Interval of the nodes' heartbeats.
+    #[serde(with = "humantime_serde")]
+    heartbeat: Option<Duration>,
 }
 
 /// Everything `halo serve` needs.
@@ -67,6 +75,8 @@ pub struct ServeConfig {
     /// The pool to join (`--cluster`, `HALO_CLUSTER`, `[cluster]`); `None`: a standalone node.
     /// An empty `node` is resolved from the data directory by [`node_id`].
     pub cluster: Option<halo_cluster::ClusterConfig>,
+    /// The pool's runtime settings (`[cluster] groups`, `lease_ttl`, `heartbeat`).
+    pub pool: halo_services::pool::PoolSettings,
 }
 
 fn read_file(args: &ConfigArgs) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
@@ -127,7 +137,17 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if store.cache_capacity < 1024 * 1024 {
         anyhow::bail!("[store] cache_capacity must be at least 1048576 bytes (1 MiB)");
     }
-    let cluster = cluster(args, file.cluster.unwrap_or_default())?;
+    let cluster_file = file.cluster.unwrap_or_default();
+    let defaults = halo_services::pool::PoolSettings::default();
+    let pool = halo_services::pool::PoolSettings {
+        groups: cluster_file.groups.unwrap_or(defaults.groups),
+        lease_ttl: cluster_file.lease_ttl.unwrap_or(defaults.lease_ttl),
+        heartbeat: cluster_file.heartbeat.unwrap_or(defaults.heartbeat),
+    };
+    if pool.groups == 0 || pool.groups > 1024 || pool.lease_ttl < Duration::from_secs(1) || pool.heartbeat.is_zero() {
+        anyhow::bail!("[cluster] groups must be 1 to 1024, lease_ttl at least 1s, heartbeat longer than zero");
+    }
+    let cluster = cluster(args, cluster_file)?;
     Ok(ServeConfig {
         data_dir: args.config.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
@@ -138,6 +158,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         source,
         preinstall: args.preinstall.clone(),
         cluster,
+        pool,
     })
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod federation;
 mod local;
 mod plugin;
+mod pool;
 mod sdk;
 mod serve;
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Plugin(args) => plugin::main(args),
         cli::Command::Archive(args) => archive::main(args),
         cli::Command::Federation(args) => federation::main(args),
+        cli::Command::Pool(args) => pool::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,7 +47,14 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
     })?;
 
     let local_token = token::generate();
-    let state = AppState::new(store, &cfg.data_dir, cfg.settings.clone(), Some(token::hash(&local_token)))?;
+    let admin = Some(token::hash(&local_token));
+    let state = match &cluster {
+        Some(cluster) => {
+            let pool = halo_services::pool::Pool::start(cluster.clone(), cfg.pool.clone(), String::new()).await?;
+            AppState::new_pooled(store, &cfg.data_dir, cfg.settings.clone(), admin, pool).await?
+        }
+        None => AppState::new(store, &cfg.data_dir, cfg.settings.clone(), admin)?,
+    };
     bootstrap_admin(&state, &cfg.data_dir).await?;
     state.plugins.preinstall(&cfg.preinstall).await?;
 
@@ -62,6 +69,9 @@ async fn serve(cfg: config::ServeConfig) -> anyhow::Result<()> {
         pid: std::process::id(),
     };
     local.write(&cfg.data_dir)?;
+    if let Some(pool) = &state.pool {
+        pool.members().set_http(url.clone());
+    }
     tracing::info!(%url, data_dir = %cfg.data_dir.display(), "Halo {} listening", env!("CARGO_PKG_VERSION"));
 
     if let Some(listen) = &cfg.settings.federation.listen {

@@ -24,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Open TCP connections against `[http] max_connections` (every listener).
     pub cap: Arc<crate::cap::Cap>,
+    /// The pool this node is a member of (`halo serve --cluster`), if any.
+    pub pool: Option<Arc<halo_services::pool::Pool>>,
 }
 
 impl Deref for AppState {
@@ -51,9 +53,29 @@ impl AppState {
         Ok(Self::from_services(services, hub, settings))
     }
 
+    /// As [`AppState::new`], for a member of `pool`: the services' outbox is the hub joined to
+    /// the pool ([`crate::stream::pool::PoolHub`]) and presence runs the pool's user groups.
+    pub async fn new_pooled(
+        store: Store,
+        data_dir: &Path,
+        settings: Settings,
+        local_admin: Option<TokenHash>,
+        pool: Arc<halo_services::pool::Pool>,
+    ) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let hub =
+            Arc::new(Hub::new(settings.limits.send_queue, settings.limits.max_endpoints_per_user, metrics.clone()));
+        let outbox = crate::stream::pool::PoolHub::start(hub.clone(), pool.clone()).await?;
+        let services = Services::start(store, data_dir, &settings.services(), outbox, metrics, local_admin)?;
+        services.join_pool(pool.clone()).await?;
+        let mut state = Self::from_services(services, hub, settings);
+        state.pool = Some(pool);
+        Ok(state)
+    }
+
     /// The state over services already started with `hub` as their outbox.
     pub fn from_services(services: Services, hub: Arc<Hub>, settings: Settings) -> Self {
         let cap = crate::cap::Cap::new(settings.http.max_connections, services.metrics.clone());
-        Self { services, hub, settings: Arc::new(settings), cap }
+        Self { services, hub, settings: Arc::new(settings), cap, pool: None }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod outbox;
 mod password;
 pub mod plugins;
+pub mod pool;
 pub mod presence;
 pub mod principal;
 pub mod rooms;
@@ -86,6 +87,20 @@ pub struct Services {
 }
 
 impl Services {
+    /// Makes these services a member of `pool` (after [`Services::start`], before serving):
+    /// presence runs the pool's user groups, and the once-per-pool tasks (archive sink
+    /// delivery, federation transports) run only while this node holds their lease.
+    pub async fn join_pool(&self, pool: Arc<pool::Pool>) -> anyhow::Result<Arc<pool::tasks::Tasks>> {
+        self.metrics.set_node(pool.node());
+        self.presence.join_pool(pool.clone()).await?;
+        let tasks = pool::tasks::Tasks::start(pool.clone()).await?;
+        pool.set_tasks(tasks.clone());
+        self.archive.gate_sinks(tasks.gate("archive-sinks"), Some(tasks.cursors()));
+        self.federation.gate_transports(tasks.gate("federation"));
+        pool::plugins::follow(&pool, &self.plugins).await?;
+        Ok(tasks)
+    }
+
     /// Wires the services over `store`, keeping the search indexes and plugins under
     /// `data_dir` and delivering events to `outbox`; `local_admin` is the hash of the local CLI
     /// token, if any. Starts the storage watcher, the search indexer, the presence publisher

@@ -197,6 +197,8 @@ struct VersionLabel {
 /// The server's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
+    /// A pool member's name, added as the `node` label of every sample.
+    node: std::sync::OnceLock<String>,
     http_requests: Family<HttpLabels, Counter>,
     logins: Family<ResultLabel, Counter>,
     ws_frame_errors: Family<CodeLabel, Counter>,
@@ -295,6 +297,7 @@ impl Metrics {
             federation: FederationMetrics::default(),
             conn: ConnectionMetrics::default(),
             registry: Registry::default(),
+            node: std::sync::OnceLock::new(),
         };
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION") }).set(1);
@@ -439,8 +442,39 @@ impl Metrics {
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics");
         }
-        out
+        match self.node.get() {
+            Some(node) => with_node(&out, node),
+            None => out,
+        }
     }
+
+    /// Labels every sample with `node="<node>"` (a pool member: each node's `/metrics` says
+    /// whose figures they are, so a scraper of the whole pool can tell them apart and sum).
+    pub fn set_node(&self, node: &str) {
+        let _ = self.node.set(node.replace(['\\', '"'], "_"));
+    }
+}
+
+/// `text` (Prometheus text format) with `node="<node>"` added to every sample's labels.
+fn with_node(text: &str, node: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else if let Some(i) = line.find('{') {
+            out.push_str(&line[..=i]);
+            out.push_str(&format!("node=\"{node}\","));
+            out.push_str(&line[i + 1..]);
+        } else if let Some(i) = line.find(' ') {
+            out.push_str(&line[..i]);
+            out.push_str(&format!("{{node=\"{node}\"}}"));
+            out.push_str(&line[i..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// What the plugin executor reports, turned into metrics ([`Metrics::plugin_calls`]).
@@ -471,5 +505,18 @@ impl halo_plugin_host::CallObserver for PluginCalls {
 
     fn invalid(&self, plugin: &str) {
         self.0.plugin_errors.get_or_create(&PluginLabel { plugin: plugin.to_owned() }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pool_member_labels_every_sample_with_its_node() {
+        let text = "# HELP halo_users Accounts.\n# TYPE halo_users gauge\nhalo_users 3\nhalo_logins_total{result=\"ok\"} 2\n# EOF\n";
+        let out = super::with_node(text, "fe1");
+        assert_eq!(
+            out,
+            "# HELP halo_users Accounts.\n# TYPE halo_users gauge\nhalo_users{node=\"fe1\"} 3\nhalo_logins_total{node=\"fe1\",result=\"ok\"} 2\n# EOF\n"
+        );
     }
 }

@@ -300,6 +300,8 @@ pub struct PluginService {
     metrics: Arc<Metrics>,
     loaded: LoadedMap,
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// Told of each change made through this node (pool members).
+    notify: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 fn sha_hex(bytes: &[u8]) -> String {
@@ -328,7 +330,19 @@ impl PluginService {
             Ok(h) => drop(h.spawn(persist_disables(rx, loaded.clone(), writes.clone(), store.clone()))),
             Err(_) => tracing::warn!("no runtime: plugins that disable themselves are not persisted"),
         }
-        let service = Self { runtime, store, dir, settings, presence, archive, federation, metrics, loaded, writes };
+        let service = Self {
+            runtime,
+            store,
+            dir,
+            settings,
+            presence,
+            archive,
+            federation,
+            metrics,
+            loaded,
+            writes,
+            notify: std::sync::OnceLock::new(),
+        };
         for record in service.store.plugins().all()? {
             let loaded = service.load_record(record);
             if let Some(e) = &loaded.error {
@@ -401,6 +415,62 @@ impl PluginService {
             }
             Err(e) => Loaded { record, plugin: None, error: Some(format!("{e:#}")) },
         }
+    }
+
+    /// An admin changed a plugin here: [`PluginService::publish`], and tell the other nodes
+    /// of the pool (which [`PluginService::resync`]).
+    fn changed(&self) {
+        self.publish();
+        if let Some(notify) = self.notify.get() {
+            notify();
+        }
+    }
+
+    /// Calls `notify` after each change made through this node (a pool member tells the
+    /// others to [`PluginService::resync`]).
+    pub fn on_change(&self, notify: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.notify.set(notify);
+    }
+
+    /// Loads again what the store says, where it differs from what runs: the records another
+    /// node of the pool changed (installed, upgraded, configured, enabled, disabled, removed).
+    pub async fn resync(&self) -> Result<(), ServiceError> {
+        let _w = self.writes.lock().await;
+        let records = self.store.plugins().all()?;
+        let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.name.clone()).collect();
+        let mut changed = false;
+        for record in records {
+            if self.read().get(&record.name).is_some_and(|l| l.record == record) {
+                continue;
+            }
+            let name = record.name.clone();
+            if !self.file(&record.sha256).exists() {
+                match self.store.component(&record.sha256).await {
+                    Ok(Some(bytes)) => self.save_file(&bytes, &record.sha256).await?,
+                    Ok(None) => tracing::warn!(plugin = %name, "component not in the pool's object store"),
+                    Err(e) => tracing::warn!(plugin = %name, error = %e, "reading the pool's object store"),
+                }
+            }
+            let loaded = self.load_record(record);
+            match &loaded.error {
+                Some(e) => tracing::error!(plugin = %name, error = %e, "plugin changed by another node failed to load"),
+                None => tracing::info!(plugin = %name, "plugin changed by another node loaded"),
+            }
+            self.write().insert(name, loaded);
+            changed = true;
+        }
+        let gone: Vec<String> = self.read().keys().filter(|n| !names.contains(*n)).cloned().collect();
+        for name in gone {
+            if let Some(l) = self.write().remove(&name) {
+                tracing::info!(plugin = %name, "plugin removed by another node");
+                self.delete_unused(&l.record.sha256);
+            }
+            changed = true;
+        }
+        if changed {
+            self.publish();
+        }
+        Ok(())
     }
 
     /// Hands the enabled presence plugins to presence, the archive sinks to archiving and the
@@ -545,7 +615,7 @@ impl PluginService {
         }
         tracing::info!(plugin = %name, version = %plugin.manifest().version, grants = ?record.grants, "plugin installed");
         self.write().insert(name.clone(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
-        self.publish();
+        self.changed();
         self.get(&name).await
     }
 
@@ -576,7 +646,7 @@ impl PluginService {
         self.store.plugins().put(&record).await?;
         tracing::info!(plugin = %name, version = %plugin.manifest().version, "plugin upgraded");
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
-        self.publish();
+        self.changed();
         self.delete_unused(&old_sha);
         Ok(Upgrade {
             plugin: self.get(name).await?,
@@ -647,7 +717,7 @@ impl PluginService {
         apply_state(&plugin, &record);
         self.store.plugins().put(&record).await?;
         self.write().insert(name.to_owned(), Loaded { record, plugin: Some(Arc::new(plugin)), error: None });
-        self.publish();
+        self.changed();
         self.get(name).await
     }
 
@@ -665,7 +735,7 @@ impl PluginService {
             l.record.clone()
         };
         self.store.plugins().put(&record).await?;
-        self.publish();
+        self.changed();
         self.get(name).await
     }
 
@@ -680,7 +750,7 @@ impl PluginService {
             let _ = std::fs::remove_file(path);
         }
         tracing::info!(plugin = %name, "plugin removed");
-        self.publish();
+        self.changed();
         Ok(())
     }
 

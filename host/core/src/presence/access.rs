@@ -103,7 +103,7 @@ impl AccessLevel {
 }
 
 /// How one viewer sees one owner's presence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Visibility {
     /// The owner themselves: everything.
     Own,

@@ -184,6 +184,14 @@ impl TestServer {
         self.spawn(true);
     }
 
+    /// `kill -9`, leaving it down ([`TestServer::restart`] starts it again).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("wait");
+        }
+    }
+
     /// Starts again on the same data dir after [`TestServer::stop`].
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");

@@ -8,6 +8,7 @@ pub mod federation;
 pub mod me;
 pub mod messages;
 pub mod plugins;
+pub mod pool;
 pub mod presence;
 pub mod rooms;
 pub mod search;
@@ -142,6 +143,7 @@ pub fn router(max_body: usize, max_upload: usize, max_attachment: usize) -> Rout
         .routes(routes!(archive::export))
         .routes(routes!(federation::overview))
         .routes(routes!(federation::put_domain, federation::remove_domain))
+        .routes(routes!(pool::status))
         .routes(routes!(stream::stream))
         .split_for_parts();
     let router = router.layer(RequestBodyLimitLayer::new(max_body)).merge(uploads).merge(files);

@@ -157,12 +157,30 @@ pub struct Hub {
     queue: usize,
     max_per_user: usize,
     metrics: Arc<Metrics>,
+    /// A pool member's user directory, told of each user's first and last endpoint here.
+    directory: std::sync::OnceLock<Arc<halo_services::pool::Members>>,
 }
 
 impl Hub {
     /// An empty hub whose endpoints queue up to `queue` frames, at most `max_per_user` per user.
     pub fn new(queue: usize, max_per_user: usize, metrics: Arc<Metrics>) -> Self {
-        Self { by_user: Mutex::default(), next_id: AtomicU64::new(1), queue: queue.max(1), max_per_user, metrics }
+        Self {
+            by_user: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            queue: queue.max(1),
+            max_per_user,
+            metrics,
+            directory: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes this hub a pool member's: endpoint ids are drawn from a range of their own (so
+    /// they are unique across the pool, and stay below 2^53 for JavaScript clients), and the
+    /// pool's directory hears of each endpoint opened and closed.
+    pub fn set_directory(&self, directory: Arc<halo_services::pool::Members>) {
+        let base = (u64::from(rand::random::<u32>()) & 0x1F_FFFF) << 32;
+        self.next_id.store(base | 1, Ordering::Relaxed);
+        let _ = self.directory.set(directory);
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Username, Vec<Slot>>> {
@@ -183,6 +201,9 @@ impl Hub {
         let sender = EndpointSender { tx, close, metrics: self.metrics.clone() };
         slots.push(Slot { info: info.clone(), token, sender: sender.clone() });
         self.metrics.ws_connections.inc();
+        if let Some(d) = self.directory.get() {
+            d.endpoint_opened(user);
+        }
         Some(Registration { info, outbox, close: close_rx, sender })
     }
 
@@ -194,6 +215,9 @@ impl Hub {
             slots.retain(|s| s.info.id != id);
             if slots.len() < before {
                 self.metrics.ws_connections.dec();
+                if let Some(d) = self.directory.get() {
+                    d.endpoint_closed(user);
+                }
             }
             if slots.is_empty() {
                 map.remove(user);
@@ -328,7 +352,7 @@ mod tests {
         };
         let (x, y) = (shared(a1.outbox.try_recv().ok()), shared(b.outbox.try_recv().ok()));
         assert!(Arc::ptr_eq(&x, &y), "one frame, encoded once, for all recipients");
-        assert!(matches!(x.frame(), ServerFrame::ImTyping { conversation: 1, typing: true, .. }));
+        assert!(matches!(x.frame(), Some(ServerFrame::ImTyping { conversation: 1, typing: true, .. })));
 
         Outbox::close_token(&hub, &[1; 32], Disconnect::SessionEnded);
         assert_eq!(*a1.close.borrow_and_update(), Some(CloseReason::SessionEnded));

@@ -3,6 +3,7 @@
 //! [`session`] runs one socket.
 
 pub mod hub;
+pub mod pool;
 mod session;
 mod upgrade;
 pub mod wire;

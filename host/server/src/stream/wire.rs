@@ -483,7 +483,9 @@ impl ServerFrame {
 
 /// A frame whose encodings are computed once, on first use, and reused for every recipient.
 pub struct SharedFrame {
-    frame: ServerFrame,
+    /// The frame, or `None` when it came from another node of the pool as `raw` JSON.
+    frame: Option<ServerFrame>,
+    raw: Option<Bytes>,
     /// The WebSocket frames (header and payload), per codec.
     json: OnceLock<Option<Bytes>>,
     msgpack: OnceLock<Option<Bytes>>,
@@ -492,12 +494,18 @@ pub struct SharedFrame {
 impl SharedFrame {
     /// Wraps `frame` for sharing.
     pub fn new(frame: ServerFrame) -> Arc<Self> {
-        Arc::new(Self { frame, json: OnceLock::new(), msgpack: OnceLock::new() })
+        Arc::new(Self { frame: Some(frame), raw: None, json: OnceLock::new(), msgpack: OnceLock::new() })
     }
 
-    /// The frame.
-    pub fn frame(&self) -> &ServerFrame {
-        &self.frame
+    /// A frame another node of the pool encoded as JSON (the payload, without a WebSocket
+    /// header): JSON sockets get these bytes, MessagePack sockets a transcoding made once.
+    pub fn from_json(raw: Bytes) -> Arc<Self> {
+        Arc::new(Self { frame: None, raw: Some(raw), json: OnceLock::new(), msgpack: OnceLock::new() })
+    }
+
+    /// The frame, unless it came from another node as JSON.
+    pub fn frame(&self) -> Option<&ServerFrame> {
+        self.frame.as_ref()
     }
 
     fn encoded(&self, codec: Codec) -> Result<Bytes, String> {
@@ -505,7 +513,11 @@ impl SharedFrame {
             Codec::Json => &self.json,
             Codec::MsgPack => &self.msgpack,
         };
-        let bytes = cell.get_or_init(|| codec.encode_frame(&self.frame).ok());
+        let bytes = cell.get_or_init(|| match (&self.frame, &self.raw) {
+            (Some(frame), _) => codec.encode_frame(frame).ok(),
+            (None, Some(raw)) => codec.encode_raw(raw).ok(),
+            (None, None) => None,
+        });
         bytes.clone().ok_or_else(|| "encoding a shared frame failed".to_owned())
     }
 }
@@ -671,6 +683,23 @@ impl Codec {
             return shared.encoded(self);
         }
         self.encode_frame(frame)
+    }
+
+    /// A frame from JSON bytes: framed as they are for JSON, transcoded for MessagePack.
+    fn encode_raw(self, raw: &[u8]) -> Result<Bytes, String> {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        match self {
+            Codec::Json => super::ws::framed(OpCode::Data(Data::Text), |buf| {
+                buf.extend_from_slice(raw);
+                Ok::<(), String>(())
+            }),
+            Codec::MsgPack => {
+                let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+                super::ws::framed(OpCode::Data(Data::Binary), |buf| {
+                    rmp_serde::encode::write_named(buf, &value).map_err(|e| e.to_string())
+                })
+            }
+        }
     }
 
     fn encode_frame(self, frame: &ServerFrame) -> Result<Bytes, String> {

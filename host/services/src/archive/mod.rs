@@ -250,6 +250,12 @@ impl ArchiveService {
         let _ = tokio::time::timeout(CATCH_UP, rx.wait_for(|s| *s >= target)).await;
     }
 
+    /// Delivers to the sinks only while `gate` is open (a pool member: while it holds the
+    /// pool's `archive-sinks` task).
+    pub fn gate_sinks(&self, gate: crate::pool::tasks::Gate, shared: Option<Arc<crate::pool::tasks::SharedCursors>>) {
+        self.sinks.set_gate(gate, shared);
+    }
+
     /// `n` records were stored (by the archive follower): wakes the sinks and the index.
     pub fn written(&self, n: u64) {
         self.metrics.archive.records.inc_by(n);

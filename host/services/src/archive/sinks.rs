@@ -79,6 +79,10 @@ pub(super) struct Sinks {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     running: Mutex<BTreeMap<String, Running>>,
+    /// Whether this node delivers (in a pool, the `archive-sinks` task's holder only).
+    gate: Mutex<crate::pool::tasks::Gate>,
+    /// A pool member's shared sink cursors.
+    shared: Mutex<Option<Arc<crate::pool::tasks::SharedCursors>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,7 +91,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Sinks {
     pub(super) fn new(store: Store, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics, wake: Arc::new(Notify::new()), running: Mutex::default() }
+        Self {
+            store,
+            metrics,
+            wake: Arc::new(Notify::new()),
+            running: Mutex::default(),
+            gate: Mutex::new(crate::pool::tasks::Gate::open()),
+            shared: Mutex::new(None),
+        }
+    }
+
+    /// Delivers only while `gate` is open (pool members: one node of the pool delivers).
+    pub(super) fn set_gate(
+        &self,
+        gate: crate::pool::tasks::Gate,
+        shared: Option<Arc<crate::pool::tasks::SharedCursors>>,
+    ) {
+        *lock(&self.gate) = gate;
+        *lock(&self.shared) = shared;
+        // Running tasks restart under the new gate.
+        let plugins: Vec<Arc<Plugin>> = lock(&self.running).values().map(|r| r.plugin.clone()).collect();
+        lock(&self.running).clear();
+        self.set(plugins);
     }
 
     /// New records are in the spool.
@@ -115,6 +140,8 @@ impl Sinks {
                     metrics: self.metrics.clone(),
                     wake: self.wake.clone(),
                     health: health.clone(),
+                    gate: lock(&self.gate).clone(),
+                    shared: lock(&self.shared).clone(),
                 }
                 .run(),
             );
@@ -213,13 +240,40 @@ struct Delivery {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     health: Arc<Mutex<Health>>,
+    gate: crate::pool::tasks::Gate,
+    shared: Option<Arc<crate::pool::tasks::SharedCursors>>,
 }
 
 impl Delivery {
-    async fn run(self) {
+    /// Adopts the pool's cursor of this sink when it is ahead of this node's (another node
+    /// delivered meanwhile).
+    async fn adopt(&self) {
+        let Some(shared) = &self.shared else { return };
+        let Some(theirs) = shared.get(&self.name).await else { return };
+        match self.store.archive().cursor(&self.name) {
+            Ok(mine) if mine < theirs => {
+                if let Err(e) = self.store.archive().set_cursor(&self.name, theirs).await {
+                    tracing::warn!(sink = %self.name, error = %e, "adopting the pool's sink cursor");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn run(mut self) {
         let mut backoff = MIN_BACKOFF;
         let mut last_gauge = Instant::now() - Duration::from_secs(10);
         loop {
+            if !self.gate.is_open() {
+                // Another node delivers: follow its cursor (so retention is not held back
+                // here), and take over where it stands when the lease comes here.
+                self.adopt().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.gate.opened()).await;
+                if self.gate.is_open() {
+                    self.adopt().await;
+                }
+                continue;
+            }
             // Register for a wake-up before looking, so a record written meanwhile is not missed.
             let woken = self.wake.notified();
             let cursor = match self.store.archive().cursor(&self.name) {
@@ -252,9 +306,20 @@ impl Delivery {
             let started = Instant::now();
             // On the sink's executor thread; this task only waits.
             let outcome = self.plugin.deliver(&batch).await;
+            if !self.gate.is_open() {
+                // The lease was lost while delivering: the next holder delivers this batch
+                // again (at least once); this node must not move the shared cursor.
+                continue;
+            }
             self.metrics.plugin_wait(&self.name, started.elapsed());
             match outcome {
                 Ok(SinkOutcome::Stored) => {
+                    if let Some(shared) = &self.shared
+                        && let Err(e) = shared.put(&self.name, last).await
+                    {
+                        // The next holder may deliver this batch again (at least once).
+                        tracing::warn!(sink = %self.name, error = %e, "saving the pool's sink cursor");
+                    }
                     if let Err(e) = self.store.archive().set_cursor(&self.name, last).await {
                         self.failed(format!("saving the cursor: {e}"));
                     } else {

@@ -153,6 +153,24 @@ pub struct FederationService {
     limits: limits::DomainLimits,
     /// TLS and DNS for adapters (0.1.4).
     adapter_net: Arc<adapter_net::AdapterNet>,
+    /// Whether this node carries the queues (in a pool, the `federation` task's holder only).
+    gate: Mutex<crate::pool::tasks::Gate>,
+}
+
+/// Runs the transport `make` makes while `gate` is open; stops it when the gate closes, and
+/// starts it afresh when it opens again.
+async fn gated<F, Fut>(mut gate: crate::pool::tasks::Gate, make: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        gate.opened().await;
+        tokio::select! {
+            () = make() => return,
+            () = gate.closed() => tracing::info!("federation transport stopped: another pool node carries it"),
+        }
+    }
 }
 
 /// Most domains [`FederationService`] counts refusals for by name; the rest count as `(other)`.
@@ -197,6 +215,7 @@ impl FederationService {
             rejected: Mutex::default(),
             limits: limits::DomainLimits::new(settings.remote_messages_per_sec, settings.remote_burst),
             adapter_net,
+            gate: Mutex::new(crate::pool::tasks::Gate::open()),
         }))
     }
 
@@ -548,10 +567,32 @@ impl FederationService {
         });
         for p in list {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(p.manifest().name.clone()) {
-                let task = tokio::spawn(adapter::run(self.clone(), p.clone()));
+                let (this, plugin) = (self.clone(), p.clone());
+                let make = move || adapter::run(this.clone(), plugin.clone());
+                let task = tokio::spawn(gated(lock(&self.gate).clone(), make));
                 slot.insert(adapter::Running { plugin: p, task });
             }
         }
+    }
+
+    /// Carries the queues only while `gate` is open (a pool member: while it holds the pool's
+    /// `federation` task); running transports restart under it.
+    pub fn gate_transports(self: &Arc<Self>, gate: crate::pool::tasks::Gate) {
+        *lock(&self.gate) = gate;
+        let adapters: Vec<Arc<Plugin>> = {
+            let mut running = lock(&self.adapters);
+            let list = running.values().map(|r| r.plugin.clone()).collect();
+            for r in running.values() {
+                r.task.abort();
+            }
+            running.clear();
+            list
+        };
+        self.set_adapters(adapters);
+        for (_, task) in lock(&self.peers).drain() {
+            task.abort();
+        }
+        self.sync_peers();
     }
 
     /// Starts a delivery task for every Halo peer in the rules, stops those gone.
@@ -573,8 +614,10 @@ impl FederationService {
             keep
         });
         for d in wanted {
-            if !peers.contains_key(&d) {
-                peers.insert(d.clone(), tokio::spawn(peer::deliver(self.clone(), d)));
+            if let std::collections::hash_map::Entry::Vacant(slot) = peers.entry(d.clone()) {
+                let (this, domain) = (self.clone(), d);
+                let make = move || peer::deliver(this.clone(), domain.clone());
+                slot.insert(tokio::spawn(gated(lock(&self.gate).clone(), make)));
             }
         }
     }

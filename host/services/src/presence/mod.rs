@@ -16,12 +16,12 @@
 mod derive;
 mod profile;
 mod remote;
-mod shards;
+pub(crate) mod shards;
 #[cfg(test)]
 mod tests;
 mod view;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -116,8 +116,13 @@ pub struct PresenceService {
     world: Arc<shards::World>,
     settings: PresenceSettings,
     plugins: Arc<RwLock<Arc<derive::Plugins>>>,
-    shards: usize,
-    next_req: AtomicU64,
+    /// The engine configuration (shard and shard count set per engine).
+    config: Config,
+    /// Pool members: this node's devices and their last machine state, replayed to a group's
+    /// new owner when it moves.
+    devices: std::sync::Mutex<std::collections::HashMap<u64, (Username, MachineState)>>,
+    /// Pool members: the group manager.
+    pool: std::sync::OnceLock<Arc<crate::pool::groups::Groups>>,
 }
 
 fn contact_error(e: ContactError) -> ServiceError {
@@ -169,9 +174,11 @@ impl PresenceService {
             store: store.clone(),
             outbox,
             metrics: metrics.clone(),
-            inboxes: std::sync::OnceLock::new(),
+            inboxes: RwLock::new(Vec::new()),
             derive: derive_tx,
             federation: std::sync::OnceLock::new(),
+            forward: std::sync::OnceLock::new(),
+            next_req: AtomicU64::new(1),
         });
         let cfg = Config {
             timers: Timers {
@@ -188,9 +195,7 @@ impl PresenceService {
         };
         let engines = (0..shards).map(|shard| Engine::new(Config { shard, ..cfg.clone() })).collect();
         match shards::spawn(engines, &world) {
-            Ok(inboxes) => {
-                let _ = world.inboxes.set(inboxes);
-            }
+            Ok(inboxes) => *world.inboxes.write().unwrap_or_else(|p| p.into_inner()) = inboxes,
             Err(e) => tracing::error!(error = %e, "starting presence shards"),
         }
         let plugins = derive::Plugins { catalog: Arc::new(settings.custom_states.clone()), ..Default::default() };
@@ -198,12 +203,83 @@ impl PresenceService {
         if let Err(e) = derive::spawn(plugins.clone(), metrics, Arc::downgrade(&world), derive_rx) {
             tracing::error!(error = %e, "starting the presence plugin thread");
         }
-        Self { store, world, settings, plugins, shards, next_req: AtomicU64::new(1) }
+        Self {
+            store,
+            world,
+            settings,
+            plugins,
+            config: cfg,
+            devices: std::sync::Mutex::default(),
+            pool: std::sync::OnceLock::new(),
+        }
     }
 
-    /// How many shards run.
+    /// How many shards there are (in a pool: the pool's user groups, wherever they run).
     pub fn shards(&self) -> usize {
-        self.shards
+        self.world.shards()
+    }
+
+    /// Makes this node's presence part of `pool`: the shards become the pool's user groups,
+    /// each run by the node holding its lease (see `crate::pool::groups`). Call once, before
+    /// any device connects.
+    pub async fn join_pool(self: &Arc<Self>, pool: Arc<crate::pool::Pool>) -> anyhow::Result<()> {
+        let groups = crate::pool::groups::Groups::start(pool, self.clone()).await?;
+        let _ = self.pool.set(groups);
+        Ok(())
+    }
+
+    /// The pool's group manager, for pool members.
+    pub fn groups(&self) -> Option<&Arc<crate::pool::groups::Groups>> {
+        self.pool.get()
+    }
+
+    pub(crate) fn world(&self) -> &Arc<shards::World> {
+        &self.world
+    }
+
+    /// A fresh engine for shard `shard` of `shards`, with the current plugins' catalog.
+    pub(crate) fn engine(&self, shard: usize, shards: usize) -> (Engine, Input) {
+        let engine = Engine::new(Config { shard, shards, ..self.config.clone() });
+        let plugins = self.plugins();
+        let tick_ms = plugins.list.iter().filter_map(|p| p.tick_seconds().ok().flatten()).min();
+        let input = Input::Plugins {
+            catalog: plugins.catalog.clone(),
+            derive: !plugins.list.is_empty(),
+            tick_ms: tick_ms.map(|t| t.as_millis() as u64),
+        };
+        (engine, input)
+    }
+
+    /// The inputs that rebuild, on its new owner, what this node's devices told group `shard`
+    /// of `shards`: a connect per device of its users, and its machine state if not Active.
+    pub(crate) fn replay(&self, shard: usize, shards: usize) -> Vec<Input> {
+        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inputs = Vec::new();
+        for (endpoint, (user, state)) in devices.iter() {
+            if engine::shard_of(user, shards) != shard {
+                continue;
+            }
+            inputs.push(Input::Connect { user: user.clone(), endpoint: *endpoint, req: self.req() });
+            if *state != MachineState::Active {
+                inputs.push(Input::Machine { user: user.clone(), endpoint: *endpoint, state: *state, req: self.req() });
+            }
+        }
+        inputs
+    }
+
+    fn track(&self, endpoint: u64, device: Option<(Username, MachineState)>) {
+        if self.pool.get().is_none() {
+            return;
+        }
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        match device {
+            Some(d) => {
+                devices.insert(endpoint, d);
+            }
+            None => {
+                devices.remove(&endpoint);
+            }
+        }
     }
 
     fn plugins(&self) -> Arc<derive::Plugins> {
@@ -259,7 +335,7 @@ impl PresenceService {
     }
 
     fn req(&self) -> Req {
-        Req(self.next_req.fetch_add(1, Ordering::Relaxed))
+        self.world.req()
     }
 
     /// Sends an input to its shard and awaits the answer; refusals and failed writes are errors.
@@ -282,9 +358,10 @@ impl PresenceService {
     /// How `targets` look to `viewer`, in order (missing accounts left out): one question per
     /// shard, asked at once.
     async fn look(&self, targets: &[Username], viewer: Viewer<'_>) -> Result<Vec<PresenceView>, ServiceError> {
-        let mut by_shard: Vec<Vec<(usize, Username)>> = vec![Vec::new(); self.shards];
+        let shards = self.shards();
+        let mut by_shard: Vec<Vec<(usize, Username)>> = vec![Vec::new(); shards];
         for (i, t) in targets.iter().enumerate() {
-            by_shard[engine::shard_of(t, self.shards)].push((i, t.clone()));
+            by_shard[engine::shard_of(t, shards)].push((i, t.clone()));
         }
         let mut asks = Vec::new();
         for group in by_shard.into_iter().filter(|g| !g.is_empty()) {
@@ -312,6 +389,7 @@ impl PresenceService {
     /// A device of `user` connected: it counts as Active; the user starts watching their
     /// contacts. Returns the snapshot events to send after `hello`.
     pub async fn connect(&self, user: &Username, endpoint: u64) -> Result<Vec<Event>, ServiceError> {
+        self.track(endpoint, Some((user.clone(), MachineState::Active)));
         let answer = self.ask(Input::Connect { user: user.clone(), endpoint, req: self.req() }).await?;
         let Answer::Connected { me, contacts } = answer else { return Err(unexpected(&answer)) };
         let views = self.look(&contacts, Viewer::User(user)).await?;
@@ -330,6 +408,7 @@ impl PresenceService {
 
     /// A device of `user` disconnected.
     pub fn disconnect(&self, user: &Username, endpoint: u64) {
+        self.track(endpoint, None);
         self.world.send(Input::Disconnect { user: user.clone(), endpoint }, None);
     }
 
@@ -372,6 +451,9 @@ impl PresenceService {
         endpoint: u64,
         state: MachineState,
     ) -> Result<PresenceView, ServiceError> {
+        if let Some(d) = self.devices.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&endpoint) {
+            d.1 = state;
+        }
         self.own(Input::Machine { user: user.clone(), endpoint, state, req: self.req() }).await
     }
 

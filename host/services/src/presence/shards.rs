@@ -5,8 +5,9 @@
 //! a slow plugin never runs on a shard's thread.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use halo_core::presence::engine::{Answer, DeriveRequest, Effect, Engine, Input, Publication, Recipient, Req, Stored};
@@ -22,53 +23,131 @@ use crate::outbox::{Event, Outbox};
 
 /// What a caller gets back: the engine's answer, the store write that failed on the way, or
 /// the writes to commit before acknowledging.
-pub(super) struct Reply {
+pub(crate) struct Reply {
     pub answer: Answer,
     pub failed: Option<StoreError>,
     pub pending: Option<Pending>,
 }
 
 /// A message for a shard's thread.
-pub(super) enum Msg {
+pub(crate) enum Msg {
     /// An input, with where to send its answer.
     Input(Box<Input>, Option<oneshot::Sender<Reply>>),
     /// Ends the thread.
     Stop,
 }
 
+/// Where inputs for shards this node does not run go: in a pool, the node owning the user's
+/// group (`crate::pool::groups`).
+pub(crate) trait Forward: Send + Sync {
+    /// Sends `input` to the owner of shard `shard`, with where to put its answer.
+    fn forward(&self, shard: usize, input: Input, reply: Option<oneshot::Sender<Reply>>);
+}
+
 /// What the shards' threads share: the world the effects touch, and each other's inboxes.
-pub(super) struct World {
+pub(crate) struct World {
     pub store: Store,
     pub outbox: Arc<dyn Outbox>,
     pub metrics: Arc<Metrics>,
-    pub inboxes: OnceLock<Vec<mpsc::Sender<Msg>>>,
+    /// Each shard's inbox; `None` for a shard another node of the pool runs.
+    pub inboxes: RwLock<Vec<Option<mpsc::Sender<Msg>>>>,
     pub derive: mpsc::Sender<DeriveRequest>,
     pub federation: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    /// Inputs for shards not run here (pool members only).
+    pub forward: OnceLock<Arc<dyn Forward>>,
+    /// Request numbers, for callers here and inputs forwarded from other nodes alike.
+    pub next_req: AtomicU64,
 }
 
 impl World {
-    /// Hands `input` to the shard that owns it (every shard for a broadcast).
+    fn inboxes(&self) -> std::sync::RwLockReadGuard<'_, Vec<Option<mpsc::Sender<Msg>>>> {
+        self.inboxes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh request number.
+    pub fn req(&self) -> Req {
+        Req(self.next_req.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// How many shards there are (in a pool: groups, wherever they run).
+    pub fn shards(&self) -> usize {
+        self.inboxes().len().max(1)
+    }
+
+    /// Hands `input` to the shard that owns it (every shard run here for a broadcast); an
+    /// input for a shard another node runs is forwarded there.
     pub fn send(&self, input: Input, reply: Option<oneshot::Sender<Reply>>) {
-        let Some(inboxes) = self.inboxes.get() else { return };
-        match input.shard(inboxes.len()) {
-            Some(s) => {
-                if let Some(inbox) = inboxes.get(s) {
+        let inboxes = self.inboxes();
+        match input.shard(inboxes.len().max(1)) {
+            Some(s) => match inboxes.get(s) {
+                Some(Some(inbox)) => {
                     let _ = inbox.send(Msg::Input(Box::new(input), reply));
                 }
-            }
+                _ => {
+                    drop(inboxes);
+                    if let Some(forward) = self.forward.get() {
+                        forward.forward(s, input, reply);
+                    }
+                }
+            },
             None => {
-                for inbox in inboxes {
+                for inbox in inboxes.iter().flatten() {
                     let _ = inbox.send(Msg::Input(Box::new(input.clone()), None));
                 }
             }
         }
     }
 
+    /// Whether shard `shard` runs here.
+    pub fn runs(&self, shard: usize) -> bool {
+        matches!(self.inboxes().get(shard), Some(Some(_)))
+    }
+
+    /// Sends `input` to the shard `shard` if it runs here; whether it does.
+    pub fn send_local(&self, shard: usize, input: Input, reply: Option<oneshot::Sender<Reply>>) -> bool {
+        match self.inboxes().get(shard) {
+            Some(Some(inbox)) => inbox.send(Msg::Input(Box::new(input), reply)).is_ok(),
+            _ => false,
+        }
+    }
+
     /// Stops every shard's thread.
     pub fn stop(&self) {
-        for inbox in self.inboxes.get().into_iter().flatten() {
+        for inbox in self.inboxes().iter().flatten() {
             let _ = inbox.send(Msg::Stop);
         }
+    }
+
+    /// Runs `engine` (for shard `shard`) on a thread of its own from now on, replacing whatever
+    /// ran it (pool members, when they take a group).
+    pub fn start_shard(self: &Arc<Self>, shard: usize, engine: Engine) -> std::io::Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let world = self.clone();
+        std::thread::Builder::new().name(format!("presence-{shard}")).spawn(move || run(engine, rx, &world))?;
+        let mut inboxes = self.inboxes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = inboxes.get_mut(shard)
+            && let Some(old) = slot.replace(tx)
+        {
+            let _ = old.send(Msg::Stop);
+        }
+        Ok(())
+    }
+
+    /// Stops running shard `shard` here (its group moved to another node).
+    pub fn stop_shard(&self, shard: usize) {
+        let mut inboxes = self.inboxes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = inboxes.get_mut(shard).and_then(Option::take) {
+            let _ = old.send(Msg::Stop);
+        }
+    }
+
+    /// Replaces the shards by `shards` shards none of which runs here yet (joining a pool).
+    pub fn reshard(&self, shards: usize) {
+        let mut inboxes = self.inboxes.write().unwrap_or_else(|p| p.into_inner());
+        for old in inboxes.iter().flatten() {
+            let _ = old.send(Msg::Stop);
+        }
+        *inboxes = vec![None; shards];
     }
 
     fn load(&self, user: &Username) -> Result<Option<Box<Stored>>, StoreError> {
@@ -106,13 +185,13 @@ impl World {
 }
 
 /// Starts `engines.len()` shard threads; returns their inboxes.
-pub(super) fn spawn(engines: Vec<Engine>, world: &Arc<World>) -> std::io::Result<Vec<mpsc::Sender<Msg>>> {
+pub(super) fn spawn(engines: Vec<Engine>, world: &Arc<World>) -> std::io::Result<Vec<Option<mpsc::Sender<Msg>>>> {
     let mut inboxes = Vec::with_capacity(engines.len());
     for (i, engine) in engines.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel();
         let world = world.clone();
         std::thread::Builder::new().name(format!("presence-{i}")).spawn(move || run(engine, rx, &world))?;
-        inboxes.push(tx);
+        inboxes.push(Some(tx));
     }
     Ok(inboxes)
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::input::{Input, Req};
 use crate::contacts::{ContactError, ContactList};
 use crate::federation::PresenceInfo;
@@ -10,7 +12,7 @@ use crate::{Millis, User, Username};
 
 /// Everything a projection of one user's presence reads, shared by every audience of a
 /// publication and every answer until it changes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The account (card fields).
     pub user: User,
@@ -21,15 +23,17 @@ pub struct Snapshot {
     /// Since when it holds, ms (0: not since this process started).
     pub since: Millis,
     /// The custom states (labels and colours of `published.custom`).
+    #[serde(with = "crate::serde_util::arc")]
     pub custom: Arc<Vec<CustomState>>,
 }
 
 /// One user's presence as one viewer may see it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Seen {
     /// A local user, through `visibility`.
     Local {
         /// The user's presence.
+        #[serde(with = "crate::serde_util::arc")]
         snapshot: Arc<Snapshot>,
         /// What the viewer may see of it.
         visibility: Visibility,
@@ -101,7 +105,7 @@ pub struct DeriveRequest {
 }
 
 /// Why a request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Refusal {
     /// No such account.
     #[error("no user named {:?}", .0.as_str())]
@@ -132,7 +136,7 @@ pub enum Refusal {
 }
 
 /// The answer to a request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Answer {
     /// Done, nothing to say.
     Done,

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::shard::shard_of;
 use crate::contacts::{ContactError, ContactList};
 use crate::federation::PresenceInfo;
@@ -13,11 +15,11 @@ use crate::{Millis, User, Username};
 
 /// Identifies a caller's request; every [`Input`] that carries one is answered by exactly one
 /// [`super::Effect::Reply`] with the same id (possibly after loads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Req(pub u64);
 
 /// Who asks to see presence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Viewer {
     /// A signed-in user (local, or a remote user of a federated server).
     User(Username),
@@ -30,23 +32,31 @@ pub enum Viewer {
 /// A change to a presence document; each `Some` field replaces the stored one. Values are
 /// validated by the caller (`check_text`, `check_idle_minutes`); a manual state ending in the
 /// past is refused by the engine, which knows the time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocPatch {
     /// Manual state.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub manual: Option<Option<Manual>>,
     /// Calendar input.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub calendar: Option<Option<Calendar>>,
     /// Phone input.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub phone: Option<Option<Phone>>,
     /// Personal note.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub note: Option<Option<String>>,
     /// Out-of-office note.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub ooo_note: Option<Option<String>>,
     /// Location.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub location: Option<Option<String>>,
     /// Mobile phone.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub mobile_phone: Option<Option<String>>,
     /// Home phone.
+    #[serde(default, with = "crate::serde_util::patch")]
     pub home_phone: Option<Option<String>>,
     /// Only contacts see the availability.
     pub privacy_mode: Option<bool>,
@@ -55,6 +65,7 @@ pub struct DocPatch {
     /// Idle timeout, minutes.
     pub idle_minutes: Option<u32>,
     /// The picture's metadata (the bytes are stored by the caller first).
+    #[serde(default, with = "crate::serde_util::patch")]
     pub picture: Option<Option<PictureMeta>>,
 }
 
@@ -82,7 +93,7 @@ impl DocPatch {
 }
 
 /// A change to a contact list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContactEdit {
     /// Adds a contact (default group unless given).
     Add {
@@ -169,7 +180,7 @@ impl ContactEdit {
 }
 
 /// A user's stored data, as the engine asked for it with [`super::Effect::Load`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     /// The account (contact-card fields).
     pub account: User,
@@ -181,7 +192,7 @@ pub struct Stored {
 
 /// Something that happened, handed to the shard that owns the user it concerns
 /// ([`Input::key`]); `None` keys go to every shard.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Input {
     /// A device of `user` connected: it counts as Active; on the first device the user starts
     /// watching their contacts. Answered with [`super::Answer::Connected`].
@@ -308,6 +319,7 @@ pub enum Input {
     /// user is republished and, with `derive`, asked of the plugins again.
     Plugins {
         /// Configured states, then those of enabled plugins.
+        #[serde(with = "crate::serde_util::arc")]
         catalog: Arc<Vec<CustomState>>,
         /// Whether some plugin derives states.
         derive: bool,
@@ -360,6 +372,13 @@ pub enum Input {
         /// Until when.
         expires: Option<Millis>,
     },
+    /// The shard `shard` starts afresh (in a pool, its group moved to another node): every
+    /// online user held here who has contacts there tells that shard again that they watch
+    /// them (sent to every shard).
+    Rewatch {
+        /// The shard starting afresh.
+        shard: usize,
+    },
     /// The time the engine asked for with [`super::Effect::Wake`] has come (sent to every
     /// shard by a driver of one timer, or to the one that asked).
     Tick,
@@ -384,7 +403,7 @@ impl Input {
             Input::RemoteFollower { local, .. } => Some(local),
             Input::RemotePresence { remote, .. } => Some(remote),
             Input::Watch { target, .. } | Input::Greet { target, .. } | Input::Adhoc { target, .. } => Some(target),
-            Input::RemoteFollowers(_) | Input::Plugins { .. } | Input::Tick => None,
+            Input::RemoteFollowers(_) | Input::Plugins { .. } | Input::Rewatch { .. } | Input::Tick => None,
         }
     }
 
@@ -404,6 +423,22 @@ impl Input {
             | Input::Look { req, .. }
             | Input::Contacts { req, .. }
             | Input::Reach { req, .. } => Some(*req),
+            _ => None,
+        }
+    }
+
+    /// The request this input answers, to renumber it (a pool node forwarding an input to the
+    /// node owning its user's group gives it a number of that node's).
+    pub fn req_mut(&mut self) -> Option<&mut Req> {
+        match self {
+            Input::Connect { req, .. }
+            | Input::Machine { req, .. }
+            | Input::Update { req, .. }
+            | Input::EditContacts { req, .. }
+            | Input::Subscribe { req, .. }
+            | Input::Look { req, .. }
+            | Input::Contacts { req, .. }
+            | Input::Reach { req, .. } => Some(req),
             _ => None,
         }
     }

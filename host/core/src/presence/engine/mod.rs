@@ -234,6 +234,7 @@ impl Engine {
             Input::Watch { target, watcher, on } => self.watch(target, watcher, on),
             Input::Greet { target, watcher } => self.greet(target, watcher),
             Input::Adhoc { target, endpoint, subscriber, expires } => self.adhoc(target, endpoint, subscriber, expires),
+            Input::Rewatch { shard } => self.rewatch(shard, now),
             Input::Tick => self.tick(now),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Answer, Audience, Effect, Engine, Input, Publication, Recipient, Refusal, Req, Viewer};
+use super::{Answer, Audience, Effect, Engine, Input, Publication, Recipient, Refusal, Req, Viewer, shard_of};
 use crate::federation::PresenceInfo;
 use crate::{Millis, Username};
 
@@ -16,6 +16,21 @@ impl Engine {
             if ws.is_empty() {
                 self.watchers.remove(&target);
             }
+        }
+    }
+
+    /// Shard `shard` starts afresh: the online users held here tell it again whom of its users
+    /// they watch.
+    pub(super) fn rewatch(&mut self, shard: usize, now: Millis) {
+        let shards = self.cfg.shards;
+        let mut sends = Vec::new();
+        for entry in self.entries.values().filter(|e| e.online()) {
+            for c in entry.contacts.contacts.keys().filter(|c| !c.is_remote() && shard_of(c, shards) == shard) {
+                sends.push(Input::Watch { target: c.clone(), watcher: entry.username().clone(), on: true });
+            }
+        }
+        for input in sends {
+            self.send(input, now);
         }
     }
 

@@ -15,6 +15,7 @@ export const SECTIONS = [
   { id: "plugins", label: "Plugins", role: "admin", load: () => import("./plugins.js") },
   { id: "archiving", label: "Archiving", role: "admin", load: () => import("./archiving.js") },
   { id: "federation", label: "Federation", role: "admin", load: () => import("./federation.js") },
+  { id: "pool", label: "Pool", role: "admin", load: () => import("./pool.js") },
   { id: "compliance", label: "Compliance search", role: "compliance", load: () => import("./compliance.js") },
 ];
 

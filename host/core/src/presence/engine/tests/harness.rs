@@ -384,6 +384,7 @@ fn describe(i: &Input, shards: usize) -> String {
             Some(at) => format!("adhoc {target} +{subscriber}#{endpoint} until={at}"),
             None => format!("adhoc {target} -{subscriber}#{endpoint}"),
         },
+        Input::Rewatch { shard } => format!("rewatch {shard}"),
         Input::Tick => "tick".into(),
     };
     match i.shard(shards) {

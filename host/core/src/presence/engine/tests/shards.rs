@@ -103,3 +103,22 @@ fn subscriptions_and_new_contacts_cross_shards() {
         ",
     );
 }
+
+#[test]
+fn a_shard_starting_afresh_is_told_again_who_watches_its_users() {
+    // In a pool, bob's shard (his group) moved to another node and starts empty: alice's
+    // shard tells it again that alice watches bob.
+    let bob_shard = shard_of(&u("bob"), 2);
+    Sim::with(Config::default(), 2).users(&["alice", "bob"]).contact("alice", "bob", Colleagues).check(
+        vec![(0, connect("alice", 1)), (10, crate::presence::engine::Input::Rewatch { shard: bob_shard })],
+        "
+        @0 connect alice#1 (s1)
+          s1 load alice
+          s1 save-doc alice
+          s1 send s0 watch bob +alice
+          s1 reply connected alice own 3500 contacts=[bob]
+        @10 rewatch 0
+          s1 send s0 watch bob +alice
+        ",
+    );
+}
