@@ -90,7 +90,7 @@ impl Engine {
     fn with_db(db: flush::Db, dir: Option<&Path>, in_flight: &InFlight) -> Result<Self, StoreError> {
         let (meta, cursors, pending) = Self::prepare(&db)?;
         let im = Im::open(&db, dir, in_flight.clone(), pending.clone())?;
-        Self::assemble(db, meta, cursors, pending, im)
+        Self::assemble(db, dir, meta, cursors, pending, im)
     }
 
     /// A pool member's database in `path`: the shared trees mirror the pool's buckets through
@@ -119,7 +119,7 @@ impl Engine {
         let db = flush::Db::new(opened?).with_replicator(replicator.clone());
         let (meta, cursors, pending) = Self::prepare(&db)?;
         let im = Im::open_pool(cluster, &db, path, slot, in_flight.clone(), pending.clone()).await?;
-        let engine = Self::assemble(db, meta, cursors, pending, im)?;
+        let engine = Self::assemble(db, Some(path), meta, cursors, pending, im)?;
         replicator.sync().await?;
         Ok(engine)
     }
@@ -141,6 +141,12 @@ impl Engine {
                     // A migration that stopped after setting the version: finish it.
                     crate::migrate::drop_old_trees(db)?;
                 }
+                if found < SCHEMA_VERSION {
+                    // 2 → 3 rewrites nothing: schema 3 only adds facts, fields and trees, which
+                    // a release reading schema 2 would fail on; the version makes it refuse.
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
+                    db.flush_now().db()?;
+                }
             }
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).db()?;
@@ -152,6 +158,7 @@ impl Engine {
 
     fn assemble(
         db: flush::Db,
+        dir: Option<&Path>,
         meta: sled::Tree,
         cursors: sled::Tree,
         pending: crate::log::ArchivePending,

@@ -265,7 +265,7 @@ impl Im {
             (a.edited, a.deleted, reactions)
         };
         let edited = match edited {
-            Some((seq, at)) => match self.log.get(seq)? {
+            Some((seq, at)) => match self.log.entry(seq)? {
                 Some(Fact::Amended(a)) => match a.change {
                     Change::Edited { text, format } => Some((text, format, at)),
                     _ => None,

@@ -68,9 +68,10 @@ pub use rooms::{RoomMark, Rooms};
 pub use sessions::{Session, Sessions, TokenHash};
 pub use users::Users;
 
-/// The on-disk layout this build reads and writes: 2 since the IM log (1: IM state in its own
-/// trees, migrated on open).
-pub const SCHEMA_VERSION: u32 = 2;
+/// The on-disk layout this build reads and writes: 3 since edits, reactions, mutes,
+/// attachments, group federation items and failed deliveries (2: the IM log, upgraded on open
+/// without a rewrite; 1: IM state in its own trees, migrated on open).
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_TREE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";

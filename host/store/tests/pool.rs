@@ -131,6 +131,7 @@ async fn two_nodes_share_accounts_sessions_and_the_im_log() {
         from: name("alice"),
         body: Body::Text { text: "hello b".into(), format: Format::Plain },
         key: Some("k1".into()),
+        extras: Default::default(),
     };
     s1.im().append(&conv, &msg, (&[name("bob")], &[]), None, &[]).await.expect("append");
     let seq = s1.im().log().last_durable();
@@ -200,6 +201,7 @@ async fn measure(store: &Store, n: usize, concurrency: usize) -> (f64, f64, f64)
                             format: Format::Plain,
                         },
                         key: None,
+                        extras: Default::default(),
                     };
                     let t = Instant::now();
                     store.im().append(&conv, &msg, (&[name("bob")], &[]), None, &[]).await.expect("append");

@@ -346,6 +346,9 @@ impl Call<'_> {
                 Ok((from, to)) => self.route(&to, map::subscribe_xml(&from, &to, s.kind)),
                 Err(e) => self.log(Level::Warn, &format!("dropped a subscription: {e}")),
             },
+            // Group traffic and the host's refusals of what this adapter delivered: not carried
+            // over server-to-server links yet (the component adapter carries them).
+            _ => {}
         }
     }
 
@@ -505,6 +508,13 @@ impl Call<'_> {
                 Unit::End => {
                     self.send(link, "</stream:stream>".into());
                     return self.fail(link, "reset", "the remote server closed the stream".into());
+                }
+                Unit::Oversize(_) => {
+                    // Over `max_stanza_bytes`: skipped unread; the stream goes on.
+                    let reason = "a stanza over max_stanza_bytes was skipped".to_owned();
+                    self.log(Level::Warn, &reason);
+                    self.out.push(Action::Reject(Rejection { domain: None, reason }));
+                    continue;
                 }
             };
             let (st, raw) = match parsed {

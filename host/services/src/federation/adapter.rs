@@ -381,6 +381,7 @@ impl State {
                         breaker: Breaker::default(),
                         connect_at: None,
                         accepted: true,
+                        reason: None,
                     },
                 );
                 self.input(AdapterInput::Accepted { id, port, peer: peer.to_string() }).await;
