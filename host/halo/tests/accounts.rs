@@ -301,6 +301,7 @@ fn openapi_lists_every_route() {
             "/api/v1/admin/plugins/{name}/grants",
             "/api/v1/admin/plugins/{name}/limits",
             "/api/v1/admin/plugins/{name}/logs",
+            "/api/v1/admin/pool",
             "/api/v1/admin/settings",
             "/api/v1/archive/attachments/{id}",
             "/api/v1/archive/export",
