@@ -150,7 +150,8 @@ impl NatsCluster {
             let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true&config=true") else { continue };
             for account in jsz["account_details"].as_array().into_iter().flatten() {
                 for stream in account["stream_detail"].as_array().into_iter().flatten() {
-                    if let (Some(name), Some(n)) = (stream["name"].as_str(), stream["config"]["num_replicas"].as_u64()) {
+                    if let (Some(name), Some(n)) = (stream["name"].as_str(), stream["config"]["num_replicas"].as_u64())
+                    {
                         streams.insert(name.to_owned(), n);
                     }
                 }
