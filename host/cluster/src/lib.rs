@@ -12,6 +12,7 @@
 //! once-per-pool followers) lives in `halo-services`. This crate only connects and names.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use async_nats;
@@ -21,6 +22,10 @@ use async_nats::jetstream;
 pub const DEFAULT_POOL: &str = "halo";
 /// Most replicas a stream or bucket gets when `replicas` is left to the cluster's size.
 pub const MAX_AUTO_REPLICAS: usize = 3;
+/// How long [`Cluster::place`] keeps asking for [`MAX_AUTO_REPLICAS`] replicas while the
+/// cluster lacks the servers to place them (servers of a cluster started a moment ago are still
+/// joining) before it settles for fewer.
+pub const PLACEMENT_WAIT: Duration = Duration::from_secs(20);
 /// How long [`Cluster::connect`] waits for a server and for JetStream to answer (a cluster
 /// electing its meta leader after a restart takes a few seconds).
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
@@ -34,7 +39,7 @@ pub struct ClusterConfig {
     /// This node's name in the pool: letters, digits, `-` and `_`, at most 64; unique per pool.
     pub node: String,
     /// Replicas of each stream and bucket (1 to 5); 0 leaves it to the cluster: as many servers
-    /// as it has, at most [`MAX_AUTO_REPLICAS`].
+    /// as JetStream can place them on, at most [`MAX_AUTO_REPLICAS`] (see [`Cluster::place`]).
     pub replicas: usize,
     /// The pool's name, the prefix of its subjects, streams and buckets (letters, digits, `-`,
     /// `_`; default [`DEFAULT_POOL`]).
@@ -110,7 +115,9 @@ struct Inner {
     config: ClusterConfig,
     client: async_nats::Client,
     jetstream: jetstream::Context,
-    replicas: usize,
+    /// What [`Cluster::place`] asks for first: the configured or automatic replicas, lowered once the cluster could not
+    /// place that many (so the wait is paid once per process, not per bucket).
+    placeable: AtomicUsize,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -118,7 +125,7 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("node", &self.inner.config.node)
             .field("pool", &self.inner.config.pool)
-            .field("replicas", &self.inner.replicas)
+            .field("replicas", &self.replicas())
             .finish()
     }
 }
@@ -185,7 +192,8 @@ impl Cluster {
             replicas,
             "joined the pool"
         );
-        Ok(Self { inner: Arc::new(Inner { config, client, jetstream, replicas }) })
+        let placeable = AtomicUsize::new(replicas);
+        Ok(Self { inner: Arc::new(Inner { config, client, jetstream, placeable }) })
     }
 
     /// This node's name in the pool.
@@ -203,9 +211,43 @@ impl Cluster {
         &self.inner.config
     }
 
-    /// Replicas of each stream and bucket this node creates.
+    /// Replicas of each stream and bucket this node creates: the configured number, or (when
+    /// left to the cluster) [`MAX_AUTO_REPLICAS`] on a cluster, 1 on a single server, lowered
+    /// once [`Cluster::place`] found the cluster could not place that many. Create them
+    /// through [`Cluster::place`].
     pub fn replicas(&self) -> usize {
-        self.inner.replicas
+        self.inner.placeable.load(Ordering::Relaxed)
+    }
+
+    /// Creates a stream or bucket through `create` (given the replicas to ask for). Replicas
+    /// configured: exactly those. Left to the cluster: [`Cluster::replicas`], and while
+    /// JetStream answers that it has too few servers to place them, the same again for up to
+    /// [`PLACEMENT_WAIT`] (servers still joining a cluster just started), then one fewer, down
+    /// to 1 (and later calls start from there). Counting the servers a client is told of at connect time is not enough: a
+    /// cluster just started (or restarted) announces only the servers routed so far, and a
+    /// stream created with fewer replicas than servers stops when its one server does.
+    pub async fn place<T, E, F, Fut>(&self, mut create: F) -> Result<T, E>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut replicas = self.replicas();
+        let mut deadline = Instant::now() + PLACEMENT_WAIT;
+        loop {
+            let error = match create(replicas).await {
+                Err(e) if self.inner.config.replicas == 0 && replicas > 1 && lacks_servers(&e.to_string()) => e,
+                done => return done,
+            };
+            if Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            tracing::warn!(replicas, error = %error, "JetStream cannot place this many replicas; asking for one fewer");
+            replicas -= 1;
+            self.inner.placeable.fetch_min(replicas, Ordering::Relaxed);
+            deadline = Instant::now();
+        }
     }
 
     /// The NATS connection (core NATS: publish, subscribe, request).
@@ -240,13 +282,16 @@ impl Cluster {
     }
 }
 
-/// Replicas when left to the cluster: the servers it announces (each server's client URL is in
-/// `connect_urls`, its own included), at most [`MAX_AUTO_REPLICAS`], at least 1.
+/// Replicas to ask for when left to the cluster: [`MAX_AUTO_REPLICAS`] on a cluster (what it
+/// cannot place, [`Cluster::place`] lowers), 1 on a server without one.
 fn auto_replicas(info: &async_nats::ServerInfo) -> usize {
-    if info.cluster.is_none() {
-        return 1;
-    }
-    info.connect_urls.len().clamp(1, MAX_AUTO_REPLICAS)
+    if info.cluster.is_none() { 1 } else { MAX_AUTO_REPLICAS }
+}
+
+/// Whether a JetStream error says the cluster has too few servers for the replicas asked.
+fn lacks_servers(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    ["insufficient resources", "no suitable peers", "replicas > 1 not supported"].iter().any(|m| error.contains(m))
 }
 
 #[cfg(test)]
@@ -259,6 +304,15 @@ mod tests {
             ClusterConfig::parse_urls("nats://a:1, nats://b:2,,"),
             vec!["nats://a:1".to_owned(), "nats://b:2".to_owned()]
         );
+    }
+
+    #[test]
+    fn too_few_servers_is_told_from_other_errors() {
+        assert!(lacks_servers("failed to create stream: insufficient resources (code 503, error code 10023)"));
+        assert!(lacks_servers("JetStream error: no suitable peers for placement"));
+        assert!(lacks_servers("replicas > 1 not supported in non-clustered mode"));
+        assert!(!lacks_servers("timed out: didn't receive any message"));
+        assert!(!lacks_servers("stream name already in use with a different configuration"));
     }
 
     #[test]

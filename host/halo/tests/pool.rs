@@ -303,6 +303,11 @@ fn a_killed_nats_server_does_not_stop_the_pool_and_state_survives_a_full_restart
         .expect("start")["id"]
         .as_u64()
         .expect("id");
+    // `replicas` left to the cluster: every stream and bucket of the pool is R3 on the three
+    // servers (not fewer, as counting the servers announced at connect time could give).
+    let replicas = pool.nats.stream_replicas();
+    assert!(replicas.keys().any(|s| s == "HALO_halo_IM"), "{replicas:?}");
+    assert!(replicas.values().all(|n| *n == 3), "{replicas:?}");
     pool.nats.kill(2);
     // While JetStream elects new leaders for what the dead server led (a few seconds), writes
     // are refused with 503 storage_unavailable; the client retries with the same key.

@@ -142,6 +142,24 @@ impl NatsCluster {
         }
     }
 
+    /// The replicas of every stream (KV buckets and object stores are streams too) any running
+    /// server holds, by stream name, from the servers' `/jsz`.
+    pub fn stream_replicas(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut streams = std::collections::BTreeMap::new();
+        for s in self.servers.iter().filter(|s| s.running()) {
+            let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true&config=true") else { continue };
+            for account in jsz["account_details"].as_array().into_iter().flatten() {
+                for stream in account["stream_detail"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(n)) = (stream["name"].as_str(), stream["config"]["num_replicas"].as_u64())
+                    {
+                        streams.insert(name.to_owned(), n);
+                    }
+                }
+            }
+        }
+        streams
+    }
+
     /// `kill -9` server `i` (0-based).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.servers[i].child.take() {

@@ -13,6 +13,40 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv;
 use halo_cluster::Cluster;
 
+/// How long [`open_bucket`] retries while JetStream does not answer for a bucket.
+pub const OPEN_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the pool's bucket `config.bucket`, creating it (with the cluster's replicas, see
+/// [`Cluster::place`]) if missing. A JetStream cluster started a moment ago (all of it
+/// restarted) answers before its streams have elected leaders again, and asking for a bucket
+/// then times out: that is retried for up to [`OPEN_WAIT`], so a node started together with
+/// its NATS servers waits for them instead of exiting.
+pub async fn open_bucket(cluster: &Cluster, config: kv::Config) -> anyhow::Result<kv::Store> {
+    let js = cluster.jetstream();
+    let deadline = Instant::now() + OPEN_WAIT;
+    loop {
+        let error = match js.get_key_value(&config.bucket).await {
+            Ok(kv) => return Ok(kv),
+            Err(e) => match cluster
+                .place(|num_replicas| js.create_key_value(kv::Config { num_replicas, ..config.clone() }))
+                .await
+            {
+                Ok(kv) => return Ok(kv),
+                // Another node created it meanwhile, or JetStream is not ready yet.
+                Err(created) => match js.get_key_value(&config.bucket).await {
+                    Ok(kv) => return Ok(kv),
+                    Err(_) => format!("{e}; creating it: {created}"),
+                },
+            },
+        };
+        if Instant::now() > deadline {
+            anyhow::bail!("JetStream, the {} bucket: {error}", config.bucket);
+        }
+        tracing::warn!(bucket = %config.bucket, %error, "the pool's bucket is not ready; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The leases bucket of one kind of lease.
 #[derive(Clone)]
 pub struct Leases {
@@ -31,26 +65,14 @@ pub struct Held {
 impl Leases {
     /// Opens (creating if needed) the bucket `name` of the pool, whose keys live `ttl`.
     pub async fn open(cluster: &Cluster, name: &str, ttl: Duration) -> anyhow::Result<Self> {
-        let bucket = cluster.bucket(name);
-        let js = cluster.jetstream();
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                let config = kv::Config {
-                    bucket: bucket.clone(),
-                    description: "halo pool leases".into(),
-                    history: 1,
-                    max_age: ttl,
-                    num_replicas: cluster.replicas(),
-                    ..Default::default()
-                };
-                match js.create_key_value(config).await {
-                    Ok(kv) => kv,
-                    // Another node created it meanwhile.
-                    Err(_) => js.get_key_value(&bucket).await?,
-                }
-            }
+        let config = kv::Config {
+            bucket: cluster.bucket(name),
+            description: "halo pool leases".into(),
+            history: 1,
+            max_age: ttl,
+            ..Default::default()
         };
+        let kv = open_bucket(cluster, config).await?;
         Ok(Self { kv, node: cluster.node_id().to_owned(), ttl })
     }
 

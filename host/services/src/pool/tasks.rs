@@ -59,23 +59,9 @@ pub struct SharedCursors {
 impl SharedCursors {
     async fn open(pool: &Pool) -> anyhow::Result<Self> {
         let cluster = pool.cluster();
-        let bucket = cluster.bucket("cursors");
-        let js = cluster.jetstream();
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                let config = async_nats::jetstream::kv::Config {
-                    bucket: bucket.clone(),
-                    history: 1,
-                    num_replicas: cluster.replicas(),
-                    ..Default::default()
-                };
-                match js.create_key_value(config).await {
-                    Ok(kv) => kv,
-                    Err(_) => js.get_key_value(&bucket).await?,
-                }
-            }
-        };
+        let config =
+            async_nats::jetstream::kv::Config { bucket: cluster.bucket("cursors"), history: 1, ..Default::default() };
+        let kv = super::lease::open_bucket(cluster, config).await?;
         Ok(Self { kv })
     }
 

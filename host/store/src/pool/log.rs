@@ -93,11 +93,13 @@ impl JsLog {
             name: cluster.stream_name("IM"),
             subjects: vec![subject.clone()],
             storage: stream::StorageType::File,
-            num_replicas: cluster.replicas(),
             allow_direct: true,
             ..Default::default()
         };
-        let stream = js.get_or_create_stream(config).await.map_err(|e| unavailable("creating the IM stream", e))?;
+        let stream = cluster
+            .place(|num_replicas| js.get_or_create_stream(stream::Config { num_replicas, ..config.clone() }))
+            .await
+            .map_err(|e| unavailable("creating the IM stream", e))?;
         let stream_last = stream.cached_info().state.last_sequence;
 
         let tree = db.open_tree(LOG).db()?;

@@ -34,13 +34,12 @@ pub(crate) async fn claim_slot(cluster: &halo_cluster::Cluster) -> Result<u64, S
     let config = kv::Config {
         bucket: cluster.bucket("nodes"),
         history: 1,
-        num_replicas: cluster.replicas(),
         storage: async_nats::jetstream::stream::StorageType::File,
         ..Default::default()
     };
+    let js = cluster.jetstream();
     let nodes = cluster
-        .jetstream()
-        .create_or_update_key_value(config)
+        .place(|num_replicas| js.create_or_update_key_value(kv::Config { num_replicas, ..config.clone() }))
         .await
         .map_err(|e| StoreError::Unavailable(format!("JetStream, the nodes bucket: {e}")))?;
     let me = cluster.node_id().as_bytes();

@@ -20,12 +20,14 @@ impl Objects {
         let name = cluster.bucket("components");
         let store = match js.get_object_store(&name).await {
             Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: name,
-                    num_replicas: cluster.replicas(),
-                    storage: async_nats::jetstream::stream::StorageType::File,
-                    ..Default::default()
+            Err(_) => cluster
+                .place(|num_replicas| {
+                    js.create_object_store(object_store::Config {
+                        bucket: name.clone(),
+                        num_replicas,
+                        storage: async_nats::jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    })
                 })
                 .await
                 .map_err(|e| unavailable("creating the component store", e))?,

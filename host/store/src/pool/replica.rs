@@ -118,11 +118,13 @@ impl Replicator {
             let config = kv::Config {
                 bucket: cluster.bucket(name),
                 history: 1,
-                num_replicas: cluster.replicas(),
                 storage: jetstream::stream::StorageType::File,
                 ..Default::default()
             };
-            let store = js.create_or_update_key_value(config).await.map_err(|e| unavailable("creating bucket", e))?;
+            let store = cluster
+                .place(|num_replicas| js.create_or_update_key_value(kv::Config { num_replicas, ..config.clone() }))
+                .await
+                .map_err(|e| unavailable("creating bucket", e))?;
             buckets.insert(*name, store);
         }
         let (tx, rx) = mpsc::unbounded_channel();
