@@ -8,83 +8,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::fed::{Certs, SECRET, now_ms, org, overview, pair, peer_with, sign, token};
+use common::nats::free_port;
 use common::{Peer, TestServer, wait_presence, wait_until};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-
-const SECRET: &str = "a-shared-secret-of-32-characters";
-
-struct Certs {
-    _dir: tempfile::TempDir,
-    cert: String,
-    key: String,
-    pem: Vec<u8>,
-}
-
-fn certs() -> Certs {
-    let k = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).expect("cert");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (dir.path().join("fed-cert.pem"), dir.path().join("fed-key.pem"));
-    std::fs::write(&cert, k.cert.pem()).expect("cert");
-    std::fs::write(&key, k.key_pair.serialize_pem()).expect("key");
-    Certs {
-        cert: cert.display().to_string(),
-        key: key.display().to_string(),
-        pem: k.cert.pem().into_bytes(),
-        _dir: dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A server for `domain` with its federation listener on `port`.
-fn org(domain: &str, port: u16, c: &Certs) -> TestServer {
-    TestServer::with_config(&format!(
-        "[federation]\ndomain = \"{domain}\"\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        c.cert, c.key
-    ))
-}
-
-/// Makes `server` federate with `peer_domain` at `port`.
-fn peer_with(server: &TestServer, peer_domain: &str, port: u16, c: &Certs) {
-    let body = json!({"url": format!("https://127.0.0.1:{port}"), "secret": SECRET, "ca": c.cert});
-    server
-        .admin()
-        .call_json("PUT", &format!("/api/v1/admin/federation/domains/{peer_domain}"), Some(&body))
-        .expect("peer rule");
-}
-
-fn overview(server: &TestServer) -> Value {
-    server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview")
-}
 
 fn link_state(server: &TestServer, route: &str) -> String {
     overview(server)["links"][route]["state"].as_str().unwrap_or("").to_owned()
-}
-
-struct Pair {
-    a: TestServer,
-    b: TestServer,
-    b_port: u16,
-    certs: Certs,
-}
-
-fn pair() -> Pair {
-    let certs = certs();
-    let (a_port, b_port) = (free_port(), free_port());
-    let a = org("a.test", a_port, &certs);
-    let b = org("b.test", b_port, &certs);
-    peer_with(&a, "b.test", b_port, &certs);
-    peer_with(&b, "a.test", a_port, &certs);
-    Pair { a, b, b_port, certs }
-}
-
-fn token(server: &TestServer, name: &str) -> String {
-    server.user(name);
-    server.login(name, &format!("{name}-password"))
 }
 
 fn add_contact(server: &TestServer, token: &str, who: &str, level: &str) -> Value {
@@ -277,17 +207,6 @@ fn a_peer_that_was_down_gets_its_queue_and_presence_when_back() {
     drop((alice, bob));
 }
 
-fn sign(secret: &str, origin: &str, ts: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{origin}\n{ts}\n").as_bytes());
-    mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
-}
-
 #[test]
 fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
     let p = pair();
@@ -315,17 +234,7 @@ fn blocked_unknown_forged_and_spoofed_traffic_is_refused() {
     assert_eq!(code, 400);
 
     // Straight at b's federation listener.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
-                    ureq::tls::Certificate::from_pem(&p.certs.pem).expect("pem"),
-                ])))
-                .build(),
-        )
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = p.certs.agent();
     let inbox = format!("https://127.0.0.1:{}/federation/v1/inbox", p.b_port);
     let post = |origin: &str, secret: &str, ts: u64, items: Value| {
         let body = json!({"items": items}).to_string();

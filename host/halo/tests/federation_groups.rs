@@ -5,74 +5,9 @@
 
 mod common;
 
-use common::{Peer, TestServer};
-use hmac::{Hmac, Mac};
+use common::Peer;
+use common::fed::{SECRET, now_ms, pair, sign, token};
 use serde_json::{Value, json};
-use sha2::Sha256;
-
-const SECRET: &str = "a-shared-secret-of-32-characters";
-
-struct Certs {
-    _dir: tempfile::TempDir,
-    cert: String,
-    key: String,
-    pem: Vec<u8>,
-}
-
-fn certs() -> Certs {
-    let k = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).expect("cert");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (dir.path().join("fed-cert.pem"), dir.path().join("fed-key.pem"));
-    std::fs::write(&cert, k.cert.pem()).expect("cert");
-    std::fs::write(&key, k.key_pair.serialize_pem()).expect("key");
-    Certs {
-        cert: cert.display().to_string(),
-        key: key.display().to_string(),
-        pem: k.cert.pem().into_bytes(),
-        _dir: dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn org(domain: &str, port: u16, c: &Certs) -> TestServer {
-    TestServer::with_config(&format!(
-        "[federation]\ndomain = \"{domain}\"\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        c.cert, c.key
-    ))
-}
-
-fn peer_with(server: &TestServer, peer_domain: &str, port: u16, c: &Certs) {
-    let body = json!({"url": format!("https://127.0.0.1:{port}"), "secret": SECRET, "ca": c.cert});
-    server
-        .admin()
-        .call_json("PUT", &format!("/api/v1/admin/federation/domains/{peer_domain}"), Some(&body))
-        .expect("peer rule");
-}
-
-struct Pair {
-    a: TestServer,
-    b: TestServer,
-    a_port: u16,
-    certs: Certs,
-}
-
-fn pair() -> Pair {
-    let certs = certs();
-    let (a_port, b_port) = (free_port(), free_port());
-    let a = org("a.test", a_port, &certs);
-    let b = org("b.test", b_port, &certs);
-    peer_with(&a, "b.test", b_port, &certs);
-    peer_with(&b, "a.test", a_port, &certs);
-    Pair { a, b, a_port, certs }
-}
-
-fn token(server: &TestServer, name: &str) -> String {
-    server.user(name);
-    server.login(name, &format!("{name}-password"))
-}
 
 /// The next `kind` event whose message is from `from` (others are skipped).
 fn message_from(peer: &mut Peer, kind: &str, from: &str) -> Value {
@@ -168,17 +103,6 @@ fn a_user_of_another_halo_server_takes_part_in_a_group_conversation_and_a_room()
     });
 }
 
-fn sign(secret: &str, origin: &str, ts: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{origin}\n{ts}\n").as_bytes());
-    mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
-}
-
 #[test]
 fn a_closed_room_refuses_posts_and_joins_of_remote_non_members() {
     let p = pair();
@@ -191,17 +115,7 @@ fn a_closed_room_refuses_posts_and_joins_of_remote_non_members() {
     let oid = open["id"].as_u64().expect("id");
 
     // Straight at a's federation listener, signed by b.test.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
-                    ureq::tls::Certificate::from_pem(&p.certs.pem).expect("pem"),
-                ])))
-                .build(),
-        )
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = p.certs.agent();
     let inbox = format!("https://127.0.0.1:{}/federation/v1/inbox", p.a_port);
     let post = |items: Value| {
         let body = json!({"items": items}).to_string();
