@@ -11,7 +11,7 @@ use xmpp_proto::stanza::Stanza;
 use xmpp_proto::xml::attr;
 
 use crate::map::{self, Inbound};
-use crate::{Call, In, InPhase, MAX_RESOURCES, MAX_TRACKED_USERS, OutPhase, STREAMS_NS, TLS_NS};
+use crate::{Call, In, InPhase, MAX_TRACKED_USERS, OutPhase, STREAMS_NS, TLS_NS};
 use crate::{inner_text, is_dialback, is_tls};
 
 impl Call<'_> {
@@ -191,24 +191,6 @@ impl Call<'_> {
         info: Option<PresenceInfo>,
         note: Option<String>,
     ) -> PresenceInfo {
-        let offline = || PresenceInfo { state: "offline".into(), activity: None, label: "Offline".into(), note };
-        if !self.st.resources.contains_key(from) && self.st.resources.len() >= MAX_TRACKED_USERS {
-            return info.unwrap_or_else(offline);
-        }
-        let clients = self.st.resources.entry(from.to_owned()).or_default();
-        match info {
-            Some(i) if clients.contains_key(resource) || clients.len() < MAX_RESOURCES => {
-                clients.insert(resource.to_owned(), i);
-            }
-            Some(i) => return i,
-            None => {
-                clients.remove(resource);
-            }
-        }
-        let best = clients.values().min_by_key(|i| map::rank(i)).cloned();
-        if clients.is_empty() {
-            self.st.resources.remove(from);
-        }
-        best.unwrap_or_else(offline)
+        xmpp_proto::map::aggregate(&mut self.st.resources, from, resource, info, note)
     }
 }

@@ -70,9 +70,8 @@ pub const KEEPALIVE: u32 = 1;
 pub const DEFAULT_PORT: u16 = 5269;
 /// Most remote domains with an outbound stream.
 pub const MAX_DOMAINS: usize = 1000;
-/// Remote users whose resources are tracked, and resources per user.
-pub const MAX_TRACKED_USERS: usize = 10_000;
-const MAX_RESOURCES: usize = 16;
+/// Remote users whose resources (and recipients) are tracked.
+pub use xmpp_proto::map::MAX_TRACKED_USERS;
 
 /// The adapter's settings, from its config.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,20 +14,20 @@
 
 mod bounce;
 pub mod muc;
-pub use xmpp_proto::{framer, jid, stanza, xml};
+pub use xmpp_proto::{framer, jid, map, stanza, xml};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use halo_sdk::{
     Action, FederationAdapter, Host, Input, Level, LinkSpec, Message, Presence, PresenceInfo, Rejection, Subscribe,
-    Subscription,
 };
 use sha1::{Digest, Sha1};
 
 use crate::framer::{Framer, StreamFault, Unit};
+use crate::map::PresenceType;
 use crate::stanza::Stanza;
-use crate::xml::{attr, text};
+use crate::xml::attr;
 
 halo_sdk::manifest!(
     r#"{"name": "xmpp", "version": "0.1.0", "kind": "federation-adapter", "api": "halo:plugin@0.1.4",
@@ -131,10 +131,7 @@ enum Phase {
     Dead,
 }
 
-/// Remote users whose resources the adapter tracks (beyond it, presence passes per stanza).
-pub const MAX_TRACKED_USERS: usize = 10_000;
-/// Resources tracked per remote user.
-pub const MAX_RESOURCES: usize = 16;
+pub use xmpp_proto::map::{MAX_RESOURCES, MAX_TRACKED_USERS, presence_to_xmpp};
 
 /// The adapter's state between calls.
 struct State {
@@ -165,17 +162,6 @@ impl State {
             muc: muc::Muc::default(),
             recent: Default::default(),
         }
-    }
-}
-
-/// How available a presence is, for choosing among a user's clients (lower is more).
-fn rank(info: &PresenceInfo) -> u8 {
-    match (info.state.as_str(), info.activity.as_deref()) {
-        ("available", _) => 0,
-        ("busy", _) => 1,
-        ("away", None) => 2,
-        ("away", Some(_)) => 3,
-        _ => 4,
     }
 }
 
@@ -257,26 +243,7 @@ impl Conn<'_> {
         info: Option<PresenceInfo>,
         note: Option<String>,
     ) -> PresenceInfo {
-        let tracked = self.st.resources.contains_key(from) || self.st.resources.len() < MAX_TRACKED_USERS;
-        let offline = || PresenceInfo { state: "offline".into(), activity: None, label: "Offline".into(), note };
-        if !tracked {
-            return info.unwrap_or_else(offline);
-        }
-        let clients = self.st.resources.entry(from.to_owned()).or_default();
-        match info {
-            Some(i) if clients.contains_key(resource) || clients.len() < MAX_RESOURCES => {
-                clients.insert(resource.to_owned(), i);
-            }
-            Some(i) => return i,
-            None => {
-                clients.remove(resource);
-            }
-        }
-        let best = clients.values().min_by_key(|i| rank(i)).cloned();
-        if clients.is_empty() {
-            self.st.resources.remove(from);
-        }
-        best.unwrap_or_else(offline)
+        map::aggregate(&mut self.st.resources, from, resource, info, note)
     }
 
     fn input(&mut self, input: Input) {
@@ -367,7 +334,8 @@ impl Conn<'_> {
             "<stream:error><{} xmlns='{STREAMS_NS}'/></stream:error></stream:stream>",
             fault.condition()
         ));
-        self.out.push(Action::LinkFailed(LINK, format!("the adapter ended the stream ({}): {reason}", fault.condition())));
+        self.out
+            .push(Action::LinkFailed(LINK, format!("the adapter ended the stream ({}): {reason}", fault.condition())));
         self.out.push(Action::Close(LINK));
         self.out.push(Action::Routing(false));
         self.out.push(Action::Reject(Rejection { domain: None, reason }));
@@ -478,33 +446,25 @@ impl Conn<'_> {
                 return;
             }
         }
-        let body = st
-            .children
-            .iter()
-            .find(|c| c.name == "body" && c.xmlns.as_deref().is_none_or(|ns| ns.starts_with("jabber:")));
-        let Some(body) = body else {
+        let Some(body) = map::body(st) else {
             return; // chat states, receipts: nothing to deliver
         };
         let text = body.text.clone();
         let Some((from, to)) = self.addresses(st) else { return };
-        let id = st.attr("id").filter(|id| !id.is_empty() && id.len() <= 256).map(str::to_owned);
+        let id = map::message_id(st);
         self.delivered(st, &from, &to, id.as_deref());
         self.out.push(Action::DeliverMessage(Message { from, to, text, id }));
     }
 
     fn inbound_presence(&mut self, st: &Stanza) {
-        let kind = match st.attr("type") {
-            None | Some("unavailable") => None,
-            Some("subscribe") => Some(Subscription::Request),
-            Some("subscribed") => Some(Subscription::Accept),
-            Some("unsubscribe") => Some(Subscription::Cancel),
-            Some("unsubscribed") => Some(Subscription::Refuse),
-            Some("probe") => Some(Subscription::Probe),
-            Some("error") => {
+        let kind = match map::presence_type(st) {
+            PresenceType::Status => None,
+            PresenceType::Subscription(kind) => Some(kind),
+            PresenceType::Error => {
                 let from = st.attr("from").map(jid::shorten).unwrap_or_default();
                 return self.log(Level::Info, &format!("a presence bounced from {from}"));
             }
-            Some(other) => {
+            PresenceType::Invalid(other) => {
                 let reason = format!("presence type {:?} is not valid", jid::shorten(other));
                 return self.reject(st.attr("from").and_then(jid::domain_of), reason);
             }
@@ -514,21 +474,8 @@ impl Conn<'_> {
             self.out.push(Action::DeliverSubscribe(Subscribe { from, to, kind }));
             return;
         }
-        let note = st.child("status").map(|s| s.text.trim().to_owned()).filter(|s| !s.is_empty());
-        let said = if st.attr("type") == Some("unavailable") {
-            None
-        } else {
-            let note = note.clone();
-            let (state, activity, label) = match st.child("show").map(|s| s.text.trim()) {
-                Some("away") => ("away", None, "Away"),
-                Some("xa") => ("away", Some("off-work"), "Off work"),
-                Some("dnd") => ("busy", None, "Busy"),
-                _ => ("available", None, "Available"),
-            };
-            Some(PresenceInfo { state: state.into(), activity: activity.map(str::to_owned), label: label.into(), note })
-        };
-        let resource = st.attr("from").and_then(|f| f.split_once('/')).map_or("", |(_, r)| r).to_owned();
-        let info = self.aggregate(&from, &resource, said, note);
+        let (said, note) = map::said(st);
+        let info = self.aggregate(&from, &map::resource(st), said, note);
         self.out.push(Action::DeliverPresence(Presence { from, to, info }));
     }
 
@@ -562,16 +509,10 @@ impl Conn<'_> {
 
     /// The JIDs for a local sender and a remote recipient, or `None` (logged).
     fn jids(&mut self, what: &str, from: &str, to: &str) -> Option<(String, String)> {
-        if !jid::is_halo_username(from) {
-            self.log(Level::Warn, &format!("dropped a {what}: {:?} is not a local user", jid::shorten(from)));
-            return None;
-        }
-        match jid::parse(to) {
-            Ok(j) if j.local.is_some() && j.resource.is_none() && j.domain != self.s.domain => {
-                Some((format!("{from}@{}", self.s.domain), j.bare()))
-            }
-            _ => {
-                self.log(Level::Warn, &format!("dropped a {what}: {:?} is not a remote user", jid::shorten(to)));
+        match map::jids(from, to, &self.s.domain) {
+            Ok(jids) => Some(jids),
+            Err(e) => {
+                self.log(Level::Warn, &format!("dropped a {what}: {e}"));
                 None
             }
         }
@@ -586,75 +527,18 @@ impl Conn<'_> {
                 format!("halo-{}", self.st.next_id)
             }
         };
-        self.send(format!(
-            "<message type='chat' from='{}' to='{}' id='{}'><body>{}</body></message>",
-            attr(&from),
-            attr(&to),
-            attr(&id),
-            text(&m.text)
-        ));
+        self.send(map::message_xml(&from, &to, &id, &m.text));
     }
 
     fn outbound_presence(&mut self, p: Presence) {
         let Some((from, to)) = self.jids("presence", &p.from, &p.to) else { return };
-        let (from, to) = (attr(&from), attr(&to));
-        let (kind, show, status) = presence_to_xmpp(&p.info);
-        let mut children = String::new();
-        if let Some(show) = show {
-            children.push_str(&format!("<show>{show}</show>"));
-        }
-        if let Some(status) = status {
-            children.push_str(&format!("<status>{}</status>", text(&status)));
-        }
-        let kind = kind.map(|k| format!(" type='{k}'")).unwrap_or_default();
-        if children.is_empty() {
-            self.send(format!("<presence from='{from}' to='{to}'{kind}/>"));
-        } else {
-            self.send(format!("<presence from='{from}' to='{to}'{kind}>{children}</presence>"));
-        }
+        self.send(map::presence_xml(&from, &to, &p.info));
     }
 
     fn outbound_subscribe(&mut self, s: Subscribe) {
         let Some((from, to)) = self.jids("subscription", &s.from, &s.to) else { return };
-        let kind = match s.kind {
-            Subscription::Request => "subscribe",
-            Subscription::Accept => "subscribed",
-            Subscription::Refuse => "unsubscribed",
-            Subscription::Cancel => "unsubscribe",
-            Subscription::Probe => "probe",
-        };
-        self.send(format!("<presence type='{kind}' from='{}' to='{}'/>", attr(&from), attr(&to)));
+        self.send(map::subscribe_xml(&from, &to, s.kind));
     }
-}
-
-/// Halo presence as XMPP: the presence `type` (`unavailable` or none), the `<show>` and the
-/// `<status>`.
-pub fn presence_to_xmpp(info: &PresenceInfo) -> (Option<&'static str>, Option<&'static str>, Option<String>) {
-    let state = info.state.strip_suffix("_idle").unwrap_or(&info.state);
-    let note = info.note.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
-    if state == "offline" {
-        return (Some("unavailable"), None, note);
-    }
-    let activity = info.activity.as_deref();
-    let show = match (activity, state) {
-        (Some("off-work" | "out-of-office"), _) => Some("xa"),
-        (_, "away" | "be_right_back") => Some("away"),
-        (_, "busy" | "do_not_disturb") => Some("dnd"),
-        (Some("in-a-meeting" | "in-a-call" | "in-a-conference"), _) => Some("dnd"),
-        _ => None,
-    };
-    // What the show alone already says: a label equal to one of these adds nothing.
-    let plain: &[&str] = match show {
-        None => &["available", "online"],
-        Some("away") => &["away"],
-        Some("dnd") => &["busy", "do not disturb"],
-        _ => &["extended away"],
-    };
-    let label = info.label.trim();
-    let status = note.or_else(|| {
-        (!label.is_empty() && !plain.iter().any(|p| label.eq_ignore_ascii_case(p))).then(|| label.to_owned())
-    });
-    (None, show, status)
 }
 
 #[cfg(test)]
