@@ -59,27 +59,16 @@ import slixmpp.xmlstream.matcher
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"
 CONFERENCE = "jabber:x:conference"
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-
-def error_condition(stanza):
-    """The stanza error's condition, read from the XML."""
-    err = stanza.xml.find("{jabber:client}error")
-    if err is None:
-        return None
-    for child in err:
-        if child.tag.startswith("{" + STANZAS + "}") and not child.tag.endswith("}text"):
-            return child.tag.split("}", 1)[1]
-    return None
-
-
 STANZAS_NS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 
 
 def condition(stanza):
-    """The error condition element's name, read from the XML (slixmpp knows only RFC 3920's
-    conditions, not RFC 6120's policy-violation)."""
-    for child in stanza["error"].xml:
+    """The stanza error's condition element's name, read from the XML (slixmpp knows only RFC
+    3920's conditions, not RFC 6120's policy-violation); None without an error element."""
+    err = stanza.xml.find("{jabber:client}error")
+    if err is None:
+        return None
+    for child in err:
         if child.tag.startswith(STANZAS_NS) and child.tag != STANZAS_NS + "text":
             return child.tag[len(STANZAS_NS):]
     return None
@@ -133,7 +122,7 @@ class Client(slixmpp.ClientXMPP):
             show=p["show"] or None,
             status=p["status"] or None,
             codes=codes,
-            error=error_condition(p),
+            error=condition(p),
             condition=condition(p) if p["type"] == "error" else None,
         )
 
@@ -162,7 +151,7 @@ class Client(slixmpp.ClientXMPP):
                 "from": mediated.get("from"),
                 "reason": mediated.findtext("{%s}reason" % MUC_USER),
             },
-            error=error_condition(m),
+            error=condition(m),
         )
 
 
