@@ -15,7 +15,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Peer, TestServer, wait_presence, wait_until};
@@ -163,82 +163,6 @@ fn xmpp_server_down_then_up_queued_message_arrives_and_presence_resyncs() {
 }
 
 // ----- a hostile XMPP server -----
-
-/// A fake XMPP server's component port: accepts the adapter, answers its handshake, then sends
-/// whatever the test wants.
-struct Fake {
-    listener: TcpListener,
-}
-
-impl Fake {
-    fn new() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        Fake { listener }
-    }
-
-    fn port(&self) -> u16 {
-        self.listener.local_addr().expect("addr").port()
-    }
-
-    /// The adapter's next connection.
-    fn accept(&self, secs: u64) -> TcpStream {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            match self.listener.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).expect("blocking");
-                    s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-                    return s;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "the adapter did not (re)connect within {secs} s");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    }
-
-    /// Accepts the next connection and lets it in (XEP-0114: any handshake is fine).
-    fn session(&self, secs: u64) -> TcpStream {
-        let mut s = self.accept(secs);
-        let header = read_until(&mut s, "halo.localhost'>", 10);
-        assert!(header.contains("jabber:component:accept"), "{header}");
-        send(&mut s, &server_header());
-        let hs = read_until(&mut s, "</handshake>", 10);
-        assert!(hs.contains("<handshake>"), "{hs}");
-        send(&mut s, "<handshake/>");
-        s
-    }
-}
-
-fn server_header() -> String {
-    "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
-     xmlns:stream='http://etherx.jabber.org/streams' from='halo.localhost' id='fake-stream-1'>"
-        .to_owned()
-}
-
-fn send(s: &mut TcpStream, text: &str) {
-    s.write_all(text.as_bytes()).expect("write to the adapter");
-}
-
-/// Reads until `needle` arrived; returns all read.
-fn read_until(s: &mut TcpStream, needle: &str, secs: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains(needle) {
-        assert!(Instant::now() < deadline, "no {needle:?} from the adapter; got {:?}", String::from_utf8_lossy(&got));
-        match s.read(&mut buf) {
-            Ok(0) => panic!("the adapter closed before {needle:?}; got {:?}", String::from_utf8_lossy(&got)),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
 
 /// Reads until the adapter closes the connection (EOF or reset); returns what it sent first.
 fn read_to_close(s: &mut TcpStream, secs: u64) -> String {
