@@ -134,10 +134,8 @@ impl SledLog {
             state = ImState::default();
         }
         let from = state.seq.min(pending.stored_upto) + 1;
-        for kv in tree.range(from.to_be_bytes()..) {
-            let (k, v) = kv.db()?;
-            let seq = crate::keys::u64_at(&k, 0);
-            let fact: Fact = decode(LOG, &v)?;
+        for entry in entries(&tree, from, u64::MAX) {
+            let (seq, fact) = entry?;
             pending.note_replayed(seq, &fact);
             if seq > state.seq {
                 state.apply(seq, &fact);
@@ -181,10 +179,7 @@ impl SledLog {
 
     /// The entry `seq`, if durable.
     pub(crate) fn get(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
-        if seq > self.last_durable() {
-            return Ok(None);
-        }
-        self.tree.get(seq.to_be_bytes()).db()?.map(|v| decode(LOG, &v)).transpose()
+        entry_at(&self.tree, seq, self.last_durable())
     }
 
     /// Entries in the log (durable or being written).
@@ -205,16 +200,7 @@ impl EventLog for SledLog {
     }
 
     fn read_from(&self, seq: u64, max: usize) -> Result<Vec<(u64, Fact)>, StoreError> {
-        let last = self.last_durable();
-        if seq > last {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for kv in self.tree.range(seq.max(1).to_be_bytes()..=last.to_be_bytes()).take(max) {
-            let (k, v) = kv.db()?;
-            out.push((crate::keys::u64_at(&k, 0), decode(LOG, &v)?));
-        }
-        Ok(out)
+        read_durable(&self.tree, seq, self.last_durable(), max)
     }
 
     fn last_durable(&self) -> u64 {
@@ -224,6 +210,35 @@ impl EventLog for SledLog {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()
     }
+}
+
+/// The entries of a log tree (big-endian sequence number to an encoded [`Fact`]) from `from`
+/// to `upto`, decoded: how the sled log and a pool node's copy of the JetStream log are read.
+pub(crate) fn entries(
+    tree: &sled::Tree,
+    from: u64,
+    upto: u64,
+) -> impl Iterator<Item = Result<(u64, Fact), StoreError>> + '_ {
+    tree.range(from.to_be_bytes()..=upto.to_be_bytes()).map(|kv| {
+        let (k, v) = kv.db()?;
+        Ok((crate::keys::u64_at(&k, 0), decode(LOG, &v)?))
+    })
+}
+
+/// Entry `seq` of a log tree, decoded, if it is durable (at most `last`).
+pub(crate) fn entry_at(tree: &sled::Tree, seq: u64, last: u64) -> Result<Option<Fact>, StoreError> {
+    if seq > last {
+        return Ok(None);
+    }
+    tree.get(seq.to_be_bytes()).db()?.map(|v| decode(LOG, &v)).transpose()
+}
+
+/// Up to `max` durable entries (at most `last`) of a log tree from `seq` on: [`EventLog::read_from`].
+pub(crate) fn read_durable(tree: &sled::Tree, seq: u64, last: u64, max: usize) -> Result<Vec<(u64, Fact)>, StoreError> {
+    if seq > last {
+        return Ok(Vec::new());
+    }
+    entries(tree, seq.max(1), last).take(max).collect()
 }
 
 /// Ids of archive records in the log that the archive follower has not stored yet: they hold

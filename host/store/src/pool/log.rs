@@ -22,7 +22,7 @@ use halo_core::im::{Fact, ImState};
 use tokio::sync::{Semaphore, watch};
 
 use crate::codec::{decode, encode};
-use crate::log::{ArchivePending, EventLog, LogFuture, QUEUE_CAPACITY};
+use crate::log::{ArchivePending, EventLog, LogFuture, QUEUE_CAPACITY, entries, entry_at, read_durable};
 use crate::{SledResult, StoreError};
 
 const LOG: &str = crate::log::LOG;
@@ -114,10 +114,8 @@ impl JsLog {
             state = ImState::default();
         }
         let from = state.seq.min(pending.stored_upto) + 1;
-        for kv in tree.range(from.to_be_bytes()..) {
-            let (k, v) = kv.db()?;
-            let seq = crate::keys::u64_at(&k, 0);
-            let fact: Fact = decode(LOG, &v)?;
+        for entry in entries(&tree, from, u64::MAX) {
+            let (seq, fact) = entry?;
             pending.note_replayed(seq, &fact);
             if seq > state.seq {
                 state.apply(seq, &fact);
@@ -196,10 +194,7 @@ impl JsLog {
 
     /// The entry `seq`, if this node has folded it.
     pub(crate) fn get(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
-        if seq > self.last_durable() {
-            return Ok(None);
-        }
-        self.tree.get(seq.to_be_bytes()).db()?.map(|v| decode(LOG, &v)).transpose()
+        entry_at(&self.tree, seq, self.last_durable())
     }
 
     /// Entries in this node's copy of the log.
@@ -290,16 +285,7 @@ impl EventLog for JsLog {
     }
 
     fn read_from(&self, seq: u64, max: usize) -> Result<Vec<(u64, Fact)>, StoreError> {
-        let last = self.last_durable();
-        if seq > last {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for kv in self.tree.range(seq.max(1).to_be_bytes()..=last.to_be_bytes()).take(max) {
-            let (k, v) = kv.db()?;
-            out.push((crate::keys::u64_at(&k, 0), decode(LOG, &v)?));
-        }
-        Ok(out)
+        read_durable(&self.tree, seq, self.last_durable(), max)
     }
 
     fn last_durable(&self) -> u64 {
