@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use halo_plugin_host::cap::kv::{KvBackend, KvFailure};
 use halo_plugin_host::cap::log::LogSink;
-use halo_plugin_host::{CallError, CallObserver, Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
-use halo_store::{PluginRecord, Store, StoreError};
+use halo_plugin_host::{Manifest, Plugin, PluginLimits, PluginStatus, Runtime, StateInfo};
+use halo_store::{PluginRecord, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -24,6 +23,12 @@ use crate::error::ServiceError;
 use crate::federation::FederationService;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
+
+mod grants;
+mod host;
+
+use grants::change_grants;
+use host::{Observer, SelfDisabled, StoreKv};
 
 /// Plugin settings (`[plugins]` in `halo.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -111,78 +116,6 @@ struct Loaded {
     error: Option<String>,
 }
 
-/// Plugin kv in the store. Guest calls run outside the async workers (see the plugin host), so
-/// a write blocks its guest call until it is durable.
-struct StoreKv {
-    store: Store,
-    /// The runtime to wait on when a guest call runs on a thread outside it.
-    handle: Option<tokio::runtime::Handle>,
-}
-
-impl StoreKv {
-    fn new(store: Store) -> Self {
-        Self { store, handle: tokio::runtime::Handle::try_current().ok() }
-    }
-
-    /// Waits for a store write from a guest call.
-    fn wait<T>(&self, write: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, KvFailure> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let handle = match Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => {
-                return Err(KvFailure::Unavailable("plugin kv writes need the multi-threaded runtime".into()));
-            }
-            Ok(h) => h,
-            Err(_) => self.handle.clone().ok_or_else(|| KvFailure::Unavailable("no runtime".into()))?,
-        };
-        tokio::task::block_in_place(|| handle.block_on(write)).map_err(kv_failure)
-    }
-}
-
-fn kv_failure(e: StoreError) -> KvFailure {
-    match e {
-        StoreError::QuotaExceeded { .. } => KvFailure::QuotaExceeded,
-        other => KvFailure::Unavailable(other.to_string()),
-    }
-}
-
-impl KvBackend for StoreKv {
-    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        self.store.plugins().kv_get(plugin, key).map_err(kv_failure)
-    }
-    fn set(&self, plugin: &str, key: &str, value: &[u8], quota: u64) -> Result<(), KvFailure> {
-        let plugins = self.store.plugins();
-        self.wait(plugins.kv_set(plugin, key, value, quota))
-    }
-    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvFailure> {
-        let plugins = self.store.plugins();
-        self.wait(plugins.kv_delete(plugin, key))
-    }
-}
-
-/// A plugin that disabled itself: its name, its load, and why.
-type SelfDisabled = (String, u64, String);
-
-/// Hands the executors' reports to the metrics, and the plugins that disabled themselves to
-/// the task that persists it.
-struct Observer {
-    metrics: Arc<dyn CallObserver>,
-    disabled: tokio::sync::mpsc::UnboundedSender<SelfDisabled>,
-}
-
-impl CallObserver for Observer {
-    fn call(&self, plugin: &str, guest: std::time::Duration, error: Option<&CallError>) {
-        self.metrics.call(plugin, guest, error);
-    }
-
-    fn invalid(&self, plugin: &str) {
-        self.metrics.invalid(plugin);
-    }
-
-    fn disabled(&self, plugin: &str, load_id: u64, reason: &str) {
-        let _ = self.disabled.send((plugin.to_owned(), load_id, reason.to_owned()));
-    }
-}
-
 type LoadedMap = Arc<RwLock<BTreeMap<String, Loaded>>>;
 
 fn write_map(m: &RwLock<BTreeMap<String, Loaded>>) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
@@ -236,56 +169,6 @@ fn carry_disabled(l: &Loaded) -> PluginRecord {
         record.disabled = Some(reason);
     }
     record
-}
-
-/// The capability a grant is for (`dir` of `dir:/path`).
-fn capability(grant: &str) -> &str {
-    grant.split_once(':').map_or(grant, |(name, _)| name).trim()
-}
-
-/// The grants after adding `grant` and taking away `revoke` (a bare capability takes every
-/// grant of it away; `name:value` that one). A capability may be granted once, but `net`,
-/// which takes one address per grant.
-fn change_grants(
-    current: &[String],
-    grant: &[String],
-    revoke: &[String],
-    requested: &[String],
-    kind: &str,
-) -> Result<Vec<String>, ServiceError> {
-    let mut out: Vec<String> = current.to_vec();
-    for r in revoke {
-        let r = r.trim();
-        let before = out.len();
-        out.retain(|g| if r.contains(':') { g != r } else { capability(g) != r });
-        if out.len() == before {
-            return Err(ServiceError::Invalid(format!("{r:?} is not granted")));
-        }
-    }
-    let allowed = halo_plugin_host::allowed_capabilities(kind);
-    for g in grant {
-        let g = g.trim();
-        let c = capability(g);
-        if !allowed.contains(&c) {
-            return Err(ServiceError::Invalid(format!(
-                "a {kind} plugin cannot be granted {c:?}; it may have: {}",
-                allowed.join(", ")
-            )));
-        }
-        if !requested.iter().any(|r| r == c) {
-            return Err(ServiceError::Invalid(format!(
-                "the plugin does not ask for {c:?}; it asks for: {}",
-                requested.join(", ")
-            )));
-        }
-        if c != "net" {
-            out.retain(|o| capability(o) != c);
-        }
-        if !out.iter().any(|o| o == g) {
-            out.push(g.to_owned());
-        }
-    }
-    Ok(out)
 }
 
 /// The plugin service.
@@ -816,34 +699,4 @@ impl PluginService {
 
 fn not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("no plugin named {name:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::change_grants;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn grants_change_by_capability() {
-        let asks = v(&["kv", "dir", "http"]);
-        let g = change_grants(&v(&["dir:/a"]), &v(&["dir:/b", "kv"]), &[], &asks, "archive-sink").expect("ok");
-        assert_eq!(g, v(&["dir:/b", "kv"]), "one dir grant, replaced");
-        let g = change_grants(&g, &[], &v(&["dir"]), &asks, "archive-sink").expect("ok");
-        assert_eq!(g, v(&["kv"]));
-        let e = change_grants(&g, &[], &v(&["http"]), &asks, "archive-sink").expect_err("not granted");
-        assert!(e.to_string().contains("\"http\" is not granted"), "{e}");
-        let e = change_grants(&g, &v(&["net:h:1"]), &[], &asks, "archive-sink").expect_err("kind");
-        assert!(e.to_string().contains("cannot be granted \"net\""), "{e}");
-        let net = v(&["net"]);
-        let g =
-            change_grants(&[], &v(&["net:a:1", "net:b:2", "net:a:1"]), &[], &net, "federation-adapter").expect("ok");
-        assert_eq!(g, v(&["net:a:1", "net:b:2"]), "net is repeatable, each address once");
-        let g = change_grants(&g, &[], &v(&["net:a:1"]), &net, "federation-adapter").expect("ok");
-        assert_eq!(g, v(&["net:b:2"]));
-        let e = change_grants(&g, &v(&["kv"]), &[], &net, "federation-adapter").expect_err("not asked");
-        assert!(e.to_string().contains("does not ask for \"kv\""), "{e}");
-    }
 }
