@@ -35,6 +35,22 @@ pub struct Draft {
     pub attachments: Vec<String>,
 }
 
+impl Draft {
+    /// The checked text of a new message and its idempotency `key`: a message with attachments
+    /// may have no text.
+    pub fn checked(&self, text: &str, key: Option<&str>) -> Result<String, ServiceError> {
+        let text = if text.trim().is_empty() && !self.attachments.is_empty() {
+            String::new()
+        } else {
+            conversation::check_text(text)?
+        };
+        if let Some(k) = key {
+            conversation::check_key(k)?;
+        }
+        Ok(text)
+    }
+}
+
 /// Who a thread's changes concern: its members (for the archive) and who gets its events.
 struct Audience {
     place: Place,

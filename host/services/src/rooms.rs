@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use halo_core::Username;
 use halo_core::archive::Place;
-use halo_core::conversation::{self, Format, MessageId};
+use halo_core::conversation::{Format, MessageId};
 use halo_core::federation::{Group, Item, MAX_GROUP_HISTORY, MAX_GROUP_MEMBERS};
 use halo_core::message::{Body, Message};
 use halo_core::room::{Privacy, Room, RoomId, RoomRole};
@@ -305,19 +305,14 @@ impl RoomService {
         draft: &Draft,
     ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
-        let text = if text.trim().is_empty() && !draft.attachments.is_empty() {
-            String::new()
-        } else {
-            conversation::check_text(text)?
-        };
-        if let Some(k) = &key {
-            conversation::check_key(k)?;
-            if let Some((thread, existing)) = self.store.im().by_key(by, k)? {
-                if thread == Thread::Room(id) && existing.same_content(&text, format) {
-                    return self.changes.show(thread, &existing, None, &[]);
-                }
-                return Err(ServiceError::IdempotencyConflict);
+        let text = draft.checked(text, key.as_deref())?;
+        if let Some(k) = &key
+            && let Some((thread, existing)) = self.store.im().by_key(by, k)?
+        {
+            if thread == Thread::Room(id) && existing.same_content(&text, format) {
+                return self.changes.show(thread, &existing, None, &[]);
             }
+            return Err(ServiceError::IdempotencyConflict);
         }
         let room = self.room(id, by)?;
         room.check_post(by)?;

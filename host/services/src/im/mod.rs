@@ -266,14 +266,7 @@ impl ImService {
         draft: &Draft,
     ) -> Result<MessageView, ServiceError> {
         let started = Instant::now();
-        let text = if text.trim().is_empty() && !draft.attachments.is_empty() {
-            String::new()
-        } else {
-            conversation::check_text(text)?
-        };
-        if let Some(k) = &key {
-            conversation::check_key(k)?;
-        }
+        let text = draft.checked(text, key.as_deref())?;
         let _guard = self.lock(id).await;
         let conv = self.conversation_of(actor.user, id)?;
         if let Some(k) = &key
