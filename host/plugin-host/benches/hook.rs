@@ -4,36 +4,20 @@
 //! through `derive_many` (one crossing per batch of 100) and through `derive_async` from a
 //! tokio task, and the guest time the executor reports. Figures only; nothing fails on timing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::GuestTime;
 use halo_core::presence::{Inputs, Machine, MachineState, Timers, aggregate};
 use halo_plugin_host::cap::kv::MemoryKv;
-use halo_plugin_host::{CallError, CallObserver, DeriveRequest, PluginLimits, Runtime};
+use halo_plugin_host::{DeriveRequest, PluginLimits, Runtime};
 
 const CALLS: u32 = 200_000;
 const BATCH: usize = 100;
-
-/// Sums the guest time the executor reports.
-#[derive(Default)]
-struct GuestTime(AtomicU64, AtomicU64);
-
-impl CallObserver for GuestTime {
-    fn call(&self, _plugin: &str, guest: Duration, _error: Option<&CallError>) {
-        self.0.fetch_add(guest.as_nanos() as u64, Ordering::Relaxed);
-        self.1.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl GuestTime {
-    fn take(&self) -> f64 {
-        let (ns, n) = (self.0.swap(0, Ordering::Relaxed), self.1.swap(0, Ordering::Relaxed));
-        ns as f64 / n.max(1) as f64
-    }
-}
 
 fn main() {
     let guest = Arc::new(GuestTime::default());

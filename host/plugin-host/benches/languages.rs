@@ -9,33 +9,17 @@
 //! The plugins: `office-hours` (Rust), `python-lunch` (componentize-py) and `js-quiet-hours`
 //! (componentize-js), each configured so that `derive` publishes its state on every call.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::GuestTime;
 use halo_core::presence::{Inputs, Machine, MachineState, Timers, aggregate};
 use halo_plugin_host::cap::kv::MemoryKv;
-use halo_plugin_host::{CallError, CallObserver, PluginLimits, Runtime};
-
-/// Sums the guest time the executor reports.
-#[derive(Default)]
-struct GuestTime(AtomicU64, AtomicU64);
-
-impl CallObserver for GuestTime {
-    fn call(&self, _plugin: &str, guest: Duration, _error: Option<&CallError>) {
-        self.0.fetch_add(guest.as_nanos() as u64, Ordering::Relaxed);
-        self.1.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl GuestTime {
-    fn take(&self) -> f64 {
-        let (ns, n) = (self.0.swap(0, Ordering::Relaxed), self.1.swap(0, Ordering::Relaxed));
-        ns as f64 / n.max(1) as f64
-    }
-}
+use halo_plugin_host::{PluginLimits, Runtime};
 
 /// The Python and JavaScript examples' config: their state all day long.
 const ALL_DAY: &[(&str, &str)] = &[("start_minute", "0"), ("end_minute", "1440")];
