@@ -438,11 +438,22 @@ impl XmppUser {
         self.wait(&what, secs, |e| {
             e["event"] == "presence"
                 && e["from"].as_str().is_some_and(|f| f.split('/').next() == Some(from))
-                && e["type"] != "unavailable"
+                && is_availability(e)
                 && e["show"].as_str() == show
                 && e["status"].as_str() == status
         })
     }
+}
+
+/// Whether a presence event says its sender is available (slixmpp reports an available
+/// presence's type as `available` or its show): not unavailable, not a subscription
+/// request or answer, not an error or probe. A subscription stanza carries no show or status,
+/// so without this a wait for a plain available presence would match a queued `subscribe`.
+fn is_availability(e: &Value) -> bool {
+    !matches!(
+        e["type"].as_str(),
+        Some("unavailable" | "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "error" | "probe")
+    )
 }
 
 impl Drop for XmppUser {
