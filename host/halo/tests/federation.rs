@@ -8,57 +8,16 @@ mod common;
 
 use std::time::Duration;
 
+use common::fed::{self, Certs, SECRET, certs, overview, peer_with};
+use common::nats::free_port;
 use common::{Peer, TestServer, wait_presence, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const SECRET: &str = "a-shared-secret-of-32-characters";
-
-struct Certs {
-    _dir: tempfile::TempDir,
-    cert: String,
-    key: String,
-    pem: Vec<u8>,
-}
-
-fn certs() -> Certs {
-    let k = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).expect("cert");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (dir.path().join("fed-cert.pem"), dir.path().join("fed-key.pem"));
-    std::fs::write(&cert, k.cert.pem()).expect("cert");
-    std::fs::write(&key, k.key_pair.serialize_pem()).expect("key");
-    Certs {
-        cert: cert.display().to_string(),
-        key: key.display().to_string(),
-        pem: k.cert.pem().into_bytes(),
-        _dir: dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// A server for `domain` with its federation listener on `port`.
 fn org(domain: &str, port: u16, c: &Certs) -> TestServer {
-    TestServer::with_config(&format!(
-        "[federation]\ndomain = \"{domain}\"\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        c.cert, c.key
-    ))
-}
-
-/// Makes `server` federate with `peer_domain` at `port`.
-fn peer_with(server: &TestServer, peer_domain: &str, port: u16, c: &Certs) {
-    let body = json!({"url": format!("https://127.0.0.1:{port}"), "secret": SECRET, "ca": c.cert});
-    server
-        .admin()
-        .call_json("PUT", &format!("/api/v1/admin/federation/domains/{peer_domain}"), Some(&body))
-        .expect("peer rule");
-}
-
-fn overview(server: &TestServer) -> Value {
-    server.admin().call_json("GET", "/api/v1/admin/federation", None).expect("overview")
+    TestServer::with_config(&fed::config(domain, port, c))
 }
 
 fn link_state(server: &TestServer, route: &str) -> String {
