@@ -341,4 +341,24 @@ mod tests {
         assert!(f.peek("b.org", 10).expect("test").is_empty());
         assert_eq!(f.peek("c.org", 10).expect("test").len(), 1);
     }
+
+    #[tokio::test]
+    async fn carried_items_are_dropped_up_to_a_mark_and_a_domain_queue_as_a_whole() {
+        let dir = tempfile::tempdir().expect("test");
+        let store = crate::Store::open(dir.path()).expect("test");
+        let f = store.federation();
+        f.enqueue("b.org", &[msg(1), msg(2), msg(3)]).await.expect("test");
+        f.enqueue("b.orga", &[msg(7)]).await.expect("test");
+        f.enqueue("c.org", &[msg(9)]).await.expect("test");
+        let q = f.peek("b.org", 10).expect("test");
+        assert_eq!(f.drop_upto("b.org", q[1].seq).expect("test"), 2);
+        assert_eq!(f.peek("b.org", 10).expect("test"), q[2..].to_vec());
+        assert_eq!(f.drop_upto("b.org", q[1].seq).expect("test"), 0, "nothing left below the mark");
+        f.drop_queue("b.org").expect("test");
+        assert!(f.peek("b.org", 10).expect("test").is_empty());
+        assert_eq!(f.depths().expect("test"), [("b.orga".to_string(), 1), ("c.org".to_string(), 1)].into());
+        // Positions in a pool: by log entry, then index in it.
+        assert!(position(7, 65_535) < position(8, 0));
+        assert_eq!(position(1, 2), (1 << 16) | 2);
+    }
 }
