@@ -174,6 +174,22 @@ fn items_made_on_nodes_without_the_federation_lease_reach_the_remote() {
     carol.ok(json!({"type": "im.send", "conversation": conv, "text": "from node b"}));
     assert_eq!(im_from(&mut bob, "carol@pool.test")["text"], "from node b");
 
+    // A message the remote refuses fails once, where its sender is, and shows failed on every
+    // node.
+    let ghost =
+        alice.ok(json!({"type": "im.start", "participants": ["ghost@remote.test"]}))["conversation"]["id"].clone();
+    let sent = alice.ok(json!({"type": "im.send", "conversation": ghost, "text": "anyone?"}));
+    let failed = alice.event("im.failed");
+    assert_eq!(failed["message"], sent["message"]["id"], "{failed}");
+    assert_eq!(failed["failure"]["code"], "no_such_user", "{failed}");
+    for i in 0..3 {
+        let client = f.nodes[i].client(Some(&ta));
+        wait_until("the failure on every node", 60, || {
+            let h = client.call_json("GET", &format!("/api/v1/conversations/{ghost}/messages"), None).ok()?;
+            (h["messages"][0]["failed"] == failed["failure"]).then_some(())
+        });
+    }
+
     // The holder's progress marks empty the other nodes' copies of the queue.
     for i in 0..3 {
         wait_until("every node's queue to empty", 60, || (f.queued(i, "remote.test") == 0).then_some(()));
