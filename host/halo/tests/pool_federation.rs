@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::fed::{self, Certs, certs, overview, peer_with};
-use common::nats::{NatsCluster, free_port, halo_node};
+use common::nats::{NatsCluster, free_ports, halo_node};
 use common::{Peer, TestServer, wait_presence, wait_until};
 use halo_client::Client;
 use serde_json::{Value, json};
@@ -34,14 +34,14 @@ impl Fed {
     fn start() -> Self {
         let certs = certs();
         let nats = NatsCluster::start(3);
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut ports = free_ports(4);
+        let remote_port = ports.pop().expect("four ports");
         let nodes = (0..3)
             .map(|i| {
                 let toml = format!("{PRESENCE}{}", fed::config("pool.test", ports[i], &certs));
                 halo_node(&nats, &format!("node{}", i + 1), &toml)
             })
             .collect();
-        let remote_port = free_port();
         let remote = TestServer::with_config(&format!("{PRESENCE}{}", fed::config("remote.test", remote_port, &certs)));
         let f = Self { _nats: nats, nodes, ports, remote, remote_port, certs };
         for i in 0..3 {

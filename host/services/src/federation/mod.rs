@@ -22,6 +22,7 @@ mod groups;
 mod limits;
 mod overview;
 pub mod peer;
+mod pooled;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -241,15 +242,21 @@ impl FederationService {
         let mut outbox = self.presence.federate(self.store.federation().all_followers()?);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(out) = outbox.recv().await {
+            // What waits is queued together (a pool member: one log entry).
+            while let Some(first) = outbox.recv().await {
                 let Some(me) = me.upgrade() else { return };
-                let item = Item::Presence {
-                    from: out.from.to_string(),
-                    to: out.to.to_string(),
-                    info: presence_info(&out.view),
-                };
-                if let Err(e) = me.send(item).await {
-                    tracing::debug!(error = %e, "presence for a remote follower not queued");
+                let mut batch = vec![first];
+                while batch.len() < 256
+                    && let Ok(out) = outbox.try_recv()
+                {
+                    batch.push(out);
+                }
+                let entries = batch.into_iter().filter_map(|out| {
+                    let info = presence_info(&out.view);
+                    me.outbound(Item::Presence { from: out.from.to_string(), to: out.to.to_string(), info }).ok()
+                });
+                if let Err(e) = me.queue(entries.collect()).await {
+                    tracing::debug!(error = %e, "presence for remote followers not queued");
                 }
             }
         });
@@ -349,19 +356,6 @@ impl FederationService {
         Ok(())
     }
 
-    /// Joins `pool`: direct sends go through the IM log, the queues follow the pool's progress
-    /// marks (in `cursors`) and the rules other nodes change. Before the transports are gated.
-    pub fn join_pool(self: &Arc<Self>, pool: Arc<crate::pool::Pool>, cursors: Arc<crate::pool::tasks::SharedCursors>) {
-        let queues = crate::pool::federation::Queues::start(pool, cursors, self.store.clone(), self);
-        let _ = self.pool.set(queues);
-    }
-
-    /// The last position of `domain`'s queue the pool carried (0 on one node): the federation
-    /// follower does not queue what is at or below it.
-    pub(crate) fn carried_mark(&self, domain: &str) -> u64 {
-        self.pool.get().map_or(0, |p| p.mark(domain))
-    }
-
     /// The first `limit` items waiting for `domain` (in a pool, what the pool carried is
     /// dropped first).
     fn peek(&self, domain: &str, limit: usize) -> Vec<halo_store::Queued> {
@@ -379,34 +373,6 @@ impl FederationService {
             pool.carried(domain, *last).await;
         }
         Ok(())
-    }
-
-    /// Loads the rules again from the store (a pool member: another node changed them), drops
-    /// the queues of the domains whose rule is gone, and restarts the transports accordingly.
-    pub(crate) fn reload_rules(self: &Arc<Self>) {
-        let by_domain = match self.store.federation().rules() {
-            Ok(r) => r,
-            Err(e) => return tracing::warn!(error = %e, "reading the federation rules"),
-        };
-        let gone: Vec<String> = {
-            let mut rules = self.rules.write().unwrap_or_else(|p| p.into_inner());
-            if rules.by_domain == by_domain {
-                return;
-            }
-            let gone = rules.by_domain.keys().filter(|d| !by_domain.contains_key(*d)).cloned().collect();
-            rules.by_domain = by_domain;
-            gone
-        };
-        for d in gone {
-            if let Err(e) = self.store.federation().drop_queue(&d) {
-                tracing::warn!(domain = %d, error = %e, "dropping the queue of a removed domain");
-            }
-            self.metrics.federation.queue(&d, 0);
-        }
-        self.sync_peers();
-        for w in lock(&self.wakers).values() {
-            w.notify_one();
-        }
     }
 
     /// `item` (to a remote user) as the queue entry of its domain, to be stored in the same
