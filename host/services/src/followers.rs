@@ -57,19 +57,27 @@ impl Follow for Federator {
     const NAME: &'static str = halo_store::FEDERATION_FOLLOWER;
 
     fn store(&self, store: &Store, entries: &[(u64, Fact)], upto: u64) -> Result<(), StoreError> {
-        let items: Vec<_> = entries
+        let im = store.im();
+        // Each item with its place in the log (a pool's queue position); a message that lost
+        // an idempotency-key race is not kept, and neither are its items; in a pool, what the
+        // pool carried already (at or below its domain's mark) is not queued again.
+        let items: Vec<(u64, &halo_core::im::Outbound)> = entries
             .iter()
-            .filter_map(|(_, f)| match f {
-                Fact::Posted(p) => Some(p.outbound.iter().cloned()),
-                _ => None,
+            .flat_map(|(seq, f)| {
+                let items: &[halo_core::im::Outbound] = match f {
+                    Fact::Posted(p) if im.kept(p) => &p.outbound,
+                    Fact::Federated { items } => items,
+                    _ => &[],
+                };
+                items.iter().enumerate().map(move |(i, o)| (halo_store::queue_position(*seq, i), o))
             })
-            .flatten()
+            .filter(|(pos, o)| *pos > self.0.carried_mark(&o.domain))
             .collect();
         if items.is_empty() {
             return store.set_log_cursor(Self::NAME, upto);
         }
         store.federation().enqueue_from_log(&items, upto)?;
-        let domains: BTreeSet<&str> = items.iter().map(|o| o.domain.as_str()).collect();
+        let domains: BTreeSet<&str> = items.iter().map(|(_, o)| o.domain.as_str()).collect();
         for d in domains {
             self.0.wake_domain(d);
         }

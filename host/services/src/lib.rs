@@ -96,6 +96,7 @@ impl Services {
         let tasks = pool::tasks::Tasks::start(pool.clone()).await?;
         pool.set_tasks(tasks.clone());
         self.archive.gate_sinks(tasks.gate("archive-sinks"), Some(tasks.cursors()));
+        self.federation.join_pool(pool.clone(), tasks.cursors());
         self.federation.gate_transports(tasks.gate("federation"));
         pool::plugins::follow(&pool, &self.plugins).await?;
         Ok(tasks)

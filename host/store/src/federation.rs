@@ -1,8 +1,10 @@
 //! Federation: the admin's domain rules, the outbound queues and who follows whom across
 //! servers.
 //!
-//! Trees: `fed_rules` (domain or `*` → [`Rule`]), `fed_queue` (domain, 0, sequence → [`Item`]:
-//! what waits for a remote domain, in order; an item leaves once its transport carried it),
+//! Trees: `fed_rules` (domain or `*` → [`Rule`]), `fed_queue` (domain, 0, position → [`Item`]:
+//! what waits for a remote domain, in order; an item leaves once its transport carried it; on
+//! one node a position is a number from sled's counter, in a pool the item's place in the IM
+//! log, [`position`], the same on every node),
 //! `fed_followers` (local user, 0, remote address → nothing: remote users allowed to see a
 //! local user's presence), `fed_following` (local user, 0, remote address → nothing: remote
 //! contacts whose presence a local user asked for, probed again when a link comes back),
@@ -24,10 +26,23 @@ const FOLLOWERS: &str = "fed_followers";
 const FOLLOWING: &str = "fed_following";
 const FAILED: &str = "fed_failed";
 
+/// Bits of a pool queue position holding the item's index in its log entry.
+const INDEX_BITS: u32 = 16;
+
+/// The queue position, in a pool, of the `index`th item of log entry `seq`: the same on every
+/// node, increasing with the log. An entry carries fewer than 65,536 items (a message: one per
+/// remote domain; [`crate::Im::federate`] splits larger lists).
+pub fn position(seq: u64, index: usize) -> u64 {
+    (seq << INDEX_BITS) | (index as u64 & ((1 << INDEX_BITS) - 1))
+}
+
+/// Most items one log entry of [`crate::Im::federate`] carries.
+pub const MAX_ITEMS_PER_ENTRY: usize = 4_096;
+
 /// A queued item with its place in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
-    /// Position (increasing with arrival).
+    /// Position (increasing with arrival; in a pool, [`position`]).
     pub seq: u64,
     /// The item.
     pub item: Item,
@@ -43,6 +58,19 @@ pub struct Federation {
     following: crate::tree::Tree,
     failed: crate::tree::Tree,
     log_cursors: sled::Tree,
+    /// A pool member: queue positions come from the log ([`position`]).
+    pool: bool,
+}
+
+/// Changes to the domain rules (another node's too, in a pool), to wait on.
+pub struct RuleChanges(sled::Subscriber);
+
+impl RuleChanges {
+    /// Waits for the next change; `false` once the store was closed (reopened after a
+    /// failure: watch again).
+    pub async fn changed(&mut self) -> bool {
+        (&mut self.0).await.is_some()
+    }
 }
 
 /// The key of item `seq` in `domain`'s queue.
@@ -66,6 +94,7 @@ impl Federation {
     pub(crate) fn open(db: &crate::flush::Db, log_cursors: sled::Tree) -> Result<Self, StoreError> {
         Ok(Self {
             log_cursors,
+            pool: db.replicator().is_some(),
             db: db.clone(),
             rules: crate::tree::Tree::open(db, RULES)?,
             queue: db.open_tree(QUEUE).db()?,
@@ -95,14 +124,43 @@ impl Federation {
     /// Removes the rule of `domain` (and drops what waits for it); whether there was one.
     pub async fn remove_rule(&self, domain: &str) -> Result<bool, StoreError> {
         let had = self.rules.remove(domain).db()?.is_some();
-        for kv in self.queue.scan_prefix(prefix(domain)) {
-            self.queue.remove(kv.db()?.0).db()?;
-        }
+        self.drop_queue(domain)?;
         self.db.flush().await?;
         Ok(had)
     }
 
-    /// Appends `items` to `domain`'s queue, durably.
+    /// Changes to the rules from now on.
+    pub fn watch_rules(&self) -> RuleChanges {
+        RuleChanges(self.rules.watch_prefix(Vec::new()))
+    }
+
+    /// Drops everything waiting for `domain` (not flushed: its rule's removal is what counts).
+    pub fn drop_queue(&self, domain: &str) -> Result<(), StoreError> {
+        for kv in self.queue.scan_prefix(prefix(domain)) {
+            self.queue.remove(kv.db()?.0).db()?;
+        }
+        Ok(())
+    }
+
+    /// Drops the items of `domain`'s queue at positions up to `upto` (carried by the pool's
+    /// node carrying the queues); how many. Not flushed: after a crash the pool's mark drops
+    /// them again.
+    pub fn drop_upto(&self, domain: &str, upto: u64) -> Result<usize, StoreError> {
+        let (from, to) = (queue_key(domain, 0), queue_key(domain, upto));
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in self.queue.range(from..=to) {
+            batch.remove(kv.db()?.0);
+            n += 1;
+        }
+        if n > 0 {
+            self.queue.apply_batch(batch).db()?;
+        }
+        Ok(n)
+    }
+
+    /// Appends `items` to `domain`'s queue, durably (one node; a pool member queues through
+    /// the log, [`crate::Im::federate`]).
     pub async fn enqueue(&self, domain: &str, items: &[Item]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for item in items {
@@ -113,13 +171,17 @@ impl Federation {
         self.db.flush().await
     }
 
-    /// Queues `items` from the IM log (each in its domain's queue, in order), and the
-    /// federation follower's cursor `upto` in the same transaction. Not flushed: after a crash
-    /// the follower queues them again from its cursor, which landed with them or not at all.
-    pub fn enqueue_from_log(&self, items: &[Outbound], upto: u64) -> Result<(), StoreError> {
+    /// Queues `items` from the IM log (each in its domain's queue, in order; each with its
+    /// [`position`] in the log, the key of its place in a pool), and the federation follower's
+    /// cursor `upto` in the same transaction. Not flushed: after a crash the follower queues
+    /// them again from its cursor, which landed with them or not at all.
+    pub fn enqueue_from_log(&self, items: &[(u64, &Outbound)], upto: u64) -> Result<(), StoreError> {
         let values = items
             .iter()
-            .map(|o| Ok((queue_key(&o.domain, self.db.generate_id().db()?), encode(QUEUE, &o.item)?)))
+            .map(|(pos, o)| {
+                let seq = if self.pool { *pos } else { self.db.generate_id().db()? };
+                Ok((queue_key(&o.domain, seq), encode(QUEUE, &o.item)?))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let r = (&self.queue, &self.log_cursors).transaction(|(queue, cursors)| {
             for (k, v) in &values {
@@ -278,5 +340,25 @@ mod tests {
         assert!(f.remove_rule("b.org").await.expect("test"));
         assert!(f.peek("b.org", 10).expect("test").is_empty());
         assert_eq!(f.peek("c.org", 10).expect("test").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn carried_items_are_dropped_up_to_a_mark_and_a_domain_queue_as_a_whole() {
+        let dir = tempfile::tempdir().expect("test");
+        let store = crate::Store::open(dir.path()).expect("test");
+        let f = store.federation();
+        f.enqueue("b.org", &[msg(1), msg(2), msg(3)]).await.expect("test");
+        f.enqueue("b.orga", &[msg(7)]).await.expect("test");
+        f.enqueue("c.org", &[msg(9)]).await.expect("test");
+        let q = f.peek("b.org", 10).expect("test");
+        assert_eq!(f.drop_upto("b.org", q[1].seq).expect("test"), 2);
+        assert_eq!(f.peek("b.org", 10).expect("test"), q[2..].to_vec());
+        assert_eq!(f.drop_upto("b.org", q[1].seq).expect("test"), 0, "nothing left below the mark");
+        f.drop_queue("b.org").expect("test");
+        assert!(f.peek("b.org", 10).expect("test").is_empty());
+        assert_eq!(f.depths().expect("test"), [("b.orga".to_string(), 1), ("c.org".to_string(), 1)].into());
+        // Positions in a pool: by log entry, then index in it.
+        assert!(position(7, 65_535) < position(8, 0));
+        assert_eq!(position(1, 2), (1 << 16) | 2);
     }
 }

@@ -151,6 +151,28 @@ impl Im {
         Ok(seq)
     }
 
+    /// Appends `items` for remote domains that no message carries (a pool member's presence,
+    /// subscriptions, refusals) to the log, in entries of at most
+    /// [`crate::MAX_ITEMS_PER_ENTRY`]: every node's federation follower queues them at the same
+    /// place. Answers once they are in the log.
+    pub async fn federate(&self, items: Vec<Outbound>) -> Result<(), StoreError> {
+        let mut items = items;
+        while !items.is_empty() {
+            let rest = items.split_off(items.len().min(crate::MAX_ITEMS_PER_ENTRY));
+            self.write(Fact::Federated { items }).await?;
+            items = rest;
+        }
+        Ok(())
+    }
+
+    /// Whether `posted` (an entry of the log, already folded) is kept: not a message whose
+    /// sender's idempotency key produced another message first (two nodes of a pool took the
+    /// same key at once). What it carries (federation items) counts only if it is kept.
+    pub fn kept(&self, posted: &Posted) -> bool {
+        let Some(key) = &posted.message.key else { return true };
+        self.state().by_key(&posted.message.from, key).is_none_or(|first| first == (posted.thread, posted.message.id))
+    }
+
     /// A fresh id, larger than every id handed out before (also across restarts), held as in
     /// flight until the returned reservation is dropped.
     pub fn reserve(&self) -> Result<Reservation, StoreError> {

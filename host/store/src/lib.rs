@@ -56,7 +56,7 @@ use std::path::Path;
 
 pub use archive::Archive;
 pub use attachments::{Attachments, Upload, valid_id as valid_attachment_id};
-pub use federation::{Federation, Queued};
+pub use federation::{Federation, MAX_ITEMS_PER_ENTRY, Queued, RuleChanges, position as queue_position};
 pub use flush::Pending;
 pub use im::{Acked, Changes, Im, InboxEntry, Outbound, Reservation};
 pub use keys::Thread;

@@ -49,6 +49,11 @@ impl Tree {
         self.local.range(range)
     }
 
+    /// Changes to keys under `prefix` of the replica (in a pool: other nodes' writes too).
+    pub(crate) fn watch_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> sled::Subscriber {
+        self.local.watch_prefix(prefix)
+    }
+
     pub(crate) fn scan_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> sled::Iter {
         self.local.scan_prefix(prefix)
     }

@@ -216,6 +216,14 @@ pub enum Fact {
         /// The entry.
         entry: Acked,
     },
+    /// Items for remote domains that no message carries (presence, subscriptions, refusals),
+    /// made on a pool member: through the log, every node queues them at the same place, and
+    /// the node carrying the queues sends them whichever node made them. Changes nothing in
+    /// the projection.
+    Federated {
+        /// The items, in order.
+        items: Vec<Outbound>,
+    },
 }
 
 impl Fact {

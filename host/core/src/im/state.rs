@@ -165,6 +165,7 @@ impl ImState {
                     self.queued += 1;
                 }
             }
+            Fact::Federated { .. } => {}
         }
     }
 

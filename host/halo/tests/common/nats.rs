@@ -67,18 +67,27 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// `n` ports free now on 127.0.0.1, all different (their listeners are held until every one
+/// is picked, so the OS cannot hand out one twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
 impl NatsCluster {
     /// Starts `n` servers routed to each other and waits until JetStream has a meta leader
     /// that every server knows.
     pub fn start(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let name = format!("halo-test-{}", std::process::id());
+        let ports = free_ports(3 * n);
         let servers = (1..=n)
             .map(|i| NatsServer {
                 name: format!("n{i}"),
-                port: free_port(),
-                route_port: free_port(),
-                http_port: free_port(),
+                port: ports[3 * i - 3],
+                route_port: ports[3 * i - 2],
+                http_port: ports[3 * i - 1],
                 store: dir.path().join(format!("n{i}")),
                 log: dir.path().join(format!("n{i}.log")),
                 child: None,

@@ -587,7 +587,7 @@ impl State {
                 if !self.routing {
                     return;
                 }
-                let batch = self.fed.store.federation().peek(&domain, BATCH).unwrap_or_default();
+                let batch = self.fed.peek(&domain, BATCH);
                 if batch.is_empty() {
                     break;
                 }
@@ -617,7 +617,7 @@ impl State {
                     // once; a resent message may arrive twice).
                     return;
                 }
-                if let Err(e) = self.fed.store.federation().remove(&domain, &done).await {
+                if let Err(e) = self.fed.done(&domain, &done).await {
                     tracing::error!(error = %e, "federation queue not updated");
                     return;
                 }

@@ -1,10 +1,13 @@
 //! Leaving cleanly: on a graceful stop every remote follower is told that the local users
 //! they follow are offline, before the links close, so XMPP contacts and Halo peers do not
-//! show them online while the server is down.
+//! show them online while the server is down. A pool member says so only when it is the
+//! pool's last live node: one node stopping is not the server going away (its users'
+//! devices reconnect to the others).
 
 use std::time::Duration;
 
 use halo_core::federation::{Item, PresenceInfo, RouteKey};
+use halo_store::EventLog;
 
 use super::{FederationService, lock};
 
@@ -18,17 +21,19 @@ impl FederationService {
     /// out when it is back, followed by the current presence (the resync), so nothing stale
     /// remains.
     pub async fn farewell(&self) {
+        if self.pool.get().is_some_and(|p| !p.alone()) {
+            return;
+        }
         let followers = self.store.federation().all_followers().unwrap_or_default();
         let mut keys = std::collections::BTreeSet::new();
+        let mut entries = Vec::new();
         for (local, remotes) in followers {
             for r in remotes {
                 let item = Item::Presence { from: local.to_string(), to: r.to_string(), info: PresenceInfo::offline() };
                 match self.outbound(item) {
                     Ok((entry, key)) => {
-                        if let Err(e) = self.store.federation().enqueue(&entry.domain, &[entry.item]).await {
-                            tracing::warn!(error = %e, "farewell presence not queued");
-                        }
-                        keys.insert(key);
+                        keys.insert(key.clone());
+                        entries.push((entry, key));
                     }
                     Err(e) => tracing::debug!(error = %e, "no farewell presence for {r}"),
                 }
@@ -37,12 +42,21 @@ impl FederationService {
         if keys.is_empty() {
             return;
         }
+        if let Err(e) = self.queue(entries).await {
+            tracing::warn!(error = %e, "farewell presence not queued");
+        }
+        // A pool member's items are queued by its federation follower, from the log.
+        let written = self.store.im().log().last_durable();
+        let queued = || {
+            self.pool.get().is_none()
+                || self.store.log_cursor(halo_store::FEDERATION_FOLLOWER).is_ok_and(|c| c >= written)
+        };
         for k in &keys {
             self.wake(k);
         }
         let deadline = tokio::time::Instant::now() + FAREWELL_WAIT;
         while tokio::time::Instant::now() < deadline {
-            if keys.iter().all(|k| !self.is_up(k) || self.queued_for(k).iter().all(|(_, n)| *n == 0)) {
+            if queued() && keys.iter().all(|k| !self.is_up(k) || self.queued_for(k).iter().all(|(_, n)| *n == 0)) {
                 tracing::info!("remote followers told this server's users are offline");
                 return;
             }

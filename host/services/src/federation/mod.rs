@@ -20,7 +20,9 @@ mod bounce;
 mod farewell;
 mod groups;
 mod limits;
+mod overview;
 pub mod peer;
+mod pooled;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -41,6 +43,8 @@ use crate::im::ImService;
 use crate::metrics::Metrics;
 use crate::presence::{PresenceService, Viewer, presence_info};
 use crate::rooms::RoomService;
+
+pub use overview::{DomainView, Overview};
 
 /// Federation settings (`[federation]` in `halo.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +117,8 @@ pub struct LinkStatus {
     pub received: u64,
     /// Remote traffic refused.
     pub rejected: u64,
+    /// Messages accepted in that had arrived before (same sender and id; not delivered again).
+    pub duplicates: u64,
 }
 
 impl LinkStatus {
@@ -155,19 +161,28 @@ pub struct FederationService {
     adapter_net: Arc<adapter_net::AdapterNet>,
     /// Whether this node carries the queues (in a pool, the `federation` task's holder only).
     gate: Mutex<crate::pool::tasks::Gate>,
+    /// A pool member's view of the queues' progress marks (`pool/federation.rs`).
+    pool: OnceLock<Arc<crate::pool::federation::Queues>>,
 }
 
 /// Runs the transport `make` makes while `gate` is open; stops it when the gate closes, and
-/// starts it afresh when it opens again.
-async fn gated<F, Fut>(mut gate: crate::pool::tasks::Gate, make: F)
+/// starts it afresh when it opens again. In a pool, what the previous holder of the queues
+/// carried is dropped before it starts.
+async fn gated<F, Fut>(fed: Weak<FederationService>, mut gate: crate::pool::tasks::Gate, make: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     loop {
         gate.opened().await;
+        let pool = fed.upgrade().and_then(|f| f.pool.get().cloned());
         tokio::select! {
-            () = make() => return,
+            () = async {
+                if let Some(pool) = pool {
+                    pool.ready().await;
+                }
+                make().await
+            } => return,
             () = gate.closed() => tracing::info!("federation transport stopped: another pool node carries it"),
         }
     }
@@ -216,6 +231,7 @@ impl FederationService {
             limits: limits::DomainLimits::new(settings.remote_messages_per_sec, settings.remote_burst),
             adapter_net,
             gate: Mutex::new(crate::pool::tasks::Gate::open()),
+            pool: OnceLock::new(),
         }))
     }
 
@@ -226,15 +242,21 @@ impl FederationService {
         let mut outbox = self.presence.federate(self.store.federation().all_followers()?);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(out) = outbox.recv().await {
+            // What waits is queued together (a pool member: one log entry).
+            while let Some(first) = outbox.recv().await {
                 let Some(me) = me.upgrade() else { return };
-                let item = Item::Presence {
-                    from: out.from.to_string(),
-                    to: out.to.to_string(),
-                    info: presence_info(&out.view),
-                };
-                if let Err(e) = me.send(item).await {
-                    tracing::debug!(error = %e, "presence for a remote follower not queued");
+                let mut batch = vec![first];
+                while batch.len() < 256
+                    && let Ok(out) = outbox.try_recv()
+                {
+                    batch.push(out);
+                }
+                let entries = batch.into_iter().filter_map(|out| {
+                    let info = presence_info(&out.view);
+                    me.outbound(Item::Presence { from: out.from.to_string(), to: out.to.to_string(), info }).ok()
+                });
+                if let Err(e) = me.queue(entries.collect()).await {
+                    tracing::debug!(error = %e, "presence for remote followers not queued");
                 }
             }
         });
@@ -314,9 +336,42 @@ impl FederationService {
 
     /// Queues `item` (to a remote user) for its domain, durably, and wakes its transport.
     pub async fn send(&self, item: Item) -> Result<(), ServiceError> {
-        let (outbound, key) = self.outbound(item)?;
-        self.store.federation().enqueue(&outbound.domain, std::slice::from_ref(&outbound.item)).await?;
-        self.wake(&key);
+        let entry = self.outbound(item)?;
+        self.queue(vec![entry]).await
+    }
+
+    /// Queues `items` made by [`outbound`](Self::outbound), durably: on one node into their
+    /// domains' queues; on a pool member into the IM log, from which every node queues them
+    /// (and the node carrying the queues sends them, whichever node made them).
+    async fn queue(&self, items: Vec<(Outbound, RouteKey)>) -> Result<(), ServiceError> {
+        if self.pool.get().is_some() {
+            // The federation follower queues them and wakes the transports.
+            self.store.im().federate(items.into_iter().map(|(o, _)| o).collect()).await?;
+            return Ok(());
+        }
+        for (outbound, key) in items {
+            self.store.federation().enqueue(&outbound.domain, std::slice::from_ref(&outbound.item)).await?;
+            self.wake(&key);
+        }
+        Ok(())
+    }
+
+    /// The first `limit` items waiting for `domain` (in a pool, what the pool carried is
+    /// dropped first).
+    fn peek(&self, domain: &str, limit: usize) -> Vec<halo_store::Queued> {
+        if let Some(pool) = self.pool.get() {
+            pool.trim_domain(domain);
+        }
+        self.store.federation().peek(domain, limit).unwrap_or_default()
+    }
+
+    /// Takes the items at `seqs` (carried, or dropped for good) off `domain`'s queue; in a
+    /// pool, moves the domain's progress mark to the last of them.
+    async fn done(&self, domain: &str, seqs: &[u64]) -> Result<(), halo_store::StoreError> {
+        self.store.federation().remove(domain, seqs).await?;
+        if let (Some(pool), Some(last)) = (self.pool.get(), seqs.iter().max()) {
+            pool.carried(domain, *last).await;
+        }
         Ok(())
     }
 
@@ -444,6 +499,7 @@ impl FederationService {
                 })?;
                 if !new {
                     accepted = Accepted::Duplicate;
+                    self.link(via, |l| l.duplicates += 1);
                 }
             }
             Item::Presence { info, .. } => {
@@ -520,20 +576,26 @@ impl FederationService {
     /// there, and the remote contacts there are probed, so both sides are current.
     async fn resync(&self, key: &RouteKey) {
         let fed = self.store.federation();
+        let mut items = Vec::new();
         for (local, remotes) in fed.all_followers().unwrap_or_default() {
             for r in remotes.iter().filter(|r| self.carried_by(r, key)) {
-                if let Err(e) = self.send_presence(&local, r).await {
-                    tracing::debug!(error = %e, "resync: presence not queued");
+                match self.presence.view(&local, Viewer::User(r)).await {
+                    Ok(view) => {
+                        let info = presence_info(&view);
+                        items.push(Item::Presence { from: local.to_string(), to: r.to_string(), info });
+                    }
+                    Err(e) => tracing::debug!(error = %e, "resync: presence not queued"),
                 }
             }
         }
         for (local, remotes) in fed.all_following().unwrap_or_default() {
             for r in remotes.iter().filter(|r| self.carried_by(r, key)) {
-                let probe = Item::Subscribe { from: local.to_string(), to: r.to_string(), kind: Subscription::Probe };
-                if let Err(e) = self.send(probe).await {
-                    tracing::debug!(error = %e, "resync: probe not queued");
-                }
+                items.push(Item::Subscribe { from: local.to_string(), to: r.to_string(), kind: Subscription::Probe });
             }
+        }
+        let entries = items.into_iter().filter_map(|i| self.outbound(i).ok()).collect();
+        if let Err(e) = self.queue(entries).await {
+            tracing::debug!(error = %e, "resync: items not queued");
         }
     }
 
@@ -569,7 +631,7 @@ impl FederationService {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(p.manifest().name.clone()) {
                 let (this, plugin) = (self.clone(), p.clone());
                 let make = move || adapter::run(this.clone(), plugin.clone());
-                let task = tokio::spawn(gated(lock(&self.gate).clone(), make));
+                let task = tokio::spawn(gated(Arc::downgrade(self), lock(&self.gate).clone(), make));
                 slot.insert(adapter::Running { plugin: p, task });
             }
         }
@@ -617,55 +679,9 @@ impl FederationService {
             if let std::collections::hash_map::Entry::Vacant(slot) = peers.entry(d.clone()) {
                 let (this, domain) = (self.clone(), d);
                 let make = move || peer::deliver(this.clone(), domain.clone());
-                slot.insert(tokio::spawn(gated(lock(&self.gate).clone(), make)));
+                slot.insert(tokio::spawn(gated(Arc::downgrade(self), lock(&self.gate).clone(), make)));
             }
         }
-    }
-
-    /// The rules, status and queues, for admins. Peer secrets are never shown.
-    pub fn overview(&self) -> Overview {
-        let depths = self.store.federation().depths().unwrap_or_default();
-        let rules = self
-            .rules()
-            .by_domain
-            .iter()
-            .map(|(d, r)| {
-                let (via, adapter, url) = match &r.route {
-                    Some(Route::Adapter { plugin }) => (Some("adapter"), Some(plugin.clone()), None),
-                    Some(Route::Halo { url, .. }) => (Some("halo"), None, Some(url.clone())),
-                    None => (None, None, None),
-                };
-                let link = r.route.as_ref().map(|route| {
-                    let key = RouteKey::of(d, route);
-                    let mut status = lock(&self.links).get(&key).cloned().unwrap_or_default();
-                    if let Route::Adapter { plugin } = route
-                        && lock(&self.adapters).get(plugin).is_none_or(|a| a.task.is_finished())
-                    {
-                        status.state = "disabled".into();
-                        status.last_error.get_or_insert_with(|| {
-                            format!("the adapter plugin {plugin} is not installed, or not enabled")
-                        });
-                    }
-                    if status.state.is_empty() {
-                        status.state = "down".into();
-                    }
-                    (route_name(&key), status)
-                });
-                DomainView {
-                    domain: d.clone(),
-                    access: r.access,
-                    via: via.map(str::to_owned),
-                    adapter,
-                    url,
-                    queued: depths.get(d).copied().unwrap_or(0),
-                    link: link.as_ref().map(|(n, _)| n.clone()),
-                    status: link.map(|(_, s)| s),
-                }
-            })
-            .collect();
-        let links = lock(&self.links).iter().map(|(k, s)| (route_name(k), s.clone())).collect();
-        let rejected = lock(&self.rejected).clone();
-        Overview { domain: self.domain().map(str::to_owned), domains: rules, links, queues: depths, rejected }
     }
 
     /// Sets the rule of `domain` (or `*`).
@@ -743,48 +759,4 @@ fn refusal_of(e: &ServiceError) -> Refusal {
         ServiceError::Forbidden(_) => Refusal::Blocked,
         _ => Refusal::Internal,
     }
-}
-
-/// One domain's rule and how it is doing.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DomainView {
-    /// The domain, or `*`.
-    pub domain: String,
-    /// `allow` or `block`.
-    #[schema(value_type = String)]
-    pub access: Access,
-    /// `adapter` or `halo`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
-    /// The adapter plugin.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<String>,
-    /// The Halo peer's URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Items waiting for it.
-    pub queued: u64,
-    /// The transport carrying it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    /// The transport's state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<LinkStatus>,
-}
-
-/// Federation at a glance.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Overview {
-    /// This server's domain.
-    pub domain: Option<String>,
-    /// The rules.
-    pub domains: Vec<DomainView>,
-    /// Every transport's state.
-    pub links: BTreeMap<String, LinkStatus>,
-    /// Items waiting, by domain.
-    pub queues: BTreeMap<String, u64>,
-    /// Remote traffic refused since the server started, by the sender's domain (`?` when it
-    /// named none): the same counts as `halo_federation_rejected_total`, so requests that failed
-    /// authentication (bad signature, stale timestamp, a domain with no rule) show too.
-    pub rejected: BTreeMap<String, u64>,
 }

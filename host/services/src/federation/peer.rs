@@ -251,7 +251,7 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
             announced = true;
             fed.resync(&key).await;
         }
-        let batch = fed.store.federation().peek(&domain, BATCH).unwrap_or_default();
+        let batch = fed.peek(&domain, BATCH);
         if batch.is_empty() && up {
             wake.notified().await;
             continue;
@@ -284,7 +284,7 @@ pub(super) async fn deliver(fed: Arc<FederationService>, domain: String) {
                 }
                 if !batch.is_empty() {
                     let seqs: Vec<u64> = batch.iter().map(|q| q.seq).collect();
-                    if let Err(e) = fed.store.federation().remove(&domain, &seqs).await {
+                    if let Err(e) = fed.done(&domain, &seqs).await {
                         tracing::error!(error = %e, "federation queue not updated");
                     }
                     let depths = fed.store.federation().depths().ok();

@@ -308,6 +308,8 @@ impl Groups {
             return false;
         }
         self.world.send_local(group, plugins, None);
+        // Which of the group's users remote users follow (their changes go to them).
+        self.world.send_local(group, presence.remote_followers(), None);
         let serve = self.serve(group, sub);
         self.owned.lock().await.insert(group, Owned { held, serve });
         self.publish_owned().await;

@@ -7,10 +7,13 @@
 //!   the bucket's age limit), the one pattern behind everything that runs once per pool;
 //! - [`groups`]: the presence engine's user groups, each owned by one node through a lease,
 //!   inputs for a user forwarded to the owner of their group, and a group rebuilt on its new
-//!   owner from the stored documents and the devices every node still holds when it moves.
+//!   owner from the stored documents and the devices every node still holds when it moves;
+//! - [`federation`]: the federation queues, the same on every node, carried by one, with the
+//!   holder's progress marks shared so a failover neither loses nor repeats what was carried.
 //!
 //! A node without `--cluster` has no [`Pool`] and none of this runs.
 
+pub mod federation;
 pub mod groups;
 pub mod lease;
 pub mod members;

@@ -1,13 +1,14 @@
 //! Once-per-pool tasks: work only one node of the pool may do at a time.
 //!
 //! Each task (`archive-sinks`: delivering archive records to the sink plugins; `federation`:
-//! the transports carrying the per-domain queues to other servers) is a lease in the
-//! `task_leases` bucket, like the presence groups'. Every node runs the loop: the holder renews,
-//! the others try to take a free one. A task's [`Gate`] says whether this node may run it now;
-//! the task waits on it, and stops at once when the lease is lost. The work's progress (the
-//! sinks' cursors, the queues) is in the pool's shared state, so the next holder goes on where
-//! the last one stopped: a batch delivered but not yet marked is delivered again (at least
-//! once, with the record's id for the sink to recognise), never skipped.
+//! the transports carrying the per-domain queues to other servers, see [`super::federation`])
+//! is a lease in the `task_leases` bucket, like the presence groups'. Every node runs the loop:
+//! the holder renews, the others try to take a free one. A task's [`Gate`] says whether this
+//! node may run it now; the task waits on it, and stops at once when the lease is lost. The
+//! work's progress (the sinks' cursors, the queues' marks) is in the pool's shared state, so
+//! the next holder goes on where the last one stopped: a batch delivered but not yet marked is
+//! delivered again (at least once, with the record's or item's id for the receiver to
+//! recognise), never skipped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,11 @@ impl SharedCursors {
     pub async fn get(&self, name: &str) -> Option<u64> {
         let bytes = self.kv.get(name).await.ok().flatten()?;
         std::str::from_utf8(&bytes).ok()?.parse().ok()
+    }
+
+    /// The bucket, for marks kept with their own rules (the federation queues').
+    pub(crate) fn kv(&self) -> &async_nats::jetstream::kv::Store {
+        &self.kv
     }
 
     /// Moves the mark `name` to `value`, replicated before it returns.

@@ -40,6 +40,12 @@ impl PresenceService {
         rx
     }
 
+    /// Every local user's remote followers, as stored, for an engine started afresh (a pool
+    /// member taking a user group keeps those of the group's users).
+    pub(crate) fn remote_followers(&self) -> Input {
+        Input::RemoteFollowers(self.store.federation().all_followers().unwrap_or_default())
+    }
+
     /// Lets remote user `remote` follow `local`'s presence (`on`), or stops it.
     pub fn set_follower(&self, local: &Username, remote: &Username, on: bool) {
         self.world.send(Input::RemoteFollower { local: local.clone(), remote: remote.clone(), on }, None);

@@ -122,7 +122,7 @@ async fn archive_records_and_outbound_items_reach_their_followers_stores() {
     store.archive().store_from_log(&records, 2).expect("store");
     assert_eq!(im.settled_below(), u64::MAX);
     assert_eq!(store.archive().after(0, u64::MAX, 10).expect("after"), records);
-    store.federation().enqueue_from_log(&out, 2).expect("queue");
+    store.federation().enqueue_from_log(&[(crate::queue_position(2, 0), &out[0])], 2).expect("queue");
     assert_eq!(store.federation().peek("b.example", 10).expect("peek")[0].item, item);
     assert_eq!(store.log_cursor(crate::ARCHIVE_FOLLOWER).expect("cursor"), 2);
     assert_eq!(store.log_cursor(crate::FEDERATION_FOLLOWER).expect("cursor"), 2);

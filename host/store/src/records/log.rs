@@ -120,7 +120,8 @@ impl From<AmendedV1> for Amended {
     }
 }
 
-/// `log`: one acknowledged IM write.
+/// `log`: one acknowledged IM write. New facts are appended last (`federated`), so older
+/// entries decode unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum FactV1 {
@@ -135,6 +136,15 @@ pub(crate) enum FactV1 {
     QueueImported { user: Username, id: u64, thread: ThreadV1, live: bool },
     Amended(Box<AmendedV1>),
     Muted { user: Username, thread: ThreadV1, muted: bool },
+    Federated { items: Vec<OutboundV1> },
+}
+
+fn outbound_v1(items: &[Outbound]) -> Vec<OutboundV1> {
+    items.iter().map(|o| OutboundV1 { domain: o.domain.clone(), item: (&o.item).into() }).collect()
+}
+
+fn outbound_of(items: Vec<OutboundV1>) -> Vec<Outbound> {
+    items.into_iter().map(|o| Outbound { domain: o.domain, item: o.item.into() }).collect()
 }
 
 impl From<&Fact> for FactV1 {
@@ -152,10 +162,7 @@ impl From<&Fact> for FactV1 {
                     offline: offline.clone(),
                     live: live.clone(),
                     archived: archived.as_ref().map(Into::into),
-                    outbound: outbound
-                        .iter()
-                        .map(|o| OutboundV1 { domain: o.domain.clone(), item: (&o.item).into() })
-                        .collect(),
+                    outbound: outbound_v1(outbound),
                 }))
             }
             Fact::Read { user, conversation, upto } => {
@@ -179,6 +186,7 @@ impl From<&Fact> for FactV1 {
             Fact::Muted { user, thread, muted } => {
                 Self::Muted { user: user.clone(), thread: (*thread).into(), muted: *muted }
             }
+            Fact::Federated { items } => Self::Federated { items: outbound_v1(items) },
         }
     }
 }
@@ -198,10 +206,7 @@ impl From<FactV1> for Fact {
                     offline,
                     live,
                     archived: archived.map(Into::into),
-                    outbound: outbound
-                        .into_iter()
-                        .map(|o| Outbound { domain: o.domain, item: o.item.into() })
-                        .collect(),
+                    outbound: outbound_of(outbound),
                 }))
             }
             FactV1::Read { user, conversation, upto } => Self::Read { user, conversation, upto },
@@ -217,6 +222,7 @@ impl From<FactV1> for Fact {
             }
             FactV1::Amended(a) => Self::Amended(Box::new((*a).into())),
             FactV1::Muted { user, thread, muted } => Self::Muted { user, thread: thread.into(), muted },
+            FactV1::Federated { items } => Self::Federated { items: outbound_of(items) },
         }
     }
 }
@@ -433,6 +439,16 @@ mod tests {
             Fact::Amended(Box::new(amended(51, Change::Deleted))),
             Fact::Amended(Box::new(amended(52, Change::Reacted { emoji: "👍".into(), add: true }))),
             Fact::Muted { user: name("bob"), thread: Thread::Room(9), muted: true },
+            Fact::Federated {
+                items: vec![Outbound {
+                    domain: "b.example".into(),
+                    item: Item::Subscribe {
+                        from: "alice".into(),
+                        to: "bob@b.example".into(),
+                        kind: halo_core::federation::Subscription::Request,
+                    },
+                }],
+            },
         ]
     }
 
