@@ -1,7 +1,7 @@
 //! The key-value half of a pool's state: every shared tree (accounts, sessions, contacts,
 //! presence documents, pictures, app tokens, plugin records and storage, archive policies and
-//! settings, federation rules and followers) is a JetStream KV bucket, and each node keeps a
-//! replica of it in its own sled tree (see `tree.rs`).
+//! settings, federation rules and followers, attachments' metadata) is a JetStream KV bucket,
+//! and each node keeps a replica of it in its own sled tree (see `tree.rs`).
 //!
 //! **Writes** are applied to the replica at once and handed to one publisher task in order; it
 //! publishes them to their buckets without waiting (one connection keeps their order) and
@@ -45,6 +45,7 @@ pub(crate) const SHARED_TREES: &[&str] = &[
     "fed_followers",
     "fed_following",
     "fed_failed",
+    "attachments",
 ];
 
 /// Writes published and not yet acknowledged before new ones wait (the publisher applies
