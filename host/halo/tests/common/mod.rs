@@ -2,6 +2,7 @@
 //! over HTTP and WebSocket.
 #![allow(dead_code)]
 
+pub mod ingest;
 pub mod nats;
 
 use std::path::{Path, PathBuf};

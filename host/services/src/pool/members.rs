@@ -41,6 +41,10 @@ pub struct NodeStatus {
     pub tasks: Vec<String>,
     /// The NATS server it is connected to.
     pub nats_server: String,
+    /// How far its copy of the IM log and its followers are behind (absent from a node of an
+    /// earlier release: zeros).
+    #[serde(default)]
+    pub log: super::status::LogLag,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,6 +84,9 @@ struct Remote {
     users: HashSet<Username>,
     last_seen: Instant,
     status: NodeStatus,
+    /// The node's `writes_below` of the last heartbeat whose `applied` this node has folded
+    /// (0 until one is): see [`Members::settled_below`].
+    confirmed: u64,
 }
 
 /// The pool's members and the user directory.
@@ -96,7 +103,12 @@ pub struct Members {
     extra: Mutex<(Vec<usize>, BTreeMap<String, ()>)>,
     /// Bumped whenever a node joins or leaves.
     epoch: AtomicU64,
+    /// Where this node's IM log stands, once the services joined.
+    log: std::sync::OnceLock<LogReport>,
 }
+
+/// Reports this node's [`super::status::LogLag`].
+type LogReport = Box<dyn Fn() -> super::status::LogLag + Send + Sync>;
 
 impl Members {
     /// Starts publishing this node's heartbeats and changes and following the others'.
@@ -113,6 +125,7 @@ impl Members {
             heartbeat,
             extra: Mutex::new((Vec::new(), BTreeMap::new())),
             epoch: AtomicU64::new(0),
+            log: std::sync::OnceLock::new(),
         });
         let client = cluster.client().clone();
         let mut changes = client.subscribe(cluster.subject("dir")).await?;
@@ -242,6 +255,27 @@ impl Members {
         all
     }
 
+    /// Ids below which no other live node will write an archive record this node, having
+    /// folded the IM log up to `applied`, has not stored: the lowest `writes_below` of each
+    /// node's heartbeats whose log position this node has reached. Ids of a pool grow per
+    /// node, not across the pool (a node hands out ids above those it has seen), so a record
+    /// another node is writing may land in the log after records with higher ids: the archive
+    /// sinks deliver in id order only below this, so their cursor never passes a late record.
+    /// A node gone (no heartbeat) holds nothing back.
+    pub fn settled_below(&self, applied: u64) -> u64 {
+        let mut remote = self.remote.write().unwrap_or_else(|p| p.into_inner());
+        remote
+            .values_mut()
+            .map(|r| {
+                if applied >= r.status.log.applied {
+                    r.confirmed = r.confirmed.max(r.status.log.writes_below);
+                }
+                r.confirmed
+            })
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// How many nodes are alive, this one included.
     pub fn live(&self) -> usize {
         1 + self.remote.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -277,6 +311,11 @@ impl Members {
         }
     }
 
+    /// Says how this node's IM log figures are read (shown in heartbeats; set once).
+    pub fn report_log(&self, report: impl Fn() -> super::status::LogLag + Send + Sync + 'static) {
+        let _ = self.log.set(Box::new(report));
+    }
+
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
         let (users, endpoints) = {
@@ -296,6 +335,7 @@ impl Members {
             groups,
             tasks,
             nats_server: self.cluster.server().0,
+            log: self.log.get().map(|report| report()).unwrap_or_default(),
         }
     }
 
@@ -339,6 +379,7 @@ impl Members {
                 users: HashSet::new(),
                 last_seen: Instant::now(),
                 status: beat.status.clone(),
+                confirmed: 0,
             };
             let r = remote.entry(node.clone()).or_insert_with(|| {
                 tracing::info!(node = %beat.status.node, "pool node joined");

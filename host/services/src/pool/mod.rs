@@ -7,7 +7,10 @@
 //!   the bucket's age limit), the one pattern behind everything that runs once per pool;
 //! - [`groups`]: the presence engine's user groups, each owned by one node through a lease,
 //!   inputs for a user forwarded to the owner of their group, and a group rebuilt on its new
-//!   owner from the stored documents and the devices every node still holds when it moves.
+//!   owner from the stored documents and the devices every node still holds when it moves;
+//! - [`tasks`]: the once-per-pool tasks (archive sink delivery, federation transports) by lease;
+//! - [`status`]: the lag figures of `halo pool status` (each node's IM log, the once-per-pool
+//!   consumers, JetStream's streams).
 //!
 //! A node without `--cluster` has no [`Pool`] and none of this runs.
 
@@ -15,6 +18,7 @@ pub mod groups;
 pub mod lease;
 pub mod members;
 pub mod plugins;
+pub mod status;
 pub mod tasks;
 
 use std::sync::Arc;
