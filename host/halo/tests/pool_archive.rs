@@ -116,6 +116,22 @@ fn load(
         .collect()
 }
 
+/// [`wait_until`] for 120 s, showing the pool's and the archive's status through node `i` if
+/// `f` never yields.
+fn wait_or_report<T>(what: &str, pool: &Pool, i: usize, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            let archive = pool.nodes[i].admin().call_json("GET", "/api/v1/archive/status", None).expect("status");
+            panic!("timed out waiting for {what}\narchive: {archive}\npool: {}", pool.status(i));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Counts each record id in `records`.
 fn counts(records: &[Value]) -> BTreeMap<u64, usize> {
     let mut c = BTreeMap::new();
@@ -177,16 +193,17 @@ fn archive_records_reach_the_sinks_once_and_a_killed_holder_repeats_at_most_one_
         let have: BTreeSet<u64> = ids(&e).into_iter().collect();
         first.iter().all(|id| have.contains(id)).then_some(e)
     });
-    let got = wait_until("the jsonl sink", 60, || {
+    let got = wait_or_report("the jsonl sink", &pool, 1, || {
         let l = jsonl(out.path(), false);
         (l.len() >= want.len()).then_some(l)
     });
     assert_eq!(ids(&got), ids(&want), "every record once, in order");
     assert_eq!(got, want, "as the archive holds them");
     // The HTTP sink, disabled, is behind by every record, and `halo pool status` says so.
-    let status = wait_until("node 3's archive", 60, || {
+    let status = wait_until("node 3's archive and cursors", 60, || {
         let s = pool.status(2);
-        (consumer(&s, "http-archive-sink")["behind"].as_u64() == Some(want.len() as u64)).then_some(s)
+        let listed = s["consumers"].as_array()?.iter().any(|c| c["name"] == "http-archive-sink");
+        (listed && consumer(&s, "http-archive-sink")["behind"].as_u64() == Some(want.len() as u64)).then_some(s)
     });
     let http = consumer(&status, "http-archive-sink");
     assert_eq!((http["enabled"].as_bool(), http["cursor"].as_u64()), (Some(false), Some(0)), "{http}");
@@ -223,7 +240,7 @@ fn archive_records_reach_the_sinks_once_and_a_killed_holder_repeats_at_most_one_
     let new_holder = wait_until("another node to take the sinks", 120, || {
         pool.task_holder(live, "archive-sinks").filter(|h| *h != holder)
     });
-    let got = wait_until("the jsonl sink to catch up", 120, || {
+    let got = wait_or_report("the jsonl sink to catch up", &pool, live, || {
         let l = jsonl(out.path(), false);
         let have: BTreeSet<u64> = ids(&l).into_iter().collect();
         want_ids.is_subset(&have).then_some(l)

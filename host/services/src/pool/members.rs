@@ -8,7 +8,7 @@
 //! heartbeats is gone, with its users. Nothing of this is durable: it is rebuilt from the live
 //! nodes in a heartbeat or two.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -87,7 +87,15 @@ struct Remote {
     /// The node's `writes_below` of the last heartbeat whose `applied` this node has folded
     /// (0 until one is): see [`Members::settled_below`].
     confirmed: u64,
+    /// The `(applied, writes_below)` of its recent heartbeats not confirmed yet, oldest first:
+    /// under steady load this node is always a little behind the latest one, never behind
+    /// all of them.
+    unconfirmed: VecDeque<(u64, u64)>,
 }
+
+/// Heartbeats of a node kept for [`Members::settled_below`] to confirm (older ones are
+/// dropped: that only delays the sinks).
+const UNCONFIRMED: usize = 16;
 
 /// The pool's members and the user directory.
 pub struct Members {
@@ -267,8 +275,12 @@ impl Members {
         remote
             .values_mut()
             .map(|r| {
-                if applied >= r.status.log.applied {
-                    r.confirmed = r.confirmed.max(r.status.log.writes_below);
+                while let Some((upto, below)) = r.unconfirmed.front().copied() {
+                    if upto > applied {
+                        break;
+                    }
+                    r.confirmed = r.confirmed.max(below);
+                    r.unconfirmed.pop_front();
                 }
                 r.confirmed
             })
@@ -380,6 +392,7 @@ impl Members {
                 last_seen: Instant::now(),
                 status: beat.status.clone(),
                 confirmed: 0,
+                unconfirmed: VecDeque::new(),
             };
             let r = remote.entry(node.clone()).or_insert_with(|| {
                 tracing::info!(node = %beat.status.node, "pool node joined");
@@ -392,6 +405,10 @@ impl Members {
                 self.epoch.fetch_add(1, Ordering::Relaxed);
             }
             r.last_seen = Instant::now();
+            if r.unconfirmed.len() == UNCONFIRMED {
+                r.unconfirmed.pop_front();
+            }
+            r.unconfirmed.push_back((beat.status.log.applied, beat.status.log.writes_below));
             r.status = beat.status;
             if r.synced && r.seq != beat.seq {
                 r.synced = false;
