@@ -44,7 +44,8 @@ pub struct PoolArgs {
 #[derive(Debug, Subcommand)]
 pub enum PoolCommand {
     /// The live nodes with their users and sockets, who runs each presence group and the
-    /// once-per-pool tasks, and JetStream's health.
+    /// once-per-pool tasks, how far each node's IM log and the once-per-pool consumers are
+    /// behind, and JetStream's health (each stream's replicas, leader and replica lag).
     Status,
 }
 

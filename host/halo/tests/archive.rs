@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::ingest::Ingest;
 use common::{Peer, TestServer, api_error, rust_plugin, wait_until};
 use halo_client::Client;
 use serde_json::{Value, json};
@@ -520,57 +521,6 @@ fn the_cli_sets_policy_and_settings_and_a_compliance_officer_exports() {
             .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
             .then_some(())
     });
-}
-
-/// A one-route HTTP server on loopback that keeps the bodies it is POSTed and answers 503 to
-/// the first `fail_first` requests.
-struct Ingest {
-    port: u16,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Ingest {
-    fn start(fail_first: usize) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (b, r) = (bodies.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let status = if n < fail_first { "503 Service Unavailable" } else { "200 OK" };
-                if n >= fail_first {
-                    b.lock().expect("bodies").push(String::from_utf8_lossy(&body).into_owned());
-                }
-                let mut conn = conn;
-                let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        Self { port, bodies, requests }
-    }
-
-    fn records(&self) -> Vec<Value> {
-        let bodies = self.bodies.lock().expect("bodies");
-        bodies.iter().flat_map(|b| b.lines().map(|l| serde_json::from_str(l).expect("json line"))).collect()
-    }
 }
 
 #[test]

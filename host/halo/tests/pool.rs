@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::nats::{NatsCluster, halo_node};
-use common::{Peer, TestServer, wait_presence, wait_until};
+use common::nats::{Pool, create, login};
+use common::{Peer, wait_presence, wait_until};
 use halo_client::Client;
 use serde_json::{Value, json};
 
@@ -19,73 +19,6 @@ const CONFIG: &str = r#"
 offline_grace = "200ms"
 coalesce = "10ms"
 "#;
-
-struct Pool {
-    nats: NatsCluster,
-    nodes: Vec<TestServer>,
-}
-
-impl Pool {
-    fn start() -> Self {
-        let nats = NatsCluster::start(3);
-        let nodes = (1..=3).map(|i| halo_node(&nats, &format!("node{i}"), CONFIG)).collect();
-        let pool = Self { nats, nodes };
-        pool.wait_formed();
-        pool
-    }
-
-    fn status(&self, i: usize) -> Value {
-        self.nodes[i].admin().call_json("GET", "/api/v1/admin/pool", None).expect("pool status")
-    }
-
-    /// Waits until every node sees the three nodes and every presence group has an owner.
-    fn wait_formed(&self) {
-        for i in 0..self.nodes.len() {
-            wait_until("the pool to form", 120, || {
-                let s = self.status(i);
-                let nodes = s["nodes"].as_array().map_or(0, Vec::len);
-                let groups = s["groups"].as_array()?;
-                // Settled: every group has a node, and no node holds more than its share plus
-                // one (so none gives groups up any more).
-                let share = groups.len().div_ceil(self.nodes.len()) + 1;
-                let balanced =
-                    s["nodes"].as_array()?.iter().all(|n| n["groups"].as_array().map_or(0, Vec::len) <= share);
-                (nodes == self.nodes.len() && !groups.is_empty() && groups.iter().all(|g| g.is_string()) && balanced)
-                    .then_some(())
-            });
-        }
-    }
-
-    /// Waits until node `i` sees, for each node named, at least that many users there.
-    fn wait_users(&self, i: usize, want: &[(&str, u64)]) {
-        wait_until("the user directory", 60, || {
-            let s = self.status(i);
-            let nodes = s["nodes"].as_array()?;
-            want.iter()
-                .all(|(node, n)| {
-                    nodes.iter().any(|x| x["node"] == *node && x["users"].as_u64().is_some_and(|u| u >= *n))
-                })
-                .then_some(())
-        });
-    }
-}
-
-/// Logs `name` in on `node` (waiting for an account created through another node to reach
-/// this node's replica).
-fn login(node: &TestServer, name: &str) -> (String, Client) {
-    // Wait through the admin API (a failed login would count towards the lockout).
-    let admin = node.admin();
-    wait_until(&format!("{name}'s account on this node"), 60, || {
-        admin.call_json("GET", &format!("/api/v1/users/{name}"), None).ok().map(|_| ())
-    });
-    let token = node.login(name, &format!("{name}-password"));
-    (token.clone(), node.client(Some(&token)))
-}
-
-fn create(node: &TestServer, name: &str) {
-    let body = json!({"username": name, "password": format!("{name}-password")});
-    node.admin().call_json("POST", "/api/v1/users", Some(&body)).expect("create user");
-}
 
 fn add_contact(c: &Client, who: &str, level: &str) {
     c.call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level}))).expect("add contact");
@@ -116,7 +49,7 @@ fn wait_history(c: &Client, conv: u64, want: &[&str]) {
 
 #[test]
 fn users_on_three_nodes_talk_share_rooms_and_see_presence() {
-    let pool = Pool::start();
+    let pool = Pool::start(CONFIG);
     let [n1, n2, n3] = [&pool.nodes[0], &pool.nodes[1], &pool.nodes[2]];
     for name in ["alice", "bob", "carol", "dave"] {
         create(n1, name);
@@ -228,7 +161,7 @@ fn users_on_three_nodes_talk_share_rooms_and_see_presence() {
 
 #[test]
 fn a_node_killed_under_load_loses_no_acknowledged_message() {
-    let mut pool = Pool::start();
+    let mut pool = Pool::start(CONFIG);
     for name in ["alice", "bob"] {
         create(&pool.nodes[0], name);
     }
@@ -294,7 +227,7 @@ fn a_node_killed_under_load_loses_no_acknowledged_message() {
 
 #[test]
 fn a_killed_nats_server_does_not_stop_the_pool_and_state_survives_a_full_restart() {
-    let mut pool = Pool::start();
+    let mut pool = Pool::start(CONFIG);
     create(&pool.nodes[0], "alice");
     create(&pool.nodes[0], "bob");
     let (alice_token, alice_rest) = login(&pool.nodes[0], "alice");
@@ -360,7 +293,7 @@ const FOCUS: &str = r##"states=[{"id":"focusing","labels":{"en":"Focusing"},"ava
 
 #[test]
 fn a_plugin_installed_through_one_node_runs_on_every_node() {
-    let pool = Pool::start();
+    let pool = Pool::start(CONFIG);
     let plugin = common::rust_plugin("custom_states");
     let cli = |args: &[&str]| common::ok(common::run(common::plugin_cli(&pool.nodes[0], args)));
     cli(&["install", plugin.to_str().expect("path")]);

@@ -84,6 +84,8 @@ pub struct Services {
     pub archive: Arc<ArchiveService>,
     /// Federation with other servers.
     pub federation: Arc<FederationService>,
+    /// The store, for the figures of [`Services::log_lag`] and [`Services::pool_consumers`].
+    store: Store,
 }
 
 impl Services {
@@ -92,6 +94,8 @@ impl Services {
     /// delivery, federation transports) run only while this node holds their lease.
     pub async fn join_pool(&self, pool: Arc<pool::Pool>) -> anyhow::Result<Arc<pool::tasks::Tasks>> {
         self.metrics.set_node(pool.node());
+        let store = self.store.clone();
+        pool.members().report_log(move || pool::status::log_lag(&store));
         self.presence.join_pool(pool.clone()).await?;
         let tasks = pool::tasks::Tasks::start(pool.clone()).await?;
         pool.set_tasks(tasks.clone());
@@ -100,6 +104,16 @@ impl Services {
         self.federation.gate_transports(tasks.gate("federation"));
         pool::plugins::follow(&pool, &self.plugins).await?;
         Ok(tasks)
+    }
+
+    /// Where this node's copy of the IM log and its followers stand.
+    pub fn log_lag(&self) -> pool::status::LogLag {
+        pool::status::log_lag(&self.store)
+    }
+
+    /// The lag of the consumers `pool` runs once (the archive sinks), as this node sees it.
+    pub async fn pool_consumers(&self, pool: &pool::Pool) -> Vec<pool::status::ConsumerLag> {
+        pool::status::consumers(pool, &self.store).await
     }
 
     /// Wires the services over `store`, keeping the search indexes and plugins under
@@ -170,7 +184,8 @@ impl Services {
             metrics.clone(),
         )?);
         Ok(Self {
-            storage: Arc::new(storage::Storage::new(store)),
+            storage: Arc::new(storage::Storage::new(store.clone())),
+            store,
             accounts,
             metrics,
             im,

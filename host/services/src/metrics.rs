@@ -245,6 +245,9 @@ pub struct Metrics {
     log_follower_lag: Family<FollowerLabel, Gauge>,
     /// The IM log's last durable sequence number (refreshed at each scrape).
     pub log_last: Gauge,
+    /// Entries of the pool's IM stream this node has not folded yet (0 alone; refreshed at
+    /// each scrape).
+    pub log_stream_lag: Gauge,
     /// Compliance archiving.
     pub archive: ArchiveMetrics,
     /// Federation.
@@ -293,6 +296,7 @@ impl Metrics {
             search_index_failures: Counter::default(),
             log_follower_lag: Family::default(),
             log_last: Gauge::default(),
+            log_stream_lag: Gauge::default(),
             archive: ArchiveMetrics::default(),
             federation: FederationMetrics::default(),
             conn: ConnectionMetrics::default(),
@@ -334,6 +338,11 @@ impl Metrics {
             m.log_follower_lag.clone(),
         );
         registry.register("log_last_seq", "The IM log's last durable sequence number", m.log_last.clone());
+        registry.register(
+            "log_stream_lag",
+            "Entries of the pool's IM stream this node has not folded yet (0 on a standalone node)",
+            m.log_stream_lag.clone(),
+        );
         registry.register("im_sent", "Messages and room posts stored", m.im_sent.clone());
         registry.register("im_delivered", "Messages queued to a recipient's devices", m.im_delivered.clone());
         registry.register(

@@ -30,6 +30,22 @@ const META: &str = "archive_meta";
 const GLOBAL_KEY: &[u8] = b"global_policy";
 const SETTINGS_KEY: &[u8] = b"settings";
 
+/// Changes of the archive's policies and settings in a pool (see [`Archive::changes`]).
+pub struct PolicyChanges {
+    policies: tokio::sync::watch::Receiver<u64>,
+    meta: tokio::sync::watch::Receiver<u64>,
+}
+
+impl PolicyChanges {
+    /// Waits for the next change; `false` once the store is gone.
+    pub async fn changed(&mut self) -> bool {
+        tokio::select! {
+            r = self.policies.changed() => r.is_ok(),
+            r = self.meta.changed() => r.is_ok(),
+        }
+    }
+}
+
 /// Typed access to the archive.
 #[derive(Clone)]
 pub struct Archive {
@@ -101,6 +117,11 @@ impl Archive {
             }
         }
         Ok(n)
+    }
+
+    /// The newest record's id (0: none kept).
+    pub fn last_id(&self) -> Result<u64, StoreError> {
+        Ok(self.records.last().db()?.map_or(0, |(k, _)| crate::keys::u64_at(&k, 0)))
     }
 
     /// Records kept.
@@ -201,6 +222,12 @@ impl Archive {
         };
         self.db.flush().await?;
         Ok(())
+    }
+
+    /// In a pool, the changes of the policies and settings as they reach this node (written
+    /// through any node): who keeps them in memory reads them again on each. `None` alone.
+    pub fn changes(&self) -> Option<PolicyChanges> {
+        Some(PolicyChanges { policies: self.policies.changes()?, meta: self.meta.changes()? })
     }
 
     /// The archiving settings.

@@ -90,7 +90,7 @@ impl Engine {
     fn with_db(db: flush::Db, dir: Option<&Path>, in_flight: &InFlight) -> Result<Self, StoreError> {
         let (meta, cursors, pending) = Self::prepare(&db)?;
         let im = Im::open(&db, dir, in_flight.clone(), pending.clone())?;
-        Self::assemble(db, dir, meta, cursors, pending, im)
+        Self::assemble(db, dir, meta, cursors, pending, im, None)
     }
 
     /// A pool member's database in `path`: the shared trees mirror the pool's buckets through
@@ -102,6 +102,7 @@ impl Engine {
         settings: StoreSettings,
         in_flight: &InFlight,
         replicator: Arc<crate::pool::Replicator>,
+        attachments: crate::pool::Objects,
         slot: u64,
     ) -> Result<Self, StoreError> {
         let config =
@@ -119,7 +120,7 @@ impl Engine {
         let db = flush::Db::new(opened?).with_replicator(replicator.clone());
         let (meta, cursors, pending) = Self::prepare(&db)?;
         let im = Im::open_pool(cluster, &db, path, slot, in_flight.clone(), pending.clone()).await?;
-        let engine = Self::assemble(db, Some(path), meta, cursors, pending, im)?;
+        let engine = Self::assemble(db, Some(path), meta, cursors, pending, im, Some(attachments))?;
         replicator.sync().await?;
         Ok(engine)
     }
@@ -163,6 +164,7 @@ impl Engine {
         cursors: sled::Tree,
         pending: crate::log::ArchivePending,
         im: Im,
+        attachment_objects: Option<crate::pool::Objects>,
     ) -> Result<Self, StoreError> {
         let users = Users::open(&db)?;
         let sessions = Sessions::open(&db)?;
@@ -171,7 +173,7 @@ impl Engine {
         let rooms = Rooms::open(im.clone());
         let presence = Presence::open(&db)?;
         let plugins = Plugins::open(&db)?;
-        let attachments = crate::Attachments::open(&db, dir)?;
+        let attachments = crate::Attachments::open(&db, dir, attachment_objects)?;
         Ok(Self { db, meta, cursors, users, sessions, archive, im, rooms, presence, plugins, federation, attachments })
     }
 
@@ -234,9 +236,12 @@ impl Shared {
         let (replicator, objects, slot, engine) = loop {
             let attempt = async {
                 let replicator = crate::pool::Replicator::open(cluster).await?;
-                let objects = crate::pool::Objects::open(cluster).await?;
+                let objects = crate::pool::Objects::open(cluster, "components", "component").await?;
+                let attachments = crate::pool::Objects::open(cluster, "attachments", "attachment").await?;
                 let slot = crate::pool::claim_slot(cluster).await?;
-                let engine = Engine::open_pool(cluster, path, settings, &in_flight, replicator.clone(), slot).await?;
+                let engine =
+                    Engine::open_pool(cluster, path, settings, &in_flight, replicator.clone(), attachments, slot)
+                        .await?;
                 Ok::<_, StoreError>((replicator, objects, slot, engine))
             };
             match attempt.await {

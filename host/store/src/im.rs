@@ -204,6 +204,17 @@ impl Im {
         flying.into_iter().chain(pending).min().unwrap_or(u64::MAX)
     }
 
+    /// The lowest id this node may still write: its lowest reservation in flight, else (in a
+    /// pool) one above every id it handed out or folded. Every record below it that this node
+    /// wrote is in the log already: a pool's sink delivery may pass it (see docs/pool.md).
+    pub fn unwritten_below(&self) -> u64 {
+        let flying = self.reserved_below();
+        match &self.ids {
+            Ids::Local(_) => flying,
+            Ids::Pool { high, .. } => flying.min(high.load(std::sync::atomic::Ordering::Acquire).saturating_add(1)),
+        }
+    }
+
     /// Ids reserved and not yet written or abandoned: every message below this one is stored.
     pub fn reserved_below(&self) -> u64 {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).first().copied().unwrap_or(u64::MAX)

@@ -54,7 +54,7 @@ mod users;
 
 use std::path::Path;
 
-pub use archive::Archive;
+pub use archive::{Archive, PolicyChanges};
 pub use attachments::{Attachments, Upload, valid_id as valid_attachment_id};
 pub use federation::{Federation, MAX_ITEMS_PER_ENTRY, Queued, RuleChanges, position as queue_position};
 pub use flush::Pending;

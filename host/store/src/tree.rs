@@ -33,6 +33,12 @@ impl Tree {
         Ok(Self { local, mirror })
     }
 
+    /// In a pool, a counter bumped each time a change of the bucket (another node's write, or
+    /// this node's own coming back) reached this replica; `None` alone.
+    pub(crate) fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.mirror.as_ref().and_then(|(r, name)| r.changes(name))
+    }
+
     pub(crate) fn get<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<IVec>> {
         self.local.get(key)
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod ingest;
 pub mod nats;
 
 use std::path::{Path, PathBuf};

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use halo_client::Client;
+use serde_json::{Value, json};
 
-use super::TestServer;
+use super::{TestServer, wait_until};
 
 /// One `nats-server` of a [`NatsCluster`].
 pub struct NatsServer {
@@ -220,4 +221,89 @@ impl Drop for NatsCluster {
 pub fn halo_node(nats: &NatsCluster, node: &str, toml: &str) -> TestServer {
     let args = vec!["--cluster".to_owned(), nats.urls(), "--node".to_owned(), node.to_owned()];
     TestServer::build(toml, args, None, true)
+}
+
+/// Three halo nodes (`node1`, `node2`, `node3`) on a three-server JetStream cluster.
+pub struct Pool {
+    /// The NATS servers.
+    pub nats: NatsCluster,
+    /// The halo nodes, `node1` first.
+    pub nodes: Vec<TestServer>,
+}
+
+impl Pool {
+    /// Starts the cluster and the three nodes with `toml` as their `halo.toml`, and waits until
+    /// the pool is formed.
+    pub fn start(toml: &str) -> Self {
+        let nats = NatsCluster::start(3);
+        let nodes = (1..=3).map(|i| halo_node(&nats, &format!("node{i}"), toml)).collect();
+        let pool = Self { nats, nodes };
+        pool.wait_formed();
+        pool
+    }
+
+    /// `GET /api/v1/admin/pool` through node `i` (0-based).
+    pub fn status(&self, i: usize) -> Value {
+        self.nodes[i].admin().call_json("GET", "/api/v1/admin/pool", None).expect("pool status")
+    }
+
+    /// Waits until every node sees the three nodes and every presence group has an owner.
+    pub fn wait_formed(&self) {
+        for i in 0..self.nodes.len() {
+            wait_until("the pool to form", 120, || {
+                let s = self.status(i);
+                let nodes = s["nodes"].as_array().map_or(0, Vec::len);
+                let groups = s["groups"].as_array()?;
+                // Settled: every group has a node, and no node holds more than its share plus
+                // one (so none gives groups up any more).
+                let share = groups.len().div_ceil(self.nodes.len()) + 1;
+                let balanced =
+                    s["nodes"].as_array()?.iter().all(|n| n["groups"].as_array().map_or(0, Vec::len) <= share);
+                (nodes == self.nodes.len() && !groups.is_empty() && groups.iter().all(|g| g.is_string()) && balanced)
+                    .then_some(())
+            });
+        }
+    }
+
+    /// Waits until node `i` sees, for each node named, at least that many users there.
+    pub fn wait_users(&self, i: usize, want: &[(&str, u64)]) {
+        wait_until("the user directory", 60, || {
+            let s = self.status(i);
+            let nodes = s["nodes"].as_array()?;
+            want.iter()
+                .all(|(node, n)| {
+                    nodes.iter().any(|x| x["node"] == *node && x["users"].as_u64().is_some_and(|u| u >= *n))
+                })
+                .then_some(())
+        });
+    }
+
+    /// The index of the node running the once-per-pool task `task`, as node `seen_from` sees it.
+    pub fn task_holder(&self, seen_from: usize, task: &str) -> Option<usize> {
+        let s = self.status(seen_from);
+        let holder = s["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["tasks"].as_array().is_some_and(|t| t.iter().any(|x| x == task)))?;
+        let name = holder["node"].as_str()?;
+        name.strip_prefix("node")?.parse::<usize>().ok().map(|n| n - 1)
+    }
+}
+
+/// Creates `name` (password `<name>-password`) through `node`.
+pub fn create(node: &TestServer, name: &str) {
+    let body = json!({"username": name, "password": format!("{name}-password")});
+    node.admin().call_json("POST", "/api/v1/users", Some(&body)).expect("create user");
+}
+
+/// Logs `name` in on `node` (waiting for an account created through another node to reach
+/// this node's replica).
+pub fn login(node: &TestServer, name: &str) -> (String, Client) {
+    // Wait through the admin API (a failed login would count towards the lockout).
+    let admin = node.admin();
+    wait_until(&format!("{name}'s account on this node"), 60, || {
+        admin.call_json("GET", &format!("/api/v1/users/{name}"), None).ok().map(|_| ())
+    });
+    let token = node.login(name, &format!("{name}-password"));
+    (token.clone(), node.client(Some(&token)))
 }

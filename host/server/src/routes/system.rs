@@ -52,6 +52,7 @@ pub async fn metrics(
     state.metrics.users.set(state.accounts.count() as i64);
     state.metrics.storage_available.set(i64::from(state.storage.unavailable().is_none()));
     state.metrics.im_offline_queue.set(state.im.offline_depth() as i64);
+    state.metrics.log_stream_lag.set(i64::try_from(state.log_lag().behind).unwrap_or(i64::MAX));
     state.plugins.refresh_metrics();
     state.archive.refresh_metrics();
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()))

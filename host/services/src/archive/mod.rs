@@ -151,6 +151,9 @@ impl ArchiveService {
             followed: tokio::sync::watch::channel(0).0,
         });
         tokio::spawn(retention(Arc::downgrade(&service)));
+        if let Some(changes) = service.store.archive().changes() {
+            tokio::spawn(follow_policies(Arc::downgrade(&service), changes));
+        }
         Ok(service)
     }
 
@@ -440,6 +443,21 @@ impl ArchiveService {
     /// Refreshes the gauges (at each scrape).
     pub fn refresh_metrics(&self) {
         self.metrics.archive.kept.set(self.store.archive().len() as i64);
+    }
+}
+
+/// A pool member: reads the policies and settings again whenever they change in the pool (an
+/// admin set them through another node), so this node archives by the same rules.
+async fn follow_policies(service: std::sync::Weak<ArchiveService>, mut changes: halo_store::PolicyChanges) {
+    while changes.changed().await {
+        let Some(s) = service.upgrade() else { return };
+        match (s.store.archive().policies(), s.store.archive().settings()) {
+            (Ok(policies), Ok(settings)) => {
+                write(&s.policies, policies);
+                write(&s.settings, settings);
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "reading the archive policies again"),
+        }
     }
 }
 

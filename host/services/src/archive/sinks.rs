@@ -288,7 +288,14 @@ impl Delivery {
                 last_gauge = Instant::now();
                 self.gauges(cursor);
             }
-            let below = self.store.im().settled_below();
+            // In a pool, records other nodes are writing may land below ids stored here: stop
+            // below what they may still write. The log position first, then the local bound
+            // (which covers what was folded up to there and is not stored yet).
+            let pool_below = self.shared.as_ref().map(|shared| {
+                let applied = halo_store::EventLog::last_durable(self.store.im().log());
+                shared.settled_below(applied)
+            });
+            let below = self.store.im().settled_below().min(pool_below.unwrap_or(u64::MAX));
             let batch = match self.store.archive().after(cursor, below, BATCH) {
                 Ok(b) => b,
                 Err(e) => {

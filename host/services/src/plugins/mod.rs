@@ -344,11 +344,27 @@ impl PluginService {
         }
         let gone: Vec<String> = self.read().keys().filter(|n| !names.contains(*n)).cloned().collect();
         for name in gone {
-            if let Some(l) = self.write().remove(&name) {
+            let removed = self.write().remove(&name);
+            if let Some(l) = removed {
                 tracing::info!(plugin = %name, "plugin removed by another node");
                 self.delete_unused(&l.record.sha256);
+                if l.plugin.is_some_and(|p| p.manifest().kind == "archive-sink") {
+                    self.archive.sink_removed(&name).await?;
+                }
             }
             changed = true;
+        }
+        // Every archive sink of the pool has a cursor in this node's archive too (installed
+        // through another node, or before this node joined), so this node's retention keeps
+        // what a sink has yet to store, and the node can take the sinks over.
+        let sinks: Vec<String> = self
+            .read()
+            .iter()
+            .filter(|(_, l)| l.plugin.as_ref().is_some_and(|p| p.manifest().kind == "archive-sink"))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in sinks {
+            self.archive.sink_installed(&name).await?;
         }
         if changed {
             self.publish();

@@ -8,7 +8,7 @@
 //! heartbeats is gone, with its users. Nothing of this is durable: it is rebuilt from the live
 //! nodes in a heartbeat or two.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +41,10 @@ pub struct NodeStatus {
     pub tasks: Vec<String>,
     /// The NATS server it is connected to.
     pub nats_server: String,
+    /// How far its copy of the IM log and its followers are behind (absent from a node of an
+    /// earlier release: zeros).
+    #[serde(default)]
+    pub log: super::status::LogLag,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,7 +84,18 @@ struct Remote {
     users: HashSet<Username>,
     last_seen: Instant,
     status: NodeStatus,
+    /// The node's `writes_below` of the last heartbeat whose `applied` this node has folded
+    /// (0 until one is): see [`Members::settled_below`].
+    confirmed: u64,
+    /// The `(applied, writes_below)` of its recent heartbeats not confirmed yet, oldest first:
+    /// under steady load this node is always a little behind the latest one, never behind
+    /// all of them.
+    unconfirmed: VecDeque<(u64, u64)>,
 }
+
+/// Heartbeats of a node kept for [`Members::settled_below`] to confirm (older ones are
+/// dropped: that only delays the sinks).
+const UNCONFIRMED: usize = 16;
 
 /// The pool's members and the user directory.
 pub struct Members {
@@ -96,7 +111,12 @@ pub struct Members {
     extra: Mutex<(Vec<usize>, BTreeMap<String, ()>)>,
     /// Bumped whenever a node joins or leaves.
     epoch: AtomicU64,
+    /// Where this node's IM log stands, once the services joined.
+    log: std::sync::OnceLock<LogReport>,
 }
+
+/// Reports this node's [`super::status::LogLag`].
+type LogReport = Box<dyn Fn() -> super::status::LogLag + Send + Sync>;
 
 impl Members {
     /// Starts publishing this node's heartbeats and changes and following the others'.
@@ -113,6 +133,7 @@ impl Members {
             heartbeat,
             extra: Mutex::new((Vec::new(), BTreeMap::new())),
             epoch: AtomicU64::new(0),
+            log: std::sync::OnceLock::new(),
         });
         let client = cluster.client().clone();
         let mut changes = client.subscribe(cluster.subject("dir")).await?;
@@ -242,6 +263,31 @@ impl Members {
         all
     }
 
+    /// Ids below which no other live node will write an archive record this node, having
+    /// folded the IM log up to `applied`, has not stored: the lowest `writes_below` of each
+    /// node's heartbeats whose log position this node has reached. Ids of a pool grow per
+    /// node, not across the pool (a node hands out ids above those it has seen), so a record
+    /// another node is writing may land in the log after records with higher ids: the archive
+    /// sinks deliver in id order only below this, so their cursor never passes a late record.
+    /// A node gone (no heartbeat) holds nothing back.
+    pub fn settled_below(&self, applied: u64) -> u64 {
+        let mut remote = self.remote.write().unwrap_or_else(|p| p.into_inner());
+        remote
+            .values_mut()
+            .map(|r| {
+                while let Some((upto, below)) = r.unconfirmed.front().copied() {
+                    if upto > applied {
+                        break;
+                    }
+                    r.confirmed = r.confirmed.max(below);
+                    r.unconfirmed.pop_front();
+                }
+                r.confirmed
+            })
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// How many nodes are alive, this one included.
     pub fn live(&self) -> usize {
         1 + self.remote.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -277,6 +323,11 @@ impl Members {
         }
     }
 
+    /// Says how this node's IM log figures are read (shown in heartbeats; set once).
+    pub fn report_log(&self, report: impl Fn() -> super::status::LogLag + Send + Sync + 'static) {
+        let _ = self.log.set(Box::new(report));
+    }
+
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
         let (users, endpoints) = {
@@ -296,6 +347,7 @@ impl Members {
             groups,
             tasks,
             nats_server: self.cluster.server().0,
+            log: self.log.get().map(|report| report()).unwrap_or_default(),
         }
     }
 
@@ -339,6 +391,8 @@ impl Members {
                 users: HashSet::new(),
                 last_seen: Instant::now(),
                 status: beat.status.clone(),
+                confirmed: 0,
+                unconfirmed: VecDeque::new(),
             };
             let r = remote.entry(node.clone()).or_insert_with(|| {
                 tracing::info!(node = %beat.status.node, "pool node joined");
@@ -351,6 +405,10 @@ impl Members {
                 self.epoch.fetch_add(1, Ordering::Relaxed);
             }
             r.last_seen = Instant::now();
+            if r.unconfirmed.len() == UNCONFIRMED {
+                r.unconfirmed.pop_front();
+            }
+            r.unconfirmed.push_back((beat.status.log.applied, beat.status.log.writes_below));
             r.status = beat.status;
             if r.synced && r.seq != beat.seq {
                 r.synced = false;

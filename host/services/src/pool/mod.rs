@@ -10,6 +10,9 @@
 //!   owner from the stored documents and the devices every node still holds when it moves;
 //! - [`federation`]: the federation queues, the same on every node, carried by one, with the
 //!   holder's progress marks shared so a failover neither loses nor repeats what was carried.
+//! - [`tasks`]: the once-per-pool tasks (archive sink delivery, federation transports) by lease;
+//! - [`status`]: the lag figures of `halo pool status` (each node's IM log, the once-per-pool
+//!   consumers, JetStream's streams).
 //!
 //! A node without `--cluster` has no [`Pool`] and none of this runs.
 
@@ -18,6 +21,7 @@ pub mod groups;
 pub mod lease;
 pub mod members;
 pub mod plugins;
+pub mod status;
 pub mod tasks;
 
 use std::sync::Arc;

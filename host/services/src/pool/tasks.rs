@@ -55,6 +55,7 @@ impl Gate {
 /// record id it stored).
 pub struct SharedCursors {
     kv: async_nats::jetstream::kv::Store,
+    members: Arc<super::Members>,
 }
 
 impl SharedCursors {
@@ -63,7 +64,14 @@ impl SharedCursors {
         let config =
             async_nats::jetstream::kv::Config { bucket: cluster.bucket("cursors"), history: 1, ..Default::default() };
         let kv = super::lease::open_bucket(cluster, config).await?;
-        Ok(Self { kv })
+        Ok(Self { kv, members: pool.members().clone() })
+    }
+
+    /// Record ids a sink may be given up to (excluded), this node having folded the IM log up
+    /// to `applied`: no other node will still write a record below (see
+    /// [`super::Members::settled_below`]).
+    pub fn settled_below(&self, applied: u64) -> u64 {
+        self.members.settled_below(applied)
     }
 
     /// The mark `name`, if any (`None` also when JetStream does not answer: the caller keeps

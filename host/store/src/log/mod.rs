@@ -56,6 +56,11 @@ pub trait EventLog: Send + Sync {
 pub(crate) trait ImLog: EventLog {
     /// The entry `seq`, if durable.
     fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError>;
+    /// The last entry of the log this node's copy is read from, as last seen (the pool's
+    /// stream); the copy itself on one node.
+    fn source_last(&self) -> u64 {
+        self.last_durable()
+    }
 }
 
 /// The IM log a store sits on, whichever it is: the embedded [`SledLog`] or, in a pool, the
@@ -73,6 +78,12 @@ impl Log {
     /// The entry `seq`, if durable.
     pub(crate) fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
         self.inner.entry(seq)
+    }
+
+    /// Entries of the pool's IM stream this node has not folded yet (its reader's lag behind
+    /// the stream's last entry as last seen; 0 on one node, whose log is its own).
+    pub fn behind(&self) -> u64 {
+        self.inner.source_last().saturating_sub(self.inner.last_durable())
     }
 }
 

@@ -41,6 +41,8 @@ pub struct JsLog {
     subject: String,
     durable: Arc<watch::Sender<u64>>,
     last: Arc<AtomicU64>,
+    /// The stream's last entry as last seen (see [`Fold::seen`]).
+    stream_last: Arc<AtomicU64>,
     in_flight: Arc<Semaphore>,
     /// This writer's name in append ids (node, process start): unique across restarts.
     writer: String,
@@ -129,6 +131,7 @@ impl JsLog {
         let (durable, _) = watch::channel(local_last);
         let durable = Arc::new(durable);
         let last = Arc::new(AtomicU64::new(local_last));
+        let stream_last = Arc::new(AtomicU64::new(stream_last));
         let fold = Fold {
             tree: tree.clone(),
             state: state.clone(),
@@ -136,9 +139,11 @@ impl JsLog {
             high,
             durable: durable.clone(),
             last: last.clone(),
+            stream_last: stream_last.clone(),
         };
         // Catch up with the stream as it was at open, then follow it.
-        while last.load(Ordering::Acquire) < stream_last {
+        let caught_up = fold.stream_last.load(Ordering::Acquire);
+        while last.load(Ordering::Acquire) < caught_up {
             match messages.next().await {
                 Some(Ok(m)) => fold.message(&m)?,
                 Some(Err(e)) => return Err(unavailable("reading the IM stream", e)),
@@ -157,10 +162,15 @@ impl JsLog {
                         // stalled on a dead server otherwise (made again below).
                         Err(_) => match stream.get_info().await {
                             Ok(info) if info.state.last_sequence > fold.last.load(Ordering::Acquire) => {
+                                fold.seen(info.state.last_sequence);
                                 tracing::warn!("the IM stream's reader stalled; reading again");
                                 break;
                             }
-                            _ => continue,
+                            Ok(info) => {
+                                fold.seen(info.state.last_sequence);
+                                continue;
+                            }
+                            Err(_) => continue,
                         },
                     };
                     match m {
@@ -189,7 +199,19 @@ impl JsLog {
         let in_flight = Arc::new(Semaphore::new(QUEUE_CAPACITY));
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let writer = format!("{}-{started:x}", cluster.node_id());
-        Ok((Self { tree, js, subject, durable, last, in_flight, writer, appends: AtomicU64::new(0), reader }, state))
+        let log = Self {
+            tree,
+            js,
+            subject,
+            durable,
+            last,
+            stream_last,
+            in_flight,
+            writer,
+            appends: AtomicU64::new(0),
+            reader,
+        };
+        Ok((log, state))
     }
 
     /// The entry `seq`, if this node has folded it.
@@ -216,11 +238,21 @@ struct Fold {
     high: Arc<AtomicU64>,
     durable: Arc<watch::Sender<u64>>,
     last: Arc<AtomicU64>,
+    stream_last: Arc<AtomicU64>,
 }
 
 impl Fold {
+    /// Notes that the stream has entries up to `seq`: from each message (its sequence plus
+    /// the entries after it that the consumer has yet to deliver), and from the stream's info
+    /// when the reader is quiet. What [`JsLog::source_last`] reports, at no extra request.
+    fn seen(&self, seq: u64) {
+        self.stream_last.fetch_max(seq, Ordering::AcqRel);
+    }
+
     fn message(&self, m: &jetstream::Message) -> Result<(), StoreError> {
-        let seq = m.info().map_err(|e| StoreError::Corrupt(format!("IM stream message: {e}")))?.stream_sequence;
+        let info = m.info().map_err(|e| StoreError::Corrupt(format!("IM stream message: {e}")))?;
+        let seq = info.stream_sequence;
+        self.seen(seq.saturating_add(info.pending));
         if seq <= self.last.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -274,6 +306,7 @@ impl EventLog for JsLog {
                     Err(e) => return Err(unavailable("append", e)),
                 }
             };
+            self.stream_last.fetch_max(seq, Ordering::AcqRel);
             let mut folded = self.durable.subscribe();
             while *folded.borrow_and_update() < seq {
                 if folded.changed().await.is_err() {
@@ -312,6 +345,10 @@ async fn ordered(stream: &stream::Stream, from: u64) -> Result<consumer::pull::O
 impl crate::log::ImLog for JsLog {
     fn entry(&self, seq: u64) -> Result<Option<Fact>, StoreError> {
         self.get(seq)
+    }
+
+    fn source_last(&self) -> u64 {
+        self.stream_last.load(Ordering::Acquire)
     }
 }
 

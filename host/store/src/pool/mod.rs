@@ -2,7 +2,7 @@
 //!
 //! - `log.rs`: the IM log as a replicated stream, every node's projection folded from it;
 //! - `replica.rs`: the shared trees as replicated KV buckets, each node reading a local replica;
-//! - `objects.rs`: plugin components in the JetStream object store;
+//! - `objects.rs`: plugin components and message attachments in JetStream object stores;
 //! - here: the node's slot (the low bits of the ids it hands out), claimed once in the `nodes`
 //!   bucket.
 //!

@@ -1,7 +1,7 @@
 //! The key-value half of a pool's state: every shared tree (accounts, sessions, contacts,
 //! presence documents, pictures, app tokens, plugin records and storage, archive policies and
-//! settings, federation rules and followers) is a JetStream KV bucket, and each node keeps a
-//! replica of it in its own sled tree (see `tree.rs`).
+//! settings, federation rules and followers, attachments' metadata) is a JetStream KV bucket,
+//! and each node keeps a replica of it in its own sled tree (see `tree.rs`).
 //!
 //! **Writes** are applied to the replica at once and handed to one publisher task in order; it
 //! publishes them to their buckets without waiting (one connection keeps their order) and
@@ -45,6 +45,7 @@ pub(crate) const SHARED_TREES: &[&str] = &[
     "fed_followers",
     "fed_following",
     "fed_failed",
+    "attachments",
 ];
 
 /// Writes published and not yet acknowledged before new ones wait (the publisher applies
@@ -98,6 +99,8 @@ pub(crate) struct Replicator {
     replicas: Mutex<HashMap<&'static str, sled::Tree>>,
     /// The watchers, stopped when the store is dropped (they hold the replicas open).
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Bumped each time a watcher applied a change to a tree's replica, by tree.
+    changed: HashMap<&'static str, watch::Sender<u64>>,
 }
 
 impl Drop for Replicator {
@@ -129,6 +132,7 @@ impl Replicator {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (acked, _) = watch::channel(0);
+        let changed = SHARED_TREES.iter().map(|t| (*t, watch::channel(0).0)).collect();
         let this = Arc::new(Self {
             buckets,
             queue: Mutex::new((0, tx)),
@@ -136,6 +140,7 @@ impl Replicator {
             failure: Arc::default(),
             replicas: Mutex::default(),
             watchers: Mutex::default(),
+            changed,
         });
         tokio::spawn(publish(js.clone(), rx, Arc::downgrade(&this)));
         Ok(this)
@@ -144,6 +149,12 @@ impl Replicator {
     /// Notes the replica of tree `name` (filled and watched by [`Replicator::sync`]).
     pub(crate) fn attach(&self, name: &'static str, tree: sled::Tree) {
         self.replicas.lock().unwrap_or_else(|p| p.into_inner()).insert(name, tree);
+    }
+
+    /// Changes to tree `name`'s replica as the bucket's watcher applies them (this node's own
+    /// writes too, as they come back): a counter bumped after each.
+    pub(crate) fn changes(&self, name: &str) -> Option<watch::Receiver<u64>> {
+        self.changed.get(name).map(watch::Sender::subscribe)
     }
 
     /// Hands a put (or, for `None`, a delete) of `key` in tree `name` to the publisher.
@@ -270,6 +281,7 @@ impl Replicator {
                 }
             }
             let bucket = bucket.clone();
+            let changed = self.changed.get(name).cloned();
             let task = tokio::spawn(async move {
                 // A watch whose server died (missed heartbeats) is made again from the
                 // revision after the last one applied, so no change is skipped.
@@ -279,6 +291,9 @@ impl Replicator {
                             Ok(entry) => {
                                 revision = revision.max(entry.revision);
                                 apply(&tree, name, entry);
+                                if let Some(c) = &changed {
+                                    c.send_modify(|n| *n = n.wrapping_add(1));
+                                }
                             }
                             Err(e) => {
                                 tracing::warn!(tree = name, error = %e, "watching the pool's bucket; watching again");
