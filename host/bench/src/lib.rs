@@ -9,6 +9,8 @@
 //!
 //! See `BENCHMARKS.md` at the repository root for how to run it and results.
 
+pub mod cluster;
+pub mod nats;
 pub mod net;
 pub mod pool;
 pub mod prosody;
@@ -65,6 +67,10 @@ pub enum Scenario {
     /// Fill the data directory with `--messages` messages, then measure restart-to-serving and
     /// RSS after start.
     Restart,
+    /// A standalone server, then pools of `--pool-nodes` nodes on a three-server JetStream
+    /// cluster (`nats-server` on the PATH): 1:1 IM flat out, the presence storm, and the CPU of
+    /// the NATS servers, the halo nodes and the load generator.
+    Pool,
 }
 
 /// Options of `halo-bench run`.
@@ -161,6 +167,15 @@ pub struct RunArgs {
     /// earlier run stored counts).
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
+    /// Pool: users (the same number in every configuration; user i connects to node i % n).
+    #[arg(long, default_value_t = 300)]
+    pub pool_users: usize,
+    /// Pool: users with a second device, on the next node (users 0..this).
+    #[arg(long, default_value_t = 100)]
+    pub pool_devices: usize,
+    /// Pool: node counts to measure, after the standalone baseline.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub pool_nodes: Vec<usize>,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
