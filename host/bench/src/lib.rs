@@ -3,9 +3,11 @@
 //! It starts a Halo server (or uses one on loopback), creates users and contacts over the REST
 //! API, opens many real WebSocket sessions from several worker processes (each bound to
 //! 127.0.0.x source addresses, with its open-files limit raised to the hard limit), and runs the
-//! scenarios of issue #10: `idle`, `presence`, `im`, `plugin` and `archive`. Each prints a
-//! progress line while it runs and a summary table at the end (`--json` for machine-readable
-//! results). Figures are printed, never judged: nothing here fails on timing.
+//! scenarios of issue #10: `idle`, `presence`, `im`, `plugin` and `archive` (and `slow-plugin`,
+//! `restart`, and `pool`: a standalone server against pools of 1–3 nodes on a JetStream
+//! cluster, issue #20). Each prints a progress line while it runs and a summary table at the
+//! end (`--json` for machine-readable results). Figures are printed, never judged: nothing here
+//! fails on timing.
 //!
 //! See `BENCHMARKS.md` at the repository root for how to run it and results.
 
@@ -76,7 +78,7 @@ pub enum Scenario {
 /// Options of `halo-bench run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Scenarios, in order (default: all five).
+    /// Scenarios, in order (default: idle, presence, im, plugin, archive).
     #[arg(value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
     /// The `halo` binary to start (default: `halo` next to this binary, i.e. target/release/halo).
