@@ -137,7 +137,7 @@ fn configuration(ctx: &mut Ctx, halo: &std::path::Path, n: Option<usize>, label:
         node_urls: std::mem::replace(&mut ctx.node_urls, urls),
         cpu_groups: std::mem::replace(&mut ctx.cpu_groups, groups),
     };
-    let figures = measure(ctx, &nodes, &nats_pids, label);
+    let figures = measure(ctx, &nodes, nats.as_ref(), label);
     // Put the context back; close this configuration's sessions, then stop its nodes, then NATS.
     drop(std::mem::replace(&mut ctx.pool, saved.pool));
     let first = std::mem::replace(&mut ctx.server, saved.server);
@@ -156,7 +156,7 @@ fn configuration(ctx: &mut Ctx, halo: &std::path::Path, n: Option<usize>, label:
 
 /// Sets up users, sessions and conversations on the configuration in `ctx` (`others`: the
 /// nodes after `ctx.server`), runs IM flat out and the presence storm, and reports RSS.
-fn measure(ctx: &mut Ctx, others: &[Server], nats_pids: &[u32], label: &str) -> anyhow::Result<Figures> {
+fn measure(ctx: &mut Ctx, others: &[Server], nats: Option<&NatsCluster>, label: &str) -> anyhow::Result<Figures> {
     let users = ctx.args.pool_users.max(4);
     let sessions = users + ctx.args.pool_devices.min(users);
     ctx.args.max_users = Some(users);
@@ -168,19 +168,66 @@ fn measure(ctx: &mut Ctx, others: &[Server], nats_pids: &[u32], label: &str) -> 
     if let Some(last) = pairs.last() {
         wait_conversation(ctx, last.idx, last.conversation)?;
     }
-    let im = im_run(ctx, SC, &format!("{label}: 1:1 flat out"), &pairs, flat_out(ctx))?;
+    idle_cpu(ctx, label, Duration::from_secs(3));
+    let what = format!("{label}: 1:1 flat out");
+    let seqs = nats.map(NatsCluster::stream_last_seqs);
+    let im = im_run(ctx, SC, &what, &pairs, flat_out(ctx))?;
+    report_writes(ctx, nats, seqs, &what);
     let (changers, interval) = (ctx.args.storm_users.min(users), ctx.args.storm_interval_ms);
-    let storm = storm_with(ctx, SC, &format!("{label}: presence"), changers, interval)?;
+    let what = format!("{label}: presence");
+    let seqs = nats.map(NatsCluster::stream_last_seqs);
+    let storm = storm_with(ctx, SC, &what, changers, interval)?;
+    report_writes(ctx, nats, seqs, &what);
     let rss: Vec<u64> = std::iter::once(&ctx.server).chain(others).filter_map(Server::rss_kib).collect();
     if !rss.is_empty() {
         let mean = rss.iter().sum::<u64>() as f64 / rss.len() as f64 / 1024.0;
         ctx.report.add(SC, &format!("{label}: halo RSS per node ({sessions} sessions in all)"), mean, "MiB", None);
     }
-    if !nats_pids.is_empty() {
-        let kib: u64 = nats_pids.iter().filter_map(|p| rss_of(*p)).sum();
+    if let Some(c) = nats {
+        let kib: u64 = c.pids().iter().filter_map(|p| rss_of(*p)).sum();
         ctx.report.add(SC, &format!("{label}: nats-server RSS, 3 servers"), kib as f64 / 1024.0, "MiB", None);
     }
     Ok(Figures { im, storm })
+}
+
+/// Reports the CPU of each group over `window` with the sessions open and no load (the NATS
+/// servers' Raft heartbeats, the nodes' leases and heartbeats, the sockets' pings).
+fn idle_cpu(ctx: &mut Ctx, label: &str, window: Duration) {
+    let cpu = |ctx: &Ctx| -> Vec<f64> {
+        let of = |pids: &[u32]| pids.iter().filter_map(|&p| crate::prosody::cpu_seconds_of(p).ok()).sum::<f64>();
+        ctx.cpu_groups.iter().map(|(_, pids)| of(pids)).collect()
+    };
+    progress(&format!("pool: {label}: idle CPU for {} s", window.as_secs()));
+    let before = cpu(ctx);
+    std::thread::sleep(window);
+    let after = cpu(ctx);
+    let names: Vec<String> = ctx.cpu_groups.iter().map(|g| g.0.clone()).collect();
+    for ((name, a), b) in names.iter().zip(after).zip(before) {
+        let pct = (a - b) / window.as_secs_f64() * 100.0;
+        ctx.report.add(SC, &format!("{label}: idle, sessions open: CPU {name}"), pct, "% of a core", None);
+    }
+}
+
+/// Reports the JetStream writes of a run (`before`: the streams' last sequences before it),
+/// from the start of the run until its requests were answered: in all, and per stream that
+/// took more than 1 % of them (the IM log's stream, the key-value buckets).
+fn report_writes(
+    ctx: &mut Ctx,
+    nats: Option<&NatsCluster>,
+    before: Option<std::collections::BTreeMap<String, u64>>,
+    what: &str,
+) {
+    let (Some(nats), Some(before)) = (nats, before) else { return };
+    let after = nats.stream_last_seqs();
+    let delta: Vec<(&String, u64)> =
+        after.iter().map(|(k, &v)| (k, v.saturating_sub(before.get(k).copied().unwrap_or(0)))).collect();
+    let total: u64 = delta.iter().map(|d| d.1).sum();
+    ctx.report.add(SC, &format!("{what}: JetStream writes"), total as f64, "writes", None);
+    for (stream, n) in delta {
+        if n * 100 > total {
+            ctx.report.add(SC, &format!("{what}: JetStream writes to {stream}"), n as f64, "writes", None);
+        }
+    }
 }
 
 /// Waits until every node sees all the nodes and every presence group has an owner, no node

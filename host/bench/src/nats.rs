@@ -123,6 +123,25 @@ impl NatsCluster {
         self.servers.iter().map(|s| s.child.id()).collect()
     }
 
+    /// The last sequence of every stream (key-value buckets and object stores are streams too),
+    /// by stream name, the highest any server reports: every write moves it, also in a bucket
+    /// that keeps one value per key.
+    pub fn stream_last_seqs(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut streams = std::collections::BTreeMap::<String, u64>::new();
+        for s in &self.servers {
+            let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true") else { continue };
+            for account in jsz["account_details"].as_array().into_iter().flatten() {
+                for stream in account["stream_detail"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(n)) = (stream["name"].as_str(), stream["state"]["last_seq"].as_u64()) {
+                        let e = streams.entry(name.to_owned()).or_default();
+                        *e = (*e).max(n);
+                    }
+                }
+            }
+        }
+        streams
+    }
+
     /// The replicas of every stream (key-value buckets and object stores are streams too) the
     /// servers report, by stream name, from their `/jsz`.
     pub fn stream_replicas(&self) -> std::collections::BTreeMap<String, u64> {
