@@ -23,7 +23,7 @@ use crate::RunArgs;
 use crate::nats::NatsCluster;
 use crate::pool::Pool;
 use crate::report::{note, progress};
-use crate::scenarios::{Ctx, ImRun, Storm, flat_out, im_run, storm_with, worker_exe};
+use crate::scenarios::{Ctx, ImRun, Storm, cpu_of, flat_out, im_run, storm_with, worker_exe};
 use crate::server::{Server, proc_field};
 use crate::setup::Users;
 
@@ -193,10 +193,7 @@ fn measure(ctx: &mut Ctx, others: &[Server], nats: Option<&NatsCluster>, label: 
 /// Reports the CPU of each group over `window` with the sessions open and no load (the NATS
 /// servers' Raft heartbeats, the nodes' leases and heartbeats, the sockets' pings).
 fn idle_cpu(ctx: &mut Ctx, label: &str, window: Duration) {
-    let cpu = |ctx: &Ctx| -> Vec<f64> {
-        let of = |pids: &[u32]| pids.iter().filter_map(|&p| crate::prosody::cpu_seconds_of(p).ok()).sum::<f64>();
-        ctx.cpu_groups.iter().map(|(_, pids)| of(pids)).collect()
-    };
+    let cpu = |ctx: &Ctx| -> Vec<f64> { ctx.cpu_groups.iter().map(|(_, pids)| cpu_of(pids)).collect() };
     progress(&format!("pool: {label}: idle CPU for {} s", window.as_secs()));
     let before = cpu(ctx);
     std::thread::sleep(window);

@@ -134,7 +134,7 @@ impl Ctx {
     }
 
     /// Distinct users behind `n` sessions.
-    pub(crate) fn users_for(&self, n: usize) -> usize {
+    fn users_for(&self, n: usize) -> usize {
         n.min(self.args.max_users.unwrap_or(usize::MAX)).max(1)
     }
 
@@ -366,10 +366,9 @@ struct CpuMark {
 
 impl CpuMark {
     fn take(ctx: &Ctx) -> Self {
-        let group = |pids: &[u32]| pids.iter().filter_map(|&p| crate::prosody::cpu_seconds_of(p).ok()).sum();
         Self {
             server: ctx.server.cpu_secs(),
-            groups: ctx.cpu_groups.iter().map(|(_, pids)| group(pids)).collect(),
+            groups: ctx.cpu_groups.iter().map(|(_, pids)| cpu_of(pids)).collect(),
             generator: ctx.pool.cpu_secs(),
             machine: machine_cpu(),
         }
@@ -410,6 +409,11 @@ impl CpuMark {
             ctx.report.add(sc, &format!("{label}: machine CPU busy (all processes)"), pct(busy), "% of a core", None);
         }
     }
+}
+
+/// CPU seconds (user + system) the processes `pids` have used so far, together (exited: 0).
+pub(crate) fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|&p| crate::prosody::cpu_seconds_of(p).ok()).sum()
 }
 
 /// The machine's busy CPU seconds so far, all cores (`cpu` line of `/proc/stat`).
