@@ -3,12 +3,16 @@
 //! It starts a Halo server (or uses one on loopback), creates users and contacts over the REST
 //! API, opens many real WebSocket sessions from several worker processes (each bound to
 //! 127.0.0.x source addresses, with its open-files limit raised to the hard limit), and runs the
-//! scenarios of issue #10: `idle`, `presence`, `im`, `plugin` and `archive`. Each prints a
-//! progress line while it runs and a summary table at the end (`--json` for machine-readable
-//! results). Figures are printed, never judged: nothing here fails on timing.
+//! scenarios of issue #10: `idle`, `presence`, `im`, `plugin` and `archive` (and `slow-plugin`,
+//! `restart`, and `pool`: a standalone server against pools of 1–3 nodes on a JetStream
+//! cluster, issue #20). Each prints a progress line while it runs and a summary table at the
+//! end (`--json` for machine-readable results). Figures are printed, never judged: nothing here
+//! fails on timing.
 //!
 //! See `BENCHMARKS.md` at the repository root for how to run it and results.
 
+pub mod cluster;
+pub mod nats;
 pub mod net;
 pub mod pool;
 pub mod prosody;
@@ -65,12 +69,16 @@ pub enum Scenario {
     /// Fill the data directory with `--messages` messages, then measure restart-to-serving and
     /// RSS after start.
     Restart,
+    /// A standalone server, then pools of `--pool-nodes` nodes on a three-server JetStream
+    /// cluster (`nats-server` on the PATH): 1:1 IM flat out, the presence storm, and the CPU of
+    /// the NATS servers, the halo nodes and the load generator.
+    Pool,
 }
 
 /// Options of `halo-bench run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Scenarios, in order (default: all five).
+    /// Scenarios, in order (default: idle, presence, im, plugin, archive).
     #[arg(value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
     /// The `halo` binary to start (default: `halo` next to this binary, i.e. target/release/halo).
@@ -161,6 +169,15 @@ pub struct RunArgs {
     /// earlier run stored counts).
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
+    /// Pool: users (the same number in every configuration; user i connects to node i % n).
+    #[arg(long, default_value_t = 300)]
+    pub pool_users: usize,
+    /// Pool: users with a second device, on the next node (users 0..this).
+    #[arg(long, default_value_t = 100)]
+    pub pool_devices: usize,
+    /// Pool: node counts to measure, after the standalone baseline.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub pool_nodes: Vec<usize>,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,

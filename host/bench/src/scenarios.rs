@@ -28,6 +28,12 @@ pub struct Ctx {
     pub connected: usize,
     /// Results.
     pub report: Report,
+    /// A pool's nodes (`pool` scenario): session `i` of user `u` on device `d` connects to
+    /// `node_urls[(u + d) % len]`; empty: every session connects to `server`.
+    pub node_urls: Vec<String>,
+    /// Processes whose CPU each IM and presence run reports, by group (`pool` scenario: the
+    /// halo nodes, the NATS servers); empty: the server's CPU alone.
+    pub cpu_groups: Vec<(String, Vec<u32>)>,
 }
 
 const CUSTOM_STATES: &str =
@@ -39,10 +45,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
     if args.scenarios.is_empty() {
         args.scenarios = vec![Scenario::Idle, Scenario::Presence, Scenario::Im, Scenario::Plugin, Scenario::Archive];
     }
-    let exe = match &args.worker_exe {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?,
-    };
+    let exe = worker_exe(&args)?;
     let server = match &args.server {
         Some(url) => Server::attach(url, args.token.as_deref().unwrap_or_default(), args.server_pid)?,
         None => {
@@ -58,7 +61,8 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
     note(&format!("halo-bench: server {} (pid {:?}), {} workers", server.url, server.pid, args.workers));
     let pool = Pool::spawn(&exe, args.workers)?;
     let users = Users::load(&server, args.team.max(1));
-    let mut ctx = Ctx { args, server, pool, users, connected: 0, report };
+    let mut ctx =
+        Ctx { args, server, pool, users, connected: 0, report, node_urls: Vec::new(), cpu_groups: Vec::new() };
     let base_rss = ctx.server.rss_kib();
     if let Some(r) = base_rss {
         ctx.report.add("setup", "server RSS before sessions", r as f64 / 1024.0, "MiB", None);
@@ -73,6 +77,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
             Scenario::Archive => archive(&mut ctx),
             Scenario::SlowPlugin => crate::slow::slow_plugin(&mut ctx),
             Scenario::Restart => crate::restart::restart(&mut ctx),
+            Scenario::Pool => crate::cluster::pool(&mut ctx),
         };
         r.with_context(|| format!("scenario {s:?}"))?;
         note(&format!("{s:?} done in {:.1} s", started.elapsed().as_secs_f64()));
@@ -85,6 +90,14 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
     Ok(ctx.report)
 }
 
+/// The executable the worker processes run (`--worker-exe`, else this one).
+pub(crate) fn worker_exe(args: &RunArgs) -> anyhow::Result<PathBuf> {
+    match &args.worker_exe {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
+
 impl Ctx {
     fn secs(&self) -> f64 {
         self.args.duration.clamp(0.2, 600.0)
@@ -95,7 +108,7 @@ impl Ctx {
     }
 
     /// Users `0..n` with tokens and contacts.
-    fn ensure_users(&mut self, n: usize) -> anyhow::Result<()> {
+    pub(crate) fn ensure_users(&mut self, n: usize) -> anyhow::Result<()> {
         let (threads, timeout) = (self.args.setup_threads, self.setup_timeout());
         let c = self.users.ensure(&self.server, n, threads, timeout)?;
         if c.users_created > 0 {
@@ -125,9 +138,19 @@ impl Ctx {
         n.min(self.args.max_users.unwrap_or(usize::MAX)).max(1)
     }
 
+    /// The server session `i` of `users` distinct users connects to: user `i % users`'s device
+    /// `i / users` goes to the pool node after the user's own, so a second device is on another
+    /// node; without pool nodes, the server.
+    pub(crate) fn session_url(&self, i: usize, users: usize) -> &str {
+        match self.node_urls.len() {
+            0 => &self.server.url,
+            n => &self.node_urls[(i % users.max(1) + i / users.max(1)) % n],
+        }
+    }
+
     /// Opens sessions up to `n`; returns (opened now, seconds). Session `i` is user
-    /// `i % users` on endpoint `d<i / users>`.
-    fn ensure_sessions(&mut self, n: usize) -> anyhow::Result<(usize, f64)> {
+    /// `i % users` on endpoint `d<i / users>`, on [`Ctx::session_url`].
+    pub(crate) fn ensure_sessions(&mut self, n: usize) -> anyhow::Result<(usize, f64)> {
         let nu = self.users_for(n);
         self.ensure_users(nu)?;
         if n <= self.connected {
@@ -142,6 +165,7 @@ impl Ctx {
                 user: u.name.clone(),
                 token: u.token.clone(),
                 endpoint: format!("d{}", i / nu),
+                url: (!self.node_urls.is_empty()).then(|| self.session_url(i, nu).to_owned()),
             });
         }
         let url = self.server.url.clone();
@@ -302,8 +326,7 @@ pub(crate) fn storm_with(
     }
     let duration_ms = (secs * 1000.0) as u64;
     let cmds = per.into_iter().map(|changers| Command::Presence { changers, interval_ms, duration_ms }).collect();
-    let cpu0 = ctx.server.cpu_secs();
-    let gen0 = ctx.pool.cpu_secs();
+    let cpu0 = CpuMark::take(ctx);
     let start = Instant::now();
     let label_owned = label.to_owned();
     let replies = ctx.pool.run(cmds, Duration::from_secs_f64(secs + 60.0), &|t, r| {
@@ -311,8 +334,7 @@ pub(crate) fn storm_with(
         format!("{label_owned}: {t:.0} s, {n} notifications, {:.0}/s", n as f64 / t.max(0.001))
     })?;
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = ctx.server.cpu_secs().zip(cpu0).map(|(a, b)| a - b);
-    let gen_cpu = ctx.pool.cpu_secs() - gen0;
+    let cpu = CpuMark::take(ctx).since(&cpu0);
     std::thread::sleep(Duration::from_millis(500));
     let t: Totals = ctx.pool.totals()?;
     let changes = sum(&replies, |r| r.count);
@@ -328,12 +350,79 @@ pub(crate) fn storm_with(
     );
     ctx.report.add(sc, &format!("{label}: change-to-watcher p50"), s.p50, "ms", None);
     ctx.report.add(sc, &format!("{label}: change-to-watcher p99"), s.p99, "ms", Some("<= 50 ms"));
-    if let Some(c) = cpu {
-        ctx.report.add(sc, &format!("{label}: server CPU"), c / elapsed * 100.0, "% of a core", None);
-    }
-    ctx.report.add(sc, &format!("{label}: load generator CPU"), gen_cpu / elapsed * 100.0, "% of a core", None);
+    cpu.report(ctx, sc, label, elapsed);
     report_errors(ctx, sc, &t);
     Ok(s)
+}
+
+/// CPU seconds used so far by the processes a run measures: the server (or each of
+/// [`Ctx::cpu_groups`]), the load generator's workers, and the whole machine (`/proc/stat`).
+struct CpuMark {
+    server: Option<f64>,
+    groups: Vec<f64>,
+    generator: f64,
+    machine: Option<f64>,
+}
+
+impl CpuMark {
+    fn take(ctx: &Ctx) -> Self {
+        Self {
+            server: ctx.server.cpu_secs(),
+            groups: ctx.cpu_groups.iter().map(|(_, pids)| cpu_of(pids)).collect(),
+            generator: ctx.pool.cpu_secs(),
+            machine: machine_cpu(),
+        }
+    }
+
+    /// What was used between `before` and this mark.
+    fn since(mut self, before: &CpuMark) -> Self {
+        self.server = self.server.zip(before.server).map(|(a, b)| a - b);
+        self.groups.iter_mut().zip(&before.groups).for_each(|(a, b)| *a -= b);
+        self.generator -= before.generator;
+        self.machine = self.machine.zip(before.machine).map(|(a, b)| a - b);
+        self
+    }
+
+    /// Reports a run's CPU as % of one core over `elapsed` seconds. With CPU groups: each
+    /// group's and the load generator's share of their sum, and the whole machine's busy time
+    /// (other processes included) as % of one core.
+    fn report(&self, ctx: &mut Ctx, sc: &str, label: &str, elapsed: f64) {
+        let pct = |secs: f64| secs / elapsed.max(0.001) * 100.0;
+        if ctx.cpu_groups.is_empty() {
+            if let Some(c) = self.server {
+                ctx.report.add(sc, &format!("{label}: server CPU"), pct(c), "% of a core", None);
+            }
+            ctx.report.add(sc, &format!("{label}: load generator CPU"), pct(self.generator), "% of a core", None);
+            return;
+        }
+        let names: Vec<String> = ctx.cpu_groups.iter().map(|(n, _)| n.clone()).collect();
+        let total = self.groups.iter().sum::<f64>() + self.generator;
+        for (name, &secs) in names.iter().zip(&self.groups) {
+            ctx.report.add(sc, &format!("{label}: CPU {name}"), pct(secs), "% of a core", None);
+        }
+        ctx.report.add(sc, &format!("{label}: CPU load generator"), pct(self.generator), "% of a core", None);
+        for (name, &secs) in names.iter().zip(&self.groups) {
+            let share = if total > 0.0 { secs / total * 100.0 } else { 0.0 };
+            ctx.report.add(sc, &format!("{label}: CPU share {name}"), share, "% of measured", None);
+        }
+        if let Some(busy) = self.machine {
+            ctx.report.add(sc, &format!("{label}: machine CPU busy (all processes)"), pct(busy), "% of a core", None);
+        }
+    }
+}
+
+/// CPU seconds (user + system) the processes `pids` have used so far, together (exited: 0).
+pub(crate) fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|&p| crate::prosody::cpu_seconds_of(p).ok()).sum()
+}
+
+/// The machine's busy CPU seconds so far, all cores (`cpu` line of `/proc/stat`).
+fn machine_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let idle = f.get(3)? + f.get(4).unwrap_or(&0.0);
+    Some((f.iter().take(8).sum::<f64>() - idle) / 100.0)
 }
 
 pub(crate) fn report_errors(ctx: &mut Ctx, sc: &str, t: &Totals) {
@@ -397,7 +486,7 @@ pub enum Load {
     Window(i64),
 }
 
-fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) -> anyhow::Result<ImRun> {
+pub(crate) fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) -> anyhow::Result<ImRun> {
     let left = ctx.pool.drain(Duration::from_secs(120))?;
     if left > 0 {
         ctx.report.add(
@@ -422,8 +511,7 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) 
     };
     let duration_ms = (secs * 1000.0) as u64;
     let cmds = per.into_iter().map(|senders| Command::Im { senders, rate, window, duration_ms }).collect();
-    let cpu0 = ctx.server.cpu_secs();
-    let gen0 = ctx.pool.cpu_secs();
+    let cpu0 = CpuMark::take(ctx);
     let start = Instant::now();
     let l = label.to_owned();
     let replies = ctx.pool.run(cmds, Duration::from_secs_f64(secs + 60.0), &|t, r| {
@@ -432,8 +520,7 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) 
         format!("{l}: {t:.0} s, {acked} sent ({:.0}/s), {got} delivered", acked as f64 / t.max(0.001))
     })?;
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = ctx.server.cpu_secs().zip(cpu0).map(|(a, b)| a - b);
-    let gen_cpu = ctx.pool.cpu_secs() - gen0;
+    let cpu = CpuMark::take(ctx).since(&cpu0);
     std::thread::sleep(Duration::from_millis(500));
     let t = ctx.pool.totals()?;
     let offered = sum(&replies, |r| r.count);
@@ -450,16 +537,13 @@ fn im_run(ctx: &mut Ctx, sc: &str, label: &str, specs: &[SendSpec], load: Load) 
     ctx.report.add(sc, &format!("{label}: send-to-deliver p50"), r.p50, "ms", None);
     let target = (!flat && (rate_total - 10_000.0).abs() < 1.0).then_some("<= 5 ms");
     ctx.report.add(sc, &format!("{label}: send-to-deliver p99"), r.p99, "ms", target);
-    if let Some(c) = cpu {
-        ctx.report.add(sc, &format!("{label}: server CPU"), c / elapsed * 100.0, "% of a core", None);
-    }
-    ctx.report.add(sc, &format!("{label}: load generator CPU"), gen_cpu / elapsed * 100.0, "% of a core", None);
+    cpu.report(ctx, sc, label, elapsed);
     report_errors(ctx, sc, &t);
     Ok(r)
 }
 
 /// "Flat out": every sender keeps `--im-window` sends unacknowledged.
-fn flat_out(ctx: &Ctx) -> Load {
+pub(crate) fn flat_out(ctx: &Ctx) -> Load {
     Load::Window(ctx.args.im_window)
 }
 

@@ -44,6 +44,11 @@ pub struct Server {
     /// How long the last start took, from spawning the process until `/healthz` answered.
     pub healthy_after: Option<Duration>,
     halo: Option<PathBuf>,
+    /// Arguments after `halo serve --data-dir … --listen … --config …` (a pool node's
+    /// `--cluster URLS --node NAME`).
+    extra_args: Vec<String>,
+    /// Appended to [`BENCH_TOML`] (a pool node's `[cluster]` table).
+    extra_toml: String,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -51,6 +56,18 @@ pub struct Server {
 impl Server {
     /// Starts `halo serve` with data in `data_dir` (reused if it exists) or a temp dir.
     pub fn start(halo: &Path, data_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::start_with(halo, data_dir, Vec::new(), "")
+    }
+
+    /// Starts `halo serve` as [`Server::start`] does, with `extra_args` after the bench's own
+    /// and `extra_toml` appended to its `halo.toml` (e.g. a pool node: `--cluster URLS --node
+    /// fe1` and a `[cluster]` table).
+    pub fn start_with(
+        halo: &Path,
+        data_dir: Option<&Path>,
+        extra_args: Vec<String>,
+        extra_toml: &str,
+    ) -> anyhow::Result<Self> {
         if !halo.exists() {
             bail!("{} does not exist: build it with `cargo build --release -p halo`, or pass --halo", halo.display());
         }
@@ -71,6 +88,8 @@ impl Server {
             data_dir: Some(root),
             healthy_after: None,
             halo: Some(halo.to_path_buf()),
+            extra_args,
+            extra_toml: extra_toml.to_owned(),
             child: None,
             _tmp: tmp,
         };
@@ -100,7 +119,7 @@ impl Server {
         };
         let data = root.join("data");
         let config = root.join("halo.toml");
-        std::fs::write(&config, BENCH_TOML)?;
+        std::fs::write(&config, format!("{BENCH_TOML}{}", self.extra_toml))?;
         let _ = std::fs::remove_file(data.join("local.json"));
         let log = std::fs::File::create(root.join("server.log"))?;
         let spawned = Instant::now();
@@ -112,6 +131,7 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--config")
             .arg(&config)
+            .args(&self.extra_args)
             .current_dir(&root)
             .env("HALO_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("RUST_LOG")
@@ -155,6 +175,8 @@ impl Server {
             data_dir: None,
             healthy_after: None,
             halo: None,
+            extra_args: Vec::new(),
+            extra_toml: String::new(),
             child: None,
             _tmp: None,
         })

