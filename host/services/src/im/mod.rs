@@ -62,6 +62,15 @@ impl Default for ImSettings {
 
 const OFFLINE_IM_KEY: &str = "offline_im_disabled";
 const LOCK_SHARDS: usize = 256;
+
+/// The lock shard of conversation `conv`: a multiplicative (Fibonacci) hash of every bit of the
+/// id. Not `conv % LOCK_SHARDS`: a pool node's ids are `(n << 8) | slot`, so their low byte is
+/// the slot of the node that made them and every conversation made through one node would share
+/// one lock, each send waiting out the previous one's JetStream round trip.
+fn lock_shard(conv: ConversationId) -> usize {
+    const SHIFT: u32 = u64::BITS - LOCK_SHARDS.trailing_zeros();
+    (conv.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> SHIFT) as usize
+}
 /// Rate buckets kept before full ones (the same as new) are dropped.
 const MAX_BUCKETS: usize = 100_000;
 
@@ -142,7 +151,7 @@ impl ImService {
     }
 
     async fn lock(&self, conv: ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
-        self.locks[(conv % LOCK_SHARDS as u64) as usize].lock().await
+        self.locks[lock_shard(conv)].lock().await
     }
 
     /// Whether offline IM is on (an admin setting, stored).
@@ -637,4 +646,22 @@ fn parse_cursor(s: &str) -> Result<(MessageId, ConversationId), ServiceError> {
     let bad = || ServiceError::Invalid(format!("invalid cursor {s:?}"));
     let (last, conv) = s.split_once(':').ok_or_else(bad)?;
     Ok((last.parse().map_err(|_| bad())?, conv.parse().map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LOCK_SHARDS, lock_shard};
+
+    #[test]
+    fn conversations_of_one_pool_node_spread_over_the_lock_shards() {
+        // A pool node's ids share their low byte (its slot); a standalone node's are a counter.
+        for ids in [(1..=512u64).map(|n| (n << 8) | 7).collect::<Vec<_>>(), (1..=512u64).collect()] {
+            let mut used = [false; LOCK_SHARDS];
+            for id in ids {
+                used[lock_shard(id)] = true;
+            }
+            let spread = used.iter().filter(|u| **u).count();
+            assert!(spread > LOCK_SHARDS / 2, "512 conversations use only {spread} of {LOCK_SHARDS} locks");
+        }
+    }
 }
