@@ -8,30 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::fed::{Certs, SECRET, now_ms, org, overview, pair, peer_with, sign, token};
+use common::fed::{Certs, SECRET, add_contact, im_from, now_ms, org, overview, pair, peer_with, sign, token};
 use common::nats::free_port;
 use common::{Peer, TestServer, wait_presence, wait_until};
 use serde_json::{Value, json};
 
 fn link_state(server: &TestServer, route: &str) -> String {
     overview(server)["links"][route]["state"].as_str().unwrap_or("").to_owned()
-}
-
-fn add_contact(server: &TestServer, token: &str, who: &str, level: &str) -> Value {
-    server
-        .client(Some(token))
-        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level})))
-        .expect("add contact")
-}
-
-fn im_from(peer: &mut Peer, from: &str) -> Value {
-    for _ in 0..50 {
-        let e = peer.event("im.message");
-        if e["message"]["from"] == from {
-            return e["message"].clone();
-        }
-    }
-    panic!("no message from {from}");
 }
 
 #[test]

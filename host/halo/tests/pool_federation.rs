@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::fed::{self, Certs, certs, overview, peer_with};
+use common::fed::{self, Certs, add_contact, certs, im_from, overview, peer_with};
 use common::nats::{NatsCluster, free_ports, halo_node};
 use common::{Peer, TestServer, wait_presence, wait_until};
 use halo_client::Client;
@@ -102,23 +102,6 @@ fn login(node: &TestServer, name: &str) -> String {
     node.login(name, &format!("{name}-password"))
 }
 
-fn add_contact(server: &TestServer, token: &str, who: &str) {
-    server
-        .client(Some(token))
-        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": "colleagues"})))
-        .expect("add contact");
-}
-
-fn im_from(peer: &mut Peer, from: &str) -> Value {
-    for _ in 0..50 {
-        let e = peer.event("im.message");
-        if e["message"]["from"] == from {
-            return e["message"].clone();
-        }
-    }
-    panic!("no message from {from}");
-}
-
 /// Every text in every conversation of the user of `client`, with how often it appears.
 fn texts(client: &Client) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -157,10 +140,10 @@ fn items_made_on_nodes_without_the_federation_lease_reach_the_remote() {
     let mut bob = Peer::connect(&f.remote, &tb, "desk");
 
     // alice asks for bob's presence: a subscription request made on node a.
-    add_contact(&f.nodes[a], &ta, "bob@remote.test");
+    add_contact(&f.nodes[a], &ta, "bob@remote.test", "colleagues");
     wait_presence(&mut alice, "bob@remote.test", |v| v["state"] == "available");
     // bob asks for alice's: node a grants it and answers with her presence.
-    add_contact(&f.remote, &tb, "alice@pool.test");
+    add_contact(&f.remote, &tb, "alice@pool.test", "colleagues");
     wait_presence(&mut bob, "alice@pool.test", |v| v["state"] == "available");
     // alice's changes go out from wherever her presence group runs.
     alice.ok(json!({"type": "presence.set", "state": "busy"}));

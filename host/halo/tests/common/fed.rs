@@ -6,8 +6,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::TestServer;
 use super::nats::free_port;
+use super::{Peer, TestServer};
 
 /// The secret every test peer rule shares.
 pub const SECRET: &str = "a-shared-secret-of-32-characters";
@@ -118,4 +118,23 @@ pub fn sign(secret: &str, origin: &str, ts: u64, body: &[u8]) -> String {
 /// Milliseconds since the Unix epoch, as the `halo-timestamp` header carries them.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+/// Adds `who` as a contact of the user of `token` at `level`; the contact list as answered.
+pub fn add_contact(server: &TestServer, token: &str, who: &str, level: &str) -> Value {
+    server
+        .client(Some(token))
+        .call_json("POST", "/api/v1/contacts", Some(&json!({"username": who, "level": level})))
+        .expect("add contact")
+}
+
+/// The next message from `from` that `peer` receives (other messages are skipped, 50 at most).
+pub fn im_from(peer: &mut Peer, from: &str) -> Value {
+    for _ in 0..50 {
+        let e = peer.event("im.message");
+        if e["message"]["from"] == from {
+            return e["message"].clone();
+        }
+    }
+    panic!("no message from {from}");
 }
