@@ -178,10 +178,53 @@ impl NatsCluster {
         }
     }
 
-    /// Starts server `i` again on its ports and store, and waits for the cluster.
+    /// Starts server `i` again on its ports and store, and waits for the cluster and for the
+    /// server to have caught up on every stream.
     pub fn restart(&mut self, i: usize) {
         self.spawn(i);
         self.wait_ready();
+        self.wait_caught_up();
+    }
+
+    /// Waits until every stream has a leader and every replica of it is current: a restarted
+    /// server has caught up, so killing another one next leaves a quorum holding every write
+    /// (R3 survives one failure at a time, not a second while the first is still catching up).
+    pub fn wait_caught_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut behind = Vec::new();
+            let (mut streams, mut led) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+            for s in self.servers.iter().filter(|s| s.running()) {
+                let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true") else {
+                    behind.push(format!("{} not answering", s.name));
+                    continue;
+                };
+                for account in jsz["account_details"].as_array().into_iter().flatten() {
+                    for stream in account["stream_detail"].as_array().into_iter().flatten() {
+                        let name = stream["name"].as_str().unwrap_or_default().to_owned();
+                        let cluster = &stream["cluster"];
+                        if cluster["leader"].as_str() == Some(s.name.as_str()) {
+                            for r in cluster["replicas"].as_array().into_iter().flatten() {
+                                if r["current"] != true || r["offline"] == true {
+                                    behind.push(format!("{name}: {r}"));
+                                }
+                            }
+                            led.insert(name.clone());
+                        }
+                        streams.insert(name);
+                    }
+                }
+            }
+            let leaderless: Vec<&String> = streams.difference(&led).collect();
+            if behind.is_empty() && leaderless.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "JetStream's replicas did not catch up within 60 s: behind {behind:?}, no leader {leaderless:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stops every server (SIGTERM, waiting for each).
