@@ -170,9 +170,11 @@ impl Archive {
             .collect()
     }
 
-    /// Moves sink `name`'s cursor, durably (so a restart does not resend).
+    /// Moves sink `name`'s cursor, durably (so a restart does not resend). A sink removed
+    /// meanwhile (its cursor gone) gets none back: a delivery finishing as its sink is removed
+    /// must not leave a cursor that a reinstalled sink would start from.
     pub async fn set_cursor(&self, name: &str, id: u64) -> Result<(), StoreError> {
-        self.cursors.insert(name, &id.to_be_bytes()).db()?;
+        self.cursors.update_and_fetch(name, |old| old.map(|_| id.to_be_bytes().to_vec())).db()?;
         self.db.flush().await?;
         Ok(())
     }
@@ -240,5 +242,25 @@ impl Archive {
         self.meta.insert(SETTINGS_KEY, encode(META, settings)?).db()?;
         self.db.flush().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_removed_sink_is_not_given_its_cursor_back_by_a_late_delivery() {
+        let dir = tempfile::tempdir().expect("test");
+        let store = crate::Store::open(dir.path()).expect("test");
+        let archive = store.archive();
+        archive.add_cursor("sink").await.expect("test");
+        archive.set_cursor("sink", 6).await.expect("test");
+        assert_eq!(archive.cursor("sink").expect("test"), 6);
+        archive.remove_cursor("sink").await.expect("test");
+        // A delivery that finished as its sink was removed.
+        archive.set_cursor("sink", 6).await.expect("test");
+        assert!(archive.cursors().expect("test").is_empty());
+        // Installed again: from the start.
+        archive.add_cursor("sink").await.expect("test");
+        assert_eq!(archive.cursors().expect("test"), [("sink".to_string(), 0)]);
     }
 }

@@ -261,6 +261,12 @@ impl Delivery {
     }
 
     async fn run(mut self) {
+        // A sink has a cursor from its install on; one installed before cursors were kept gets
+        // one at the start here (an existing cursor is kept). Deliveries only move a cursor
+        // that exists, so a sink removed mid-batch is not given its cursor back.
+        if let Err(e) = self.store.archive().add_cursor(&self.name).await {
+            self.failed(format!("registering the cursor: {e}"));
+        }
         let mut backoff = MIN_BACKOFF;
         let mut last_gauge = Instant::now() - Duration::from_secs(10);
         loop {
