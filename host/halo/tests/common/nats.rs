@@ -152,22 +152,33 @@ impl NatsCluster {
         }
     }
 
-    /// The replicas of every stream (KV buckets and object stores are streams too) any running
-    /// server holds, by stream name, from the servers' `/jsz`.
-    pub fn stream_replicas(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut streams = std::collections::BTreeMap::new();
+    /// Every stream (KV buckets and object stores are streams too) each running server
+    /// answering its `/jsz` holds, with that server's name; the servers not answering, by name.
+    fn stream_details(&self, query: &str) -> (Vec<(String, Value)>, Vec<String>) {
+        let (mut streams, mut silent) = (Vec::new(), Vec::new());
         for s in self.servers.iter().filter(|s| s.running()) {
-            let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true&config=true") else { continue };
+            let Some(jsz) = s.monitor(&format!("/jsz?accounts=true&streams=true{query}")) else {
+                silent.push(s.name.clone());
+                continue;
+            };
             for account in jsz["account_details"].as_array().into_iter().flatten() {
                 for stream in account["stream_detail"].as_array().into_iter().flatten() {
-                    if let (Some(name), Some(n)) = (stream["name"].as_str(), stream["config"]["num_replicas"].as_u64())
-                    {
-                        streams.insert(name.to_owned(), n);
-                    }
+                    streams.push((s.name.clone(), stream.clone()));
                 }
             }
         }
+        (streams, silent)
+    }
+
+    /// The replicas of every stream any running server holds, by stream name.
+    pub fn stream_replicas(&self) -> std::collections::BTreeMap<String, u64> {
+        let (streams, _) = self.stream_details("&config=true");
         streams
+            .iter()
+            .filter_map(|(_, stream)| {
+                Some((stream["name"].as_str()?.to_owned(), stream["config"]["num_replicas"].as_u64()?))
+            })
+            .collect()
     }
 
     /// `kill -9` server `i` (0-based).
@@ -192,28 +203,21 @@ impl NatsCluster {
     pub fn wait_caught_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut behind = Vec::new();
+            let (details, silent) = self.stream_details("");
+            let mut behind: Vec<String> = silent.iter().map(|s| format!("{s} not answering")).collect();
             let (mut streams, mut led) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
-            for s in self.servers.iter().filter(|s| s.running()) {
-                let Some(jsz) = s.monitor("/jsz?accounts=true&streams=true") else {
-                    behind.push(format!("{} not answering", s.name));
-                    continue;
-                };
-                for account in jsz["account_details"].as_array().into_iter().flatten() {
-                    for stream in account["stream_detail"].as_array().into_iter().flatten() {
-                        let name = stream["name"].as_str().unwrap_or_default().to_owned();
-                        let cluster = &stream["cluster"];
-                        if cluster["leader"].as_str() == Some(s.name.as_str()) {
-                            for r in cluster["replicas"].as_array().into_iter().flatten() {
-                                if r["current"] != true || r["offline"] == true {
-                                    behind.push(format!("{name}: {r}"));
-                                }
-                            }
-                            led.insert(name.clone());
+            for (server, stream) in &details {
+                let name = stream["name"].as_str().unwrap_or_default().to_owned();
+                let cluster = &stream["cluster"];
+                if cluster["leader"].as_str() == Some(server.as_str()) {
+                    for r in cluster["replicas"].as_array().into_iter().flatten() {
+                        if r["current"] != true || r["offline"] == true {
+                            behind.push(format!("{name}: {r}"));
                         }
-                        streams.insert(name);
                     }
+                    led.insert(name.clone());
                 }
+                streams.insert(name);
             }
             let leaderless: Vec<&String> = streams.difference(&led).collect();
             if behind.is_empty() && leaderless.is_empty() {
